@@ -1,0 +1,3 @@
+from arbtui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""Bus transports: ``embedded`` (default) and ``kafka``."""
+
+from arbtui.backend.bus.base import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, Subscription
+
+__all__ = ["Bus", "Subscription", "QUOTES", "OPPORTUNITIES", "FILLS", "STATUS", "make_bus"]
+
+
+def make_bus(cfg) -> Bus:
+    """Build the transport named by ``[bus] kind``; Kafka is imported only when asked for."""
+    if cfg.bus.kind == "kafka":
+        from arbtui.backend.bus.kafka import KafkaBus
+
+        return KafkaBus(cfg.bus)
+    from arbtui.backend.bus.embedded import EmbeddedBus
+
+    return EmbeddedBus(cfg.bus.queue_size)

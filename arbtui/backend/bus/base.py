@@ -1,0 +1,123 @@
+"""The bus interface every transport implements.
+
+Publishers call ``publish`` (never blocks, never awaits a round trip); a role
+that consumes a topic gets a ``Subscription`` and drains it in batches. The
+embedded bus and the Kafka bus both hand out the same ``Subscription`` type, so
+the detector and executor do not know which transport they run on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Any
+
+QUOTES = "quotes"
+OPPORTUNITIES = "opportunities"
+FILLS = "fills"
+STATUS = "status"
+TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS)
+
+
+class Subscription:
+    """A bounded inbox with an explicit overflow policy.
+
+    With ``coalesce`` set, messages sharing a coalesce key replace each other
+    (keep the newest quote per venue+symbol: a detector only ever wants the
+    latest top of book, and an old one is worse than none). Without it the
+    inbox is FIFO and drops the *oldest* message when full. Either way every
+    message that never reached the consumer is counted in ``dropped``.
+    """
+
+    def __init__(self, topic: str, name: str, maxsize: int,
+                 coalesce: Callable[[Any], Hashable] | None = None,
+                 wake: asyncio.Event | None = None) -> None:
+        self.topic = topic
+        self.name = name
+        self.maxsize = maxsize
+        self.dropped = 0
+        self.delivered = 0
+        self._coalesce = coalesce
+        self._latest: dict[Hashable, Any] = {}
+        self._fifo: deque[Any] = deque()
+        # A role reading several topics shares one ``wake`` event across its
+        # subscriptions, so one await covers all of them.
+        self._event = wake or asyncio.Event()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._latest) if self._coalesce else len(self._fifo)
+
+    def put(self, msg: Any) -> None:
+        if self.closed:
+            return
+        if self._coalesce is not None:
+            k = self._coalesce(msg)
+            latest = self._latest
+            if k in latest:
+                self.dropped += 1
+                del latest[k]  # re-insert so arrival order stays roughly fair
+            elif len(latest) >= self.maxsize:
+                latest.pop(next(iter(latest)))
+                self.dropped += 1
+            latest[k] = msg
+        else:
+            if len(self._fifo) >= self.maxsize:
+                self._fifo.popleft()
+                self.dropped += 1
+            self._fifo.append(msg)
+        self._event.set()
+
+    def drain(self) -> list[Any]:
+        """Everything pending, without waiting."""
+        if self._coalesce is not None:
+            out = list(self._latest.values())
+            self._latest.clear()
+        else:
+            out = list(self._fifo)
+            self._fifo.clear()
+        self._event.clear()
+        self.delivered += len(out)
+        return out
+
+    async def get_batch(self, timeout: float | None = None) -> list[Any]:
+        """Wait until something is pending (or ``timeout`` passes), then drain."""
+        if not len(self) and not self.closed:
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout)
+            except TimeoutError:
+                return []
+        return self.drain()
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+
+class Bus(ABC):
+    kind: str = "?"
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    def publish(self, topic: str, key: str, msg: Any) -> None:
+        """Hand ``msg`` to the transport; never blocks. ``key`` is the normalized symbol."""
+
+    @abstractmethod
+    def subscribe(self, topic: str, name: str, *, maxsize: int | None = None,
+                  coalesce: Callable[[Any], Hashable] | None = None,
+                  wake: asyncio.Event | None = None) -> Subscription: ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters the UI and status line show (queue depths, drops, broker state)."""
+        return {}
+
+
+def quote_key(q: Any) -> tuple[str, str]:
+    return (q.venue, q.symbol)

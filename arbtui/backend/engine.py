@@ -1,0 +1,274 @@
+"""Wires the roles together and owns their lifecycle.
+
+Data flows one way: feeds -> bus("quotes") -> detector -> bus("opportunities")
+-> executor -> bus("fills") -> journal. The UI and the headless reporter call
+``snapshot()`` / read ``events`` on a timer; they are never subscribers on the
+hot path. Operator controls (venue toggles, thresholds, execution) act on the
+engine's roles directly and take effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from arbtui import symbols as symmod
+from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, make_bus
+from arbtui.backend.bus.base import quote_key
+from arbtui.backend.detector import Detector
+from arbtui.backend.feeds import feed_class
+from arbtui.backend.feeds.base import VenueFeed
+from arbtui.backend.metrics import Latency, Rate
+from arbtui.config import Config
+from arbtui.model import BookState, BookStatus, Fill, Opportunity, Quote, VenueStatus
+
+log = logging.getLogger("arbtui.engine")
+
+
+@dataclass
+class EngineState:
+    """A read-only sample of the engine, cheap enough to take 10x a second."""
+
+    mode: str
+    bus: dict[str, Any]
+    uptime_s: float
+    venues: dict[str, VenueStatus]
+    quotes: dict[tuple[str, str], Quote]
+    open_opportunities: list[Opportunity]
+    quotes_per_s: float
+    detect_p50_ms: float | None
+    detect_p99_ms: float | None
+    min_net_bps: float
+    execution_enabled: bool
+    event_seq: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
+                 roles: tuple[str, ...] = ("feed", "detect", "execute")) -> None:
+        self.cfg = cfg
+        self.mode = mode  # live | demo | replay | view
+        self.roles = roles
+        self.bus = bus or make_bus(cfg)
+        self.sim: Any = None
+        self.feeds: dict[str, VenueFeed] = {}
+        fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
+        self.detector = Detector(cfg.detector, fees)
+        self.executor: Any = None
+        self.journal: Any = None
+        self.latest: dict[tuple[str, str], Quote] = {}
+        #: Opportunity and fill events, newest last, each with a sequence number.
+        self.events: deque[tuple[int, Any]] = deque(maxlen=10_000)
+        self.event_seq = 0
+        self.quote_rate = Rate()
+        self.detect_latency = Latency()
+        self.started = time.monotonic()
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self.failures: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.bus.start()
+        if "feed" in self.roles:
+            await self._start_feeds()
+        if "detect" in self.roles:
+            self._spawn("detector", self._detector_loop)
+        if "execute" in self.roles:
+            await self._start_executor()
+        self._spawn("sweeper", self._sweep_loop)
+
+    async def _start_feeds(self) -> None:
+        cfg = self.cfg
+        plan: dict[str, dict[str, Any]] = {}
+        if self.mode == "demo":
+            from arbtui.backend.sim.server import Simulator
+
+            s = cfg.sim
+            self.sim = Simulator(s.venues, s.symbols, seed=s.seed, volatility_bps=s.volatility_bps,
+                                 dislocation_rate=s.dislocation_rate, tick_ms=s.tick_ms,
+                                 faults=s.faults)
+            await self.sim.start()
+            for v, (url, rest) in self.sim.urls().items():
+                vc = cfg.venues.get(v)
+                plan[v] = dict(symbols=list(s.symbols), url=url, rest_url=rest,
+                               depth=vc.depth if vc else 1000,
+                               symbol_map=symmod.sim_symbol_map(v, s.symbols),
+                               enabled=vc.enabled if vc else True)
+        else:
+            for v, vc in cfg.venues.items():
+                plan[v] = dict(symbols=list(vc.symbols), url=vc.url, rest_url=vc.rest_url,
+                               depth=vc.depth, symbol_map=None, enabled=vc.enabled)
+        for v, p in plan.items():
+            enabled = p.pop("enabled")
+            feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth, **p)
+            feed.on_book_state = self._on_book_state
+            self.feeds[v] = feed
+            if enabled:
+                self._spawn(f"feed:{v}", feed.run)
+            else:
+                feed.enabled = False
+                self.detector.disabled_venues.add(v)
+
+    async def _start_executor(self) -> None:
+        """The simulated executor and journal arrive with the execution issue."""
+        try:
+            from arbtui.backend.executor import Executor  # noqa: F401
+        except ModuleNotFoundError:
+            return
+
+    def _spawn(self, name: str, fn) -> None:
+        """Run a role under a supervisor: a crash is logged, counted and the role restarted."""
+
+        async def supervised() -> None:
+            delay = 0.5
+            while not self._stopping:
+                try:
+                    await fn()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - a role must never die silently
+                    self.failures[name] = self.failures.get(name, 0) + 1
+                    log.exception("role %s failed; restarting in %.1fs", name, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(supervised(), name=name))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for f in self.feeds.values():
+            try:
+                await asyncio.wait_for(f.stop(), 2)
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.executor is not None and hasattr(self.executor, "stop"):
+            await self.executor.stop()
+        if self.journal is not None:
+            self.journal.close()
+        await self.bus.stop()
+        if self.sim is not None:
+            await self.sim.stop()
+
+    # ------------------------------------------------------------------ hot path
+
+    def _on_quote(self, q: Quote) -> None:
+        q.pub_ts_ns = time.time_ns()
+        self.latest[(q.venue, q.symbol)] = q
+        self.quote_rate.add()
+        self.bus.publish(QUOTES, q.symbol, q)
+
+    def _on_book_state(self, st: BookStatus) -> None:
+        if st.state is not BookState.LIVE:
+            self.latest.pop((st.venue, st.symbol), None)
+        self.bus.publish(STATUS, st.symbol, st)
+
+    async def _detector_loop(self) -> None:
+        wake = asyncio.Event()
+        quotes = self.bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
+        status = self.bus.subscribe(STATUS, "detector", wake=wake)
+        det = self.detector
+        lat = self.detect_latency
+        while not self._stopping:
+            if not len(quotes) and not len(status):
+                try:
+                    await asyncio.wait_for(wake.wait(), 0.25)
+                except TimeoutError:
+                    continue
+            wake.clear()
+            for st in status.drain():
+                if isinstance(st, BookStatus):
+                    self._emit_all(det.on_book_state(st))
+            for q in quotes.drain():
+                if self.mode == "view" or "feed" not in self.roles:
+                    self.latest[(q.venue, q.symbol)] = q
+                    self.quote_rate.add()
+                events = det.on_quote(q)
+                lat.add(time.time_ns() - q.recv_ts_ns)
+                if events:
+                    self._emit_all(events)
+            await asyncio.sleep(0)
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(0.1)
+            if "detect" in self.roles:
+                self._emit_all(self.detector.sweep())
+
+    def _emit_all(self, events: list[Opportunity]) -> None:
+        for e in events:
+            self.bus.publish(OPPORTUNITIES, e.symbol, e)
+            self.record_event(e)
+
+    def record_event(self, e: Opportunity | Fill) -> None:
+        self.event_seq += 1
+        self.events.append((self.event_seq, e))
+
+    # ------------------------------------------------------------------ controls
+
+    def set_venue_enabled(self, venue: str, enabled: bool) -> None:
+        feed = self.feeds.get(venue)
+        self._emit_all(self.detector.set_venue_enabled(venue, enabled))
+        if feed is None:
+            return
+        if enabled and not feed.enabled:
+            feed.enabled = True
+            self._spawn(f"feed:{venue}", feed.run)
+        elif not enabled and feed.enabled:
+            feed.enabled = False
+            for k in [k for k in self.latest if k[0] == venue]:
+                self.latest.pop(k, None)
+            asyncio.get_running_loop().create_task(feed.stop())
+
+    def set_symbol_enabled(self, symbol: str, enabled: bool) -> None:
+        self._emit_all(self.detector.set_symbol_enabled(symbol, enabled))
+
+    def set_threshold(self, min_net_bps: float) -> None:
+        self._emit_all(self.detector.set_threshold(min_net_bps))
+
+    def set_execution(self, enabled: bool) -> None:
+        self.cfg.execution.enabled = enabled
+        if self.executor is not None and hasattr(self.executor, "set_enabled"):
+            self.executor.set_enabled(enabled)
+
+    # ------------------------------------------------------------------ sampling
+
+    def venue_statuses(self) -> dict[str, VenueStatus]:
+        return {v: f.status() for v, f in self.feeds.items()}
+
+    def symbols(self) -> list[str]:
+        if self.mode == "demo":
+            return list(self.cfg.sim.symbols)
+        return self.cfg.symbols()
+
+    def snapshot(self) -> EngineState:
+        p50, p99 = self.detect_latency.percentiles_ms(50, 99)
+        return EngineState(
+            mode=self.mode.upper(), bus=self.bus.stats(), uptime_s=time.monotonic() - self.started,
+            venues=self.venue_statuses(), quotes=dict(self.latest),
+            open_opportunities=[o.opp for o in self.detector.open.values()],
+            quotes_per_s=self.quote_rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
+            min_net_bps=self.detector.cfg.min_net_bps,
+            execution_enabled=self.cfg.execution.enabled, event_seq=self.event_seq,
+        )
+
+    def events_since(self, seq: int) -> list[tuple[int, Any]]:
+        """Events newer than ``seq`` (the ring is bounded; very old ones are gone)."""
+        ev = self.events
+        if not ev or ev[-1][0] <= seq:
+            return []
+        start = max(0, len(ev) - (ev[-1][0] - seq))
+        return [ev[i] for i in range(start, len(ev))]
+
+
+__all__ = ["Engine", "EngineState", "FILLS"]

@@ -1,0 +1,486 @@
+"""The shape every venue adapter shares, and the live connection loop.
+
+An adapter (``feeds/<venue>.py``) subclasses ``VenueFeed`` and fills in:
+
+- ``subscribe_messages()``: the frames to send after connecting, batched as the
+  venue's per-request limits require;
+- ``on_message(data, recv_ns)``: parse one frame, apply it to the books with
+  the venue's own gap/checksum rules, and call ``self.publish(sb, ...)``;
+- ``keepalive_message()``: what to send every ``keepalive_s`` (or None);
+- ``resync_symbol(sb)``: how that venue refreshes ONE book (resubscribe,
+  re-snapshot), or leave the default, which reconnects.
+
+The adapter never touches a socket: it calls ``self.send(text)`` and
+``await self.http_get(url)``. The live loop (``run``) supplies a WebSocket and
+urllib; replay supplies recorded frames and recorded HTTP bodies. So live,
+simulator and replay all go through the same parser and book code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import statistics
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from arbtui.backend.book import Book
+from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
+
+log = logging.getLogger("arbtui.feeds")
+
+
+class RateLimiter:
+    """Token bucket: ``rate`` tokens per second, ``burst`` at most."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.t = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+
+    def try_take(self, n: float = 1.0) -> bool:
+        self._refill()
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+    async def take(self, n: float = 1.0) -> None:
+        while not self.try_take(n):
+            await asyncio.sleep(max(0.005, (n - self.tokens) / self.rate))
+
+
+class Backoff:
+    """Exponential reconnect backoff with full jitter.
+
+    Reset only by ``healthy()`` after the connection has carried valid data for
+    ``healthy_s`` — never because a subscribe call returned (cryptofeed resets
+    on subscribe, so a server that kicks right after subscribing gets hammered
+    once a second forever; PROTOCOLS.md §9 #1).
+    """
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0, healthy_s: float = 30.0,
+                 rng: random.Random | None = None) -> None:
+        self.base = base
+        self.cap = cap
+        self.healthy_s = healthy_s
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** self.attempt))
+        self.attempt += 1
+        # Jitter in [ceiling/2, ceiling]: spreads reconnects yet keeps growth visible.
+        return ceiling * (0.5 + 0.5 * self.rng.random())
+
+    def healthy(self) -> None:
+        self.attempt = 0
+
+
+class SymbolBook:
+    """Per-symbol book with its sync state. Adapters keep venue ids in ``seq``/``extra``."""
+
+    __slots__ = ("symbol", "vsym", "book", "state", "reason", "since_ns", "changes", "seq",
+                 "extra", "last_top", "last_update_ns", "next_resync", "resync_pending")
+
+    def __init__(self, symbol: str, vsym: str, depth: int) -> None:
+        self.symbol = symbol
+        self.vsym = vsym
+        self.book = Book(depth)
+        self.state = BookState.SYNCING
+        self.reason = "connecting"
+        self.since_ns = time.time_ns()
+        self.changes = 0
+        self.seq: int = -1
+        self.extra: dict[str, Any] = {}
+        self.last_top: tuple | None = None
+        self.last_update_ns = 0
+        self.next_resync = 0.0
+        self.resync_pending = False
+
+
+class VenueFeed:
+    venue: ClassVar[str] = "?"
+    default_url: ClassVar[str] = ""
+    default_rest: ClassVar[str] = ""
+    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (PROTOCOLS §3).
+    max_frame: ClassVar[int] = 2 ** 20
+    keepalive_s: ClassVar[float | None] = None
+    #: No message at all for this long -> STALE and reconnect.
+    stale_after_s: ClassVar[float] = 30.0
+    #: Proactive reconnect before a venue's forced limit (Binance closes at 24 h).
+    max_conn_life_s: ClassVar[float | None] = None
+    #: Minimum spacing of outbound frames (Binance: 5 incoming msgs/s per connection).
+    send_rate: ClassVar[float] = 5.0
+    #: Venue rule: at most this many per-symbol resyncs per minute.
+    resyncs_per_min: ClassVar[float] = 6.0
+    #: Crossed books are legal during auctions on some venues (OKX pre-open, Gemini).
+    allow_crossed: ClassVar[bool] = False
+    #: normalized symbol -> venue symbol, used when the instrument list is unavailable.
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, symbols: list[str], emit: Callable[[Quote], None], *, url: str = "",
+                 rest_url: str = "", depth: int = 1000, quote_depth: int = 10,
+                 symbol_map: dict[str, str] | None = None) -> None:
+        self.url = url or self.default_url
+        self.rest_url = (rest_url or self.default_rest).rstrip("/")
+        self.depth = depth
+        self.quote_depth = quote_depth
+        self.emit = emit
+        smap = symbol_map or self.STATIC_SYMBOLS
+        self.books: dict[str, SymbolBook] = {}
+        self.by_vsym: dict[str, SymbolBook] = {}
+        self.unknown_symbols: list[str] = []
+        for s in symbols:
+            vsym = smap.get(s)
+            if vsym is None:
+                self.unknown_symbols.append(s)
+                continue
+            sb = SymbolBook(s, vsym, depth)
+            self.books[s] = sb
+            self.by_vsym[vsym] = sb
+        self.counters: dict[str, int] = {}
+        self.connected = False
+        self.reconnects = 0
+        self.msg_count = 0
+        self.last_msg_ns = 0
+        self.msg_rate = 0.0
+        self.enabled = True
+        self.backoff = Backoff()
+        self.conn_state_reason = "not started"
+        self._latency: deque[float] = deque(maxlen=600)  # recv - venue ts, ms
+        self._outbox: asyncio.Queue[str] | None = None
+        self._ws: Any = None
+        self._stop = asyncio.Event() if _has_loop() else None
+        self._tasks: set[asyncio.Task] = set()
+        self._reconnect_reason: str | None = None
+        self._resync_limiter = RateLimiter(self.resyncs_per_min / 60.0, max(1.0, self.resyncs_per_min / 2))
+        self._rate_t = time.monotonic()
+        self._rate_n = 0
+        self._log_budget = RateLimiter(1.0, 10.0)
+        self.http_get_impl: Callable[[str], Any] | None = None  # replay injects recorded bodies
+        #: Called on every book state change (the engine publishes it on the status topic).
+        self.on_book_state: Callable[[BookStatus], None] | None = None
+
+    # ================================================================ adapter API
+
+    def subscribe_messages(self) -> list[str]:
+        raise NotImplementedError
+
+    def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        raise NotImplementedError
+
+    def keepalive_message(self) -> str | None:
+        return None
+
+    async def on_open(self) -> None:
+        """Called after the subscribe frames are queued (Binance starts snapshot sync here)."""
+
+    async def resync_symbol(self, sb: SymbolBook) -> None:
+        """Refresh one book. Default: the venue has no per-symbol way, so reconnect."""
+        self.request_reconnect(f"resync {sb.symbol}")
+
+    # ================================================================ helpers for adapters
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def send(self, text: str) -> None:
+        """Queue an outbound frame; the writer task paces them at ``send_rate``."""
+        if self._outbox is not None:
+            self._outbox.put_nowait(text)
+
+    async def http_get(self, url: str) -> str:
+        if self.http_get_impl is not None:
+            return await self.http_get_impl(url)
+
+        def _get() -> str:
+            req = urllib.request.Request(url, headers={"User-Agent": "arbtui"})
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - venue REST
+                return r.read().decode()
+
+        return await asyncio.to_thread(_get)
+
+    def spawn(self, coro) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._task_done)
+        return t
+
+    def _task_done(self, t: asyncio.Task) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            self.count("task_errors")
+            log.error("%s: background task failed: %r", self.venue, t.exception())
+
+    def set_state(self, sb: SymbolBook, state: BookState, reason: str = "") -> None:
+        if sb.state is not state or sb.reason != reason:
+            if sb.state is not state:
+                sb.changes += 1
+                sb.since_ns = time.time_ns()
+            sb.state = state
+            sb.reason = reason
+            if self.on_book_state is not None:
+                self.on_book_state(BookStatus(venue=self.venue, symbol=sb.symbol, state=state,
+                                              reason=reason, ts_ns=time.time_ns()))
+
+    def frame_error(self, reason: str, data: Any = None, sb: SymbolBook | None = None) -> None:
+        """A malformed frame: counted, logged (rate-limited), never fatal.
+
+        If it may have left ``sb`` half-applied, that book is resynced.
+        """
+        self.count("frame_errors")
+        if self._log_budget.try_take():
+            snippet = (data[:200] if isinstance(data, (str, bytes)) else repr(data)[:200])
+            log.warning("%s: bad frame (%s): %r", self.venue, reason, snippet)
+        if sb is not None:
+            self.resync(sb, f"bad frame: {reason}")
+
+    def resync(self, sb: SymbolBook, reason: str) -> None:
+        """Mark ONE book RESYNC and refresh it, rate-limited per venue."""
+        self.count("resyncs")
+        self.set_state(sb, BookState.RESYNC, reason)
+        sb.last_top = None
+        if sb.resync_pending:
+            return
+        sb.resync_pending = True
+        if _has_loop():
+            self.spawn(self._do_resync(sb))
+
+    async def _do_resync(self, sb: SymbolBook) -> None:
+        try:
+            await self._resync_limiter.take()
+            await self.resync_symbol(sb)
+        finally:
+            sb.resync_pending = False
+
+    def request_reconnect(self, reason: str) -> None:
+        self._reconnect_reason = reason
+        ws = self._ws
+        if ws is not None and _has_loop():
+            self.spawn(ws.close())
+
+    def venue_latency(self, recv_ns: int, venue_ts_ns: int) -> None:
+        if venue_ts_ns:
+            self._latency.append((recv_ns - venue_ts_ns) / 1e6)
+
+    def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
+        """After a WHOLE message is applied: crossed check, then emit a Quote if the top changed."""
+        sb.last_update_ns = recv_ns
+        if sb.state is not BookState.LIVE:
+            return
+        book = sb.book
+        if not book.bids or not book.asks:
+            return
+        if book.crossed() and not self.allow_crossed:
+            self.count("crossed")
+            self.resync(sb, "crossed book")
+            return
+        n = self.quote_depth
+        bids = book.top_bids(n)
+        asks = book.top_asks(n)
+        top = (bids, asks)
+        if top == sb.last_top:
+            return
+        sb.last_top = top
+        self.venue_latency(recv_ns, venue_ts_ns)
+        bp, bq = bids[0]
+        ap, aq = asks[0]
+        fb = [(float(p), float(q)) for p, q in bids]
+        fa = [(float(p), float(q)) for p, q in asks]
+        self.emit(Quote(
+            venue=self.venue, symbol=sb.symbol,
+            bid=fb[0][0], bid_size=fb[0][1], ask=fa[0][0], ask_size=fa[0][1],
+            bids=fb, asks=fa, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
+            venue_ts_ns=venue_ts_ns, recv_ts_ns=recv_ns, seq=seq,
+        ))
+
+    # ================================================================ frame entry point
+
+    def feed_frame(self, data: str | bytes, recv_ns: int) -> None:
+        """One inbound frame, live or replayed. Nothing escapes: errors are counted."""
+        self.msg_count += 1
+        self.last_msg_ns = recv_ns
+        try:
+            self.on_message(data, recv_ns)
+        except Exception as e:  # noqa: BLE001 - a bad frame must never kill the feed
+            self.frame_error(f"{type(e).__name__}: {e}", data)
+
+    def reset_books(self, state: BookState, reason: str) -> None:
+        for sb in self.books.values():
+            sb.book.clear()
+            sb.seq = -1
+            sb.extra.clear()
+            sb.last_top = None
+            self.set_state(sb, state, reason)
+
+    # ================================================================ live loop
+
+    async def run(self) -> None:
+        """Connect, subscribe, read; reconnect with backoff until ``stop``."""
+        import websockets
+
+        self._stop = asyncio.Event()
+        for s in self.unknown_symbols:
+            log.warning("%s: no venue symbol for %s; skipped", self.venue, s)
+        first = True
+        while not self._stop.is_set():
+            if not first:
+                self.reconnects += 1
+                delay = self.backoff.next_delay()
+                self.conn_state_reason = f"reconnecting in {delay:.1f}s ({self._reconnect_reason})"
+                if await _wait(self._stop, delay):
+                    break
+            first = False
+            self._reconnect_reason = None
+            self.reset_books(BookState.SYNCING, "connecting")
+            try:
+                async with websockets.connect(
+                    self.url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
+                    ping_interval=None,  # keepalive is per venue, below; server pings get pongs
+                    compression=None,
+                ) as ws:
+                    await self._session(ws)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any socket failure means reconnect
+                self.count("connect_errors")
+                self._reconnect_reason = self._reconnect_reason or f"{type(e).__name__}: {e}"
+                log.warning("%s: connection ended: %s", self.venue, self._reconnect_reason)
+            finally:
+                self._ws = None
+                self.connected = False
+                for t in list(self._tasks):
+                    t.cancel()
+                self.reset_books(BookState.STALE, self._reconnect_reason or "disconnected")
+        self.conn_state_reason = "stopped"
+
+    async def _session(self, ws) -> None:
+        self._ws = ws
+        self.connected = True
+        self.conn_state_reason = "connected"
+        opened = time.monotonic()
+        self._outbox = asyncio.Queue()
+        self.spawn(self._writer(ws))
+        self.spawn(self._watchdog(ws, opened))
+        for m in self.subscribe_messages():
+            self.send(m)
+        await self.on_open()
+        async for data in ws:
+            self.feed_frame(data, time.time_ns())
+            if self._stop.is_set():
+                break
+        self._reconnect_reason = self._reconnect_reason or (
+            f"closed by venue ({ws.close_code})" if ws.close_code is not None else "closed")
+
+    async def _writer(self, ws) -> None:
+        assert self._outbox is not None
+        gap = 1.0 / self.send_rate
+        while True:
+            text = await self._outbox.get()
+            await ws.send(text)
+            await asyncio.sleep(gap)
+
+    async def _watchdog(self, ws, opened: float) -> None:
+        """Keepalive, staleness, healthy-period backoff reset, proactive reconnect."""
+        last_ping = time.monotonic()
+        healthy_since: float | None = None
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            self._update_rate(now)
+            if self.keepalive_s and now - last_ping >= self.keepalive_s:
+                msg = self.keepalive_message()
+                if msg:
+                    self.send(msg)
+                last_ping = now
+            age = (time.time_ns() - self.last_msg_ns) / 1e9 if self.last_msg_ns else now - opened
+            if age > self.stale_after_s:
+                for sb in self.books.values():
+                    self.set_state(sb, BookState.STALE, f"no data for {age:.1f}s")
+                self.count("stale")
+                self.request_reconnect(f"silent for {age:.1f}s")
+                return
+            if self.max_conn_life_s and now - opened > self.max_conn_life_s:
+                self.request_reconnect("proactive reconnect before the venue's connection limit")
+                return
+            all_live = self.books and all(sb.state is BookState.LIVE for sb in self.books.values())
+            if all_live:
+                healthy_since = healthy_since or now
+                if now - healthy_since >= self.backoff.healthy_s:
+                    self.backoff.healthy()
+            else:
+                healthy_since = None
+
+    def _update_rate(self, now: float) -> None:
+        dt = now - self._rate_t
+        if dt >= 1.0:
+            self.msg_rate = (self.msg_count - self._rate_n) / dt
+            self._rate_n = self.msg_count
+            self._rate_t = now
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+
+    # ================================================================ status
+
+    def status(self) -> VenueStatus:
+        syms = {s: SymbolStatus(state=sb.state, reason=sb.reason, since_ns=sb.since_ns,
+                                changes=sb.changes) for s, sb in self.books.items()}
+        if not self.enabled:
+            state, reason = BookState.DISABLED, "disabled by operator"
+        elif not self.connected:
+            state, reason = (BookState.STALE if self.msg_count else BookState.SYNCING), self.conn_state_reason
+        else:
+            order = [BookState.RESYNC, BookState.STALE, BookState.SYNCING]
+            state, reason = BookState.LIVE, ""
+            for st in order:
+                bad = [sb for sb in self.books.values() if sb.state is st]
+                if bad:
+                    state, reason = st, f"{bad[0].symbol}: {bad[0].reason}"
+                    break
+        lat = offset = None
+        if len(self._latency) >= 5:
+            samples = list(self._latency)
+            floor = min(samples)  # best case ~ clock offset + minimum path delay
+            offset = statistics.median(samples)
+            lat = statistics.median(samples) - floor
+        return VenueStatus(
+            venue=self.venue, state=state, reason=reason, connected=self.connected,
+            last_msg_ns=self.last_msg_ns, reconnects=self.reconnects, msg_rate=self.msg_rate,
+            symbols=syms, counters=dict(self.counters), feed_latency_ms=lat, clock_offset_ms=offset,
+        )
+
+    def live_symbols(self) -> list[str]:
+        return [s for s, sb in self.books.items() if sb.state is BookState.LIVE]
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+async def _wait(ev: asyncio.Event, timeout: float) -> bool:
+    """Sleep up to ``timeout``; True if ``ev`` was set meanwhile."""
+    try:
+        await asyncio.wait_for(ev.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False

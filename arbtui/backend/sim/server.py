@@ -1,0 +1,279 @@
+"""Loopback venue servers driven by the market model.
+
+``SimHub`` steps the ``MarketModel`` every ``tick_ms`` and wakes every venue
+server. Each venue module (``sim/binance.py`` ...) subclasses ``SimVenue`` and
+speaks that venue's real public wire format on a real WebSocket server bound
+to 127.0.0.1 on an ephemeral port (plus a tiny HTTP server where the venue
+needs REST, e.g. Binance depth snapshots). Faults are injected per venue, from
+config on a schedule or from tests with ``inject(kind)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from arbtui.backend.sim.market import MarketModel, VenueBook, diff
+
+log = logging.getLogger("arbtui.sim")
+
+FAULTS = ("drop", "gap", "checksum", "malformed", "silence", "crossed", "snapshot", "refuse")
+
+
+class SimHub:
+    def __init__(self, model: MarketModel) -> None:
+        self.model = model
+        self.cond = asyncio.Condition()
+        self.prev: dict[tuple[str, str], VenueBook] = dict(model.books)
+        self.changes: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.model.tick_ms / 1000.0
+        nxt = loop.time()
+        while True:
+            nxt += period
+            await asyncio.sleep(max(0.0, nxt - loop.time()))
+            self.prev = dict(self.model.books)
+            self.model.step()
+            self.changes = {k: diff(self.prev[k], b) for k, b in self.model.books.items()}
+            async with self.cond:
+                self.cond.notify_all()
+
+    async def wait_tick(self) -> int:
+        async with self.cond:
+            await self.cond.wait()
+        return self.model.tick
+
+
+class HttpServer:
+    """Minimal HTTP/1.1 GET server on loopback for venue REST endpoints."""
+
+    def __init__(self, handler: Callable[[str], Awaitable[tuple[int, str]]]) -> None:
+        self.handler = handler
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self.requests: list[str] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = (await reader.readline()).decode("latin-1")
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = line.split()
+            path = parts[1] if len(parts) >= 2 else "/"
+            self.requests.append(path)
+            status, body = await self.handler(path)
+            data = body.encode()
+            writer.write(
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'ERR'}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                f"Connection: close\r\n\r\n".encode() + data
+            )
+            await writer.drain()
+        except Exception as e:  # noqa: BLE001 - a broken client must not kill the sim
+            log.debug("sim http: %r", e)
+        finally:
+            writer.close()
+
+
+class SimVenue:
+    """One simulated venue. Subclasses implement ``handle(ws)`` in the venue's protocol."""
+
+    venue: ClassVar[str] = "?"
+    needs_http: ClassVar[bool] = False
+
+    def __init__(self, hub: SimHub, symbols: list[str], *, seed: int = 7,
+                 faults: list[str] | None = None, fault_every_s: float = 5.0) -> None:
+        self.hub = hub
+        self.symbols = [s for s in symbols]
+        self.rng = random.Random(seed ^ zlib.crc32(self.venue.encode()))
+        self.ws_server: Any = None
+        self.http: HttpServer | None = None
+        self.port = 0
+        self.pending_faults: list[str] = []
+        self.scheduled_faults = list(faults or [])
+        self.fault_every_s = fault_every_s
+        self.refusing = False
+        self.connections: set[Any] = set()
+        self.connects = 0
+        self.sent_frames = 0
+        self._fault_task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        import websockets
+
+        self.ws_server = await websockets.serve(
+            self._handler, "127.0.0.1", 0, max_size=2 ** 24, compression=None,
+            process_request=self._process_request,
+        )
+        self.port = self.ws_server.sockets[0].getsockname()[1]
+        if self.needs_http:
+            self.http = HttpServer(self.http_get)
+            await self.http.start()
+        if self.scheduled_faults:
+            self._fault_task = asyncio.get_running_loop().create_task(self._fault_loop())
+
+    async def stop(self) -> None:
+        if self._fault_task:
+            self._fault_task.cancel()
+        if self.ws_server:
+            self.ws_server.close()
+            await self.ws_server.wait_closed()
+        if self.http:
+            await self.http.stop()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.ws_path}"
+
+    ws_path: ClassVar[str] = "/"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.http.port}" if self.http else ""
+
+    def _process_request(self, connection, request):
+        if self.refusing:
+            return connection.respond(503, "refusing connections\n")
+        return None
+
+    async def _handler(self, ws) -> None:
+        self.connects += 1
+        self.connections.add(ws)
+        try:
+            await self.handle(ws)
+        except Exception as e:  # noqa: BLE001 - client went away or sent garbage
+            log.debug("%s sim: connection ended: %r", self.venue, e)
+        finally:
+            self.connections.discard(ws)
+
+    # ------------------------------------------------------------- faults
+
+    def inject(self, kind: str) -> None:
+        """Queue a fault; the venue's stream applies it at the next opportunity."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; allowed: {', '.join(FAULTS)}")
+        if kind == "refuse":
+            self.refusing = not self.refusing
+            return
+        self.pending_faults.append(kind)
+
+    def take_fault(self, *kinds: str) -> str | None:
+        for k in kinds:
+            if k in self.pending_faults:
+                self.pending_faults.remove(k)
+                return k
+        return None
+
+    async def _fault_loop(self) -> None:
+        i = 0
+        while True:
+            await asyncio.sleep(self.fault_every_s)
+            self.inject(self.scheduled_faults[i % len(self.scheduled_faults)])
+            i += 1
+
+    # ------------------------------------------------------------- helpers for venues
+
+    def book(self, symbol: str) -> VenueBook:
+        return self.hub.model.books[(self.venue, symbol)]
+
+    def changes(self, symbol: str) -> list[tuple[str, str, str]]:
+        return self.hub.changes.get((self.venue, symbol), [])
+
+    async def send(self, ws, obj: Any) -> None:
+        text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+        self.sent_frames += 1
+        await ws.send(text)
+
+    async def handle(self, ws) -> None:
+        raise NotImplementedError
+
+    async def http_get(self, path: str) -> tuple[int, str]:
+        return 404, '{"error":"not found"}'
+
+    async def common_fault(self, ws) -> bool:
+        """Faults every venue shows the same way. Returns True if the connection must end."""
+        f = self.take_fault("drop", "silence", "malformed")
+        if f == "drop":
+            await ws.close(1011, "sim: dropped")
+            return True
+        if f == "silence":
+            await asyncio.sleep(60.0)  # the client's staleness timer must notice
+        if f == "malformed":
+            await self.send(ws, '{"truncated": [1, 2')
+        return False
+
+
+def venue_classes() -> dict[str, type[SimVenue]]:
+    """Venue name -> simulator class; imported lazily so the core stays light."""
+    import importlib
+
+    out: dict[str, type[SimVenue]] = {}
+    for name in ("binance", "coinbase", "kraken", "bybit", "okx", "gemini"):
+        try:
+            mod = importlib.import_module(f"arbtui.backend.sim.{name}")
+        except ModuleNotFoundError:
+            continue
+        out[name] = mod.Sim
+    return out
+
+
+class Simulator:
+    """The whole simulated market: model + hub + one server per venue."""
+
+    def __init__(self, venues: list[str], symbols: list[str], *, seed: int = 7,
+                 volatility_bps: float = 0.5, dislocation_rate: float = 0.5, tick_ms: float = 50.0,
+                 faults: dict[str, list[str]] | None = None) -> None:
+        classes = venue_classes()
+        missing = [v for v in venues if v not in classes]
+        if missing:
+            raise ValueError(f"no simulator for venue(s): {', '.join(missing)}")
+        self.model = MarketModel(symbols, venues, seed=seed, volatility_bps=volatility_bps,
+                                 dislocation_rate=dislocation_rate, tick_ms=tick_ms)
+        self.hub = SimHub(self.model)
+        faults = faults or {}
+        self.venues: dict[str, SimVenue] = {
+            v: classes[v](self.hub, symbols, seed=seed, faults=faults.get(v)) for v in venues
+        }
+
+    async def start(self) -> None:
+        for v in self.venues.values():
+            await v.start()
+        await self.hub.start()
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        for v in self.venues.values():
+            await v.stop()
+
+    def urls(self) -> dict[str, tuple[str, str]]:
+        return {n: (v.url, v.rest_url) for n, v in self.venues.items()}

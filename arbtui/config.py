@@ -1,0 +1,400 @@
+"""Typed configuration: load, merge, validate, save.
+
+The default lives in ``config.toml`` at the repository root (shipped inside the
+package as ``default_config.toml``). A user file at
+``$XDG_CONFIG_HOME/arbtui/config.toml`` is merged over it, and ``--config PATH``
+is merged last. Every validation failure is a ``ConfigError`` whose message
+names the file, the key, the bad value and what is allowed; the CLI prints it
+as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from arbtui.model import VENUES
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+MAX_BPS = 10_000.0
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased for the operator (one line)."""
+
+
+class _S(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class VenueConfig(_S):
+    enabled: bool = True
+    symbols: list[str] = []
+    taker_fee_bps: float = 10.0
+    url: str = ""  # websocket URL override; "" = the venue's public URL
+    rest_url: str = ""  # REST base override (Binance snapshots, instrument lists)
+    depth: int = 50  # book depth cap kept locally
+
+
+class ConversionConfig(_S):
+    # Either a live book ("USDT-USD" on a named venue) or a fixed rate.
+    book: str = ""
+    venue: str = ""
+    rate: float = 0.0
+    max_age_ms: float = 5000.0
+
+
+class DetectorConfig(_S):
+    min_net_bps: float = 2.0  # NET threshold: edge after both taker fees
+    max_quote_age_ms: float = 2000.0
+    max_plausible_bps: float = 300.0  # NET edges above this are flagged suspect
+    flat_cost: float = 0.0  # per round trip, in the quote currency
+    min_notional: float = 10.0
+    max_notional: float = 10_000.0
+    max_level_share: float = 1.0  # share of each visible level we may take
+    quote_groups: list[list[str]] = msgspec.field(default_factory=lambda: [["USD", "USDC"], ["USDT"]])
+    conversions: dict[str, ConversionConfig] = {}
+
+
+class WalletConfig(_S):
+    base: float = 1.0
+    quote: float = 100_000.0
+
+
+class ExecutionConfig(_S):
+    enabled: bool = False
+    min_net_bps: float = 5.0  # NET threshold for sending orders
+    latency_ms: dict[str, float] = {}
+    jitter_ms: float = 0.0
+    max_notional: float = 5_000.0
+    one_leg_policy: Literal["keep", "unwind"] = "keep"
+    wallets: dict[str, WalletConfig] = {}
+
+
+class KafkaConfig(_S):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "arbtui"
+    group_id: str = "arbtui-detect"
+    topic_quotes: str = "arbtui.quotes"
+    topic_opportunities: str = "arbtui.opportunities"
+    topic_fills: str = "arbtui.fills"
+    topic_status: str = "arbtui.status"
+    partitions: int = 12
+    replication: int = 1
+    acks: Literal[0, 1, "all"] = 1
+    linger_ms: int = 1
+    compression: Literal["none", "lz4", "gzip"] = "none"
+    max_batch_size: int = 65536
+    max_in_flight: int = 20000
+    fetch_max_wait_ms: int = 5
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", ""] = ""
+    sasl_username: str = ""
+    sasl_password: str = ""  # or env:VAR_NAME
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    on_unreachable: Literal["exit", "retry"] = "exit"
+
+
+class BusConfig(_S):
+    kind: Literal["embedded", "kafka"] = "embedded"
+    queue_size: int = 10_000
+    kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
+
+
+class UIConfig(_S):
+    refresh_hz: float = 10.0
+    focused_symbol: str = ""
+    log_lines: int = 2000
+
+
+class SimConfig(_S):
+    seed: int = 7
+    venues: list[str] = msgspec.field(default_factory=lambda: ["binance", "coinbase"])
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-USD", "ETH-USD"])
+    volatility_bps: float = 0.5  # per-step std dev of the fair price
+    dislocation_rate: float = 0.5  # dislocations per second per symbol
+    tick_ms: float = 50.0
+    faults: dict[str, list[str]] = {}
+
+
+class JournalConfig(_S):
+    path: str = ""  # "" = $XDG_STATE_HOME/arbtui/journal.sqlite
+    flush_ms: float = 50.0
+
+
+class HeadlessConfig(_S):
+    status_interval_s: float = 5.0
+
+
+class Config(_S):
+    venues: dict[str, VenueConfig] = {}
+    detector: DetectorConfig = msgspec.field(default_factory=DetectorConfig)
+    execution: ExecutionConfig = msgspec.field(default_factory=ExecutionConfig)
+    bus: BusConfig = msgspec.field(default_factory=BusConfig)
+    ui: UIConfig = msgspec.field(default_factory=UIConfig)
+    sim: SimConfig = msgspec.field(default_factory=SimConfig)
+    journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    headless: HeadlessConfig = msgspec.field(default_factory=HeadlessConfig)
+    quote_depth: int = 10  # levels per side carried in each Quote
+
+    def enabled_venues(self) -> list[str]:
+        return [v for v, c in self.venues.items() if c.enabled]
+
+    def symbols(self) -> list[str]:
+        out: list[str] = []
+        for vc in self.venues.values():
+            for s in vc.symbols:
+                if vc.enabled and s not in out:
+                    out.append(s)
+        return out
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def default_config_path() -> Path:
+    here = Path(__file__).resolve().parent
+    root = here.parent / "config.toml"
+    return root if root.is_file() else here / "default_config.toml"
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "arbtui" / "config.toml"
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        # tomllib puts "(at line N, column M)" in the message already.
+        raise ConfigError(f"{path}: TOML syntax error: {e}") from None
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` onto ``base``; tables merge, everything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _lookup(raw: dict[str, Any], path: list[str]) -> Any:
+    cur: Any = raw
+    for p in path:
+        if isinstance(cur, dict) and p in cur:
+            cur = cur[p]
+        elif isinstance(cur, list) and p.isdigit() and int(p) < len(cur):
+            cur = cur[int(p)]
+        else:
+            return None
+    return cur
+
+
+_PATH_RE = re.compile(r"`\$((?:\.[^`.\[]+|\[\d+\]|\[[^\]]+\])*)`")
+
+
+def _msgspec_error(e: msgspec.ValidationError, raw: dict[str, Any], origin: dict[str, Path]) -> str:
+    msg = str(e)
+    m = _PATH_RE.search(msg)
+    parts: list[str] = []
+    if m:
+        for tok in re.findall(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]|\[\"?([^\]\"]+)\"?\]", m.group(1)):
+            parts.append(next(t for t in tok if t))
+    head = msg.split(" - at ")[0]
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", head)
+    if unknown:
+        key = ".".join(parts + [unknown.group(1)]) if parts else unknown.group(1)
+        # The unknown field sits inside `parts`; report its full key.
+        parts = parts + [unknown.group(1)]
+        return (
+            f"{_file_for(parts, origin)}: unknown key '{key}' "
+            f"(allowed keys: see config.toml)"
+        )
+    key = ".".join(parts) or "<root>"
+    bad = _lookup(raw, parts)
+    return f"{_file_for(parts, origin)}: key '{key}' = {bad!r}: {head.lower()}"
+
+
+def _file_for(parts: list[str], origin: dict[str, Path]) -> Path:
+    """The last file that set this key (or its nearest parent)."""
+    for i in range(len(parts), 0, -1):
+        k = ".".join(parts[:i])
+        if k in origin:
+            return origin[k]
+    return origin.get("", default_config_path())
+
+
+def _record_origin(d: dict[str, Any], path: Path, origin: dict[str, Path], prefix: str = "") -> None:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        origin[key] = path
+        if isinstance(v, dict):
+            _record_origin(v, path, origin, key + ".")
+
+
+def load(path: str | Path | None = None, *, use_user: bool = True) -> Config:
+    """Load default ← user ← ``path`` and validate. Raises ConfigError."""
+    origin: dict[str, Path] = {}
+    dpath = default_config_path()
+    raw = _read_toml(dpath)
+    origin[""] = dpath
+    _record_origin(raw, dpath, origin)
+    layers: list[Path] = []
+    up = user_config_path()
+    if use_user and up.is_file():
+        layers.append(up)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        layers.append(p)
+    for lp in layers:
+        d = _read_toml(lp)
+        _record_origin(d, lp, origin)
+        raw = merge(raw, d)
+    return validate(raw, origin)
+
+
+def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Config:
+    origin = origin or {"": default_config_path()}
+    try:
+        cfg = msgspec.convert(raw, Config, strict=True)
+    except msgspec.ValidationError as e:
+        raise ConfigError(_msgspec_error(e, raw, origin)) from None
+
+    def bad(key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{_file_for(key.split('.'), origin)}: key '{key}' = {value!r}: {allowed}")
+
+    for name, vc in cfg.venues.items():
+        k = f"venues.{name}"
+        if name not in VENUES:
+            raise bad(k, name, f"unknown venue; allowed: {', '.join(VENUES)}")
+        if not (0 <= vc.taker_fee_bps < MAX_BPS):
+            raise bad(f"{k}.taker_fee_bps", vc.taker_fee_bps, "must be >= 0 and < 10000 bps")
+        for i, s in enumerate(vc.symbols):
+            if not SYMBOL_RE.match(s):
+                raise bad(f"{k}.symbols[{i}]", s, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
+        if not (1 <= vc.depth <= 5000):
+            raise bad(f"{k}.depth", vc.depth, "must be between 1 and 5000 levels")
+        for uk in ("url", "rest_url"):
+            u = getattr(vc, uk)
+            if u and not re.match(r"^(wss?|https?)://", u):
+                raise bad(f"{k}.{uk}", u, "must start with ws://, wss://, http:// or https://")
+    d = cfg.detector
+    for key in ("min_net_bps", "max_plausible_bps"):
+        v = getattr(d, key)
+        if not (-MAX_BPS < v < MAX_BPS):
+            raise bad(f"detector.{key}", v, "NET bps threshold must be > -10000 and < 10000")
+    if d.max_quote_age_ms <= 0:
+        raise bad("detector.max_quote_age_ms", d.max_quote_age_ms, "must be > 0 ms")
+    if d.flat_cost < 0:
+        raise bad("detector.flat_cost", d.flat_cost, "must be >= 0")
+    if not (0 < d.max_level_share <= 1):
+        raise bad("detector.max_level_share", d.max_level_share, "must be in (0, 1]")
+    if d.min_notional < 0 or d.max_notional <= 0 or d.min_notional > d.max_notional:
+        raise bad("detector.min_notional", d.min_notional, "need 0 <= min_notional <= max_notional, max_notional > 0")
+    for cur, conv in d.conversions.items():
+        if conv.book:
+            if not SYMBOL_RE.match(conv.book):
+                raise bad(f"detector.conversions.{cur}.book", conv.book, "symbol must be BASE-QUOTE")
+            if conv.venue not in VENUES:
+                raise bad(f"detector.conversions.{cur}.venue", conv.venue, f"allowed: {', '.join(VENUES)}")
+        elif conv.rate <= 0:
+            raise bad(f"detector.conversions.{cur}.rate", conv.rate, "give book+venue, or a fixed rate > 0")
+    e = cfg.execution
+    if not (-MAX_BPS < e.min_net_bps < MAX_BPS):
+        raise bad("execution.min_net_bps", e.min_net_bps, "NET bps threshold must be > -10000 and < 10000")
+    for v, ms in e.latency_ms.items():
+        if v not in VENUES:
+            raise bad(f"execution.latency_ms.{v}", v, f"unknown venue; allowed: {', '.join(VENUES)}")
+        if ms < 0:
+            raise bad(f"execution.latency_ms.{v}", ms, "must be >= 0 ms")
+    for v, w in e.wallets.items():
+        if v not in VENUES:
+            raise bad(f"execution.wallets.{v}", v, f"unknown venue; allowed: {', '.join(VENUES)}")
+        if w.base < 0 or w.quote < 0:
+            raise bad(f"execution.wallets.{v}", (w.base, w.quote), "balances must be >= 0")
+    if e.jitter_ms < 0 or e.max_notional <= 0:
+        raise bad("execution.max_notional", e.max_notional, "must be > 0 (and jitter_ms >= 0)")
+    if not (0 < cfg.ui.refresh_hz <= 60):
+        raise bad("ui.refresh_hz", cfg.ui.refresh_hz, "must be > 0 and <= 60")
+    if cfg.bus.queue_size < 1:
+        raise bad("bus.queue_size", cfg.bus.queue_size, "must be >= 1")
+    k = cfg.bus.kafka
+    if k.partitions < 1 or k.replication < 1:
+        raise bad("bus.kafka.partitions", k.partitions, "partitions and replication must be >= 1")
+    s = cfg.sim
+    for i, v in enumerate(s.venues):
+        if v not in VENUES:
+            raise bad(f"sim.venues[{i}]", v, f"unknown venue; allowed: {', '.join(VENUES)}")
+    for i, sym in enumerate(s.symbols):
+        if not SYMBOL_RE.match(sym):
+            raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
+    if s.volatility_bps < 0 or s.dislocation_rate < 0 or s.tick_ms <= 0:
+        raise bad("sim.volatility_bps", s.volatility_bps, "volatility, dislocation_rate >= 0; tick_ms > 0")
+    if not (1 <= cfg.quote_depth <= 100):
+        raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
+    return cfg
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save_user(changes: dict[str, Any], path: Path | None = None) -> Path:
+    """Merge ``changes`` into the user config and write it atomically.
+
+    Keys the caller did not change are preserved. Secrets (Kafka passwords) are
+    never written back. A temp file + rename means a crash mid-save can never
+    leave a half-written config.
+    """
+    import tomli_w
+
+    path = path or user_config_path()
+    current: dict[str, Any] = {}
+    if path.is_file():
+        current = _read_toml(path)
+    data = merge(current, changes)
+    kafka = data.get("bus", {}).get("kafka", {})
+    if isinstance(kafka, dict):
+        kafka.pop("sasl_password", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            tomli_w.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def resolve_secret(value: str) -> str:
+    """``env:NAME`` reads the secret from the environment, so it needn't sit in a file."""
+    if value.startswith("env:"):
+        return os.environ.get(value[4:], "")
+    return value

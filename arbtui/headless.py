@@ -1,0 +1,104 @@
+"""``arbtui --no-ui``: the same engine, events as JSON lines on stdout.
+
+stdout carries only the event stream (one JSON object per line): every
+opportunity and fill event, and a ``status`` line every
+``headless.status_interval_s``. Diagnostics go to stderr / the log file.
+SIGINT and SIGTERM stop cleanly: drain, flush, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+import msgspec
+
+from arbtui.backend.engine import Engine, EngineState
+
+_enc = msgspec.json.Encoder()
+
+
+def status_record(st: EngineState) -> dict[str, Any]:
+    """The health facts shared by the headless status line and the dashboard header."""
+    return {
+        "type": "status",
+        "ts": time.time(),
+        "mode": st.mode,
+        "bus": {"kind": st.bus.get("kind"), "state": st.bus.get("state")},
+        "uptime_s": round(st.uptime_s, 1),
+        "quotes_per_s": round(st.quotes_per_s, 1),
+        "detect_p50_ms": st.detect_p50_ms,
+        "detect_p99_ms": st.detect_p99_ms,
+        "open_opportunities": len(st.open_opportunities),
+        "min_net_bps": st.min_net_bps,
+        "execution": st.execution_enabled,
+        "venues": {
+            v: {"state": s.state.value, "reason": s.reason, "msg_rate": round(s.msg_rate, 1),
+                "reconnects": s.reconnects, "counters": s.counters}
+            for v, s in st.venues.items()
+        },
+        **st.extra,
+    }
+
+
+def event_record(ev: Any) -> dict[str, Any]:
+    d = msgspec.to_builtins(ev)
+    kind = type(ev).__name__.lower()
+    d.pop("buy_book", None)
+    d.pop("sell_book", None)
+    return {"type": kind, **d}
+
+
+class Reporter:
+    def __init__(self, engine: Engine, out: TextIO = sys.stdout, status_interval: float = 5.0) -> None:
+        self.engine = engine
+        self.out = out
+        self.status_interval = status_interval
+        self.seq = 0
+
+    def write(self, rec: dict[str, Any]) -> None:
+        self.out.write(_enc.encode(rec).decode() + "\n")
+
+    def flush_events(self) -> None:
+        for seq, ev in self.engine.events_since(self.seq):
+            self.write(event_record(ev))
+            self.seq = seq
+        self.out.flush()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        next_status = time.monotonic() + min(self.status_interval, 1.0)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.1)
+            except TimeoutError:
+                pass
+            self.flush_events()
+            if time.monotonic() >= next_status:
+                self.write(status_record(self.engine.snapshot()))
+                self.out.flush()
+                next_status = time.monotonic() + self.status_interval
+        self.flush_events()
+        self.write(status_record(self.engine.snapshot()))
+        self.out.flush()
+
+
+async def run_headless(engine: Engine, duration: float | None, status_interval: float) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    if duration:
+        loop.call_later(duration, stop.set)
+    await engine.start()
+    reporter = Reporter(engine, status_interval=status_interval)
+    try:
+        await reporter.run(stop)
+    finally:
+        await engine.stop()
+    return 0

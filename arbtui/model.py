@@ -1,0 +1,151 @@
+"""Wire and state types shared by every role.
+
+They are msgspec Structs so the very same objects travel through the embedded
+bus (no serialization) and through Kafka (msgspec JSON with a schema version).
+Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+#: Bumped whenever a field changes meaning; consumers skip other versions.
+SCHEMA_VERSION = 1
+
+#: Venues arbtui knows; the order is the key order in the dashboard (1-6).
+VENUES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx", "gemini")
+
+
+class BookState(str, enum.Enum):
+    """Lifecycle of one venue+symbol book. Only LIVE books feed detection."""
+
+    SYNCING = "SYNCING"
+    LIVE = "LIVE"
+    STALE = "STALE"
+    RESYNC = "RESYNC"
+    DISABLED = "DISABLED"
+
+
+class Quote(msgspec.Struct, kw_only=True):
+    """Top of book plus the first N levels of one venue's book for one symbol.
+
+    Prices and sizes are floats for arithmetic; ``bid_px``/``ask_px`` etc. keep
+    the venue's exact decimal strings for display and records.
+    """
+
+    venue: str
+    symbol: str  # normalized BASE-QUOTE
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    bids: list[tuple[float, float]]  # best first, up to N levels
+    asks: list[tuple[float, float]]
+    bid_px: str
+    bid_qty: str
+    ask_px: str
+    ask_qty: str
+    venue_ts_ns: int = 0  # venue event time; 0 when the venue sends none (Binance, Gemini)
+    recv_ts_ns: int = 0  # local wall-clock receive time of the frame that produced it
+    seq: int = -1  # venue sequence / update id; -1 when the venue has none
+    pub_ts_ns: int = 0  # when the feed handed it to the bus (feed -> bus hop latency)
+    v: int = SCHEMA_VERSION
+
+
+class OppEvent(str, enum.Enum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    CLOSED = "closed"
+
+
+class Opportunity(msgspec.Struct, kw_only=True):
+    """One cross-venue window, keyed by (symbol, buy venue, sell venue)."""
+
+    id: str
+    event: OppEvent
+    symbol: str
+    buy_venue: str  # we buy here, at its ask
+    sell_venue: str  # we sell here, at its bid
+    buy_price: float  # best ask on buy_venue
+    sell_price: float  # best bid on sell_venue
+    gross_bps: float
+    net_bps: float
+    buy_fee_bps: float
+    sell_fee_bps: float
+    size: float = 0.0  # base units, depth-aware
+    buy_vwap: float = 0.0
+    sell_vwap: float = 0.0
+    profit: float = 0.0  # expected, in the quote currency, net of fees
+    peak_net_bps: float = 0.0
+    peak_profit: float = 0.0
+    opened_ts_ns: int = 0
+    ts_ns: int = 0  # when this event was emitted
+    lifetime_ms: float = 0.0
+    suspect: bool = False
+    reason: str = ""  # why it closed, or why it is suspect
+    quote_recv_ts_ns: int = 0  # receive time of the quote that triggered this event
+    buy_book: list[tuple[float, float]] = []  # asks of the buy venue at detection
+    sell_book: list[tuple[float, float]] = []  # bids of the sell venue at detection
+    v: int = SCHEMA_VERSION
+
+
+class Fill(msgspec.Struct, kw_only=True):
+    """A simulated IOC taker order's outcome on one venue."""
+
+    opp_id: str
+    venue: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    requested: float
+    filled: float
+    vwap: float
+    fee: float  # in the quote currency
+    ts_ns: int
+    status: str  # "filled" | "partial" | "rejected"
+    reason: str = ""
+    v: int = SCHEMA_VERSION
+
+
+class SymbolStatus(msgspec.Struct, kw_only=True):
+    state: BookState = BookState.SYNCING
+    reason: str = ""
+    since_ns: int = 0
+    changes: int = 0  # number of state changes
+
+
+class BookStatus(msgspec.Struct, kw_only=True):
+    """A book changed state. Travels on the status topic so a detector in another
+    process drops a book the moment its feed stops trusting it."""
+
+    venue: str
+    symbol: str
+    state: BookState
+    reason: str = ""
+    ts_ns: int = 0
+    v: int = SCHEMA_VERSION
+
+
+class VenueStatus(msgspec.Struct, kw_only=True):
+    """Health of one venue connection and its books, as the UI and status lines show it."""
+
+    venue: str
+    state: BookState = BookState.SYNCING
+    reason: str = ""
+    connected: bool = False
+    last_msg_ns: int = 0
+    reconnects: int = 0
+    msg_rate: float = 0.0
+    symbols: dict[str, SymbolStatus] = {}
+    counters: dict[str, int] = {}  # gaps, checksum_failures, crossed, resyncs, frame_errors...
+    feed_latency_ms: float | None = None  # median venue ts -> receive, skew-corrected
+    clock_offset_ms: float | None = None
+    v: int = SCHEMA_VERSION
+
+
+encoder = msgspec.json.Encoder()
+
+
+def to_json(obj: msgspec.Struct) -> bytes:
+    return encoder.encode(obj)
