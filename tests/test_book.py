@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import zlib
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from arbtui.backend.book import Book, BookError, kraken_checksum, okx_checksum
+
+
+def test_absolute_sizes_and_delete():
+    b = Book()
+    b.load([["100.0", "1"], ["99.5", "2"]], [["100.5", "3"], ["101", "4"]])
+    assert b.best_bid() == ("100.0", "1") and b.best_ask() == ("100.5", "3")
+    b.set(True, "100.00", "5")  # same price, other spelling: one level (Decimal key)
+    assert len(b.bids) == 2 and b.best_bid() == ("100.00", "5")
+    b.set(True, "100", "0")
+    assert b.best_bid() == ("99.5", "2")
+    b.set(False, "555", "0")  # deleting an unknown level is a no-op
+    assert len(b.asks) == 2
+
+
+@pytest.mark.parametrize("px,qty", [("abc", "1"), ("1", "NaN"), ("Infinity", "1"), ("1", "-2"), ("0", "1")])
+def test_rejects_bad_levels(px, qty):
+    with pytest.raises(BookError):
+        Book().set(True, px, qty)
+
+
+def test_truncate_keeps_best():
+    b = Book(depth=2)
+    b.load([[str(p), "1"] for p in (1, 2, 3)], [[str(p), "1"] for p in (4, 5, 6)])
+    b.truncate()
+    assert [p for p, _ in b.top_bids(5)] == ["3", "2"]
+    assert [p for p, _ in b.top_asks(5)] == ["4", "5"]
+
+
+def test_crossed():
+    b = Book()
+    b.load([["10", "1"]], [["11", "1"]])
+    assert not b.crossed()
+    b.set(True, "11", "1")
+    assert b.crossed()
+
+
+def test_kraken_checksum_formatting_rule():
+    # Kraken docs example: price 45285.2 -> "452852", qty 0.00100000 -> "100000".
+    b = Book()
+    b.load([], [["45285.2", "0.00100000"]])
+    assert kraken_checksum(b) == zlib.crc32(b"452852100000")
+    # trailing zeros are significant: 0.001 gives "1", not "100000"
+    b2 = Book()
+    b2.load([], [["45285.2", "0.001"]])
+    assert kraken_checksum(b2) == zlib.crc32(b"4528521")
+
+
+def test_okx_checksum_signed_interleaved():
+    b = Book()
+    b.load([["3366.1", "7"], ["3366", "6"]], [["3366.8", "9"]])
+    expect = zlib.crc32(b"3366.1:7:3366.8:9:3366:6")
+    expect = expect - (1 << 32) if expect >= 1 << 31 else expect
+    assert okx_checksum(b) == expect
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 50), st.integers(0, 5)), max_size=200))
+def test_book_matches_dict_model(ops):
+    """Any sequence of absolute updates gives the same book as a plain dict model."""
+    b = Book()
+    model = {True: {}, False: {}}
+    for is_bid, px, q in ops:
+        b.set(is_bid, str(px), str(q))
+        if q == 0:
+            model[is_bid].pop(Decimal(px), None)
+        else:
+            model[is_bid][Decimal(px)] = q
+    assert [Decimal(p) for p, _ in b.top_bids(1000)] == sorted(model[True], reverse=True)
+    assert [Decimal(p) for p, _ in b.top_asks(1000)] == sorted(model[False])
