@@ -104,7 +104,7 @@ def test_default_config_is_valid_and_documented():
             # venue tables share one documented key list in the comment block above them
             assert f"# {s.split('=')[0].strip()}" in text or f" {s.split('=')[0].strip()}:" in text, ln
             continue
-        window = lines[max(0, i - 6): i + 1]
+        window = lines[max(0, i - 10): i + 1]
         assert "#" in ln or any(w.strip().startswith("#") for w in window), f"undocumented: {ln}"
 
 
