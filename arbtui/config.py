@@ -130,6 +130,10 @@ class JournalConfig(_S):
     flush_ms: float = 50.0
 
 
+class MetricsConfig(_S):
+    listen: str = ""  # "" = off; e.g. "127.0.0.1:9464"
+
+
 class HeadlessConfig(_S):
     status_interval_s: float = 5.0
 
@@ -143,6 +147,7 @@ class Config(_S):
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     headless: HeadlessConfig = msgspec.field(default_factory=HeadlessConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     quote_depth: int = 10  # levels per side carried in each Quote
 
     def enabled_venues(self) -> list[str]:
@@ -351,6 +356,8 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
     if s.volatility_bps < 0 or s.dislocation_rate < 0 or s.tick_ms <= 0:
         raise bad("sim.volatility_bps", s.volatility_bps, "volatility, dislocation_rate >= 0; tick_ms > 0")
+    if cfg.metrics.listen and not re.match(r"^[\w.\-\[\]:]*:\d{1,5}$", cfg.metrics.listen):
+        raise bad("metrics.listen", cfg.metrics.listen, 'must be "host:port", e.g. "127.0.0.1:9464"')
     if not (1 <= cfg.quote_depth <= 100):
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
     return cfg

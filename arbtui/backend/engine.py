@@ -71,6 +71,7 @@ class Engine:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.failures: dict[str, int] = {}
+        self._metrics_server: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,6 +84,10 @@ class Engine:
         if "execute" in self.roles:
             await self._start_executor()
         self._spawn("sweeper", self._sweep_loop)
+        if self.cfg.metrics.listen:
+            from arbtui.backend.prometheus import serve
+
+            self._metrics_server = serve(self, self.cfg.metrics.listen, asyncio.get_running_loop())
 
     async def _start_feeds(self) -> None:
         cfg = self.cfg
@@ -157,6 +162,8 @@ class Engine:
         if self.journal is not None:
             self.journal.close()
         await self.bus.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         if self.sim is not None:
             await self.sim.stop()
 
