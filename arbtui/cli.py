@@ -37,15 +37,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line, for the rotating log file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        d = {"ts": record.created, "level": record.levelname, "logger": record.name,
+             "msg": record.getMessage()}
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return json.dumps(d, default=str)
+
+
 def setup_logging(path: str | None, level: int = logging.INFO) -> None:
+    """Structured JSON lines to a rotating file, or plain lines on stderr.
+
+    stdout is never used: in headless mode it carries the event stream.
+    """
     handler: logging.Handler
     if path:
         from logging.handlers import RotatingFileHandler
 
         handler = RotatingFileHandler(path, maxBytes=10_000_000, backupCount=3)
+        handler.setFormatter(JsonFormatter())
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
