@@ -276,7 +276,27 @@ def load(path: str | Path | None = None, *, use_user: bool = True) -> Config:
         d = _read_toml(lp)
         _record_origin(d, lp, origin)
         raw = merge(raw, d)
+        warn_world_readable_secrets(lp, d)
     return validate(raw, origin)
+
+
+def warn_world_readable_secrets(path: Path, data: dict[str, Any]) -> bool:
+    """Warn (stderr) when a file holding a literal secret can be read by anyone."""
+    kafka = data.get("bus", {}).get("kafka", {}) if isinstance(data.get("bus"), dict) else {}
+    secret = isinstance(kafka, dict) and any(
+        isinstance(kafka.get(k), str) and kafka.get(k) and not kafka[k].startswith("env:")
+        for k in ("sasl_password",))
+    try:
+        world = bool(path.stat().st_mode & 0o004)
+    except OSError:
+        return False
+    if secret and world:
+        import sys
+
+        print(f"arbtui: warning: {path} contains a secret (bus.kafka.sasl_password) and is "
+              f"world-readable; chmod 600 it or use \"env:VAR\"", file=sys.stderr)
+        return True
+    return False
 
 
 def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Config:

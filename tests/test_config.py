@@ -119,3 +119,23 @@ def test_save_user_atomic_and_preserves_keys(tmp_path):
     assert data["ui"]["refresh_hz"] == 4.0
     assert data["detector"] == {"max_quote_age_ms": 900.0, "min_net_bps": 3.5}
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".config.")]  # no temp left
+
+
+def test_world_readable_secret_warns(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text('[bus.kafka]\nsasl_password = "hunter2"\n')
+    p.chmod(0o644)
+    assert config.warn_world_readable_secrets(p, config._read_toml(p))
+    err = capsys.readouterr().err
+    assert "world-readable" in err and "hunter2" not in err  # never print the secret
+    p.chmod(0o600)
+    assert not config.warn_world_readable_secrets(p, config._read_toml(p))
+    p.write_text('[bus.kafka]\nsasl_password = "env:KAFKA_PW"\n')
+    p.chmod(0o644)
+    assert not config.warn_world_readable_secrets(p, config._read_toml(p))
+
+
+def test_resolve_secret_from_env(monkeypatch):
+    monkeypatch.setenv("KAFKA_PW", "pw")
+    assert config.resolve_secret("env:KAFKA_PW") == "pw"
+    assert config.resolve_secret("literal") == "literal"
