@@ -88,6 +88,15 @@ class Opportunity(msgspec.Struct, kw_only=True):
     quote_recv_ts_ns: int = 0  # receive time of the quote that triggered this event
     buy_book: list[tuple[float, float]] = []  # asks of the buy venue at detection
     sell_book: list[tuple[float, float]] = []  # bids of the sell venue at detection
+    # Cross-currency legs (BTC-USD vs BTC-USDT): the sell leg's own symbol and the
+    # rate that converts its prices into the buy leg's currency (1.0 when equal).
+    sell_symbol: str = ""  # "" = same as ``symbol``
+    rate: float = 1.0
+    quote_ccy: str = ""  # currency of ``profit``: the buy leg's quote currency
+    top_gross_bps: float = 0.0  # gross at the best ask/bid (gross_bps is at the VWAPs)
+    buy_limit: float = 0.0  # worst ask level the size walk touched (buy IOC limit)
+    sell_limit: float = 0.0  # worst bid level touched (sell IOC limit), sell currency
+    limited_by: str = ""  # what capped the size: edge, depth, max_notional, balances
     v: int = SCHEMA_VERSION
 
 
@@ -105,6 +114,12 @@ class Fill(msgspec.Struct, kw_only=True):
     ts_ns: int
     status: str  # "filled" | "partial" | "rejected"
     reason: str = ""
+    kind: str = "leg"  # "leg" (one of the two arbitrage orders) | "unwind"
+    fee_ccy: str = ""  # the venue's quote currency for this symbol
+    limit: float = 0.0  # IOC limit price; 0 = none (unwinds take the book)
+    sent_ts_ns: int = 0  # when the order left; ts_ns is its arrival at the venue
+    pnl: float = 0.0  # realized PnL booked when this fill completed the trade
+    pnl_ccy: str = ""
     v: int = SCHEMA_VERSION
 
 
