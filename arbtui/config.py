@@ -47,6 +47,7 @@ class ConversionConfig(_S):
     book: str = ""
     venue: str = ""
     rate: float = 0.0
+    to: str = ""  # target currency of a fixed rate (a book's target is its quote)
     max_age_ms: float = 5000.0
 
 
@@ -71,6 +72,7 @@ class ExecutionConfig(_S):
     enabled: bool = False
     min_net_bps: float = 5.0  # NET threshold for sending orders
     latency_ms: dict[str, float] = {}
+    default_latency_ms: float = 50.0  # venues missing from latency_ms
     jitter_ms: float = 0.0
     max_notional: float = 5_000.0
     one_leg_policy: Literal["keep", "unwind"] = "keep"
@@ -126,6 +128,7 @@ class SimConfig(_S):
 
 
 class JournalConfig(_S):
+    enabled: bool = True
     path: str = ""  # "" = $XDG_STATE_HOME/arbtui/journal.sqlite
     flush_ms: float = 50.0
 
@@ -222,21 +225,64 @@ def _msgspec_error(e: msgspec.ValidationError, raw: dict[str, Any], origin: dict
     m = _PATH_RE.search(msg)
     parts: list[str] = []
     if m:
-        for tok in re.findall(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]|\[\"?([^\]\"]+)\"?\]", m.group(1)):
-            parts.append(next(t for t in tok if t))
+        for tok in re.findall(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])", m.group(1)):
+            name, idx, anykey = tok
+            if anykey:
+                # msgspec says "[...]" for a dict key; find which entry fails.
+                parts.append(_failing_key(raw, parts) or "?")
+            else:
+                parts.append(name or idx)
     head = msg.split(" - at ")[0]
     unknown = re.match(r"Object contains unknown field `([^`]+)`", head)
     if unknown:
-        key = ".".join(parts + [unknown.group(1)]) if parts else unknown.group(1)
-        # The unknown field sits inside `parts`; report its full key.
         parts = parts + [unknown.group(1)]
-        return (
-            f"{_file_for(parts, origin)}: unknown key '{key}' "
-            f"(allowed keys: see config.toml)"
-        )
+        key = ".".join(parts)
+        allowed = _allowed_keys(parts[:-1])
+        return (f"{_file_for(parts, origin)}: unknown key '{key}'; allowed keys here: "
+                f"{', '.join(allowed) if allowed else 'see config.toml'}")
     key = ".".join(parts) or "<root>"
     bad = _lookup(raw, parts)
     return f"{_file_for(parts, origin)}: key '{key}' = {bad!r}: {head.lower()}"
+
+
+def _type_at(parts: list[str]) -> Any:
+    import typing
+
+    tp: Any = Config
+    for p in parts:
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            tp = typing.get_type_hints(tp).get(p)
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        else:
+            return None
+    return tp
+
+
+def _failing_key(raw: dict[str, Any], parts: list[str]) -> str | None:
+    import typing
+
+    tp = _type_at(parts)
+    container = _lookup(raw, parts)
+    if typing.get_origin(tp) is not dict or not isinstance(container, dict):
+        return None
+    vt = typing.get_args(tp)[1]
+    for k, v in container.items():
+        try:
+            msgspec.convert(v, vt, strict=True)
+        except msgspec.ValidationError:
+            return str(k)
+    return None
+
+
+def _allowed_keys(parts: list[str]) -> list[str]:
+    """Field names of the config table at ``parts``."""
+    tp = _type_at(parts)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return list(tp.__struct_fields__)
+    return []
 
 
 def _file_for(parts: list[str], origin: dict[str, Path]) -> Path:
@@ -343,8 +389,17 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
                 raise bad(f"detector.conversions.{cur}.book", conv.book, "symbol must be BASE-QUOTE")
             if conv.venue not in VENUES:
                 raise bad(f"detector.conversions.{cur}.venue", conv.venue, f"allowed: {', '.join(VENUES)}")
+            base, _, to = conv.book.partition("-")
+            if base != cur or (conv.to and conv.to != to):
+                raise bad(f"detector.conversions.{cur}.book", conv.book,
+                          f"a conversion book for {cur} must be {cur}-<target>")
+            if conv.max_age_ms <= 0:
+                raise bad(f"detector.conversions.{cur}.max_age_ms", conv.max_age_ms, "must be > 0 ms")
         elif conv.rate <= 0:
             raise bad(f"detector.conversions.{cur}.rate", conv.rate, "give book+venue, or a fixed rate > 0")
+        elif not conv.to or conv.to == cur:
+            raise bad(f"detector.conversions.{cur}.to", conv.to,
+                      f"a fixed rate needs the target currency it converts {cur} into")
     e = cfg.execution
     if not (-MAX_BPS < e.min_net_bps < MAX_BPS):
         raise bad("execution.min_net_bps", e.min_net_bps, "NET bps threshold must be > -10000 and < 10000")
@@ -358,6 +413,8 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             raise bad(f"execution.wallets.{v}", v, f"unknown venue; allowed: {', '.join(VENUES)}")
         if w.base < 0 or w.quote < 0:
             raise bad(f"execution.wallets.{v}", (w.base, w.quote), "balances must be >= 0")
+    if e.default_latency_ms < 0:
+        raise bad("execution.default_latency_ms", e.default_latency_ms, "must be >= 0 ms")
     if e.jitter_ms < 0 or e.max_notional <= 0:
         raise bad("execution.max_notional", e.max_notional, "must be > 0 (and jitter_ms >= 0)")
     if not (0 < cfg.ui.refresh_hz <= 60):
@@ -378,6 +435,8 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
         raise bad("sim.volatility_bps", s.volatility_bps, "volatility, dislocation_rate >= 0; tick_ms > 0")
     if cfg.metrics.listen and not re.match(r"^[\w.\-\[\]:]*:\d{1,5}$", cfg.metrics.listen):
         raise bad("metrics.listen", cfg.metrics.listen, 'must be "host:port", e.g. "127.0.0.1:9464"')
+    if not (0 < cfg.journal.flush_ms <= 1000):
+        raise bad("journal.flush_ms", cfg.journal.flush_ms, "must be > 0 and <= 1000 ms")
     if not (1 <= cfg.quote_depth <= 100):
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
     return cfg

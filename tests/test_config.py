@@ -33,6 +33,8 @@ def run_cli(tmp_path: Path, toml: str, *extra: str) -> subprocess.CompletedProce
         ("[venues.ftx]\nenabled = true\n", "venues.ftx", "'ftx'"),
         ("[venues.kraken]\nsymbols = ['btc/usd']\n", "venues.kraken.symbols[0]", "'btc/usd'"),
         ("[detector]\nmin_net_bsp = 3.0\n", "detector.min_net_bsp", None),
+        ("[venues.okx]\nfee = 1.0\n", "venues.okx.fee", None),
+        ("[venues.okx]\ndepth = 'deep'\n", "venues.okx.depth", "'deep'"),
         ("[bus]\nkind = 'rabbit'\n", "bus.kind", "'rabbit'"),
         ("[ui]\nrefresh_hz = 0.0\n", "ui.refresh_hz", "0.0"),
         ("[execution.latency_ms]\nbinance = -5.0\n", "execution.latency_ms.binance", "-5.0"),
