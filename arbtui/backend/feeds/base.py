@@ -171,6 +171,9 @@ class VenueFeed:
         self.http_get_impl: Callable[[str], Any] | None = None  # replay injects recorded bodies
         #: Called on every book state change (the engine publishes it on the status topic).
         self.on_book_state: Callable[[BookStatus], None] | None = None
+        #: Optional tap set by ``arbtui record`` (``recording.FeedRecorder``): the live
+        #: loop reports every connect, sent frame, received frame and REST body to it.
+        self.recorder: Any = None
 
     # ================================================================ adapter API
 
@@ -209,7 +212,10 @@ class VenueFeed:
             with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - venue REST
                 return r.read().decode()
 
-        return await asyncio.to_thread(_get)
+        body = await asyncio.to_thread(_get)
+        if self.recorder is not None:
+            self.recorder.on_http(url, body, time.time_ns())
+        return body
 
     def spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -350,6 +356,8 @@ class VenueFeed:
                     ping_interval=None,  # keepalive is per venue, below; server pings get pongs
                     compression=None,
                 ) as ws:
+                    if self.recorder is not None:
+                        self.recorder.on_connect(self.url, time.time_ns())
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
@@ -377,7 +385,10 @@ class VenueFeed:
             self.send(m)
         await self.on_open()
         async for data in ws:
-            self.feed_frame(data, time.time_ns())
+            recv_ns = time.time_ns()
+            if self.recorder is not None:
+                self.recorder.on_recv(data, recv_ns)
+            self.feed_frame(data, recv_ns)
             if self._stop.is_set():
                 break
         self._reconnect_reason = self._reconnect_reason or (
@@ -389,6 +400,8 @@ class VenueFeed:
         while True:
             text = await self._outbox.get()
             await ws.send(text)
+            if self.recorder is not None:
+                self.recorder.on_send(text, time.time_ns())
             await asyncio.sleep(gap)
 
     async def _watchdog(self, ws, opened: float) -> None:
