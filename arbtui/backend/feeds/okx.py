@@ -1,0 +1,371 @@
+"""OKX v5 public ``books`` channel (PROTOCOLS.md §6).
+
+Book rules, per instrument:
+
+- ``action: snapshot`` (``prevSeqId == -1``) replaces the book.
+- Each ``update`` must chain: its ``prevSeqId`` equals the ``seqId`` we hold.
+  That single rule also covers OKX's two documented exceptions: the idle
+  keepalive (empty sides, ``prevSeqId == seqId``) and the post-maintenance
+  reset (``seqId < prevSeqId``) are both accepted only when ``prevSeqId`` is our
+  last ``seqId``. Anything else is a gap: unsubscribe + subscribe that one
+  instrument and wait for its fresh snapshot.
+- ``checksum`` has been 0 since 2026-06-23 and must never be validated then;
+  a non-zero checksum (2022-era data, or if OKX ever revives it) is verified
+  with the CRC32 rule in ``book.okx_checksum`` and a mismatch resyncs.
+- 2022-era frames carry no ``seqId`` at all: a book whose snapshot had none is
+  checked by checksum only. A book whose snapshot had one must keep having one.
+
+Only subscribed *spot* instruments feed books. Futures/swaps on the same
+connection (``BTC-USD-220527``, ``UNI-USD-SWAP``) are ignored: their ``instId``
+never equals a spot ``BASE-QUOTE`` instId, and the symbol map is built from
+``instType=SPOT`` only.
+
+Crossed books: OKX documents that ask < bid is possible in pre-open / call
+auctions (new listings). A crossed book is therefore never published (it
+leaves LIVE at once, so the detector drops it), but it is given
+``crossed_grace_s`` to uncross by itself before it is treated as a desync and
+resynced. Outside auctions the grace costs nothing: the book is withheld, not
+trusted, during it.
+
+Not implemented: the announced "no in-band snapshot" mode (REST
+``/api/v5/market/books`` + bridging). It would show up here as updates that
+never get a snapshot; such a book stays SYNCING (visible in status with the
+``updates_before_snapshot`` counter), never LIVE, so it cannot feed wrong
+prices. ``rest_books_url`` documents the endpoint for when it is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+from arbtui.backend.book import BookError, okx_checksum
+from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.model import BookState
+
+log = logging.getLogger("arbtui.feeds.okx")
+
+_CHANNEL = "books"
+
+
+class OkxFeed(VenueFeed):
+    venue: ClassVar[str] = "okx"
+    default_url: ClassVar[str] = "wss://ws.okx.com:8443/ws/v5/public"
+    default_rest: ClassVar[str] = "https://www.okx.com"
+    #: A 400-level snapshot is ~30 KB; 4 MiB leaves room for many instruments per frame.
+    max_frame: ClassVar[int] = 2 ** 22
+    #: How often the watchdog asks for a keepalive; ``keepalive_message`` decides.
+    keepalive_s: ClassVar[float | None] = 5.0
+    #: OKX drops a connection after 30 s without traffic; ping (text) when idle this long.
+    ping_idle_s: ClassVar[float] = 20.0
+    #: No frame at all (not even ``pong``) for this long -> STALE + reconnect.
+    stale_after_s: ClassVar[float] = 30.0
+    #: OKX sends an empty keepalive update after ~60 s without depth change, so a
+    #: book silent for longer than this (while the connection still answers pings)
+    #: has lost its subscription: resync that book.
+    book_stale_s: ClassVar[float] = 75.0
+    send_rate: ClassVar[float] = 5.0
+    #: 480 subscribe/unsubscribe ops per hour per connection; past this many a
+    #: resync reconnects instead (a new connection has a fresh budget).
+    ops_per_hour: ClassVar[int] = 400
+    #: Checked by our own crossed logic, never by base ``publish`` (see module doc).
+    allow_crossed: ClassVar[bool] = True
+    crossed_grace_s: ClassVar[float] = 3.0
+    #: OKX allows < 64 KB of channel args per request.
+    max_request_chars: ClassVar[int] = 60_000
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
+        s: s for s in (
+            "BTC-USDT", "ETH-USDT", "SOL-USDT",
+            "BTC-USDC", "ETH-USDC", "SOL-USDC",
+            "BTC-USD", "ETH-USD", "SOL-USD",
+        )
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for sb in self.books.values():
+            # The checksum covers the top 25 levels; a smaller cap would break it.
+            sb.book.depth = max(sb.book.depth, 25)
+        self._ops: deque[float] = deque()
+
+    # ------------------------------------------------------------ symbols
+
+    @classmethod
+    def instruments_url(cls, rest_base: str) -> str:
+        return f"{(rest_base or cls.default_rest).rstrip('/')}/api/v5/public/instruments?instType=SPOT"
+
+    @classmethod
+    def rest_books_url(cls, rest_base: str, inst_id: str, sz: int = 400) -> str:
+        return f"{(rest_base or cls.default_rest).rstrip('/')}/api/v5/market/books?instId={inst_id}&sz={sz}"
+
+    @staticmethod
+    def parse_instruments(body: str) -> dict[str, str]:
+        """``instType=SPOT`` list -> {``BASE-QUOTE``: instId} from ``baseCcy``/``quoteCcy``."""
+        out: dict[str, str] = {}
+        doc = json.loads(body)
+        rows = doc.get("data") if isinstance(doc, dict) else None
+        for r in rows or []:
+            if not isinstance(r, dict) or r.get("instType") != "SPOT":
+                continue
+            base, quote, inst = r.get("baseCcy"), r.get("quoteCcy"), r.get("instId")
+            if not (base and quote and inst):
+                continue
+            if r.get("state") not in (None, "", "live"):
+                continue  # suspended / preopen / test instruments have no continuous book
+            out[f"{base.upper()}-{quote.upper()}"] = inst
+        return out
+
+    @classmethod
+    def symbols_from_subscribe(cls, url: str, sent_frames: list[str],
+                               vsym_to_norm: dict[str, str]) -> list[str]:
+        """Normalized symbols whose ``books`` channel a recorded session subscribed."""
+        out: list[str] = []
+        for f in sent_frames:
+            try:
+                m = json.loads(f)
+            except (ValueError, TypeError):
+                continue
+            if not isinstance(m, dict) or m.get("op") != "subscribe":
+                continue
+            for a in m.get("args") or []:
+                if isinstance(a, dict) and a.get("channel") == _CHANNEL:
+                    norm = vsym_to_norm.get(a.get("instId"))
+                    if norm and norm not in out:
+                        out.append(norm)
+        return out
+
+    # ------------------------------------------------------------ outbound
+
+    def _args(self, sbs: list[SymbolBook]) -> list[dict[str, str]]:
+        return [{"channel": _CHANNEL, "instId": sb.vsym} for sb in sbs]
+
+    def _requests(self, op: str, sbs: list[SymbolBook]) -> list[str]:
+        """One request per batch of distinct args (cryptofeed re-sends an
+        accumulating list, burning the 480 ops/hour budget; PROTOCOLS §9 #5)."""
+        out: list[str] = []
+        batch: list[dict[str, str]] = []
+        size = 0
+        for a in self._args(sbs):
+            n = len(json.dumps(a)) + 1
+            if batch and size + n > self.max_request_chars:
+                out.append(json.dumps({"op": op, "args": batch}, separators=(",", ":")))
+                batch, size = [], 0
+            batch.append(a)
+            size += n
+        if batch:
+            out.append(json.dumps({"op": op, "args": batch}, separators=(",", ":")))
+        return out
+
+    def subscribe_messages(self) -> list[str]:
+        self._ops.clear()  # the ops budget is per connection
+        if len(self.books) > 30:
+            log.warning("okx: %d books channels on one connection; OKX recommends < 30", len(self.books))
+        msgs = self._requests("subscribe", list(self.books.values()))
+        self._note_ops(len(msgs))
+        return msgs
+
+    def _note_ops(self, n: int) -> None:
+        now = time.monotonic()
+        for _ in range(n):
+            self._ops.append(now)
+
+    def _ops_left(self) -> int:
+        cutoff = time.monotonic() - 3600.0
+        while self._ops and self._ops[0] < cutoff:
+            self._ops.popleft()
+        return self.ops_per_hour - len(self._ops)
+
+    def keepalive_message(self) -> str | None:
+        # The watchdog calls this every ``keepalive_s``; it is also where books
+        # that went silent on a live connection are noticed (see book_stale_s).
+        now_ns = time.time_ns()
+        for sb in self.books.values():
+            if (sb.state is BookState.LIVE and sb.last_update_ns
+                    and (now_ns - sb.last_update_ns) / 1e9 > self.book_stale_s):
+                self.count("stale_books")
+                self.set_state(sb, BookState.STALE, f"no book data for {self.book_stale_s:.0f}s")
+                self._resync(sb, "book silent")
+        idle = (now_ns - self.last_msg_ns) / 1e9 if self.last_msg_ns else 0.0
+        if idle >= self.ping_idle_s:
+            self.count("pings")
+            return "ping"  # plain text, not JSON (OKX rule)
+        return None
+
+    async def resync_symbol(self, sb: SymbolBook) -> None:
+        """Unsubscribe + subscribe this instId only; its next snapshot resets it."""
+        self._unsync(sb)
+        if self._ops_left() < 2:
+            self.count("ops_budget_reconnects")
+            self.request_reconnect(f"resync {sb.symbol}: subscribe-ops budget spent")
+            return
+        self._note_ops(2)
+        self.count("resubscribes")
+        for m in self._requests("unsubscribe", [sb]) + self._requests("subscribe", [sb]):
+            self.send(m)
+
+    # ------------------------------------------------------------ inbound
+
+    def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        if data == "pong":
+            self.count("pongs")
+            return
+        try:
+            m = json.loads(data)
+        except ValueError:
+            self.frame_error("not JSON", data)
+            return
+        if not isinstance(m, dict):
+            self.frame_error("not an object", data)
+            return
+        if "event" in m:
+            self._on_event(m, data)
+            return
+        arg = m.get("arg")
+        if not isinstance(arg, dict):
+            self.frame_error("no arg", data)
+            return
+        if arg.get("channel") != _CHANNEL:
+            self.count("ignored_msgs")  # tickers/trades sharing the connection
+            return
+        sb = self.by_vsym.get(arg.get("instId"))
+        if sb is None:
+            self.count("ignored_msgs")  # not one of our spot books (futures, swaps)
+            return
+        action = m.get("action")
+        rows = m.get("data")
+        if action not in ("snapshot", "update") or not isinstance(rows, list) or not rows:
+            self.frame_error("books frame without action/data", data, sb)
+            return
+        ts_ns = 0
+        seq = -1
+        for row in rows:
+            if not self._apply(sb, action, row, data):
+                return  # resync already requested
+            try:
+                ts_ns = int(row.get("ts") or 0) * 1_000_000
+            except (TypeError, ValueError):
+                ts_ns = 0
+            seq = sb.seq
+        self._finish(sb, recv_ns, ts_ns, seq)
+
+    def _on_event(self, m: dict, data: str) -> None:
+        ev = m.get("event")
+        if ev in ("subscribe", "unsubscribe"):
+            self.count(f"{ev}_acks")
+        elif ev == "error":
+            self.count("venue_errors")
+            log.warning("okx: venue error %s: %s", m.get("code"), m.get("msg"))
+        elif ev == "notice":
+            # e.g. 64008 "connection will soon be closed for a service upgrade":
+            # reconnect now rather than lose data when the venue cuts us.
+            self.count("notices")
+            self.request_reconnect(f"venue notice {m.get('code')}: {m.get('msg')}")
+        else:
+            self.count("ignored_msgs")
+
+    def _apply(self, sb: SymbolBook, action: str, row: Any, data: str) -> bool:
+        """Apply one ``data[]`` element. False if the book was sent to resync."""
+        if not isinstance(row, dict):
+            self.frame_error("data row not an object", data, sb)
+            return False
+        bids, asks = row.get("bids"), row.get("asks")
+        if not isinstance(bids, list) or not isinstance(asks, list):
+            self.frame_error("bids/asks missing", data, sb)
+            return False
+        seq, prev = row.get("seqId"), row.get("prevSeqId")
+        x = sb.extra
+        book = sb.book
+        if action == "snapshot":
+            try:
+                book.load(bids, asks)
+            except (BookError, IndexError, TypeError) as e:
+                self._bad(sb, f"bad snapshot level: {e}", data)
+                return False
+            x["synced"] = True
+            x["chained"] = isinstance(seq, int)
+            sb.seq = seq if isinstance(seq, int) else -1
+            self.count("snapshots")
+        else:
+            if not x.get("synced"):
+                # Before the first snapshot of a (re)subscription: old-subscription
+                # leftovers, or OKX's announced snapshot-less mode (module doc).
+                self.count("updates_before_snapshot")
+                return True
+            if x.get("chained"):
+                if not isinstance(seq, int) or not isinstance(prev, int):
+                    self._bad(sb, "update without seqId/prevSeqId", data)
+                    return False
+                if prev != sb.seq:
+                    self.count("gaps")
+                    self._resync(sb, f"seq gap: prevSeqId {prev} != last seqId {sb.seq}")
+                    return False
+                if seq < prev:
+                    self.count("seq_resets")  # post-maintenance reset, linked to our last id
+                elif seq == prev:
+                    self.count("keepalive_updates")
+            try:
+                for r in bids:
+                    book.set(True, r[0], r[1])
+                for r in asks:
+                    book.set(False, r[0], r[1])
+            except (BookError, IndexError, TypeError) as e:
+                self._bad(sb, f"bad level: {e}", data)
+                return False
+            if x.get("chained"):
+                sb.seq = seq
+        if len(book.bids) > book.depth or len(book.asks) > book.depth:
+            book.truncate()
+        cs = row.get("checksum")
+        if isinstance(cs, int) and cs != 0:
+            # Only a non-zero checksum is meaningful: OKX sends 0 since 2026-06-23.
+            if okx_checksum(book) != cs:
+                self.count("checksum_fail")
+                self._resync(sb, "checksum mismatch")
+                return False
+            self.count("checksum_ok")
+        return True
+
+    # ------------------------------------------------------------ state
+
+    def _unsync(self, sb: SymbolBook) -> None:
+        sb.book.clear()
+        sb.seq = -1
+        sb.extra.clear()
+        sb.last_top = None
+
+    def _resync(self, sb: SymbolBook, reason: str) -> None:
+        # Drop the book at once so later frames of the broken stream are ignored
+        # (and not counted as more gaps) until the fresh snapshot arrives.
+        self._unsync(sb)
+        self.resync(sb, reason)
+
+    def _bad(self, sb: SymbolBook, reason: str, data: str) -> None:
+        self._unsync(sb)
+        self.frame_error(reason, data, sb)
+
+    def _finish(self, sb: SymbolBook, recv_ns: int, ts_ns: int, seq: int) -> None:
+        """After a WHOLE message: crossed check, LIVE transition, publish."""
+        x = sb.extra
+        if not x.get("synced"):
+            sb.last_update_ns = recv_ns
+            return
+        if sb.book.crossed():
+            since = x.get("crossed_since")
+            if since is None:
+                x["crossed_since"] = since = recv_ns
+                self.count("crossed")
+            if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
+                self._resync(sb, "crossed book")
+            else:
+                self.set_state(sb, BookState.STALE, "crossed book withheld (call auction?)")
+            sb.last_update_ns = recv_ns
+            return
+        x.pop("crossed_since", None)
+        if sb.state is not BookState.LIVE:
+            self.set_state(sb, BookState.LIVE, "in sync")
+        self.publish(sb, recv_ns, ts_ns, seq)
