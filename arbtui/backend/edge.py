@@ -8,10 +8,19 @@ Buy on venue A at its ask, sell on venue B at its bid, ``size`` base units:
     net_bps   = profit / buy_cost * 10_000        # bps of the buy cost
     gross_bps = (bid - ask) / ask * 10_000        # before fees and costs
 
-Fees are taker fees in bps. Worked examples live in tests/test_edge.py.
+Fees are taker fees in bps, charged in the quote currency on both legs. When
+the two legs quote in different currencies, ``bid`` is the sell venue's price
+already converted into the buy venue's currency (``rate`` below), so profit is
+always in the BUY leg's quote currency.
+
+``walk`` applies the same formula level by level to find the depth-aware size.
+Worked examples live in tests/test_edge.py.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 
 def gross_bps(ask: float, bid: float) -> float:
@@ -27,3 +36,96 @@ def net_bps(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float, *,
             size: float = 1.0, flat_cost: float = 0.0) -> float:
     cost = size * ask * (1 + fee_a_bps / 1e4)
     return net_profit(ask, bid, size, fee_a_bps, fee_b_bps, flat_cost) / cost * 1e4
+
+
+def marginal_profit(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float) -> float:
+    """Profit of one more base unit bought at ``ask`` and sold at ``bid`` (no flat cost)."""
+    return net_profit(ask, bid, 1.0, fee_a_bps, fee_b_bps)
+
+
+@dataclass(slots=True)
+class Walk:
+    """The depth-aware size and what it earns. Prices in each venue's own currency."""
+
+    size: float = 0.0  # base units
+    buy_vwap: float = 0.0  # buy venue currency
+    sell_vwap: float = 0.0  # sell venue currency
+    buy_worst: float = 0.0  # highest ask level touched: the buy IOC limit
+    sell_worst: float = 0.0  # lowest bid level touched: the sell IOC limit
+    notional: float = 0.0  # size * buy_vwap, before fees, buy currency
+    profit: float = 0.0  # buy currency, net of fees and flat cost
+    gross_bps: float = 0.0  # at the VWAPs (sell converted)
+    net_bps: float = 0.0  # at the VWAPs, net of fees and flat cost
+    limited_by: str = ""  # edge | depth | max_notional | quote_balance | base_balance
+
+
+#: Float dust below which a remaining level or cap counts as used up.
+_EPS = 1e-12
+
+
+def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
+         fee_a_bps: float, fee_b_bps: float, *, flat_cost: float = 0.0, rate: float = 1.0,
+         max_notional: float = math.inf, max_quote: float = math.inf,
+         max_base: float = math.inf, level_share: float = 1.0) -> Walk:
+    """Walk the buy venue's asks and the sell venue's bids together.
+
+    Takes every chunk whose marginal unit is still profitable (sell price
+    converted by ``rate`` times (1 - fee_b) above ask times (1 + fee_a)): the
+    flat cost is fixed, so profit only grows while that holds, and the largest
+    such size maximizes expected profit. Caps: ``max_notional`` on the buy
+    notional before fees, ``max_quote`` on the buy cost including the fee
+    (buy venue quote balance), ``max_base`` on the size (sell venue base
+    balance), and ``level_share`` of each visible level.
+    """
+    fa = 1 + fee_a_bps / 1e4
+    fb = 1 - fee_b_bps / 1e4
+    i = j = 0
+    ra = asks[0][1] * level_share if asks else 0.0
+    rb = bids[0][1] * level_share if bids else 0.0
+    size = cost_px = proc_px = 0.0
+    buy_worst = sell_worst = 0.0
+    limited = "depth"
+    while i < len(asks) and j < len(bids):
+        pa, pb = asks[i][0], bids[j][0]
+        if pb * rate * fb - pa * fa <= 0:
+            limited = "edge"
+            break
+        q = min(ra, rb)
+        caps = (
+            (max_base - size, "base_balance"),
+            ((max_notional - cost_px) / pa, "max_notional"),
+            ((max_quote - cost_px * fa) / (pa * fa), "quote_balance"),
+        )
+        cap_hit = ""
+        for c, name in caps:
+            if c <= q:
+                q, cap_hit = c, name
+        if q > _EPS:
+            size += q
+            cost_px += pa * q
+            proc_px += pb * q
+            buy_worst, sell_worst = pa, pb
+            ra -= q
+            rb -= q
+        if cap_hit:
+            limited = cap_hit
+            break
+        if ra <= _EPS:
+            i += 1
+            ra = asks[i][1] * level_share if i < len(asks) else 0.0
+        if rb <= _EPS:
+            j += 1
+            rb = bids[j][1] * level_share if j < len(bids) else 0.0
+    if size <= _EPS:
+        return Walk(limited_by=limited)
+    buy_vwap = cost_px / size
+    sell_vwap = proc_px / size
+    bid_conv = sell_vwap * rate
+    return Walk(
+        size=size, buy_vwap=buy_vwap, sell_vwap=sell_vwap, buy_worst=buy_worst,
+        sell_worst=sell_worst, notional=cost_px,
+        profit=net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost),
+        gross_bps=gross_bps(buy_vwap, bid_conv),
+        net_bps=net_bps(buy_vwap, bid_conv, fee_a_bps, fee_b_bps, size=size, flat_cost=flat_cost),
+        limited_by=limited,
+    )
