@@ -46,6 +46,10 @@ class Subscription:
         # subscriptions, so one await covers all of them.
         self._event = wake or asyncio.Event()
         self.closed = False
+        #: Set by the consuming role: called with keys (normalized symbols) whose
+        #: history it must forget, because a Kafka consumer-group rebalance moved
+        #: their partition to or from another process. The embedded bus never calls it.
+        self.on_reset: Callable[[set[str], str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._latest) if self._coalesce else len(self._fifo)
@@ -91,9 +95,29 @@ class Subscription:
                 return []
         return self.drain()
 
+    def discard_where(self, pred: Callable[[Any], bool]) -> int:
+        """Drop pending messages matching ``pred`` (a revoked partition's quotes
+        must not reach the detector after it forgot those symbols)."""
+        if self._coalesce is not None:
+            gone = [k for k, m in self._latest.items() if pred(m)]
+            for k in gone:
+                del self._latest[k]
+            return len(gone)
+        keep = [m for m in self._fifo if not pred(m)]
+        n = len(self._fifo) - len(keep)
+        self._fifo = deque(keep)
+        return n
+
     def close(self) -> None:
         self.closed = True
         self._event.set()
+
+
+class BusError(Exception):
+    """The transport cannot start (unreachable, unauthorized, misconfigured).
+
+    The message is one line for the operator; the CLI prints it and exits 2.
+    """
 
 
 class Bus(ABC):

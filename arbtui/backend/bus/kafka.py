@@ -1,0 +1,680 @@
+"""The Kafka transport (aiokafka) behind the same ``Bus`` interface as the embedded bus.
+
+Wire format: the value is msgspec JSON of a model Struct with a ``type`` tag in
+front (``{"type":"quote",...,"v":1}``), readable with kcat; the key is the
+normalized symbol, so every venue's quotes for one symbol land in ONE partition
+and a detector in a consumer group always sees complete symbols.
+
+Producing never blocks the caller: ``publish`` encodes, appends to a bounded
+outbox and returns; one sender task hands records to aiokafka's batching
+accumulator (``send()`` futures, never one awaited round trip per message).
+When queued + unacknowledged records reach ``max_in_flight`` the OLDEST queued
+record is dropped and counted (newer quotes supersede older ones; a broker
+outage must not grow memory without bound).
+
+Consuming: the detector's quote subscription joins the consumer group
+``group_id`` (any number of detector processes share the partitions); every
+other subscription (status, viewer, executor) reads all partitions without a
+group. Live consumers start at the latest offset; the viewer can start from a
+time (``start_from``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Any, Union
+
+import msgspec
+
+from arbtui import model
+from arbtui.backend.bus.base import (
+    FILLS,
+    OPPORTUNITIES,
+    QUOTES,
+    STATUS,
+    Bus,
+    BusError,
+    Subscription,
+)
+from arbtui.backend.metrics import Latency
+
+log = logging.getLogger("arbtui.kafka")
+
+#: (topic, subscriber name) pairs that consume through the consumer group; all
+#: other subscriptions read every partition. Only quotes are worth sharding:
+#: status is tiny and every detector needs it for the symbols it owns.
+GROUP_SUBSCRIBERS = {(QUOTES, "detector")}
+
+
+# ----------------------------------------------------------------------------- wire types
+# Tagged subclasses of the model Structs: decoding yields instances that ARE
+# model.Quote etc. (isinstance holds), so consumers cannot tell the transports apart.
+
+
+class Quote(model.Quote, tag="quote", tag_field="type"):
+    pass
+
+
+class Opportunity(model.Opportunity, tag="opportunity", tag_field="type"):
+    pass
+
+
+class Fill(model.Fill, tag="fill", tag_field="type"):
+    pass
+
+
+class BookStatus(model.BookStatus, tag="book_status", tag_field="type"):
+    pass
+
+
+class VenueStatus(model.VenueStatus, tag="venue_status", tag_field="type"):
+    pass
+
+
+_WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus)
+#: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
+_PREFIX: dict[type, bytes] = {}
+for _w in _WIRE:
+    _PREFIX[_w.__mro__[1]] = b'{"type":"' + _w.__struct_config__.tag.encode() + b'",'
+_DECODER = msgspec.json.Decoder(Union[_WIRE])  # noqa: UP007 - msgspec wants a Union
+_ENCODER = msgspec.json.Encoder()
+
+#: What may legally arrive on each logical topic; anything else is a bad record
+#: (an Opportunity on the quotes topic would crash the detector otherwise).
+ALLOWED: dict[str, tuple[type, ...]] = {
+    QUOTES: (model.Quote,),
+    OPPORTUNITIES: (model.Opportunity,),
+    FILLS: (model.Fill,),
+    STATUS: (model.BookStatus, model.VenueStatus),
+}
+
+
+class _Head(msgspec.Struct):
+    """Just enough of a record to tell 'other schema version' from 'garbage'."""
+
+    v: int = -1
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+def encode(msg: Any) -> bytes:
+    """Struct -> tagged JSON bytes. Model instances get the tag spliced in (no copy)."""
+    if isinstance(msg, _WIRE):
+        return _ENCODER.encode(msg)
+    prefix = _PREFIX.get(type(msg))
+    if prefix is None:
+        raise TypeError(f"cannot put {type(msg).__name__} on the Kafka bus")
+    return prefix + _ENCODER.encode(msg)[1:]
+
+
+def decode(value: bytes | None) -> tuple[Any, str]:
+    """bytes -> (Struct, "") or (None, why) where why is malformed/wrong_version."""
+    if value is None:
+        return None, "malformed"
+    try:
+        msg = _DECODER.decode(value)
+    except msgspec.DecodeError:
+        try:
+            v = _HEAD.decode(value).v
+        except msgspec.DecodeError:
+            return None, "malformed"
+        return None, ("wrong_version" if v not in (-1, model.SCHEMA_VERSION) else "malformed")
+    if msg.v != model.SCHEMA_VERSION:
+        return None, "wrong_version"
+    return msg, ""
+
+
+# ----------------------------------------------------------------------------- config -> client kwargs
+
+
+def client_kwargs(k: Any) -> dict[str, Any]:
+    """aiokafka connection/security kwargs from ``[bus.kafka]``.
+
+    Raises BusError for a misconfiguration; the password is resolved from
+    ``env:VAR`` here and never stored anywhere that is logged or shown.
+    """
+    from arbtui.config import resolve_secret
+
+    kw: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers.split(","),
+                          "client_id": k.client_id, "security_protocol": k.security_protocol}
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        try:
+            ctx = ssl.create_default_context(cafile=k.ssl_cafile or None)
+            if k.ssl_certfile:
+                ctx.load_cert_chain(k.ssl_certfile, k.ssl_keyfile or None)
+        except (OSError, ssl.SSLError) as e:
+            raise BusError(f"kafka: bus.kafka.ssl_*: cannot load certificates: {e}") from None
+        kw["ssl_context"] = ctx
+    if k.security_protocol.startswith("SASL"):
+        if not k.sasl_mechanism:
+            raise BusError(f"kafka: bus.kafka.sasl_mechanism must be set for {k.security_protocol}")
+        password = resolve_secret(k.sasl_password)
+        if k.sasl_password.startswith("env:") and not password:
+            raise BusError(f"kafka: bus.kafka.sasl_password: environment variable "
+                           f"{k.sasl_password[4:]} is not set")
+        kw.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                  sasl_plain_password=password)
+    return kw
+
+
+def _missing_permission(err: BaseException, k: Any, topic: str = "") -> str | None:
+    """Name the ACL a Kafka authorization error means, or None if it is not one."""
+    from aiokafka import errors as ke
+
+    if isinstance(err, ke.TopicAuthorizationFailedError):
+        return f"Topic:{topic or '?'} (READ/WRITE/DESCRIBE)"
+    if isinstance(err, ke.GroupAuthorizationFailedError):
+        return f"READ on Group:{k.group_id}"
+    if isinstance(err, ke.ClusterAuthorizationFailedError):
+        return "Cluster (CREATE/DESCRIBE_CONFIGS)"
+    name = type(err).__name__
+    if "Authorization" in name or "Authentication" in name or "Sasl" in name:
+        return f"{name}: {err}"
+    return None
+
+
+class _LogBudget:
+    """At most ``burst`` log lines, refilled at ``rate`` per second: a flood of bad
+    records must be visible without drowning the log."""
+
+    def __init__(self, rate: float = 1.0, burst: float = 10.0) -> None:
+        self.rate, self.burst, self.tokens, self.t = rate, burst, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+# ----------------------------------------------------------------------------- the bus
+
+
+class KafkaBus(Bus):
+    kind = "kafka"
+
+    def __init__(self, bcfg: Any) -> None:
+        self.bcfg = bcfg
+        k = self.k = bcfg.kafka
+        self.names = {QUOTES: k.topic_quotes, OPPORTUNITIES: k.topic_opportunities,
+                      FILLS: k.topic_fills, STATUS: k.topic_status}
+        self.logical = {v: t for t, v in self.names.items()}
+        #: Groupless consumers start here (ms since epoch) instead of at the end.
+        self.start_ms: int | None = None
+        self.state = "stopped"
+        self.reason = ""
+        self.auth: list[str] = []  # missing permissions seen, for the status line
+        self.outages = 0
+        self.down_since: float | None = None
+        self.rebalances = 0
+        self.assigned: list[int] = []  # quote partitions this process owns (group)
+        self.published: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+        self.delivery_errors: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        self.consumed: dict[str, int] = {}
+        self.bad_records: dict[str, int] = {}
+        self.last_error = ""
+        self.hop = Latency(maxlen=4096)  # quote pub_ts -> consumed here (feed -> detector hop)
+        self._outq: deque[tuple[str, str, bytes, bytes]] = deque()
+        self._out_event = asyncio.Event()
+        self._unacked = 0
+        self._producer: Any = None
+        self._group_subs: dict[str, list[Subscription]] = {}
+        self._free_subs: dict[str, list[Subscription]] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._connected = False
+        self._stopping = False
+        self._logb = _LogBudget()
+        #: Set once the groupless consumer holds positions on every topic it reads
+        #: (records published after this are seen; tests and the viewer wait on it).
+        self.free_ready = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start_from(self, ts_ms: int | None) -> None:
+        """Viewer: read the topics from this wall-clock time (ms) instead of the end."""
+        self.start_ms = ts_ms
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._kw = client_kwargs(self.k)  # misconfiguration fails now, in one line
+        if self.k.on_unreachable == "retry":
+            self.state, self.reason = "connecting", self.k.bootstrap_servers
+            self._spawn("connect", self._connect_retry)
+            return
+        await self._connect()
+
+    async def _connect_retry(self) -> None:
+        delay, attempt = 0.5, 0
+        while not self._stopping:
+            attempt += 1
+            try:
+                await self._connect()
+                return
+            except BusError as e:
+                self.state, self.reason = "retrying", f"attempt {attempt}: {e}"
+                if attempt == 1 or self._logb.take():
+                    log.warning("kafka: %s; retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _connect(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self.state, self.reason = "connecting", self.k.bootstrap_servers
+        await self._ensure_topics()
+        k = self.k
+        producer = AIOKafkaProducer(
+            **self._kw, acks=k.acks, linger_ms=k.linger_ms, max_batch_size=k.max_batch_size,
+            compression_type=None if k.compression == "none" else k.compression,
+            enable_idempotence=False, request_timeout_ms=10_000,
+        )
+        try:
+            await producer.start()
+        except Exception as e:  # noqa: BLE001 - reported as one line
+            await _quiet_stop(producer)
+            raise BusError(self._explain(e, "start producer")) from None
+        self._producer = producer
+        self._connected = True
+        self.state, self.reason = "up", ""
+        self._spawn("sender", self._send_loop)
+        self._spawn("health", self._health_loop)
+        self._ensure_consumers()
+        log.info("kafka: connected to %s (topics %s)", k.bootstrap_servers,
+                 ", ".join(self.names.values()))
+
+    def _explain(self, e: BaseException, what: str) -> str:
+        perm = _missing_permission(e, self.k)
+        if perm:
+            return f"kafka {self.k.bootstrap_servers}: not authorized to {what}: needs {perm}"
+        msg = str(e) or type(e).__name__
+        return f"kafka {self.k.bootstrap_servers}: cannot {what}: {type(e).__name__}: {msg}"
+
+    async def _ensure_topics(self) -> None:
+        """Create missing topics with the configured partitions/replication."""
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(**self._kw, request_timeout_ms=5000)
+        try:
+            try:
+                await asyncio.wait_for(admin.start(), 10)
+                existing = set(await asyncio.wait_for(admin.list_topics(), 10))
+            except Exception as e:  # noqa: BLE001 - unreachable/unauthorized: one line
+                raise BusError(self._explain(e, "connect")) from None
+            missing = [t for t in self.names.values() if t not in existing]
+            if not missing:
+                return
+            try:
+                resp = await asyncio.wait_for(admin.create_topics(
+                    [NewTopic(t, self.k.partitions, self.k.replication) for t in missing]), 15)
+            except Exception as e:  # noqa: BLE001
+                raise BusError(self._explain(e, f"create topics {', '.join(missing)}")) from None
+            for topic, code, message in [(t[0], t[1], t[2] if len(t) > 2 else "")
+                                         for t in resp.topic_errors]:
+                if code in (0, 36):  # 36 TOPIC_ALREADY_EXISTS: another role won the race
+                    continue
+                if code in (29, 31):  # TOPIC_/CLUSTER_AUTHORIZATION_FAILED
+                    need = f"CREATE on Topic:{topic} (or Cluster)"
+                    self.auth.append(need)
+                    raise BusError(f"kafka {self.k.bootstrap_servers}: topic {topic} is missing "
+                                   f"and this principal may not create it: needs {need}")
+                raise BusError(f"kafka {self.k.bootstrap_servers}: cannot create topic {topic}: "
+                               f"error {code} {message or ''}".rstrip())
+            log.info("kafka: created topics %s (%d partitions, replication %d)",
+                     ", ".join(missing), self.k.partitions, self.k.replication)
+        finally:
+            await _quiet_stop(admin, "close")
+
+    def _spawn(self, name: str, fn: Callable[[], Any]) -> None:
+        async def supervised() -> None:
+            delay = 0.5
+            while not self._stopping:
+                try:
+                    await fn()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a transport task must not die silently
+                    self.last_error = f"{name}: {type(e).__name__}: {e}"
+                    perm = _missing_permission(e, self.k, self.k.topic_quotes)
+                    if perm:
+                        self.state, self.reason = "unauthorized", f"needs {perm}"
+                        if perm not in self.auth:
+                            self.auth.append(perm)
+                    if self._logb.take():
+                        log.warning("kafka: %s failed (%s: %s); restarting in %.1fs",
+                                    name, type(e).__name__, e, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+
+        self._tasks[name] = asyncio.get_running_loop().create_task(supervised(),
+                                                                     name=f"kafka:{name}")
+
+    async def stop(self) -> None:
+        # Give queued records a moment to leave (drain), then close everything.
+        deadline = time.monotonic() + 2.0
+        while (self._outq or self._unacked) and self._connected and self.state == "up" \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self._stopping = True
+        for t in self._tasks.values():
+            t.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+        if self._producer is not None:
+            await _quiet_stop(self._producer)
+            self._producer = None
+        self._connected = False
+        self.state = "stopped"
+        for subs in (*self._group_subs.values(), *self._free_subs.values()):
+            for s in subs:
+                s.close()
+
+    # ------------------------------------------------------------------ producing
+
+    def publish(self, topic: str, key: str, msg: Any) -> None:
+        value = encode(msg)
+        q = self._outq
+        if len(q) + self._unacked >= self.k.max_in_flight:
+            # Backpressure policy: drop the OLDEST queued record (a newer quote
+            # supersedes it); with nothing queued (all in flight) drop this one.
+            victim = q.popleft()[0] if q else topic
+            self.dropped[victim] = self.dropped.get(victim, 0) + 1
+            if self._logb.take():
+                log.warning("kafka: %d records in flight (max_in_flight); dropping oldest %s",
+                            len(q) + self._unacked, victim)
+        q.append((topic, self.names.get(topic, topic), key.encode(), value))
+        self.published[topic] = self.published.get(topic, 0) + 1
+        self._out_event.set()
+
+    async def _send_loop(self) -> None:
+        q = self._outq
+        producer = self._producer
+        while True:
+            if not q:
+                self._out_event.clear()
+                await self._out_event.wait()
+                continue
+            topic, name, key, value = q.popleft()
+            try:
+                fut = await producer.send(name, value, key=key)
+            except Exception as e:  # noqa: BLE001 - counted, surfaced, never fatal
+                self._delivery_failed(topic, e)
+                continue
+            self._unacked += 1
+            fut.add_done_callback(lambda f, t=topic: self._on_ack(t, f))
+
+    def _on_ack(self, topic: str, fut: asyncio.Future) -> None:
+        self._unacked -= 1
+        if fut.cancelled():
+            self._delivery_failed(topic, asyncio.CancelledError())
+        elif fut.exception() is not None:
+            self._delivery_failed(topic, fut.exception())
+        else:
+            self.delivered[topic] = self.delivered.get(topic, 0) + 1
+
+    def _delivery_failed(self, topic: str, e: BaseException) -> None:
+        self.delivery_errors[topic] = self.delivery_errors.get(topic, 0) + 1
+        self.last_error = f"deliver {topic}: {type(e).__name__}: {e}"
+        perm = _missing_permission(e, self.k, self.names.get(topic, topic))
+        if perm:
+            perm = perm.replace("(READ/WRITE/DESCRIBE)", "(WRITE)")
+            self.state, self.reason = "unauthorized", f"needs {perm}"
+            if perm not in self.auth:
+                self.auth.append(perm)
+        if self._logb.take():
+            log.warning("kafka: delivery to %s failed: %s: %s", self.names.get(topic, topic),
+                        type(e).__name__, e)
+
+    # ------------------------------------------------------------------ consuming
+
+    def subscribe(self, topic: str, name: str, *, maxsize: int | None = None,
+                  coalesce: Callable[[Any], Hashable] | None = None,
+                  wake: asyncio.Event | None = None) -> Subscription:
+        sub = Subscription(topic, name, maxsize or self.bcfg.queue_size, coalesce, wake)
+        book = self._group_subs if (topic, name) in GROUP_SUBSCRIBERS else self._free_subs
+        book.setdefault(topic, []).append(sub)
+        if self._connected:
+            self._ensure_consumers()
+        return sub
+
+    def _ensure_consumers(self) -> None:
+        if self._group_subs and "group" not in self._tasks:
+            self._spawn("group", self._group_loop)
+        if self._free_subs and "free" not in self._tasks:
+            self._spawn("free", self._free_loop)
+        elif self._free_subs:
+            self.free_ready.clear()  # the running loop picks up the new topic
+
+    def _consumer(self, **extra: Any) -> Any:
+        from aiokafka import AIOKafkaConsumer
+
+        return AIOKafkaConsumer(
+            **self._kw, enable_auto_commit=False, fetch_max_wait_ms=self.k.fetch_max_wait_ms,
+            # Only reached when a position is out of range (retention, or a broker
+            # that lost its log): then replay what the log still has rather than skip it.
+            auto_offset_reset="earliest", **extra,
+        )
+
+    async def _free_loop(self) -> None:
+        """All partitions of every groupless topic, one consumer, one fetch loop."""
+        from aiokafka import TopicPartition
+
+        c = self._consumer(group_id=None)
+        await c.start()
+        have: set[str] = set()
+        try:
+            while True:
+                want = {self.names[t] for t in self._free_subs}
+                if want != have:
+                    await c.topics()  # refresh metadata so new topics' partitions are known
+                    parts = {TopicPartition(t, p) for t in want
+                             for p in (c.partitions_for_topic(t) or ())}
+                    if not parts:
+                        await asyncio.sleep(0.5)
+                        continue
+                    old = {tp: await c.position(tp) for tp in c.assignment()}
+                    c.assign(sorted(parts))
+                    for tp, pos in old.items():
+                        if tp in parts:
+                            c.seek(tp, pos)
+                    await self._seek_start(c, [tp for tp in parts if tp not in old])
+                    have = {tp.topic for tp in parts}
+                    if have == want:
+                        self.free_ready.set()
+                batches = await c.getmany(timeout_ms=250, max_records=10_000)
+                if batches:
+                    self._dispatch(batches, self._free_subs)
+        finally:
+            await _quiet_stop(c)
+
+    async def _seek_start(self, c: Any, tps: list[Any]) -> None:
+        if not tps:
+            return
+        if self.start_ms is None:
+            await c.seek_to_end(*tps)
+            return
+        found = await c.offsets_for_times({tp: self.start_ms for tp in tps})
+        late = []
+        for tp in tps:
+            ot = found.get(tp)
+            if ot is None or ot.timestamp < 0:
+                late.append(tp)  # nothing at or after that time: start at the end
+            else:
+                c.seek(tp, ot.offset)
+        if late:
+            await c.seek_to_end(*late)
+
+    async def _group_loop(self) -> None:
+        """The detector's quotes, shared with other detector processes by the group."""
+        from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+        bus = self
+        c = self._consumer(group_id=self.k.group_id)
+        keys: dict[Any, set[str]] = {}
+        positions: dict[Any, int] = {}
+
+        class Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked):
+                for tp in revoked:
+                    try:
+                        positions[tp] = await c.position(tp)
+                    except Exception:  # noqa: BLE001 - no position yet: nothing to keep
+                        positions.pop(tp, None)
+
+            async def on_partitions_assigned(self, assigned):
+                assigned = set(assigned)
+                before = {TopicPartition(t.topic, t.partition) for t in keys}
+                lost = before - assigned
+                gained = assigned - before
+                for tp in assigned - gained:
+                    if tp in positions:
+                        c.seek(tp, positions[tp])
+                if gained:
+                    # A detector that gains partitions starts at the end (live) and
+                    # starts those symbols clean.
+                    await c.seek_to_end(*gained)
+                moved: set[str] = set()
+                for tp in lost | gained:
+                    moved |= keys.pop(tp, set())
+                    positions.pop(tp, None)
+                for tp in assigned:
+                    keys.setdefault(tp, set())
+                bus.rebalances += 1
+                bus.assigned = sorted(tp.partition for tp in assigned)
+                log.info("kafka: group %s assigned %s partitions %s (gained %d, lost %d)",
+                         bus.k.group_id, bus.k.topic_quotes, bus.assigned, len(gained), len(lost))
+                if moved:
+                    bus._reset_keys(moved, "partition moved to another detector")
+
+        topics = [self.names[t] for t in self._group_subs]
+        c.subscribe(topics=topics, listener=Listener())
+        await c.start()
+        try:
+            while True:
+                batches = await c.getmany(timeout_ms=250, max_records=10_000)
+                if batches:
+                    for tp, recs in batches.items():
+                        ks = keys.setdefault(tp, set())
+                        for r in recs:
+                            if r.key is not None:
+                                ks.add(r.key.decode(errors="replace"))
+                    self._dispatch(batches, self._group_subs)
+        finally:
+            self.assigned = []
+            await _quiet_stop(c)
+
+    def _reset_keys(self, moved: set[str], reason: str) -> None:
+        for subs in self._group_subs.values():
+            for s in subs:
+                s.discard_where(lambda m: getattr(m, "symbol", None) in moved)
+                if s.on_reset is not None:
+                    try:
+                        s.on_reset(moved, reason)
+                    except Exception:  # the role's bug must not kill the consumer
+                        log.exception("kafka: on_reset handler of %s failed", s.name)
+
+    def _dispatch(self, batches: dict[Any, list[Any]], subs_by_topic: dict[str, list]) -> None:
+        now = time.time_ns()
+        for tp, recs in batches.items():
+            lt = self.logical.get(tp.topic, tp.topic)
+            subs = subs_by_topic.get(lt, ())
+            allowed = ALLOWED.get(lt, ())
+            n = 0
+            for r in recs:
+                msg, why = decode(r.value)
+                if msg is None or not isinstance(msg, allowed):
+                    self._bad(why or "wrong_type", r, msg)
+                    continue
+                n += 1
+                if lt == QUOTES and msg.pub_ts_ns:
+                    self.hop.add(now - msg.pub_ts_ns)
+                for s in subs:
+                    s.put(msg)
+            self.consumed[lt] = self.consumed.get(lt, 0) + n
+
+    def _bad(self, why: str, r: Any, msg: Any) -> None:
+        self.bad_records[why] = self.bad_records.get(why, 0) + 1
+        if self._logb.take():
+            what = type(msg).__name__ if msg is not None else repr((r.value or b"")[:120])
+            log.warning("kafka: skipped %s record %s[%d]@%d: %s", why, r.topic, r.partition,
+                        r.offset, what)
+
+    # ------------------------------------------------------------------ health
+
+    async def _health_loop(self) -> None:
+        """Probe the cluster every second: the status line shows an outage as it
+        happens, and topics are re-created when a broker comes back without them."""
+        client = self._producer.client
+        while True:
+            try:
+                md = await asyncio.wait_for(client.fetch_all_metadata(), 3)
+                ok = True
+            except Exception as e:  # noqa: BLE001 - any failure means "down"
+                ok = False
+                err = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            if ok:
+                if self.state in ("down", "connecting"):
+                    log.warning("kafka: broker reachable again after %.1fs",
+                                time.monotonic() - (self.down_since or time.monotonic()))
+                    self.down_since = None
+                    self.state, self.reason = "up", ""
+                if self.state == "up" and not set(self.names.values()) <= set(md.topics()):
+                    try:
+                        await self._ensure_topics()
+                    except BusError as e:
+                        self.reason = str(e)
+            elif self.state != "down":
+                if self.state == "up":
+                    self.outages += 1
+                self.down_since = time.monotonic()
+                self.state, self.reason = "down", err
+                log.warning("kafka: broker unreachable (%s)", err)
+            await asyncio.sleep(1.0)
+
+    def stats(self) -> dict[str, Any]:
+        p50, p99 = self.hop.percentiles_ms(50, 99)
+        subs = [s for d in (self._group_subs, self._free_subs) for ss in d.values() for s in ss]
+        return {
+            "kind": self.kind,
+            "state": self.state,
+            "reason": self.reason,
+            "bootstrap": self.k.bootstrap_servers,
+            "down_for_s": (round(time.monotonic() - self.down_since, 1)
+                           if self.down_since is not None else None),
+            "outages": self.outages,
+            "missing_permissions": list(self.auth),
+            "published": dict(self.published),
+            "delivered": dict(self.delivered),
+            "delivery_errors": dict(self.delivery_errors),
+            "dropped": dict(self.dropped),
+            "in_flight": len(self._outq) + self._unacked,
+            "max_in_flight": self.k.max_in_flight,
+            "consumed": dict(self.consumed),
+            "bad_records": dict(self.bad_records),
+            "group": self.k.group_id if self._group_subs else None,
+            "assigned_partitions": list(self.assigned),
+            "rebalances": self.rebalances,
+            "hop_p50_ms": p50,
+            "hop_p99_ms": p99,
+            "last_error": self.last_error,
+            "subscriptions": {f"{s.topic}/{s.name}": {"depth": len(s), "dropped": s.dropped,
+                                                      "delivered": s.delivered} for s in subs},
+        }
+
+
+async def _quiet_stop(obj: Any, meth: str = "stop") -> None:
+    try:
+        await asyncio.wait_for(getattr(obj, meth)(), 5)
+    except Exception as e:  # noqa: BLE001 - closing after a failure; nothing left to do
+        log.debug("kafka: %s.%s failed: %r", type(obj).__name__, meth, e)
