@@ -1,0 +1,404 @@
+"""Kraken spot WebSocket v2 ``book`` adapter (v1 frames understood for replay).
+
+Kraken has no sequence numbers: the CRC32 over the top 10 levels is the only
+way to detect drift (PROTOCOLS.md §4). v2 sends ``price``/``qty`` as JSON
+*numbers*, and the checksum is defined over their literal digits (trailing
+zeros count), so frames are decoded with a Decimal float hook and each level
+keeps the exact text it arrived with. A mismatch resubscribes that one symbol,
+rate-limited, and never tears down the connection (cryptofeed's raise-and-
+reconnect drops every pair on the socket: PROTOCOLS.md §9 #9).
+
+Kraken does not send ``qty: 0`` for levels that fall out of the subscribed
+window, so each side is truncated to the subscribed depth after every message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import msgspec
+
+from arbtui.backend.book import BookError, kraken_checksum
+from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.model import BookState, Quote
+from arbtui.symbols import venue_symbol
+
+log = logging.getLogger("arbtui.feeds.kraken")
+
+#: Depths the v2 ``book`` channel accepts.
+DEPTHS = (10, 25, 100, 500, 1000)
+#: v1 (and REST ``wsname``) spell these assets the legacy way; v2 uses ISO codes.
+LEGACY_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
+#: Symbols per subscribe request. Kraken documents no hard cap; batching keeps
+#: each request small under its undocumented, dynamic message-rate limit.
+SUBSCRIBE_BATCH = 50
+
+# Keep the literal digits of JSON numbers: the checksum is over them.
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def sub_depth(depth: int) -> int:
+    """The smallest accepted book depth that covers ``depth`` (1000 at most)."""
+    for d in DEPTHS:
+        if depth <= d:
+            return d
+    return DEPTHS[-1]
+
+
+def num_text(v: Any) -> str:
+    """Wire number -> its literal decimal text (``Decimal`` keeps trailing zeros)."""
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, str):
+        return v
+    raise BookError(f"not a number: {v!r}")
+
+
+def rfc3339_ns(s: Any) -> int:
+    """``2023-10-06T17:35:55.440295Z`` -> unix ns (any number of fraction digits); 0 if absent."""
+    if not isinstance(s, str) or not s:
+        return 0
+    try:
+        main, frac = s, ""
+        tz = ""
+        if s.endswith("Z"):
+            main, tz = s[:-1], "+00:00"
+        elif len(s) > 6 and s[-6] in "+-" and s[-3] == ":":
+            main, tz = s[:-6], s[-6:]
+        if "." in main:
+            main, frac = main.split(".", 1)
+        dt = datetime.fromisoformat(main + (tz or "+00:00"))
+        ns = int(frac[:9].ljust(9, "0")) if frac else 0
+        return int(dt.timestamp()) * 1_000_000_000 + ns
+    except ValueError:
+        return 0
+
+
+def v2_name(v1_pair: str) -> str:
+    """v1 ``XBT/USD`` -> v2 ``BTC/USD``; the ``/`` is Kraken's explicit separator."""
+    base, sep, quote = v1_pair.partition("/")
+    if not sep:
+        return v1_pair
+    return f"{LEGACY_ASSETS.get(base, base)}/{LEGACY_ASSETS.get(quote, quote)}"
+
+
+class KrakenFeed(VenueFeed):
+    venue: ClassVar[str] = "kraken"
+    default_url: ClassVar[str] = "wss://ws.kraken.com/v2"
+    default_rest: ClassVar[str] = "https://api.kraken.com"
+    max_frame: ClassVar[int] = 4 * 2 ** 20  # a depth-1000 snapshot of a busy pair is ~100 kB
+    #: The watchdog asks this often; a ping goes out only after ~10 s of silence
+    #: (Kraken sends heartbeats itself; the ping proves the path when they stop).
+    keepalive_s: ClassVar[float | None] = 2.5
+    idle_ping_s: ClassVar[float] = 10.0
+    #: Heartbeats arrive ~1/s, so 15 s of nothing (ping unanswered) is a dead link.
+    stale_after_s: ClassVar[float] = 15.0
+    send_rate: ClassVar[float] = 5.0
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
+        f"{b}-{q}": f"{b}/{q}" for b in ("BTC", "ETH", "SOL") for q in ("USD", "USDT", "USDC")
+    }
+
+    def __init__(self, symbols: list[str], emit: Callable[[Quote], None], **kw: Any) -> None:
+        smap = dict(kw.pop("symbol_map", None) or self.STATIC_SYMBOLS)
+        # v2 names are ISO BASE/QUOTE joined by "/", so composing one from a
+        # normalized symbol is exact (composition, never parsing).
+        for s in symbols:
+            smap.setdefault(s, venue_symbol("kraken", s))
+        super().__init__(symbols, emit, symbol_map=smap, **kw)
+        self.sub_depth = sub_depth(self.depth)
+        for sb in self.books.values():
+            sb.book.depth = self.sub_depth
+        self._req_id = 0
+        self.system_status = ""
+        self._v1_channels: dict[int, SymbolBook] = {}
+
+    # ------------------------------------------------------------ instruments
+
+    @classmethod
+    def instruments_url(cls, rest_base: str) -> str:
+        return f"{rest_base.rstrip('/')}/0/public/AssetPairs"
+
+    @staticmethod
+    def parse_instruments(body: str) -> dict[str, str]:
+        """AssetPairs -> {normalized: v2 symbol}, from each pair's ``wsname``.
+
+        ``wsname`` is v1-style (``XBT/USD``) with an explicit ``/``; the legacy
+        asset codes are mapped to v2's ISO codes. Dark-pool pairs (``.d``) are
+        not order books anyone can see, so they are skipped.
+        """
+        doc = json.loads(body)
+        if doc.get("error"):
+            raise ValueError(f"AssetPairs error: {doc['error']}")
+        out: dict[str, str] = {}
+        for key, info in (doc.get("result") or {}).items():
+            if not isinstance(info, dict):
+                continue
+            alt = str(info.get("altname", ""))
+            if key.endswith(".d") or alt.endswith(".d"):
+                continue
+            if info.get("status") == "delisted":
+                continue
+            ws = info.get("wsname")
+            if not isinstance(ws, str) or "/" not in ws:
+                continue
+            v2 = v2_name(ws)
+            base, _, quote = v2.partition("/")
+            out[f"{base}-{quote}"] = v2
+        return out
+
+    @classmethod
+    def symbols_from_subscribe(cls, url: str, sent_frames: list[str],
+                               vsym_to_norm: dict[str, str]) -> list[str]:
+        """Normalized symbols of the ``book`` subscriptions in a recording (v2 or v1)."""
+        out: list[str] = []
+        for text in sent_frames:
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(msg, dict):
+                continue
+            names: list[str] = []
+            if msg.get("method") == "subscribe":
+                p = msg.get("params") or {}
+                if p.get("channel") == "book":
+                    names = list(p.get("symbol") or [])
+            elif msg.get("event") == "subscribe":
+                sub = msg.get("subscription") or {}
+                if sub.get("name") == "book":
+                    names = [v2_name(x) for x in msg.get("pair") or [] if isinstance(x, str)]
+            for v in names:
+                if not isinstance(v, str):
+                    continue
+                norm = vsym_to_norm.get(v)
+                if norm is None and "/" in v:
+                    base, _, quote = v.partition("/")
+                    norm = f"{base}-{quote}"
+                if norm and norm not in out:
+                    out.append(norm)
+        return out
+
+    # ------------------------------------------------------------ outbound
+
+    def _next_id(self) -> int:
+        self._req_id += 1
+        return self._req_id
+
+    def _sub(self, method: str, vsyms: list[str], snapshot: bool = True) -> str:
+        params: dict[str, Any] = {"channel": "book", "symbol": vsyms, "depth": self.sub_depth}
+        if method == "subscribe":
+            params["snapshot"] = snapshot
+        return json.dumps({"method": method, "params": params, "req_id": self._next_id()},
+                          separators=(",", ":"))
+
+    def subscribe_messages(self) -> list[str]:
+        vsyms = [sb.vsym for sb in self.books.values()]
+        return [self._sub("subscribe", vsyms[i:i + SUBSCRIBE_BATCH])
+                for i in range(0, len(vsyms), SUBSCRIBE_BATCH)]
+
+    def keepalive_message(self) -> str | None:
+        if not self.last_msg_ns:
+            return None
+        if (time.time_ns() - self.last_msg_ns) / 1e9 < self.idle_ping_s:
+            return None
+        self.count("pings")
+        return json.dumps({"method": "ping", "req_id": self._next_id()})
+
+    async def resync_symbol(self, sb: SymbolBook) -> None:
+        # Kraken's own advice: unsubscribe, then subscribe with snapshot:true.
+        # Book data for this symbol is ignored until the new subscribe is acked,
+        # so nothing from the old subscription can leak into the fresh book.
+        sb.extra["await_ack"] = True
+        sb.book.clear()
+        self.count("resubscribes")
+        self.send(self._sub("unsubscribe", [sb.vsym]))
+        self.send(self._sub("subscribe", [sb.vsym]))
+
+    # ------------------------------------------------------------ inbound
+
+    def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        try:
+            msg = _decoder.decode(data)
+        except msgspec.DecodeError as e:
+            self.frame_error(f"undecodable: {e}", data)
+            return
+        if isinstance(msg, list):
+            self._on_v1_data(msg, recv_ns, data)
+            return
+        if not isinstance(msg, dict):
+            self.frame_error("not an object", data)
+            return
+        channel = msg.get("channel")
+        if channel == "book":
+            self._on_book(msg, recv_ns, data)
+        elif channel == "heartbeat":
+            self.count("heartbeats")
+        elif channel == "status":
+            for d in msg.get("data") or []:
+                if isinstance(d, dict) and "system" in d:
+                    self.system_status = str(d["system"])
+        elif "method" in msg:
+            self._on_method(msg, data)
+        elif "event" in msg:
+            self._on_v1_event(msg)
+        elif channel is not None:
+            self.count("other_channels")
+        else:
+            self.frame_error("unknown message", data)
+
+    def _on_method(self, msg: dict, data: Any) -> None:
+        method = msg.get("method")
+        if method == "pong":
+            self.count("pongs")
+            return
+        if method not in ("subscribe", "unsubscribe"):
+            self.count("other_methods")
+            return
+        res = msg.get("result") if isinstance(msg.get("result"), dict) else {}
+        vsym = res.get("symbol") or msg.get("symbol")
+        sb = self.by_vsym.get(vsym) if isinstance(vsym, str) else None
+        if not msg.get("success"):
+            self.count(f"{method}_errors")
+            log.warning("kraken: %s rejected: %s", method, msg.get("error"))
+            if sb is not None and method == "subscribe":
+                sb.extra.pop("await_ack", None)
+                self.set_state(sb, BookState.RESYNC, f"subscribe rejected: {msg.get('error')}")
+            return
+        if sb is None or res.get("channel", "book") != "book":
+            return
+        if method == "subscribe":
+            sb.extra.pop("await_ack", None)
+            if isinstance(res.get("depth"), int):
+                sb.book.depth = res["depth"]
+            if sb.state is not BookState.LIVE:
+                self.set_state(sb, sb.state, "subscribed, awaiting snapshot")
+
+    def _on_book(self, msg: dict, recv_ns: int, data: Any) -> None:
+        typ = msg.get("type")
+        items = msg.get("data")
+        if typ not in ("snapshot", "update") or not isinstance(items, list):
+            self.frame_error("book: bad type/data", data)
+            return
+        for el in items:
+            if not isinstance(el, dict):
+                self.frame_error("book: element not an object", data)
+                continue
+            sb = self.by_vsym.get(el.get("symbol"))  # type: ignore[arg-type]
+            if sb is None:
+                self.count("unknown_symbol")
+                continue
+            if sb.extra.get("await_ack") or sb.resync_pending:
+                self.count("ignored_during_resync")
+                continue
+            snap = typ == "snapshot"
+            if not snap and sb.state is not BookState.LIVE:
+                # Updates only make sense on top of a snapshot we hold.
+                self.count("updates_before_snapshot")
+                continue
+            book = sb.book
+            try:
+                if snap:
+                    book.clear()
+                    self.count("snapshots")
+                for side, is_bid in (("bids", True), ("asks", False)):
+                    for lv in el.get(side) or ():
+                        book.set(is_bid, num_text(lv["price"]), num_text(lv["qty"]))
+            except (BookError, KeyError, TypeError) as e:
+                self.frame_error(f"book level: {e}", data, sb)
+                continue
+            book.truncate()
+            want = el.get("checksum")
+            if isinstance(want, int) and not isinstance(want, bool):
+                got = kraken_checksum(book)
+                if got != want:
+                    self.count("checksum_mismatch")
+                    self.resync(sb, f"checksum mismatch (got {got}, venue {want})")
+                    continue
+            elif not snap:
+                self.count("missing_checksum")
+            if snap:
+                self.set_state(sb, BookState.LIVE, "snapshot")
+            self.publish(sb, recv_ns, rfc3339_ns(el.get("timestamp")))
+
+    # ------------------------------------------------------------ v1 (replay of old recordings)
+
+    def _on_v1_event(self, msg: dict) -> None:
+        ev = msg.get("event")
+        if ev == "heartbeat":
+            self.count("heartbeats")
+        elif ev == "pong":
+            self.count("pongs")
+        elif ev == "systemStatus":
+            self.system_status = str(msg.get("status", ""))
+        elif ev == "subscriptionStatus":
+            sub = msg.get("subscription") or {}
+            sb = self.by_vsym.get(v2_name(str(msg.get("pair", ""))))
+            if sb is None or sub.get("name") != "book":
+                return
+            if msg.get("status") == "subscribed" and isinstance(msg.get("channelID"), int):
+                self._v1_channels[msg["channelID"]] = sb
+                if isinstance(sub.get("depth"), int):
+                    sb.book.depth = sub["depth"]
+            elif msg.get("status") == "error":
+                self.count("subscribe_errors")
+        else:
+            self.count("other_events")
+
+    def _on_v1_data(self, msg: list, recv_ns: int, data: Any) -> None:
+        # [channelID, {...}(, {...}), "book-<depth>", "<pair>"]
+        if len(msg) < 4 or not isinstance(msg[-1], str) or not isinstance(msg[-2], str):
+            self.frame_error("v1: bad array frame", data)
+            return
+        chan_name, pair = msg[-2], msg[-1]
+        if not chan_name.startswith("book"):
+            self.count("other_channels")
+            return
+        sb = self.by_vsym.get(v2_name(pair))
+        if sb is None:
+            self.count("unknown_symbol")
+            return
+        _, _, d = chan_name.partition("-")
+        if d.isdigit():
+            sb.book.depth = int(d)
+        parts = [p for p in msg[1:-2] if isinstance(p, dict)]
+        book = sb.book
+        snap = any("as" in p or "bs" in p for p in parts)
+        if not snap and sb.state is not BookState.LIVE:
+            self.count("updates_before_snapshot")
+            return
+        want = None
+        venue_ts = 0.0
+        try:
+            if snap:
+                book.clear()
+                self.count("snapshots")
+            for p in parts:
+                for key, is_bid in (("as", False), ("bs", True), ("a", False), ("b", True)):
+                    for lv in p.get(key) or ():
+                        # v1 sends strings: the raw text IS the checksum input.
+                        book.set(is_bid, lv[0], lv[1])
+                        if len(lv) > 2:
+                            venue_ts = max(venue_ts, float(lv[2]))
+                if "c" in p:
+                    want = int(p["c"])
+        except (BookError, IndexError, TypeError, ValueError) as e:
+            self.frame_error(f"v1 level: {e}", data, sb)
+            return
+        book.truncate()
+        if want is not None:
+            got = kraken_checksum(book)
+            if got != want:
+                self.count("checksum_mismatch")
+                self.resync(sb, f"checksum mismatch (got {got}, venue {want})")
+                return
+        if snap:
+            self.set_state(sb, BookState.LIVE, "snapshot")
+        self.publish(sb, recv_ns, int(venue_ts * 1e9))
