@@ -1,0 +1,895 @@
+"""End-to-end latency (local receive -> detection) and sustained throughput.
+
+Variants, all fed the same seeded stream (``load.Market``) at the same offered
+load, one message = one quote:
+
+- ``floor-queue``   bare ``asyncio.Queue`` producer -> consumer, no detection
+                    (the in-process floor under ``embedded``);
+- ``embedded``      arbtui: Coinbase adapter (parse -> book -> Quote) ->
+                    EmbeddedBus -> the engine's detector loop, one process;
+- ``floor-kafka``   bare aiokafka pipe: batched ``send``, ``getmany``, no
+                    detection (the floor under ``kafka``);
+- ``kafka``         arbtui: adapter -> KafkaBus in a feed process -> broker ->
+                    KafkaBus -> engine detector loop in a detect process;
+- ``baseline``      the tutorial design (benchmarks/baseline) on the same broker.
+
+Pacing: one task per venue hands each message to its variant at its scheduled
+time (open loop); ``recv_ns`` is the moment the message is handed over (the
+"local receive"). How late that was against the schedule is reported as
+``lag`` — a variant whose ingest cannot keep up shows a growing lag. Latency
+samples are taken only after the warm-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks import load
+from benchmarks.stats import pct
+
+# ---------------------------------------------------------------------- specs
+
+
+@dataclass
+class Spec:
+    variant: str
+    venues: int = 2
+    symbols: int = 2
+    rate: float | None = 1000.0  # offered quotes/s; None = saturation (as fast as possible)
+    window_s: float = 3.0
+    warmup_s: float = 0.5
+    fetch_max_wait_ms: int | None = None  # Kafka variants: override the consumer setting
+
+
+@dataclass
+class Result:
+    variant: str
+    venues: int
+    symbols: int
+    offered: float | None
+    sent: int = 0
+    ingest_rate: float = 0.0  # messages/s handed to the variant (producer side)
+    processed_rate: float = 0.0  # quotes/s through detection (consumer side)
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    p999_ms: float = float("nan")
+    samples: int = 0
+    opp_p50_ms: float = float("nan")  # quote receive -> opportunity event emitted
+    opp_p99_ms: float = float("nan")
+    opp_events: int = 0
+    lag_p99_ms: float = float("nan")  # producer side: handed over late vs schedule
+    lag_max_ms: float = float("nan")
+    arrival_p99_ms: float = float("nan")  # scheduled arrival -> detection (where measurable)
+    coalesced: int = 0
+    lost: int = 0  # never reached the detector (sent - processed - coalesced)
+    behind: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------- stream cache
+
+_cache: dict[tuple, Any] = {}
+
+
+def stream(nv: int, ns: int, n: int) -> tuple[load.Market, list[load.Msg], dict]:
+    """The seeded stream for (venues, symbols), generated once per process."""
+    key = (nv, ns)
+    have = _cache.get(key)
+    if have is None or len(have[1]) < n:
+        m = load.Market(nv, ns, seed=7)
+        snaps = {vi: load.coinbase_snapshot_frames(m, vi, 1) for vi in range(nv)}
+        msgs = m.stream(n)
+        have = (m, msgs, {"snapshots": snaps})
+        _cache[key] = have
+    return have
+
+
+def rendered(nv: int, ns: int, n: int, kind: str) -> list:
+    m, msgs, extra = stream(nv, ns, n)
+    got = extra.get(kind)
+    if got is None or len(got) < n:
+        if kind == "frames":
+            # The per-connection sequence number is filled in at send time.
+            got = []
+            for mm in msgs:
+                t = load.coinbase_frame(m, mm, 0)
+                a, b = t.split('"sequence_num":0', 1)
+                got.append((a + '"sequence_num":', b))
+        elif kind == "quotes":
+            got = [load.quote_of(m, mm) for mm in msgs]
+        elif kind == "quote_bytes":
+            from arbtui.model import to_json
+
+            got = [to_json(load.quote_of(m, mm)) for mm in msgs]
+        elif kind == "trades":
+            got = []
+            for i, mm in enumerate(msgs):
+                t = load.baseline_trade(m, mm, i)
+                a, b = t.split('"T":1764100800000', 1)
+                got.append((a + '"T":', b))
+        else:
+            raise ValueError(kind)
+        extra[kind] = got
+    return got
+
+
+def n_needed(spec: Spec, sat_cap: int) -> int:
+    if spec.rate is None:
+        return sat_cap
+    return int(spec.rate * (spec.window_s + spec.warmup_s)) + 10
+
+
+# ---------------------------------------------------------------------- pacing
+
+
+class Pacer:
+    """Open-loop generator: per-venue tasks hand messages over on schedule."""
+
+    def __init__(self, spec: Spec, n: int, t0_ns: int) -> None:
+        self.spec = spec
+        self.n = n
+        self.t0 = t0_ns
+        self.period = 0 if spec.rate is None else int(1e9 / spec.rate)
+        self.warm_idx = 0 if spec.rate is None else int(spec.warmup_s * spec.rate)
+        self.lags: list[int] = []
+        self.sent = 0
+        self.t_warm = 0
+        self.t_end = 0
+        self.sent_at_warm = 0
+        self.on_warm: Callable[[], None] | None = None
+        self.deadline = t0_ns + int((spec.window_s + spec.warmup_s) * 1e9)
+
+    def due(self, i: int) -> int:
+        return self.t0 + i * self.period
+
+    def _warm(self, i: int) -> None:
+        if i == self.warm_idx and not self.t_warm:
+            self.t_warm = time.time_ns()
+            self.sent_at_warm = self.sent
+            if self.on_warm is not None:
+                self.on_warm()
+
+    async def run_sync(self, nv: int, handle: Callable[[int, int, int], None]) -> None:
+        """``handle(vi, i, recv_ns)`` for each message i (global index), non-blocking."""
+        await asyncio.gather(*(self._venue_sync(vi, nv, handle) for vi in range(nv)))
+        self.t_end = time.time_ns()
+
+    async def _venue_sync(self, vi: int, nv: int, handle) -> None:
+        i = vi
+        n = self.n
+        sat = self.period == 0
+        lags = self.lags
+        burst = 64 if sat else 1
+        while i < n:
+            now = time.time_ns()
+            if sat and now > self.deadline:
+                break
+            due = self.due(i)
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                continue
+            k = 0
+            # Paced: yield after every message, so the detector (same loop) sees each
+            # one as it lands. Saturation: everything due is read in runs of 64, like
+            # frames waiting in a socket buffer.
+            while i < n and k < burst:
+                due = self.due(i)
+                if due > now:
+                    break
+                if i >= self.warm_idx:
+                    lags.append(now - due)
+                self._warm(i)
+                handle(vi, i, now)
+                self.sent += 1
+                i += nv
+                k += 1
+                now = time.time_ns()
+            await asyncio.sleep(0)
+
+    async def run_async(self, nv: int, handle) -> None:
+        """``await handle(vi, i, recv_ns)``: one message at a time per venue (baseline)."""
+        await asyncio.gather(*(self._venue_async(vi, nv, handle) for vi in range(nv)))
+        self.t_end = time.time_ns()
+
+    async def _venue_async(self, vi: int, nv: int, handle) -> None:
+        i = vi
+        sat = self.period == 0
+        while i < self.n:
+            now = time.time_ns()
+            if now > self.deadline and (sat or now > self.deadline + 2_000_000_000):
+                # A producer that falls far behind stops offering after the window + 2 s.
+                break
+            due = self.due(i)
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                continue
+            if i >= self.warm_idx:
+                self.lags.append(now - due)
+            self._warm(i)
+            await handle(vi, i, now)
+            self.sent += 1
+            i += nv
+
+
+def _lag_stats(res: Result, lags: list[int]) -> None:
+    if lags:
+        res.lag_p99_ms = pct(lags, 99)[0]
+        res.lag_max_ms = max(lags) / 1e6
+
+
+def _lat_stats(res: Result, lat) -> None:
+    res.samples = len(lat)
+    res.p50_ms, res.p99_ms, res.p999_ms = pct(lat, 50, 99, 99.9)
+
+
+# ---------------------------------------------------------------------- arbtui pieces
+
+
+def bench_config(venue_names: list[str], fetch_max_wait_ms: int | None = None):
+    """Default config; bench venues get a 1 bps taker fee so windows clear the net threshold."""
+    from arbtui import config as configmod
+
+    cfg = configmod.load(None, use_user=False)
+    cfg.venues = {v: configmod.VenueConfig(taker_fee_bps=1.0, depth=1000) for v in venue_names}
+    if fetch_max_wait_ms is not None:
+        cfg.bus.kafka.fetch_max_wait_ms = fetch_max_wait_ms
+    return cfg
+
+
+def coinbase_available() -> bool:
+    try:
+        from arbtui.backend.feeds import feed_class
+
+        feed_class("coinbase")
+        return True
+    except (ImportError, AttributeError):
+        return False
+
+
+class FeedSide:
+    """The feed role: one Coinbase adapter per synthetic venue, or ready quotes."""
+
+    def __init__(self, m: load.Market, emit: Callable, mode: str, on_state=None) -> None:
+        self.m = m
+        self.mode = mode
+        self.emit = emit
+        self.seq = [1 + len(m.symbols)] * len(m.venues)
+        self.feeds = []
+        if mode == "frames":
+            from arbtui.backend.feeds import feed_class
+
+            cls = feed_class("coinbase")
+            for vi, v in enumerate(m.venues):
+                f = cls(list(m.symbols), emit, depth=1000, quote_depth=load.QUOTE_DEPTH,
+                        symbol_map={s: s for s in m.symbols})
+                # Each synthetic venue is a Coinbase-format connection relabelled, so
+                # its quotes carry their own venue name.
+                f.venue = v
+                if on_state is not None:
+                    f.on_book_state = on_state
+                self.feeds.append(f)
+
+    def sync(self, snaps: dict[int, list[str]]) -> None:
+        if self.mode != "frames":
+            return
+        from arbtui.model import BookState
+
+        now = time.time_ns()
+        for vi, f in enumerate(self.feeds):
+            sub = ('{"channel":"subscriptions","client_id":"","timestamp":"2026-11-25T20:00:00Z",'
+                   '"sequence_num":0,"events":[{"subscriptions":{"level2":%s}}]}'
+                   % str(list(self.m.symbols)).replace("'", '"'))
+            f.feed_frame(sub, now)
+            for fr in snaps[vi]:
+                f.feed_frame(fr, now)
+            bad = [sb.symbol for sb in f.books.values() if sb.state is not BookState.LIVE]
+            if bad:
+                raise RuntimeError(f"coinbase adapter did not go LIVE from the snapshot frames: "
+                                   f"{bad[:3]} ({f.books[bad[0]].reason}); counters {f.counters}")
+
+
+# ---------------------------------------------------------------------- in-process variants
+
+
+async def run_floor_queue(spec: Spec, sat_cap: int) -> Result:
+    n = n_needed(spec, sat_cap)
+    quotes = rendered(spec.venues, spec.symbols, n, "quotes")
+    res = Result("floor-queue", spec.venues, spec.symbols, spec.rate)
+    q: asyncio.Queue = asyncio.Queue()
+    lat: list[int] = []
+    done = 0
+
+    async def consumer() -> None:
+        nonlocal done
+        while True:
+            item = await q.get()
+            if item is None:
+                return
+            lat.append(time.time_ns() - item.recv_ts_ns)
+            done += 1
+
+    t0 = time.time_ns() + 50_000_000
+    pacer = Pacer(spec, n, t0)
+    mark = {}
+    pacer.on_warm = lambda: (lat.clear(), mark.setdefault("done", done))
+
+    def handle(vi: int, i: int, now: int) -> None:
+        qq = quotes[i]
+        qq.recv_ts_ns = now
+        q.put_nowait(qq)
+
+    task = asyncio.get_running_loop().create_task(consumer())
+    await pacer.run_sync(spec.venues, handle)
+    q.put_nowait(None)
+    await asyncio.wait_for(task, 30)
+    t_done = time.time_ns()
+    res.sent = pacer.sent
+    dt = max(1, pacer.t_end - pacer.t_warm) / 1e9
+    res.ingest_rate = (pacer.sent - pacer.sent_at_warm) / dt
+    res.processed_rate = (done - mark.get("done", 0)) / (max(1, t_done - pacer.t_warm) / 1e9)
+    _lat_stats(res, lat)
+    _lag_stats(res, pacer.lags)
+    _judge(res, spec)
+    return res
+
+
+class _EngineProbe:
+    """Hooks on an Engine used as the detect role: latency samples and event latency."""
+
+    def __init__(self, engine) -> None:
+        from arbtui.backend.metrics import Latency
+        from arbtui.model import OppEvent
+
+        self.engine = engine
+        engine.detect_latency = Latency(maxlen=5_000_000)
+        self.opp_lat: list[int] = []
+        orig = engine.record_event
+        opened = (OppEvent.OPENED, OppEvent.UPDATED)
+        opp_lat = self.opp_lat
+
+        def record_event(e) -> None:
+            if getattr(e, "event", None) in opened:
+                opp_lat.append(time.time_ns() - e.quote_recv_ts_ns)
+            orig(e)
+
+        engine.record_event = record_event
+        self.base = (0, 0)
+
+    def counts(self) -> tuple[int, int]:
+        """(evaluated by the detector, superseded by a newer quote before it got there)."""
+        ev = self.engine.detector.evaluated
+        dropped = 0
+        subs = self.engine.bus.stats().get("subscriptions", {})
+        for name, st in subs.items():
+            if name.startswith("quotes") or "quote" in name:
+                dropped += int(st.get("dropped", 0))
+        return ev, dropped
+
+    def warm(self) -> None:
+        self.engine.detect_latency.samples.clear()
+        self.opp_lat.clear()
+        self.base = self.counts()
+
+    def pending(self) -> int:
+        subs = self.engine.bus.stats().get("subscriptions", {})
+        return sum(int(st.get("depth", 0)) for n, st in subs.items() if "quote" in n)
+
+
+async def run_embedded(spec: Spec, sat_cap: int) -> Result:
+    from arbtui.backend.bus.embedded import EmbeddedBus
+    from arbtui.backend.engine import Engine
+
+    mode = "frames" if coinbase_available() else "quotes"
+    n = n_needed(spec, sat_cap)
+    m, _, extra = stream(spec.venues, spec.symbols, n)
+    payload = rendered(spec.venues, spec.symbols, n, mode)
+    res = Result("embedded", spec.venues, spec.symbols, spec.rate)
+    if mode == "quotes":
+        res.notes.append("coinbase adapter not available: ready Quotes published (no parse/book)")
+    cfg = bench_config(m.venues)
+    bus = EmbeddedBus(cfg.bus.queue_size)
+    eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
+    probe = _EngineProbe(eng)
+    await eng.start()
+    try:
+        side = FeedSide(m, eng._on_quote, mode, on_state=eng._on_book_state)
+        side.sync(extra["snapshots"])
+        await asyncio.sleep(0.05)
+        t0 = time.time_ns() + 50_000_000
+        pacer = Pacer(spec, n, t0)
+        pacer.on_warm = probe.warm
+        nv = spec.venues
+        if mode == "frames":
+            feeds = side.feeds
+            seqs = side.seq
+
+            def handle(vi: int, i: int, now: int) -> None:
+                a, b = payload[i]
+                s = seqs[vi]
+                seqs[vi] = s + 1
+                feeds[vi].feed_frame(f"{a}{s}{b}", now)
+        else:
+            on_quote = eng._on_quote
+
+            def handle(vi: int, i: int, now: int) -> None:
+                qq = payload[i]
+                qq.recv_ts_ns = now
+                on_quote(qq)
+
+        await pacer.run_sync(nv, handle)
+        deadline = time.monotonic() + 5
+        while probe.pending() and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        t_done = time.time_ns()
+        ev, dr = probe.counts()
+        ev -= probe.base[0]
+        dr -= probe.base[1]
+        sent = pacer.sent - pacer.sent_at_warm
+        res.sent = pacer.sent
+        dt = max(1, t_done - pacer.t_warm) / 1e9
+        res.ingest_rate = sent / max(1, pacer.t_end - pacer.t_warm) * 1e9
+        res.processed_rate = (ev + dr) / dt
+        res.coalesced = dr
+        if mode == "frames":
+            errs = sum(f.counters.get("frame_errors", 0) + f.counters.get("resyncs", 0)
+                       for f in side.feeds)
+            if errs:
+                res.notes.append(f"adapter frame_errors+resyncs={errs}")
+        _lat_stats(res, list(eng.detect_latency.samples))
+        if probe.opp_lat:
+            res.opp_p50_ms, res.opp_p99_ms = pct(probe.opp_lat, 50, 99)
+        res.opp_events = len(probe.opp_lat)
+        _lag_stats(res, pacer.lags)
+        _judge(res, spec)
+        return res
+    finally:
+        await eng.stop()
+
+
+def _judge(res: Result, spec: Spec) -> None:
+    """Behind = ingest or detection sustained < 95 % of the offered load, or input lag > 100 ms."""
+    if spec.rate is None:
+        return
+    if (res.processed_rate < 0.95 * spec.rate or res.ingest_rate < 0.95 * spec.rate
+            or (res.lag_max_ms == res.lag_max_ms and res.lag_max_ms > 100)):
+        res.behind = True
+
+
+# ---------------------------------------------------------------------- Kafka variants
+# The detect side runs in its own process (as `arbtui detect` / the tutorial's
+# consumer script would); the feed side runs in this one. A probe message is
+# sent until the consumer has seen one, so the group join (seconds on tansu)
+# is over before the clock starts.
+
+PROBE_SYMBOL = "PROBE-USD"
+
+
+def _consumer_proc(conn, variant: str, bootstrap: str, params: dict) -> None:
+    try:
+        out = asyncio.run(_consumer_main(conn, variant, bootstrap, params))
+    except Exception as e:  # noqa: BLE001 - report any failure to the parent
+        import traceback
+
+        out = {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()[-1500:]}"}
+    conn.send(("result", out))
+    conn.close()
+
+
+async def _recv(conn, timeout: float):
+    loop = asyncio.get_running_loop()
+    ok = await loop.run_in_executor(None, conn.poll, timeout)
+    if not ok:
+        raise TimeoutError("no message from the other side")
+    return conn.recv()
+
+
+async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> dict:
+    ready = asyncio.Event()
+    lat: list[int] = []
+    arrival: list[int] = []
+    state = {"count": 0, "base": 0, "warm_ns": 0, "t_last": 0}
+
+    if variant == "baseline":
+        from benchmarks.baseline import consumer as bc
+
+        def on_done(tick: dict, found: int) -> None:
+            now = time.time_ns()
+            if tick["symbol"] == "PROBEUSD":
+                ready.set()
+                return
+            state["count"] += 1
+            state["t_last"] = now
+            lat.append(now - int(tick["local_ts"] * 1e9))
+            arrival.append(now - tick["timestamp"] * 1_000_000)
+
+        det = bc.SpreadDetector(on_done)
+        cons = bc.make_consumer(bootstrap, params["topic"])
+        await cons.start()
+        task = asyncio.get_running_loop().create_task(bc.run(cons, det))
+        counts = lambda: (state["count"], 0)  # noqa: E731
+        pending = lambda: 0  # noqa: E731
+        opp_lat: list[int] = []
+
+        async def stop() -> None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await cons.stop()
+
+        extra = lambda: {"opportunities": det.opportunities}  # noqa: E731
+
+    elif variant == "floor-kafka":
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        cons = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=params["fetch_max_wait_ms"],
+                                fetch_min_bytes=1, max_partition_fetch_bytes=1 << 20)
+        await cons.start()
+        parts = cons.partitions_for_topic(params["topic"]) or set()
+        while not parts:
+            await cons._client.force_metadata_update()  # noqa: SLF001 - topic just created
+            parts = cons.partitions_for_topic(params["topic"]) or set()
+        tps = [TopicPartition(params["topic"], p) for p in parts]
+        cons.assign(tps)
+        await cons.seek_to_end(*tps)
+        unpack = struct.Struct("<q").unpack_from
+
+        async def loop_() -> None:
+            while True:
+                batch = await cons.getmany(timeout_ms=1000, max_records=10_000)
+                now = time.time_ns()
+                for recs in batch.values():
+                    for r in recs:
+                        if r.key == b"PROBE":
+                            ready.set()
+                            continue
+                        state["count"] += 1
+                        lat.append(now - unpack(r.value)[0])
+                state["t_last"] = now
+
+        task = asyncio.get_running_loop().create_task(loop_())
+        counts = lambda: (state["count"], 0)  # noqa: E731
+        pending = lambda: 0  # noqa: E731
+        opp_lat = []
+
+        async def stop() -> None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await cons.stop()
+
+        extra = lambda: {}  # noqa: E731
+
+    else:  # arbtui kafka: the real engine detect role on a KafkaBus
+        from arbtui.backend.bus import make_bus
+        from arbtui.backend.engine import Engine
+
+        cfg = bench_config(params["venues"], params["fetch_max_wait_ms"])
+        cfg.bus.kind = "kafka"
+        _kafka_cfg(cfg, bootstrap, params["suffix"])
+        bus = make_bus(cfg)
+        eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
+        probe = _EngineProbe(eng)
+        orig_on_quote = eng.detector.on_quote
+
+        def on_quote(q):
+            if q.symbol == PROBE_SYMBOL:
+                ready.set()
+            return orig_on_quote(q)
+
+        eng.detector.on_quote = on_quote
+        await eng.start()
+        lat = None  # read from the engine at the end
+        counts = probe.counts
+        pending = probe.pending
+        opp_lat = probe.opp_lat
+
+        async def stop() -> None:
+            await eng.stop()
+
+        extra = lambda: {"bus": eng.bus.stats()}  # noqa: E731
+
+    conn.send(("listening", None))
+    # Handshake: the parent sends probes until we say we saw one.
+    while True:
+        try:
+            await asyncio.wait_for(ready.wait(), 0.05)
+            break
+        except TimeoutError:
+            if conn.poll():
+                msg = conn.recv()
+                if msg[0] == "abort":
+                    await stop()
+                    return {"error": "aborted before ready"}
+    conn.send(("ready", None))
+    msg = await _recv(conn, 60)
+    assert msg[0] == "start", msg
+    warm_ns = msg[1]
+
+    async def warm() -> None:
+        await asyncio.sleep(max(0.0, (warm_ns - time.time_ns()) / 1e9))
+        if lat is None:
+            probe.warm()
+        else:
+            lat.clear()
+            arrival.clear()
+        state["base"] = sum(counts())
+        state["warm_ns"] = time.time_ns()
+
+    wtask = asyncio.get_running_loop().create_task(warm())
+    msg = await _recv(conn, 600)
+    assert msg[0] == "done", msg
+    sent_after_warm, drain_s = msg[1], msg[2]
+    await wtask
+    # Drain: until everything sent after the warm-up was processed, or no progress.
+    deadline = time.monotonic() + drain_s
+    last, last_t = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        c = sum(counts()) - state["base"]
+        if c >= sent_after_warm and not pending():
+            break
+        if c != last:
+            last, last_t = c, time.monotonic()
+        elif time.monotonic() - last_t > 2.0:
+            break
+        await asyncio.sleep(0.005)
+    t_done = time.time_ns()
+    ev, dr = counts()
+    processed = ev + dr - state["base"]
+    if lat is None:
+        samples = list(probe.engine.detect_latency.samples)
+        t_last = t_done
+    else:
+        samples = lat
+        t_last = state["t_last"] or t_done
+    out = {
+        "processed": processed, "coalesced": dr - (probe.base[1] if variant == "kafka" else 0),
+        "elapsed_s": max(1, min(t_done, t_last) - state["warm_ns"]) / 1e9,
+        "lat": np.asarray(samples, dtype=np.int64).tobytes(),
+        "arrival": np.asarray(arrival, dtype=np.int64).tobytes(),
+        "opp": np.asarray(opp_lat, dtype=np.int64).tobytes(),
+        "extra": extra(),
+    }
+    await stop()
+    return out
+
+
+def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
+    k = cfg.bus.kafka
+    k.bootstrap_servers = bootstrap
+    for name in ("topic_quotes", "topic_opportunities", "topic_fills", "topic_status"):
+        setattr(k, name, getattr(k, name) + suffix)
+    k.group_id = k.group_id + suffix + f".{os.getpid()}"
+
+
+def kafka_available() -> str | None:
+    from benchmarks import broker
+
+    why = broker.available()
+    if why:
+        return why
+    return None
+
+
+def kafkabus_available() -> bool:
+    try:
+        from arbtui.backend.bus.kafka import KafkaBus  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+async def run_kafka(spec: Spec, sat_cap: int) -> Result:
+    from benchmarks import broker as brokermod
+
+    variant = spec.variant
+    nv, ns = spec.venues, spec.symbols
+    n = n_needed(spec, sat_cap)
+    m, _, extra = stream(nv, ns, n)
+    res = Result(variant, nv, ns, spec.rate)
+    from arbtui import config as configmod
+
+    default_fmw = configmod.load(None, use_user=False).bus.kafka.fetch_max_wait_ms
+    fmw = spec.fetch_max_wait_ms if spec.fetch_max_wait_ms is not None else default_fmw
+    if variant == "baseline":
+        payload = rendered(nv, ns, n, "trades")
+    elif variant == "floor-kafka":
+        payload = rendered(nv, ns, n, "quote_bytes")
+    else:
+        mode = "frames" if coinbase_available() else "quotes"
+        payload = rendered(nv, ns, n, mode)
+        if mode == "quotes":
+            res.notes.append("coinbase adapter not available: ready Quotes published")
+    ctx = mp.get_context("spawn")
+    async with brokermod.fresh_broker() as b:
+        res.notes.append(f"broker: {b.kind}")
+        parent, child = ctx.Pipe()
+        params = {"venues": m.venues, "fetch_max_wait_ms": fmw, "suffix": b.suffix}
+        producer_stop: Callable | None = None
+        if variant == "baseline":
+            from benchmarks.baseline import producer as bp
+
+            topic = b.topic(bp.TOPIC)
+            # The tutorial let the broker auto-create its topic: one partition.
+            await brokermod.create_topics(b, {bp.TOPIC: 1})
+            params["topic"] = topic
+            prod = bp.make_producer(b.bootstrap)
+            await prod.start()
+            producer_stop = prod.stop
+            names = m.venues
+
+            async def handle(vi: int, i: int, now: int) -> None:
+                a, c = payload[i]
+                due = pacer.due(i)
+                await bp.handle_message(prod, names[vi], f"{a}{due // 1_000_000}{c}", topic,
+                                        local_ts=now / 1e9)
+
+            async def probe() -> None:
+                await bp.handle_message(prod, "probe", '{"s":"PROBEUSD","p":"1","q":"1","T":0}',
+                                        topic)
+            res.notes.append(f"baseline consumer fetch_max_wait_ms=10 (its own setting)")
+        elif variant == "floor-kafka":
+            from aiokafka import AIOKafkaProducer
+
+            from arbtui.config import KafkaConfig
+
+            kc = KafkaConfig()
+            parts = kc.partitions
+            await brokermod.create_topics(b, {"bench.pipe": parts})
+            topic = b.topic("bench.pipe")
+            params["topic"] = topic
+            prod = AIOKafkaProducer(bootstrap_servers=b.bootstrap, acks=kc.acks,
+                                    linger_ms=kc.linger_ms, max_batch_size=kc.max_batch_size)
+            await prod.start()
+            producer_stop = prod.stop
+            pack = struct.Struct("<q").pack
+            keys = [s.encode() for s in m.symbols]
+            msgs = stream(nv, ns, n)[1]
+            send = prod.send
+
+            async def handle(vi: int, i: int, now: int) -> None:
+                # Batched: await only the hand-over to the batch, never the broker ack.
+                await send(topic, pack(now) + payload[i], key=keys[msgs[i].symbol])
+
+            async def probe() -> None:
+                await prod.send_and_wait(topic, b"\0" * 8, key=b"PROBE")
+            res.notes.append(f"acks={kc.acks} linger_ms={kc.linger_ms} "
+                             f"max_batch_size={kc.max_batch_size} partitions={parts} "
+                             f"fetch_max_wait_ms={fmw}")
+        else:
+            if not kafkabus_available():
+                child.close()
+                parent.close()
+                res.notes.append("arbtui KafkaBus (arbtui/backend/bus/kafka.py) not available")
+                res.behind = True
+                return res
+            from arbtui.backend.bus import QUOTES, make_bus
+            from arbtui.backend.engine import Engine
+
+            cfg = bench_config(m.venues, fmw)
+            cfg.bus.kind = "kafka"
+            _kafka_cfg(cfg, b.bootstrap, b.suffix)
+            k = cfg.bus.kafka
+            await brokermod.create_topics(b, {t: k.partitions for t in (
+                "arbtui.quotes", "arbtui.opportunities", "arbtui.fills", "arbtui.status")})
+            bus = make_bus(cfg)
+            feng = Engine(cfg, mode="live", bus=bus, roles=())
+            await feng.start()
+            producer_stop = feng.stop
+            side = FeedSide(m, feng._on_quote, mode, on_state=feng._on_book_state)
+            side.sync(extra["snapshots"])
+            probe_q = load.quote_of(m, stream(nv, ns, n)[1][0])
+            probe_q.symbol = PROBE_SYMBOL
+            if mode == "frames":
+                feeds, seqs = side.feeds, side.seq
+
+                def handle_sync(vi: int, i: int, now: int) -> None:
+                    a, c = payload[i]
+                    s = seqs[vi]
+                    seqs[vi] = s + 1
+                    feeds[vi].feed_frame(f"{a}{s}{c}", now)
+            else:
+                on_quote = feng._on_quote
+
+                def handle_sync(vi: int, i: int, now: int) -> None:
+                    qq = payload[i]
+                    qq.recv_ts_ns = now
+                    on_quote(qq)
+
+            async def probe() -> None:
+                probe_q.recv_ts_ns = time.time_ns()
+                bus.publish(QUOTES, PROBE_SYMBOL, probe_q)
+            res.notes.append(f"KafkaBus settings: acks={k.acks} linger_ms={k.linger_ms} "
+                             f"compression={k.compression} max_batch_size={k.max_batch_size} "
+                             f"partitions={k.partitions} fetch_max_wait_ms={k.fetch_max_wait_ms}")
+
+        proc = ctx.Process(target=_consumer_proc, args=(child, variant, b.bootstrap, params),
+                           daemon=True)
+        proc.start()
+        child.close()
+        try:
+            msg = await _recv(parent, 60)
+            if msg[0] == "result":
+                raise RuntimeError(msg[1].get("error"))
+            t_hs = time.monotonic()
+            while not parent.poll():
+                if time.monotonic() - t_hs > 45:
+                    raise TimeoutError("consumer never saw the probe (group join?)")
+                await probe()
+                await asyncio.sleep(0.1)
+            msg = parent.recv()
+            if msg[0] != "ready":
+                raise RuntimeError(str(msg[1].get("error") if msg[0] == "result" else msg))
+            res.notes.append(f"ready after {time.monotonic() - t_hs:.1f}s (group join/assignment)")
+            t0 = time.time_ns() + 100_000_000
+            pacer = Pacer(spec, n, t0)
+            warm_ns = t0 + (int(spec.warmup_s * 1e9) if spec.rate else 0)
+            parent.send(("start", warm_ns))
+            if variant in ("baseline", "floor-kafka"):
+                await pacer.run_async(nv, handle)
+            else:
+                await pacer.run_sync(nv, handle_sync)
+            after = pacer.sent - pacer.sent_at_warm
+            parent.send(("done", after, 10.0 if variant == "baseline" else 5.0))
+            if producer_stop is not None:
+                await producer_stop()
+                producer_stop = None
+            msg = await _recv(parent, 120)
+            if msg[0] != "result":
+                raise RuntimeError(f"unexpected {msg[0]}")
+            out = msg[1]
+            if "error" in out:
+                raise RuntimeError(out["error"])
+        finally:
+            if producer_stop is not None:
+                await producer_stop()
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+            parent.close()
+    res.sent = pacer.sent
+    res.ingest_rate = after / (max(1, pacer.t_end - (pacer.t_warm or t0)) / 1e9)
+    res.processed_rate = out["processed"] / out["elapsed_s"]
+    res.coalesced = max(0, int(out.get("coalesced", 0)))
+    res.lost = max(0, after - out["processed"])
+    _lat_stats(res, np.frombuffer(out["lat"], dtype=np.int64))
+    arr = np.frombuffer(out["arrival"], dtype=np.int64)
+    if len(arr):
+        res.arrival_p99_ms = pct(arr, 99)[0]
+    opp = np.frombuffer(out["opp"], dtype=np.int64)
+    if len(opp):
+        res.opp_p50_ms, res.opp_p99_ms = pct(opp, 50, 99)
+    res.opp_events = len(opp)
+    _lag_stats(res, pacer.lags)
+    _judge(res, spec)
+    if res.lost and spec.rate:
+        res.behind = True
+    ex = out.get("extra") or {}
+    if "opportunities" in ex:
+        res.notes.append(f"baseline reported {ex['opportunities']} spreads >= 5 bps")
+    return res
+
+
+RUNNERS = {
+    "floor-queue": run_floor_queue,
+    "embedded": run_embedded,
+    "floor-kafka": run_kafka,
+    "kafka": run_kafka,
+    "baseline": run_kafka,
+}
+
+
+async def run(spec: Spec, sat_cap: int = 60_000) -> Result:
+    return await RUNNERS[spec.variant](spec, sat_cap)
