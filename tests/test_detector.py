@@ -87,7 +87,7 @@ def test_wallet_balances_cap_the_size() -> None:
     clock = Clock()
     d = Detector(dcfg(), {"kraken": 10.0, "gemini": 10.0}, clock=clock)
     bal = {("kraken", "USD"): 1e9, ("gemini", "BTC"): 1.2}
-    d.balances = lambda v, a: bal.get((v, a), 0.0)
+    d.balances = lambda v, a, role: bal.get((v, a), 0.0)
     d.on_quote(mkq("kraken", "BTC-USD", [(99.0, 1.0)], ASKS_A, recv=clock.t))
     out = d.on_quote(mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)], recv=clock.t))
     assert out[0].size == pytest.approx(1.2) and out[0].limited_by == "base_balance"

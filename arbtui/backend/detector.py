@@ -81,9 +81,9 @@ class Detector:
         self.disabled_symbols: set[str] = set()
         #: (symbol a, symbol b) sorted -> why the two books cannot be compared now.
         self.blocked: dict[tuple[str, str], str] = {}
-        #: (venue, asset) -> balance cap, or None for no cap. The engine points
-        #: this at the executor's wallets while execution is enabled.
-        self.balances: Callable[[str, str], float | None] | None = None
+        #: (venue, asset, "base"|"quote") -> balance cap, or None for no cap. The
+        #: engine points this at the executor's wallets (None while execution is off).
+        self.balances: Callable[[str, str, str], float | None] | None = None
         self._offsets: dict[str, deque[float]] = {}
         #: (buy venue, sell venue) -> counts per LIFETIME_BUCKETS_MS bucket.
         self.lifetimes: dict[tuple[str, str], list[int]] = {}
@@ -297,8 +297,8 @@ class Detector:
             return
         max_quote = max_base = math.inf
         if self.balances is not None:
-            qb = self.balances(buy.venue, symmod.quote_of(buy.symbol))
-            bb = self.balances(sell.venue, symmod.base_of(sell.symbol))
+            qb = self.balances(buy.venue, symmod.quote_of(buy.symbol), "quote")
+            bb = self.balances(sell.venue, symmod.base_of(sell.symbol), "base")
             max_quote = math.inf if qb is None else qb
             max_base = math.inf if bb is None else bb
         self.counters["walks"] += 1

@@ -1,0 +1,482 @@
+"""Simulated execution: paper wallets, latency, IOC taker orders, PnL.
+
+When execution is enabled and an opportunity OPENS at or above
+``execution.min_net_bps`` (and is not suspect), the executor checks the leg
+direction, sizes the trade to the wallets, and sends two IOC limit orders:
+buy on the cheaper venue at most at the worst ask level the detector's size
+walk touched, sell on the richer venue at least at the worst bid level. Each
+order ARRIVES after its venue's latency (plus jitter) and fills against that
+venue's book as it is THEN (a window that closed in the meantime fills
+partially or not at all, which is the whole point of simulating it); a book
+that is missing or not LIVE at arrival fills nothing.
+
+When both legs are in, the matched quantity's PnL is realized. An imbalance
+(one-legged or partial) is handled by ``one_leg_policy``: "keep" leaves the
+inventory on the wallet (shown as drift), "unwind" sends a third IOC order
+without a limit that flattens it against the then-current book.
+
+Accounting, per quote currency ``c`` (same-currency legs):
+    sum over venues of (quote balance - initial) + open basis == realized PnL
+where the open basis is what the inventory still held cost (or, short, what it
+brought in). Fees are charged in the symbol's quote currency on both legs,
+exactly as ``edge.py`` assumes. Balances never go negative: orders are sized to
+the free balance (balance minus what in-flight orders reserved) when sent and
+clipped to the balance again when they fill.
+
+``Executor`` is synchronous and clock-injected (tests drive it step by step);
+``ExecutorRole`` runs it on the bus with real timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from arbtui import symbols as symmod
+from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
+from arbtui.backend.bus.base import quote_key
+from arbtui.backend.detector import canonical_symbol
+from arbtui.config import ExecutionConfig, WalletConfig
+from arbtui.model import BookState, BookStatus, Fill, OppEvent, Opportunity, Quote
+
+log = logging.getLogger("arbtui.executor")
+
+#: Quantities below this are float dust, not inventory.
+EPS = 1e-12
+#: Orders are sized this much under a balance so float rounding can never take
+#: the balance below zero.
+_SAFETY = 1 - 1e-12
+
+
+@dataclass
+class Order:
+    id: int
+    opp_id: str
+    venue: str
+    symbol: str
+    side: str  # buy | sell
+    qty: float
+    limit: float  # 0 = no limit (unwind)
+    sent_ns: int
+    arrive_ns: int
+    kind: str = "leg"
+    reserved: float = 0.0  # quote (buy) or base (sell) held back for this order
+    trade: Trade | None = None
+
+
+@dataclass
+class Trade:
+    opp: Opportunity
+    buy: Fill | None = None
+    sell: Fill | None = None
+    done: bool = False
+    orders: list[Order] = field(default_factory=list)
+
+
+class Wallets:
+    """Per venue, per asset balances. A venue's assets start from its config row
+    the first time they are touched: base assets at ``base``, quote assets at ``quote``."""
+
+    def __init__(self, cfg: ExecutionConfig) -> None:
+        self.cfg = cfg
+        self.bal: dict[tuple[str, str], float] = {}
+        self.initial: dict[tuple[str, str], float] = {}
+
+    def ensure(self, venue: str, asset: str, role: str) -> None:
+        k = (venue, asset)
+        if k not in self.bal:
+            w = self.cfg.wallets.get(venue) or WalletConfig()
+            self.bal[k] = self.initial[k] = w.base if role == "base" else w.quote
+
+    def get(self, venue: str, asset: str) -> float:
+        return self.bal.get((venue, asset), 0.0)
+
+    def add(self, venue: str, asset: str, delta: float) -> None:
+        v = self.bal.get((venue, asset), 0.0) + delta
+        # Orders are sized under the balance (_SAFETY), so anything below zero
+        # here is accumulated float dust, never an overdraft.
+        self.bal[(venue, asset)] = v if v > 0 or v < -1e-6 else 0.0
+
+
+class Executor:
+    def __init__(self, cfg: ExecutionConfig, fees_bps: dict[str, float], *,
+                 clock: Callable[[], int] = time.time_ns, rng: random.Random | None = None,
+                 min_notional: float = 0.0) -> None:
+        self.cfg = cfg
+        self.fees = dict(fees_bps)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.min_notional = min_notional
+        self.enabled = cfg.enabled
+        self.wallets = Wallets(cfg)
+        self.reserved: dict[tuple[str, str], float] = {}
+        self.realized: dict[str, float] = {}
+        self.fees_paid: dict[str, float] = {}
+        #: Signed cost basis of inventory not matched by the other leg, per currency.
+        self.basis: dict[str, float] = {}
+        self.counters: dict[str, int] = {
+            k: 0 for k in ("trades", "orders", "filled", "partial", "rejected", "one_legged",
+                           "imbalanced", "unwinds", "skipped_suspect", "skipped_threshold",
+                           "skipped_direction", "skipped_size")}
+        self.in_flight: dict[int, Order] = {}
+        self.pnl_series: list[tuple[int, str, float]] = []  # (ts, ccy, cumulative), bounded
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------------ controls
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def latency_ns(self, venue: str) -> int:
+        ms = self.cfg.latency_ms.get(venue, self.cfg.default_latency_ms)
+        if self.cfg.jitter_ms > 0:
+            ms += self.rng.uniform(0, self.cfg.jitter_ms)
+        return int(ms * 1e6)
+
+    def free(self, venue: str, asset: str) -> float:
+        return max(0.0, self.wallets.get(venue, asset) - self.reserved.get((venue, asset), 0.0))
+
+    def balance_cap(self, venue: str, asset: str, role: str) -> float | None:
+        """What the detector may size against: free balance while enabled, else no cap."""
+        if not self.enabled:
+            return None
+        self.wallets.ensure(venue, asset, role)
+        return self.free(venue, asset)
+
+    # ------------------------------------------------------------------ decisions
+
+    def on_opportunity(self, opp: Opportunity) -> list[Order]:
+        """Decide and size; returns the orders sent (with their arrival times)."""
+        if not self.enabled or opp.event is not OppEvent.OPENED:
+            return []
+        if opp.suspect:
+            self.counters["skipped_suspect"] += 1
+            return []
+        if opp.net_bps < self.cfg.min_net_bps:
+            self.counters["skipped_threshold"] += 1
+            return []
+        rate = opp.rate or 1.0
+        # Leg direction: we BUY where the ask is lower and SELL where the bid is
+        # higher. A reversed pair would turn an edge into a guaranteed loss.
+        if not (opp.buy_price < opp.sell_price * rate and opp.buy_vwap < opp.sell_vwap * rate
+                and opp.net_bps > 0 and opp.buy_venue != opp.sell_venue):
+            self.counters["skipped_direction"] += 1
+            log.error("refusing %s: legs reversed (buy %s @ %s, sell %s @ %s)", opp.id,
+                      opp.buy_venue, opp.buy_price, opp.sell_venue, opp.sell_price)
+            return []
+        bsym, ssym = opp.symbol, opp.sell_symbol or opp.symbol
+        base, bq = symmod.split(bsym)
+        sbase, sq = symmod.split(ssym)
+        w = self.wallets
+        w.ensure(opp.buy_venue, bq, "quote")
+        w.ensure(opp.buy_venue, base, "base")
+        w.ensure(opp.sell_venue, sbase, "base")
+        w.ensure(opp.sell_venue, sq, "quote")
+        fa = self.fees.get(opp.buy_venue, opp.buy_fee_bps) / 1e4
+        buy_limit = opp.buy_limit or opp.buy_price
+        sell_limit = opp.sell_limit or opp.sell_price
+        size = min(opp.size,
+                   self.cfg.max_notional / opp.buy_vwap,
+                   self.free(opp.sell_venue, sbase) * _SAFETY,
+                   self.free(opp.buy_venue, bq) / (buy_limit * (1 + fa)) * _SAFETY)
+        if size <= EPS or size * opp.buy_vwap < self.min_notional:
+            self.counters["skipped_size"] += 1
+            return []
+        now = self.clock()
+        t = Trade(opp=opp)
+        buy = self._order(opp, opp.buy_venue, bsym, "buy", size, buy_limit, now, t)
+        sell = self._order(opp, opp.sell_venue, ssym, "sell", size, sell_limit, now, t)
+        buy.reserved = size * buy_limit * (1 + fa)
+        sell.reserved = size
+        self._reserve(opp.buy_venue, bq, buy.reserved)
+        self._reserve(opp.sell_venue, sbase, sell.reserved)
+        t.orders = [buy, sell]
+        self.counters["trades"] += 1
+        return [buy, sell]
+
+    def _order(self, opp: Opportunity, venue: str, sym: str, side: str, qty: float, limit: float,
+               now: int, t: Trade, kind: str = "leg") -> Order:
+        o = Order(id=next(self._ids), opp_id=opp.id, venue=venue, symbol=sym, side=side, qty=qty,
+                  limit=limit, sent_ns=now, arrive_ns=now + self.latency_ns(venue), kind=kind,
+                  trade=t)
+        self.in_flight[o.id] = o
+        self.counters["orders"] += 1
+        return o
+
+    def _reserve(self, venue: str, asset: str, amount: float) -> None:
+        self.reserved[(venue, asset)] = self.reserved.get((venue, asset), 0.0) + amount
+
+    # ------------------------------------------------------------------ arrivals
+
+    def on_arrival(self, order: Order, book: Quote | None, live: bool) -> tuple[list[Fill], list[Order]]:
+        """The order reaches its venue: fill it against ``book`` (the book NOW).
+
+        Returns the fills to publish and any follow-up (unwind) orders sent.
+        """
+        self.in_flight.pop(order.id, None)
+        base, ccy = symmod.split(order.symbol)
+        if order.reserved:
+            asset = ccy if order.side == "buy" else base
+            self._reserve(order.venue, asset, -order.reserved)
+            order.reserved = 0.0
+        fill = self._fill(order, book, live)
+        t = order.trade
+        followups: list[Order] = []
+        if t is not None:
+            if order.kind == "leg":
+                if order.side == "buy":
+                    t.buy = fill
+                else:
+                    t.sell = fill
+                if t.buy is not None and t.sell is not None and not t.done:
+                    t.done = True
+                    followups = self._settle(t, fill)
+            else:
+                self._settle_unwind(t, order, fill)
+        return [fill], followups
+
+    def _fill(self, o: Order, book: Quote | None, live: bool) -> Fill:
+        base, ccy = symmod.split(o.symbol)
+        now = self.clock()
+        f = self.fees.get(o.venue, 0.0) / 1e4
+
+        def mk(filled: float, vwap: float, fee: float, status: str, reason: str) -> Fill:
+            return Fill(opp_id=o.opp_id, venue=o.venue, symbol=o.symbol, side=o.side,
+                        requested=o.qty, filled=filled, vwap=vwap, fee=fee, ts_ns=now,
+                        status=status, reason=reason, kind=o.kind, fee_ccy=ccy, limit=o.limit,
+                        sent_ts_ns=o.sent_ns)
+
+        if book is None or not live:
+            self.counters["rejected"] += 1
+            return mk(0.0, 0.0, 0.0, "rejected", f"no LIVE {o.symbol} book on {o.venue} at arrival")
+        w = self.wallets
+        w.ensure(o.venue, base, "base")
+        w.ensure(o.venue, ccy, "quote")
+        levels = book.asks if o.side == "buy" else book.bids
+        filled = notional = 0.0
+        why = ""
+        for px, sz in levels:
+            if o.limit and (px > o.limit if o.side == "buy" else px < o.limit):
+                why = "price moved past the limit"
+                break
+            want = o.qty - filled
+            if o.side == "buy":
+                afford = (w.get(o.venue, ccy) - notional * (1 + f)) / (px * (1 + f)) * _SAFETY
+            else:
+                afford = (w.get(o.venue, base) - filled) * _SAFETY
+            q = min(sz, want, afford)
+            if q > EPS:
+                filled += q
+                notional += q * px
+            if afford <= sz and afford < want:
+                why = "balance exhausted"
+                break
+            if o.qty - filled <= EPS * max(1.0, o.qty):
+                break
+        else:
+            if o.qty - filled > EPS * max(1.0, o.qty):
+                why = "visible depth exhausted"
+        fee = notional * f
+        if filled > EPS:
+            if o.side == "buy":
+                w.add(o.venue, ccy, -(notional + fee))
+                w.add(o.venue, base, filled)
+            else:
+                w.add(o.venue, base, -filled)
+                w.add(o.venue, ccy, notional - fee)
+            self.fees_paid[ccy] = self.fees_paid.get(ccy, 0.0) + fee
+        else:
+            filled = notional = fee = 0.0
+        if filled <= 0:
+            status = "rejected"
+            self.counters["rejected"] += 1
+        elif o.qty - filled > EPS * max(1.0, o.qty):
+            status = "partial"
+            self.counters["partial"] += 1
+        else:
+            status = "filled"
+            self.counters["filled"] += 1
+            why = ""
+        return mk(filled, notional / filled if filled else 0.0, fee, status,
+                  why or ("" if status == "filled" else "no liquidity"))
+
+    # ------------------------------------------------------------------ settlement
+
+    def _settle(self, t: Trade, last: Fill) -> list[Order]:
+        opp, b, s = t.opp, t.buy, t.sell
+        assert b is not None and s is not None
+        rate = opp.rate or 1.0
+        ccy_b = symmod.quote_of(b.symbol)
+        ccy_s = symmod.quote_of(s.symbol)
+        cost_u = b.vwap * (1 + self.fees.get(b.venue, 0.0) / 1e4)  # per unit, buy ccy
+        proc_u = s.vwap * (1 - self.fees.get(s.venue, 0.0) / 1e4)  # per unit, sell ccy
+        m = min(b.filled, s.filled)
+        pnl = m * (proc_u * rate - cost_u) if m > EPS else 0.0
+        self._book_pnl(ccy_b, pnl, last.ts_ns)
+        last.pnl, last.pnl_ccy = pnl, ccy_b
+        d = b.filled - s.filled
+        if abs(d) <= EPS * max(1.0, b.filled, s.filled):
+            last.reason = last.reason or "matched"
+            return []
+        self.counters["imbalanced"] += 1
+        if m <= EPS:
+            self.counters["one_legged"] += 1
+        base = symmod.base_of(b.symbol)
+        if d > 0:
+            # Long: bought more than sold; inventory sits on the buy venue.
+            self._basis(ccy_b, d * cost_u)
+            where, venue, sym, side = f"+{d:.8g} {base} on {b.venue}", b.venue, b.symbol, "sell"
+        else:
+            self._basis(ccy_s, d * proc_u)  # d < 0: cash received for base we no longer hold
+            where, venue, sym, side = f"{d:.8g} {base} on {s.venue}", s.venue, s.symbol, "buy"
+        kind = "one-legged" if m <= EPS else "partial"
+        if self.cfg.one_leg_policy == "keep":
+            last.reason = f"{kind}: kept {where}"
+            return []
+        last.reason = f"{kind}: unwinding {where}"
+        self.counters["unwinds"] += 1
+        u = self._order(t.opp, venue, sym, side, abs(d), 0.0, self.clock(), t, kind="unwind")
+        # Remember the basis of what is being unwound so the unwind fill can
+        # realize PnL against it.
+        u.limit = 0.0
+        t.orders.append(u)
+        return [u]
+
+    def _settle_unwind(self, t: Trade, o: Order, fill: Fill) -> None:
+        b, s = t.buy, t.sell
+        assert b is not None and s is not None
+        ccy = symmod.quote_of(o.symbol)
+        f = self.fees.get(o.venue, 0.0) / 1e4
+        if fill.filled <= EPS:
+            fill.reason = (fill.reason + "; " if fill.reason else "") + "inventory kept"
+            return
+        if o.side == "sell":  # closing a long bought on the buy venue
+            cost_u = b.vwap * (1 + self.fees.get(b.venue, 0.0) / 1e4)
+            pnl = fill.filled * (fill.vwap * (1 - f) - cost_u)
+            self._basis(ccy, -fill.filled * cost_u)
+        else:  # buying back base sold on the sell venue
+            proc_u = s.vwap * (1 - self.fees.get(s.venue, 0.0) / 1e4)
+            pnl = fill.filled * (proc_u - fill.vwap * (1 + f))
+            self._basis(ccy, fill.filled * proc_u)
+        fill.pnl, fill.pnl_ccy = pnl, ccy
+        self._book_pnl(ccy, pnl, fill.ts_ns)
+
+    def _basis(self, ccy: str, amount: float) -> None:
+        self.basis[ccy] = self.basis.get(ccy, 0.0) + amount
+
+    def _book_pnl(self, ccy: str, pnl: float, ts: int) -> None:
+        total = self.realized.get(ccy, 0.0) + pnl
+        self.realized[ccy] = total
+        self.pnl_series.append((ts, ccy, total))
+        if len(self.pnl_series) > 5000:
+            del self.pnl_series[:1000]
+
+    # ------------------------------------------------------------------ state
+
+    def drift(self) -> dict[str, dict[str, float]]:
+        """Per venue: balance minus initial, per asset (inventory drift, fees and PnL)."""
+        out: dict[str, dict[str, float]] = {}
+        for (v, a), bal in sorted(self.wallets.bal.items()):
+            out.setdefault(v, {})[a] = bal - self.wallets.initial[(v, a)]
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "balances": {v: {a: b for (vv, a), b in sorted(self.wallets.bal.items()) if vv == v}
+                         for v in sorted({v for v, _ in self.wallets.bal})},
+            "drift": self.drift(),
+            "realized_pnl": dict(self.realized),
+            "fees_paid": dict(self.fees_paid),
+            "open_basis": dict(self.basis),
+            "in_flight": len(self.in_flight),
+            "counters": dict(self.counters),
+            "one_leg_policy": self.cfg.one_leg_policy,
+        }
+
+
+class ExecutorRole:
+    """Runs an ``Executor`` on the bus: opportunities in, fills out, orders on timers.
+
+    It keeps its OWN latest quote and book state per venue+symbol from the
+    quote and status topics, so it works the same in-process and as a separate
+    process on Kafka, and an order's fill reads the book as it is at arrival:
+    both subscriptions are drained right before each fill.
+    """
+
+    def __init__(self, executor: Executor, bus: Bus,
+                 on_fill: Callable[[Fill], None] | None = None) -> None:
+        self.ex = executor
+        self.bus = bus
+        self.on_fill = on_fill
+        self.books: dict[tuple[str, str], Quote] = {}
+        self.state: dict[tuple[str, str], BookState] = {}
+        self._heap: list[tuple[int, int, Order]] = []
+        self._wake = asyncio.Event()
+        self._quotes = bus.subscribe(QUOTES, "executor", coalesce=quote_key)
+        self._status = bus.subscribe(STATUS, "executor")
+        self._opps = bus.subscribe(OPPORTUNITIES, "executor", wake=self._wake)
+        self._stopping = False
+
+    def _drain_books(self) -> None:
+        for st in self._status.drain():
+            if isinstance(st, BookStatus):
+                k = (st.venue, canonical_symbol(st.venue, st.symbol))
+                self.state[k] = st.state
+                if st.state is not BookState.LIVE:
+                    self.books.pop(k, None)
+        for q in self._quotes.drain():
+            k = (q.venue, canonical_symbol(q.venue, q.symbol))
+            if self.state.get(k, BookState.LIVE) is BookState.LIVE:
+                self.books[k] = q
+
+    def _send(self, orders: list[Order]) -> None:
+        for o in orders:
+            heapq.heappush(self._heap, (o.arrive_ns, o.id, o))
+        if orders:
+            self._wake.set()
+
+    def step(self) -> None:
+        """Process everything due now: new opportunities, then arrived orders."""
+        for opp in self._opps.drain():
+            if isinstance(opp, Opportunity):
+                self._send(self.ex.on_opportunity(opp))
+        now = self.ex.clock()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, o = heapq.heappop(self._heap)
+            self._drain_books()
+            k = (o.venue, o.symbol)
+            book = self.books.get(k)
+            live = book is not None and self.state.get(k, BookState.LIVE) is BookState.LIVE
+            fills, follow = self.ex.on_arrival(o, book, live)
+            for f in fills:
+                self.bus.publish(FILLS, f.symbol, f)
+                if self.on_fill is not None:
+                    self.on_fill(f)
+            self._send(follow)
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self.step()
+            timeout = 0.25
+            if self._heap:
+                timeout = max(0.0, (self._heap[0][0] - self.ex.clock()) / 1e9)
+            if timeout > 0 and not len(self._opps):
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
