@@ -1,0 +1,286 @@
+"""Bybit v5 public **spot** order book adapter (``orderbook.{depth}.{SYMBOL}``).
+
+Gap detection is Bybit's own (PROTOCOLS.md §5): per topic, each delta's ``u``
+must be the previous ``u + 1``; any ``snapshot`` — or any message with
+``u == 1``, which means Bybit's book service restarted and the message is a
+full book — resets the book; ``seq`` (the cross sequence) must keep
+increasing. Anything else resubscribes that topic only (cryptofeed never
+checks ``u``: PROTOCOLS.md §9 #8).
+
+Bybit spot and linear perps share symbol strings (``BTCUSDT``), so only the
+spot endpoint feeds these books and the symbol map comes from
+``instruments-info?category=spot``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, ClassVar
+
+import msgspec
+
+from arbtui.backend.book import BookError
+from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.model import BookState
+
+log = logging.getLogger("arbtui.feeds.bybit")
+
+#: Spot book depths (1: 10 ms snapshots; 50: 20 ms; 200: 100 ms; 1000: 200 ms).
+DEPTHS = (1, 50, 200, 1000)
+#: Spot allows at most 10 args per subscribe request.
+MAX_ARGS = 10
+#: The whole ``args`` of one connection must stay under 21,000 characters.
+MAX_ARGS_CHARS = 21_000
+
+_decoder = msgspec.json.Decoder()
+
+
+def sub_depth(depth: int) -> int:
+    for d in DEPTHS:
+        if depth <= d:
+            return d
+    return DEPTHS[-1]
+
+
+def _topic_depth(topic: str) -> tuple[int, str] | None:
+    """``orderbook.200.BTCUSDT`` -> (200, "BTCUSDT"); the topic is Bybit's own
+    dotted grammar, and the symbol part is looked up, never split further."""
+    parts = topic.split(".")
+    if len(parts) != 3 or parts[0] != "orderbook" or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]
+
+
+class BybitFeed(VenueFeed):
+    venue: ClassVar[str] = "bybit"
+    default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/spot"
+    default_rest: ClassVar[str] = "https://api.bybit.com"
+    max_frame: ClassVar[int] = 4 * 2 ** 20  # depth-1000 snapshots are ~60 kB
+    #: Bybit: send ``{"op":"ping"}`` every 20 s or the server drops the socket.
+    keepalive_s: ClassVar[float | None] = 20.0
+    #: A pong arrives every 20 s even on a quiet book; 30 s of nothing is dead.
+    stale_after_s: ClassVar[float] = 30.0
+    send_rate: ClassVar[float] = 10.0
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
+        f"{b}-{q}": f"{b}{q}" for b in ("BTC", "ETH", "SOL") for q in ("USDT", "USDC")
+    }
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.sub_depth = sub_depth(self.depth)
+        for sb in self.books.values():
+            sb.book.depth = self.sub_depth
+        self._req = 0
+
+    def topic(self, sb: SymbolBook, depth: int | None = None) -> str:
+        return f"orderbook.{depth or self.sub_depth}.{sb.vsym}"
+
+    # ------------------------------------------------------------ instruments
+
+    @classmethod
+    def instruments_url(cls, rest_base: str) -> str:
+        return f"{rest_base.rstrip('/')}/v5/market/instruments-info?category=spot"
+
+    @staticmethod
+    def parse_instruments(body: str) -> dict[str, str]:
+        """instruments-info (spot) -> {normalized: symbol} from baseCoin/quoteCoin.
+
+        A body for another category is refused: linear ``BTCUSDT`` is a perp.
+        """
+        doc = json.loads(body)
+        if doc.get("retCode", 0) != 0:
+            raise ValueError(f"instruments-info error: {doc.get('retMsg')}")
+        res = doc.get("result") or {}
+        if res.get("category", "spot") != "spot":
+            raise ValueError(f"not a spot instrument list: category={res.get('category')}")
+        out: dict[str, str] = {}
+        for it in res.get("list") or []:
+            if not isinstance(it, dict):
+                continue
+            sym, base, quote = it.get("symbol"), it.get("baseCoin"), it.get("quoteCoin")
+            if not (isinstance(sym, str) and isinstance(base, str) and isinstance(quote, str)):
+                continue
+            if it.get("status", "Trading") != "Trading":
+                continue
+            out[f"{base}-{quote}"] = sym
+        return out
+
+    @classmethod
+    def symbols_from_subscribe(cls, url: str, sent_frames: list[str],
+                               vsym_to_norm: dict[str, str]) -> list[str]:
+        """Normalized symbols of the spot ``orderbook`` topics a recording subscribed.
+
+        Connections to another category (linear, inverse, option) carry the same
+        symbol strings for other products and yield nothing.
+        """
+        path = url.split("?", 1)[0].rstrip("/")
+        if any(path.endswith(c) for c in ("/linear", "/inverse", "/option")):
+            return []
+        out: list[str] = []
+        for text in sent_frames:
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(msg, dict) or msg.get("op") != "subscribe":
+                continue
+            for arg in msg.get("args") or []:
+                td = _topic_depth(arg) if isinstance(arg, str) else None
+                if td is None:
+                    continue
+                norm = vsym_to_norm.get(td[1])
+                if norm is None:
+                    log.warning("bybit: no instrument for %s; skipped", td[1])
+                    continue
+                if norm not in out:
+                    out.append(norm)
+        return out
+
+    # ------------------------------------------------------------ outbound
+
+    def _op(self, op: str, args: list[str], req_id: str | None = None) -> str:
+        msg: dict[str, Any] = {"op": op, "args": args}
+        if req_id:
+            msg["req_id"] = req_id
+        return json.dumps(msg, separators=(",", ":"))
+
+    def subscribe_messages(self) -> list[str]:
+        topics = [self.topic(sb) for sb in self.books.values()]
+        total = sum(len(t) + 3 for t in topics)
+        if total > MAX_ARGS_CHARS:
+            self.count("args_over_limit")
+            log.error("bybit: %d chars of topics exceed the %d per-connection limit",
+                      total, MAX_ARGS_CHARS)
+        return [self._op("subscribe", topics[i:i + MAX_ARGS])
+                for i in range(0, len(topics), MAX_ARGS)]
+
+    def keepalive_message(self) -> str | None:
+        self.count("pings")
+        return '{"op":"ping"}'
+
+    async def resync_symbol(self, sb: SymbolBook) -> None:
+        # Bybit gives no per-topic re-snapshot request: unsubscribe and subscribe
+        # the one topic. Its data is ignored until the subscribe (tagged with a
+        # req_id) is acked, so the old stream cannot leak into the new book.
+        self._req += 1
+        rid = f"resync-{self._req}"
+        sb.extra["await_ack"] = rid
+        sb.book.clear()
+        self.count("resubscribes")
+        t = self.topic(sb)
+        self.send(self._op("unsubscribe", [t]))
+        self.send(self._op("subscribe", [t], rid))
+
+    # ------------------------------------------------------------ inbound
+
+    def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        try:
+            msg = _decoder.decode(data)
+        except msgspec.DecodeError as e:
+            self.frame_error(f"undecodable: {e}", data)
+            return
+        if not isinstance(msg, dict):
+            self.frame_error("not an object", data)
+            return
+        topic = msg.get("topic")
+        if isinstance(topic, str):
+            if topic.startswith("orderbook."):
+                self._on_book(msg, topic, recv_ns, data)
+            else:
+                self.count("other_topics")
+            return
+        op = msg.get("op")
+        if op == "ping" or msg.get("ret_msg") == "pong":
+            self.count("pongs")
+        elif op in ("subscribe", "unsubscribe"):
+            self._on_ack(msg, op)
+        elif op is not None:
+            self.count("other_ops")
+        else:
+            self.frame_error("unknown message", data)
+
+    def _on_ack(self, msg: dict, op: str) -> None:
+        rid = msg.get("req_id")
+        ok = bool(msg.get("success"))
+        if not ok:
+            self.count(f"{op}_errors")
+            log.warning("bybit: %s rejected: %s", op, msg.get("ret_msg"))
+        if op != "subscribe" or not rid:
+            return
+        for sb in self.books.values():
+            if sb.extra.get("await_ack") == rid:
+                del sb.extra["await_ack"]
+                if not ok:
+                    self.set_state(sb, BookState.RESYNC, f"resubscribe rejected: {msg.get('ret_msg')}")
+
+    def _on_book(self, msg: dict, topic: str, recv_ns: int, data: Any) -> None:
+        td = _topic_depth(topic)
+        sb = self.by_vsym.get(td[1]) if td else None
+        if sb is None:
+            self.count("unknown_topic")
+            return
+        depth = td[0]
+        body = msg.get("data")
+        typ = msg.get("type")
+        if not isinstance(body, dict) or typ not in ("snapshot", "delta"):
+            self.frame_error("orderbook: bad type/data", data)
+            return
+        u, seq = body.get("u"), body.get("seq")
+        if not isinstance(u, int) or isinstance(u, bool):
+            self.frame_error("orderbook: no integer u", data)
+            return
+        if "await_ack" in sb.extra or sb.resync_pending:
+            self.count("ignored_during_resync")
+            return
+        snap = typ == "snapshot" or u == 1
+        cur = sb.extra.get("depth")
+        if depth != cur:
+            # One book per symbol follows one topic: the subscribed depth live; in a
+            # replay that recorded several depths of a symbol, the deepest one.
+            if not snap or (cur is not None and depth < cur):
+                self.count("other_depth_ignored")
+                return
+            sb.extra["depth"] = depth
+            sb.book.depth = depth
+        if body.get("s", sb.vsym) != sb.vsym:
+            self.frame_error("orderbook: symbol differs from topic", data, sb)
+            return
+        if not snap:
+            if sb.state is not BookState.LIVE:
+                self.count("deltas_before_snapshot")
+                return
+            if u != sb.seq + 1:
+                self.count("gaps")
+                self.resync(sb, f"u gap: expected {sb.seq + 1}, got {u}")
+                return
+            last_seq = sb.extra.get("seq")
+            if isinstance(seq, int) and isinstance(last_seq, int) and seq <= last_seq:
+                self.count("seq_regressions")
+                self.resync(sb, f"seq went back: {last_seq} -> {seq}")
+                return
+        elif u == 1 and typ != "snapshot":
+            self.count("service_restarts")
+        book = sb.book
+        try:
+            if snap:
+                book.clear()
+                self.count("snapshots")
+            for key, is_bid in (("b", True), ("a", False)):
+                for lv in body.get(key) or ():
+                    px, qty = lv[0], lv[1]
+                    if not (isinstance(px, str) and isinstance(qty, str)):
+                        raise BookError(f"level not [str, str]: {lv!r}")
+                    book.set(is_bid, px, qty)
+        except (BookError, IndexError, TypeError, KeyError) as e:
+            self.frame_error(f"orderbook level: {e}", data, sb)
+            return
+        # Bybit keeps exactly N levels itself; truncating only guards the cap.
+        book.truncate()
+        sb.seq = u
+        if isinstance(seq, int):
+            sb.extra["seq"] = seq
+        if snap:
+            self.set_state(sb, BookState.LIVE, "snapshot" if u != 1 else "service restart (u=1)")
+        ts = msg.get("cts") or msg.get("ts") or 0
+        self.publish(sb, recv_ns, int(ts) * 1_000_000 if isinstance(ts, int) else 0, u)
