@@ -39,6 +39,9 @@ class Sim(SimVenue):
     silence_s: float = 60.0
     #: A trade message per symbol every this many ticks.
     trade_every_ticks: int = 40
+    #: False: a re-subscribe on the same connection resumes plain changes with no
+    #: full book (the undocumented case the adapter must survive by reconnecting).
+    resend_full_on_resubscribe: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,14 +78,16 @@ class Sim(SimVenue):
 
     async def handle(self, ws) -> None:
         subs: dict[str, VenueBook] = {}  # venue symbol -> book last sent on this connection
+        seen: set[str] = set()  # symbols ever subscribed on this connection
         writer = asyncio.get_running_loop().create_task(self._writer(ws, subs))
         try:
             async for msg in ws:
-                await self._on_request(ws, msg, subs)
+                await self._on_request(ws, msg, subs, seen)
         finally:
             writer.cancel()
 
-    async def _on_request(self, ws, msg: str | bytes, subs: dict[str, VenueBook]) -> None:
+    async def _on_request(self, ws, msg: str | bytes, subs: dict[str, VenueBook],
+                          seen: set[str]) -> None:
         try:
             req = json.loads(msg)
             kind = req["type"]
@@ -96,13 +101,18 @@ class Sim(SimVenue):
             if vsym not in self.vsym_to_symbol:
                 await self.send(ws, {"type": "error", "reason": "InvalidSymbol", "message": vsym})
             elif kind == "subscribe":
-                await self._full(ws, subs, vsym)
+                if vsym in seen and not self.resend_full_on_resubscribe:
+                    subs[vsym] = self.book(self.vsym_to_symbol[vsym])
+                else:
+                    await self._full(ws, subs, vsym)
+                seen.add(vsym)
             elif kind == "unsubscribe":
                 subs.pop(vsym, None)
 
     async def _writer(self, ws, subs: dict[str, VenueBook]) -> None:
         last_hb = time.monotonic()
         tick_s = self.hub.model.tick_ms / 1000
+        last_tick = -1
         while True:
             try:
                 await asyncio.wait_for(self.hub.wait_tick(), timeout=tick_s * 4)
@@ -122,6 +132,10 @@ class Sim(SimVenue):
                 last_hb = now
                 self.heartbeats_sent += 1
                 await self.send(ws, {"type": "heartbeat", "timestamp": time.time_ns() // 1_000_000})
+            tick = self.hub.model.tick
+            if tick == last_tick:
+                continue  # woken by the timeout only (market paused): heartbeats alone
+            last_tick = tick
             for vsym in sorted(subs):
                 await self._tick_one(ws, subs, vsym)
 
