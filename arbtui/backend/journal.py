@@ -1,0 +1,200 @@
+"""Durable journal of opportunity events and fills: SQLite in WAL mode.
+
+The hot path only appends to an in-memory deque (O(1), no I/O, no encoding).
+A writer THREAD wakes every ``flush_ms``, encodes the batch and commits it in
+one transaction, so a disk stall never blocks the event loop. In WAL mode a
+committed transaction is in the -wal file before ``commit`` returns, and a
+killed process loses nothing the OS already has: after ``kill -9`` at most the
+batch not yet committed (about ``flush_ms`` plus one write) is lost, and the
+next open replays the WAL, so the file is always readable. ``synchronous =
+NORMAL`` trades durability against POWER loss (not process death) for
+throughput, which is the right trade for a research journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from arbtui.model import Fill, Opportunity
+
+log = logging.getLogger("arbtui.journal")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS opportunities (
+    seq INTEGER PRIMARY KEY, session INTEGER, ts_ns INTEGER, event TEXT, opp_id TEXT,
+    symbol TEXT, sell_symbol TEXT, buy_venue TEXT, sell_venue TEXT, gross_bps REAL,
+    net_bps REAL, size REAL, buy_vwap REAL, sell_vwap REAL, profit REAL, quote_ccy TEXT,
+    lifetime_ms REAL, peak_net_bps REAL, peak_profit REAL, suspect INTEGER, reason TEXT,
+    body BLOB);
+CREATE INDEX IF NOT EXISTS opportunities_ts ON opportunities (ts_ns);
+CREATE TABLE IF NOT EXISTS fills (
+    seq INTEGER PRIMARY KEY, session INTEGER, ts_ns INTEGER, opp_id TEXT, venue TEXT,
+    symbol TEXT, side TEXT, kind TEXT, requested REAL, filled REAL, vwap REAL, fee REAL,
+    fee_ccy TEXT, status TEXT, reason TEXT, pnl REAL, pnl_ccy TEXT, body BLOB);
+CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
+"""
+
+_OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, sell_symbol, "
+            "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
+            "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_FILL_SQL = ("INSERT INTO fills (session, ts_ns, opp_id, venue, symbol, side, kind, requested, "
+             "filled, vwap, fee, fee_ccy, status, reason, pnl, pnl_ccy, body) "
+             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "arbtui" / "journal.sqlite"
+
+
+def resolve_path(path: str) -> Path:
+    return Path(path).expanduser() if path else default_path()
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) a journal database in WAL mode with its schema."""
+    con = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(SCHEMA)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', '1')")
+    con.commit()
+    return con
+
+
+class Journal:
+    def __init__(self, path: str | Path, flush_ms: float = 50.0, *,
+                 max_pending: int = 200_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.flush_s = flush_ms / 1000.0
+        self.session = time.time_ns()
+        self._pending: deque[Opportunity | Fill] = deque(maxlen=max_pending)
+        self.max_pending = max_pending
+        self.appended = 0
+        self.written = 0
+        self.dropped = 0  # pending overflow: the writer fell that far behind
+        self.errors = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        # Open on the caller's thread so a bad path fails loudly at start, not later.
+        self._con = connect(self.path)
+        self._thread = threading.Thread(target=self._run, name="arbtui-journal", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ hot path
+
+    def append(self, item: Opportunity | Fill) -> None:
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+        self._pending.append(item)
+        self.appended += 1
+
+    # ------------------------------------------------------------------ writer
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self._flush_once()
+        self._flush_once()
+        try:
+            self._con.close()
+        except sqlite3.Error:
+            pass
+
+    def _flush_once(self) -> None:
+        pend = self._pending
+        batch: list[Any] = []
+        while pend:
+            try:
+                batch.append(pend.popleft())
+            except IndexError:
+                break
+        if batch:
+            enc = msgspec.json.encode
+            s = self.session
+            opps, fills = [], []
+            for e in batch:
+                if isinstance(e, Opportunity):
+                    opps.append((s, e.ts_ns, e.event.value, e.id, e.symbol,
+                                 e.sell_symbol or e.symbol, e.buy_venue, e.sell_venue,
+                                 e.gross_bps, e.net_bps, e.size, e.buy_vwap, e.sell_vwap,
+                                 e.profit, e.quote_ccy, e.lifetime_ms, e.peak_net_bps,
+                                 e.peak_profit, int(e.suspect), e.reason, enc(e)))
+                elif isinstance(e, Fill):
+                    fills.append((s, e.ts_ns, e.opp_id, e.venue, e.symbol, e.side, e.kind,
+                                  e.requested, e.filled, e.vwap, e.fee, e.fee_ccy, e.status,
+                                  e.reason, e.pnl, e.pnl_ccy, enc(e)))
+            try:
+                with self._con:
+                    if opps:
+                        self._con.executemany(_OPP_SQL, opps)
+                    if fills:
+                        self._con.executemany(_FILL_SQL, fills)
+                self.written += len(batch)
+            except sqlite3.Error as e:  # disk full, locked too long: count, log, keep running
+                self.errors += 1
+                self.dropped += len(batch)
+                self.last_error = str(e)
+                log.error("journal write failed (%d events lost): %s", len(batch), e)
+        with self._idle:
+            self._idle.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything appended so far is committed (tests, shutdown)."""
+        target = self.appended
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self.written + self.dropped < target and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, self.flush_s * 2))
+        return self.written + self.dropped >= target
+
+    def close(self) -> None:
+        """Flush what is pending and stop the writer (the final batch is committed)."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        return {"path": str(self.path), "appended": self.appended, "written": self.written,
+                "pending": len(self._pending), "dropped": self.dropped, "errors": self.errors,
+                "last_error": self.last_error}
+
+    # ------------------------------------------------------------------ bus role
+
+    async def run_from_bus(self, bus, *, stopping=lambda: False) -> None:
+        """Append every opportunity event and fill seen on the bus."""
+        from arbtui.backend.bus import FILLS, OPPORTUNITIES
+
+        wake = asyncio.Event()
+        subs = [bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
+                bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
+        try:
+            while not stopping():
+                if not any(len(s) for s in subs):
+                    try:
+                        await asyncio.wait_for(wake.wait(), 0.25)
+                    except TimeoutError:
+                        continue
+                wake.clear()
+                for s in subs:
+                    for e in s.drain():
+                        self.append(e)
+        finally:
+            for s in subs:
+                for e in s.drain():
+                    self.append(e)
