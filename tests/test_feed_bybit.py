@@ -286,3 +286,19 @@ async def test_drop_and_silence_recover_to_live():
                        timeout=8.0)
         assert rig.sim.connects == 3
         await rig.freeze_and_converge()
+
+
+async def test_resubscribe_without_snapshot_is_retried():
+    feed, _ = _feed()
+    feed.resub_timeout_s = 0.2
+    feed.feed_frame(REC_SNAP, 1)
+    feed.feed_frame(_delta(62505427, 112488545900, b=[("65140.1", "1")]), 2)
+    for _ in range(200):
+        if feed.counters.get("resubscribe_timeouts", 0) >= 1:
+            break
+        await asyncio.sleep(0.01)
+    assert feed.counters["resubscribe_timeouts"] >= 1 and feed.counters["resubscribes"] >= 2
+    feed.feed_frame(REC_SNAP, 3)
+    assert feed.books["BTC-USDT"].state is BookState.LIVE
+    for t in list(feed._tasks):
+        t.cancel()

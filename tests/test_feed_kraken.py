@@ -295,3 +295,23 @@ async def test_silence_marks_stale_then_recovers():
         await rig.wait(lambda: rig.feed.counters.get("stale", 0) >= 1, "stale")
         assert all(BookState.STALE in rig.states_of(s) for s in SYMS)
         await rig.wait(lambda: rig.feed.reconnects >= 1 and rig.all_live(), "live again")
+
+
+async def test_resubscribe_without_snapshot_is_retried():
+    import asyncio
+
+    feed, _ = _feed()
+    feed.resub_timeout_s = 0.2
+    bids, asks = [("10.0", "1.0")], [("11.0", "1.0")]
+    feed.feed_frame(_snap("BTC/USD", bids, asks, kraken_checksum(_book_of(bids, asks))), 1)
+    feed.feed_frame(_snap("BTC/USD", [("10.5", "1.0")], [], 7, typ="update"), 2)
+    for _ in range(200):
+        if feed.counters.get("resubscribe_timeouts", 0) >= 1:
+            break
+        await asyncio.sleep(0.01)
+    assert feed.counters["resubscribe_timeouts"] >= 1 and feed.counters["resubscribes"] >= 2
+    # The snapshot that finally arrives ends the retries.
+    feed.feed_frame(_snap("BTC/USD", bids, asks, kraken_checksum(_book_of(bids, asks))), 3)
+    assert feed.books["BTC-USD"].state is BookState.LIVE
+    for t in list(feed._tasks):
+        t.cancel()

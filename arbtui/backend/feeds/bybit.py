@@ -14,6 +14,7 @@ spot endpoint feeds these books and the symbol map comes from
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, ClassVar
@@ -61,6 +62,8 @@ class BybitFeed(VenueFeed):
     keepalive_s: ClassVar[float | None] = 20.0
     #: A pong arrives every 20 s even on a quiet book; 30 s of nothing is dead.
     stale_after_s: ClassVar[float] = 30.0
+    #: A resubscribe must produce a snapshot within this long, else it is retried.
+    resub_timeout_s: ClassVar[float] = 10.0
     send_rate: ClassVar[float] = 10.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         f"{b}-{q}": f"{b}{q}" for b in ("BTC", "ETH", "SOL") for q in ("USDT", "USDC")
@@ -160,17 +163,27 @@ class BybitFeed(VenueFeed):
         return '{"op":"ping"}'
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
-        # Bybit gives no per-topic re-snapshot request: unsubscribe and subscribe
-        # the one topic. Its data is ignored until the subscribe (tagged with a
-        # req_id) is acked, so the old stream cannot leak into the new book.
+        # Bybit has no per-topic re-snapshot request: unsubscribe and subscribe
+        # the one topic. The book stays RESYNC (deltas ignored) until the new
+        # snapshot; the old topic's frames all precede the unsubscribe on the socket.
         self._req += 1
         rid = f"resync-{self._req}"
-        sb.extra["await_ack"] = rid
+        sb.extra["resub_rid"] = rid
+        self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
         sb.book.clear()
         self.count("resubscribes")
-        t = self.topic(sb)
+        t = self.topic(sb, sb.extra.get("depth"))
         self.send(self._op("unsubscribe", [t]))
         self.send(self._op("subscribe", [t], rid))
+        self.spawn(self._resub_deadline(sb, rid))
+
+    async def _resub_deadline(self, sb: SymbolBook, rid: str) -> None:
+        """A resubscribe that yields no snapshot (rejected, lost) must not leave
+        the book in RESYNC forever: try again, still rate-limited."""
+        await asyncio.sleep(self.resub_timeout_s)
+        if sb.extra.get("resub_rid") == rid and sb.state is not BookState.LIVE:
+            self.count("resubscribe_timeouts")
+            self.resync(sb, "no snapshot after resubscribe")
 
     # ------------------------------------------------------------ inbound
 
@@ -209,10 +222,8 @@ class BybitFeed(VenueFeed):
         if op != "subscribe" or not rid:
             return
         for sb in self.books.values():
-            if sb.extra.get("await_ack") == rid:
-                del sb.extra["await_ack"]
-                if not ok:
-                    self.set_state(sb, BookState.RESYNC, f"resubscribe rejected: {msg.get('ret_msg')}")
+            if sb.extra.get("resub_rid") == rid and not ok:
+                self.set_state(sb, BookState.RESYNC, f"resubscribe rejected: {msg.get('ret_msg')}")
 
     def _on_book(self, msg: dict, topic: str, recv_ns: int, data: Any) -> None:
         td = _topic_depth(topic)
@@ -230,7 +241,7 @@ class BybitFeed(VenueFeed):
         if not isinstance(u, int) or isinstance(u, bool):
             self.frame_error("orderbook: no integer u", data)
             return
-        if "await_ack" in sb.extra or sb.resync_pending:
+        if sb.resync_pending:  # a resubscribe is queued; its snapshot will follow
             self.count("ignored_during_resync")
             return
         snap = typ == "snapshot" or u == 1

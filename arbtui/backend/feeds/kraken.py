@@ -14,6 +14,7 @@ window, so each side is truncated to the subscribed depth after every message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -101,6 +102,8 @@ class KrakenFeed(VenueFeed):
     idle_ping_s: ClassVar[float] = 10.0
     #: Heartbeats arrive ~1/s, so 15 s of nothing (ping unanswered) is a dead link.
     stale_after_s: ClassVar[float] = 15.0
+    #: A resubscribe must produce a snapshot within this long, else it is retried.
+    resub_timeout_s: ClassVar[float] = 10.0
     send_rate: ClassVar[float] = 5.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         f"{b}-{q}": f"{b}/{q}" for b in ("BTC", "ETH", "SOL") for q in ("USD", "USDT", "USDC")
@@ -214,13 +217,25 @@ class KrakenFeed(VenueFeed):
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Kraken's own advice: unsubscribe, then subscribe with snapshot:true.
-        # Book data for this symbol is ignored until the new subscribe is acked,
-        # so nothing from the old subscription can leak into the fresh book.
-        sb.extra["await_ack"] = True
+        # The book stays RESYNC (updates ignored) until the new snapshot: on one
+        # socket the old subscription's frames all precede the unsubscribe ack,
+        # so nothing stale can land on the fresh book.
+        gen = sb.extra.get("resub_gen", 0) + 1
+        sb.extra["resub_gen"] = gen
+        self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
         sb.book.clear()
         self.count("resubscribes")
         self.send(self._sub("unsubscribe", [sb.vsym]))
         self.send(self._sub("subscribe", [sb.vsym]))
+        self.spawn(self._resub_deadline(sb, gen))
+
+    async def _resub_deadline(self, sb: SymbolBook, gen: int) -> None:
+        """A resubscribe that yields no snapshot (rejected, lost) must not leave
+        the book in RESYNC forever: try again, still rate-limited."""
+        await asyncio.sleep(self.resub_timeout_s)
+        if sb.extra.get("resub_gen") == gen and sb.state is not BookState.LIVE:
+            self.count("resubscribe_timeouts")
+            self.resync(sb, "no snapshot after resubscribe")
 
     # ------------------------------------------------------------ inbound
 
@@ -269,13 +284,11 @@ class KrakenFeed(VenueFeed):
             self.count(f"{method}_errors")
             log.warning("kraken: %s rejected: %s", method, msg.get("error"))
             if sb is not None and method == "subscribe":
-                sb.extra.pop("await_ack", None)
                 self.set_state(sb, BookState.RESYNC, f"subscribe rejected: {msg.get('error')}")
             return
         if sb is None or res.get("channel", "book") != "book":
             return
         if method == "subscribe":
-            sb.extra.pop("await_ack", None)
             if isinstance(res.get("depth"), int):
                 sb.book.depth = res["depth"]
             if sb.state is not BookState.LIVE:
@@ -295,7 +308,7 @@ class KrakenFeed(VenueFeed):
             if sb is None:
                 self.count("unknown_symbol")
                 continue
-            if sb.extra.get("await_ack") or sb.resync_pending:
+            if sb.resync_pending:  # a resubscribe is queued; its snapshot will follow
                 self.count("ignored_during_resync")
                 continue
             snap = typ == "snapshot"
