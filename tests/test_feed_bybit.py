@@ -213,6 +213,15 @@ async def test_reaches_live_and_matches_sim_top():
         assert not c.get("gaps") and not c.get("frame_errors") and not c.get("resyncs")
 
 
+async def test_ping_gets_pong_and_quiet_books_stay_live():
+    async with Rig("bybit", SYMS, depth=50) as rig:
+        rig.feed.keepalive_s = 0.3  # Bybit wants one every 20 s; faster here
+        await rig.live()
+        await rig.freeze_and_converge()
+        await rig.wait(lambda: rig.feed.counters.get("pongs", 0) >= 2, "pongs")
+        assert rig.feed.counters["pings"] >= 2 and rig.all_live()
+
+
 async def _resync_one(kind: str, counter: str) -> None:
     async with Rig("bybit", SYMS, depth=50) as rig:
         await rig.live()

@@ -222,7 +222,18 @@ async def test_reaches_live_and_matches_sim_top():
         st = rig.feed.status()
         assert st.counters.get("checksum_mismatch", 0) == 0
         assert st.counters.get("frame_errors", 0) == 0
-        assert st.counters.get("heartbeats", 0) + st.counters.get("snapshots", 0) > 0
+
+
+async def test_quiet_market_heartbeats_and_idle_ping_keep_books_live():
+    async with Rig("kraken", SYMS, depth=10) as rig:
+        rig.feed.keepalive_s = 0.3  # ask often; a ping goes out only when idle
+        rig.feed.idle_ping_s = 0.5  # shorter than the 1 s heartbeat gap, to exercise ping
+        await rig.live()
+        await rig.freeze_and_converge()  # no more book traffic from here on
+        await rig.wait(lambda: rig.feed.counters.get("heartbeats", 0) >= 2, "heartbeats")
+        await rig.wait(lambda: rig.feed.counters.get("pongs", 0) >= 1, "pong for our ping")
+        assert rig.feed.counters["pings"] >= 1
+        assert rig.all_live() and rig.feed.reconnects == 0
 
 
 async def _resync_one(kind: str, counter: str) -> None:

@@ -230,7 +230,13 @@ class Sim(SimVenue):
 
     async def _stream(self, ws, conn: _Conn) -> None:
         while True:
-            await self.hub.wait_tick()
+            try:
+                await asyncio.wait_for(self.hub.wait_tick(), 1.0)
+            except TimeoutError:
+                # Kraken sends a heartbeat about once a second when nothing else flows.
+                async with conn.lock:
+                    await self._send(ws, conn, {"channel": "heartbeat"})
+                continue
             if await self.common_fault(ws):
                 return
             async with conn.lock:
