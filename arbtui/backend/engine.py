@@ -24,7 +24,7 @@ from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.metrics import Latency, Rate
 from arbtui.config import Config
-from arbtui.model import BookState, BookStatus, Fill, Opportunity, Quote, VenueStatus
+from arbtui.model import BookState, BookStatus, Fill, OppEvent, Opportunity, Quote, VenueStatus
 
 log = logging.getLogger("arbtui.engine")
 
@@ -83,6 +83,8 @@ class Engine:
             self._spawn("detector", self._detector_loop)
         if "execute" in self.roles:
             await self._start_executor()
+        if self.mode == "view" or not self.roles:
+            self._spawn("viewer", self._viewer_loop)
         self._spawn("sweeper", self._sweep_loop)
         if self.cfg.metrics.listen:
             from arbtui.backend.prometheus import serve
@@ -122,11 +124,37 @@ class Engine:
                 self.detector.disabled_venues.add(v)
 
     async def _start_executor(self) -> None:
-        """The simulated executor and journal arrive with the execution issue."""
-        try:
-            from arbtui.backend.executor import Executor  # noqa: F401
-        except ModuleNotFoundError:
-            return
+        """The simulated executor (paper wallets) and the durable journal.
+
+        The executor runs even while execution is off, so switching it on acts at
+        once; it reads opportunities, quotes and book states from the bus, never
+        from the detector, so it runs the same as its own process on Kafka.
+        """
+        from arbtui.backend.executor import Executor, ExecutorRole
+
+        cfg = self.cfg
+        fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
+        self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional)
+        if "detect" in self.roles:
+            # Size opportunities to the paper wallets while execution is on.
+            self.detector.balances = self.executor.balance_cap
+        self.exec_role = ExecutorRole(self.executor, self.bus, on_fill=self.record_event)
+        self._spawn("executor", self.exec_role.run)
+        if cfg.journal.enabled:
+            import sqlite3
+
+            from arbtui.backend.journal import Journal, resolve_path
+
+            path = resolve_path(cfg.journal.path)
+            try:
+                self.journal = Journal(path, cfg.journal.flush_ms)
+            except (OSError, sqlite3.Error) as e:
+                log.error("journal off: cannot open %s: %s", path, e)
+                self.failures["journal"] = self.failures.get("journal", 0) + 1
+            else:
+                journal = self.journal
+                self._spawn("journal", lambda: journal.run_from_bus(
+                    self.bus, stopping=lambda: self._stopping))
 
     def _spawn(self, name: str, fn) -> None:
         """Run a role under a supervisor: a crash is logged, counted and the role restarted."""
@@ -184,6 +212,7 @@ class Engine:
         wake = asyncio.Event()
         quotes = self.bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
         status = self.bus.subscribe(STATUS, "detector", wake=wake)
+        quotes.on_reset = self._forget_symbols  # Kafka rebalance moved these symbols
         det = self.detector
         lat = self.detect_latency
         while not self._stopping:
@@ -204,6 +233,64 @@ class Engine:
                 lat.add(time.time_ns() - q.recv_ts_ns)
                 if events:
                     self._emit_all(events)
+            await asyncio.sleep(0)
+
+    def _forget_symbols(self, symbols: set[str], reason: str) -> None:
+        """Another detector process owns (or owned meanwhile) these symbols: close what
+        we had open on them and start them clean, as if every book had resynced."""
+        det = self.detector
+        for s in symbols:
+            venues = set(det.quotes.get(s, {})) | {v for k in det.open if k[0] == s for v in k[1:]}
+            for v in venues:
+                self._emit_all(det.on_book_state(BookStatus(
+                    venue=v, symbol=s, state=BookState.RESYNC, reason=reason, ts_ns=time.time_ns())))
+                if "feed" not in self.roles:
+                    self.latest.pop((v, s), None)
+        log.info("detector: %d symbols reset (%s)", len(symbols), reason)
+
+    async def _viewer_loop(self) -> None:
+        """``--role view``: everything the dashboard shows, read from the bus topics."""
+        wake = asyncio.Event()
+        quotes = self.bus.subscribe(QUOTES, "viewer", coalesce=quote_key, wake=wake)
+        opps = self.bus.subscribe(OPPORTUNITIES, "viewer", wake=wake)
+        fills = self.bus.subscribe(FILLS, "viewer", wake=wake)
+        status = self.bus.subscribe(STATUS, "viewer", wake=wake)
+        # Per-stage latency across processes: venue->feed receive is the feed's own
+        # view; feed receive->bus publish, publish->here, and quote->opportunity.
+        self.stage_latency = stages = {"feed": Latency(4096), "bus": Latency(4096),
+                                       "detect": Latency(4096)}
+        self.view_open: dict[str, Opportunity] = {}
+        self.remote_books: dict[tuple[str, str], BookStatus] = {}
+        while not self._stopping:
+            if not (len(quotes) or len(opps) or len(fills) or len(status)):
+                try:
+                    await asyncio.wait_for(wake.wait(), 0.25)
+                except TimeoutError:
+                    continue
+            wake.clear()
+            now = time.time_ns()
+            for st in status.drain():
+                if isinstance(st, BookStatus):
+                    self.remote_books[(st.venue, st.symbol)] = st
+                    if st.state is not BookState.LIVE:
+                        self.latest.pop((st.venue, st.symbol), None)
+            for q in quotes.drain():
+                self.latest[(q.venue, q.symbol)] = q
+                self.quote_rate.add()
+                if q.pub_ts_ns and q.recv_ts_ns:
+                    stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
+                    stages["bus"].add(now - q.pub_ts_ns)
+            for o in opps.drain():
+                if o.event is OppEvent.CLOSED:
+                    self.view_open.pop(o.id, None)
+                else:
+                    self.view_open[o.id] = o
+                if o.quote_recv_ts_ns and o.event is not OppEvent.CLOSED:
+                    stages["detect"].add(o.ts_ns - o.quote_recv_ts_ns)
+                    self.detect_latency.add(o.ts_ns - o.quote_recv_ts_ns)
+                self.record_event(o)
+            for f in fills.drain():
+                self.record_event(f)
             await asyncio.sleep(0)
 
     async def _sweep_loop(self) -> None:
@@ -243,6 +330,16 @@ class Engine:
     def set_threshold(self, min_net_bps: float) -> None:
         self._emit_all(self.detector.set_threshold(min_net_bps))
 
+    def set_max_quote_age(self, ms: float) -> None:
+        """Quotes older than this stop counting; the sweep closes windows that relied on them."""
+        self.detector.cfg.max_quote_age_ms = ms
+        self._emit_all(self.detector.sweep())
+
+    def set_execution_threshold(self, min_net_bps: float) -> None:
+        self.cfg.execution.min_net_bps = min_net_bps
+        if self.executor is not None and hasattr(self.executor, "set_threshold"):
+            self.executor.set_threshold(min_net_bps)
+
     def set_execution(self, enabled: bool) -> None:
         self.cfg.execution.enabled = enabled
         if self.executor is not None and hasattr(self.executor, "set_enabled"):
@@ -263,11 +360,39 @@ class Engine:
         return EngineState(
             mode=self.mode.upper(), bus=self.bus.stats(), uptime_s=time.monotonic() - self.started,
             venues=self.venue_statuses(), quotes=dict(self.latest),
-            open_opportunities=[o.opp for o in self.detector.open.values()],
+            open_opportunities=([o.opp for o in self.detector.open.values()]
+                                if "detect" in self.roles or not hasattr(self, "view_open")
+                                else list(self.view_open.values())),
             quotes_per_s=self.quote_rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
             min_net_bps=self.detector.cfg.min_net_bps,
             execution_enabled=self.cfg.execution.enabled, event_seq=self.event_seq,
+            extra={**self._transport_extra(), **self._execution_extra()},
         )
+
+    def _execution_extra(self) -> dict[str, Any]:
+        """Wallets/PnL, detector health (blocked comparisons, clock offsets, lifetimes), journal."""
+        out: dict[str, Any] = {}
+        if self.executor is not None and hasattr(self.executor, "snapshot"):
+            out["executor"] = self.executor.snapshot()
+        if "detect" in self.roles:
+            out["detector"] = self.detector.status()
+        if self.journal is not None and hasattr(self.journal, "stats"):
+            out["journal"] = self.journal.stats()
+        return out
+
+    def _transport_extra(self) -> dict[str, Any]:
+        """Kafka health and cross-process stage latency for the status line / header."""
+        out: dict[str, Any] = {}
+        b = self.bus.stats() if self.bus.kind == "kafka" else None
+        if b is not None:
+            out["kafka"] = {k: b.get(k) for k in (
+                "state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
+                "dropped", "delivery_errors", "bad_records", "assigned_partitions", "rebalances",
+                "hop_p50_ms", "hop_p99_ms")}
+        stages = getattr(self, "stage_latency", None)
+        if stages:
+            out["stage_p50_ms"] = {k: v.percentiles_ms(50)[0] for k, v in stages.items()}
+        return out
 
     def events_since(self, seq: int) -> list[tuple[int, Any]]:
         """Events newer than ``seq`` (the ring is bounded; very old ones are gone)."""

@@ -1,0 +1,97 @@
+"""One-line status header: mode, bus, uptime, quotes/s, detection latency, PnL, execution.
+
+Fields are laid out in priority order and the low-priority ones are dropped
+first when the terminal is narrow, so the execution state and the threshold are
+visible even at 80 columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from arbtui.widgets.fmt import fmt_clock, fmt_money, fmt_ms, fmt_rate, fmt_uptime
+
+
+def mode_label(state: Any) -> str:
+    mode = state.mode
+    speed = state.extra.get("replay_speed") if state.extra else None
+    if mode == "REPLAY" and speed:
+        return f"REPLAY ×{speed:g}"
+    return mode
+
+
+def bus_label(bus: dict[str, Any]) -> tuple[str, str]:
+    kind = bus.get("kind", "?")
+    st = bus.get("state", "")
+    style = "green" if st in ("up", "connected", "ok") else ("yellow" if st else "")
+    return (f"{kind} {st}".strip(), style)
+
+
+def pnl_of(extra: dict[str, Any]) -> float | None:
+    for k in ("pnl", "realized_pnl"):
+        v = extra.get(k)
+        if isinstance(v, (int, float)):
+            return float(v)
+    ex = extra.get("executor")
+    if isinstance(ex, dict):
+        for k in ("pnl", "realized_pnl"):
+            v = ex.get(k)
+            if isinstance(v, (int, float)):
+                return float(v)
+    return None
+
+
+def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bool,
+                execution: bool) -> Text:
+    """Build the header for ``width`` columns (fields dropped right-to-left by priority)."""
+    bus, bus_style = bus_label(state.bus or {})
+    pnl = pnl_of(state.extra or {})
+    p50, p99 = state.detect_p50_ms, state.detect_p99_ms
+    # (priority, text, style); lower priority number = kept longer.
+    fields: list[tuple[int, str, str]] = [
+        (0, f" {mode_label(state)} ", "bold reverse"),
+        (0, "EXEC ON" if execution else "EXEC OFF", "bold green" if execution else "bold"),
+        (0, f"thr {state.min_net_bps:+.1f}bps", "bold cyan"),
+        (1, focused or "—", "bold"),
+        (1, f"{fmt_rate(state.quotes_per_s)} q/s", ""),
+        (2, f"det {fmt_ms(p50)}/{fmt_ms(p99)}ms", ""),
+        (2, f"PnL {fmt_money(pnl, 0).strip()}" if pnl is not None else "", "bold"),
+        (3, f"bus {bus}", bus_style),
+        (3, f"up {fmt_uptime(state.uptime_s)}", ""),
+        (4, "LOG PAUSED" if paused else "", "bold yellow"),
+        (4, f"{fmt_clock(now_ns)} UTC", "dim"),
+    ]
+    fields = [f for f in fields if f[1]]
+    sep = " │ "
+    for cut in (5, 4, 3, 2, 1):
+        kept = [f for f in fields if f[0] < cut]
+        total = sum(len(t) for _, t, _ in kept) + len(sep) * (len(kept) - 1)
+        if total <= width:
+            break
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for i, (_, t, st) in enumerate(kept):
+        if i:
+            out.append(sep, "dim")
+        out.append(t, st)
+    return out
+
+
+class HeaderBar(Static):
+    """Re-rendered only when its text changes (compared as plain+spans)."""
+
+    DEFAULT_CSS = """
+    HeaderBar { height: 1; dock: top; background: $panel; }
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("", **kw)
+        self._last: tuple | None = None
+
+    def show(self, text: Text) -> None:
+        key = (text.plain, tuple(text.spans))
+        if key != self._last:
+            self._last = key
+            self.update(text)

@@ -1,0 +1,161 @@
+"""One panel per venue: connection state, per-symbol top of book, depth ladder.
+
+A venue has a handful of symbols, so a ``Static`` re-rendered from one Rich
+``Text`` is cheaper than a DataTable (TEXTUAL-NOTES D.2) — and it is only
+re-rendered when the text actually changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from arbtui.model import BookState, Quote, VenueStatus
+from arbtui.widgets.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
+
+STATE_STYLE = {
+    BookState.LIVE: "bold green",
+    BookState.SYNCING: "bold yellow",
+    BookState.STALE: "bold red",
+    BookState.RESYNC: "bold magenta",
+    BookState.DISABLED: "bold",
+}
+
+BEST_BID = "bold reverse green"
+BEST_ASK = "bold reverse red"
+
+
+@dataclass
+class PanelInput:
+    """Everything one panel needs for one frame (built by the dashboard each sample)."""
+
+    index: int
+    venue: str
+    status: VenueStatus | None
+    quotes: dict[str, Quote]
+    symbols: list[str]
+    best_bid: dict[str, float]
+    best_ask: dict[str, float]
+    focused: str
+    now_ns: int
+    disabled: bool
+    disabled_symbols: set[str]
+    ladder_levels: int
+
+
+def state_text(p: PanelInput) -> tuple[str, str]:
+    """The state word with its reason: LIVE / SYNCING connecting / STALE 3.2 s / RESYNC gap / DISABLED."""
+    st = p.status
+    if p.disabled:
+        return "DISABLED", STATE_STYLE[BookState.DISABLED]
+    if st is None:
+        return ("LIVE" if p.quotes else "NO DATA"), ("bold green" if p.quotes else "bold yellow")
+    state = st.state
+    reason = st.reason
+    if state is BookState.STALE and st.last_msg_ns:
+        reason = f"{(p.now_ns - st.last_msg_ns) / 1e9:.1f} s" + (f" ({reason})" if reason else "")
+    label = state.value + (f" {reason}" if reason and state is not BookState.LIVE else "")
+    return label, STATE_STYLE.get(state, "bold")
+
+
+def panel_text(p: PanelInput, width: int) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    label, style = state_text(p)
+    out.append(label, style)
+    st = p.status
+    if st is not None:
+        lat = f"lat {fmt_ms(st.feed_latency_ms)}ms" if st.feed_latency_ms is not None else "lat —"
+        out.append(f"  rc {st.reconnects}  {lat}  {fmt_rate(st.msg_rate)}/s", "dim")
+        errs = sum(st.counters.get(k, 0) for k in ("gaps", "checksum_failures", "frame_errors"))
+        if errs:
+            out.append(f"  err {errs}", "yellow")
+    out.append("\n")
+    wide = width >= 54
+    sw = 8
+    if wide:
+        out.append(f"{'SYM':<{sw}} {'BID':>10} {'SIZE':>8} {'ASK':>10} {'SIZE':>8} {'AGE':>5}", "dim")
+    else:
+        out.append(f"{'SYM':<{sw}} {'BID':>10} {'ASK':>10} {'AGE':>5}", "dim")
+    for sym in p.symbols:
+        out.append("\n")
+        q = None if p.disabled else p.quotes.get(sym)
+        sym_style = "bold" if sym == p.focused else ""
+        if sym in p.disabled_symbols:
+            sym_style = "dim strike"
+        out.append(f"{sym[:sw]:<{sw}}", sym_style)
+        if q is None:
+            out.append(f" {'—':>10} ", "dim")
+            if wide:
+                out.append(f"{'':>8} ")
+            out.append(f"{'—':>10}", "dim")
+            continue
+        bid_style = BEST_BID if p.best_bid.get(sym) == q.bid else "green"
+        ask_style = BEST_ASK if p.best_ask.get(sym) == q.ask else "red"
+        age = fmt_age_ms((p.now_ns - q.recv_ts_ns) / 1e6 if q.recv_ts_ns else None)
+        out.append(" ")
+        out.append(fmt_px(q.bid), bid_style)
+        if wide:
+            out.append(" " + fmt_sz(q.bid_size), "dim")
+        out.append(" ")
+        out.append(fmt_px(q.ask), ask_style)
+        if wide:
+            out.append(" " + fmt_sz(q.ask_size), "dim")
+        out.append(" " + age, "dim")
+        if not wide:
+            out.append("\n")
+            out.append(f"{'  size':<{sw}} {fmt_sz(q.bid_size, 10)} {fmt_sz(q.ask_size, 10)}", "dim")
+    q = None if p.disabled else p.quotes.get(p.focused)
+    if p.ladder_levels > 0 and p.focused in p.symbols:
+        out.append("\n")
+        title = f" depth {p.focused} "
+        out.append(title.center(max(len(title), width), "─"), "dim")
+        if q is None:
+            out.append("\n")
+            out.append("no book", "dim")
+        else:
+            szw = 8 if width >= 40 else max(4, (width - 23) // 2)
+            for i in range(p.ladder_levels):
+                out.append("\n")
+                b = q.bids[i] if i < len(q.bids) else None
+                a = q.asks[i] if i < len(q.asks) else None
+                out.append(fmt_sz(b[1], szw) if b else " " * szw, "dim")
+                out.append(" ")
+                out.append(fmt_px(b[0]) if b else " " * 10, "green")
+                out.append("│", "dim")
+                out.append(fmt_px(a[0]).strip().ljust(10) if a else " " * 10, "red")
+                out.append(" ")
+                out.append(fmt_sz(a[1], szw).strip().ljust(szw) if a else "", "dim")
+    return out
+
+
+class VenuePanel(Static):
+    """A bordered panel for one venue; titled with its toggle key."""
+
+    DEFAULT_CSS = """
+    VenuePanel { border: round $primary-darken-1; height: auto; padding: 0 1; }
+    VenuePanel.-disabled { border: round $panel-lighten-2; color: $text-muted; }
+    VenuePanel.-bad { border: round $error; }
+    """
+
+    def __init__(self, venue: str, **kw: Any) -> None:
+        super().__init__("", **kw)
+        self.venue = venue
+        self._last: tuple | None = None
+
+    def show(self, p: PanelInput) -> None:
+        width = max(20, self.content_size.width or 38)
+        text = panel_text(p, width)
+        key = (text.plain, tuple(text.spans), p.index, p.disabled)
+        if key == self._last:
+            return
+        self._last = key
+        self.border_title = f"{p.index} {p.venue}" if p.index <= 9 else p.venue
+        label, _ = state_text(p)
+        self.border_subtitle = label.split(" ")[0]
+        self.set_class(p.disabled, "-disabled")
+        bad = p.status is not None and p.status.state in (BookState.STALE, BookState.RESYNC)
+        self.set_class(bad and not p.disabled, "-bad")
+        self.update(text)

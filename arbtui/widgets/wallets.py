@@ -1,0 +1,78 @@
+"""Paper wallets and PnL, shown only while the simulated executor reports them.
+
+The executor publishes its summary in ``EngineState.extra`` (key ``executor``,
+or flat keys). The shape is read defensively: ``wallets`` {venue: {asset: amount}},
+``pnl``/``realized_pnl``, ``fills``, ``drift`` {asset: amount}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from arbtui.widgets.fmt import fmt_money, fmt_sz
+
+
+def executor_summary(extra: dict[str, Any]) -> dict[str, Any] | None:
+    ex = extra.get("executor")
+    if isinstance(ex, dict):
+        return ex
+    if "wallets" in extra:
+        return extra
+    return None
+
+
+def wallets_text(ex: dict[str, Any], width: int) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    pnl = ex.get("pnl", ex.get("realized_pnl"))
+    fills = ex.get("fills", ex.get("fill_count"))
+    out.append("PnL ", "dim")
+    out.append(fmt_money(pnl if isinstance(pnl, (int, float)) else None, 0).strip(),
+               "bold green" if isinstance(pnl, (int, float)) and pnl >= 0 else "bold red")
+    if isinstance(fills, (int, float)):
+        out.append(f"  fills {int(fills)}", "dim")
+    elif isinstance(fills, list):
+        out.append(f"  fills {len(fills)}", "dim")
+    wallets = ex.get("wallets")
+    if isinstance(wallets, dict):
+        for venue, bal in wallets.items():
+            out.append("\n")
+            out.append(f"{str(venue)[:8]:<8}", "bold")
+            if isinstance(bal, dict):
+                for asset, amt in bal.items():
+                    if isinstance(amt, (int, float)):
+                        out.append(f" {asset} {fmt_sz(float(amt), 9).strip()}")
+    drift = ex.get("drift", ex.get("inventory_drift"))
+    if isinstance(drift, dict) and drift:
+        out.append("\n")
+        out.append("drift   ", "dim")
+        for asset, amt in drift.items():
+            if isinstance(amt, (int, float)):
+                out.append(f" {asset} {float(amt):+.4f}", "yellow" if amt else "dim")
+    return out
+
+
+class WalletsPanel(Static):
+    DEFAULT_CSS = """
+    WalletsPanel { height: auto; border: round $primary-darken-2; padding: 0 1; }
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("", **kw)
+        self.border_title = "wallets"
+        self._last: tuple | None = None
+
+    def show(self, extra: dict[str, Any]) -> bool:
+        """Render the summary; returns False (and hides) when there is none."""
+        ex = executor_summary(extra or {})
+        self.display = ex is not None
+        if ex is None:
+            return False
+        text = wallets_text(ex, self.content_size.width or 30)
+        key = (text.plain, tuple(text.spans))
+        if key != self._last:
+            self._last = key
+            self.update(text)
+        return True
