@@ -49,7 +49,7 @@ class Rig:
         await self.sim.start()
         await self.hub.start()
         self.feed = feed_class(self.venue)(
-            list(self.symbols), self.quotes.append, url=self.sim.url,
+            list(self.symbols), self.quotes.append, url=self.sim.url, rest_url=self.sim.rest_url,
             symbol_map=sim_symbol_map(self.venue, self.symbols))
         # Short reconnect backoff so a dropped connection recovers within the test budget.
         self.feed.backoff = Backoff(base=0.1, cap=0.5)

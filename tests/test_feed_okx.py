@@ -135,6 +135,27 @@ async def test_idle_keepalive_update_and_text_ping_pong():
         assert r.c("gaps") == 0 and r.c("frame_errors") == 0 and r.all_live()
 
 
+async def test_without_in_band_snapshot_syncs_from_rest_and_bridges():
+    # OKX's announced snapshot-less mode: updates only; the adapter fetches
+    # /api/v5/market/books and bridges it with the buffered seqId chain.
+    attrs = dict(FAST, snapshot_wait_s=0.3)
+    async with Rig("okx", SYMS, feed_attrs=attrs, sim_attrs={"in_band_snapshot": False}) as r:
+        await r.live()
+        assert r.c("rest_snapshots") == 2 and r.c("snapshots") == 0
+        assert "/api/v5/market/books?instId=BTC-USDT&sz=400" in r.sim.http.requests
+        await r.wait(lambda: len(r.quotes) > 20, "quotes flowing")
+        await r.freeze()
+        assert r.c("gaps") == 0 and r.c("resyncs") == 0
+        for s in SYMS:
+            r.assert_top_matches_sim(s)
+
+
+async def test_instrument_list_from_rest_maps_spot_only():
+    async with Rig("okx", SYMS) as r:
+        body = await r.feed.http_get(OkxFeed.instruments_url(r.sim.rest_url))
+        assert OkxFeed.parse_instruments(body) == {"BTC-USDT": "BTC-USDT", "ETH-USDT": "ETH-USDT"}
+
+
 # ====================================================================== frame rules
 
 

@@ -27,15 +27,19 @@ leaves LIVE at once, so the detector drops it), but it is given
 resynced. Outside auctions the grace costs nothing: the book is withheld, not
 trusted, during it.
 
-Not implemented: the announced "no in-band snapshot" mode (REST
-``/api/v5/market/books`` + bridging). It would show up here as updates that
-never get a snapshot; such a book stays SYNCING (visible in status with the
-``updates_before_snapshot`` counter), never LIVE, so it cannot feed wrong
-prices. ``rest_books_url`` documents the endpoint for when it is needed.
+OKX announced that ``books`` will stop sending the in-band snapshot. If a
+book gets updates but no snapshot for ``snapshot_wait_s``, it is synced the
+Binance way instead: updates are buffered (bounded), ``/api/v5/market/books``
+is fetched, buffered updates with ``seqId <= snapshot seqId`` are dropped, the
+first one kept must bridge it (``prevSeqId <= snap < seqId``), then the chain
+rule applies. The REST ``seqId`` field is [uncertain] in PROTOCOLS §6: a REST
+snapshot without it cannot be bridged, so the book stays SYNCING (counted as
+``rest_snapshot_without_seq``) rather than go LIVE on a guess.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -74,6 +78,10 @@ class OkxFeed(VenueFeed):
     #: Checked by our own crossed logic, never by base ``publish`` (see module doc).
     allow_crossed: ClassVar[bool] = True
     crossed_grace_s: ClassVar[float] = 3.0
+    #: Updates but no in-band snapshot for this long -> REST snapshot + bridge.
+    snapshot_wait_s: ClassVar[float] = 3.0
+    #: Updates buffered per book while waiting for a snapshot.
+    max_buffer: ClassVar[int] = 5000
     #: OKX allows < 64 KB of channel args per request.
     max_request_chars: ClassVar[int] = 60_000
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
@@ -244,7 +252,7 @@ class OkxFeed(VenueFeed):
         ts_ns = 0
         seq = -1
         for row in rows:
-            if not self._apply(sb, action, row, data):
+            if not self._apply(sb, action, row, data, recv_ns):
                 return  # resync already requested
             try:
                 ts_ns = int(row.get("ts") or 0) * 1_000_000
@@ -268,7 +276,7 @@ class OkxFeed(VenueFeed):
         else:
             self.count("ignored_msgs")
 
-    def _apply(self, sb: SymbolBook, action: str, row: Any, data: str) -> bool:
+    def _apply(self, sb: SymbolBook, action: str, row: Any, data: str, recv_ns: int = 0) -> bool:
         """Apply one ``data[]`` element. False if the book was sent to resync."""
         if not isinstance(row, dict):
             self.frame_error("data row not an object", data, sb)
@@ -286,6 +294,8 @@ class OkxFeed(VenueFeed):
             except (BookError, IndexError, TypeError) as e:
                 self._bad(sb, f"bad snapshot level: {e}", data)
                 return False
+            for k in ("buffer", "first_update_ns", "rest_pending"):
+                x.pop(k, None)  # an in-band snapshot supersedes any REST sync under way
             x["synced"] = True
             x["chained"] = isinstance(seq, int)
             sb.seq = seq if isinstance(seq, int) else -1
@@ -295,6 +305,7 @@ class OkxFeed(VenueFeed):
                 # Before the first snapshot of a (re)subscription: old-subscription
                 # leftovers, or OKX's announced snapshot-less mode (module doc).
                 self.count("updates_before_snapshot")
+                self._buffer(sb, row, seq, prev, bids, asks, recv_ns)
                 return True
             if x.get("chained"):
                 if not isinstance(seq, int) or not isinstance(prev, int):
@@ -329,6 +340,89 @@ class OkxFeed(VenueFeed):
                 return False
             self.count("checksum_ok")
         return True
+
+    # ------------------------------------------------------------ REST sync
+
+    def _buffer(self, sb: SymbolBook, row: dict, seq: Any, prev: Any, bids: list, asks: list,
+                recv_ns: int) -> None:
+        if not isinstance(seq, int) or not isinstance(prev, int):
+            return  # 2022-style frames cannot be bridged to a REST snapshot
+        x = sb.extra
+        buf = x.setdefault("buffer", [])
+        if len(buf) >= self.max_buffer:
+            buf.clear()
+            self.count("buffer_overflows")
+        buf.append((prev, seq, bids, asks, row.get("ts")))
+        t0 = x.setdefault("first_update_ns", recv_ns)
+        if x.get("rest_pending") or (recv_ns - t0) / 1e9 < self.snapshot_wait_s:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # synchronous replay without a loop: stay SYNCING, visibly
+        x["rest_pending"] = token = object()
+        self.spawn(self._rest_snapshot(sb, token))
+
+    async def _rest_snapshot(self, sb: SymbolBook, token: object) -> None:
+        self.count("rest_snapshot_requests")
+        try:
+            body = await self.http_get(self.rest_books_url(self.rest_url, sb.vsym))
+            d = json.loads(body)["data"][0]
+            bids, asks, snap_seq = d["bids"], d["asks"], d.get("seqId")
+        except Exception as e:  # noqa: BLE001 - a failed fetch is retried on a later update
+            self.count("rest_errors")
+            log.warning("okx: REST book for %s failed: %r", sb.vsym, e)
+            if sb.extra.get("rest_pending") is token:
+                sb.extra.pop("rest_pending")
+                sb.extra["first_update_ns"] = time.time_ns()
+            return
+        x = sb.extra
+        if x.get("rest_pending") is not token or x.get("synced"):
+            return  # resynced meanwhile, or an in-band snapshot came after all
+        if not isinstance(snap_seq, int):
+            self.count("rest_snapshot_without_seq")
+            self.set_state(sb, sb.state, "REST snapshot has no seqId: cannot bridge")
+            return  # keep rest_pending: do not hammer REST with the same useless answer
+        buf = x.get("buffer", [])
+        if buf and snap_seq < buf[0][0]:
+            self.count("rest_snapshot_too_old")
+            x.pop("rest_pending")  # refetch on a later update
+            return
+        kept = [e for e in buf if e[1] > snap_seq]
+        if kept and not (kept[0][0] <= snap_seq < kept[0][1]):
+            self.count("gaps")
+            self._resync(sb, f"REST snapshot {snap_seq} not bridged by update {kept[0][0]}->{kept[0][1]}")
+            return
+        book = sb.book
+        try:
+            book.load(bids, asks)
+            last = snap_seq
+            for i, (prev, seq, b_rows, a_rows, _ts) in enumerate(kept):
+                if i and prev != last:
+                    self.count("gaps")
+                    self._resync(sb, f"seq gap in buffer: prevSeqId {prev} != {last}")
+                    return
+                for r in b_rows:
+                    book.set(True, r[0], r[1])
+                for r in a_rows:
+                    book.set(False, r[0], r[1])
+                last = seq
+        except (BookError, IndexError, TypeError) as e:
+            self._bad(sb, f"bad REST/buffered level: {e}", body)
+            return
+        if len(book.bids) > book.depth or len(book.asks) > book.depth:
+            book.truncate()
+        ts = kept[-1][4] if kept else d.get("ts")
+        x.clear()
+        x["synced"] = True
+        x["chained"] = True
+        sb.seq = last
+        self.count("rest_snapshots")
+        try:
+            ts_ns = int(ts or 0) * 1_000_000
+        except (TypeError, ValueError):
+            ts_ns = 0
+        self._finish(sb, time.time_ns(), ts_ns, sb.seq)
 
     # ------------------------------------------------------------ state
 

@@ -25,6 +25,7 @@ import json
 import time
 import zlib
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 from arbtui.backend.book import Book, okx_checksum
 from arbtui.backend.sim.market import VenueBook, diff
@@ -50,12 +51,16 @@ class _Sub:
 class Sim(SimVenue):
     venue: ClassVar[str] = "okx"
     ws_path: ClassVar[str] = "/ws/v5/public"
+    #: REST: ``/api/v5/market/books`` (snapshot-less mode) and the SPOT instrument list.
+    needs_http: ClassVar[bool] = True
     #: Send an empty keepalive update after this many idle seconds (OKX: ~60 s).
     keepalive_idle_s: float = 30.0
     #: How long the "silence" fault stalls the connection.
     silence_s: float = 60.0
     #: True: real CRC32 checksums (2022 behaviour); False: always 0 (2026).
     checksums: bool = False
+    #: False: OKX's announced mode with no snapshot on subscribe (sync from REST).
+    in_band_snapshot: bool = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,6 +100,26 @@ class Sim(SimVenue):
                       "ts": str(time.time_ns() // 1_000_000), "checksum": checksum,
                       "prevSeqId": prev, "seqId": seq}],
         }, separators=(",", ":"))
+
+    async def http_get(self, path: str) -> tuple[int, str]:
+        url = urlsplit(path)
+        q = parse_qs(url.query)
+        if url.path == "/api/v5/market/books":
+            inst = (q.get("instId") or [""])[0]
+            symbol = self.inst_to_symbol.get(inst)
+            if symbol is None:
+                return 200, json.dumps({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+            vb = self.book(symbol)
+            return 200, json.dumps({"code": "0", "msg": "", "data": [{
+                "asks": self._levels(vb.sorted_asks()), "bids": self._levels(vb.sorted_bids()),
+                "ts": str(time.time_ns() // 1_000_000), "seqId": self._seq_now(symbol)}]})
+        if url.path == "/api/v5/public/instruments" and q.get("instType") == ["SPOT"]:
+            rows = [{"instId": inst, "instType": "SPOT", "baseCcy": s.split("-")[0],
+                     "quoteCcy": s.split("-")[1], "state": "live"} for inst, s in self.inst_to_symbol.items()]
+            rows.append({"instId": "BTC-USDT-SWAP", "instType": "SWAP", "baseCcy": "", "quoteCcy": "",
+                         "state": "live"})  # never in a SPOT answer for real; the parser must still skip it
+            return 200, json.dumps({"code": "0", "msg": "", "data": rows})
+        return 404, json.dumps({"code": "404", "msg": "not found", "data": []})
 
     async def _snapshot(self, ws, sub: _Sub) -> None:
         vb = self.book(sub.symbol)
@@ -140,7 +165,12 @@ class Sim(SimVenue):
                 await self.send(ws, {"event": "subscribe", "arg": a, "connId": "sim"})
                 sub = subs.get(inst) or _Sub(self.inst_to_symbol[inst], inst)
                 subs[inst] = sub
-                await self._snapshot(ws, sub)
+                if self.in_band_snapshot:
+                    await self._snapshot(ws, sub)
+                else:
+                    # No snapshot: the stream starts with the next update, chained
+                    # from the current seqId (what a REST snapshot now returns).
+                    sub.sent, sub.last_seq = self.book(sub.symbol), self._seq_now(sub.symbol)
             elif op == "unsubscribe":
                 subs.pop(inst, None)
                 await self.send(ws, {"event": "unsubscribe", "arg": a, "connId": "sim"})
