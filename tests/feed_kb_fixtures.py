@@ -77,16 +77,20 @@ class Rig:
         return vb.sorted_bids()[:n], vb.sorted_asks()[:n]
 
     async def freeze_and_converge(self) -> None:
-        """Stop the market, then wait until every feed book equals the sim's top."""
+        """Stop the market, then wait until every feed book equals the sim's book
+        cut to the subscribed depth: every level, and nothing beyond it."""
         await self.hub.stop()
+        depth = self.feed.sub_depth
 
         def converged() -> bool:
             for s in self.symbols:
                 sb = self.feed.books[s]
-                bids, asks = self.sim_top(s)
+                bids, asks = self.sim_top(s, depth)
                 if sb.state is not BookState.LIVE:
                     return False
-                if sb.book.top_bids(10) != bids or sb.book.top_asks(10) != asks:
+                if (len(sb.book.bids), len(sb.book.asks)) != (len(bids), len(asks)):
+                    return False
+                if sb.book.top_bids(depth) != bids or sb.book.top_asks(depth) != asks:
                     return False
             return True
 

@@ -213,6 +213,9 @@ def test_v1_frames_replay_with_checksum():
 async def test_reaches_live_and_matches_sim_top():
     async with Rig("kraken", SYMS, depth=10) as rig:
         await rig.live()
+        n = rig.feed.counters.get("checksum_ok", 0)
+        # Let levels move in and out of the depth-10 window for a while.
+        await rig.wait(lambda: rig.feed.counters.get("checksum_ok", 0) >= n + 60, "updates")
         await rig.freeze_and_converge()
         for s in SYMS:
             q = rig.last_quote(s)

@@ -335,6 +335,7 @@ class KrakenFeed(VenueFeed):
                     self.count("checksum_mismatch")
                     self.resync(sb, f"checksum mismatch (got {got}, venue {want})")
                     continue
+                self.count("checksum_ok")
             elif not snap:
                 self.count("missing_checksum")
             if snap:
@@ -412,6 +413,7 @@ class KrakenFeed(VenueFeed):
                 self.count("checksum_mismatch")
                 self.resync(sb, f"checksum mismatch (got {got}, venue {want})")
                 return
+            self.count("checksum_ok")
         if snap:
             self.set_state(sb, BookState.LIVE, "snapshot")
         self.publish(sb, recv_ns, int(venue_ts * 1e9))
