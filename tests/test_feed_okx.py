@@ -104,6 +104,31 @@ async def test_silence_goes_stale_and_recovers():
         assert BookState.STALE in r.states_of("ETH-USDT")
 
 
+async def test_book_silent_on_a_live_connection_is_resubscribed():
+    attrs = dict(FAST, book_stale_s=0.4)
+    async with Rig("okx", SYMS, feed_attrs=attrs) as r:
+        await r.live()
+        r.sim.muted.add("BTC-USDT")
+        await r.wait(lambda: r.c("stale_books") >= 1, "silent book noticed")
+        assert BookState.STALE in r.states_of("BTC-USDT")
+        assert BookState.STALE not in r.states_of("ETH-USDT")
+        r.sim.muted.clear()
+        await r.wait(lambda: r.c("resubscribes") >= 1 and r.all_live(), "LIVE after resubscribe")
+        assert r.sim.connects == 1
+        await r.freeze()
+        r.assert_top_matches_sim("BTC-USDT")
+
+
+async def test_unknown_instrument_error_is_visible_in_status():
+    async with Rig("okx", ["BTC-USDT", "DOGE-USDT"]) as r:
+        r.sim.inst_to_symbol.pop("DOGE-USDT")  # the venue does not list it
+        await r.wait(lambda: r.feed.books["BTC-USDT"].state is BookState.LIVE, "BTC-USDT LIVE")
+        await r.wait(lambda: r.c("venue_errors") == 1, "error event")
+        st = r.feed.status()
+        assert st.symbols["DOGE-USDT"].state is BookState.SYNCING
+        assert "60018" in st.symbols["DOGE-USDT"].reason
+
+
 async def test_nonzero_checksums_verified_and_mismatch_resyncs():
     async with Rig("okx", SYMS, feed_attrs=FAST, sim_attrs={"checksums": True}) as r:
         await r.live()

@@ -158,6 +158,9 @@ class GeminiFeed(VenueFeed):
             if t == "error" or ("reason" in m and t is None):
                 self.count("venue_errors")
                 log.warning("gemini: venue error: %s", str(m)[:200])
+                for sb in self.books.values():
+                    if not sb.extra.get("synced"):
+                        self.set_state(sb, sb.state, f"venue error: {str(m)[:80]}")
             else:
                 self.count("ignored_msgs")  # trade, candles, auction_* messages
             return

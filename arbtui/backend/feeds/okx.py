@@ -268,6 +268,11 @@ class OkxFeed(VenueFeed):
         elif ev == "error":
             self.count("venue_errors")
             log.warning("okx: venue error %s: %s", m.get("code"), m.get("msg"))
+            # Errors carry no reliable arg; show them on every book still waiting
+            # (e.g. 60018: an instId the venue does not list) so SYNCING says why.
+            for sb in self.books.values():
+                if not sb.extra.get("synced"):
+                    self.set_state(sb, sb.state, f"venue error {m.get('code')}: {str(m.get('msg'))[:80]}")
         elif ev == "notice":
             # e.g. 64008 "connection will soon be closed for a service upgrade":
             # reconnect now rather than lose data when the venue cuts us.

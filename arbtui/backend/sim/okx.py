@@ -61,6 +61,9 @@ class Sim(SimVenue):
     checksums: bool = False
     #: False: OKX's announced mode with no snapshot on subscribe (sync from REST).
     in_band_snapshot: bool = True
+    #: instIds whose book stream is withheld (no updates, no keepalives) while the
+    #: connection keeps answering: a subscription the venue silently lost.
+    muted: set[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -68,6 +71,7 @@ class Sim(SimVenue):
         # seqId is per instrument and the same on every connection (OKX rule).
         self.seq_base = {s: 10_000 + 1_000 * i for i, s in enumerate(self.symbols)}
         self._reset_pending = False
+        self.muted = set()
         self.acks = 0
         self.pings = 0
 
@@ -199,7 +203,7 @@ class Sim(SimVenue):
                 await self._tick_one(ws, sub, reset, idle_limit)
 
     async def _tick_one(self, ws, sub: _Sub, reset: bool, idle_limit: int) -> None:
-        if sub.sent is None:
+        if sub.sent is None or sub.inst in self.muted:
             return
         if reset:
             # Maintenance reset: the venue restarts its ids far below the old ones.
