@@ -9,6 +9,8 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+import ui_fixtures
+from ui_fixtures import FrozenEngine, panel_plain, quote, seed_market
 
 from arbtui import config as configmod
 from arbtui.app import ArbApp
@@ -17,15 +19,13 @@ from arbtui.screens.detail import DetailScreen
 from arbtui.screens.help import HelpScreen
 from arbtui.screens.symbols import SymbolPickerScreen
 from arbtui.screens.thresholds import ThresholdsScreen
-from ui_fixtures import T0, FrozenEngine, make_cfg, panel_plain, quote, seed_market
 
 SIZE = (120, 40)
 
 
 def make_app(**kw) -> tuple[ArbApp, FrozenEngine]:
-    cfg = make_cfg()
-    eng = FrozenEngine(cfg)
-    return ArbApp(eng, cfg, clock=lambda: T0 + 500_000_000, **kw), eng
+    app, eng, _clock = ui_fixtures.make_app(**kw)
+    return app, eng
 
 
 def opened(eng: FrozenEngine, since: int = 0) -> list[Opportunity]:
@@ -206,7 +206,7 @@ async def test_symbol_picker_and_focus_keys():
 
 
 async def test_help_screen_lists_every_visible_key():
-    app, eng = make_app()
+    app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)

@@ -46,6 +46,19 @@ def quote(venue: str, symbol: str, bid: float, ask: float, *, age_ms: float = 12
                  recv_ts_ns=T0 - int(age_ms * 1e6), seq=1)
 
 
+class Clock:
+    """The dashboard's clock: frozen, moved only by the test (``advance``)."""
+
+    def __init__(self, t: int = T0 + 500_000_000) -> None:
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+    def advance(self, ms: float) -> None:
+        self.t += int(ms * 1e6)
+
+
 class FrozenEngine(Engine):
     """The real engine (bus, detector, controls, event ring) with time frozen."""
 
@@ -128,9 +141,15 @@ async def wait_detector_running(engine: Engine, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def seed_market(engine: FrozenEngine) -> None:
+async def seed_market(engine: FrozenEngine, tick: Any = None) -> None:
     """Both venues LIVE on both symbols; one BTC window that opens then closes, one ETH
-    window that stays open. Deterministic given the frozen clock."""
+    window that stays open. Deterministic given the frozen clock. ``tick`` (optional)
+    runs after each step, e.g. to advance the dashboard clock and take a sample."""
+
+    async def step() -> None:
+        if tick is not None:
+            await tick()
+
     await wait_detector_running(engine)
     for v in VENUES:
         for s in SYMBOLS:
@@ -139,11 +158,14 @@ async def seed_market(engine: FrozenEngine) -> None:
     # BTC: coinbase bid well above binance ask -> a window opens...
     await engine.push(quote("binance", "BTC-USD", 64_000.00, 64_010.00),
                       quote("coinbase", "BTC-USD", 64_300.00, 64_310.00))
+    await step()
     # ... and closes when coinbase comes back in line.
     await engine.push(quote("coinbase", "BTC-USD", 64_005.00, 64_015.00, age_ms=80))
+    await step()
     # ETH: binance bid above coinbase ask -> an open window (buy coinbase, sell binance).
     await engine.push(quote("coinbase", "ETH-USD", 3_400.00, 3_400.50, size=4.0),
                       quote("binance", "ETH-USD", 3_412.00, 3_412.40, size=3.0))
+    await step()
 
 
 def panel_plain(app: Any, venue: str) -> str:
@@ -151,3 +173,22 @@ def panel_plain(app: Any, venue: str) -> str:
 
     panel = app.dashboard.query_one(f"#venue-{venue}", VenuePanel)
     return panel._last[0] if panel._last else ""
+
+
+def make_app(**kw: Any) -> tuple[Any, FrozenEngine, Clock]:
+    from arbtui.app import ArbApp
+
+    cfg = make_cfg()
+    eng = FrozenEngine(cfg)
+    clock = Clock()
+    return ArbApp(eng, cfg, clock=clock, **kw), eng, clock
+
+
+def ticker(app: Any, clock: Clock, ms: float = 1000.0) -> Any:
+    """A ``tick`` for seed_market: move the clock on, then take one forced sample."""
+
+    async def tick() -> None:
+        clock.advance(ms)
+        app.dashboard.sample(force=True)
+
+    return tick

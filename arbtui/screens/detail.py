@@ -95,10 +95,10 @@ class DetailScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     DetailScreen { align: center middle; }
     DetailScreen > VerticalScroll {
-        width: auto; max-width: 100%; height: auto; max-height: 100%;
+        width: 100; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; background: $surface; padding: 0 1;
     }
-    DetailScreen Static { width: auto; }
+    DetailScreen Static { width: 1fr; height: auto; }
     """
 
     def __init__(self, row: OppRow, cfg: Any, now_ns: int | None = None) -> None:

@@ -30,7 +30,7 @@ KEYMAP: tuple[Key, ...] = (
       for i in range(2, 10)),
     Key("s", "symbols", "Symbols", "Symbol picker: enable/disable symbols, choose the focused one", "s"),
     Key("tab,right_square_bracket", "next_symbol(1)", "Next sym",
-        "Focus the next symbol (depth ladder, spread chart)", "tab/]", priority=True),
+        "Focus the next symbol (depth ladder, spread chart)", "tab/]"),
     Key("left_square_bracket", "next_symbol(-1)", "Prev sym", "Focus the previous symbol", "[",
         show=False),
     Key("plus,equals_sign", "threshold(0.5)", "Thr+", "Raise the NET threshold by 0.5 bps", "+"),

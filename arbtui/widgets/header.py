@@ -30,25 +30,21 @@ def bus_label(bus: dict[str, Any]) -> tuple[str, str]:
     return (f"{kind} {st}".strip(), style)
 
 
-def pnl_of(extra: dict[str, Any]) -> float | None:
-    for k in ("pnl", "realized_pnl"):
-        v = extra.get(k)
-        if isinstance(v, (int, float)):
-            return float(v)
+def pnl_of(extra: dict[str, Any]) -> tuple[float | None, str]:
+    """Simulated realized PnL and its currency, when an executor reports one number."""
     ex = extra.get("executor")
-    if isinstance(ex, dict):
-        for k in ("pnl", "realized_pnl"):
-            v = ex.get(k)
-            if isinstance(v, (int, float)):
-                return float(v)
-    return None
+    src = ex if isinstance(ex, dict) else extra
+    v = src.get("pnl")
+    if isinstance(v, (int, float)):
+        return float(v), str(src.get("pnl_ccy") or "")
+    return None, ""
 
 
 def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bool,
                 execution: bool) -> Text:
     """Build the header for ``width`` columns (fields dropped right-to-left by priority)."""
     bus, bus_style = bus_label(state.bus or {})
-    pnl = pnl_of(state.extra or {})
+    pnl, ccy = pnl_of(state.extra or {})
     p50, p99 = state.detect_p50_ms, state.detect_p99_ms
     # (priority, text, style); lower priority number = kept longer.
     fields: list[tuple[int, str, str]] = [
@@ -58,7 +54,7 @@ def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bo
         (1, focused or "—", "bold"),
         (1, f"{fmt_rate(state.quotes_per_s)} q/s", ""),
         (2, f"det {fmt_ms(p50)}/{fmt_ms(p99)}ms", ""),
-        (2, f"PnL {fmt_money(pnl, 0).strip()}" if pnl is not None else "", "bold"),
+        (2, f"PnL {fmt_money(pnl, 0).strip()} {ccy}".rstrip() if pnl is not None else "", "bold"),
         (3, f"bus {bus}", bus_style),
         (3, f"up {fmt_uptime(state.uptime_s)}", ""),
         (4, "LOG PAUSED" if paused else "", "bold yellow"),

@@ -19,17 +19,18 @@ from arbtui.model import Fill, OppEvent, Opportunity
 from arbtui.widgets.fmt import fmt_bps, fmt_clock, fmt_lifetime, fmt_money, fmt_sz
 
 #: (key, label, width). Markers first so they survive a narrow terminal.
+#: Each width includes one trailing blank (cell_padding is 0 so the table fits 80 columns).
 COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("mk", "M", 2),
-    ("time", "Time", 8),
+    ("mk", "M", 3),
+    ("time", "Time", 9),
     ("sym", "Symbol", 9),
-    ("buy", "Buy@", 8),
-    ("sell", "Sell@", 8),
+    ("buy", "Buy@", 9),
+    ("sell", "Sell@", 9),
     ("gross", "Gross", 7),
     ("net", "Net", 7),
-    ("size", "Size", 8),
     ("profit", "Profit", 9),
     ("life", "Life", 7),
+    ("size", "Size", 9),
 )
 
 
@@ -176,16 +177,16 @@ class OpportunityLog(DataTable):
         st = edge_style(row, self.min_net, self.exec_net)
         dim = "dim" if row.closed else ""
         return {
-            "mk": Text(row.markers().ljust(2), "bold magenta" if o.suspect else "bold"),
-            "time": Text(fmt_clock(row.first.opened_ts_ns or o.ts_ns), dim),
-            "sym": Text(o.symbol[:8], dim),
-            "buy": Text(o.buy_venue[:8], dim),
-            "sell": Text(o.sell_venue[:8], dim),
+            "mk": Text(row.markers().ljust(3), "bold magenta" if o.suspect else "bold"),
+            "time": Text(fmt_clock(row.first.opened_ts_ns or o.ts_ns).ljust(9), dim),
+            "sym": Text(o.symbol[:8].ljust(9), dim),
+            "buy": Text(o.buy_venue[:8].ljust(9), dim),
+            "sell": Text(o.sell_venue[:8].ljust(9), dim),
             "gross": Text(fmt_bps(o.gross_bps, 6) + " ", dim),
             "net": Text(fmt_bps(o.net_bps, 6) + " ", st),
-            "size": Text(fmt_sz(o.size, 7) + " ", dim),
             "profit": Text(fmt_money(o.profit, 8) + " ", st),
             "life": Text(fmt_lifetime(row.lifetime_ms(now_ns)).rjust(6) + " ", dim),
+            "size": Text(fmt_sz(o.size, 8) + " ", dim),
         }
 
     def _refresh_row(self, rid: str, row: OppRow, now_ns: int, only: tuple[str, ...] = ()) -> None:

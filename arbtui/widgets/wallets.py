@@ -16,12 +16,13 @@ from arbtui.widgets.fmt import fmt_money, fmt_sz
 
 
 def executor_summary(extra: dict[str, Any]) -> dict[str, Any] | None:
+    """The executor's summary, or None while it has nothing to show (off and no fills yet)."""
     ex = extra.get("executor")
-    if isinstance(ex, dict):
-        return ex
-    if "wallets" in extra:
-        return extra
-    return None
+    if not isinstance(ex, dict):
+        ex = extra if "wallets" in extra else None
+    if ex is None or not (ex.get("enabled") or ex.get("fills")):
+        return None
+    return ex
 
 
 def wallets_text(ex: dict[str, Any], width: int) -> Text:
@@ -31,6 +32,8 @@ def wallets_text(ex: dict[str, Any], width: int) -> Text:
     out.append("PnL ", "dim")
     out.append(fmt_money(pnl if isinstance(pnl, (int, float)) else None, 0).strip(),
                "bold green" if isinstance(pnl, (int, float)) and pnl >= 0 else "bold red")
+    if ex.get("pnl_ccy"):
+        out.append(f" {ex['pnl_ccy']}", "dim")
     if isinstance(fills, (int, float)):
         out.append(f"  fills {int(fills)}", "dim")
     elif isinstance(fills, list):

@@ -1,0 +1,50 @@
+"""SVG snapshots of the dashboard, help and symbol picker (pytest-textual-snapshot).
+
+Deterministic: the engine is fed a fixed sequence of quotes and book states
+through its real bus and detector, and both the detector's and the
+dashboard's clocks are frozen (tests/ui_fixtures.py). Update after an
+intended visual change with ``pytest tests/test_ui_snapshots.py --snapshot-update``
+and look at the report before committing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ui_fixtures import make_app, seed_market, ticker
+
+
+def _prepared(press_after: tuple[str, ...] = ()):
+    app, eng, clock = make_app()
+
+    async def run_before(pilot) -> None:
+        await seed_market(eng, ticker(app, clock))
+        clock.advance(1000)
+        app.dashboard.sample(force=True)
+        await pilot.pause()
+        if press_after:
+            await pilot.press(*press_after)
+            await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+
+    return app, run_before
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_snapshot_main(snap_compare, size):
+    app, run_before = _prepared()
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_snapshot_help(snap_compare):
+    app, run_before = _prepared(("question_mark",))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_snapshot_symbol_picker(snap_compare):
+    app, run_before = _prepared(("s",))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_snapshot_detail(snap_compare):
+    app, run_before = _prepared(("enter",))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
