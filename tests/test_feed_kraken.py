@@ -329,3 +329,19 @@ async def test_resubscribe_without_snapshot_is_retried():
     assert feed.books["BTC-USD"].state is BookState.LIVE
     for t in list(feed._tasks):
         t.cancel()
+
+
+def test_trimmed_wire_digits_fall_back_to_fixed_precision():
+    # If the wire drops trailing zeros (0.001) but the venue checksummed the pair's
+    # fixed precision (0.00100000), the book is still right: accept, count it.
+    bids = [("45283.5", "0.12345678")]
+    asks = [("45285.2", "0.001")]
+    want = zlib.crc32(b"452852100000" + b"45283512345678")
+    feed = KrakenFeed(["BTC-USD"], lambda q: None, depth=10)
+    feed.feed_frame(_snap("BTC/USD", bids, asks, want), 1)
+    assert feed.books["BTC-USD"].state is BookState.LIVE
+    assert feed.counters["checksum_ok_fixed_precision"] == 1
+    assert not feed.counters.get("checksum_mismatch")
+    # ...while a checksum neither rule explains is still a mismatch.
+    feed.feed_frame(_snap("BTC/USD", [("45283.6", "0.2")], [], want, typ="update"), 2)
+    assert feed.counters["checksum_mismatch"] == 1
