@@ -247,7 +247,7 @@ class OkxFeed(VenueFeed):
         action = m.get("action")
         rows = m.get("data")
         if action not in ("snapshot", "update") or not isinstance(rows, list) or not rows:
-            self.frame_error("books frame without action/data", data, sb)
+            self._bad(sb, "books frame without action/data", data)
             return
         ts_ns = 0
         seq = -1
@@ -284,11 +284,11 @@ class OkxFeed(VenueFeed):
     def _apply(self, sb: SymbolBook, action: str, row: Any, data: str, recv_ns: int = 0) -> bool:
         """Apply one ``data[]`` element. False if the book was sent to resync."""
         if not isinstance(row, dict):
-            self.frame_error("data row not an object", data, sb)
+            self._bad(sb, "data row not an object", data)
             return False
         bids, asks = row.get("bids"), row.get("asks")
         if not isinstance(bids, list) or not isinstance(asks, list):
-            self.frame_error("bids/asks missing", data, sb)
+            self._bad(sb, "bids/asks missing", data)
             return False
         seq, prev = row.get("seqId"), row.get("prevSeqId")
         x = sb.extra
