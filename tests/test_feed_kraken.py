@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from decimal import Decimal
 
 import pytest
 from feed_kb_fixtures import Rig
@@ -158,7 +159,6 @@ def test_rfc3339_and_depths_and_numbers():
     assert rfc3339_ns("1970-01-01T00:00:01.123456789Z") == 1_123_456_789
     assert rfc3339_ns("garbage") == 0
     assert [sub_depth(d) for d in (1, 10, 11, 100, 200, 5000)] == [10, 10, 25, 100, 500, 1000]
-    from decimal import Decimal
     assert num_text(Decimal("0.00100000")) == "0.00100000" and num_text(45285) == "45285"
     with pytest.raises(ValueError):
         num_text(True)
@@ -345,3 +345,59 @@ def test_trimmed_wire_digits_fall_back_to_fixed_precision():
     # ...while a checksum neither rule explains is still a mismatch.
     feed.feed_frame(_snap("BTC/USD", [("45283.6", "0.2")], [], want, typ="update"), 2)
     assert feed.counters["checksum_mismatch"] == 1
+
+
+async def test_sim_speaks_v2_acks_snapshot_numbers_and_pong():
+    import asyncio
+
+    import websockets
+
+    from arbtui.backend.sim.kraken import Sim
+    from arbtui.backend.sim.market import MarketModel
+    from arbtui.backend.sim.server import SimHub
+
+    model = MarketModel(SYMS, ["kraken"], seed=5, tick_ms=25.0, dislocation_rate=0.0)
+    hub = SimHub(model)
+    sim = Sim(hub, SYMS, seed=5)
+    await sim.start()
+    await hub.start()
+    try:
+        async with websockets.connect(sim.url) as ws:
+            async def recv() -> str:
+                return await asyncio.wait_for(ws.recv(), 3)
+
+            assert json.loads(await recv())["channel"] == "status"
+            await ws.send('{"method":"subscribe","params":{"channel":"book","symbol":'
+                          '["BTC/USD","ETH/USD","DOGE/XYZ"],"depth":10},"req_id":9}')
+            acks, snaps, errors = [], [], []
+            while len(acks) + len(errors) < 3 or len(snaps) < 2:
+                text = await recv()
+                m = json.loads(text)
+                if m.get("method") == "subscribe":
+                    (acks if m["success"] else errors).append(m)
+                elif m.get("type") == "snapshot":
+                    snaps.append(text)
+            assert [a["result"]["symbol"] for a in acks] == ["BTC/USD", "ETH/USD"]
+            assert all(a["req_id"] == 9 and a["result"]["depth"] == 10 for a in acks)
+            assert errors[0]["symbol"] == "DOGE/XYZ"
+            # Numbers, not strings, with the pair's fixed decimals on the wire.
+            assert '"price":65' in snaps[0] and '"qty":"' not in snaps[0]
+            el = json.loads(snaps[0], parse_float=Decimal)["data"][0]
+            assert len(el["bids"]) == 10 and len(el["asks"]) == 10
+            b = Book(10)
+            for lv in el["bids"]:
+                b.set(True, format(lv["price"], "f"), format(lv["qty"], "f"))
+            for lv in el["asks"]:
+                b.set(False, format(lv["price"], "f"), format(lv["qty"], "f"))
+            assert kraken_checksum(b) == el["checksum"]
+            await ws.send('{"method":"ping","req_id":42}')
+            for _ in range(500):
+                m = json.loads(await recv())
+                if m.get("method") == "pong":
+                    assert m["req_id"] == 42
+                    break
+            else:
+                raise AssertionError("no pong")
+    finally:
+        await hub.stop()
+        await sim.stop()

@@ -215,15 +215,17 @@ class BybitFeed(VenueFeed):
 
     def _on_ack(self, msg: dict, op: str) -> None:
         rid = msg.get("req_id")
-        ok = bool(msg.get("success"))
-        if not ok:
-            self.count(f"{op}_errors")
-            log.warning("bybit: %s rejected: %s", op, msg.get("ret_msg"))
-        if op != "subscribe" or not rid:
+        if msg.get("success"):
+            return
+        self.count(f"{op}_errors")
+        ret = str(msg.get("ret_msg", ""))
+        log.warning("bybit: %s rejected: %s", op, ret)
+        if op != "subscribe":
             return
         for sb in self.books.values():
-            if sb.extra.get("resub_rid") == rid and not ok:
-                self.set_state(sb, BookState.RESYNC, f"resubscribe rejected: {msg.get('ret_msg')}")
+            # The spot ack names no topic unless it failed; then ret_msg does.
+            if (rid and sb.extra.get("resub_rid") == rid) or self.topic(sb) in ret:
+                self.set_state(sb, sb.state, f"subscribe rejected: {ret}")
 
     def _on_book(self, msg: dict, topic: str, recv_ns: int, data: Any) -> None:
         td = _topic_depth(topic)
