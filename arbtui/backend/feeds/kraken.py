@@ -289,6 +289,9 @@ class KrakenFeed(VenueFeed):
             self._on_v1_event(msg)
         elif channel is not None:
             self.count("other_channels")
+        elif "error" in msg:
+            self.count("venue_errors")
+            log.warning("kraken: venue error: %s", msg.get("error"))
         else:
             self.frame_error("unknown message", data)
 
