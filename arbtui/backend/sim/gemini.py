@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any, ClassVar
 
 from arbtui.backend.sim.market import VenueBook, diff
 from arbtui.backend.sim.server import SimVenue
 from arbtui.symbols import venue_symbol
+
+log = logging.getLogger("arbtui.sim.gemini")
 
 _SIDE = {"bid": "buy", "ask": "sell"}
 
@@ -132,6 +135,9 @@ class Sim(SimVenue):
                 last_hb = now
                 self.heartbeats_sent += 1
                 await self.send(ws, {"type": "heartbeat", "timestamp": time.time_ns() // 1_000_000})
+            if self.take_fault("checksum"):
+                # v2 has no checksum; drop it so scheduled faults never pile up.
+                log.info("gemini sim: checksum fault ignored (no checksum on v2)")
             tick = self.hub.model.tick
             if tick == last_tick:
                 continue  # woken by the timeout only (market paused): heartbeats alone
