@@ -112,6 +112,13 @@ class Engine:
             for v, vc in cfg.venues.items():
                 plan[v] = dict(symbols=list(vc.symbols), url=vc.url, rest_url=vc.rest_url,
                                depth=vc.depth, symbol_map=None, enabled=vc.enabled)
+        # Live: map symbols from each venue's own instrument list (never by
+        # splitting strings), all venues concurrently; None keeps the static table.
+        need = [v for v, p in plan.items() if p["symbol_map"] is None and p["enabled"]]
+        maps = await asyncio.gather(*(feed_class(v).fetch_symbol_map(plan[v]["rest_url"])
+                                      for v in need))
+        for v, m in zip(need, maps):
+            plan[v]["symbol_map"] = m
         for v, p in plan.items():
             enabled = p.pop("enabled")
             feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth, **p)

@@ -330,6 +330,30 @@ class VenueFeed:
             sb.last_top = None
             self.set_state(sb, state, reason)
 
+    @classmethod
+    async def fetch_symbol_map(cls, rest_url: str = "") -> dict[str, str] | None:
+        """The venue's instrument list as normalized -> venue symbol, or None when unreachable.
+
+        Called before a live feed is built; the static table stays the offline fallback.
+        """
+        url_fn = getattr(cls, "instruments_url", None)
+        parse = getattr(cls, "parse_instruments", None)
+        base = (rest_url or cls.default_rest).rstrip("/")
+        if url_fn is None or parse is None or not base:
+            return None
+
+        def _get() -> str:
+            req = urllib.request.Request(url_fn(base), headers={"User-Agent": "arbtui"})
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - venue REST
+                return r.read().decode()
+
+        try:
+            return parse(await asyncio.to_thread(_get)) or None
+        except Exception as e:  # noqa: BLE001 - offline or geo-blocked: use the static table
+            log.warning("%s: instrument list unavailable (%s: %s); using the static symbol table",
+                        cls.venue, type(e).__name__, e)
+            return None
+
     # ================================================================ live loop
 
     async def run(self) -> None:
