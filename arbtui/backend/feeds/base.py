@@ -288,9 +288,13 @@ class VenueFeed:
         book = sb.book
         if not book.bids or not book.asks:
             return
-        if book.crossed() and not self.allow_crossed:
-            self.count("crossed")
-            self.resync(sb, "crossed book")
+        if book.crossed():
+            # A crossed quote is never published: it would be a free "opportunity".
+            # Venues with documented auctions (allow_crossed) decide themselves when
+            # a persistent cross means desync; everyone else resyncs at once.
+            if not self.allow_crossed:
+                self.count("crossed")
+                self.resync(sb, "crossed book")
             return
         n = self.quote_depth
         bids = book.top_bids(n)
