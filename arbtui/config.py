@@ -119,7 +119,7 @@ class UIConfig(_S):
 
 class SimConfig(_S):
     seed: int = 7
-    venues: list[str] = msgspec.field(default_factory=lambda: ["binance", "coinbase"])
+    venues: list[str] = msgspec.field(default_factory=lambda: list(VENUES))
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-USD", "ETH-USD"])
     volatility_bps: float = 0.5  # per-step std dev of the fair price
     dislocation_rate: float = 0.5  # dislocations per second per symbol
