@@ -169,11 +169,20 @@ class SimVenue:
     async def _handler(self, ws) -> None:
         self.connects += 1
         self.connections.add(ws)
+        # A venue handler that waits on its own queue never notices the client left;
+        # websockets' server.wait_closed() waits for every handler, so stop() (and the
+        # dashboard's quit) would hang. The handler never outlives its connection.
+        handle = asyncio.ensure_future(self.handle(ws))
+        closed = asyncio.ensure_future(ws.wait_closed())
         try:
-            await self.handle(ws)
-        except Exception as e:  # noqa: BLE001 - client went away or sent garbage
-            log.debug("%s sim: connection ended: %r", self.venue, e)
+            await asyncio.wait({handle, closed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if not handle.done():
+                handle.cancel()
+            closed.cancel()
+            (res,) = await asyncio.gather(handle, return_exceptions=True)
+            if isinstance(res, Exception):  # client went away or sent garbage
+                log.debug("%s sim: connection ended: %r", self.venue, res)
             self.connections.discard(ws)
 
     # ------------------------------------------------------------- faults
