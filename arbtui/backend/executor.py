@@ -134,6 +134,9 @@ class Executor:
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = enabled
 
+    def set_threshold(self, min_net_bps: float) -> None:
+        self.cfg.min_net_bps = min_net_bps
+
     def latency_ns(self, venue: str) -> int:
         ms = self.cfg.latency_ms.get(venue, self.cfg.default_latency_ms)
         if self.cfg.jitter_ms > 0:
@@ -388,11 +391,25 @@ class Executor:
         return out
 
     def snapshot(self) -> dict[str, Any]:
+        """JSON-ready summary for the dashboard and the status line (string keys only)."""
+        by_venue = self.drift()
+        net: dict[str, float] = {}
+        for assets in by_venue.values():
+            for a, d in assets.items():
+                net[a] = net.get(a, 0.0) + d
+        ccys = [c for c, v in self.realized.items() if v or len(self.realized) == 1]
+        c = self.counters
         return {
             "enabled": self.enabled,
-            "balances": {v: {a: b for (vv, a), b in sorted(self.wallets.bal.items()) if vv == v}
-                         for v in sorted({v for v, _ in self.wallets.bal})},
-            "drift": self.drift(),
+            "wallets": {v: {a: b for (vv, a), b in sorted(self.wallets.bal.items()) if vv == v}
+                        for v in sorted({v for v, _ in self.wallets.bal})},
+            # One number only when there is one currency: PnL in USD and USDT is
+            # not summed behind the operator's back.
+            "pnl": self.realized[ccys[0]] if len(ccys) == 1 else (0.0 if not ccys else None),
+            "pnl_ccy": ccys[0] if len(ccys) == 1 else ("" if not ccys else "mixed"),
+            "fills": c["filled"] + c["partial"] + c["rejected"],
+            "drift": {a: d for a, d in sorted(net.items()) if abs(d) > 1e-9},
+            "drift_by_venue": by_venue,
             "realized_pnl": dict(self.realized),
             "fees_paid": dict(self.fees_paid),
             "open_basis": dict(self.basis),
@@ -464,6 +481,9 @@ class ExecutorRole:
 
     async def run(self) -> None:
         while not self._stopping:
+            # Drain books every turn (not only at arrivals) so the status inbox never
+            # overflows while execution is off.
+            self._drain_books()
             self.step()
             timeout = 0.25
             if self._heap:
