@@ -1,0 +1,320 @@
+"""``arbtui report``: what the journal says happened, in the terminal or as JSON.
+
+Reads the SQLite journal (never writes it; it may be open by a running arbtui,
+which WAL allows) and summarizes: opportunities per symbol and venue pair,
+net-edge and lifetime distributions, executions, and realized PnL over time,
+with plotext charts. ``--json`` prints one JSON document for machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import datetime as dt
+import itertools
+import json
+import os
+import re
+import sqlite3
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from arbtui.backend.detector import LIFETIME_BUCKETS_MS
+
+#: Upper edges of the net-edge histogram buckets, bps (NET, after fees).
+NET_BUCKETS_BPS: tuple[float, ...] = (0, 2, 5, 10, 20, 50, 100, 300)
+
+_DUR = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ReportError(Exception):
+    pass
+
+
+def parse_since(text: str, now_s: float | None = None) -> int:
+    """``30m``, ``2h``, ``1d``, or an ISO timestamp (UTC when no zone) -> epoch ns."""
+    now_s = time.time() if now_s is None else now_s
+    m = _DUR.match(text.strip())
+    if m:
+        return int((now_s - float(m.group(1)) * _UNIT_S[m.group(2)]) * 1e9)
+    try:
+        t = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ReportError(f"--since {text!r}: use a duration like 30m, 2h, 1d or an ISO time "
+                          "like 2026-11-25T20:00") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1e9)
+
+
+def _bucket_labels(edges: tuple[float, ...], unit: str) -> list[str]:
+    labels = [f"<={edges[0]:g}{unit}"]
+    labels += [f"{a:g}-{b:g}{unit}" for a, b in itertools.pairwise(edges)]
+    labels.append(f">{edges[-1]:g}{unit}")
+    return labels
+
+
+def _hist(values: list[float], edges: tuple[float, ...]) -> list[int]:
+    h = [0] * (len(edges) + 1)
+    for v in values:
+        h[bisect.bisect_left(edges, v)] += 1
+    return h
+
+
+def _dist(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"n": 0, "min": None, "p50": None, "p90": None, "max": None, "mean": None}
+    s = sorted(values)
+    return {"n": len(s), "min": s[0], "p50": statistics.median(s),
+            "p90": s[min(len(s) - 1, int(0.9 * len(s)))], "max": s[-1],
+            "mean": statistics.fmean(s)}
+
+
+def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
+    """Everything the report shows, as plain data (the --json document)."""
+    if not path.is_file():
+        raise ReportError(f"no journal at {path} (run arbtui with [journal] enabled, or pass "
+                          "--journal PATH)")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        con.execute("SELECT 1 FROM opportunities LIMIT 1")
+    except sqlite3.Error as e:
+        raise ReportError(f"{path}: not a readable arbtui journal ({e})") from None
+    # The newest row of each opportunity carries its final peak and lifetime.
+    rows = con.execute(
+        "SELECT o.opp_id, o.symbol, o.sell_symbol, o.buy_venue, o.sell_venue, o.event, "
+        "o.net_bps, o.peak_net_bps, o.gross_bps, o.lifetime_ms, o.peak_profit, o.quote_ccy, "
+        "o.suspect, o.ts_ns FROM opportunities o JOIN (SELECT opp_id, max(seq) AS s FROM "
+        "opportunities WHERE ts_ns >= ? GROUP BY opp_id) last ON o.seq = last.s",
+        (since_ns,)).fetchall()
+    n_events = con.execute("SELECT count(*) FROM opportunities WHERE ts_ns >= ?",
+                           (since_ns,)).fetchone()[0]
+    per_symbol: dict[str, dict[str, Any]] = {}
+    per_pair: dict[str, dict[str, Any]] = {}
+    nets: list[float] = []
+    lifetimes: list[float] = []
+    suspect = 0
+    for (_oid, sym, ssym, bv, sv, ev, net, peak, _gross, life, pprofit, ccy, sus, _ts) in rows:
+        peak = max(peak or net, net)
+        nets.append(peak)
+        if sus:
+            suspect += 1
+        if ev == "closed":
+            lifetimes.append(life)
+        label = sym if ssym in ("", sym) else f"{sym}/{ssym}"
+        for table, key in ((per_symbol, label), (per_pair, f"{bv}>{sv}")):
+            r = table.setdefault(key, {"opportunities": 0, "closed": 0, "peak_net_bps": [],
+                                       "lifetime_ms": [], "peak_profit": {}})
+            r["opportunities"] += 1
+            r["peak_net_bps"].append(peak)
+            if ev == "closed":
+                r["closed"] += 1
+                r["lifetime_ms"].append(life)
+            r["peak_profit"][ccy or "?"] = r["peak_profit"].get(ccy or "?", 0.0) + (pprofit or 0.0)
+    for table in (per_symbol, per_pair):
+        for r in table.values():
+            pk, lt = r.pop("peak_net_bps"), r.pop("lifetime_ms")
+            r["median_peak_net_bps"] = statistics.median(pk) if pk else None
+            r["max_peak_net_bps"] = max(pk) if pk else None
+            r["median_lifetime_ms"] = statistics.median(lt) if lt else None
+    fills = con.execute(
+        "SELECT ts_ns, opp_id, venue, side, kind, filled, requested, fee, fee_ccy, status, "
+        "reason, pnl, pnl_ccy FROM fills WHERE ts_ns >= ? ORDER BY ts_ns, seq",
+        (since_ns,)).fetchall()
+    by_status: dict[str, int] = {}
+    by_venue: dict[str, dict[str, int]] = {}
+    fees: dict[str, float] = {}
+    pnl: dict[str, float] = {}
+    series: dict[str, list[tuple[int, float]]] = {}
+    one_legged = partial_trades = unwinds = 0
+    traded = set()
+    for ts, oid, venue, side, kind, _filled, _req, fee, fee_ccy, status, reason, p, pccy in fills:
+        traded.add(oid)
+        by_status[status] = by_status.get(status, 0) + 1
+        v = by_venue.setdefault(venue, {"buy": 0, "sell": 0})
+        v[side] = v.get(side, 0) + 1
+        if fee:
+            fees[fee_ccy or "?"] = fees.get(fee_ccy or "?", 0.0) + fee
+        if kind == "unwind":
+            unwinds += 1
+        if reason.startswith("one-legged"):
+            one_legged += 1
+        elif reason.startswith("partial"):
+            partial_trades += 1
+        if pccy:
+            pnl[pccy] = pnl.get(pccy, 0.0) + p
+            series.setdefault(pccy, []).append((ts, pnl[pccy]))
+    first = con.execute("SELECT min(ts_ns), max(ts_ns), count(DISTINCT session) FROM "
+                        "opportunities WHERE ts_ns >= ?", (since_ns,)).fetchone()
+    con.close()
+    return {
+        "journal": str(path),
+        "since_ns": since_ns,
+        "first_ts_ns": first[0],
+        "last_ts_ns": first[1],
+        "sessions": first[2],
+        "opportunity_events": n_events,
+        "opportunities": len(rows),
+        "suspect": suspect,
+        "per_symbol": dict(sorted(per_symbol.items())),
+        "per_venue_pair": dict(sorted(per_pair.items())),
+        "net_edge_bps": {**_dist(nets), "buckets": _bucket_labels(NET_BUCKETS_BPS, "bps"),
+                         "counts": _hist(nets, NET_BUCKETS_BPS)},
+        "lifetime_ms": {**_dist(lifetimes), "buckets": _bucket_labels(LIFETIME_BUCKETS_MS, "ms"),
+                        "counts": _hist(lifetimes, LIFETIME_BUCKETS_MS)},
+        "executions": {
+            "trades": len(traded), "fills": len(fills), "by_status": by_status,
+            "by_venue": by_venue, "one_legged": one_legged, "partial": partial_trades,
+            "unwinds": unwinds, "fees": fees,
+        },
+        "realized_pnl": pnl,
+        "pnl_series": {c: [[t, v] for t, v in s] for c, s in series.items()},
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return str(v)
+
+
+def _ts(ns: int | None) -> str:
+    if not ns:
+        return "—"
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _charts(r: dict[str, Any], width: int, color: bool) -> list[str]:
+    import plotext as plt
+
+    out: list[str] = []
+    h = max(8, min(14, width // 8))
+
+    def build() -> str:
+        s = plt.build()
+        return s if color else plt.uncolorize(s)
+
+    def setup(title: str) -> None:
+        plt.clear_figure()
+        plt.theme("pro" if color else "clear")
+        plt.plotsize(width, h)
+        plt.title(title)
+
+    ne = r["net_edge_bps"]
+    if ne["n"]:
+        setup("peak NET edge per opportunity (bps, after fees)")
+        plt.bar(ne["buckets"], ne["counts"])
+        out.append(build())
+    lt = r["lifetime_ms"]
+    if lt["n"]:
+        setup("opportunity lifetime (closed windows)")
+        plt.bar(lt["buckets"], lt["counts"])
+        out.append(build())
+    for ccy, pts in r["pnl_series"].items():
+        if not pts:
+            continue
+        setup(f"realized PnL over time ({ccy})")
+        t0 = pts[0][0]
+        plt.plot([(t - t0) / 1e9 for t, _ in pts], [v for _, v in pts], marker="braille")
+        plt.xlabel("seconds since first fill")
+        out.append(build())
+    return out
+
+
+def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: bool = True) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add(f"arbtui report — {r['journal']}")
+    add(f"window {_ts(r['first_ts_ns'])} .. {_ts(r['last_ts_ns'])}   sessions {r['sessions']}   "
+        f"events {r['opportunity_events']}")
+    add("")
+    add(f"OPPORTUNITIES {r['opportunities']} (suspect {r['suspect']}); edges are NET bps after "
+        "both taker fees")
+
+    def table(title: str, rows: dict[str, dict[str, Any]]) -> None:
+        add(f"  {title:<22} {'count':>6} {'closed':>6} {'med peak':>9} {'max peak':>9} "
+            f"{'med life ms':>11}  sum peak profit")
+        for k, v in rows.items():
+            prof = ", ".join(f"{a:,.2f} {c}" for c, a in v["peak_profit"].items())
+            add(f"  {k:<22} {v['opportunities']:>6} {v['closed']:>6} "
+                f"{_fmt(v['median_peak_net_bps']):>9} {_fmt(v['max_peak_net_bps']):>9} "
+                f"{_fmt(v['median_lifetime_ms'], 0):>11}  {prof}")
+
+    table("symbol", r["per_symbol"])
+    add("")
+    table("venue pair (buy>sell)", r["per_venue_pair"])
+    add("")
+    for name, key, nd in (("net edge bps", "net_edge_bps", 2), ("lifetime ms", "lifetime_ms", 0)):
+        d = r[key]
+        add(f"  {name:<13} n={d['n']} min {_fmt(d['min'], nd)} p50 {_fmt(d['p50'], nd)} "
+            f"p90 {_fmt(d['p90'], nd)} max {_fmt(d['max'], nd)}")
+        add("    " + "  ".join(f"{b}:{c}" for b, c in zip(d["buckets"], d["counts"], strict=True)
+                               if c))
+    e = r["executions"]
+    add("")
+    add(f"EXECUTIONS trades {e['trades']}  fills {e['fills']}  "
+        + "  ".join(f"{k} {v}" for k, v in sorted(e["by_status"].items()))
+        + f"  one-legged {e['one_legged']}  partially matched {e['partial']}  unwinds {e['unwinds']}")
+    for v, s in sorted(e["by_venue"].items()):
+        add(f"  {v:<10} buys {s.get('buy', 0)}  sells {s.get('sell', 0)}")
+    if e["fees"]:
+        add("  fees paid " + ", ".join(f"{a:,.4f} {c}" for c, a in sorted(e["fees"].items())))
+    add("REALIZED PnL " + (", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["realized_pnl"].items()))
+                           or "none"))
+    if charts:
+        for c in _charts(r, width, color):
+            add("")
+            add(c)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
+    p = argparse.ArgumentParser(prog="arbtui report",
+                                description="Summarize the opportunity/fill journal")
+    p.add_argument("--since", metavar="WHEN", help="30m, 2h, 1d, or an ISO time (UTC)")
+    p.add_argument("--journal", metavar="PATH", help="journal file (default: [journal] path)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--no-charts", action="store_true", help="tables only")
+    p.add_argument("--width", type=int, default=0, help="chart width (default: terminal)")
+    p.add_argument("--config", metavar="PATH", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    from arbtui.backend.journal import resolve_path
+
+    if a.journal:
+        path = Path(a.journal).expanduser()
+    else:
+        from arbtui import config as configmod
+
+        try:
+            cfg = configmod.load(a.config or getattr(args, "config", None))
+        except configmod.ConfigError as e:
+            print(f"arbtui: config error: {e}", file=sys.stderr)
+            return 2
+        path = resolve_path(cfg.journal.path)
+    try:
+        since = parse_since(a.since) if a.since else 0
+        report = build(path, since)
+    except ReportError as e:
+        print(f"arbtui report: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        json.dump(report, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return 0
+    width = a.width or min(120, os.get_terminal_size().columns if sys.stdout.isatty() else 100)
+    color = (sys.stdout.isatty() and "NO_COLOR" not in os.environ
+             and not getattr(args, "no_color", False))
+    sys.stdout.write(render(report, width=width, color=color, charts=not a.no_charts))
+    return 0
