@@ -1,0 +1,431 @@
+"""Binance spot: ``@depth@100ms`` diff stream synced to REST snapshots (PROTOCOLS.md §2).
+
+Book integrity is Binance's own update-id rule, per symbol:
+
+1. Buffer depth events until a REST snapshot arrives (remember the first ``U``).
+2. Snapshot ``lastUpdateId`` < first buffered ``U``: the snapshot predates the
+   buffer, so fetch again.
+3. Drop buffered events with ``u <= lastUpdateId``; the first kept event must
+   bridge it (``U <= lastUpdateId+1 <= u``).
+4. Then apply in order; ``U > id+1`` is a gap -> re-snapshot THAT symbol only.
+
+Snapshots are fetched concurrently, one task per symbol, under a REST weight
+budget: cryptofeed fetches them inline and serially (stalling every symbol)
+and clears every book on one symbol's gap (PROTOCOLS.md §9 #7).
+
+``bookTicker`` shares the depth id space. It is not applied to the book (it
+carries one level, so it cannot say which deeper levels vanished). It is used
+as a cross-check instead: when its ``u`` equals the book's id, both describe the
+same instant and the book's best bid/ask must equal it; otherwise it is either
+older than the book (``u < id``) or from a batch the 100 ms depth stream has not
+delivered yet (``u > id``), and is only remembered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.parse
+from typing import Any, ClassVar
+
+import msgspec
+
+from arbtui.backend.book import BookError
+from arbtui.backend.feeds.base import RateLimiter, SymbolBook, VenueFeed
+from arbtui.model import BookState
+
+log = logging.getLogger("arbtui.feeds.binance")
+
+_decode = msgspec.json.decode
+
+#: Streams put in the connection URL; the rest go in SUBSCRIBE frames. Keeps
+#: the request line far below proxy limits (~8 KiB).
+_URL_STREAMS = 200
+#: Binance: at most 1024 streams per connection.
+_MAX_STREAMS = 1024
+#: Params per SUBSCRIBE frame (Binance has no documented per-frame limit; this
+#: keeps frames small and, paced at ``send_rate``, under 5 messages/s).
+_SUB_BATCH = 100
+#: Depth events buffered per symbol while its snapshot is in flight. Bounded
+#: memory: past it the buffer restarts (the snapshot would be stale anyway).
+_MAX_BUFFER = 5000
+
+
+def depth_weight(limit: int) -> int:
+    """REST weight of ``GET /api/v3/depth`` by ``limit`` (Binance docs, 2026)."""
+    if limit <= 100:
+        return 5
+    if limit <= 500:
+        return 25
+    if limit <= 1000:
+        return 50
+    return 250
+
+
+class BinanceFeed(VenueFeed):
+    venue = "binance"
+    default_url = "wss://stream.binance.com:9443"
+    default_rest = "https://api.binance.com"
+    max_frame = 2 ** 22
+    keepalive_s = None  # the SERVER pings every 20 s; websockets answers with a pong
+    # No application heartbeat exists; a quiet symbol can be silent for a while,
+    # but bookTicker on any listed pair rarely pauses a full minute.
+    stale_after_s = 60.0
+    # Binance force-closes at 24 h; leave early enough to reconnect on our terms.
+    max_conn_life_s = 23.5 * 3600
+    # Binance disconnects above 5 incoming messages/s per connection (pongs count).
+    send_rate = 4.0
+    #: REST REQUEST_WEIGHT per minute we allow ourselves. The venue limit was
+    #: 1200/min (2021 exchangeInfo) and is reportedly 6000/min now; stay at the
+    #: older, lower figure so other tools on the same IP keep headroom.
+    rest_weight_per_min: ClassVar[float] = 1200.0
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
+        "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT", "SOL-USDT": "SOLUSDT",
+        "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
+        "ETH-BTC": "ETHBTC", "SOL-BTC": "SOLBTC", "SOL-ETH": "SOLETH",
+        "BTC-EUR": "BTCEUR", "ETH-EUR": "ETHEUR", "SOL-EUR": "SOLEUR",
+        "BTC-FDUSD": "BTCFDUSD", "ETH-FDUSD": "ETHFDUSD", "SOL-FDUSD": "SOLFDUSD",
+        "USDC-USDT": "USDCUSDT",
+    }
+
+    def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
+        super().__init__(symbols, emit, **kw)
+        self.snapshot_limit = max(5, min(self.depth, 5000))
+        self._weight = RateLimiter(self.rest_weight_per_min / 60.0, self.rest_weight_per_min / 2)
+        self._lower: dict[str, SymbolBook] = {sb.vsym.lower(): sb for sb in self.books.values()}
+        self._sub_id = 0
+        streams = self.streams()
+        if len(streams) > _MAX_STREAMS:
+            log.warning("binance: %d streams exceed the 1024 per connection limit; "
+                        "only the first %d are subscribed", len(streams), _MAX_STREAMS)
+            streams = streams[:_MAX_STREAMS]
+        self._streams = streams
+        self.url = self.connect_url(self.url, streams[:_URL_STREAMS])
+
+    # ------------------------------------------------------------------ symbols
+
+    @classmethod
+    def instruments_url(cls, rest_base: str) -> str:
+        return (rest_base or cls.default_rest).rstrip("/") + "/api/v3/exchangeInfo"
+
+    @staticmethod
+    def parse_instruments(body: str) -> dict[str, str]:
+        """``exchangeInfo`` -> normalized BASE-QUOTE -> symbol, spot pairs in TRADING only."""
+        info = _decode(body)
+        out: dict[str, str] = {}
+        for s in info.get("symbols", []):
+            if s.get("status") != "TRADING":
+                continue  # BREAK, HALT, CANCEL_ONLY (2026) books are not tradable
+            perms = s.get("permissions")
+            sets = s.get("permissionSets")
+            spot = s.get("isSpotTradingAllowed")
+            if spot is False:
+                continue
+            if spot is None and perms is not None and "SPOT" not in perms and not sets:
+                continue
+            base, quote = s.get("baseAsset"), s.get("quoteAsset")
+            if base and quote:
+                out[f"{base}-{quote}"] = s["symbol"]
+        return out
+
+    @classmethod
+    def symbols_from_subscribe(cls, url: str, sent_frames: list[str],
+                               vsym_to_norm: dict[str, str]) -> list[str]:
+        """Symbols with a depth stream in the connection URL or in SUBSCRIBE frames."""
+        lower = {k.lower(): v for k, v in vsym_to_norm.items()}
+        streams = _url_streams(url)
+        for f in sent_frames:
+            try:
+                m = _decode(f)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(m, dict) and m.get("method") == "SUBSCRIBE":
+                streams += [p for p in m.get("params", []) if isinstance(p, str)]
+        out: list[str] = []
+        for st in streams:
+            vs, _, kind = st.partition("@")
+            if kind.startswith("depth") and vs.lower() in lower:
+                n = lower[vs.lower()]
+                if n not in out:
+                    out.append(n)
+        return out
+
+    def streams(self) -> list[str]:
+        out = []
+        for sb in self.books.values():
+            v = sb.vsym.lower()
+            out += [f"{v}@depth@100ms", f"{v}@bookTicker"]
+        return out
+
+    @staticmethod
+    def connect_url(base: str, streams: list[str]) -> str:
+        """Combined-stream URL; a URL that already names streams is kept as given."""
+        if "/stream?" in base or "/ws/" in base:
+            return base
+        root = base.rstrip("/")
+        root = root.removesuffix("/stream")
+        if not streams:
+            return root + "/stream"
+        return root + "/stream?streams=" + "/".join(streams)
+
+    # ------------------------------------------------------------------ adapter API
+
+    def subscribe_messages(self) -> list[str]:
+        named = _url_streams(self.url)
+        rest = [s for s in self._streams if s not in named]
+        msgs = []
+        for i in range(0, len(rest), _SUB_BATCH):
+            self._sub_id += 1
+            msgs.append(msgspec.json.encode(
+                {"method": "SUBSCRIBE", "params": rest[i:i + _SUB_BATCH], "id": self._sub_id}).decode())
+        return msgs
+
+    async def resync_symbol(self, sb: SymbolBook) -> None:
+        # Only this symbol: its buffer restarts and one snapshot is fetched.
+        sb.extra["hold"] = False
+        self._ensure_sync(sb)
+
+    def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        try:
+            msg = _decode(data)
+        except msgspec.DecodeError as e:
+            self.frame_error(f"json: {e}", data)
+            return
+        if not isinstance(msg, dict):
+            self.frame_error("not an object", data)
+            return
+        ev = msg.get("data")
+        stream = msg.get("stream")
+        if ev is None:
+            # Raw /ws stream, or a control reply, or a connection event.
+            if "result" in msg and "id" in msg:
+                self.count("sub_acks")
+                return
+            if "error" in msg:
+                self.count("venue_errors")
+                log.warning("binance: venue error %s", msg.get("error"))
+                return
+            ev = msg
+        if not isinstance(ev, dict):
+            self.frame_error("data is not an object", data)
+            return
+        e = ev.get("e")
+        if e == "depthUpdate":
+            self._on_depth(ev, recv_ns, data)
+        elif e is None and "u" in ev and "b" in ev and "a" in ev:
+            self._on_book_ticker(ev, data)
+        elif e == "serverShutdown":
+            # Binance warns before maintenance closes the socket; leave first.
+            self.count("server_shutdown")
+            self.request_reconnect("serverShutdown from venue")
+        elif stream is not None or e is not None:
+            self.count("ignored")
+        else:
+            self.frame_error("unknown message", data)
+
+    # ------------------------------------------------------------------ depth
+
+    def _sb_for(self, ev: dict, data) -> SymbolBook | None:
+        s = ev.get("s")
+        if not isinstance(s, str):
+            self.frame_error("missing symbol", data)
+            return None
+        sb = self.by_vsym.get(s) or self._lower.get(s.lower())
+        if sb is None:
+            self.count("unknown_symbol")
+        return sb
+
+    def _on_depth(self, ev: dict, recv_ns: int, data) -> None:
+        sb = self._sb_for(ev, data)
+        if sb is None:
+            return
+        U, u = ev.get("U"), ev.get("u")
+        if not isinstance(U, int) or not isinstance(u, int) or U > u:
+            self.frame_error("bad update ids", data)
+            return
+        if sb.seq < 0:
+            buf: list = sb.extra.setdefault("buf", [])
+            if len(buf) >= _MAX_BUFFER:
+                self.count("buffer_overflow")
+                buf.clear()
+            buf.append(ev)
+            self._ensure_sync(sb)
+            return
+        if u <= sb.seq:
+            self.count("stale_events")  # already covered by the snapshot / book
+            return
+        if U > sb.seq + 1:
+            self.count("gaps")
+            self._restart(sb, f"gap: U={U} after id {sb.seq}")
+            return
+        if not self._apply(sb, ev, data):
+            return
+        self.publish(sb, recv_ns, _ms_to_ns(ev.get("E")), sb.seq)
+        self._check_ticker(sb)
+
+    def _apply(self, sb: SymbolBook, ev: dict, data) -> bool:
+        book = sb.book
+        try:
+            for px, qty in ev["b"]:
+                book.set(True, px, qty)
+            for px, qty in ev["a"]:
+                book.set(False, px, qty)
+        except (BookError, KeyError, TypeError, ValueError) as e:
+            # Half-applied: the book can no longer be trusted.
+            self.frame_error(f"bad levels: {e}", data)
+            self._restart(sb, f"bad frame: {e}")
+            return False
+        book.truncate()
+        sb.seq = ev["u"]
+        return True
+
+    def _restart(self, sb: SymbolBook, reason: str) -> None:
+        """Stop applying to ``sb`` at once; buffer until the rate-limited re-snapshot."""
+        sb.book.clear()
+        sb.seq = -1
+        sb.extra["buf"] = []
+        sb.extra["hold"] = True  # released by resync_symbol (base rate limiter)
+        self.resync(sb, reason)
+
+    def publish(self, sb, recv_ns, venue_ts_ns=0, seq=-1) -> None:
+        was = sb.state
+        super().publish(sb, recv_ns, venue_ts_ns, seq)
+        if was is BookState.LIVE and sb.state is BookState.RESYNC and sb.seq >= 0:
+            # Base saw a crossed book and asked for a resync: stop trusting it now.
+            sb.book.clear()
+            sb.seq = -1
+            sb.extra["buf"] = []
+            sb.extra["hold"] = True
+
+    # ------------------------------------------------------------------ snapshot sync
+
+    def _ensure_sync(self, sb: SymbolBook) -> None:
+        if sb.extra.get("hold") or sb.extra.get("task") is not None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        sb.extra["task"] = self.spawn(self._sync(sb))
+
+    async def _sync(self, sb: SymbolBook) -> None:
+        try:
+            delay = 0.5
+            while True:
+                buf: list = sb.extra.setdefault("buf", [])
+                if not buf:
+                    # Step 1: the first buffered event must exist before the snapshot
+                    # is fetched, or "snapshot too old" cannot be judged.
+                    await asyncio.sleep(0.02)
+                    continue
+                await self._weight.take(depth_weight(self.snapshot_limit))
+                url = f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit={self.snapshot_limit}"
+                try:
+                    body = await self.http_get(url)
+                    snap = _decode(body)
+                    last_id = snap["lastUpdateId"]
+                    bids, asks = snap["bids"], snap["asks"]
+                    if not isinstance(last_id, int):
+                        raise TypeError("lastUpdateId is not an integer")
+                except Exception as e:  # noqa: BLE001 - network or venue error: retry with backoff
+                    self.count("snapshot_errors")
+                    log.warning("binance: snapshot %s failed: %r", sb.vsym, e)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                self.count("snapshots")
+                if self._install(sb, last_id, bids, asks):
+                    return
+                await asyncio.sleep(0.1)
+        finally:
+            if sb.extra.get("task") is asyncio.current_task():
+                sb.extra["task"] = None
+
+    def _install(self, sb: SymbolBook, last_id: int, bids, asks) -> bool:
+        """Steps 3-4, synchronously so no event can slip in between. True when LIVE."""
+        try:
+            sb.book.load(bids, asks)
+        except (BookError, TypeError, ValueError, IndexError) as e:
+            self.count("snapshot_errors")
+            log.warning("binance: bad snapshot for %s: %s", sb.vsym, e)
+            sb.book.clear()
+            return False
+        sb.book.truncate()
+        buf: list = sb.extra.get("buf", [])
+        kept = [ev for ev in buf if ev["u"] > last_id]
+        if kept and kept[0]["U"] > last_id + 1:
+            # Step 2: the snapshot predates the first event we still hold: fetch again.
+            self.count("snapshot_too_old")
+            sb.book.clear()
+            sb.extra["buf"] = kept
+            return False
+        sb.seq = last_id
+        sb.extra["buf"] = []
+        last_ev = None
+        for ev in kept:
+            if ev["U"] > sb.seq + 1:
+                self.count("gaps")
+                sb.book.clear()
+                sb.seq = -1
+                sb.extra["buf"] = [e for e in kept if e["U"] >= ev["U"]]
+                return False
+            if not self._apply(sb, ev, None):
+                return True  # _apply already restarted this symbol
+            last_ev = ev
+        self.set_state(sb, BookState.LIVE, "")
+        recv_ns = time.time_ns()
+        self.publish(sb, recv_ns, _ms_to_ns(last_ev.get("E")) if last_ev else 0, sb.seq)
+        self._check_ticker(sb)
+        return True
+
+    # ------------------------------------------------------------------ bookTicker
+
+    def _on_book_ticker(self, ev: dict, data) -> None:
+        sb = self._sb_for(ev, data)
+        if sb is None:
+            return
+        u = ev.get("u")
+        if not isinstance(u, int):
+            self.frame_error("bad bookTicker id", data)
+            return
+        self.count("book_tickers")
+        prev = sb.extra.get("bt")
+        if prev is None or u > prev[0]:
+            sb.extra["bt"] = (u, ev.get("b"), ev.get("a"))
+        self._check_ticker(sb)
+
+    def _check_ticker(self, sb: SymbolBook) -> None:
+        bt = sb.extra.get("bt")
+        if bt is None or sb.seq < 0 or bt[0] != sb.seq or sb.state is not BookState.LIVE:
+            return
+        self.count("bbo_checks")
+        bb, ba = sb.book.best_bid(), sb.book.best_ask()
+        try:
+            ok = (bb is not None and ba is not None
+                  and _dec_eq(bb[0], bt[1]) and _dec_eq(ba[0], bt[2]))
+        except Exception:  # noqa: BLE001 - a malformed ticker price is not a book fault
+            self.count("frame_errors")
+            return
+        if not ok:
+            # Same id, different best price: the L2 book has diverged from the venue.
+            self.count("bbo_mismatch")
+            self._restart(sb, f"bookTicker mismatch at id {sb.seq}")
+
+
+def _url_streams(url: str) -> list[str]:
+    q = urllib.parse.urlsplit(url)
+    out = [s for v in urllib.parse.parse_qs(q.query).get("streams", []) for s in v.split("/")]
+    if q.path.startswith("/ws/"):
+        out += q.path[4:].split("/")
+    return out
+
+
+def _dec_eq(a: str, b: Any) -> bool:
+    from decimal import Decimal
+
+    return isinstance(b, str) and Decimal(a) == Decimal(b)
+
+
+def _ms_to_ns(ms: Any) -> int:
+    return ms * 1_000_000 if isinstance(ms, int) else 0

@@ -1,0 +1,326 @@
+"""Coinbase Advanced Trade ``level2`` (PROTOCOLS.md §3).
+
+- One channel per subscribe message (the venue rejects lists), ``level2`` and
+  ``heartbeats``, sent within 5 s of connecting or the venue disconnects.
+- Book frames arrive on channel ``l2_data``; asks are labelled ``offer``
+  (cryptofeed filters snapshot asks on ``"ask"`` and loses them all; §9 #2).
+- Any ``snapshot`` event replaces that product's book, wherever it appears.
+- ``sequence_num`` is ONE counter per connection across every channel. A jump
+  means some message was lost and nobody can tell which product it was for,
+  so every level2 book on the connection goes RESYNC and level2 is
+  re-subscribed (unsubscribe + subscribe gives fresh snapshots); cryptofeed
+  never checks it (§9 #3).
+- The first snapshot is ~5 MB (BTC-USD): ``max_frame`` is raised to 32 MiB.
+- ``heartbeats`` (1/s) keep quiet channels open; a ``heartbeat_counter`` that
+  skips means the venue's stream to us stalled, counted as ``heartbeat_jumps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from arbtui.backend.book import BookError
+from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.model import BookState
+
+log = logging.getLogger("arbtui.feeds.coinbase")
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+_SIDES = {"bid": True, "offer": False, "ask": False}
+
+_day_cache: dict[str, int] = {}
+
+
+def rfc3339_ns(s: str) -> int:
+    """``2026-08-09T21:05:48.483587501Z`` -> epoch ns, keeping all nine digits.
+
+    Sliced by position (the venue's fixed layout) with the date part cached;
+    anything else goes through ``datetime`` (microseconds only). 0 if unparsable.
+    """
+    try:
+        if len(s) >= 20 and s[-1] == "Z" and s[10] in "Tt ":
+            day = s[:10]
+            base = _day_cache.get(day)
+            if base is None:
+                base = calendar.timegm((int(s[0:4]), int(s[5:7]), int(s[8:10]), 0, 0, 0, 0, 0, 0))
+                if len(_day_cache) > 64:
+                    _day_cache.clear()
+                _day_cache[day] = base
+            secs = base + int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
+            frac = s[20:-1] if s[19] == "." else ""
+            if frac and not frac.isdigit():
+                raise ValueError(s)
+            return secs * 1_000_000_000 + (int((frac + "000000000")[:9]) if frac else 0)
+        dt = datetime.fromisoformat(s)
+        return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    except (ValueError, TypeError, IndexError):
+        return 0
+
+
+class CoinbaseFeed(VenueFeed):
+    venue = "coinbase"
+    default_url = "wss://advanced-trade-ws.coinbase.com"
+    default_rest = "https://api.coinbase.com"
+    #: The BTC-USD snapshot is one ~5 MB frame and grows with the book.
+    max_frame = 32 * 2 ** 20
+    keepalive_s = None  # liveness comes from the heartbeats channel, 1/s
+    #: Heartbeats arrive every second; ten missing ones mean the stream is dead.
+    stale_after_s = 10.0
+    max_conn_life_s = None
+    #: Unauthenticated messages are limited to 8/s per IP (Coinbase rate-limit page).
+    send_rate = 4.0
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
+        "BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD", "SOL-USD": "SOL-USD",
+        "ETH-BTC": "ETH-BTC", "SOL-BTC": "SOL-BTC", "SOL-ETH": "SOL-ETH",
+        "BTC-USDT": "BTC-USDT", "ETH-USDT": "ETH-USDT", "SOL-USDT": "SOL-USDT",
+        "USDT-USD": "USDT-USD", "USDT-USDC": "USDT-USDC",
+        "BTC-EUR": "BTC-EUR", "ETH-EUR": "ETH-EUR", "SOL-EUR": "SOL-EUR",
+        # BTC-USDC, ETH-USDC, SOL-USDC are aliases of the -USD books: not separate books.
+    }
+
+    def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
+        super().__init__(symbols, emit, **kw)
+        self._seq = -1
+        self._hb = -1
+        self._resub_pending: set[str] = set()
+        self._resub_task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ symbols
+
+    @classmethod
+    def instruments_url(cls, rest_base: str) -> str:
+        return (rest_base or cls.default_rest).rstrip("/") + "/api/v3/brokerage/market/products"
+
+    @staticmethod
+    def parse_instruments(body: str) -> dict[str, str]:
+        """Products list -> normalized BASE-QUOTE -> product_id (spot, not aliases, not disabled).
+
+        ``BTC-USDC`` has ``alias: "BTC-USD"``: the venue serves the USD book under
+        both names, so the alias is not a second book (and never an arbitrage pair).
+        """
+        doc = _decode(body)
+        out: dict[str, str] = {}
+        for p in doc.get("products", []) if isinstance(doc, dict) else []:
+            if p.get("product_type", "SPOT") != "SPOT":
+                continue
+            if p.get("alias"):
+                continue
+            if p.get("is_disabled") or p.get("trading_disabled") or p.get("status") == "delisted":
+                continue
+            base, quote, pid = p.get("base_currency_id"), p.get("quote_currency_id"), p.get("product_id")
+            if base and quote and pid:
+                out[f"{base}-{quote}"] = pid
+        return out
+
+    @classmethod
+    def symbols_from_subscribe(cls, url: str, sent_frames: list[str],
+                               vsym_to_norm: dict[str, str]) -> list[str]:
+        """Products subscribed to ``level2`` in the frames the client sent."""
+        out: list[str] = []
+        for f in sent_frames:
+            try:
+                m = _decode(f)
+            except msgspec.DecodeError:
+                continue
+            if not isinstance(m, dict) or m.get("type") != "subscribe":
+                continue
+            chans = [m.get("channel")] + list(m.get("channels") or [])
+            if "level2" not in chans and "l2_data" not in chans:
+                continue
+            for pid in m.get("product_ids") or []:
+                n = vsym_to_norm.get(pid)
+                if n is not None and n not in out:
+                    out.append(n)
+        return out
+
+    # ------------------------------------------------------------------ adapter API
+
+    def _sub(self, kind: str, channel: str, pids: list[str]) -> str:
+        return _encode({"type": kind, "product_ids": pids, "channel": channel}).decode()
+
+    def subscribe_messages(self) -> list[str]:
+        pids = [sb.vsym for sb in self.books.values()]
+        if not pids:
+            return []
+        # Separate messages: Coinbase takes exactly one channel per subscribe.
+        return [self._sub("subscribe", "heartbeats", pids), self._sub("subscribe", "level2", pids)]
+
+    async def on_open(self) -> None:
+        self._seq = -1  # sequence_num restarts on every connection
+        self._hb = -1
+        self._resub_pending.clear()
+        self._resub_task = None
+
+    async def resync_symbol(self, sb: SymbolBook) -> None:
+        # The base already waited on the resync rate limiter.
+        self._queue_resub([sb], limited=False)
+
+    def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        try:
+            msg = _decode(data)
+        except msgspec.DecodeError as e:
+            self.frame_error(f"json: {e}", data)
+            return
+        if not isinstance(msg, dict):
+            self.frame_error("not an object", data)
+            return
+        seq = msg.get("sequence_num")
+        if isinstance(seq, int):
+            if self._seq >= 0 and seq != self._seq + 1:
+                self.count("gaps")
+                self._connection_gap(f"sequence_num {seq} after {self._seq}")
+            self._seq = seq
+        channel = msg.get("channel")
+        if channel == "l2_data":
+            self._on_l2(msg, recv_ns, data)
+        elif channel == "heartbeats":
+            self._on_heartbeat(msg, data)
+        elif channel == "subscriptions":
+            self.count("sub_acks")
+        elif msg.get("type") == "error":
+            self.count("venue_errors")
+            log.warning("coinbase: venue error: %s", msg.get("message"))
+        elif channel is None:
+            self.frame_error("no channel", data)
+        else:
+            self.count("ignored")
+
+    # ------------------------------------------------------------------ level2
+
+    def _on_l2(self, msg: dict, recv_ns: int, data) -> None:
+        events = msg.get("events")
+        if not isinstance(events, list):
+            self.frame_error("l2_data without events", data)
+            return
+        touched: list[SymbolBook] = []
+        for ev in events:
+            if not isinstance(ev, dict):
+                self.frame_error("event is not an object", data)
+                continue
+            sb = self.by_vsym.get(ev.get("product_id"))  # type: ignore[arg-type]
+            if sb is None:
+                self.count("unknown_symbol")
+                continue
+            typ = ev.get("type")
+            ups = ev.get("updates")
+            if not isinstance(ups, list):
+                self.frame_error("event without updates", data, None)
+                continue
+            if typ == "snapshot":
+                if self._load_snapshot(sb, ups, data) and sb not in touched:
+                    touched.append(sb)
+            elif typ == "update":
+                if sb.extra.get("await_snap", True):
+                    self.count("updates_before_snapshot")  # legal right after (re)subscribing
+                    continue
+                if self._apply(sb, ups, data) and sb not in touched:
+                    touched.append(sb)
+            else:
+                self.frame_error(f"unknown event type {typ!r}", data)
+        if touched:
+            ts = msg.get("timestamp")
+            venue_ns = rfc3339_ns(ts) if isinstance(ts, str) else 0
+            seq = self._seq
+            for sb in touched:
+                self.publish(sb, recv_ns, venue_ns, seq)
+
+    def _load_snapshot(self, sb: SymbolBook, ups: list, data) -> bool:
+        book = sb.book
+        book.clear()
+        try:
+            for u in ups:
+                book.set(_SIDES[u["side"]], u["price_level"], u["new_quantity"])
+        except (KeyError, TypeError, BookError) as e:
+            self._invalidate(sb)
+            self.frame_error(f"bad snapshot level: {e!r}", data, sb)
+            return False
+        book.truncate()
+        self.count("snapshots")
+        sb.extra["await_snap"] = False
+        self.set_state(sb, BookState.LIVE, "")
+        return True
+
+    def _apply(self, sb: SymbolBook, ups: list, data) -> bool:
+        book = sb.book
+        try:
+            for u in ups:
+                book.set(_SIDES[u["side"]], u["price_level"], u["new_quantity"])
+        except (KeyError, TypeError, BookError) as e:
+            # Part of the message is applied: the book is no longer the venue's.
+            self._invalidate(sb)
+            self.frame_error(f"bad level: {e!r}", data, sb)
+            return False
+        book.truncate()
+        return True
+
+    def _invalidate(self, sb: SymbolBook) -> None:
+        sb.book.clear()
+        sb.last_top = None
+        sb.extra["await_snap"] = True
+
+    def publish(self, sb, recv_ns, venue_ts_ns=0, seq=-1) -> None:
+        was = sb.state
+        super().publish(sb, recv_ns, venue_ts_ns, seq)
+        if was is BookState.LIVE and sb.state is BookState.RESYNC:
+            self._invalidate(sb)  # crossed: only a fresh snapshot is trusted again
+
+    # ------------------------------------------------------------------ gaps and resubscribe
+
+    def _connection_gap(self, reason: str) -> None:
+        """A lost message on this connection: every level2 book may be wrong."""
+        for sb in self.books.values():
+            self.count("resyncs")
+            self._invalidate(sb)
+            self.set_state(sb, BookState.RESYNC, f"gap: {reason}")
+        self._queue_resub(list(self.books.values()), limited=True)
+
+    def _queue_resub(self, sbs: list[SymbolBook], limited: bool) -> None:
+        for sb in sbs:
+            self._invalidate(sb)
+            self._resub_pending.add(sb.vsym)
+        if self._resub_task is not None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # replay without a loop: nothing to send to
+        self._resub_task = self.spawn(self._flush_resub(limited))
+
+    async def _flush_resub(self, limited: bool) -> None:
+        try:
+            if limited:
+                await self._resync_limiter.take()
+            await asyncio.sleep(0)  # let one message's worth of resyncs collect
+            pids = sorted(self._resub_pending)
+            self._resub_pending.clear()
+            if pids:
+                self.count("resubscribes")
+                self.send(self._sub("unsubscribe", "level2", pids))
+                self.send(self._sub("subscribe", "level2", pids))
+        finally:
+            self._resub_task = None
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def _on_heartbeat(self, msg: dict, data) -> None:
+        try:
+            n = msg["events"][0]["heartbeat_counter"]
+        except (KeyError, IndexError, TypeError):
+            self.frame_error("heartbeat without counter", data)
+            return
+        if not isinstance(n, int):
+            self.frame_error("heartbeat counter is not an integer", data)
+            return
+        self.count("heartbeats")
+        if self._hb >= 0 and n != self._hb + 1:
+            self.count("heartbeat_jumps")
+            log.info("coinbase: heartbeat_counter %d after %d", n, self._hb)
+        self._hb = n
