@@ -141,7 +141,10 @@ class Engine:
 
         cfg = self.cfg
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional)
+        # The executor reads the detector's clock, so under replay its latencies and
+        # fill timestamps live on the same virtual timeline as the quotes.
+        self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
+                                 clock=lambda: self.detector.clock())
         if "detect" in self.roles:
             # Size opportunities to the paper wallets while execution is on.
             self.detector.balances = self.executor.balance_cap

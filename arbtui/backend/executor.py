@@ -487,7 +487,8 @@ class ExecutorRole:
             self.step()
             timeout = 0.25
             if self._heap:
-                timeout = max(0.0, (self._heap[0][0] - self.ex.clock()) / 1e9)
+                # Capped: under replay the clock is virtual and may run faster than wall time.
+                timeout = min(0.25, max(0.0, (self._heap[0][0] - self.ex.clock()) / 1e9))
             if timeout > 0 and not len(self._opps):
                 self._wake.clear()
                 try:
