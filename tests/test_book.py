@@ -22,7 +22,8 @@ def test_absolute_sizes_and_delete():
     assert len(b.asks) == 2
 
 
-@pytest.mark.parametrize("px,qty", [("abc", "1"), ("1", "NaN"), ("Infinity", "1"), ("1", "-2"), ("0", "1")])
+@pytest.mark.parametrize("px,qty", [("abc", "1"), ("1", "NaN"), ("Infinity", "1"), ("1", "-2"), ("0", "1"),
+                                    ("1", "1e400"), ("1e20", "1"), ("", "1")])
 def test_rejects_bad_levels(px, qty):
     with pytest.raises(BookError):
         Book().set(True, px, qty)

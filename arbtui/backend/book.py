@@ -16,6 +16,9 @@ from itertools import islice
 from sortedcontainers import SortedDict
 
 
+_LIMIT = Decimal("1e15")
+
+
 class BookError(ValueError):
     """A level the book refuses (non-numeric, negative, NaN/Infinity)."""
 
@@ -26,7 +29,9 @@ def _parse_level(px: str, qty: str) -> tuple[Decimal, bool]:
         q = Decimal(qty)
     except (InvalidOperation, TypeError, ValueError):
         raise BookError(f"non-numeric level {px!r} {qty!r}") from None
-    if not p.is_finite() or not q.is_finite() or p <= 0 or q < 0:
+    # "1e400" is a finite Decimal but an infinite float downstream; no real
+    # price or size comes anywhere near 1e15, so such a level is corruption.
+    if not p.is_finite() or not q.is_finite() or p <= 0 or q < 0 or p > _LIMIT or q > _LIMIT:
         raise BookError(f"invalid level {px!r} {qty!r}")
     return p, q == 0
 
