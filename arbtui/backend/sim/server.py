@@ -108,6 +108,8 @@ class SimVenue:
 
     venue: ClassVar[str] = "?"
     needs_http: ClassVar[bool] = False
+    #: How long the "silence" fault stalls the stream (tests shorten it).
+    silence_s: float = 60.0
 
     def __init__(self, hub: SimHub, symbols: list[str], *, seed: int = 7,
                  faults: list[str] | None = None, fault_every_s: float = 5.0) -> None:
@@ -236,7 +238,7 @@ class SimVenue:
             await ws.close(1011, "sim: dropped")
             return True
         if f == "silence":
-            await asyncio.sleep(60.0)  # the client's staleness timer must notice
+            await asyncio.sleep(self.silence_s)  # the client's staleness timer must notice
         if f == "malformed":
             await self.send(ws, '{"truncated": [1, 2')
         return False
@@ -261,7 +263,7 @@ class Simulator:
 
     def __init__(self, venues: list[str], symbols: list[str], *, seed: int = 7,
                  volatility_bps: float = 0.5, dislocation_rate: float = 0.5, tick_ms: float = 50.0,
-                 faults: dict[str, list[str]] | None = None) -> None:
+                 faults: dict[str, list[str]] | None = None, fault_every_s: float = 5.0) -> None:
         classes = venue_classes()
         missing = [v for v in venues if v not in classes]
         if missing:
@@ -271,7 +273,8 @@ class Simulator:
         self.hub = SimHub(self.model)
         faults = faults or {}
         self.venues: dict[str, SimVenue] = {
-            v: classes[v](self.hub, symbols, seed=seed, faults=faults.get(v)) for v in venues
+            v: classes[v](self.hub, symbols, seed=seed, faults=faults.get(v),
+                          fault_every_s=fault_every_s) for v in venues
         }
 
     async def start(self) -> None:
