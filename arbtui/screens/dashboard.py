@@ -50,6 +50,7 @@ class DashboardScreen(Screen):
         self.show_charts: bool | None = None  # None = automatic by width
         self.venue_order: list[str] = []
         self.panels: dict[str, VenuePanel] = {}
+        self._panel_symbols: dict[str, list[str]] = {}
         self.ticks = 0
         self.last_state: Any = None
         self._log_title = ""
@@ -94,9 +95,18 @@ class DashboardScreen(Screen):
         cols = max(1, min(n, w // PANEL_MIN_W))
         self.venues_box.styles.grid_size_columns = cols
 
-    def _ladder_levels(self) -> int:
-        h = self.size.height or self.app.size.height
-        return 5 if h >= 36 else (4 if h >= 30 else 3)
+    def _panel_budget(self) -> tuple[int, bool]:
+        """(lines inside one panel, compact?) so all venue panels fit in about half the
+        screen height and the opportunity log keeps the rest."""
+        h = self.size.height or self.app.size.height or 24
+        n = max(1, len(self.venue_order))
+        cols = max(1, int(self.venues_box.styles.grid_size_columns or 1))
+        grid_rows = -(-n // cols)
+        per_panel = (h // 2) // grid_rows
+        syms = max((len(p) for p in self._panel_symbols.values()), default=2)
+        if per_panel >= 2 + 2 + syms:  # two border rows + state + header + symbols
+            return per_panel - 2, False
+        return max(1 + syms, per_panel - 1), True
 
     def charts_visible(self) -> bool:
         return bool(self.query_one("#side").display) and not self.has_class("-nocharts")
@@ -173,17 +183,19 @@ class DashboardScreen(Screen):
         by_venue: dict[str, dict[str, Any]] = {}
         for (v, s), q in state.quotes.items():
             by_venue.setdefault(v, {})[s] = q
-        levels = self._ladder_levels()
         all_syms = list(self.engine.symbols())
-        for i, v in enumerate(self.venue_order, start=1):
+        for v in self.venue_order:
             st = state.venues.get(v)
             quotes = by_venue.get(v, {})
-            syms = list(st.symbols) if st is not None and st.symbols else (
+            self._panel_symbols[v] = list(st.symbols) if st is not None and st.symbols else (
                 [s for s in all_syms if s in quotes] or list(quotes))
+        max_lines, compact = self._panel_budget()
+        for i, v in enumerate(self.venue_order, start=1):
             self.panels[v].show(PanelInput(
-                index=i, venue=v, status=st, quotes=quotes, symbols=syms, best_bid=best_bid,
-                best_ask=best_ask, focused=self.focus_sym, now_ns=now, disabled=v in disabled,
-                disabled_symbols=set(det.disabled_symbols), ladder_levels=levels,
+                index=i, venue=v, status=state.venues.get(v), quotes=by_venue.get(v, {}),
+                symbols=self._panel_symbols[v], best_bid=best_bid, best_ask=best_ask,
+                focused=self.focus_sym, now_ns=now, disabled=v in disabled,
+                disabled_symbols=set(det.disabled_symbols), max_lines=max_lines, compact=compact,
             ))
 
     def _drain_log(self, now: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
 from arbtui.widgets.fmt import fmt_ms, fmt_rate
@@ -35,11 +35,13 @@ class Series:
         return True
 
 
-class _Row(Vertical):
+class _Row(Horizontal):
+    """One line: label (fixed width, so the sparkline never shifts) then the sparkline."""
+
     DEFAULT_CSS = """
-    _Row { height: 2; }
-    _Row > Label { height: 1; width: 1fr; }
-    _Row > Sparkline { height: 1; }
+    _Row { height: 1; }
+    _Row > Label { height: 1; width: 21; }
+    _Row > Sparkline { height: 1; width: 1fr; }
     """
 
     def __init__(self, title: str, **kw: Any) -> None:
@@ -73,10 +75,10 @@ class LatencySparks(Vertical):
         super().__init__(**kw)
         self.rows: dict[str, _Row] = {}
         self._dirty = True
-        self.border_title = "latency"
+        self.border_title = "feed latency · detection · rate"
 
     def compose(self):
-        self.rows["_detect"] = _Row("detect p99 —", id="spark-detect")
+        self.rows["_detect"] = _Row("det p99 —", id="spark-detect")
         self.rows["_qps"] = _Row("quotes/s —", id="spark-qps")
         yield self.rows["_detect"]
         yield self.rows["_qps"]
@@ -87,7 +89,7 @@ class LatencySparks(Vertical):
         for v in venues:
             row = self.rows.get(f"v:{v}")
             if row is None:
-                row = _Row(f"{v} feed —", id=f"spark-{v}")
+                row = _Row(f"{v[:8]} —", id=f"spark-{v}")
                 self.rows[f"v:{v}"] = row
                 self.mount(row, before=self.rows["_detect"])
             st = state.venues.get(v)
@@ -95,7 +97,7 @@ class LatencySparks(Vertical):
             if row.series.add(now_ns, lat if lat is not None else None):
                 changed = True
             if render:
-                row.set_label(f"{v} feed {fmt_ms(lat)}ms")
+                row.set_label(f"{v[:8]:<8} {fmt_ms(lat):>5}ms")
         det = self.rows["_detect"]
         if det.series.add(now_ns, state.detect_p99_ms):
             changed = True
@@ -103,8 +105,8 @@ class LatencySparks(Vertical):
         if qps.series.add(now_ns, state.quotes_per_s):
             changed = True
         if render:
-            det.set_label(f"detect p50 {fmt_ms(state.detect_p50_ms)} / p99 {fmt_ms(state.detect_p99_ms)}ms")
-            qps.set_label(f"quotes/s {fmt_rate(state.quotes_per_s)}")
+            det.set_label(f"det p99 {fmt_ms(state.detect_p99_ms):>5}ms")
+            qps.set_label(f"quotes/s {fmt_rate(state.quotes_per_s):>6}")
         self._dirty = self._dirty or changed
         if render and self._dirty:
             self._dirty = False

@@ -43,7 +43,8 @@ class PanelInput:
     now_ns: int
     disabled: bool
     disabled_symbols: set[str]
-    ladder_levels: int
+    max_lines: int  # rows inside the border this panel may use (the dashboard's budget)
+    compact: bool = False
 
 
 def state_text(p: PanelInput) -> tuple[str, str]:
@@ -61,6 +62,24 @@ def state_text(p: PanelInput) -> tuple[str, str]:
     return label, STATE_STYLE.get(state, "bold")
 
 
+def layout_for(width: int, max_lines: int, n_symbols: int) -> tuple[bool, bool, bool, int]:
+    """Decide (wide, header, size_lines, ladder_levels) so the panel fits ``max_lines``.
+
+    Priority when space is short: state line and one line per symbol always; then the
+    column header; then a depth ladder of at least 3 levels; then (narrow panels only)
+    a sizes line under each symbol; then more ladder levels (up to 5).
+    """
+    wide = width >= 54
+    header = max_lines >= 2 + n_symbols
+    rem = max_lines - (1 + n_symbols + (1 if header else 0))
+    size_lines = False
+    if not wide and rem - n_symbols >= 4:
+        size_lines = True
+        rem -= n_symbols
+    levels = max(0, min(5, rem - 1)) if header else 0
+    return wide, header, size_lines, levels
+
+
 def panel_text(p: PanelInput, width: int) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     label, style = state_text(p)
@@ -72,13 +91,17 @@ def panel_text(p: PanelInput, width: int) -> Text:
         errs = sum(st.counters.get(k, 0) for k in ("gaps", "checksum_failures", "frame_errors"))
         if errs:
             out.append(f"  err {errs}", "yellow")
-    out.append("\n")
-    wide = width >= 54
+    wide, header, size_lines, levels = layout_for(width, p.max_lines, len(p.symbols))
     sw = 8
-    if wide:
-        out.append(f"{'SYM':<{sw}} {'BID':>10} {'SIZE':>8} {'ASK':>10} {'SIZE':>8} {'AGE':>5}", "dim")
-    else:
-        out.append(f"{'SYM':<{sw}} {'BID':>10} {'ASK':>10} {'AGE':>5}", "dim")
+    # Narrow panels shrink the price columns before anything wraps (8+1+pw+1+pw+1+5).
+    pw = 10 if wide else max(7, min(10, (width - sw - 8) // 2))
+    if header:
+        out.append("\n")
+        if wide:
+            out.append(f"{'SYM':<{sw}} {'BID':>{pw}} {'SIZE':>8} {'ASK':>{pw}} {'SIZE':>8} {'AGE':>5}",
+                       "dim")
+        else:
+            out.append(f"{'SYM':<{sw}} {'BID':>{pw}} {'ASK':>{pw}} {'AGE':>5}", "dim")
     for sym in p.symbols:
         out.append("\n")
         q = None if p.disabled else p.quotes.get(sym)
@@ -87,28 +110,30 @@ def panel_text(p: PanelInput, width: int) -> Text:
             sym_style = "dim strike"
         out.append(f"{sym[:sw]:<{sw}}", sym_style)
         if q is None:
-            out.append(f" {'—':>10} ", "dim")
+            out.append(f" {'—':>{pw}} ", "dim")
             if wide:
                 out.append(f"{'':>8} ")
-            out.append(f"{'—':>10}", "dim")
+            out.append(f"{'—':>{pw}}", "dim")
+            if size_lines:
+                out.append("\n")
             continue
         bid_style = BEST_BID if p.best_bid.get(sym) == q.bid else "green"
         ask_style = BEST_ASK if p.best_ask.get(sym) == q.ask else "red"
         age = fmt_age_ms((p.now_ns - q.recv_ts_ns) / 1e6 if q.recv_ts_ns else None)
         out.append(" ")
-        out.append(fmt_px(q.bid), bid_style)
+        out.append(fmt_px(q.bid, pw), bid_style)
         if wide:
             out.append(" " + fmt_sz(q.bid_size), "dim")
         out.append(" ")
-        out.append(fmt_px(q.ask), ask_style)
+        out.append(fmt_px(q.ask, pw), ask_style)
         if wide:
             out.append(" " + fmt_sz(q.ask_size), "dim")
         out.append(" " + age, "dim")
-        if not wide:
+        if size_lines:
             out.append("\n")
-            out.append(f"{'  size':<{sw}} {fmt_sz(q.bid_size, 10)} {fmt_sz(q.ask_size, 10)}", "dim")
+            out.append(f"{'  size':<{sw}} {fmt_sz(q.bid_size, pw)} {fmt_sz(q.ask_size, pw)}", "dim")
     q = None if p.disabled else p.quotes.get(p.focused)
-    if p.ladder_levels > 0 and p.focused in p.symbols:
+    if levels > 0 and p.focused in p.symbols:
         out.append("\n")
         title = f" depth {p.focused} "
         out.append(title.center(max(len(title), width), "─"), "dim")
@@ -116,28 +141,36 @@ def panel_text(p: PanelInput, width: int) -> Text:
             out.append("\n")
             out.append("no book", "dim")
         else:
-            szw = 8 if width >= 40 else max(4, (width - 23) // 2)
-            for i in range(p.ladder_levels):
+            szw = 8 if width >= 40 else max(4, (width - 3 - 2 * pw) // 2)
+            for i in range(levels):
                 out.append("\n")
                 b = q.bids[i] if i < len(q.bids) else None
                 a = q.asks[i] if i < len(q.asks) else None
                 out.append(fmt_sz(b[1], szw) if b else " " * szw, "dim")
                 out.append(" ")
-                out.append(fmt_px(b[0]) if b else " " * 10, "green")
+                out.append(fmt_px(b[0], pw) if b else " " * pw, "green")
                 out.append("│", "dim")
-                out.append(fmt_px(a[0]).strip().ljust(10) if a else " " * 10, "red")
+                out.append(fmt_px(a[0], pw).strip().ljust(pw) if a else " " * pw, "red")
                 out.append(" ")
                 out.append(fmt_sz(a[1], szw).strip().ljust(szw) if a else "", "dim")
     return out
 
 
 class VenuePanel(Static):
-    """A bordered panel for one venue; titled with its toggle key."""
+    """A bordered panel for one venue; titled with its toggle key.
+
+    ``-compact`` (many venues on a small terminal) keeps only the top border, which
+    still carries the title, to give the rows to prices.
+    """
 
     DEFAULT_CSS = """
-    VenuePanel { border: round $primary-darken-1; height: auto; padding: 0 1; }
+    VenuePanel { border: round $primary-darken-1; height: auto; padding: 0 1;
+                 text-wrap: nowrap; text-overflow: ellipsis; }
+    VenuePanel.-compact { border: none; border-top: round $primary-darken-1; }
     VenuePanel.-disabled { border: round $panel-lighten-2; color: $text-muted; }
+    VenuePanel.-disabled.-compact { border: none; border-top: round $panel-lighten-2; }
     VenuePanel.-bad { border: round $error; }
+    VenuePanel.-bad.-compact { border: none; border-top: round $error; }
     """
 
     def __init__(self, venue: str, **kw: Any) -> None:
@@ -146,15 +179,16 @@ class VenuePanel(Static):
         self._last: tuple | None = None
 
     def show(self, p: PanelInput) -> None:
-        width = max(20, self.content_size.width or 38)
+        width = max(20, self.content_size.width or 36)
         text = panel_text(p, width)
-        key = (text.plain, tuple(text.spans), p.index, p.disabled)
+        key = (text.plain, tuple(text.spans), p.index, p.disabled, p.compact)
         if key == self._last:
             return
         self._last = key
         self.border_title = f"{p.index} {p.venue}" if p.index <= 9 else p.venue
         label, _ = state_text(p)
         self.border_subtitle = label.split(" ")[0]
+        self.set_class(p.compact, "-compact")
         self.set_class(p.disabled, "-disabled")
         bad = p.status is not None and p.status.state in (BookState.STALE, BookState.RESYNC)
         self.set_class(bad and not p.disabled, "-bad")

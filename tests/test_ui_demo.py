@@ -1,0 +1,98 @@
+"""The dashboard on the real demo engine: loopback simulator + Binance and Coinbase adapters.
+
+These assert on engine behaviour and on the text the panels render, never on
+pixels (the market moves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from arbtui import config as configmod
+from arbtui.app import ArbApp
+from arbtui.backend.engine import Engine
+from arbtui.model import BookState
+from arbtui.widgets.fmt import fmt_px
+
+pytestmark = pytest.mark.slow
+
+
+async def wait_until(pilot, cond, timeout: float = 10.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def panel(app: ArbApp, venue: str) -> str:
+    p = app.dashboard.panels.get(venue)
+    return p._last[0] if p is not None and p._last else ""
+
+
+@pytest.fixture
+def demo_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    cfg = configmod.load(use_user=False)
+    cfg.journal.path = str(tmp_path / "journal.sqlite")
+    eng = Engine(cfg, mode="demo")
+    return ArbApp(eng, cfg), eng
+
+
+async def test_demo_dashboard_shows_two_venues_with_prices(demo_app):
+    app, eng = demo_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        def two_live_with_prices() -> bool:
+            st = eng.snapshot()
+            live = [v for v, s in st.venues.items() if s.state is BookState.LIVE]
+            return len(live) >= 2 and all(
+                any(v == qv for qv, _ in st.quotes) for v in live)
+
+        await wait_until(pilot, two_live_with_prices, 10, "two LIVE venues with quotes")
+        app.dashboard.sample(force=True)
+        st = app.dashboard.last_state
+        shown: set[str] = set()
+        for v, vs in st.venues.items():
+            if vs.state is not BookState.LIVE:
+                continue
+            text = panel(app, v)
+            assert text.splitlines()[0].startswith("LIVE"), text
+            # The panel shows the engine's own latest bid/ask for each symbol it has.
+            for (qv, sym), q in st.quotes.items():
+                if qv == v:
+                    assert sym in text
+                    assert fmt_px(q.bid).strip() in text and fmt_px(q.ask).strip() in text
+                    shown.add(v)
+        assert len(shown) >= 2, shown
+        await pilot.press("q")
+        await pilot.pause()
+    assert eng._stopping and eng.sim is not None
+
+
+async def test_demo_venue_toggle_stops_feed_and_detection(demo_app):
+    app, eng = demo_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: eng.snapshot().venues.get("binance") is not None
+                         and eng.snapshot().venues["binance"].state is BookState.LIVE,
+                         10, "binance LIVE")
+        assert app.dashboard.venue_order[0] == "binance"
+        await pilot.press("1")
+        assert "binance" in eng.detector.disabled_venues
+        assert not any("binance" in k[1:3] for k in eng.detector.open)
+        await wait_until(pilot, lambda: "DISABLED" in panel(app, "binance"), 3, "DISABLED panel")
+        seq = eng.event_seq
+        await pilot.pause(1.5)
+        assert not [e for s, e in eng.events_since(seq)
+                    if getattr(e, "event", None) is not None and e.event.value == "opened"
+                    and "binance" in (e.buy_venue, e.sell_venue)]
+        assert not any(v == "binance" for v, _ in eng.snapshot().quotes)
+        await pilot.press("1")
+        assert "binance" not in eng.detector.disabled_venues
+        await wait_until(pilot, lambda: eng.snapshot().venues["binance"].state is BookState.LIVE,
+                         10, "binance LIVE again")
+        await pilot.press("q")
+        await pilot.pause()
