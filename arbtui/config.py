@@ -242,6 +242,12 @@ def _msgspec_error(e: msgspec.ValidationError, raw: dict[str, Any], origin: dict
                 f"{', '.join(allowed) if allowed else 'see config.toml'}")
     key = ".".join(parts) or "<root>"
     bad = _lookup(raw, parts)
+    import typing
+
+    tp = _type_at(parts)
+    if typing.get_origin(tp) is Literal:
+        # msgspec names the bad enum value but not the good ones; the operator needs those.
+        head = f"{head}; allowed: {', '.join(repr(a) for a in typing.get_args(tp))}"
     return f"{_file_for(parts, origin)}: key '{key}' = {bad!r}: {head.lower()}"
 
 
