@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-color", action="store_true", help="monochrome output (NO_COLOR is honoured too)")
     p.add_argument("--log-file", metavar="PATH", help="diagnostics log (default: stderr)")
     p.add_argument("--cpus", metavar="LIST", help="pin this process to CPUs, e.g. 0-3 or 2,3")
+    p.add_argument("--since", metavar="TIME",
+                   help="--role view on Kafka: read the topics from TIME (15m, 2h, or ISO time)")
     p.add_argument("command", nargs="?", choices=SUBCOMMANDS, help=argparse.SUPPRESS)
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
@@ -140,18 +142,27 @@ def make_engine(cfg, mode: str, args: argparse.Namespace):
         from arbtui.backend.replay import ReplayEngine
 
         return ReplayEngine(cfg, args.replay, speed=args.speed)
-    return Engine(cfg, mode=mode, roles=roles)
+    engine = Engine(cfg, mode=mode, roles=roles)
+    if getattr(args, "since", None):
+        from arbtui.roles import apply_since
+
+        apply_since(engine, args.since)
+    return engine
 
 
 def run_headless_main(cfg, args: argparse.Namespace, mode: str) -> int:
+    from arbtui.backend.bus.base import BusError
     from arbtui.headless import run_headless
 
     _install_uvloop()
-    engine = make_engine(cfg, mode, args)
     try:
+        engine = make_engine(cfg, mode, args)
         return asyncio.run(run_headless(engine, args.duration, cfg.headless.status_interval_s))
     except KeyboardInterrupt:
         return 0
+    except BusError as e:  # unreachable/unauthorized broker, bad --since: one line
+        print(f"arbtui: {e}", file=sys.stderr)
+        return 2
 
 
 def run_subcommand(args: argparse.Namespace) -> int:
