@@ -430,11 +430,10 @@ class ReplayEngine(Engine):
 
     def _timeline(self) -> Iterator[tuple[int, int, Line, _Conn]]:
         """All replayable lines, merged by time; one connection's lines keep file order."""
-        streams = []
-        for ci, c in enumerate(self.conns):
-            if c.feed is None:
-                continue
-            streams.append((_ns(ln.ts), ci, ln.lineno, ln, c) for ln in c.lines)
+        def stream(ci: int, c: _Conn) -> Iterator[tuple[int, int, int, Line, _Conn]]:
+            return ((_ns(ln.ts), ci, ln.lineno, ln, c) for ln in c.lines)
+
+        streams = [stream(ci, c) for ci, c in enumerate(self.conns) if c.feed is not None]
         for ns, _ci, _lineno, ln, c in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2])):
             yield ns, _ci, ln, c
 
