@@ -250,7 +250,9 @@ class Engine:
         we had open on them and start them clean, as if every book had resynced."""
         det = self.detector
         for s in symbols:
-            venues = set(det.quotes.get(s, {})) | {v for k in det.open if k[0] == s for v in k[1:]}
+            # detector keys are (buy symbol, buy venue, sell venue, sell symbol)
+            venues = set(det.quotes.get(s, {})) | {
+                v for k in det.open if s in (k[0], k[3]) for v in k[1:3]}
             for v in venues:
                 self._emit_all(det.on_book_state(BookStatus(
                     venue=v, symbol=s, state=BookState.RESYNC, reason=reason, ts_ns=time.time_ns())))
