@@ -39,14 +39,8 @@ log = logging.getLogger("arbtui.feeds.binance")
 
 _decode = msgspec.json.decode
 
-#: Streams put in the connection URL; the rest go in SUBSCRIBE frames. Keeps
-#: the request line far below proxy limits (~8 KiB).
-_URL_STREAMS = 200
 #: Binance: at most 1024 streams per connection.
 _MAX_STREAMS = 1024
-#: Params per SUBSCRIBE frame (Binance has no documented per-frame limit; this
-#: keeps frames small and, paced at ``send_rate``, under 5 messages/s).
-_SUB_BATCH = 100
 #: Depth events buffered per symbol while its snapshot is in flight. Bounded
 #: memory: past it the buffer restarts (the snapshot would be stale anyway).
 _MAX_BUFFER = 5000
@@ -80,6 +74,12 @@ class BinanceFeed(VenueFeed):
     #: 1200/min (2021 exchangeInfo) and is reportedly 6000/min now; stay at the
     #: older, lower figure so other tools on the same IP keep headroom.
     rest_weight_per_min: ClassVar[float] = 1200.0
+    #: Streams put in the connection URL; the rest go in SUBSCRIBE frames. Keeps
+    #: the request line far below proxy limits (~8 KiB).
+    url_streams: ClassVar[int] = 200
+    #: Params per SUBSCRIBE frame (no documented per-frame limit; small frames,
+    #: paced at ``send_rate``, stay under 5 messages/s).
+    sub_batch: ClassVar[int] = 100
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT", "SOL-USDT": "SOLUSDT",
         "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
@@ -101,7 +101,7 @@ class BinanceFeed(VenueFeed):
                         "only the first %d are subscribed", len(streams), _MAX_STREAMS)
             streams = streams[:_MAX_STREAMS]
         self._streams = streams
-        self.url = self.connect_url(self.url, streams[:_URL_STREAMS])
+        self.url = self.connect_url(self.url, streams[:self.url_streams])
 
     # ------------------------------------------------------------------ symbols
 
@@ -175,10 +175,11 @@ class BinanceFeed(VenueFeed):
         named = _url_streams(self.url)
         rest = [s for s in self._streams if s not in named]
         msgs = []
-        for i in range(0, len(rest), _SUB_BATCH):
+        n = max(1, self.sub_batch)
+        for i in range(0, len(rest), n):
             self._sub_id += 1
             msgs.append(msgspec.json.encode(
-                {"method": "SUBSCRIBE", "params": rest[i:i + _SUB_BATCH], "id": self._sub_id}).decode())
+                {"method": "SUBSCRIBE", "params": rest[i:i + n], "id": self._sub_id}).decode())
         return msgs
 
     async def resync_symbol(self, sb: SymbolBook) -> None:

@@ -64,6 +64,7 @@ class Sim(SimVenue):
         self.snapshot_pad_bytes = 0
         self.subscribe_deadline_s = 5.0
         self.heartbeat_s = 1.0
+        self.largest_frame = 0
         self._pad_cache: dict[str, str] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -205,7 +206,9 @@ class Sim(SimVenue):
                         return
                     if await self.common_fault(ws):
                         return
-                await self.send(ws, self._envelope(conn, channel, events))
+                text = self._envelope(conn, channel, events)
+                self.largest_frame = max(self.largest_frame, len(text))
+                await self.send(ws, text)
         finally:
             self.conns.discard(conn)
             reader.cancel()
