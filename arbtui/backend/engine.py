@@ -249,16 +249,26 @@ class Engine:
         """Another detector process owns (or owned meanwhile) these symbols: close what
         we had open on them and start them clean, as if every book had resynced."""
         det = self.detector
-        for s in symbols:
-            # detector keys are (buy symbol, buy venue, sell venue, sell symbol)
-            venues = set(det.quotes.get(s, {})) | {
-                v for k in det.open if s in (k[0], k[3]) for v in k[1:3]}
-            for v in venues:
+        # Partitions follow the base asset (BTC-USD and BTC-USDT travel together), and
+        # on_book_state closes every open key (buy sym, buy venue, sell venue, sell sym)
+        # that used the forgotten quote.
+        bases = {symmod.base_of(s) for s in symbols}
+        for sym, by_venue in list(det.quotes.items()):
+            if symmod.base_of(sym) not in bases:
+                continue
+            for v in list(by_venue):
+                prev = det.book_state.get((v, sym))
                 self._emit_all(det.on_book_state(BookStatus(
-                    venue=v, symbol=s, state=BookState.RESYNC, reason=reason, ts_ns=time.time_ns())))
+                    venue=v, symbol=sym, state=BookState.RESYNC, reason=reason,
+                    ts_ns=time.time_ns())))
+                # Forget the quote, not the book's real state (the status topic owns it).
+                if prev is None:
+                    det.book_state.pop((v, sym), None)
+                else:
+                    det.book_state[(v, sym)] = prev
                 if "feed" not in self.roles:
-                    self.latest.pop((v, s), None)
-        log.info("detector: %d symbols reset (%s)", len(symbols), reason)
+                    self.latest.pop((v, sym), None)
+        log.info("detector: symbols of %s reset (%s)", ", ".join(sorted(bases)), reason)
 
     async def _viewer_loop(self) -> None:
         """``--role view``: everything the dashboard shows, read from the bus topics."""

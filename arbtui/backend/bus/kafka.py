@@ -3,7 +3,10 @@
 Wire format: the value is msgspec JSON of a model Struct with a ``type`` tag in
 front (``{"type":"quote",...,"v":1}``), readable with kcat; the key is the
 normalized symbol, so every venue's quotes for one symbol land in ONE partition
-and a detector in a consumer group always sees complete symbols.
+and a detector in a consumer group always sees complete symbols. The partition
+is chosen by the symbol's BASE asset (Kafka's murmur2 of ``BTC`` for
+``BTC-USD``): the detector also pairs BTC-USD against BTC-USDT through a
+conversion, so every quote currency of one base must meet in one detector.
 
 Producing never blocks the caller: ``publish`` encodes, appends to a bounded
 outbox and returns; one sender task hands records to aiokafka's batching
@@ -128,6 +131,25 @@ def decode(value: bytes | None) -> tuple[Any, str]:
     if msg.v != model.SCHEMA_VERSION:
         return None, "wrong_version"
     return msg, ""
+
+
+# ----------------------------------------------------------------------------- partitioning
+
+_BASE_HASH: dict[bytes, int] = {}
+
+
+def base_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Partition by the key's base asset (``BTC`` of ``BTC-USD``) with Kafka's murmur2,
+    so any Kafka client can reproduce the placement."""
+    from aiokafka.partitioner import DefaultPartitioner, murmur2
+
+    if not key:
+        return DefaultPartitioner()(key, all_partitions, available)
+    base = key.split(b"-", 1)[0]
+    h = _BASE_HASH.get(base)
+    if h is None:
+        h = _BASE_HASH[base] = murmur2(base) & 0x7FFFFFFF
+    return all_partitions[h % len(all_partitions)]
 
 
 # ----------------------------------------------------------------------------- config -> client kwargs
@@ -277,7 +299,7 @@ class KafkaBus(Bus):
         producer = AIOKafkaProducer(
             **self._kw, acks=k.acks, linger_ms=k.linger_ms, max_batch_size=k.max_batch_size,
             compression_type=None if k.compression == "none" else k.compression,
-            enable_idempotence=False, request_timeout_ms=10_000,
+            enable_idempotence=False, request_timeout_ms=10_000, partitioner=base_partitioner,
         )
         try:
             await producer.start()
