@@ -96,3 +96,30 @@ async def test_demo_venue_toggle_stops_feed_and_detection(demo_app):
                          10, "binance LIVE again")
         await pilot.press("q")
         await pilot.pause()
+
+
+async def test_demo_execution_toggle_fills_marked_and_wallets_shown(demo_app):
+    app, eng = demo_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert eng.executor is not None
+        await pilot.press("x")
+        assert eng.cfg.execution.enabled and eng.executor.enabled
+        seq = 0
+
+        def fills() -> list:
+            return [e for _, e in eng.events_since(seq) if type(e).__name__ == "Fill"]
+
+        await wait_until(pilot, lambda: len(fills()) >= 2, 20, "simulated fills")
+        app.dashboard.sample(force=True)
+        await pilot.pause()
+        log = app.dashboard.log_widget
+        filled_ids = {f.opp_id for f in fills()}
+        marked = [r for rid, r in log.rows_by_id.items() if rid in filled_ids]
+        assert marked, "no log row for a filled opportunity"
+        assert all(r.markers()[:1] in ("E", "P", "X") for r in marked)
+        assert app.dashboard.wallets.display
+        assert "PnL" in app.dashboard.header_widget._last[0]
+        await pilot.press("x")
+        assert not eng.cfg.execution.enabled
+        await pilot.press("q")
+        await pilot.pause()

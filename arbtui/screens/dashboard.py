@@ -61,11 +61,12 @@ class DashboardScreen(Screen):
         yield HeaderBar(id="header")
         yield Container(id="venues")
         with Horizontal(id="lower"):
-            yield OpportunityLog(cap=self.cfg.ui.log_lines, id="log")
+            with Vertical(id="left"):
+                yield OpportunityLog(cap=self.cfg.ui.log_lines, id="log")
+                yield WalletsPanel(id="wallets")
             with Vertical(id="side"):
                 yield LatencySparks(id="sparks")
                 yield SpreadChart(id="chart")
-                yield WalletsPanel(id="wallets")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -134,9 +135,13 @@ class DashboardScreen(Screen):
             self._update_header(state, now)
             self._update_panels(state, now, det)
             self.log_widget.restyle(state.min_net_bps, exec_thr, now)
-            if not self.paused:
+            # A hidden log (charts-only view on a narrow terminal) is not fed; like a
+            # paused one it catches up from the engine's event ring when shown again.
+            log_shown = not self.has_class("-chartsonly")
+            if not self.paused and log_shown:
                 self._drain_log(now)
-            self.log_widget.tick(now)
+            if log_shown:
+                self.log_widget.tick(now)
             self._update_log_title(state)
             if force or self.ticks % chart_every == 1 or chart_every == 1:
                 visible = self.charts_visible() and self.app.screen is self

@@ -40,13 +40,18 @@ def wallets_text(ex: dict[str, Any], width: int) -> Text:
         out.append(f"  fills {len(fills)}", "dim")
     wallets = ex.get("wallets")
     if isinstance(wallets, dict):
-        for venue, bal in wallets.items():
-            out.append("\n")
-            out.append(f"{str(venue)[:8]:<8}", "bold")
+        # Two venues per line when there is room: the log above keeps the height.
+        per_line = 2 if width >= 84 else 1
+        cell = max(30, width // per_line - 1)
+        for i, (venue, bal) in enumerate(wallets.items()):
+            out.append("\n" if i % per_line == 0 else " ")
+            part = Text(f"{str(venue)[:8]:<8}", "bold")
             if isinstance(bal, dict):
                 for asset, amt in bal.items():
                     if isinstance(amt, (int, float)):
-                        out.append(f" {asset} {fmt_sz(float(amt), 9).strip()}")
+                        part.append(f" {asset} {fmt_sz(float(amt), 9).strip()}")
+            part.truncate(cell, pad=per_line > 1)
+            out.append_text(part)
     drift = ex.get("drift", ex.get("inventory_drift"))
     if isinstance(drift, dict) and drift:
         out.append("\n")
@@ -59,7 +64,7 @@ def wallets_text(ex: dict[str, Any], width: int) -> Text:
 
 class WalletsPanel(Static):
     DEFAULT_CSS = """
-    WalletsPanel { height: auto; border: round $primary-darken-2; padding: 0 1; }
+    WalletsPanel { height: auto; max-height: 45%; border: round $primary-darken-2; padding: 0 1; }
     """
 
     def __init__(self, **kw: Any) -> None:
