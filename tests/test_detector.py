@@ -233,3 +233,28 @@ def test_toggles_close_windows() -> None:
     d.set_threshold(2.0)
     d.on_quote(mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1)], recv=clock.t))
     assert [e.reason for e in d.set_symbol_enabled("BTC-USD", False)] == ["BTC-USD disabled"]
+
+
+def test_batch_is_applied_before_it_is_evaluated() -> None:
+    # Both venues move up together; processed one by one, kraken's new bid (101)
+    # would meet gemini's superseded ask (100) and open a window that never was.
+    def fresh() -> Detector:
+        clock = Clock()
+        d = Detector(dcfg(), {"kraken": 0.0, "gemini": 0.0}, clock=clock)
+        d.on_quote(mkq("kraken", "BTC-USD", [(99.4, 1.0)], [(99.6, 1.0)], recv=clock.t))
+        d.on_quote(mkq("gemini", "BTC-USD", [(99.5, 1.0)], [(100.0, 1.0)], recv=clock.t))
+        assert d.open == {}
+        return d
+
+    batch = [mkq("kraken", "BTC-USD", [(101.0, 1.0)], [(101.2, 1.0)], recv=2),
+             mkq("gemini", "BTC-USD", [(101.0, 1.0)], [(101.3, 1.0)], recv=3)]
+    d = fresh()
+    one_by_one = [e.event for q in batch for e in d.on_quote(q)]
+    assert one_by_one == [OppEvent.OPENED, OppEvent.CLOSED]
+    d = fresh()
+    assert d.on_quotes(batch) == [] and d.open == {}
+    # a real window in a batch still opens, once, on the latest quotes
+    d = fresh()
+    out = d.on_quotes([batch[0], mkq("gemini", "BTC-USD", [(100.0, 1)], [(100.2, 1)], recv=4)])
+    assert [(e.event, e.buy_venue, e.buy_price, e.sell_price) for e in out] == \
+        [(OppEvent.OPENED, "gemini", 100.2, 101.0)]

@@ -95,6 +95,39 @@ class Detector:
     # ------------------------------------------------------------------ inputs
 
     def on_quote(self, q: Quote) -> list[Opportunity]:
+        q2 = self._apply(q)
+        if q2 is None:
+            return []
+        out: list[Opportunity] = []
+        self._eval_pairs(q2, self.clock(), out, None)
+        return out
+
+    def on_quotes(self, batch: list[Quote]) -> list[Opportunity]:
+        """Apply a whole batch of quotes first, THEN evaluate the books they touched.
+
+        Evaluating quote by quote would judge venue A's new price against venue
+        B's superseded one although B's newer quote is already in the same
+        batch: a window that opens and closes within microseconds and never
+        existed for anyone who had read all the data. Each touched pair is
+        evaluated once, on the latest quotes.
+        """
+        if len(batch) == 1:
+            return self.on_quote(batch[0])
+        touched: dict[tuple[str, str], Quote] = {}
+        for q in batch:
+            q2 = self._apply(q)
+            if q2 is not None:
+                touched[(q2.venue, q2.symbol)] = q2
+        out: list[Opportunity] = []
+        if touched:
+            now = self.clock()
+            seen: set = set()
+            for q2 in touched.values():
+                self._eval_pairs(q2, now, out, seen)
+        return out
+
+    def _apply(self, q: Quote) -> Quote | None:
+        """Store a quote; returns it (canonical symbol) if its pairs should be evaluated."""
         self.evaluated += 1
         sym = canonical_symbol(q.venue, q.symbol)
         if sym != q.symbol:
@@ -109,18 +142,28 @@ class Detector:
             # A quote published before its book left LIVE can be drained after the
             # status (two subscriptions, one batch): it must not resurrect the book.
             self.counters["ignored_not_live"] += 1
-            return []
+            return None
         self.quotes.setdefault(sym, {})[q.venue] = q
-        base = symmod.base_of(sym)
-        books = self._by_base.setdefault(base, {})
-        books[(q.venue, sym)] = q
+        self._by_base.setdefault(symmod.base_of(sym), {})[(q.venue, sym)] = q
         if q.venue in self.disabled_venues or sym in self.disabled_symbols:
-            return []
-        now = self.clock()
-        out: list[Opportunity] = []
+            return None
+        return q
+
+    def _eval_pairs(self, q: Quote, now: int, out: list[Opportunity], seen: set | None) -> None:
+        """Both directions of every pair between ``q``'s book and the other venues' books
+        of the same base asset: O(venues), plus a depth walk where an edge exists."""
+        sym = q.symbol
+        books = self._by_base.get(symmod.base_of(sym), {})
+        q = books.get((q.venue, sym), q)  # the latest, should a batch hold two
         for (ov, osym), oq in books.items():
             if ov == q.venue or ov in self.disabled_venues or osym in self.disabled_symbols:
                 continue
+            if seen is not None:
+                pk = ((q.venue, sym), (ov, osym)) if (q.venue, sym) < (ov, osym) \
+                    else ((ov, osym), (q.venue, sym))
+                if pk in seen:
+                    continue
+                seen.add(pk)
             if osym == sym:
                 r_fwd = 1.0
             else:
@@ -132,9 +175,9 @@ class Detector:
                             out.append(self._close(k, now, why))
                     continue
             # r_fwd converts osym's currency into sym's (the sell leg into the buy leg's).
-            self._eval(q, oq, r_fwd, now, out, q.recv_ts_ns)
-            self._eval(oq, q, 1.0 / r_fwd, now, out, q.recv_ts_ns)
-        return out
+            trig = max(q.recv_ts_ns, oq.recv_ts_ns)
+            self._eval(q, oq, r_fwd, now, out, trig)
+            self._eval(oq, q, 1.0 / r_fwd, now, out, trig)
 
     def on_book_state(self, st: BookStatus) -> list[Opportunity]:
         """A book left LIVE: forget its quote and close what depended on it, at once."""

@@ -235,12 +235,18 @@ class Engine:
             for st in status.drain():
                 if isinstance(st, BookStatus):
                     self._emit_all(det.on_book_state(st))
-            for q in quotes.drain():
+            batch = quotes.drain()
+            if batch:
                 if self.mode == "view" or "feed" not in self.roles:
-                    self.latest[(q.venue, q.symbol)] = q
-                    self.quote_rate.add()
-                events = det.on_quote(q)
-                lat.add(time.time_ns() - q.recv_ts_ns)
+                    for q in batch:
+                        self.latest[(q.venue, q.symbol)] = q
+                    self.quote_rate.add(len(batch))
+                # The whole batch is applied before any pair is judged, so a venue's
+                # new price never meets another's price superseded in the same batch.
+                events = det.on_quotes(batch)
+                done = time.time_ns()
+                for q in batch:
+                    lat.add(done - q.recv_ts_ns)
                 if events:
                     self._emit_all(events)
             await asyncio.sleep(0)
