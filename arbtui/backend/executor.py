@@ -401,7 +401,9 @@ class Executor:
         c = self.counters
         return {
             "enabled": self.enabled,
-            "wallets": {v: {a: b for (vv, a), b in sorted(self.wallets.bal.items()) if vv == v}
+            # sub-1e-9 float dust from sizing just under a balance shows as 0
+            "wallets": {v: {a: (b if abs(b) > 1e-9 else 0.0)
+                            for (vv, a), b in sorted(self.wallets.bal.items()) if vv == v}
                         for v in sorted({v for v, _ in self.wallets.bal})},
             # One number only when there is one currency: PnL in USD and USDT is
             # not summed behind the operator's back.
