@@ -230,3 +230,34 @@ def test_execution_invariants(sc) -> None:
     assert usd == pytest.approx(ex.realized.get("USD", 0.0), abs=1e-6)
     assert sum(f.pnl for f in fills) == pytest.approx(ex.realized.get("USD", 0.0), abs=1e-9)
     assert all(math.isfinite(b) for b in ex.wallets.bal.values())
+
+
+def test_cross_currency_fees_in_each_leg_currency_and_pnl_in_the_buy_currency() -> None:
+    from arbtui.config import ConversionConfig
+
+    clock = Clock()
+    fees = {"kraken": 10.0, "binance": 10.0}
+    d = Detector(dcfg(quote_groups=[["USD", "USDT"]],
+                      conversions={"USDT": ConversionConfig(rate=0.99, to="USD")}),
+                 fees, clock=clock)
+    d.on_quote(mkq("kraken", "BTC-USD", [(99.0, 1.0)], [(100.0, 1.0)], recv=clock.t))
+    (opp,) = d.on_quote(mkq("binance", "BTC-USDT", [(102.0, 1.0)], [(103, 1)], recv=clock.t))
+    assert (opp.symbol, opp.sell_symbol, opp.rate) == ("BTC-USD", "BTC-USDT", 0.99)
+    cfg = ecfg(latency_ms={"kraken": 5.0, "binance": 5.0},
+               wallets={"kraken": WalletConfig(base=0.0, quote=1000.0),
+                        "binance": WalletConfig(base=1.0, quote=0.0)})
+    ex = Executor(cfg, fees, clock=clock)
+    buy, sell = ex.on_opportunity(opp)
+    assert (buy.symbol, sell.symbol) == ("BTC-USD", "BTC-USDT")
+    (fs,), _ = ex.on_arrival(sell, mkq("binance", "BTC-USDT", [(102.0, 1.0)], [(103, 1)]), True)
+    (fb,), _ = ex.on_arrival(buy, mkq("kraken", "BTC-USD", [(99.0, 1)], [(100.0, 1.0)]), True)
+    # fees: 10 bps of each leg's notional, in that leg's own quote currency
+    assert (fs.fee_ccy, fb.fee_ccy) == ("USDT", "USD")
+    assert fs.fee == pytest.approx(0.102) and fb.fee == pytest.approx(0.1)
+    # PnL in USD: 102 * 0.999 USDT * 0.99 USD/USDT - 100 * 1.001 USD
+    assert fb.pnl_ccy == "USD"
+    assert fb.pnl == pytest.approx(102 * 0.999 * 0.99 - 100.1, rel=1e-9)
+    dr = ex.drift()
+    assert dr["binance"]["USDT"] == pytest.approx(102 * 0.999, rel=1e-9)
+    assert dr["kraken"]["USD"] == pytest.approx(-100.1, rel=1e-9)
+    assert dr["kraken"]["BTC"] == pytest.approx(1.0) and dr["binance"]["BTC"] == pytest.approx(-1.0)
