@@ -116,7 +116,10 @@ async def record_session(cfg: Config, venues: list[str], symbols: list[str] | No
         url = url or (vc.url if vc else "") or cls.default_url
         rest = rest or (vc.rest_url if vc else "") or cls.default_rest
         smap = (symbol_maps or {}).get(v)
-        if smap is None:
+        # An overridden endpoint without REST (a simulator venue) has no list to
+        # fetch; never fall through to the venue's public host.
+        no_rest = urls is not None and v in urls and not urls[v][1]
+        if smap is None and not no_rest:
             smap, got = await _instruments(cls, rest, v)
             if got is not None:
                 fetched.append((v, got))

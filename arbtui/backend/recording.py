@@ -94,7 +94,10 @@ class _Damaged(Exception):
         self.reason = reason
 
 
-def _zstd_chunks(fh: BinaryIO, counter: list[int], chunk_size: int = 1 << 17) -> Iterator[bytes]:
+_PIECE = 2048
+
+
+def _zstd_chunks(fh: BinaryIO, counter: list[int]) -> Iterator[bytes]:
     """Decompress every frame of ``fh``; raise ``_Damaged`` on corruption or a cut-off frame.
 
     ``zstandard``'s stream reader returns a truncated frame's prefix silently,
@@ -104,7 +107,9 @@ def _zstd_chunks(fh: BinaryIO, counter: list[int], chunk_size: int = 1 << 17) ->
     d = dctx.decompressobj()
     in_frame = False
     while True:
-        chunk = fh.read(chunk_size)
+        # Small pieces: when a piece fails to decode, what it would have produced
+        # is lost, so the loss before the damage stays within one small piece.
+        chunk = fh.read(_PIECE)
         if not chunk:
             break
         counter[0] += len(chunk)
@@ -151,7 +156,7 @@ class RecordingReader:
         self.skipped = 0
         self._compressed = [0]
         try:
-            self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed by close()/iteration
+            self._fh: BinaryIO = open(self.path, "rb", buffering=1 << 17)  # noqa: SIM115 - closed by close()/iteration
         except OSError as e:
             raise RecordingError(f"{self.path}: cannot open: {e.strerror or e}") from None
         magic = self._fh.read(4)
@@ -165,6 +170,7 @@ class RecordingReader:
         self._lineno = 0
         self._eof = False
         self._pending_damage: str | None = None
+        self._damage_line = 0
         first = self._next_raw()
         if first is None:
             self.close()
@@ -213,16 +219,16 @@ class RecordingReader:
             except _Damaged as e:
                 self._eof = True
                 self._pending_damage = e.reason
+                self._damage_line = self._lineno + 1
                 break
             del self._buf[:self._pos]  # compact only when refilling: O(1) amortised per line
             self._pos = 0
             self._buf += chunk
         self._line_start = self._offset
-        if self._buf[self._pos:].strip():
+        if self._buf[self._pos:].strip() and self._pending_damage is None:
             # A last line without its newline: the writer was cut off mid-line.
-            self._lineno += 1
-            if self._pending_damage is None:
-                self._pending_damage = "last line is incomplete (no newline; truncated)"
+            self._pending_damage = "last line is incomplete (no newline; truncated)"
+            self._damage_line = self._lineno + 1
         self._buf.clear()
         self._pos = 0
         return None
@@ -244,12 +250,14 @@ class RecordingReader:
                 except msgspec.DecodeError as e:
                     # A corrupt line: stop here, everything before it was real.
                     self._pending_damage = f"line is not a valid record: {e}"
+                    self._damage_line = self._lineno
                     break
                 if ln.t not in LINE_TYPES:
                     self.skipped += 1
                     continue
                 if (ln.t == "recv" and ln.data is None) or (ln.t == "http" and ln.url is None):
                     self._pending_damage = f"{ln.t} line without its payload"
+                    self._damage_line = self._lineno
                     break
                 if ln.enc == "b64" and isinstance(ln.data, str):
                     ln.data = base64.b64decode(ln.data)
@@ -259,7 +267,7 @@ class RecordingReader:
                 yield ln
         finally:
             if self._pending_damage is not None and self.damage is None:
-                self.damage = Damage(self.path, self._lineno, self._line_start,
+                self.damage = Damage(self.path, self._damage_line, self._line_start,
                                      self._compressed[0], self._pending_damage)
             self.close()
 
@@ -291,7 +299,9 @@ class RecordingWriter:
                  *, level: int = 3, flush_s: float = 1.0, extra: dict[str, Any] | None = None) -> None:
         self.path = str(path)
         self._fh = open(self.path, "wb")  # noqa: SIM115 - closed by close()
-        self._z = zstandard.ZstdCompressor(level=level).stream_writer(self._fh, closefd=False)
+        # The frame checksum lets a reader notice corrupted bytes that still decode.
+        self._z = zstandard.ZstdCompressor(level=level, write_checksum=True).stream_writer(
+            self._fh, closefd=False)
         self.flush_s = flush_s
         self._last_flush = time.monotonic()
         self.lines = 0

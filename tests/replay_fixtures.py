@@ -1,0 +1,93 @@
+"""Helpers shared by the record/replay/conformance tests (not a conftest: explicit imports)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from arbtui import config as configmod
+from arbtui.backend.replay import QuotePrinter, ReplayEngine
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recording(name: str) -> Path:
+    """A file of ../shared/recordings, or skip the test saying why."""
+    p = RECORDINGS / name
+    if not RECORDINGS.is_dir():
+        pytest.skip(f"real recordings folder {RECORDINGS} is absent (it is never copied into the repo)")
+    if not p.is_file():
+        pytest.skip(f"recording {p} is absent")
+    return p
+
+
+def default_cfg():
+    """Defaults only: a developer's ~/.config/arbtui must not change test results."""
+    return configmod.load(use_user=False)
+
+
+class ReplayRun:
+    def __init__(self) -> None:
+        self.quotes: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.engine: ReplayEngine | None = None
+        self.statuses: dict[str, Any] = {}
+        self.feeds: list[Any] = []
+
+
+async def replay_inprocess(files: list[str | Path], *, speed: float = 0.0,
+                           timeout: float = 120.0, cfg=None) -> ReplayRun:
+    """Replay through ReplayEngine; quotes as --print-quotes would print them."""
+    cfg = cfg or default_cfg()
+    eng = ReplayEngine(cfg, [str(f) for f in files], speed=speed)
+    buf = io.StringIO()
+    pr = QuotePrinter(buf)
+    eng.quote_listeners.append(pr.on_quote)
+    eng.state_listeners.append(pr.on_state)
+    run = ReplayRun()
+    run.engine = eng
+    await eng.start()
+    try:
+        assert await eng.wait_finished(timeout), "replay did not finish in time"
+        assert eng.error is None, eng.error
+        run.statuses = eng.venue_statuses()
+        run.feeds = list(eng.conn_feeds)
+        run.events = [msgspec.to_builtins(e) for _, e in eng.events]
+    finally:
+        await eng.stop()
+    run.quotes = [json.loads(x) for x in buf.getvalue().splitlines()]
+    return run
+
+
+def replay_cli(files: list[str | Path], *extra: str, timeout: float = 180.0
+               ) -> subprocess.CompletedProcess:
+    """``arbtui replay FILES --max --print-quotes`` in a subprocess (the real CLI)."""
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = str(REPO / ".nonexistent-test-config")  # defaults only
+    cmd = [sys.executable, "-m", "arbtui", "replay", *[str(f) for f in files], *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=str(REPO), check=False)
+
+
+def top_changes(quotes: list[dict[str, Any]]) -> list[tuple]:
+    return [(q["venue"], q["symbol"], q["bid"], q["bid_size"], q["ask"], q["ask_size"])
+            for q in quotes]
+
+
+BAD_COUNTERS = ("gaps", "crossed", "resyncs", "frame_errors", "checksum_mismatch",
+                "checksum_fail", "bbo_mismatch", "seq_regressions", "heartbeat_jumps",
+                "task_errors", "snapshot_errors", "replay_http_missing")
+
+
+def bad_counters(feed) -> dict[str, int]:
+    c = feed.status().counters
+    return {k: c[k] for k in BAD_COUNTERS if c.get(k)}
