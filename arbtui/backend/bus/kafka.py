@@ -269,6 +269,9 @@ class KafkaBus(Bus):
 
     async def start(self) -> None:
         self._stopping = False
+        # aiokafka logs every failed connect attempt at ERROR, many per second during
+        # an outage; the bus reports reachability itself, once per transition.
+        logging.getLogger("aiokafka").addFilter(_drop_connect_spam)
         self._kw = client_kwargs(self.k)  # misconfiguration fails now, in one line
         if self.k.on_unreachable == "retry":
             self.state, self.reason = "connecting", self.k.bootstrap_servers
@@ -319,8 +322,14 @@ class KafkaBus(Bus):
         perm = _missing_permission(e, self.k)
         if perm:
             return f"kafka {self.k.bootstrap_servers}: not authorized to {what}: needs {perm}"
-        msg = str(e) or type(e).__name__
-        return f"kafka {self.k.bootstrap_servers}: cannot {what}: {type(e).__name__}: {msg}"
+        from aiokafka.errors import KafkaConnectionError
+
+        name = type(e).__name__
+        if isinstance(e, (KafkaConnectionError, TimeoutError, OSError)):
+            return (f"kafka {self.k.bootstrap_servers}: cannot {what}: no broker answered "
+                    f"({name}; check bus.kafka.bootstrap_servers and that the cluster is up)")
+        msg = str(e).removeprefix(f"{name}: ") or name
+        return f"kafka {self.k.bootstrap_servers}: cannot {what}: {name}: {msg}"
 
     async def _ensure_topics(self) -> None:
         """Create missing topics with the configured partitions/replication."""
@@ -693,6 +702,10 @@ class KafkaBus(Bus):
             "subscriptions": {f"{s.topic}/{s.name}": {"depth": len(s), "dropped": s.dropped,
                                                       "delivered": s.delivered} for s in subs},
         }
+
+
+def _drop_connect_spam(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Unable connect to")
 
 
 async def _quiet_stop(obj: Any, meth: str = "stop") -> None:
