@@ -208,3 +208,22 @@ async def test_recording_syncs_without_gaps_and_matches_hand_computed_books():
 def test_snapshot_limit_follows_depth(limit, weight):
     f = BinanceFeed(["BTC-USDT"], lambda q: None, depth=limit)
     assert depth_weight(f.snapshot_limit) == weight
+
+
+async def test_quiet_symbol_still_goes_live():
+    """A symbol with no depth events at all gets its snapshot after the wait,
+    and a later event must still bridge that snapshot's id."""
+
+    def quiet(sim) -> None:
+        sim.quiet.add("ETH-USDT")
+
+    async with Rig("binance", SYMS, sim_setup=quiet) as rig:
+        await rig.live()
+        await rig.wait_equal()
+        eth = rig.feed.books["ETH-USDT"]
+        assert eth.seq == rig.sim.ids["ETH-USDT"]  # straight from the REST snapshot
+        seq0 = eth.seq
+        rig.sim.quiet.clear()  # the market wakes up: its events continue from that id
+        await rig.wait(lambda: eth.seq > seq0, "ETH-USDT events applied on top of the snapshot")
+        await rig.wait_equal()
+        assert rig.counter("gaps") == 0

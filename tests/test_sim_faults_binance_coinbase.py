@@ -130,3 +130,19 @@ async def test_refused_connections_back_off_then_recover(venue):
         rig.sim.inject("refuse")  # accept again
         await rig.live()
         await rig.wait_equal()
+
+
+async def test_coinbase_resubscribe_without_snapshot_falls_back_to_reconnect():
+    def no_resnapshot(sim) -> None:
+        sim.resubscribe_snapshots = False
+        sim.heartbeat_s = 0.2
+
+    async with Rig("coinbase", SYMS["coinbase"], sim_setup=no_resnapshot) as rig:
+        rig.feed.resub_timeout_s = 0.5
+        await rig.live()
+        rig.sim.inject("gap")
+        await rig.wait(lambda: rig.counter("gaps") >= 1, "gap detected")
+        await rig.wait(lambda: rig.counter("resubscribe_timeouts") >= 1, "resubscribe timed out")
+        await rig.wait(lambda: rig.feed.reconnects >= 1, "reconnect")
+        await rig.live()  # a new connection's first subscribe always brings snapshots
+        await rig.wait_equal()

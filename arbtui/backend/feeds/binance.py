@@ -80,6 +80,8 @@ class BinanceFeed(VenueFeed):
     #: Params per SUBSCRIBE frame (no documented per-frame limit; small frames,
     #: paced at ``send_rate``, stay under 5 messages/s).
     sub_batch: ClassVar[int] = 100
+    #: How long a book waits for its first depth event before fetching the snapshot.
+    first_event_wait_s: ClassVar[float] = 1.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT", "SOL-USDT": "SOLUSDT",
         "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
@@ -181,6 +183,12 @@ class BinanceFeed(VenueFeed):
             msgs.append(msgspec.json.encode(
                 {"method": "SUBSCRIBE", "params": rest[i:i + n], "id": self._sub_id}).decode())
         return msgs
+
+    async def on_open(self) -> None:
+        # Every symbol starts syncing now, not at its first event, so a quiet
+        # symbol still gets its snapshot (after ``first_event_wait_s``).
+        for sb in self.books.values():
+            self._ensure_sync(sb)
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Only this symbol: its buffer restarts and one snapshot is fetched.
@@ -314,12 +322,14 @@ class BinanceFeed(VenueFeed):
         try:
             delay = 0.5
             while True:
-                buf: list = sb.extra.setdefault("buf", [])
-                if not buf:
-                    # Step 1: the first buffered event must exist before the snapshot
-                    # is fetched, or "snapshot too old" cannot be judged.
+                # Step 1: buffer first, so the snapshot can be judged against the
+                # first event. A quiet symbol may send nothing for a long time: then
+                # fetch anyway; the first event after the snapshot still has to
+                # bridge its id (U <= id+1), or it is a gap and we fetch again.
+                loop = asyncio.get_running_loop()
+                until = loop.time() + self.first_event_wait_s
+                while not sb.extra.get("buf") and loop.time() < until:
                     await asyncio.sleep(0.02)
-                    continue
                 await self._weight.take(depth_weight(self.snapshot_limit))
                 url = f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit={self.snapshot_limit}"
                 try:

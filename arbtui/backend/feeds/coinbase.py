@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import time
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -77,6 +78,8 @@ class CoinbaseFeed(VenueFeed):
     max_conn_life_s = None
     #: Unauthenticated messages are limited to 8/s per IP (Coinbase rate-limit page).
     send_rate = 4.0
+    #: A resubscribed product whose fresh snapshot has not come by then: reconnect.
+    resub_timeout_s: ClassVar[float] = 10.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         "BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD", "SOL-USD": "SOL-USD",
         "ETH-BTC": "ETH-BTC", "SOL-BTC": "SOL-BTC", "SOL-ETH": "SOL-ETH",
@@ -245,6 +248,7 @@ class CoinbaseFeed(VenueFeed):
         book.truncate()
         self.count("snapshots")
         sb.extra["await_snap"] = False
+        sb.extra.pop("resub_at", None)
         self.set_state(sb, BookState.LIVE, "")
         return True
 
@@ -305,6 +309,11 @@ class CoinbaseFeed(VenueFeed):
                 self.count("resubscribes")
                 self.send(self._sub("unsubscribe", "level2", pids))
                 self.send(self._sub("subscribe", "level2", pids))
+                now = time.monotonic()
+                for pid in pids:
+                    sb = self.by_vsym.get(pid)
+                    if sb is not None:
+                        sb.extra["resub_at"] = now
         finally:
             self._resub_task = None
 
@@ -324,3 +333,17 @@ class CoinbaseFeed(VenueFeed):
             self.count("heartbeat_jumps")
             log.info("coinbase: heartbeat_counter %d after %d", n, self._hb)
         self._hb = n
+        self._check_resubscribed()
+
+    def _check_resubscribed(self) -> None:
+        """Heartbeats tick once a second: a resubscribe that never brought its
+        snapshot would leave the book in RESYNC forever, so reconnect instead."""
+        now = time.monotonic()
+        for sb in self.books.values():
+            t = sb.extra.get("resub_at")
+            if t is not None and sb.extra.get("await_snap") and now - t > self.resub_timeout_s:
+                self.count("resubscribe_timeouts")
+                for b in self.books.values():
+                    b.extra.pop("resub_at", None)
+                self.request_reconnect(f"no level2 snapshot {now - t:.0f}s after resubscribing {sb.vsym}")
+                return

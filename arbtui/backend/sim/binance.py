@@ -15,6 +15,7 @@ documented sync procedure bridges exactly.
 Faults: ``gap`` (one depth event is lost, its ids consumed), ``crossed`` (a
 valid-id event that crosses the book), ``drop``, ``malformed``, ``silence``.
 ``checksum`` and ``snapshot`` do not exist on Binance and are discarded.
+``quiet`` symbols never change (no events; the REST snapshot still answers).
 ``stale_snapshots = n`` serves the next n REST snapshots from ~1 s in the past
 (the client must see "snapshot too old" and fetch again).
 The websockets server pings every 20 s (its default), like Binance.
@@ -76,6 +77,8 @@ class Sim(SimVenue):
             s: deque([(self.ids[s], self.cur[s])], maxlen=_HISTORY) for s in self.symbols}
         self.conns: set[_Conn] = set()
         self.stale_snapshots = 0
+        #: Symbols whose book never changes (a quiet market): no stream events at all.
+        self.quiet: set[str] = set()
         self.snapshot_requests: dict[str, int] = {s: 0 for s in self.symbols}
         self.max_msgs_per_s = 5
         self._pump_task: asyncio.Task | None = None
@@ -106,6 +109,8 @@ class Sim(SimVenue):
         gap = self.take_fault("gap")
         crossed = self.take_fault("crossed")
         for i, s in enumerate(self.symbols):
+            if s in self.quiet:
+                continue  # frozen: no depth events, REST still answers
             old, new = self.cur[s], self.book(s)
             ch = diff(old, new)
             self.cur[s] = new

@@ -42,13 +42,14 @@ def rfc3339(ns: int) -> str:
 
 
 class _Conn:
-    __slots__ = ("channels", "q", "seq", "ws")
+    __slots__ = ("channels", "q", "seen_l2", "seq", "ws")
 
     def __init__(self, ws) -> None:
         self.ws = ws
         self.q: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=20_000)
         self.channels: dict[str, set[str]] = {}
         self.seq = 0
+        self.seen_l2: set[str] = set()
 
 
 class Sim(SimVenue):
@@ -65,6 +66,9 @@ class Sim(SimVenue):
         self.subscribe_deadline_s = 5.0
         self.heartbeat_s = 1.0
         self.largest_frame = 0
+        #: False: a product re-subscribed on the same connection gets no new snapshot
+        #: (tests the client's way out of a resubscribe that never completes).
+        self.resubscribe_snapshots = True
         self._pad_cache: dict[str, str] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -247,7 +251,9 @@ class Sim(SimVenue):
                         ts = rfc3339(time.time_ns())
                         for p in new:
                             s = self.by_pid.get(p)
-                            if s is not None:
+                            again = p in conn.seen_l2
+                            conn.seen_l2.add(p)
+                            if s is not None and (self.resubscribe_snapshots or not again):
                                 self._put(conn, ("l2_data", self._snapshot_events(s, ts)))
                 elif kind == "unsubscribe":
                     conn.channels.get(channel, set()).difference_update(pids)
