@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -160,6 +161,36 @@ class _VirtualLimiter(RateLimiter):
 
 def _ns(ts: float) -> int:
     return round(ts * 1e9)
+
+
+# ---------------------------------------------------------------------- virtual sleep
+
+#: Set in the replay driver's context; tasks the adapters spawn while handling a
+#: replayed frame inherit it (asyncio copies the context into new tasks).
+_REPLAY: contextvars.ContextVar[ReplayEngine | None] = contextvars.ContextVar(
+    "arbtui_replay", default=None)
+_real_sleep = asyncio.sleep
+
+
+async def _sleep(delay: float, result: Any = None) -> Any:
+    """``asyncio.sleep`` that runs on replay time inside replayed adapters.
+
+    Adapters pace themselves with plain ``asyncio.sleep`` (Binance polls for its
+    first buffered event, backs off between snapshot attempts). In a replay those
+    waits must follow the recording, not the wall clock: at ``--max`` a 20 ms
+    real sleep outlasts the whole file, and any real wait makes runs differ.
+    Everything outside a replay (the UI, the bus, live feeds) sleeps for real.
+    """
+    eng = _REPLAY.get()
+    if eng is None or delay <= 0 or eng._stopping:
+        return await _real_sleep(delay, result)
+    await eng.sleep_virtual(delay)
+    return result
+
+
+def _install_virtual_sleep() -> None:
+    if asyncio.sleep is not _sleep:
+        asyncio.sleep = _sleep  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------------- engine
@@ -438,6 +469,8 @@ class ReplayEngine(Engine):
             yield ns, _ci, ln, c
 
     async def _run_driver(self) -> None:
+        _install_virtual_sleep()
+        _REPLAY.set(self)  # this task's context only, inherited by what adapters spawn
         try:
             await self._drive()
         except asyncio.CancelledError:
