@@ -269,9 +269,11 @@ class KafkaBus(Bus):
 
     async def start(self) -> None:
         self._stopping = False
-        # aiokafka logs every failed connect attempt at ERROR, many per second during
-        # an outage; the bus reports reachability itself, once per transition.
-        logging.getLogger("aiokafka").addFilter(_drop_connect_spam)
+        # aiokafka logs every failed connect/fetch/metadata attempt at ERROR, ten a
+        # second per client during an outage; the bus reports reachability itself,
+        # once per transition, so theirs are thinned to one per message per 30 s.
+        for name in _AIOKAFKA_LOGGERS:
+            logging.getLogger(name).addFilter(_THIN_LOGS)
         self._kw = client_kwargs(self.k)  # misconfiguration fails now, in one line
         if self.k.on_unreachable == "retry":
             self.state, self.reason = "connecting", self.k.bootstrap_servers
@@ -653,7 +655,8 @@ class KafkaBus(Bus):
                 ok = True
             except Exception as e:  # noqa: BLE001 - any failure means "down"
                 ok = False
-                err = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                name = type(e).__name__
+                err = f"{name}: {str(e).removeprefix(name + ': ')}" if str(e) else name
             if ok:
                 if self.state in ("down", "connecting"):
                     log.warning("kafka: broker reachable again after %.1fs",
@@ -704,8 +707,35 @@ class KafkaBus(Bus):
         }
 
 
-def _drop_connect_spam(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Unable connect to")
+_AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.conn", "aiokafka.cluster", "aiokafka.consumer.fetcher",
+                     "aiokafka.consumer.group_coordinator", "aiokafka.producer.sender",
+                     "aiokafka.producer.producer", "aiokafka.consumer.consumer")
+
+
+class _ThinLogs(logging.Filter):
+    """Let each distinct message template through at most once per ``period`` seconds."""
+
+    def __init__(self, period: float = 30.0) -> None:
+        super().__init__()
+        self.period = period
+        self.last: dict[tuple[str, str], float] = {}
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self.last.get(key, -1e9) < self.period:
+            self.suppressed += 1
+            return False
+        if len(self.last) > 1000:
+            self.last.clear()
+        self.last[key] = now
+        return True
+
+
+_THIN_LOGS = _ThinLogs()
 
 
 async def _quiet_stop(obj: Any, meth: str = "stop") -> None:

@@ -1,0 +1,73 @@
+"""The broker dies mid-run and comes back: roles reconnect by themselves.
+
+Runs on its own fresh tansu broker (this module kills it); skipped against an
+external cluster (ARBTUI_TEST_KAFKA), which a test must not kill. tansu keeps
+its log in memory, so the restarted broker is empty: the roles must also
+re-create the topics and re-join the group on their own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka_broker import EXTERNAL, kafka_broker, kafka_toml, topic_prefix  # noqa: F401
+from kafka_procs import Procs, wait_for
+
+pytestmark = [pytest.mark.kafka,
+              pytest.mark.skipif(bool(EXTERNAL), reason="never kill an external cluster")]
+
+
+@pytest.fixture
+def procs(tmp_path):
+    ps = Procs(tmp_path)
+    yield ps
+    ps.close()
+
+
+def test_broker_killed_and_restarted_roles_reconnect(tmp_path, procs, kafka_broker):  # noqa: F811
+    prefix = topic_prefix()
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(kafka_toml(kafka_broker.bootstrap, prefix,
+                              extra="[headless]\nstatus_interval_s = 0.5"))
+    common = ["--config", str(cfg), "--duration", "120"]
+    view = procs.start("view", "--role", "view", "--no-ui", *common)
+    det = procs.start("detect", "detect", *common)
+    wait_for(lambda: len(det.kafka().get("assigned_partitions") or []) == 12, 40,
+             "detector assigned", [view, det])
+    feed = procs.start("feed", "feed", "--demo", *common)
+    everyone = [view, det, feed]
+    wait_for(lambda: len(view.events()) >= 3, 60, "opportunities before the outage", everyone)
+
+    kill_ns = time.time_ns()
+    kafka_broker.kill()
+    # Every role shows the outage in its status line, and none of them dies.
+    for p in everyone:
+        wait_for(lambda p=p: p.kafka().get("state") == "down", 20, f"{p.name} shows the outage",
+                 everyone)
+    assert all(p.kafka()["outages"] >= 1 for p in everyone)
+    time.sleep(1.0)
+
+    kafka_broker.start()
+    up_ns = time.time_ns()
+    for p in everyone:
+        wait_for(lambda p=p: p.kafka().get("state") == "up", 40, f"{p.name} back up", everyone)
+    n = len([e for e in view.events() if e["ts_ns"] > up_ns])
+    wait_for(lambda: len([e for e in view.events() if e["ts_ns"] > up_ns]) >= n + 3, 60,
+             "opportunities after the restart reach the viewer", everyone)
+    stop_ns = time.time_ns()
+    rcs = {p.name: p.stop() for p in (feed, det, view)}
+    assert rcs == {"feed": 0, "detect": 0, "view": 0}
+    assert "Traceback" not in det.stderr() + feed.stderr() + view.stderr()
+
+    seen = [(e["id"], e["event"], e["ts_ns"]) for e in view.events()]
+    assert len(seen) == len(set(seen)), "an opportunity event was duplicated"
+    first_seen = min(ts for _, _, ts in seen)
+    emitted = [(e["id"], e["event"], e["ts_ns"]) for e in det.events()]
+    # While the broker was up (before the kill, and once it was back and the group
+    # settled), every event the detector emitted reached the viewer.
+    settled_ns = up_ns + 5_000_000_000
+    up_periods = [k for k in emitted if first_seen <= k[2] < kill_ns - 1_000_000_000
+                  or settled_ns <= k[2] < stop_ns - 2_000_000_000]
+    missing = set(up_periods) - set(seen)
+    assert not missing, f"{len(missing)} of {len(up_periods)} events lost: {sorted(missing)[:3]}"
