@@ -394,7 +394,9 @@ class Engine:
             quotes_per_s=self.quote_rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
             min_net_bps=self.detector.cfg.min_net_bps,
             execution_enabled=self.cfg.execution.enabled, event_seq=self.event_seq,
-            extra={**self._transport_extra(), **self._execution_extra()},
+            # Roles the supervisor restarted, by name: shown, never silent.
+            extra={**self._transport_extra(), **self._execution_extra(),
+                   "role_failures": dict(self.failures)},
         )
 
     def _execution_extra(self) -> dict[str, Any]:
