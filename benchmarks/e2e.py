@@ -288,9 +288,8 @@ class FeedSide:
 
         now = time.time_ns()
         for vi, f in enumerate(self.feeds):
-            sub = ('{"channel":"subscriptions","client_id":"","timestamp":"2026-11-25T20:00:00Z",'
-                   '"sequence_num":0,"events":[{"subscriptions":{"level2":%s}}]}'
-                   % str(list(self.m.symbols)).replace("'", '"'))
+            sub = ('{{"channel":"subscriptions","client_id":"","timestamp":"2026-11-25T20:00:00Z",'
+                   '"sequence_num":0,"events":[{{"subscriptions":{{"level2":{}}}}}]}}'.format(str(list(self.m.symbols)).replace("'", '"')))
             f.feed_frame(sub, now)
             for fr in snaps[vi]:
                 f.feed_frame(fr, now)
@@ -477,6 +476,10 @@ PROBE_SYMBOL = "PROBE-USD"
 
 
 def _consumer_proc(conn, variant: str, bootstrap: str, params: dict) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         out = asyncio.run(_consumer_main(conn, variant, bootstrap, params))
     except Exception as e:  # noqa: BLE001 - report any failure to the parent
@@ -518,8 +521,8 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         cons = bc.make_consumer(bootstrap, params["topic"])
         await cons.start()
         task = asyncio.get_running_loop().create_task(bc.run(cons, det))
-        counts = lambda: (state["count"], 0)  # noqa: E731
-        pending = lambda: 0  # noqa: E731
+        counts = lambda: (state["count"], 0)
+        pending = lambda: 0
         opp_lat: list[int] = []
 
         async def stop() -> None:
@@ -527,7 +530,7 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
             await asyncio.gather(task, return_exceptions=True)
             await cons.stop()
 
-        extra = lambda: {"opportunities": det.opportunities}  # noqa: E731
+        extra = lambda: {"opportunities": det.opportunities}
 
     elif variant == "floor-kafka":
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -538,7 +541,7 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         await cons.start()
         parts = cons.partitions_for_topic(params["topic"]) or set()
         while not parts:
-            await cons._client.force_metadata_update()  # noqa: SLF001 - topic just created
+            await cons._client.force_metadata_update()
             parts = cons.partitions_for_topic(params["topic"]) or set()
         tps = [TopicPartition(params["topic"], p) for p in parts]
         cons.assign(tps)
@@ -559,8 +562,8 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
                 state["t_last"] = now
 
         task = asyncio.get_running_loop().create_task(loop_())
-        counts = lambda: (state["count"], 0)  # noqa: E731
-        pending = lambda: 0  # noqa: E731
+        counts = lambda: (state["count"], 0)
+        pending = lambda: 0
         opp_lat = []
 
         async def stop() -> None:
@@ -568,7 +571,7 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
             await asyncio.gather(task, return_exceptions=True)
             await cons.stop()
 
-        extra = lambda: {}  # noqa: E731
+        extra = dict
 
     else:  # arbtui kafka: the real engine detect role on a KafkaBus
         from arbtui.backend.bus import make_bus
@@ -585,7 +588,9 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         def on_quote(q):
             if q.symbol == PROBE_SYMBOL:
                 ready.set()
-            return orig_on_quote(q)
+            out = orig_on_quote(q)
+            state["t_last"] = time.time_ns()
+            return out
 
         eng.detector.on_quote = on_quote
         await eng.start()
@@ -597,7 +602,7 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         async def stop() -> None:
             await eng.stop()
 
-        extra = lambda: {"bus": eng.bus.stats()}  # noqa: E731
+        extra = lambda: {"bus": eng.bus.stats()}
 
     conn.send(("listening", None))
     # Handshake: the parent sends probes until we say we saw one.
@@ -648,7 +653,7 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
     processed = ev + dr - state["base"]
     if lat is None:
         samples = list(probe.engine.detect_latency.samples)
-        t_last = t_done
+        t_last = state["t_last"] or t_done
     else:
         samples = lat
         t_last = state["t_last"] or t_done
@@ -738,7 +743,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             async def probe() -> None:
                 await bp.handle_message(prod, "probe", '{"s":"PROBEUSD","p":"1","q":"1","T":0}',
                                         topic)
-            res.notes.append(f"baseline consumer fetch_max_wait_ms=10 (its own setting)")
+            res.notes.append("baseline consumer fetch_max_wait_ms=10 (its own setting)")
         elif variant == "floor-kafka":
             from aiokafka import AIOKafkaProducer
 
@@ -784,9 +789,11 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             await brokermod.create_topics(b, {t: k.partitions for t in (
                 "arbtui.quotes", "arbtui.opportunities", "arbtui.fills", "arbtui.status")})
             bus = make_bus(cfg)
-            feng = Engine(cfg, mode="live", bus=bus, roles=())
-            await feng.start()
-            producer_stop = feng.stop
+            # The feed role's publish path (Engine._on_quote) without starting the
+            # engine: its feeds would dial the real venues; ours are driven here.
+            feng = Engine(cfg, mode="live", bus=bus, roles=("feed",))
+            await bus.start()
+            producer_stop = bus.stop
             side = FeedSide(m, feng._on_quote, mode, on_state=feng._on_book_state)
             side.sync(extra["snapshots"])
             probe_q = load.quote_of(m, stream(nv, ns, n)[1][0])
@@ -842,6 +849,11 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                 await pacer.run_sync(nv, handle_sync)
             after = pacer.sent - pacer.sent_at_warm
             parent.send(("done", after, 10.0 if variant == "baseline" else 5.0))
+            if variant == "kafka":
+                dropped_at_producer = sum(bus.stats().get("dropped", {}).values())
+                if dropped_at_producer:
+                    res.notes.append(f"KafkaBus dropped {dropped_at_producer} oldest records at "
+                                     f"the producer (max_in_flight={k.max_in_flight})")
             if producer_stop is not None:
                 await producer_stop()
                 producer_stop = None

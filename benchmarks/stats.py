@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -24,7 +25,7 @@ def pct(samples_ns, *ps: float) -> list[float]:
 
 def spread(values: list[float]) -> dict[str, float]:
     """Median and spread (min, max) of one figure over repeated runs."""
-    vals = [v for v in values if v == v]  # drop nan
+    vals = [v for v in values if not math.isnan(v)]
     if not vals:
         return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "n": 0}
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
@@ -40,7 +41,7 @@ def fmt(s: dict[str, float], unit: str = "", digits: int = 3) -> str:
 
 
 def _num(v: float, digits: int) -> str:
-    if v != v:
+    if math.isnan(v):
         return "nan"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
@@ -50,9 +51,9 @@ def _num(v: float, digits: int) -> str:
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
+                             check=False, capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                                "arbtui"], capture_output=True, text=True, timeout=5)
+                                "arbtui"], check=False, capture_output=True, text=True, timeout=5)
         c = out.stdout.strip() or "unknown"
         return c + ("+dirty(arbtui/)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

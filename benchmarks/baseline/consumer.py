@@ -9,7 +9,6 @@ reporting spreads of at least 5 bps.
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -47,7 +46,7 @@ class SpreadDetector:
         tick = json.loads(value)
         self.price_cache[tick["symbol"]][tick["exchange"]] = tick
         found = 0
-        for symbol, by_exchange in self.price_cache.items():
+        for by_exchange in self.price_cache.values():
             if len(by_exchange) < 2:
                 continue
             prices = sorted(by_exchange.values(), key=lambda t: t["price"])

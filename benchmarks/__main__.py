@@ -1,0 +1,273 @@
+"""``python -m benchmarks [--quick] [--only NAME ...]`` (also ``arbtui bench ...``).
+
+Benchmarks (``--only`` takes any of them, comma separated):
+  parse     adapter parse + book on the real recordings and a simulator recording
+  detector  Detector.on_quote vs the baseline scan, 2x2 and 5x50
+  embedded  end to end on the embedded bus, with the bare asyncio.Queue floor
+  kafka     end to end on a fresh broker: bare aiokafka pipe, arbtui KafkaBus, baseline
+  memory    RSS over time at 5 k quotes/s (10 min in the full run) and book memory
+The report (markdown) goes to stdout; ``--json`` keeps every raw figure and
+``--append FILE`` appends the report to BENCHMARKS.md-style files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections import defaultdict
+
+from benchmarks import stats
+
+ALL = ("parse", "detector", "embedded", "kafka", "memory")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Plan:
+    def __init__(self, quick: bool, repeats: int | None) -> None:
+        self.quick = quick
+        self.repeats = repeats or (1 if quick else 3)
+        self.micro_repeats = 3 if quick else 5
+        self.sim_seconds = 2.0 if quick else 5.0
+        self.sizes = [(2, 2), (5, 50)]
+        self.loads = [1000.0, 5000.0, 20000.0, None]
+        self.window = 1.0 if quick else 3.0
+        self.kafka_window = 2.0 if quick else 3.0
+        self.sat_cap = 40_000 if quick else 200_000
+        self.mem_seconds = 8.0 if quick else 600.0
+        if quick:
+            self.kafka_runs = [(2, 2, 1000.0, None), (5, 50, None, None)]
+        else:
+            self.kafka_runs = ([(nv, ns, r, None) for nv, ns in self.sizes for r in self.loads]
+                               + [(2, 2, 1000.0, 2), (2, 2, 1000.0, 10)])
+
+
+# ---------------------------------------------------------------------- runners
+
+
+def bench_parse(plan: Plan, out: dict) -> list[str]:
+    from benchmarks import micro
+
+    _log("parse: recordings + simulator ...")
+    rows = micro.parse_recordings(plan.micro_repeats, plan.sim_seconds)
+    syn = micro.parse_synthetic_coinbase(5_000 if plan.quick else 50_000, plan.micro_repeats)
+    out["parse"] = {"rows": rows, "synthetic_coinbase": syn}
+    md = ["### Parse + book (one core, time inside `feed_frame` only)", "",
+          ("| source | venue | frames | all frames msg/s | µs/frame | book-update frames | "
+          "update msg/s | errors/resyncs |"), "|---|---|---|---|---|---|---|---|"]
+    if not micro.recordings():
+        md.insert(1, "_Real recordings not found (../shared/recordings): skipped._")
+    for r in rows:
+        md.append(f"| {r['source']} | {r['venue']} | {r['frames']} | "
+                  f"{stats.fmt(stats.spread(r['msgs_per_s']))} | "
+                  f"{stats.fmt(stats.spread(r['us_per_msg']))} | {r['upd_frames']} | "
+                  f"{stats.fmt(stats.spread(r['upd_per_s']))} | {r['errors']}/{r['resyncs']} |")
+    md.append(f"| synthetic l2 updates ({syn['levels_per_frame']:.2f} levels/frame) | coinbase | "
+              f"{syn['frames']} | {stats.fmt(stats.spread(syn['msgs_per_s']))} | "
+              f"{stats.fmt(stats.spread([1e6 / x for x in syn['msgs_per_s']]))} | "
+              f"{syn['frames']} | {stats.fmt(stats.spread(syn['msgs_per_s']))} | 0/0 |")
+    return md
+
+
+def bench_detector(plan: Plan, out: dict) -> list[str]:
+    from benchmarks import micro
+
+    _log("detector ...")
+    n = 10_000 if plan.quick else 50_000
+    res = [micro.detector_cost(nv, ns, n, plan.micro_repeats) for nv, ns in plan.sizes]
+    out["detector"] = res
+    md = ["### Detector cost per quote (one core, same quotes)", "",
+          ("| venues × symbols | arbtui `Detector.on_quote` µs | arbtui quotes/s | "
+          "baseline scan µs/msg | baseline msgs/s | arbtui events | baseline reports |"),
+          "|---|---|---|---|---|---|---|"]
+    for r in res:
+        a, b = stats.spread(r["arbtui_us"]), stats.spread(r["baseline_us"])
+        md.append(f"| {r['venues']} × {r['symbols']} | {stats.fmt(a)} | "
+                  f"{stats.fmt(stats.spread([1e6 / x for x in r['arbtui_us']]))} | "
+                  f"{stats.fmt(b)} | {stats.fmt(stats.spread([1e6 / x for x in r['baseline_us']]))}"
+                  f" | {r['arbtui_events']} | {r['baseline_reports']} |")
+    return md
+
+
+def _e2e_runs(specs, repeats: int, sat_cap: int) -> list:
+    from benchmarks import e2e
+
+    results = []
+    for spec in specs:
+        for k in range(repeats):
+            t = time.monotonic()
+            try:
+                r = asyncio.run(e2e.run(spec, sat_cap))
+            except Exception as ex:  # noqa: BLE001 - one failed run must not lose the rest
+                r = e2e.Result(spec.variant, spec.venues, spec.symbols, spec.rate)
+                r.notes.append(f"FAILED: {type(ex).__name__}: {str(ex)[:300]}")
+                r.behind = True
+            r.notes.append(f"fetch_max_wait_ms={spec.fetch_max_wait_ms}"
+                           if spec.fetch_max_wait_ms is not None else "")
+            results.append((spec, r))
+            _log(f"  {spec.variant:12s} {spec.venues}x{spec.symbols:<3d} "
+                 f"{'sat' if spec.rate is None else int(spec.rate):>6} #{k + 1}: "
+                 f"in {r.ingest_rate:,.0f}/s det {r.processed_rate:,.0f}/s "
+                 f"p50 {r.p50_ms:.3f} p99 {r.p99_ms:.3f} ms behind={r.behind} "
+                 f"({time.monotonic() - t:.1f}s)")
+    return results
+
+
+def _e2e_table(results) -> list[str]:
+    groups: dict[tuple, list] = defaultdict(list)
+    order: list[tuple] = []
+    for spec, r in results:
+        key = (spec.variant, spec.venues, spec.symbols, spec.rate, spec.fetch_max_wait_ms)
+        if key not in groups:
+            order.append(key)
+        groups[key].append(r)
+    md = [("| variant | V×S | offered/s | ingest/s | through detection/s | p50 ms | p99 ms | "
+          "p99.9 ms | opp p99 ms | input lag p99 ms | kept up | runs | notes |"),
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in order:
+        rs = groups[key]
+        variant, nv, ns, rate, fmw = key
+
+        def f(name: str, rs: list = rs) -> str:
+            return stats.fmt(stats.spread([getattr(r, name) for r in rs]))
+
+        notes = sorted({n for r in rs for n in r.notes if n and not n.startswith("ready after")
+                        and not n.startswith("broker:")})
+        behind = sum(r.behind for r in rs)
+        kept = "yes" if not behind else ("no" if behind == len(rs) else f"{len(rs) - behind}/{len(rs)}")
+        if rate is None:
+            kept = "(saturation)"
+        name = variant + (f" (fmw {fmw})" if fmw is not None else "")
+        md.append(f"| {name} | {nv}×{ns} | {'sat' if rate is None else f'{rate:,.0f}'} | "
+                  f"{f('ingest_rate')} | {f('processed_rate')} | {f('p50_ms')} | {f('p99_ms')} | "
+                  f"{f('p999_ms')} | {f('opp_p99_ms')} | {f('lag_p99_ms')} | {kept} | {len(rs)} | "
+                  f"{'; '.join(notes)[:400]} |")
+    return md
+
+
+def bench_embedded(plan: Plan, out: dict) -> list[str]:
+    from benchmarks.e2e import Spec
+
+    _log("embedded ...")
+    specs = [Spec(v, nv, ns, rate, plan.window, 0.3 if plan.quick else 0.5)
+             for nv, ns in plan.sizes for rate in plan.loads
+             for v in ("floor-queue", "embedded")]
+    results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
+    out["embedded"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
+    return ["### End to end, embedded bus (one process)", ""] + _e2e_table(results)
+
+
+def bench_kafka(plan: Plan, out: dict) -> list[str]:
+    from benchmarks import broker
+    from benchmarks.e2e import Spec
+
+    why = broker.available()
+    if why:
+        out["kafka"] = {"skipped": why}
+        return ["### End to end, Kafka", "", f"_Skipped: {why}_"]
+    _log("kafka ...")
+    specs = []
+    for nv, ns, rate, fmw in plan.kafka_runs:
+        for v in ("floor-kafka", "kafka", "baseline"):
+            if fmw is not None and v == "baseline":
+                continue
+            specs.append(Spec(v, nv, ns, rate, plan.kafka_window, 0.5, fmw))
+    results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
+    out["kafka"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
+    return ["### End to end, Kafka (fresh tansu broker per run, loopback)", ""] + _e2e_table(results)
+
+
+def bench_memory(plan: Plan, out: dict) -> list[str]:
+    from benchmarks import memory, micro
+
+    _log(f"memory: {plan.mem_seconds:.0f} s at 5 k/s ...")
+    r = asyncio.run(memory.rss_run(5000.0, plan.mem_seconds))
+    bm = micro.book_memory(1000)
+    out["memory"] = {"rss": r, "book": bm}
+    return ["### Memory", "",
+            (f"- RSS at 5 k quotes/s, 5 venues × 50 symbols, {r['seconds']:.0f} s "
+            f"({r['sent']:,} messages, achieved {r['achieved_rate']:,.0f}/s): start "
+            f"{r['rss_start_mb']:.1f} MB, after warm-up {r['rss_after_warmup_mb']:.1f} MB, end "
+            f"{r['rss_end_mb']:.1f} MB, max {r['rss_max_mb']:.1f} MB; growth after warm-up "
+            f"{r['growth_after_warmup_mb']:+.2f} MB ({r['growth_mb_per_min']:+.2f} MB/min)."),
+            (f"- One book at depth {bm['depth']} per side ({bm['levels']} levels): "
+            f"{bm['bytes'] / 1024:.0f} KiB ({bm['bytes_per_level']:.0f} B/level, tracemalloc).")]
+
+
+RUNNERS = {"parse": bench_parse, "detector": bench_detector, "embedded": bench_embedded,
+           "kafka": bench_kafka, "memory": bench_memory}
+
+
+def header(plan: Plan, argv: list[str]) -> list[str]:
+    m = stats.machine()
+    from benchmarks import broker
+
+    return [(f"## Run {m['date_utc']} UTC — commit `{m['commit']}` — "
+            f"{'quick' if plan.quick else 'full'}"), "",
+            f"- command: `python -m benchmarks {' '.join(argv)}`".rstrip(),
+            f"- machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['platform']}",
+            f"- load average at start: {m['loadavg']}",
+            (f"- broker: {broker.tansu_path() or 'none'} (fresh process per measured run, "
+            f"in-memory storage) unless ARBTUI_TEST_KAFKA is set"),
+            (f"- repeats per e2e point: {plan.repeats}; micro repeats: {plan.micro_repeats}; "
+            f"figures are median [min–max]"), ""]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="CI smoke: everything in < 2 minutes")
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help=f"run only these ({', '.join(ALL)}); repeatable or comma separated")
+    p.add_argument("--repeats", type=int, help="repeats per end-to-end point")
+    p.add_argument("--json", metavar="PATH", help="write every raw figure here")
+    p.add_argument("--append", metavar="FILE", help="append the markdown report to FILE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ns = build_parser().parse_args(argv)
+    only = [x for o in ns.only for x in o.split(",") if x] or list(ALL)
+    bad = [x for x in only if x not in ALL]
+    if bad:
+        print(f"benchmarks: unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(ALL)}",
+              file=sys.stderr)
+        return 2
+    # The KafkaBus logs every max_in_flight drop; the counts are in the report instead.
+    logging.basicConfig(level=logging.ERROR)
+    # aiokafka reports the broker we just stopped as unreachable; not a finding.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    plan = Plan(ns.quick, ns.repeats)
+    t0 = time.monotonic()
+    out: dict = {"machine": stats.machine(), "quick": ns.quick, "argv": argv}
+    md = header(plan, argv)
+    for name in only:
+        t = time.monotonic()
+        md += RUNNERS[name](plan, out) + ["", f"_({name}: {time.monotonic() - t:.0f} s)_", ""]
+    md.append(f"Total wall time {time.monotonic() - t0:.0f} s; load average at end: "
+              f"{stats.machine()['loadavg']}.")
+    text = "\n".join(md) + "\n"
+    print(text)
+    if ns.json:
+        with open(ns.json, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+    if ns.append:
+        with open(ns.append, "a") as f:
+            f.write("\n" + text)
+    return 0
+
+
+def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
+    """``arbtui bench [...]``: the same as ``python -m benchmarks [...]``."""
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

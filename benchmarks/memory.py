@@ -1,0 +1,86 @@
+"""RSS over time with the embedded engine at a steady offered load.
+
+Frames are generated on the fly (``load.Market``), never stored, so the only
+thing that can grow is arbtui's own state (books, detector, rings, queues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import time
+
+from benchmarks import load
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
+                  sample_s: float = 1.0) -> dict:
+    from arbtui.backend.bus.embedded import EmbeddedBus
+    from arbtui.backend.engine import Engine
+    from benchmarks.e2e import FeedSide, bench_config, coinbase_available
+
+    mode = "frames" if coinbase_available() else "quotes"
+    m = load.Market(nv, ns, seed=3)
+    snaps = {vi: load.coinbase_snapshot_frames(m, vi, 1) for vi in range(nv)}
+    cfg = bench_config(m.venues)
+    eng = Engine(cfg, mode="live", bus=EmbeddedBus(cfg.bus.queue_size), roles=("detect",))
+    await eng.start()
+    side = FeedSide(m, eng._on_quote, mode, on_state=eng._on_book_state)
+    side.sync(snaps)
+    seqs = side.seq
+    gc.collect()
+    samples: list[tuple[float, float]] = []
+    t0 = time.monotonic()
+    next_sample = t0
+    period = 1.0 / rate
+    sent = 0
+    i = 0
+    nsym = len(m.symbols)
+    rng = m.rng
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((now - t0, rss_mb()))
+                next_sample += sample_s
+            if now - t0 >= seconds:
+                break
+            due = int((now - t0) / period)
+            while sent < due:
+                vi = i % nv
+                mm = m.next(vi, rng.randrange(nsym))
+                i += 1
+                if mode == "frames":
+                    s = seqs[vi]
+                    seqs[vi] = s + 1
+                    side.feeds[vi].feed_frame(load.coinbase_frame(m, mm, s), time.time_ns())
+                else:
+                    q = load.quote_of(m, mm)
+                    q.recv_ts_ns = time.time_ns()
+                    eng._on_quote(q)
+                sent += 1
+                if sent % 32 == 0:
+                    await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
+    finally:
+        await eng.stop()
+    warm = [r for t, r in samples if t >= min(10.0, seconds / 3)]
+    first, last = (warm[0], warm[-1]) if warm else (float("nan"), float("nan"))
+    span_min = max(1e-9, (samples[-1][0] - samples[0][0]) / 60) if samples else 1
+    return {
+        "rate": rate, "seconds": seconds, "venues": nv, "symbols": ns, "sent": sent,
+        "achieved_rate": sent / max(1e-9, time.monotonic() - t0), "mode": mode,
+        "rss_start_mb": samples[0][1] if samples else float("nan"),
+        "rss_after_warmup_mb": first, "rss_end_mb": last,
+        "rss_max_mb": max(r for _, r in samples) if samples else float("nan"),
+        "growth_after_warmup_mb": last - first,
+        "growth_mb_per_min": (last - first) / span_min,
+        "samples": samples,
+    }
