@@ -227,3 +227,61 @@ async def test_quiet_symbol_still_goes_live():
         await rig.wait(lambda: eth.seq > seq0, "ETH-USDT events applied on top of the snapshot")
         await rig.wait_equal()
         assert rig.counter("gaps") == 0
+
+
+class FastChecks(BinanceFeed):
+    quiet_check_s = 0.3
+    quiet_grace_s = 0.2
+    rest_refused_wait_s = 0.3
+
+
+async def test_rest_429_pauses_every_fetch_then_recovers():
+    def refuse(sim) -> None:
+        sim.rest_refuse = 2
+
+    async with Rig("binance", SYMS, sim_setup=refuse, feed_cls=FastChecks) as rig:
+        await rig.live()
+        assert rig.counter("rest_429") == 2
+        await rig.wait_equal()
+        assert rig.sim.snapshot_requests == {s: 1 for s in SYMS}  # served after the 429s
+
+
+async def test_quiet_symbol_passes_the_quiet_check():
+    def quiet(sim) -> None:
+        sim.quiet.add("ETH-USDT")
+
+    async with Rig("binance", SYMS, sim_setup=quiet, feed_cls=FastChecks) as rig:
+        await rig.live()
+        changes = rig.feed.books["ETH-USDT"].changes
+        await rig.wait(lambda: rig.counter("quiet_checks") >= 2, "quiet checks ran")
+        assert rig.counter("missed_events") == 0
+        assert rig.feed.books["ETH-USDT"].changes == changes  # stayed LIVE throughout
+        assert rig.feed.books["ETH-USDT"].state is BookState.LIVE
+
+
+async def test_silently_lost_stream_is_caught_by_the_quiet_check():
+    """The venue's ids move on but no event reaches us (no U/u gap can show it):
+    the quiet check compares the venue's lastUpdateId with the book's and resyncs."""
+    async with Rig("binance", SYMS, feed_cls=FastChecks) as rig:
+        await rig.live()
+        rig.sim.mute.add("ETH-USDT")
+        await rig.wait(lambda: rig.counter("missed_events") >= 1, "lost events noticed")
+        assert BookState.RESYNC in rig.states_of("ETH-USDT")
+        assert rig.counter("missed_events") >= 1 and rig.counter("gaps") == 0
+        rig.sim.mute.clear()
+        await rig.live()
+        await rig.wait_equal()
+
+
+def test_symbols_beyond_one_connections_1024_streams_get_no_book():
+    m = {f"C{i}-USDT": f"C{i}USDT" for i in range(600)}
+    f = BinanceFeed(list(m), lambda q: None, symbol_map=m)
+    assert len(f.books) == 512 and len(f.over_limit) == 88
+    assert f.status().counters["symbols_over_limit"] == 88
+    streams = f._streams
+    assert len(streams) == 1024
+    # 200 in the URL, the rest in SUBSCRIBE frames of at most 100 params.
+    frames = [json.loads(x) for x in f.subscribe_messages()]
+    assert sum(len(x["params"]) for x in frames) == 824 and all(len(x["params"]) <= 100 for x in frames)
+    assert BinanceFeed.symbols_from_subscribe(f.url, f.subscribe_messages(), {v: k for k, v in m.items()}) \
+        == list(f.books)

@@ -80,6 +80,14 @@ class BinanceFeed(VenueFeed):
     #: Params per SUBSCRIBE frame (no documented per-frame limit; small frames,
     #: paced at ``send_rate``, stay under 5 messages/s).
     sub_batch: ClassVar[int] = 100
+    #: A LIVE book with no depth event for this long is checked against the venue's
+    #: current ``lastUpdateId`` (limit=5, weight 5): if the venue moved on while we
+    #: heard nothing, the stream lost events with no U/u gap to show it.
+    quiet_check_s: ClassVar[float] = 60.0
+    #: Time the stream gets to deliver events the check's snapshot already counts.
+    quiet_grace_s: ClassVar[float] = 1.0
+    #: Pause after a 429/418 without a Retry-After header.
+    rest_refused_wait_s: ClassVar[float] = 10.0
     #: How long a book waits for its first depth event before fetching the snapshot.
     first_event_wait_s: ClassVar[float] = 1.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
@@ -97,13 +105,22 @@ class BinanceFeed(VenueFeed):
         self._weight = RateLimiter(self.rest_weight_per_min / 60.0, self.rest_weight_per_min / 2)
         self._lower: dict[str, SymbolBook] = {sb.vsym.lower(): sb for sb in self.books.values()}
         self._sub_id = 0
-        streams = self.streams()
-        if len(streams) > _MAX_STREAMS:
-            log.warning("binance: %d streams exceed the 1024 per connection limit; "
-                        "only the first %d are subscribed", len(streams), _MAX_STREAMS)
-            streams = streams[:_MAX_STREAMS]
-        self._streams = streams
-        self.url = self.connect_url(self.url, streams[:self.url_streams])
+        self._rest_paused_until = 0.0
+        #: Symbols dropped because one connection carries at most 1024 streams. They
+        #: get no book at all: a book without a stream would look LIVE yet never move.
+        self.over_limit: list[str] = []
+        per_conn = _MAX_STREAMS // 2  # depth + bookTicker per symbol
+        if len(self.books) > per_conn:
+            for s in list(self.books)[per_conn:]:
+                sb = self.books.pop(s)
+                self.by_vsym.pop(sb.vsym, None)
+                self._lower.pop(sb.vsym.lower(), None)
+                self.over_limit.append(s)
+            self.count("symbols_over_limit", len(self.over_limit))
+            log.warning("binance: %d symbols exceed one connection's 1024 streams; not subscribed: %s",
+                        len(self.over_limit), ", ".join(self.over_limit[:10]))
+        self._streams = self.streams()
+        self.url = self.connect_url(self.url, self._streams[:self.url_streams])
 
     # ------------------------------------------------------------------ symbols
 
@@ -189,6 +206,8 @@ class BinanceFeed(VenueFeed):
         # symbol still gets its snapshot (after ``first_event_wait_s``).
         for sb in self.books.values():
             self._ensure_sync(sb)
+        if self.http_get_impl is None:  # recorded REST answers cannot speak for the present
+            self.spawn(self._quiet_watch())
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Only this symbol: its buffer restarts and one snapshot is fetched.
@@ -330,7 +349,7 @@ class BinanceFeed(VenueFeed):
                 until = loop.time() + self.first_event_wait_s
                 while not sb.extra.get("buf") and loop.time() < until:
                     await asyncio.sleep(0.02)
-                await self._weight.take(depth_weight(self.snapshot_limit))
+                await self._rest_slot(depth_weight(self.snapshot_limit))
                 url = f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit={self.snapshot_limit}"
                 try:
                     body = await self.http_get(url)
@@ -342,7 +361,8 @@ class BinanceFeed(VenueFeed):
                 except Exception as e:  # noqa: BLE001 - network or venue error: retry with backoff
                     self.count("snapshot_errors")
                     log.warning("binance: snapshot %s failed: %r", sb.vsym, e)
-                    await asyncio.sleep(delay)
+                    pause = self._rest_refused(e)
+                    await asyncio.sleep(max(delay, pause))
                     delay = min(delay * 2, 30.0)
                     continue
                 self.count("snapshots")
@@ -352,6 +372,62 @@ class BinanceFeed(VenueFeed):
         finally:
             if sb.extra.get("task") is asyncio.current_task():
                 sb.extra["task"] = None
+
+    async def _quiet_watch(self) -> None:
+        limit = self.quiet_check_s * 1e9
+        while True:
+            await asyncio.sleep(max(0.05, min(5.0, self.quiet_check_s / 4)))
+            now = time.time_ns()
+            for sb in list(self.books.values()):
+                last = max(sb.last_update_ns, sb.extra.get("verified_ns", 0))
+                if (sb.state is BookState.LIVE and sb.seq >= 0 and not sb.extra.get("checking")
+                        and now - last > limit):
+                    sb.extra["checking"] = True
+                    self.spawn(self._verify_quiet(sb))
+
+    async def _verify_quiet(self, sb: SymbolBook) -> None:
+        try:
+            await self._rest_slot(depth_weight(5))
+            body = await self.http_get(f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit=5")
+            last_id = _decode(body)["lastUpdateId"]
+            if not isinstance(last_id, int):
+                raise TypeError("lastUpdateId is not an integer")
+            self.count("quiet_checks")
+            if sb.state is BookState.LIVE and last_id > sb.seq:
+                await asyncio.sleep(self.quiet_grace_s)
+                if sb.state is BookState.LIVE and 0 <= sb.seq < last_id:
+                    self.count("missed_events")
+                    self._restart(sb, f"venue at id {last_id} but no events after {sb.seq}")
+            sb.extra["verified_ns"] = time.time_ns()
+        except Exception as e:  # noqa: BLE001 - a failed check is retried next period
+            self.count("snapshot_errors")
+            self._rest_refused(e)
+            log.warning("binance: quiet check of %s failed: %r", sb.vsym, e)
+            sb.extra["verified_ns"] = time.time_ns()
+        finally:
+            sb.extra["checking"] = False
+
+    def _rest_refused(self, e: Exception) -> float:
+        """429 (rate limit) or 418 (IP ban): stop ALL snapshot fetches for
+        Retry-After seconds. Binance bans IPs that keep calling after a 429."""
+        code = getattr(e, "code", None) or getattr(e, "status", None)
+        if code not in (418, 429):
+            return 0.0
+        self.count(f"rest_{code}")
+        try:
+            wait = float((getattr(e, "headers", None) or {}).get("Retry-After") or 0)
+        except (TypeError, ValueError):
+            wait = 0.0
+        wait = wait or self.rest_refused_wait_s
+        # Shared by every symbol's fetch (see _rest_slot).
+        self._rest_paused_until = max(self._rest_paused_until, time.monotonic() + wait)
+        return wait
+
+    async def _rest_slot(self, weight: int) -> None:
+        """Wait out a 429/418 pause, then take ``weight`` from the budget."""
+        while (left := self._rest_paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(left)
+        await self._weight.take(weight)
 
     def _install(self, sb: SymbolBook, last_id: int, bids, asks) -> bool:
         """Steps 3-4, synchronously so no event can slip in between. True when LIVE."""

@@ -16,6 +16,8 @@ Faults: ``gap`` (one depth event is lost, its ids consumed), ``crossed`` (a
 valid-id event that crosses the book), ``drop``, ``malformed``, ``silence``.
 ``checksum`` and ``snapshot`` do not exist on Binance and are discarded.
 ``quiet`` symbols never change (no events; the REST snapshot still answers).
+``mute`` symbols move on without sending events (a silently broken stream);
+``rest_refuse = n`` answers the next n depth requests with HTTP 429.
 ``stale_snapshots = n`` serves the next n REST snapshots from ~1 s in the past
 (the client must see "snapshot too old" and fetch again).
 The websockets server pings every 20 s (its default), like Binance.
@@ -79,6 +81,10 @@ class Sim(SimVenue):
         self.stale_snapshots = 0
         #: Symbols whose book never changes (a quiet market): no stream events at all.
         self.quiet: set[str] = set()
+        #: Symbols whose book and ids move on but whose events are never sent.
+        self.mute: set[str] = set()
+        #: The next n depth snapshots are refused with HTTP 429.
+        self.rest_refuse = 0
         self.snapshot_requests: dict[str, int] = {s: 0 for s in self.symbols}
         self.max_msgs_per_s = 5
         self._pump_task: asyncio.Task | None = None
@@ -122,12 +128,14 @@ class Sim(SimVenue):
                 ev = {"e": "depthUpdate", "E": now_ms, "s": vs, "U": first, "u": self.ids[s],
                       "b": [[p, q] for side, p, q in ch if side == "bid"],
                       "a": [[p, q] for side, p, q in ch if side == "ask"]}
-                if gap and i == 0:
+                if s in self.mute:
+                    pass  # the venue moved on; this client's stream silently lost it
+                elif gap and i == 0:
                     log.info("binance sim: gap fault: event %d-%d of %s not sent", first, self.ids[s], vs)
                 else:
                     self._broadcast(s, "depth", ev)
                 ot, nt = _top(old), _top(new)
-                if ot != nt and nt[0] and nt[1]:
+                if ot != nt and nt[0] and nt[1] and s not in self.mute:
                     self._broadcast(s, "bookTicker", {
                         "u": self.ids[s], "s": vs, "b": nt[0][0], "B": nt[0][1],
                         "a": nt[1][0], "A": nt[1][1]})
@@ -240,6 +248,9 @@ class Sim(SimVenue):
             except ValueError:
                 return 400, '{"code":-1100,"msg":"Illegal characters found in parameter limit."}'
             limit = max(1, min(limit, 5000))
+            if self.rest_refuse > 0:
+                self.rest_refuse -= 1
+                return 429, '{"code":-1003,"msg":"Too much request weight used."}'
             self.snapshot_requests[s] += 1
             last_id, book = self.ids[s], self.cur[s]
             if self.stale_snapshots > 0:
