@@ -139,9 +139,14 @@ def make_engine(cfg, mode: str, args: argparse.Namespace):
 
     roles = {"all": ("feed", "detect", "execute"), "view": ()}.get(args.role, (args.role,))
     if args.replay:
+        from arbtui.backend.recording import RecordingError
         from arbtui.backend.replay import ReplayEngine
 
-        return ReplayEngine(cfg, args.replay, speed=args.speed)
+        try:
+            return ReplayEngine(cfg, args.replay, speed=args.speed)
+        except RecordingError as e:  # missing/unreadable file: one line, exit 2
+            print(f"arbtui: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
     engine = Engine(cfg, mode=mode, roles=roles)
     if getattr(args, "since", None):
         from arbtui.roles import apply_since

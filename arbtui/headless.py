@@ -96,6 +96,13 @@ async def run_headless(engine: Engine, duration: float | None, status_interval: 
     if duration:
         loop.call_later(duration, stop.set)
     await engine.start()
+    finished = getattr(engine, "finished", None)  # a replay ends with its recording
+    if isinstance(finished, asyncio.Event):
+        async def _until_finished() -> None:
+            await finished.wait()
+            stop.set()
+
+        loop.create_task(_until_finished())
     reporter = Reporter(engine, status_interval=status_interval)
     try:
         await reporter.run(stop)

@@ -207,8 +207,6 @@ class ReplayEngine(Engine):
         self.files = [files] if isinstance(files, str) else list(files)
         if not self.files:
             raise RecordingError("no recording given")
-        for p in self.files:  # fail fast on a missing file or a bad header
-            RecordingReader(p).close()
         self.speed = math.inf if (speed is None or speed <= 0) else float(speed)
         self.now_ns = 0
         self.detector.clock = lambda: self.now_ns
@@ -236,13 +234,15 @@ class ReplayEngine(Engine):
         self._rec0 = 0
         self._last_ns = 0
         self._end_ns = 0
+        # Read and plan now, not in start(): the dashboard asks for symbols() when it
+        # builds its widgets, and a missing or unreadable file should fail at once.
+        self._plan()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         await self.bus.start()
         self._wake = asyncio.Event()
-        await self._plan()
         if "execute" in self.roles:
             await self._start_executor()
         t = asyncio.get_running_loop().create_task(self._run_driver(), name="replay")
@@ -267,10 +267,10 @@ class ReplayEngine(Engine):
 
     # ------------------------------------------------------------------ planning
 
-    async def _plan(self) -> None:
+    def _plan(self) -> None:
         by_conn: dict[tuple[int, str], _Conn] = {}
         for fi, path in enumerate(self.files):
-            header, lines, damage = await asyncio.to_thread(read_all, path)
+            header, lines, damage = read_all(path)
             self.headers.append(header)
             if damage is not None:
                 self.damage.append(damage)
