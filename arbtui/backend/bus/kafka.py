@@ -724,6 +724,10 @@ class _ThinLogs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
+        if str(record.msg).startswith("Unable connect to"):
+            # Startup prints its own one line; outages are reported by the health loop.
+            self.suppressed += 1
+            return False
         key = (record.name, str(record.msg))
         now = time.monotonic()
         if now - self.last.get(key, -1e9) < self.period:
