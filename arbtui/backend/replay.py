@@ -396,6 +396,10 @@ class ReplayEngine(Engine):
 
     # ------------------------------------------------------------------ virtual time
 
+    def clock_ns(self) -> int:
+        """Replay time (ns): what "now" means for ages shown while replaying."""
+        return self.now_ns
+
     async def sleep_virtual(self, seconds: float) -> None:
         fut = asyncio.get_running_loop().create_future()
         self._push(self.now_ns + int(seconds * 1e9), fut, None)
