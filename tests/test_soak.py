@@ -20,6 +20,7 @@ import time
 import pytest
 
 from arbtui import config
+from arbtui.backend.bus import OPPORTUNITIES
 from arbtui.backend.engine import Engine
 from arbtui.model import BookState, Opportunity, OppEvent
 
@@ -81,6 +82,16 @@ async def test_soak_faults_recover(tmp_path, monkeypatch):
     try:
         for v in engine.sim.venues.values():
             v.silence_s = 30.0
+        # A slow consumer: an extra subscriber that drains rarely. Its bounded
+        # inbox must cap memory and count drops without slowing anyone else.
+        slow = engine.bus.subscribe(OPPORTUNITIES, "slow-viewer", maxsize=20)
+
+        async def slow_reader() -> None:
+            while True:
+                await asyncio.sleep(3.0)
+                slow.drain()
+
+        slow_task = asyncio.create_task(slow_reader())
         assert await wait_all_live(engine, 30), {
             v: f.status().reason for v, f in engine.feeds.items()}
         rounds = max(1, int(SOAK_S // 40)) if SOAK_S else 1
@@ -133,6 +144,9 @@ async def test_soak_faults_recover(tmp_path, monkeypatch):
         assert rss_mb() - rss0 < 80, (rss0, rss_mb())
         for name, s in engine.bus.stats()["subscriptions"].items():
             assert s["depth"] <= cfg.bus.queue_size, name
+        assert len(slow) <= 20
+        assert slow.dropped + slow.delivered > 0
+        slow_task.cancel()
     finally:
         await engine.stop()
 
