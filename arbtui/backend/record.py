@@ -35,7 +35,7 @@ from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.recording import FeedRecorder, RecordingWriter, exchange_of_venue
 from arbtui.config import SYMBOL_RE, Config
-from arbtui.model import VENUES, Quote
+from arbtui.model import VENUES, BookStatus, Quote
 
 log = logging.getLogger("arbtui.record")
 
@@ -93,6 +93,7 @@ async def record_session(cfg: Config, venues: list[str], symbols: list[str] | No
                          urls: dict[str, tuple[str, str]] | None = None,
                          symbol_maps: dict[str, dict[str, str]] | None = None,
                          on_quote: Callable[[Quote], None] | None = None,
+                         on_state: Callable[[BookStatus], None] | None = None,
                          stop: asyncio.Event | None = None) -> RecordResult:
     """Run the live adapters of ``venues`` for ``duration`` seconds (or until ``stop``)
     and record them into ``out``. ``urls`` overrides (ws, rest) per venue (the
@@ -137,6 +138,7 @@ async def record_session(cfg: Config, venues: list[str], symbols: list[str] | No
                    symbol_map=smap)
         for s in feed.unknown_symbols:
             log.warning("record: %s has no symbol %s; not recorded", v, s)
+        feed.on_book_state = on_state
         feeds[v] = feed
         # The map actually used, for replays of venues (or the simulator) whose
         # recording holds no instrument list.
