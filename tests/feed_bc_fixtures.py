@@ -32,7 +32,8 @@ class Rig:
     def __init__(self, venue: str, symbols: list[str], *, seed: int = 7, tick_ms: float = 25.0,
                  feed_cls: type | None = None, depth: int = 1000,
                  sim_setup: Callable[[Any], None] | None = None,
-                 fast_backoff: bool = True, stale_after_s: float | None = None) -> None:
+                 fast_backoff: bool = True, stale_after_s: float | None = None,
+                 url: Callable[[Any], str] | None = None) -> None:
         self.venue = venue
         self.symbols = symbols
         self.model = MarketModel(symbols, [venue], seed=seed, tick_ms=tick_ms, dislocation_rate=0.0)
@@ -44,6 +45,7 @@ class Rig:
         self.depth = depth
         self.fast_backoff = fast_backoff
         self.stale_after_s = stale_after_s
+        self.url = url
         self.quotes: list[Quote] = []
         self.states: list[BookStatus] = []
         self.feed: Any = None
@@ -52,7 +54,8 @@ class Rig:
     async def __aenter__(self) -> Self:
         await self.sim.start()
         await self.hub.start()
-        self.feed = self.feed_cls(list(self.symbols), self.quotes.append, url=self.sim.url,
+        url = self.url(self.sim) if self.url else self.sim.url
+        self.feed = self.feed_cls(list(self.symbols), self.quotes.append, url=url,
                                   rest_url=self.sim.rest_url, depth=self.depth,
                                   symbol_map=sim_symbol_map(self.venue, self.symbols))
         if self.fast_backoff:

@@ -285,3 +285,14 @@ def test_symbols_beyond_one_connections_1024_streams_get_no_book():
     assert sum(len(x["params"]) for x in frames) == 824 and all(len(x["params"]) <= 100 for x in frames)
     assert BinanceFeed.symbols_from_subscribe(f.url, f.subscribe_messages(), {v: k for k, v in m.items()}) \
         == list(f.books)
+
+
+async def test_raw_ws_endpoint_with_subscribe_frames():
+    """``/ws`` sends bare events (no ``stream`` wrapper); every stream is SUBSCRIBEd."""
+    async with Rig("binance", SYMS, url=lambda sim: f"ws://127.0.0.1:{sim.port}/ws") as rig:
+        assert rig.feed.url.endswith("/ws")
+        frames = [json.loads(m) for m in rig.feed.subscribe_messages()]
+        assert [f["params"] for f in frames] == [rig.feed._streams]
+        await rig.live()
+        await rig.wait(lambda: rig.counter("bbo_checks") > 0, "bare bookTicker events")
+        await rig.wait_equal()

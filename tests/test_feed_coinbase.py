@@ -141,3 +141,23 @@ async def test_recording_books_and_final_bbo():
     best_ask = min(Decimal(u["price_level"]) for u in ups if u["side"] == "offer")
     first = next(x for x in quotes if x.symbol == "BTC-USD")
     assert (Decimal(first.bid_px), Decimal(first.ask_px)) == (best_bid, best_ask)
+
+
+async def test_subscribes_within_the_venues_deadline():
+    import asyncio
+
+    import pytest
+    import websockets
+
+    def strict(sim) -> None:
+        sim.subscribe_deadline_s = 0.3
+
+    async with Rig("coinbase", SYMS, sim_setup=strict) as rig:
+        await rig.live()
+        await asyncio.sleep(0.5)
+        assert rig.feed.reconnects == 0 and rig.all_live()
+        # The sim does enforce the deadline: a client that never subscribes is closed.
+        async with websockets.connect(rig.sim.url) as ws:
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 3)
+            assert ws.close_code == 1008

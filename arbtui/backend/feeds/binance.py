@@ -180,8 +180,8 @@ class BinanceFeed(VenueFeed):
     @staticmethod
     def connect_url(base: str, streams: list[str]) -> str:
         """Combined-stream URL; a URL that already names streams is kept as given."""
-        if "/stream?" in base or "/ws/" in base:
-            return base
+        if "/stream?" in base or "/ws/" in base or base.rstrip("/").endswith("/ws"):
+            return base  # the operator chose the endpoint; missing streams go in SUBSCRIBE
         root = base.rstrip("/")
         root = root.removesuffix("/stream")
         if not streams:
