@@ -123,7 +123,8 @@ def _e2e_table(results) -> list[str]:
     groups: dict[tuple, list] = defaultdict(list)
     order: list[tuple] = []
     for spec, r in results:
-        key = (spec.variant, spec.venues, spec.symbols, spec.rate, spec.fetch_max_wait_ms)
+        key = (spec.variant, spec.venues, spec.symbols, spec.rate, spec.fetch_max_wait_ms,
+               spec.source)
         if key not in groups:
             order.append(key)
         groups[key].append(r)
@@ -132,7 +133,7 @@ def _e2e_table(results) -> list[str]:
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in order:
         rs = groups[key]
-        variant, nv, ns, rate, fmw = key
+        variant, nv, ns, rate, fmw, source = key
 
         def f(name: str, rs: list = rs) -> str:
             return stats.fmt(stats.spread([getattr(r, name) for r in rs]))
@@ -144,6 +145,8 @@ def _e2e_table(results) -> list[str]:
         if rate is None:
             kept = "(saturation)"
         name = variant + (f" (fmw {fmw})" if fmw is not None else "")
+        if source == "quotes" and variant in ("embedded", "kafka"):
+            name += " [ready quotes]"
         md.append(f"| {name} | {nv}×{ns} | {'sat' if rate is None else f'{rate:,.0f}'} | "
                   f"{f('ingest_rate')} | {f('processed_rate')} | {f('p50_ms')} | {f('p99_ms')} | "
                   f"{f('p999_ms')} | {f('opp_p99_ms')} | {f('lag_p99_ms')} | {kept} | {len(rs)} | "
@@ -155,9 +158,13 @@ def bench_embedded(plan: Plan, out: dict) -> list[str]:
     from benchmarks.e2e import Spec
 
     _log("embedded ...")
-    specs = [Spec(v, nv, ns, rate, plan.window, 0.3 if plan.quick else 0.5)
+    warm = 0.3 if plan.quick else 0.5
+    specs = [Spec(v, nv, ns, rate, plan.window, warm)
              for nv, ns in plan.sizes for rate in plan.loads
              for v in ("floor-queue", "embedded")]
+    # The same engine fed ready quotes: bus + detector alone, without the adapter.
+    specs += [Spec("embedded", nv, ns, None, plan.window, warm, source="quotes")
+              for nv, ns in plan.sizes]
     results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
     out["embedded"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
     return ["### End to end, embedded bus (one process)", ""] + _e2e_table(results)
@@ -178,6 +185,7 @@ def bench_kafka(plan: Plan, out: dict) -> list[str]:
             if fmw is not None and v == "baseline":
                 continue
             specs.append(Spec(v, nv, ns, rate, plan.kafka_window, 0.5, fmw))
+    specs.append(Spec("kafka", 5, 50, None, plan.kafka_window, 0.5, source="quotes"))
     results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
     out["kafka"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
     return ["### End to end, Kafka (fresh tansu broker per run, loopback)", ""] + _e2e_table(results)
@@ -187,7 +195,7 @@ def bench_memory(plan: Plan, out: dict) -> list[str]:
     from benchmarks import memory, micro
 
     _log(f"memory: {plan.mem_seconds:.0f} s at 5 k/s ...")
-    r = asyncio.run(memory.rss_run(5000.0, plan.mem_seconds))
+    r = memory.rss_in_subprocess(5000.0, plan.mem_seconds)
     bm = micro.book_memory(1000)
     out["memory"] = {"rss": r, "book": bm}
     return ["### Memory", "",

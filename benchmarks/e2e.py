@@ -48,6 +48,9 @@ class Spec:
     window_s: float = 3.0
     warmup_s: float = 0.5
     fetch_max_wait_ms: int | None = None  # Kafka variants: override the consumer setting
+    #: "frames": venue frames through the Coinbase adapter (the full path);
+    #: "quotes": ready Quotes straight onto the bus (bus + detector only).
+    source: str = "frames"
 
 
 @dataclass
@@ -390,12 +393,12 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
     from arbtui.backend.bus.embedded import EmbeddedBus
     from arbtui.backend.engine import Engine
 
-    mode = "frames" if coinbase_available() else "quotes"
+    mode = "frames" if spec.source == "frames" and coinbase_available() else "quotes"
     n = n_needed(spec, sat_cap)
     m, _, extra = stream(spec.venues, spec.symbols, n)
     payload = rendered(spec.venues, spec.symbols, n, mode)
     res = Result("embedded", spec.venues, spec.symbols, spec.rate)
-    if mode == "quotes":
+    if mode == "quotes" and spec.source == "frames":
         res.notes.append("coinbase adapter not available: ready Quotes published (no parse/book)")
     cfg = bench_config(m.venues)
     bus = EmbeddedBus(cfg.bus.queue_size)
@@ -659,7 +662,10 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         t_last = state["t_last"] or t_done
     out = {
         "processed": processed, "coalesced": dr - (probe.base[1] if variant == "kafka" else 0),
-        "elapsed_s": max(1, min(t_done, t_last) - state["warm_ns"]) / 1e9,
+        # Up to the last quote detected (not the idle drain after it).
+        "elapsed_s": max(1_000_000, (t_last if t_last > state["warm_ns"] else t_done)
+                         - state["warm_ns"]) / 1e9,
+        "t_last_after_warm": t_last > state["warm_ns"],
         "lat": np.asarray(samples, dtype=np.int64).tobytes(),
         "arrival": np.asarray(arrival, dtype=np.int64).tobytes(),
         "opp": np.asarray(opp_lat, dtype=np.int64).tobytes(),
@@ -712,9 +718,9 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
     elif variant == "floor-kafka":
         payload = rendered(nv, ns, n, "quote_bytes")
     else:
-        mode = "frames" if coinbase_available() else "quotes"
+        mode = "frames" if spec.source == "frames" and coinbase_available() else "quotes"
         payload = rendered(nv, ns, n, mode)
-        if mode == "quotes":
+        if mode == "quotes" and spec.source == "frames":
             res.notes.append("coinbase adapter not available: ready Quotes published")
     ctx = mp.get_context("spawn")
     async with brokermod.fresh_broker() as b:

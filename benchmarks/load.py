@@ -22,6 +22,8 @@ import json
 import random
 from dataclasses import dataclass, field
 
+import msgspec
+
 from arbtui.model import Quote
 
 LEVELS = 20
@@ -170,17 +172,18 @@ class Market:
 # ---------------------------------------------------------------------- renderings
 
 _TS = "2026-11-25T20:00:00.000000000Z"
+_enc = msgspec.json.Encoder().encode
 
 
 def coinbase_frame(m: Market, msg: Msg, seq: int, snapshot: bool = False) -> str:
     sym = m.symbols[msg.symbol]
     ups = [{"side": s, "event_time": _TS, "price_level": p, "new_quantity": q}
            for s, p, q in msg.updates]
-    return json.dumps({
+    return _enc({
         "channel": "l2_data", "client_id": "", "timestamp": _TS, "sequence_num": seq,
         "events": [{"type": "snapshot" if snapshot else "update", "product_id": sym,
                     "updates": ups}],
-    }, separators=(",", ":"))
+    }).decode()
 
 
 def coinbase_snapshot_frames(m: Market, vi: int, seq0: int) -> list[str]:

@@ -84,3 +84,35 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
         "growth_mb_per_min": (last - first) / span_min,
         "samples": samples,
     }
+
+
+def _child(conn, rate: float, seconds: float) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        conn.send(asyncio.run(rss_run(rate, seconds)))
+    except Exception as e:  # noqa: BLE001 - reported by the parent
+        conn.send({"error": f"{type(e).__name__}: {e}"})
+
+
+def rss_in_subprocess(rate: float, seconds: float) -> dict:
+    """A fresh interpreter, so the RSS is arbtui's alone (not the suite's caches)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_child, args=(child, rate, seconds), daemon=True)
+    p.start()
+    child.close()
+    try:
+        if not parent.poll(seconds + 120):
+            raise TimeoutError("memory run did not report")
+        out = parent.recv()
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out
