@@ -296,3 +296,18 @@ async def test_raw_ws_endpoint_with_subscribe_frames():
         await rig.live()
         await rig.wait(lambda: rig.counter("bbo_checks") > 0, "bare bookTicker events")
         await rig.wait_equal()
+
+
+async def test_proactive_reconnect_before_the_connection_limit():
+    """Binance closes connections at 24 h; the adapter leaves first (here after 0.5 s)."""
+    assert BinanceFeed.max_conn_life_s is not None and BinanceFeed.max_conn_life_s < 24 * 3600
+
+    class ShortLived(BinanceFeed):
+        max_conn_life_s = 0.5
+
+    async with Rig("binance", SYMS, feed_cls=ShortLived) as rig:
+        await rig.live()
+        await rig.wait(lambda: rig.sim.connects >= 2, "second connection")
+        await rig.live()
+        await rig.wait_equal()
+        assert rig.counter("gaps") == 0
