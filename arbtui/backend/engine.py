@@ -24,7 +24,16 @@ from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.metrics import Latency, Rate
 from arbtui.config import Config
-from arbtui.model import BookState, BookStatus, Fill, OppEvent, Opportunity, Quote, VenueStatus
+from arbtui.model import (
+    BookState,
+    BookStatus,
+    Fill,
+    OppEvent,
+    Opportunity,
+    Quote,
+    SymbolStatus,
+    VenueStatus,
+)
 
 log = logging.getLogger("arbtui.engine")
 
@@ -322,10 +331,20 @@ class Engine:
             await asyncio.sleep(0)
 
     async def _sweep_loop(self) -> None:
+        next_states = 0.0
         while not self._stopping:
             await asyncio.sleep(0.1)
             if "detect" in self.roles:
                 self._emit_all(self.detector.sweep())
+            if self.bus.kind == "kafka" and self.feeds and time.monotonic() >= next_states:
+                # Book states are published on change only; a viewer or detector that
+                # starts later learns them from this periodic re-statement.
+                next_states = time.monotonic() + 5.0
+                for f in self.feeds.values():
+                    for sb in f.books.values():
+                        self.bus.publish(STATUS, sb.symbol, BookStatus(
+                            venue=f.venue, symbol=sb.symbol, state=sb.state, reason=sb.reason,
+                            ts_ns=sb.since_ns))
 
     def _emit_all(self, events: list[Opportunity]) -> None:
         for e in events:
@@ -376,7 +395,27 @@ class Engine:
     # ------------------------------------------------------------------ sampling
 
     def venue_statuses(self) -> dict[str, VenueStatus]:
+        if not self.feeds and getattr(self, "remote_books", None):
+            return self._remote_venue_statuses()
         return {v: f.status() for v, f in self.feeds.items()}
+
+    def _remote_venue_statuses(self) -> dict[str, VenueStatus]:
+        """View role: venue health as the feed processes reported it on the status
+        topic (book states) plus the quotes seen; worst book state wins."""
+        order = [BookState.LIVE, BookState.SYNCING, BookState.STALE, BookState.RESYNC,
+                 BookState.DISABLED]
+        out: dict[str, VenueStatus] = {}
+        for (v, sym), st in self.remote_books.items():
+            vs = out.get(v) or out.setdefault(v, VenueStatus(venue=v, state=BookState.LIVE,
+                                                             connected=True))
+            vs.symbols[sym] = SymbolStatus(state=st.state, reason=st.reason, since_ns=st.ts_ns)
+            if order.index(st.state) > order.index(vs.state):
+                vs.state, vs.reason = st.state, f"{sym}: {st.reason}"
+        for (v, _), q in self.latest.items():
+            vs = out.get(v)
+            if vs is not None:
+                vs.last_msg_ns = max(vs.last_msg_ns, q.recv_ts_ns)
+        return out
 
     def symbols(self) -> list[str]:
         if self.mode == "demo":
