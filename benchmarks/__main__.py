@@ -6,6 +6,7 @@ Benchmarks (``--only`` takes any of them, comma separated):
   embedded  end to end on the embedded bus, with the bare asyncio.Queue floor
   kafka     end to end on a fresh broker: bare aiokafka pipe, arbtui KafkaBus, baseline
   memory    RSS over time at 5 k quotes/s (10 min in the full run) and book memory
+  ui        the dashboard under 20 k quotes/s: key -> screen, detection with/without UI
 The report (markdown) goes to stdout; ``--json`` keeps every raw figure and
 ``--append FILE`` appends the report to BENCHMARKS.md-style files.
 """
@@ -22,7 +23,7 @@ from collections import defaultdict
 
 from benchmarks import stats
 
-ALL = ("parse", "detector", "embedded", "kafka", "memory")
+ALL = ("parse", "detector", "embedded", "kafka", "memory", "ui")
 
 
 def _log(msg: str) -> None:
@@ -208,8 +209,43 @@ def bench_memory(plan: Plan, out: dict) -> list[str]:
             f"{bm['bytes'] / 1024:.0f} KiB ({bm['bytes_per_level']:.0f} B/level, tracemalloc).")]
 
 
+def bench_ui(plan: Plan, out: dict) -> list[str]:
+    from benchmarks import ui
+
+    _log("ui ...")
+    runs, seconds, warm = (1, 2.0, 1.0) if plan.quick else (3, 8.0, 2.0)
+    res: dict[str, dict[str, list[float]]] = {}
+    keys: list[int] = []
+    for _ in range(runs):
+        for with_ui in (False, True):
+            o = asyncio.run(ui.measure(with_ui, 20_000.0, seconds, warm))
+            d = res.setdefault("engine + dashboard" if with_ui else "engine alone",
+                               {"p50": [], "p99": [], "offered": [], "detected": []})
+            p50, p99 = stats.pct(o["detect_ns"], 50, 99)
+            d["p50"].append(p50)
+            d["p99"].append(p99)
+            d["offered"].append(o["offered_qps"])
+            d["detected"].append(o["detected_qps"])
+            keys += [k for k in o["keys_ns"] if k >= 0]
+    out["ui"] = {"variants": res, "keys_ns": keys}
+    md = [("### Dashboard under load (benchmarks/ui.py: 3 venues × 4 symbols, ready quotes, "
+          f"20 k/s offered, {seconds:g} s per run after {warm:g} s warm-up, {runs} run(s))"), "",
+          "| variant | offered/s | detector evaluated/s | detect p50 ms | detect p99 ms |",
+          "|---|---|---|---|---|"]
+    for name, d in res.items():
+        md.append(f"| {name} | {stats.fmt(stats.spread(d['offered']))} | "
+                  f"{stats.fmt(stats.spread(d['detected']))} | "
+                  f"{stats.fmt(stats.spread(d['p50']))} | {stats.fmt(stats.spread(d['p99']))} |")
+    if keys:
+        k50, k99 = stats.pct(keys, 50, 99)
+        md += ["", (f"Key press → screen (threshold `+`/`-`, until the header shows it and the next "
+                   f"frame is written): n={len(keys)}, p50 {k50:.1f} ms, p99 {k99:.1f} ms, "
+                   f"max {max(keys) / 1e6:.1f} ms.")]
+    return md
+
+
 RUNNERS = {"parse": bench_parse, "detector": bench_detector, "embedded": bench_embedded,
-           "kafka": bench_kafka, "memory": bench_memory}
+           "kafka": bench_kafka, "memory": bench_memory, "ui": bench_ui}
 
 
 def header(plan: Plan, argv: list[str]) -> list[str]:
