@@ -31,14 +31,19 @@ def test_match_ignores_host_and_limit_but_not_the_symbol():
     assert a.matching("https://api.binance.com/api/v3/ticker?symbol=NKNUSDT") == []
 
 
-def test_choose_prefers_the_answer_recorded_at_or_after_the_request():
-    u = "https://x/api/v3/depth?symbol=NKNUSDT"
-    a = _arch((10.0, u, "first"), (20.0, u, "second"), (30.0, u, "third"))
+def test_choose_answers_requests_in_recorded_order_preferring_the_same_query():
+    u = "https://x/api/v3/depth?symbol=NKNUSDT&limit=1000"
+    probe = "https://x/api/v3/depth?symbol=NKNUSDT&limit=5"
+    a = _arch((10.0, u, "first"), (12.0, probe, "probe"), (20.0, u, "second"))
     used: set[int] = set()
-    r = a.choose(u, 15_000_000_000, used)
-    assert r.body == "second" and r.ts_ns == 20_000_000_000
+    r = a.choose("http://127.0.0.1:9/api/v3/depth?limit=1000&symbol=NKNUSDT", used)
+    assert r.body == "first" and r.ts_ns == 10_000_000_000
     used.add(r.idx)
-    # Asked again later than anything unused: the latest one recorded before.
-    assert a.choose(u, 40_000_000_000, used).body == "third"
-    used |= {0, 2}
-    assert a.choose(u, 40_000_000_000, used) is None  # nothing left: the adapter sees an error
+    r = a.choose(probe, used)
+    assert r.body == "probe"  # the exact query first, not the next snapshot
+    used.add(r.idx)
+    # Another client's limit: any answer for the same instrument, in order.
+    r = a.choose("https://x/api/v3/depth?symbol=NKNUSDT&limit=5000", used)
+    assert r.body == "second"
+    used.add(r.idx)
+    assert a.choose(u, used) is None  # nothing left: the adapter sees an error

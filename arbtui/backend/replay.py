@@ -70,6 +70,11 @@ class ReplayHTTPError(OSError):
 # ---------------------------------------------------------------------- REST archive
 
 
+def _query(url: str) -> list[tuple[str, str]]:
+    return sorted((k.lower(), v.upper()) for k, v in
+                  urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+
+
 def url_key(url: str) -> tuple[str, dict[str, str]]:
     """(path, identity params) of a URL: what matching a request to a recording uses."""
     u = urllib.parse.urlsplit(url)
@@ -109,15 +114,17 @@ class HttpArchive:
         out.sort(key=lambda r: (r.ts_ns, r.idx))
         return out
 
-    def choose(self, url: str, at_ns: int, used: set[int]) -> _Resp | None:
-        """The answer to a request made at ``at_ns``: the earliest unused response recorded
-        at or after it (the recorder asked at about the same time), else the latest
-        unused one recorded before it (our adapter asked later than the recorder did)."""
+    def choose(self, url: str, used: set[int]) -> _Resp | None:
+        """The answer to the next request for ``url``: the first unused response recorded
+        for it, in recorded order. The same adapter code makes the same requests in the
+        same order as when it was recorded, so the k-th request gets the k-th answer;
+        it is delivered no earlier than it was recorded (the caller waits). Responses
+        to the very same query (``limit`` included) are preferred, so e.g. a small
+        "is the book quiet?" probe never takes a full snapshot meant for a resync."""
         cands = [r for r in self.matching(url) if r.idx not in used]
-        after = [r for r in cands if r.ts_ns >= at_ns]
-        if after:
-            return after[0]
-        return cands[-1] if cands else None
+        exact = [r for r in cands if _query(r.url) == _query(url)]
+        pick = exact or cands
+        return pick[0] if pick else None
 
 
 # ---------------------------------------------------------------------- plan
@@ -380,6 +387,7 @@ class ReplayEngine(Engine):
                    depth=vc.depth if vc else 1000, quote_depth=self.cfg.quote_depth,
                    symbol_map=smap)
         feed.on_book_state = self._on_book_state
+        feed.clock_ns = self.clock_ns
         feed.conn_state_reason = "replay: waiting for its first frame"
 
         async def http_get(url: str, _feed: VenueFeed = feed) -> str:
@@ -412,7 +420,7 @@ class ReplayEngine(Engine):
     async def _http_get(self, feed: VenueFeed, url: str) -> str:
         arch = self.archives.get(feed.venue)
         used = self._used.setdefault(id(feed), set())
-        r = arch.choose(url, self.now_ns, used) if arch is not None else None
+        r = arch.choose(url, used) if arch is not None else None
         if r is None:
             self.http_missing += 1
             feed.count("replay_http_missing")

@@ -90,8 +90,21 @@ class Backoff:
 class SymbolBook:
     """Per-symbol book with its sync state. Adapters keep venue ids in ``seq``/``extra``."""
 
-    __slots__ = ("symbol", "vsym", "book", "state", "reason", "since_ns", "changes", "seq",
-                 "extra", "last_top", "last_update_ns", "next_resync", "resync_pending")
+    __slots__ = (
+        "book",
+        "changes",
+        "extra",
+        "last_top",
+        "last_update_ns",
+        "next_resync",
+        "reason",
+        "resync_pending",
+        "seq",
+        "since_ns",
+        "state",
+        "symbol",
+        "vsym",
+    )
 
     def __init__(self, symbol: str, vsym: str, depth: int) -> None:
         self.symbol = symbol
@@ -174,6 +187,10 @@ class VenueFeed:
         #: Optional tap set by ``arbtui record`` (``recording.FeedRecorder``): the live
         #: loop reports every connect, sent frame, received frame and REST body to it.
         self.recorder: Any = None
+        #: "Now" in ns for an adapter's own age checks (quiet books, resubscribe timeouts).
+        #: Replay sets it to replay time: compare frame times (``recv_ns``) against
+        #: ``self.clock_ns()``, never ``time.time_ns()``, or a replayed book looks years old.
+        self.clock_ns: Callable[[], int] = time.time_ns
 
     # ================================================================ adapter API
 
@@ -209,7 +226,7 @@ class VenueFeed:
 
         def _get() -> str:
             req = urllib.request.Request(url, headers={"User-Agent": "arbtui"})
-            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - venue REST
+            with urllib.request.urlopen(req, timeout=10) as r:
                 return r.read().decode()
 
         body = await asyncio.to_thread(_get)
@@ -348,7 +365,7 @@ class VenueFeed:
 
         def _get() -> str:
             req = urllib.request.Request(url_fn(base), headers={"User-Agent": "arbtui"})
-            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - venue REST
+            with urllib.request.urlopen(req, timeout=10) as r:
                 return r.read().decode()
 
         try:
