@@ -20,7 +20,7 @@ def run_cli(tmp_path: Path, toml: str, *extra: str) -> subprocess.CompletedProce
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
     return subprocess.run(
         [sys.executable, "-m", "arbtui", "--config", str(p), "--no-ui", "--duration", "0.1", *extra],
-        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
+        check=False, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
     )
 
 
@@ -65,7 +65,7 @@ def test_toml_syntax_error_names_line(tmp_path):
 def test_missing_config_file(tmp_path):
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path))
     r = subprocess.run([sys.executable, "-m", "arbtui", "--config", str(tmp_path / "nope.toml"), "--no-ui"],
-                       capture_output=True, text=True, timeout=60, env=env)
+                       check=False, capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and "nope.toml" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -100,7 +100,7 @@ def test_default_config_is_valid_and_documented():
         s = ln.strip()
         if s.startswith("["):
             table = s
-        if not s or s.startswith("#") or s.startswith("["):
+        if not s or s.startswith(("#", "[")):
             continue
         if table.startswith("[venues."):
             # venue tables share one documented key list in the comment block above them

@@ -63,7 +63,7 @@ async def _capture(venue: str, seconds: float = 1.5) -> tuple[list[str | bytes],
 
     async def http(u: str) -> str:
         def get() -> str:
-            with urllib.request.urlopen(u, timeout=5) as r:  # noqa: S310 - loopback sim
+            with urllib.request.urlopen(u, timeout=5) as r:
                 return r.read().decode()
 
         body = await asyncio.to_thread(get)

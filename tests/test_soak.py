@@ -22,7 +22,7 @@ import pytest
 from arbtui import config
 from arbtui.backend.bus import OPPORTUNITIES
 from arbtui.backend.engine import Engine
-from arbtui.model import BookState, Opportunity, OppEvent
+from arbtui.model import BookState, OppEvent, Opportunity
 
 VENUES = ["binance", "coinbase", "kraken", "bybit", "okx"]
 BASES = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "LTC", "AVAX", "DOT", "LINK"]

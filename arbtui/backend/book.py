@@ -15,7 +15,6 @@ from itertools import islice
 
 from sortedcontainers import SortedDict
 
-
 _LIMIT = Decimal("1e15")
 
 
@@ -39,7 +38,7 @@ def _parse_level(px: str, qty: str) -> tuple[Decimal, bool]:
 class Book:
     """One venue+symbol book. ``bids`` and ``asks`` map Decimal price -> (px_str, qty_str)."""
 
-    __slots__ = ("bids", "asks", "depth")
+    __slots__ = ("asks", "bids", "depth")
 
     def __init__(self, depth: int = 1000) -> None:
         self.bids: SortedDict = SortedDict()

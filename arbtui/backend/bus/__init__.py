@@ -2,7 +2,7 @@
 
 from arbtui.backend.bus.base import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, Subscription
 
-__all__ = ["Bus", "Subscription", "QUOTES", "OPPORTUNITIES", "FILLS", "STATUS", "make_bus"]
+__all__ = ["FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "Bus", "Subscription", "make_bus"]
 
 
 def make_bus(cfg) -> Bus:

@@ -41,7 +41,7 @@ def price_tick(symbol: str) -> float:
 
 
 def decimals(step: float) -> int:
-    return max(0, -int(math.floor(math.log10(step) + 1e-9)))
+    return max(0, -math.floor(math.log10(step) + 1e-9))
 
 
 @dataclass
