@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,11 @@ def recording(name: str) -> Path:
 
 
 def default_cfg():
-    """Defaults only: a developer's ~/.config/arbtui must not change test results."""
-    return configmod.load(use_user=False)
+    """Defaults only: a developer's ~/.config/arbtui must not change test results, and
+    test replays never write the operator's journal."""
+    cfg = configmod.load(use_user=False)
+    cfg.journal.enabled = False
+    return cfg
 
 
 class ReplayRun:
@@ -71,11 +75,13 @@ async def replay_inprocess(files: list[str | Path], *, speed: float = 0.0,
 def replay_cli(files: list[str | Path], *extra: str, timeout: float = 180.0
                ) -> subprocess.CompletedProcess:
     """``arbtui replay FILES --max --print-quotes`` in a subprocess (the real CLI)."""
-    env = dict(os.environ)
-    env["XDG_CONFIG_HOME"] = str(REPO / ".nonexistent-test-config")  # defaults only
-    cmd = [sys.executable, "-m", "arbtui", "replay", *[str(f) for f in files], *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=str(REPO), check=False)
+    with tempfile.TemporaryDirectory(prefix="arbtui-replay-test-") as home:
+        env = dict(os.environ)
+        env["XDG_CONFIG_HOME"] = str(Path(home) / "config")  # defaults only
+        env["XDG_STATE_HOME"] = str(Path(home) / "state")  # journal and logs stay in here
+        cmd = [sys.executable, "-m", "arbtui", "replay", *[str(f) for f in files], *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=str(REPO), check=False)
 
 
 def top_changes(quotes: list[dict[str, Any]]) -> list[tuple]:
