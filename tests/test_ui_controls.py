@@ -104,7 +104,7 @@ async def test_threshold_keys_change_what_is_detected():
         await eng.push(quote("binance", "ETH-USD", 3_412.02, 3_412.42, size=3.0, age_ms=10))
         assert [o.symbol for o in opened(eng, seq)] == ["ETH-USD"]
         app.dashboard.sample(force=True)
-        assert f"thr {start:+.1f}bps" in app.dashboard.header_widget._last[0]
+        assert f"thr {start:+.1f}bps" in app.dashboard.header_widget.plain
 
 
 async def test_threshold_editor_sets_engine_values():
@@ -142,7 +142,7 @@ async def test_execution_toggle_pause_clear_and_detail():
         app.dashboard.sample(force=True)
         await pilot.press("x")
         assert eng.cfg.execution.enabled is True
-        assert "EXEC ON" in app.dashboard.header_widget._last[0]
+        assert "EXEC ON" in app.dashboard.header_widget.plain
         await pilot.press("x")
         assert eng.cfg.execution.enabled is False
         log = app.dashboard.log_widget

@@ -30,7 +30,7 @@ async def wait_until(pilot, cond, timeout: float = 10.0, what: str = "") -> None
 
 def panel(app: ArbApp, venue: str) -> str:
     p = app.dashboard.panels.get(venue)
-    return p._last[0] if p is not None and p._last else ""
+    return p.plain if p is not None else ""
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ async def test_demo_execution_toggle_fills_marked_and_wallets_shown(demo_app):
         assert marked, "no log row for a filled opportunity"
         assert all(r.markers()[:1] in ("E", "P", "X") for r in marked)
         assert app.dashboard.wallets.display
-        assert "PnL" in app.dashboard.header_widget._last[0]
+        assert "PnL" in app.dashboard.header_widget.plain
         await pilot.press("x")
         assert not eng.cfg.execution.enabled
         await pilot.press("q")

@@ -172,7 +172,7 @@ def panel_plain(app: Any, venue: str) -> str:
     from arbtui.widgets.venue_panel import VenuePanel
 
     panel = app.dashboard.query_one(f"#venue-{venue}", VenuePanel)
-    return panel._last[0] if panel._last else ""
+    return panel.plain
 
 
 def make_app(**kw: Any) -> tuple[Any, FrozenEngine, Clock]:

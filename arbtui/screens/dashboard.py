@@ -17,7 +17,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 
 from arbtui.config import MAX_BPS
 from arbtui.model import BookState
@@ -140,10 +140,12 @@ class DashboardScreen(Screen):
             log_shown = not self.has_class("-chartsonly")
             if not self.paused and log_shown:
                 self._drain_log(now)
-            if log_shown:
-                self.log_widget.tick(now)
             self._update_log_title(state)
             if force or self.ticks % chart_every == 1 or chart_every == 1:
+                # Live lifetimes change every sample; re-rendering those rows at the
+                # chart cadence (<= 2 Hz) is plenty for a human.
+                if log_shown:
+                    self.log_widget.tick(now)
                 visible = self.charts_visible() and self.app.screen is self
                 self.sparks.sample(state, now, venues, render=visible)
                 self.chart.sample(self.focus_sym, state.quotes, det.fees, now)
@@ -328,10 +330,6 @@ class DashboardScreen(Screen):
         from arbtui.screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(row, self.cfg))
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_detail()
 
     def action_charts(self) -> None:
         cur = self.show_charts if self.show_charts is not None else not self.has_class("-narrow")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from arbtui.widgets.fmt import fmt_clock, fmt_money, fmt_ms, fmt_rate, fmt_uptime
+from arbtui.widgets.live_text import LiveText
 
 
 def mode_label(state: Any) -> str:
@@ -75,8 +75,8 @@ def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bo
     return out
 
 
-class HeaderBar(Static):
-    """Re-rendered only when its text changes (compared as plain+spans)."""
+class HeaderBar(LiveText):
+    """Repainted only when its text changes; never triggers a layout pass (one line)."""
 
     DEFAULT_CSS = """
     HeaderBar { height: 1; dock: top; background: $panel; }
@@ -87,7 +87,5 @@ class HeaderBar(Static):
         self._last: tuple | None = None
 
     def show(self, text: Text) -> None:
-        key = (text.plain, tuple(text.spans))
-        if key != self._last:
-            self._last = key
-            self.update(text)
+        if self.set_text(text):
+            self._last = (text.plain, tuple(text.spans))

@@ -1,25 +1,29 @@
 """The opportunity log: one row per opportunity, keyed by its id.
 
 Events arrive in batches (the dashboard drains ``engine.events_since`` once per
-sample). A batch first folds every event into its row record, then touches
-each changed row once: ``update_cell`` only for cells whose formatted string
-changed, fixed column widths, never ``update_width`` (TEXTUAL-NOTES D.2). Rows
-beyond the line cap are removed oldest-first.
+sample). A batch folds every event into its row record and drops that row's
+cached line; only rows whose record changed are rendered again, at fixed column
+widths (TEXTUAL-NOTES D.2/D.3). Rows beyond the line cap go oldest-first.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from arbtui.model import Fill, OppEvent, Opportunity
 from arbtui.widgets.fmt import fmt_bps, fmt_clock, fmt_lifetime, fmt_money, fmt_sz
 
 #: (key, label, width). Markers first so they survive a narrow terminal.
-#: Each width includes one trailing blank (cell_padding is 0 so the table fits 80 columns).
+#: Each width includes one trailing blank, so the columns fit 80 terminal columns.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("mk", "M", 3),
     ("time", "Time", 9),
@@ -77,29 +81,49 @@ def edge_style(row: OppRow, min_net: float, exec_net: float) -> str:
     return f"{style} dim" if row.closed else style
 
 
-class OpportunityLog(DataTable):
+class OpportunityLog(ScrollView, can_focus=True):
+    """Line-API log: each row is rendered to a ``Strip`` once per change and cached.
+
+    Textual's DataTable keys its cell cache on a table-wide update counter, so one
+    ``update_cell`` re-renders every visible cell: ~55 ms a frame at 30 rows under
+    load (benchmarks/ui.py). Here a changed row costs one row render, scrolling
+    costs nothing, and line 0 is a fixed column header.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
+    ]
     DEFAULT_CSS = """
-    OpportunityLog { height: 1fr; }
+    OpportunityLog { height: 1fr; scrollbar-size-horizontal: 0; }
     """
 
     def __init__(self, cap: int = 2000, **kw: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kw)
+        super().__init__(**kw)
         self.cap = cap
         self.rows_by_id: dict[str, OppRow] = {}
+        self.order: list[str] = []
+        self.cursor = 0
         self.min_net = 0.0
         self.exec_net = 0.0
+        self._strips: dict[str, Strip] = {}
+        self._header: Strip | None = None
+        self.width_total = sum(w for _, _, w in COLUMNS)
 
-    def on_mount(self) -> None:
-        for key, label, w in COLUMNS:
-            self.add_column(label.ljust(w) if key in ("mk", "time", "sym", "buy", "sell")
-                            else label.rjust(w - 1) + " ", width=w, key=key)
+    @property
+    def row_count(self) -> int:
+        return len(self.order)
 
     # ------------------------------------------------------------------ data
 
     def apply_events(self, events: list[Any], now_ns: int) -> int:
         """Fold a batch of Opportunity/Fill events in; returns how many rows were added."""
-        touched: dict[str, OppRow] = {}
-        new: list[str] = []
+        at_end = self.cursor >= len(self.order) - 1
+        added = 0
         for ev in events:
             if isinstance(ev, Opportunity):
                 row = self.rows_by_id.get(ev.id)
@@ -107,72 +131,150 @@ class OpportunityLog(DataTable):
                     # An UPDATED/CLOSED whose OPENED fell out of the engine's ring still gets a row.
                     row = OppRow(first=ev, last=ev)
                     self.rows_by_id[ev.id] = row
-                    new.append(ev.id)
+                    self.order.append(ev.id)
+                    added += 1
                 else:
                     row.last = ev
                 if ev.event is OppEvent.CLOSED:
                     row.closed = True
-                touched[ev.id] = row
+                self._strips.pop(ev.id, None)
             elif isinstance(ev, Fill):
                 row = self.rows_by_id.get(ev.opp_id)
                 if row is not None:
                     row.fills.append(ev)
-                    touched[ev.opp_id] = row
-        # Drop the oldest records beyond the cap (before touching the table, so a burst
-        # larger than the cap never adds rows only to remove them again).
-        excess = len(self.rows_by_id) - self.cap
+                    self._strips.pop(ev.opp_id, None)
+        excess = len(self.order) - self.cap
         if excess > 0:
-            for rid in list(self.rows_by_id)[:excess]:
-                del self.rows_by_id[rid]
-                touched.pop(rid, None)
-                if rid in self.rows:
-                    self.remove_row(rid)
-        at_end = self.cursor_row >= self.row_count - 1
-        added = 0
-        for rid in new:
-            row = self.rows_by_id.get(rid)
-            if row is None:
-                continue
-            row.cells = self._cells(row, now_ns)
-            self.add_row(*(row.cells[k] for k, _, _ in COLUMNS), key=rid)
-            touched.pop(rid, None)
-            added += 1
-        for rid, row in touched.items():
-            self._refresh_row(rid, row, now_ns)
+            for rid in self.order[:excess]:
+                self.rows_by_id.pop(rid, None)
+                self._strips.pop(rid, None)
+            del self.order[:excess]
+            self.cursor = max(0, self.cursor - excess)
         if added and at_end:
-            self.move_cursor(row=self.row_count - 1, animate=False)
+            self.cursor = len(self.order) - 1
+        if added or excess > 0:
+            self._resize()
+            self._ensure_visible()
+        if events:
+            self.refresh()
         return added
 
     def tick(self, now_ns: int) -> None:
-        """Live lifetimes for open rows (a handful), once per sample."""
+        """Live lifetimes for open rows (a handful), at the chart cadence."""
+        changed = False
         for rid, row in self.rows_by_id.items():
-            if not row.closed:
-                self._refresh_row(rid, row, now_ns, only=("life",))
+            if not row.closed and self._update_cells(row, now_ns, only="life"):
+                self._strips.pop(rid, None)
+                changed = True
+        if changed:
+            self.refresh()
 
     def restyle(self, min_net: float, exec_net: float, now_ns: int) -> None:
         """Thresholds changed: recolor every row (rare, operator-driven)."""
         if (min_net, exec_net) == (self.min_net, self.exec_net):
             return
         self.min_net, self.exec_net = min_net, exec_net
-        for rid, row in self.rows_by_id.items():
-            self._refresh_row(rid, row, now_ns)
+        self._strips.clear()
+        self.refresh()
 
     def clear_log(self) -> None:
         self.rows_by_id.clear()
-        self.clear()
+        self.order.clear()
+        self._strips.clear()
+        self.cursor = 0
+        self._resize()
+        self.scroll_to(y=0, animate=False)
+        self.refresh()
 
     def selected(self) -> OppRow | None:
-        if not self.row_count:
+        if not self.order:
             return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - cursor outside the table after a clear
-            return None
-        return self.rows_by_id.get(str(key.value))
+        return self.rows_by_id.get(self.order[min(self.cursor, len(self.order) - 1)])
+
+    # ------------------------------------------------------------------ cursor
+
+    def action_cursor(self, step: int) -> None:
+        self._move(self.cursor + step)
+
+    def action_page(self, step: int) -> None:
+        self._move(self.cursor + step * max(1, self.size.height - 2))
+
+    def action_cursor_to(self, index: int) -> None:
+        self._move(index if index >= 0 else len(self.order) - 1)
+
+    def on_click(self, event: Any) -> None:
+        if event.y >= 1:
+            self._move(int(self.scroll_offset.y) + event.y - 1)
+
+    def _move(self, index: int) -> None:
+        if not self.order:
+            return
+        self.cursor = max(0, min(len(self.order) - 1, index))
+        self._ensure_visible()
+        self.refresh()
+
+    def _ensure_visible(self) -> None:
+        rows_visible = max(1, self.size.height - 1)
+        top = int(self.scroll_offset.y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= top + rows_visible:
+            self.scroll_to(y=self.cursor - rows_visible + 1, animate=False)
+
+    def _resize(self) -> None:
+        # Changing virtual_size costs a whole-screen layout pass; grow it in steps of
+        # 64 rows so a steady stream of new rows pays that once per 64, not per frame.
+        rows = len(self.order) + 1
+        height = max(64, -(-rows // 64) * 64) if rows > self.size.height else rows
+        if self.virtual_size.height != height or self.virtual_size.width != self.width_total:
+            self.virtual_size = Size(self.width_total, height)
+
+    # ------------------------------------------------------------------ rendering
+
+    def on_mount(self) -> None:
+        self._resize()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            if self._header is None:
+                hdr = Text(no_wrap=True)
+                for key, label, w in COLUMNS:
+                    left = key in ("mk", "time", "sym", "buy", "sell")
+                    hdr.append(label.ljust(w) if left else label.rjust(w - 1) + " ", "bold")
+                self._header = self._strip(hdr)
+            return self._header.crop_extend(0, width, None)
+        idx = int(self.scroll_offset.y) + y - 1
+        if idx >= len(self.order):
+            return Strip.blank(width)
+        rid = self.order[idx]
+        strip = self._strips.get(rid)
+        if strip is None:
+            row = self.rows_by_id[rid]
+            row.cells = self._cells(row, self.app_clock())
+            line = Text(no_wrap=True)
+            for key, _, _ in COLUMNS:
+                line.append_text(row.cells[key])
+            strip = self._strips[rid] = self._strip(line)
+        strip = strip.crop_extend(0, width, None)
+        if idx == self.cursor:
+            strip = strip.apply_style(self._cursor_style())
+        return strip
+
+    def _cursor_style(self) -> Style:
+        # Reverse video reads in monochrome (NO_COLOR) as well as in colour.
+        return Style(reverse=True, bold=self.has_focus)
+
+    def _strip(self, text: Text) -> Strip:
+        segments = list(text.render(self.app.console))
+        return Strip(segments, text.cell_len)
+
+    def app_clock(self) -> int:
+        return getattr(self.app, "clock", time.time_ns)()
 
     # ------------------------------------------------------------------ cells
 
-    def _cells(self, row: OppRow, now_ns: int) -> dict[str, Any]:
+    def _cells(self, row: OppRow, now_ns: int) -> dict[str, Text]:
         o = row.last
         st = edge_style(row, self.min_net, self.exec_net)
         dim = "dim" if row.closed else ""
@@ -189,13 +291,10 @@ class OpportunityLog(DataTable):
             "size": Text(fmt_sz(o.size, 8) + " ", dim),
         }
 
-    def _refresh_row(self, rid: str, row: OppRow, now_ns: int, only: tuple[str, ...] = ()) -> None:
-        cells = self._cells(row, now_ns)
-        for k, v in cells.items():
-            if only and k not in only:
-                continue
-            old = row.cells.get(k)
-            if old is None or old.plain != v.plain or old.style != v.style:
-                row.cells[k] = v
-                if rid in self.rows:
-                    self.update_cell(rid, k, v)
+    def _update_cells(self, row: OppRow, now_ns: int, only: str) -> bool:
+        new = self._cells(row, now_ns)[only]
+        old = row.cells.get(only)
+        if old is not None and old.plain == new.plain and old.style == new.style:
+            return False
+        row.cells[only] = new
+        return True

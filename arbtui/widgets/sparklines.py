@@ -12,9 +12,10 @@ from collections import deque
 from typing import Any
 
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Sparkline
+from textual.widgets import Sparkline
 
 from arbtui.widgets.fmt import fmt_ms, fmt_rate
+from arbtui.widgets.live_text import LiveText
 
 
 class Series:
@@ -40,7 +41,7 @@ class _Row(Horizontal):
 
     DEFAULT_CSS = """
     _Row { height: 1; }
-    _Row > Label { height: 1; width: 21; }
+    _Row > LiveText { height: 1; width: 21; }
     _Row > Sparkline { height: 1; width: 1fr; }
     """
 
@@ -48,7 +49,7 @@ class _Row(Horizontal):
         super().__init__(**kw)
         self.title = title
         self.series = Series()
-        self._label = Label(title)
+        self._label = LiveText(title)
         self._spark = Sparkline([], summary_function=max)
         self._last_label = ""
 
@@ -59,7 +60,7 @@ class _Row(Horizontal):
     def set_label(self, text: str) -> None:
         if text != self._last_label:
             self._last_label = text
-            self._label.update(text)
+            self._label.set_text(text)
 
     def push(self) -> None:
         # A new list object so the reactive fires (TEXTUAL-NOTES D.1/D.4).

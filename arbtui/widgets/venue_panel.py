@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from arbtui.model import BookState, Quote, VenueStatus
 from arbtui.widgets.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
+from arbtui.widgets.live_text import LiveText
 
 STATE_STYLE = {
     BookState.LIVE: "bold green",
@@ -156,7 +156,7 @@ def panel_text(p: PanelInput, width: int) -> Text:
     return out
 
 
-class VenuePanel(Static):
+class VenuePanel(LiveText):
     """A bordered panel for one venue; titled with its toggle key.
 
     ``-compact`` (many venues on a small terminal) keeps only the top border, which
@@ -185,11 +185,17 @@ class VenuePanel(Static):
         if key == self._last:
             return
         self._last = key
-        self.border_title = f"{p.index} {p.venue}" if p.index <= 9 else p.venue
+        # Titles and classes are reactive and cost a layout pass: set them only on change.
+        title = f"{p.index} {p.venue}" if p.index <= 9 else p.venue
+        if self.border_title != title:
+            self.border_title = title
         label, _ = state_text(p)
-        self.border_subtitle = label.split(" ")[0]
-        self.set_class(p.compact, "-compact")
-        self.set_class(p.disabled, "-disabled")
+        sub = label.split(" ")[0]
+        if self.border_subtitle != sub:
+            self.border_subtitle = sub
         bad = p.status is not None and p.status.state in (BookState.STALE, BookState.RESYNC)
-        self.set_class(bad and not p.disabled, "-bad")
-        self.update(text)
+        for flag, cls in ((p.compact, "-compact"), (p.disabled, "-disabled"),
+                          (bad and not p.disabled, "-bad")):
+            if self.has_class(cls) != flag:
+                self.set_class(flag, cls)
+        self.set_text(text)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from arbtui.widgets.fmt import fmt_money, fmt_sz
+from arbtui.widgets.live_text import LiveText
 
 
 def executor_summary(extra: dict[str, Any]) -> dict[str, Any] | None:
@@ -62,7 +62,7 @@ def wallets_text(ex: dict[str, Any], width: int) -> Text:
     return out
 
 
-class WalletsPanel(Static):
+class WalletsPanel(LiveText):
     DEFAULT_CSS = """
     WalletsPanel { height: auto; max-height: 45%; border: round $primary-darken-2; padding: 0 1; }
     """
@@ -75,12 +75,9 @@ class WalletsPanel(Static):
     def show(self, extra: dict[str, Any]) -> bool:
         """Render the summary; returns False (and hides) when there is none."""
         ex = executor_summary(extra or {})
-        self.display = ex is not None
+        if self.display != (ex is not None):
+            self.display = ex is not None
         if ex is None:
             return False
-        text = wallets_text(ex, self.content_size.width or 30)
-        key = (text.plain, tuple(text.spans))
-        if key != self._last:
-            self._last = key
-            self.update(text)
+        self.set_text(wallets_text(ex, self.content_size.width or 30))
         return True
