@@ -161,3 +161,41 @@ async def test_subscribes_within_the_venues_deadline():
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 3)
             assert ws.close_code == 1008
+
+
+def _frame(seq: int, typ: str, pid: str, levels: list) -> str:
+    return json.dumps({"channel": "l2_data", "timestamp": "2026-08-09T21:05:48.483587501Z",
+                       "sequence_num": seq, "events": [{"type": typ, "product_id": pid, "updates": [
+                           {"side": s, "event_time": "2026-08-09T21:05:48.1Z", "price_level": p,
+                            "new_quantity": q} for s, p, q in levels]}]})
+
+
+async def test_bad_levels_resync_the_right_books():
+    import asyncio
+
+    m = {"BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD"}
+    f = CoinbaseFeed(["BTC-USD", "ETH-USD"], lambda q: None, symbol_map=m)
+    f.feed_frame(_frame(0, "snapshot", "BTC-USD", [("bid", "100.00", "1"), ("offer", "101.00", "2")]), 1)
+    f.feed_frame(_frame(1, "snapshot", "ETH-USD", [("bid", "10.00", "1"), ("offer", "10.10", "2")]), 2)
+    assert all(sb.state is BookState.LIVE for sb in f.books.values())
+    # An unknown side label: that product's book is half-applied -> only it resyncs.
+    f.feed_frame(_frame(2, "update", "BTC-USD", [("bid", "100.50", "1"), ("sell", "100.60", "1")]), 3)
+    await asyncio.sleep(0.01)
+    assert f.books["BTC-USD"].state is BookState.RESYNC
+    assert f.books["ETH-USD"].state is BookState.LIVE
+    assert f.counters["frame_errors"] == 1
+    # A level of the wrong JSON type: the message cannot be read at all, so which
+    # product it touched is unknown -> every book resyncs (as for a lost message).
+    bad = _frame(3, "update", "ETH-USD", [("bid", "10.05", "1")]).replace('"new_quantity": "1"', '"new_quantity": 1')
+    f.feed_frame(bad, 4)
+    assert f.books["ETH-USD"].state is BookState.RESYNC
+    assert f.counters["frame_errors"] == 2 and f.counters.get("gaps", 0) == 0
+    # A fresh snapshot brings a product back; updates before it are ignored.
+    f.feed_frame(_frame(4, "update", "ETH-USD", [("bid", "10.06", "1")]), 5)
+    assert f.counters["updates_before_snapshot"] == 1
+    f.feed_frame(_frame(5, "snapshot", "ETH-USD", [("bid", "10.01", "3"), ("offer", "10.09", "4")]), 6)
+    assert f.books["ETH-USD"].state is BookState.LIVE
+    assert f.books["ETH-USD"].book.best_bid() == ("10.01", "3")
+    for t in list(f._tasks):
+        t.cancel()
+    await asyncio.gather(*f._tasks, return_exceptions=True)

@@ -11,6 +11,10 @@
   re-subscribed (unsubscribe + subscribe gives fresh snapshots); cryptofeed
   never checks it (§9 #3).
 - The first snapshot is ~5 MB (BTC-USD): ``max_frame`` is raised to 32 MiB.
+  Frames are decoded into typed structs (about twice as fast as dicts, and a
+  level of the wrong type rejects the whole message instead of half-applying
+  it); a snapshot deeper than the book's depth cap only has its best ``depth``
+  levels per side inserted, which keeps a 46,000-level load to tens of ms.
 - ``heartbeats`` (1/s) keep quiet channels open; a ``heartbeat_counter`` that
   skips means the venue's stream to us stalled, counted as ``heartbeat_jumps``.
 """
@@ -19,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import heapq
 import logging
 import time
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import msgspec
@@ -36,6 +42,35 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
 _SIDES = {"bid": True, "offer": False, "ask": False}
+
+
+class _Level(msgspec.Struct):
+    side: str
+    price_level: str
+    new_quantity: str
+
+
+class _L2Event(msgspec.Struct):
+    type: str
+    product_id: str
+    updates: list[_Level]
+
+
+class _Envelope(msgspec.Struct):
+    channel: str | None = None
+    timestamp: str | None = None
+    sequence_num: int | None = None
+    events: msgspec.Raw = msgspec.Raw(b"null")
+    type: str | None = None
+    message: str | None = None
+
+
+_env_decoder = msgspec.json.Decoder(_Envelope)
+_l2_decoder = msgspec.json.Decoder(list[_L2Event])
+
+
+def _px(lv: _Level) -> Decimal:
+    return Decimal(lv.price_level)
 
 _day_cache: dict[str, int] = {}
 
@@ -168,29 +203,26 @@ class CoinbaseFeed(VenueFeed):
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
         try:
-            msg = _decode(data)
-        except msgspec.DecodeError as e:
+            msg = _env_decoder.decode(data)
+        except msgspec.DecodeError as e:  # also ValidationError: not an object, wrong types
             self.frame_error(f"json: {e}", data)
             return
-        if not isinstance(msg, dict):
-            self.frame_error("not an object", data)
-            return
-        seq = msg.get("sequence_num")
-        if isinstance(seq, int):
+        seq = msg.sequence_num
+        if seq is not None:
             if self._seq >= 0 and seq != self._seq + 1:
                 self.count("gaps")
                 self._connection_gap(f"sequence_num {seq} after {self._seq}")
             self._seq = seq
-        channel = msg.get("channel")
+        channel = msg.channel
         if channel == "l2_data":
             self._on_l2(msg, recv_ns, data)
         elif channel == "heartbeats":
             self._on_heartbeat(msg, data)
         elif channel == "subscriptions":
             self.count("sub_acks")
-        elif msg.get("type") == "error":
+        elif msg.type == "error":
             self.count("venue_errors")
-            log.warning("coinbase: venue error: %s", msg.get("message"))
+            log.warning("coinbase: venue error: %s", msg.message)
         elif channel is None:
             self.frame_error("no channel", data)
         else:
@@ -198,50 +230,56 @@ class CoinbaseFeed(VenueFeed):
 
     # ------------------------------------------------------------------ level2
 
-    def _on_l2(self, msg: dict, recv_ns: int, data) -> None:
-        events = msg.get("events")
-        if not isinstance(events, list):
-            self.frame_error("l2_data without events", data)
+    def _on_l2(self, msg: _Envelope, recv_ns: int, data) -> None:
+        try:
+            events = _l2_decoder.decode(msg.events)
+        except msgspec.DecodeError as e:
+            # The message is lost as surely as a skipped sequence_num, and which
+            # product it was for cannot be trusted either: resync every book.
+            self.frame_error(f"l2_data: {e}", data)
+            self._connection_gap("undecodable l2_data message")
             return
         touched: list[SymbolBook] = []
         for ev in events:
-            if not isinstance(ev, dict):
-                self.frame_error("event is not an object", data)
-                continue
-            sb = self.by_vsym.get(ev.get("product_id"))  # type: ignore[arg-type]
+            sb = self.by_vsym.get(ev.product_id)
             if sb is None:
                 self.count("unknown_symbol")
                 continue
-            typ = ev.get("type")
-            ups = ev.get("updates")
-            if not isinstance(ups, list):
-                self.frame_error("event without updates", data, None)
-                continue
-            if typ == "snapshot":
-                if self._load_snapshot(sb, ups, data) and sb not in touched:
+            if ev.type == "snapshot":
+                if self._load_snapshot(sb, ev.updates, data) and sb not in touched:
                     touched.append(sb)
-            elif typ == "update":
+            elif ev.type == "update":
                 if sb.extra.get("await_snap", True):
                     self.count("updates_before_snapshot")  # legal right after (re)subscribing
                     continue
-                if self._apply(sb, ups, data) and sb not in touched:
+                if self._apply(sb, ev.updates, data) and sb not in touched:
                     touched.append(sb)
             else:
-                self.frame_error(f"unknown event type {typ!r}", data)
+                self.frame_error(f"unknown event type {ev.type!r}", data)
         if touched:
-            ts = msg.get("timestamp")
-            venue_ns = rfc3339_ns(ts) if isinstance(ts, str) else 0
+            ts = msg.timestamp
+            venue_ns = rfc3339_ns(ts) if ts else 0
             seq = self._seq
             for sb in touched:
                 self.publish(sb, recv_ns, venue_ns, seq)
 
-    def _load_snapshot(self, sb: SymbolBook, ups: list, data) -> bool:
+    def _load_snapshot(self, sb: SymbolBook, ups: list[_Level], data) -> bool:
         book = sb.book
         book.clear()
+        d = book.depth
         try:
-            for u in ups:
-                book.set(_SIDES[u["side"]], u["price_level"], u["new_quantity"])
-        except (KeyError, TypeError, BookError) as e:
+            bids = [lv for lv in ups if _SIDES[lv.side]]
+            asks = [lv for lv in ups if not _SIDES[lv.side]]
+            # Levels past the depth cap would be inserted only to be truncated.
+            if len(bids) > d:
+                bids = heapq.nlargest(d, bids, key=_px)
+            if len(asks) > d:
+                asks = heapq.nsmallest(d, asks, key=_px)
+            for lv in bids:
+                book.set(True, lv.price_level, lv.new_quantity)
+            for lv in asks:
+                book.set(False, lv.price_level, lv.new_quantity)
+        except (KeyError, TypeError, BookError, InvalidOperation) as e:
             self._invalidate(sb)
             self.frame_error(f"bad snapshot level: {e!r}", data, sb)
             return False
@@ -252,11 +290,11 @@ class CoinbaseFeed(VenueFeed):
         self.set_state(sb, BookState.LIVE, "")
         return True
 
-    def _apply(self, sb: SymbolBook, ups: list, data) -> bool:
+    def _apply(self, sb: SymbolBook, ups: list[_Level], data) -> bool:
         book = sb.book
         try:
-            for u in ups:
-                book.set(_SIDES[u["side"]], u["price_level"], u["new_quantity"])
+            for lv in ups:
+                book.set(_SIDES[lv.side], lv.price_level, lv.new_quantity)
         except (KeyError, TypeError, BookError) as e:
             # Part of the message is applied: the book is no longer the venue's.
             self._invalidate(sb)
@@ -319,10 +357,10 @@ class CoinbaseFeed(VenueFeed):
 
     # ------------------------------------------------------------------ heartbeats
 
-    def _on_heartbeat(self, msg: dict, data) -> None:
+    def _on_heartbeat(self, msg: _Envelope, data) -> None:
         try:
-            n = msg["events"][0]["heartbeat_counter"]
-        except (KeyError, IndexError, TypeError):
+            n = _decode(msg.events)[0]["heartbeat_counter"]
+        except (msgspec.DecodeError, KeyError, IndexError, TypeError):
             self.frame_error("heartbeat without counter", data)
             return
         if not isinstance(n, int):
