@@ -146,3 +146,35 @@ async def test_coinbase_resubscribe_without_snapshot_falls_back_to_reconnect():
         await rig.wait(lambda: rig.feed.reconnects >= 1, "reconnect")
         await rig.live()  # a new connection's first subscribe always brings snapshots
         await rig.wait_equal()
+
+
+async def test_sims_are_deterministic_for_a_seed():
+    from arbtui.backend.sim.binance import Sim as BSim
+    from arbtui.backend.sim.coinbase import Sim as CSim
+    from arbtui.backend.sim.market import MarketModel
+    from arbtui.backend.sim.server import SimHub
+
+    async def binance_state(seed: int) -> tuple[str, list]:
+        model = MarketModel(["BTC-USDT"], ["binance"], seed=seed)
+        sim = BSim(SimHub(model), ["BTC-USDT"], seed=seed)
+        events = []
+        sim._broadcast = lambda s, kind, ev: events.append((kind, {k: v for k, v in ev.items() if k != "E"}))
+        for _ in range(20):
+            model.step()
+            sim._tick()
+        _, body = await sim.http_get("/api/v3/depth?symbol=BTCUSDT&limit=20")
+        return body, events
+
+    a, b, c = await binance_state(5), await binance_state(5), await binance_state(6)
+    assert a == b and a[1]  # same seed: same snapshot, same update ids and levels
+    assert a[0] != c[0]
+
+    def coinbase_snapshot(seed: int) -> str:
+        model = MarketModel(["BTC-USD"], ["coinbase"], seed=seed)
+        sim = CSim(SimHub(model), ["BTC-USD"], seed=seed)
+        for _ in range(20):
+            model.step()
+            sim._tick()
+        return sim._snapshot_events("BTC-USD", "T") + str(sim.hb_counter)
+
+    assert coinbase_snapshot(5) == coinbase_snapshot(5) != coinbase_snapshot(6)
