@@ -345,9 +345,11 @@ class BinanceFeed(VenueFeed):
                 # first event. A quiet symbol may send nothing for a long time: then
                 # fetch anyway; the first event after the snapshot still has to
                 # bridge its id (U <= id+1), or it is a gap and we fetch again.
-                loop = asyncio.get_running_loop()
-                until = loop.time() + self.first_event_wait_s
-                while not sb.extra.get("buf") and loop.time() < until:
+                # Counted in sleeps, not clock reads, so replay (which runs
+                # asyncio.sleep on recording time) waits recording time too.
+                for _ in range(int(self.first_event_wait_s / 0.02)):
+                    if sb.extra.get("buf"):
+                        break
                     await asyncio.sleep(0.02)
                 await self._rest_slot(depth_weight(self.snapshot_limit))
                 url = f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit={self.snapshot_limit}"
