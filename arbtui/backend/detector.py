@@ -207,6 +207,11 @@ class Detector:
         self.disabled_symbols.add(symbol)
         return self._close_where(lambda k: symbol in (k[0], k[3]), f"{symbol} disabled")
 
+    def close_all(self, reason: str) -> list[Opportunity]:
+        """Close every open window: this detector stops, and on Kafka no other
+        process would ever close what it opened (viewers would keep ghosts)."""
+        return self._close_where(lambda k: True, reason)
+
     def set_threshold(self, min_net_bps: float) -> list[Opportunity]:
         self.cfg.min_net_bps = min_net_bps
         out: list[Opportunity] = []

@@ -195,6 +195,9 @@ class Engine:
         self._tasks.append(asyncio.get_running_loop().create_task(supervised(), name=name))
 
     async def stop(self) -> None:
+        if "detect" in self.roles and self.bus.kind == "kafka":
+            # Published before the bus drains, so viewers and executors see them.
+            self._emit_all(self.detector.close_all("detector stopped"))
         self._stopping = True
         for f in self.feeds.values():
             try:
