@@ -49,7 +49,7 @@ class ReplayRun:
 
 
 async def replay_inprocess(files: list[str | Path], *, speed: float = 0.0,
-                           timeout: float = 120.0, cfg=None) -> ReplayRun:
+                           timeout: float = 120.0, cfg=None, on_state=None) -> ReplayRun:
     """Replay through ReplayEngine; quotes as --print-quotes would print them."""
     cfg = cfg or default_cfg()
     eng = ReplayEngine(cfg, [str(f) for f in files], speed=speed)
@@ -57,6 +57,8 @@ async def replay_inprocess(files: list[str | Path], *, speed: float = 0.0,
     pr = QuotePrinter(buf)
     eng.quote_listeners.append(pr.on_quote)
     eng.state_listeners.append(pr.on_state)
+    if on_state is not None:
+        eng.state_listeners.append(on_state)
     run = ReplayRun()
     run.engine = eng
     await eng.start()

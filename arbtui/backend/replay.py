@@ -43,7 +43,7 @@ import msgspec
 from arbtui.backend.engine import Engine, EngineState
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import RateLimiter, VenueFeed
-from arbtui.backend.recording import Damage, Line, RecordingError, RecordingReader, read_all
+from arbtui.backend.recording import Damage, Line, RecordingError, RecordingReader
 from arbtui.config import Config
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
 
@@ -136,8 +136,10 @@ class _Conn:
     path: str
     conn: str
     venue: str | None
-    lines: list[Line] = field(default_factory=list)
     url: str = ""
+    send_addr: str = ""
+    n_lines: int = 0
+    n_recv: int = 0
     sends: list[str] = field(default_factory=list)
     symbols: list[str] = field(default_factory=list)
     feed: VenueFeed | None = None
@@ -223,6 +225,7 @@ class ReplayEngine(Engine):
         self.conn_feeds: list[VenueFeed] = []
         self.archives: dict[str, HttpArchive] = {}
         self.headers: list[dict[str, Any]] = []
+        self.ordered: list[bool] = []  # per file: non-REST lines in time order (streamable)
         self.quote_listeners: list[Callable[[Quote], None]] = []
         self.state_listeners: list[Callable[[BookStatus], None]] = []
         self.lines_total = 0
@@ -275,33 +278,47 @@ class ReplayEngine(Engine):
     # ------------------------------------------------------------------ planning
 
     def _plan(self) -> None:
+        """First pass over every file: REST bodies, connections, their subscriptions.
+
+        Frames are not kept: a file whose lines are in time order is streamed again
+        during the replay, so a long recording never has to fit in memory.
+        """
         by_conn: dict[tuple[int, str], _Conn] = {}
         for fi, path in enumerate(self.files):
-            header, lines, damage = read_all(path)
-            self.headers.append(header)
-            if damage is not None:
-                self.damage.append(damage)
-                log.warning("replay: %s", damage)
-            for ln in lines:
+            reader = RecordingReader(path)
+            self.headers.append(reader.header)
+            ordered, last = True, -math.inf
+            for ln in reader:
                 if ln.t == "http":
                     if ln.venue is not None:
                         self.archives.setdefault(ln.venue, HttpArchive()).add(ln)
                     continue
+                if ln.ts < last:
+                    ordered = False
+                last = max(last, ln.ts)
                 c = by_conn.get((fi, ln.conn))
                 if c is None:
                     c = by_conn[(fi, ln.conn)] = _Conn(fi, path, ln.conn, ln.venue)
-                c.lines.append(ln)
+                    c.first_ns = _ns(ln.ts)
+                c.n_lines += 1
+                if ln.t == "connect" and not c.url:
+                    c.url = ln.addr or ""
+                elif ln.t == "send":
+                    c.send_addr = c.send_addr or ln.addr or ""
+                    if isinstance(ln.data, str):
+                        c.sends.append(ln.data)
+                elif ln.t == "recv":
+                    c.n_recv += 1
+                    c.last_recv_ns = _ns(ln.ts)
+            self.ordered.append(ordered)
+            if reader.damage is not None:
+                self.damage.append(reader.damage)
+                log.warning("replay: %s", reader.damage)
         classes: dict[str, type[VenueFeed] | None] = {}
         maps: dict[str, dict[str, str]] = {}
         for c in by_conn.values():
             self.conns.append(c)
-            connect = next((ln for ln in c.lines if ln.t == "connect"), None)
-            c.url = (connect.addr if connect else None) or next(
-                (ln.addr for ln in c.lines if ln.t == "send" and ln.addr), "") or ""
-            c.sends = [ln.data for ln in c.lines if ln.t == "send" and isinstance(ln.data, str)]
-            c.first_ns = _ns(c.lines[0].ts) if c.lines else 0
-            recvs = [ln for ln in c.lines if ln.t == "recv"]
-            c.last_recv_ns = _ns(recvs[-1].ts) if recvs else 0
+            c.url = c.url or c.send_addr
             if c.venue is None:
                 c.skip = f"no adapter for exchange {c.conn.split('.', 1)[0]!r}"
                 continue
@@ -331,10 +348,9 @@ class ReplayEngine(Engine):
             c.feed = self._make_feed(c, cls, smap)
         for c in self.conns:
             if c.skip:
-                n = sum(1 for ln in c.lines if ln.t == "recv")
                 log.info("replay: %s %s: %s; its %d frames are not replayed", c.path, c.conn,
-                         c.skip, n)
-        self.lines_total = sum(len(c.lines) for c in self.conns if c.feed is not None)
+                         c.skip, c.n_recv)
+        self.lines_total = sum(c.n_lines for c in self.conns if c.feed is not None)
         if not self.conn_feeds:
             log.warning("replay: nothing to replay (no connection with a spot book subscription)")
 
@@ -472,13 +488,39 @@ class ReplayEngine(Engine):
     # ------------------------------------------------------------------ driver
 
     def _timeline(self) -> Iterator[tuple[int, int, Line, _Conn]]:
-        """All replayable lines, merged by time; one connection's lines keep file order."""
-        def stream(ci: int, c: _Conn) -> Iterator[tuple[int, int, int, Line, _Conn]]:
-            return ((_ns(ln.ts), ci, ln.lineno, ln, c) for ln in c.lines)
+        """All replayable lines, merged by time; one connection's lines keep file order.
 
-        streams = [stream(ci, c) for ci, c in enumerate(self.conns) if c.feed is not None]
-        for ns, _ci, _lineno, ln, c in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2])):
-            yield ns, _ci, ln, c
+        A file in time order is streamed. One that is not (cryptofeed's converter
+        writes a file connection by connection) is loaded and split per connection,
+        each connection being in receive order.
+        """
+        replayed = {(c.file, c.conn): c for c in self.conns if c.feed is not None}
+        streams = []
+        src = itertools.count()
+
+        def stream(fi: int, path: str, sid: int) -> Iterator[tuple]:
+            for ln in RecordingReader(path):  # damage was reported by the first pass
+                c = replayed.get((fi, ln.conn))
+                if c is not None and ln.t != "http":
+                    yield _ns(ln.ts), sid, ln.lineno, ln, c
+
+        def listed(lines: list[Line], c: _Conn, sid: int) -> Iterator[tuple]:
+            return ((_ns(ln.ts), sid, ln.lineno, ln, c) for ln in lines)
+
+        for fi, path in enumerate(self.files):
+            if not any(k[0] == fi for k in replayed):
+                continue
+            if self.ordered[fi]:
+                streams.append(stream(fi, path, next(src)))
+                continue
+            per: dict[str, list[Line]] = {}
+            for ln in RecordingReader(path):
+                if ln.t != "http" and (fi, ln.conn) in replayed:
+                    per.setdefault(ln.conn, []).append(ln)
+            for conn, lines in per.items():
+                streams.append(listed(lines, replayed[(fi, conn)], next(src)))
+        for ns, sid, _lineno, ln, c in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2])):
+            yield ns, sid, ln, c
 
     async def _run_driver(self) -> None:
         _install_virtual_sleep()
