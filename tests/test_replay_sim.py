@@ -191,3 +191,32 @@ def test_missing_or_bad_file_is_a_one_line_error(tmp_path):
     bad.write_text("hello\n")
     r = replay_cli([bad], "--max", "--print-quotes")
     assert r.returncode == 2 and "header" in r.stderr and r.stdout == ""
+
+
+async def test_file_grouped_by_connection_replays_like_the_time_ordered_one(sim_recording,
+                                                                            tmp_path):
+    """cryptofeed's converter writes a file connection by connection (not in time order);
+    replay must merge the connections by time and give the same result."""
+    from arbtui.backend.recording import RecordingWriter
+
+    path, _, _ = sim_recording
+    header, lines, _ = read_all(path)
+    by_conn: dict[str, list] = {}
+    for ln in lines:
+        by_conn.setdefault(ln.conn, []).append(ln)
+    grouped = tmp_path / "grouped.jsonl.zst"
+    with RecordingWriter(grouped, header["exchange"], header["config"]) as w:
+        for conn in sorted(by_conn, reverse=True):  # not even in first-seen order
+            for ln in by_conn[conn]:
+                if ln.t == "recv":
+                    w.recv(conn, ln.data, ln.ts)
+                elif ln.t == "send":
+                    w.send(conn, ln.addr, ln.data, ln.ts)
+                elif ln.t == "connect":
+                    w.connect(conn, ln.addr, ln.ts)
+                else:
+                    w.http(conn, ln.url, ln.data, ln.ts)
+    a = await replay_inprocess([path])
+    b = await replay_inprocess([grouped])
+    assert a.engine.ordered == [True] and b.engine.ordered == [False]
+    assert a.quotes == b.quotes and a.quotes
