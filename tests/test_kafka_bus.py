@@ -266,3 +266,17 @@ sasl_password = "env:ARBTUI_TEST_KAFKA_PW"
     assert kw["sasl_plain_password"] == "s3cret-value" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
     bus = KafkaBus(cfg.bus)
     assert "s3cret-value" not in json.dumps(bus.stats(), default=str)
+
+
+async def test_lz4_compressed_roundtrip(buses):
+    pytest.importorskip("cramjam", reason="lz4 needs the arbtui[lz4] extra (cramjam)")
+    prefix = topic_prefix()
+    pub = await buses(prefix, kafka_extra='compression = "lz4"\nacks = "all"')
+    view = await buses(prefix)
+    sub = view.subscribe(OPPORTUNITIES, "viewer")
+    await asyncio.wait_for(view.free_ready.wait(), 15)
+    for i in range(50):
+        pub.publish(OPPORTUNITIES, f"S{i}-USD", opp(f"S{i}-USD"))
+    got = await collect(sub, 50)
+    assert sorted(o.symbol for o in got) == sorted(f"S{i}-USD" for i in range(50))
+    assert not pub.stats()["delivery_errors"]

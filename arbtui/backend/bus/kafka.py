@@ -301,11 +301,15 @@ class KafkaBus(Bus):
         self.state, self.reason = "connecting", self.k.bootstrap_servers
         await self._ensure_topics()
         k = self.k
-        producer = AIOKafkaProducer(
-            **self._kw, acks=k.acks, linger_ms=k.linger_ms, max_batch_size=k.max_batch_size,
-            compression_type=None if k.compression == "none" else k.compression,
-            enable_idempotence=False, request_timeout_ms=10_000, partitioner=base_partitioner,
-        )
+        try:
+            producer = AIOKafkaProducer(
+                **self._kw, acks=k.acks, linger_ms=k.linger_ms, max_batch_size=k.max_batch_size,
+                compression_type=None if k.compression == "none" else k.compression,
+                enable_idempotence=False, request_timeout_ms=10_000, partitioner=base_partitioner,
+            )
+        except RuntimeError as e:  # aiokafka: "Compression library for lz4 not found"
+            raise BusError(f"kafka: bus.kafka.compression = {k.compression!r}: {e} "
+                           "(pip install 'arbtui[lz4]')") from None
         try:
             await producer.start()
         except Exception as e:  # noqa: BLE001 - reported as one line
