@@ -255,6 +255,11 @@ class ReplayEngine(Engine):
         self._wake = asyncio.Event()
         if "execute" in self.roles:
             await self._start_executor()
+        metrics = getattr(self.cfg, "metrics", None)
+        if metrics is not None and metrics.listen:
+            from arbtui.backend.prometheus import serve
+
+            self._metrics_server = serve(self, metrics.listen, asyncio.get_running_loop())
         t = asyncio.get_running_loop().create_task(self._run_driver(), name="replay")
         self._tasks.append(t)
 
