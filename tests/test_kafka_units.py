@@ -78,3 +78,25 @@ def test_partition_follows_the_base_asset():
     assert p["ETH-USD"] == p["ETH-USDT"]
     spread = {base_partitioner(f"C{i}-USD".encode(), parts, parts) for i in range(100)}
     assert len(spread) == 12
+
+
+def test_authorization_errors_name_the_missing_permission():
+    # No ACL-enforcing broker runs here (tansu has none): this checks the mapping
+    # from Kafka's authorization errors to the status the operator sees.
+    from aiokafka import errors as ke
+
+    from arbtui.backend.bus import OPPORTUNITIES
+    from arbtui.backend.bus.kafka import KafkaBus, _missing_permission
+
+    cfg = load(None, use_user=False)
+    cfg.bus.kind = "kafka"
+    k = cfg.bus.kafka
+    assert _missing_permission(ke.GroupAuthorizationFailedError(), k) == f"READ on Group:{k.group_id}"
+    assert _missing_permission(ke.TopicAuthorizationFailedError(), k, "t").startswith("Topic:t")
+    assert _missing_permission(ke.KafkaConnectionError(), k) is None
+    bus = KafkaBus(cfg.bus)
+    bus._delivery_failed(OPPORTUNITIES, ke.TopicAuthorizationFailedError())
+    st = bus.stats()
+    assert st["state"] == "unauthorized"
+    assert st["missing_permissions"] == [f"Topic:{k.topic_opportunities} (WRITE)"]
+    assert st["delivery_errors"] == {OPPORTUNITIES: 1}
