@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     mode = "demo" if args.demo else ("replay" if args.replay else "live")
     if args.role == "view":
         mode = "view"
+    if args.role != "all" and cfg.bus.kind != "kafka":
+        # A single role on the in-process bus would talk to nobody.
+        print(f'arbtui: --role {args.role} needs bus.kind = "kafka" in the config',
+              file=sys.stderr)
+        return 2
     if args.no_ui:
         return run_headless_main(cfg, args, mode)
     from arbtui.app import run_app  # Textual is imported here and only here

@@ -51,9 +51,10 @@ def test_unreachable_broker_at_startup_is_one_line_and_exit_2(tmp_path, procs):
 
 
 def test_roles_need_the_kafka_bus(tmp_path, procs):
-    p = procs.start("detect", "detect")
-    assert p.p.wait(30) == 2
-    assert 'needs bus.kind = "kafka"' in p.stderr()
+    for name, argv in (("detect", ["detect"]), ("view", ["--role", "view", "--no-ui"])):
+        p = procs.start(name, *argv)
+        assert p.p.wait(30) == 2
+        assert 'needs bus.kind = "kafka"' in p.stderr()
 
 
 def test_demo_feed_detect_view_end_to_end_with_bad_records(tmp_path, procs, kafka_broker):  # noqa: F811
