@@ -57,9 +57,6 @@ IDENTITY_PARAMS = frozenset({"symbol", "instid", "insttype", "insttypes", "uly",
 #: In paced mode, recorded silences longer than this are skipped in wall time
 #: (several files may be years apart); virtual time still jumps, so staleness holds.
 MAX_PACED_GAP_S = 5.0
-#: After the last line, pending adapter timers/REST answers run on for at most
-#: this much virtual time, then the replay ends.
-DRAIN_S = 60.0
 SWEEP_NS = 100_000_000  # the live sweeper runs every 100 ms
 
 
@@ -549,8 +546,25 @@ class ReplayEngine(Engine):
             self._next_sweep = 0
         while not self._stopping:
             due_p = self._pending[0][0] if self._pending else None
-            if nxt is None and (due_p is None or due_p > self._end_ns + DRAIN_S * 1e9):
-                break
+            if nxt is None and (due_p is None or due_p > self._end_ns):
+                # The recording is over: time stops at its last line (no sweep ages
+                # the final books, no adapter timer fires past the end), except for
+                # REST answers that were recorded after the last frame.
+                late = [e for e in self._pending if e[3] is not None]
+                if not late:
+                    break
+                first = min(late)
+                self._pending.remove(first)
+                heapq.heapify(self._pending)
+                if not await self._wait_until(first[0]):
+                    heapq.heappush(self._pending, first)
+                    continue
+                self._set_now(first[0])
+                self._end_ns = max(self._end_ns, first[0])
+                if not first[2].done():
+                    first[2].set_result(first[3])
+                await self._settle()
+                continue
             if due_p is not None and (nxt is None or due_p <= nxt[0]):
                 if not await self._wait_until(due_p):
                     continue
@@ -592,8 +606,12 @@ class ReplayEngine(Engine):
         feed.reset_books(BookState.SYNCING, "connecting")
         # Same order as the live session: subscribe frames are queued (and go
         # nowhere: the recording already holds the venue's answers), then on_open.
-        for m in feed.subscribe_messages():
-            feed.send(m)
+        try:
+            for m in feed.subscribe_messages():
+                feed.send(m)
+        except Exception as e:  # noqa: BLE001 - counted like a bad frame, never fatal
+            feed.count("task_errors")
+            log.warning("replay: %s subscribe_messages failed: %r", feed.venue, e)
         feed.spawn(feed.on_open())
 
     def _process(self, ln: Line, c: _Conn) -> None:
