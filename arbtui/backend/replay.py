@@ -7,19 +7,22 @@ would, and each recorded ``recv`` frame goes through ``feed.feed_frame(data,
 recv_ns)`` with ``recv_ns`` = the recording's receive time. REST calls the
 adapters make (``await self.http_get(url)``, e.g. Binance depth snapshots) are
 answered from the recording's ``http`` lines, matched by path and the
-instrument query parameter (never the host), and delivered no earlier than the
-time they were recorded: the adapter sees the same interleaving of snapshot
-and stream it saw live.
+instrument query parameter (never the host), given out in recorded order, and
+delivered no earlier than the time they were recorded: the adapter sees the
+same interleaving of snapshot and stream it saw live.
 
 Time is virtual: a replay clock that only moves with the recording. The
-detector, its stale sweep and the adapters' resync rate limiter all read it, so
-two replays of the same files give identical opportunity sequences, whatever
-the speed. ``--speed X`` paces the virtual clock at X times real time;
-``--max`` (speed 0/inf) runs as fast as the CPU allows.
+detector, its stale sweep, the executor, the adapters' resync rate limiter,
+``feed.clock_ns()`` and every ``asyncio.sleep`` inside a replayed adapter read
+it, so two replays of the same files give identical opportunity sequences,
+whatever the speed. ``--speed X`` paces the virtual clock at X times real time;
+``--max`` (speed 0/inf) runs as fast as the CPU allows. Time stops at the
+recording's last line.
 
 Several files are merged by timestamp. Lines of one connection keep their file
-order (cryptofeed's converter groups lines by connection, so a file is not
-globally time-ordered), and the k-way merge takes the earliest head.
+order; a file in time order is streamed, one grouped by connection
+(cryptofeed's converter writes them so) is split per connection, and a k-way
+merge takes the earliest head.
 """
 
 from __future__ import annotations
