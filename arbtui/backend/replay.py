@@ -34,6 +34,7 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import sys
 import time
 import urllib.parse
@@ -778,6 +779,8 @@ class QuotePrinter:
         self.out = out
         self.last: dict[tuple[str, str], tuple[str, str, str, str]] = {}
         self.lines = 0
+        self.broken = False  # the reader went away (``| head``)
+        self.on_broken: Callable[[], None] | None = None
         self._enc = msgspec.json.Encoder()
 
     def on_quote(self, q: Quote) -> None:
@@ -789,7 +792,16 @@ class QuotePrinter:
         rec = {"venue": q.venue, "symbol": q.symbol, "bid": q.bid_px, "bid_size": q.bid_qty,
                "ask": q.ask_px, "ask_size": q.ask_qty, "recv_ts": q.recv_ts_ns / 1e9,
                "seq": q.seq}
-        self.out.write(self._enc.encode(rec).decode() + "\n")
+        if self.broken:
+            return
+        try:
+            self.out.write(self._enc.encode(rec).decode() + "\n")
+        except BrokenPipeError:
+            # Raised inside an adapter's publish it would count as a bad frame: stop instead.
+            self.broken = True
+            if self.on_broken is not None:
+                self.on_broken()
+            return
         self.lines += 1
 
     def on_state(self, st: BookStatus) -> None:
@@ -851,6 +863,7 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
     printer = None
     if print_quotes:
         printer = QuotePrinter(out)
+        printer.on_broken = lambda: stop.set()
         engine.quote_listeners.append(printer.on_quote)
         engine.state_listeners.append(printer.on_state)
     stop = asyncio.Event()
@@ -881,7 +894,15 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
     finally:
         watcher.cancel()
         await engine.stop()
-        out.flush()
+        try:
+            out.flush()
+        except BrokenPipeError:
+            if printer is not None:
+                printer.broken = True
+    if printer is not None and printer.broken:
+        # The reader closed the pipe: not an error; keep Python's exit flush quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     for d in engine.damage:
         print(f"arbtui replay: {d}", file=sys.stderr)
     if engine.error:
