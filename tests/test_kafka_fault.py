@@ -8,6 +8,7 @@ re-create the topics and re-join the group on their own.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -28,15 +29,22 @@ def procs(tmp_path):
 def test_broker_killed_and_restarted_roles_reconnect(tmp_path, procs, kafka_broker):  # noqa: F811
     prefix = topic_prefix()
     cfg = tmp_path / "k.toml"
-    cfg.write_text(kafka_toml(kafka_broker.bootstrap, prefix,
-                              extra="[headless]\nstatus_interval_s = 0.5"))
+    journal = tmp_path / "journal.sqlite"
+    cfg.write_text(kafka_toml(kafka_broker.bootstrap, prefix, extra=f"""
+[headless]
+status_interval_s = 0.5
+[journal]
+path = "{journal}"
+flush_ms = 20.0
+"""))
     common = ["--config", str(cfg), "--duration", "120"]
     view = procs.start("view", "--role", "view", "--no-ui", *common)
     det = procs.start("detect", "detect", *common)
     wait_for(lambda: len(det.kafka().get("assigned_partitions") or []) == 12, 40,
              "detector assigned", [view, det])
+    exe = procs.start("execute", "execute", *common)  # owns the durable journal
     feed = procs.start("feed", "feed", "--demo", *common)
-    everyone = [view, det, feed]
+    everyone = [view, det, exe, feed]
     wait_for(lambda: len(view.events()) >= 3, 60, "opportunities before the outage", everyone)
 
     kill_ns = time.time_ns()
@@ -56,9 +64,9 @@ def test_broker_killed_and_restarted_roles_reconnect(tmp_path, procs, kafka_brok
     wait_for(lambda: len([e for e in view.events() if e["ts_ns"] > up_ns]) >= n + 3, 60,
              "opportunities after the restart reach the viewer", everyone)
     stop_ns = time.time_ns()
-    rcs = {p.name: p.stop() for p in (feed, det, view)}
-    assert rcs == {"feed": 0, "detect": 0, "view": 0}
-    assert "Traceback" not in det.stderr() + feed.stderr() + view.stderr()
+    rcs = {p.name: p.stop() for p in (feed, det, exe, view)}
+    assert rcs == {"feed": 0, "detect": 0, "execute": 0, "view": 0}
+    assert "Traceback" not in det.stderr() + feed.stderr() + view.stderr() + exe.stderr()
 
     seen = [(e["id"], e["event"], e["ts_ns"]) for e in view.events()]
     assert len(seen) == len(set(seen)), "an opportunity event was duplicated"
@@ -69,5 +77,13 @@ def test_broker_killed_and_restarted_roles_reconnect(tmp_path, procs, kafka_brok
     settled_ns = up_ns + 5_000_000_000
     up_periods = [k for k in emitted if first_seen <= k[2] < kill_ns - 1_000_000_000
                   or settled_ns <= k[2] < stop_ns - 2_000_000_000]
+    assert up_periods
     missing = set(up_periods) - set(seen)
     assert not missing, f"{len(missing)} of {len(up_periods)} events lost: {sorted(missing)[:3]}"
+    # The same holds for the durable journal the execute role writes from the topics.
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT opp_id, event, ts_ns FROM opportunities").fetchall()
+    journaled = [tuple(r) for r in rows]
+    assert len(journaled) == len(set(journaled)), "an opportunity was journaled twice"
+    lost = set(up_periods) - set(journaled)
+    assert not lost, f"{len(lost)} of {len(up_periods)} events missing from the journal"
