@@ -250,12 +250,12 @@ class VenueFeed:
         if sb.state is not state or sb.reason != reason:
             if sb.state is not state:
                 sb.changes += 1
-                sb.since_ns = time.time_ns()
+                sb.since_ns = self.clock_ns()
             sb.state = state
             sb.reason = reason
             if self.on_book_state is not None:
                 self.on_book_state(BookStatus(venue=self.venue, symbol=sb.symbol, state=state,
-                                              reason=reason, ts_ns=time.time_ns()))
+                                              reason=reason, ts_ns=self.clock_ns()))
 
     def frame_error(self, reason: str, data: Any = None, sb: SymbolBook | None = None) -> None:
         """A malformed frame: counted, logged (rate-limited), never fatal.

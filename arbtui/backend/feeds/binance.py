@@ -379,7 +379,7 @@ class BinanceFeed(VenueFeed):
         limit = self.quiet_check_s * 1e9
         while True:
             await asyncio.sleep(max(0.05, min(5.0, self.quiet_check_s / 4)))
-            now = time.time_ns()
+            now = self.clock_ns()
             for sb in list(self.books.values()):
                 last = max(sb.last_update_ns, sb.extra.get("verified_ns", 0))
                 if (sb.state is BookState.LIVE and sb.seq >= 0 and not sb.extra.get("checking")
@@ -400,12 +400,12 @@ class BinanceFeed(VenueFeed):
                 if sb.state is BookState.LIVE and 0 <= sb.seq < last_id:
                     self.count("missed_events")
                     self._restart(sb, f"venue at id {last_id} but no events after {sb.seq}")
-            sb.extra["verified_ns"] = time.time_ns()
+            sb.extra["verified_ns"] = self.clock_ns()
         except Exception as e:  # noqa: BLE001 - a failed check is retried next period
             self.count("snapshot_errors")
             self._rest_refused(e)
             log.warning("binance: quiet check of %s failed: %r", sb.vsym, e)
-            sb.extra["verified_ns"] = time.time_ns()
+            sb.extra["verified_ns"] = self.clock_ns()
         finally:
             sb.extra["checking"] = False
 
@@ -463,7 +463,7 @@ class BinanceFeed(VenueFeed):
                 return True  # _apply already restarted this symbol
             last_ev = ev
         self.set_state(sb, BookState.LIVE, "")
-        recv_ns = time.time_ns()
+        recv_ns = self.clock_ns()
         self.publish(sb, recv_ns, _ms_to_ns(last_ev.get("E")) if last_ev else 0, sb.seq)
         self._check_ticker(sb)
         return True

@@ -189,7 +189,7 @@ class OkxFeed(VenueFeed):
     def keepalive_message(self) -> str | None:
         # The watchdog calls this every ``keepalive_s``; it is also where books
         # that went silent on a live connection are noticed (see book_stale_s).
-        now_ns = time.time_ns()
+        now_ns = self.clock_ns()
         for sb in self.books.values():
             if (sb.state is BookState.LIVE and sb.last_update_ns
                     and (now_ns - sb.last_update_ns) / 1e9 > self.book_stale_s):
@@ -379,7 +379,7 @@ class OkxFeed(VenueFeed):
             log.warning("okx: REST book for %s failed: %r", sb.vsym, e)
             if sb.extra.get("rest_pending") is token:
                 sb.extra.pop("rest_pending")
-                sb.extra["first_update_ns"] = time.time_ns()
+                sb.extra["first_update_ns"] = self.clock_ns()
             return
         x = sb.extra
         if x.get("rest_pending") is not token or x.get("synced"):
@@ -427,7 +427,7 @@ class OkxFeed(VenueFeed):
             ts_ns = int(ts or 0) * 1_000_000
         except (TypeError, ValueError):
             ts_ns = 0
-        self._finish(sb, time.time_ns(), ts_ns, sb.seq)
+        self._finish(sb, self.clock_ns(), ts_ns, sb.seq)
 
     # ------------------------------------------------------------ state
 
