@@ -213,6 +213,12 @@ class ReplayEngine(Engine):
     def __init__(self, cfg: Config, files: list[str] | str, *, speed: float = 1.0,
                  bus=None, roles: tuple[str, ...] = ("feed", "detect", "execute"),
                  settle_rounds: int = 8) -> None:
+        if not cfg.journal.path:
+            # Replayed opportunities must never mix with a live session's record:
+            # by default they go to their own journal next to the live one.
+            from arbtui.backend.journal import default_path
+
+            cfg.journal.path = str(default_path().with_name("replay-journal.sqlite"))
         super().__init__(cfg, mode="replay", bus=bus, roles=roles)
         self.files = [files] if isinstance(files, str) else list(files)
         if not self.files:
