@@ -35,13 +35,16 @@ class Tmux:
         env = {"XDG_CONFIG_HOME": str(tmp / "cfg"), "XDG_STATE_HOME": str(tmp / "state"),
                "PYTHONPATH": str(ROOT)}
         envs = " ".join(f"{k}={v}" for k, v in env.items())
-        cmd = f"env {envs} {sys.executable} -m arbtui {' '.join(args)}"
+        # tmux may mark the pane dead without ever reaping the exit status (seen with
+        # tmux 3.3a: the child sits as a zombie), so the shell writes the status itself.
+        self.exit_file = tmp / f"exit-{uuid.uuid4().hex[:6]}"
+        cmd = (f"sh -c 'env {envs} {sys.executable} -m arbtui {' '.join(args)}; "
+               f"echo $? > {self.exit_file}'")
         self.state = tmp / "state"
         # One invocation: the server starts with our options before the pane exists,
         # so TERM in the pane is a 256-colour terminal as in a normal tmux setup.
         self.tmux("-f", "/dev/null", "start-server", ";",
                   "set", "-g", "default-terminal", "screen-256color", ";",
-                  "set", "-g", "remain-on-exit", "on", ";",
                   "new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), cmd)
 
     def tmux(self, *args: str) -> str:
@@ -66,10 +69,13 @@ class Tmux:
                 raise AssertionError(f"screen never showed {what} within {timeout}s:\n{text}")
             time.sleep(0.2)
 
-    def pane_dead(self) -> tuple[bool, int | None]:
-        out = self.tmux("display-message", "-p", "-t", "t", "#{pane_dead} #{pane_dead_status}")
-        dead, _, status = out.strip().partition(" ")
-        return dead == "1", int(status) if status.strip().lstrip("-").isdigit() else None
+    def exit_status(self) -> int | None:
+        """arbtui's exit status once it has exited (written by the wrapping shell)."""
+        try:
+            text = self.exit_file.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.lstrip("-").isdigit() else None
 
     def kill(self) -> None:
         self.tmux("kill-server")
@@ -133,10 +139,10 @@ def test_demo_in_tmux_toggle_threshold_help_quit(term):
 
     t.keys("q")
     end = time.monotonic() + 15
-    while not t.pane_dead()[0]:
-        assert time.monotonic() < end, "arbtui did not exit after q"
+    while (status := t.exit_status()) is None:
+        assert time.monotonic() < end, f"arbtui did not exit after q:\n{t.screen().strip()[-600:]}"
         time.sleep(0.2)
-    assert t.pane_dead()[1] == 0
+    assert status == 0, t.screen()
     log = (t.state / "arbtui" / "arbtui.log")
     text = log.read_text() if log.is_file() else ""
     assert "engine stop failed" not in text and "Traceback" not in text, text[-2000:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region, Size
 from textual.strip import Strip
@@ -87,7 +88,8 @@ class LiveText(Widget):
             segments = list(line.render(self.app.console))
             strip = self._strips[y] = Strip(segments, line.cell_len)
         # The widget's own colours (e.g. muted for a disabled venue) sit under the text's.
-        return strip.crop_extend(0, width, None).apply_style(self.rich_style)
+        # A None style would break Textual's monochrome filter (NO_COLOR): pad with a style.
+        return strip.crop_extend(0, width, Style()).apply_style(self.rich_style)
 
     def on_resize(self) -> None:
         self._strips = [None] * len(self._lines)

@@ -243,10 +243,10 @@ class OpportunityLog(ScrollView, can_focus=True):
                     left = key in ("mk", "time", "sym", "buy", "sell")
                     hdr.append(label.ljust(w) if left else label.rjust(w - 1) + " ", "bold")
                 self._header = self._strip(hdr)
-            return self._header.crop_extend(0, width, None)
+            return self._header.crop_extend(0, width, Style()).apply_style(self.rich_style)
         idx = int(self.scroll_offset.y) + y - 1
         if idx >= len(self.order):
-            return Strip.blank(width)
+            return Strip.blank(width, self.rich_style)
         rid = self.order[idx]
         strip = self._strips.get(rid)
         if strip is None:
@@ -256,7 +256,8 @@ class OpportunityLog(ScrollView, can_focus=True):
             for key, _, _ in COLUMNS:
                 line.append_text(row.cells[key])
             strip = self._strips[rid] = self._strip(line)
-        strip = strip.crop_extend(0, width, None)
+        # Pad with a real style: a None style breaks the monochrome (NO_COLOR) filter.
+        strip = strip.crop_extend(0, width, Style()).apply_style(self.rich_style)
         if idx == self.cursor:
             strip = strip.apply_style(self._cursor_style())
         return strip
