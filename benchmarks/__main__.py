@@ -41,7 +41,10 @@ class Plan:
         self.window = 1.0 if quick else 3.0
         self.kafka_window = 2.0 if quick else 3.0
         self.sat_cap = 40_000 if quick else 200_000
-        self.mem_seconds = 8.0 if quick else 600.0
+        self.mem_seconds = 5.0 if quick else 600.0
+        # quick keeps a latency point and saturation per size: the whole --quick run
+        # has to stay under 2 minutes.
+        self.embedded_loads = [5000.0, None] if quick else self.loads
         if quick:
             self.kafka_runs = [(2, 2, 1000.0, None), (5, 50, None, None)]
         else:
@@ -165,11 +168,14 @@ def bench_embedded(plan: Plan, out: dict) -> list[str]:
     _log("embedded ...")
     warm = 0.3 if plan.quick else 0.5
     specs = [Spec(v, nv, ns, rate, plan.window, warm)
-             for nv, ns in plan.sizes for rate in plan.loads
+             for nv, ns in plan.sizes for rate in plan.embedded_loads
              for v in ("floor-queue", "embedded")]
     # The same engine fed ready quotes: bus + detector alone, without the adapter.
     specs += [Spec("embedded", nv, ns, None, plan.window, warm, source="quotes")
-              for nv, ns in plan.sizes]
+              for nv, ns in (plan.sizes[1:] if plan.quick else plan.sizes)]
+    if not plan.quick:  # latency of bus + detector alone at the 5 k/s target point
+        specs += [Spec("embedded", nv, ns, 5000.0, plan.window, warm, source="quotes")
+                  for nv, ns in plan.sizes]
     results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
     out["embedded"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
     return ["### End to end, embedded bus (one process)", ""] + _e2e_table(results)
@@ -190,7 +196,8 @@ def bench_kafka(plan: Plan, out: dict) -> list[str]:
             if fmw is not None and v == "baseline":
                 continue
             specs.append(Spec(v, nv, ns, rate, plan.kafka_window, 0.5, fmw))
-    specs.append(Spec("kafka", 5, 50, None, plan.kafka_window, 0.5, source="quotes"))
+    if not plan.quick:
+        specs.append(Spec("kafka", 5, 50, None, plan.kafka_window, 0.5, source="quotes"))
     results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
     out["kafka"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
     return ["### End to end, Kafka (fresh tansu broker per run, loopback)", ""] + _e2e_table(results)
@@ -217,7 +224,7 @@ def bench_ui(plan: Plan, out: dict) -> list[str]:
     from benchmarks import ui
 
     _log("ui ...")
-    runs, seconds, warm = (1, 2.0, 1.0) if plan.quick else (3, 8.0, 2.0)
+    runs, seconds, warm = (1, 1.5, 0.5) if plan.quick else (3, 8.0, 2.0)
     res: dict[str, dict[str, list[float]]] = {}
     keys: list[int] = []
     for _ in range(runs):
