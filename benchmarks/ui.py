@@ -2,15 +2,16 @@
 
 ``python -m benchmarks.ui [--rate 20000] [--seconds 8] [--runs 3]``
 
-One process, one event loop, as in production: the engine's detector loop and
-the Textual app share the loop. A paced producer publishes ``--rate`` quotes/s
+One process. A paced producer publishes ``--rate`` quotes/s
 (the seeded ``load.Market`` stream, 3 venues x 4 symbols) onto the engine's
 embedded bus with ``recv_ts_ns`` = the moment of publish. Two variants, same load:
 
 - ``engine``     the engine alone (what ``--no-ui`` runs);
-- ``engine+ui``  the same engine under the real dashboard (``ArbApp``, headless
-                 driver, 120x40, ``ui.refresh_hz`` = 10), with a key press (``+``/``-``,
-                 threshold +-0.5 bps) every 0.5 s.
+- ``engine+ui/loop``    the same engine under the real dashboard (``ArbApp``, headless
+                        driver, 120x40, ``ui.refresh_hz`` = 10) on ONE shared event loop,
+                        with a key press (``+``/``-``, threshold +-0.5 bps) every 0.5 s;
+- ``engine+ui/thread``  the same, with the engine on its own thread and loop
+                        (``EngineThread``), which is what ``arbtui`` runs.
 
 Key-to-effect latency: from handing the key event to the app's driver (the path
 a terminal key takes) to the first screen update (``App._display``) after the
@@ -84,15 +85,23 @@ class Collector:
             self.samples.extend(list(s)[-min(new, len(s)):])
 
 
-async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0) -> dict[str, Any]:
+async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
+                  threaded: bool = False) -> dict[str, Any]:
     eng, quotes = make_engine()
     prod = Producer(eng, quotes, rate)
     out: dict[str, Any] = {"keys_ns": []}
 
     async def drive(pilot: Any = None, app: Any = None) -> None:
-        ptask = asyncio.get_running_loop().create_task(prod.run())
+        host = app.host if app is not None and app.host is not None else None
+        if host is not None:
+            # The producer plays the feeds: it runs on the engine's loop, like they do.
+            ptask = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(prod.run(), host._loop))
+        else:
+            ptask = asyncio.get_running_loop().create_task(prod.run())
         await asyncio.sleep(warmup)
         col = Collector(eng)
+        # The latency window is the engine's: read it on the engine's thread.
+        take = (lambda: host.call(col.take)) if host is not None else col.take
         sent0, t0 = prod.sent, time.perf_counter()
         processed0 = eng.detector.evaluated
         end = t0 + seconds
@@ -103,9 +112,9 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0) ->
                 i += 1
             t_next = time.perf_counter() + 0.5
             while time.perf_counter() < t_next:
-                col.take()
+                take()
                 await asyncio.sleep(0.05)
-        col.take()
+        take()
         dt = time.perf_counter() - t0
         out["offered_qps"] = (prod.sent - sent0) / dt
         out["detected_qps"] = (eng.detector.evaluated - processed0) / dt
@@ -116,7 +125,7 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0) ->
     if ui:
         from arbtui.app import ArbApp
 
-        app = ArbApp(eng, eng.cfg)
+        app = ArbApp(eng, eng.cfg, threaded=threaded)
         displays: list[int] = []
         orig = app._display
 
@@ -167,11 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args(argv)
     res: dict[str, dict[str, list[float]]] = {}
-    keys_all: list[int] = []
+    keys_all: dict[str, list[int]] = {}
     for r in range(a.runs):
-        for ui in (False, True):
-            name = "engine+ui" if ui else "engine"
-            o = asyncio.run(measure(ui, a.rate, a.seconds))
+        for name, ui, threaded in (("engine", False, False), ("engine+ui/loop", True, False),
+                                   ("engine+ui/thread", True, True)):
+            o = asyncio.run(measure(ui, a.rate, a.seconds, threaded=threaded))
             p50, p99 = pct(o["detect_ns"], 50, 99)
             d = res.setdefault(name, {"p50": [], "p99": [], "offered": [], "detected": []})
             d["p50"].append(p50)
@@ -179,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             d["offered"].append(o["offered_qps"])
             d["detected"].append(o["detected_qps"])
             keys = [k for k in o["keys_ns"] if k >= 0]
-            keys_all.extend(keys)
-            print(f"run {r + 1} {name:10s} offered {o['offered_qps']:8.0f}/s  detector evaluated "
+            keys_all.setdefault(name, []).extend(keys)
+            print(f"run {r + 1} {name:16s} offered {o['offered_qps']:8.0f}/s  detector evaluated "
                   f"{o['detected_qps']:8.0f}/s  detect p50 {p50:.3f} ms p99 {p99:.3f} ms"
                   + (f"  keys n={len(keys)} p50 {pct(keys, 50)[0]:.1f} ms "
                      f"max {max(keys) / 1e6:.1f} ms" if keys else ""),
@@ -195,10 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, d in res.items():
         print(f"| {name} | {fmt(spread(d['detected']), '', 5)} | {fmt(spread(d['p50']), ' ms')} | "
               f"{fmt(spread(d['p99']), ' ms')} |")
-    if keys_all:
-        k50, k90, k99 = pct(keys_all, 50, 90, 99)
-        print(f"\nkey press -> screen (engine+ui, n={len(keys_all)}): p50 {k50:.1f} ms, "
-              f"p90 {k90:.1f} ms, p99 {k99:.1f} ms, max {max(keys_all) / 1e6:.1f} ms")
+    for name, keys in keys_all.items():
+        if keys:
+            k50, k90, k99 = pct(keys, 50, 90, 99)
+            print(f"\nkey press -> screen ({name}, n={len(keys)}): p50 {k50:.1f} ms, "
+                  f"p90 {k90:.1f} ms, p99 {k99:.1f} ms, max {max(keys) / 1e6:.1f} ms")
     return 0
 
 

@@ -1,7 +1,9 @@
-"""The dashboard on the real demo engine: loopback simulator + Binance and Coinbase adapters.
+"""The dashboard on the real demo engine: loopback simulator + venue adapters.
 
-These assert on engine behaviour and on the text the panels render, never on
-pixels (the market moves).
+As ``arbtui --demo`` runs it: the engine on its own thread (``threaded=True``),
+so every read of engine state here goes through ``host.call`` (the engine's
+thread). These assert on engine behaviour and on the text the panels render,
+never on pixels (the market moves).
 """
 
 from __future__ import annotations
@@ -40,14 +42,16 @@ def demo_app(tmp_path, monkeypatch):
     cfg = configmod.load(use_user=False)
     cfg.journal.path = str(tmp_path / "journal.sqlite")
     eng = Engine(cfg, mode="demo")
-    return ArbApp(eng, cfg), eng
+    return ArbApp(eng, cfg, threaded=True), eng
 
 
 async def test_demo_dashboard_shows_two_venues_with_prices(demo_app):
     app, eng = demo_app
     async with app.run_test(size=(120, 40)) as pilot:
+        host = app.host
+
         def two_live_with_prices() -> bool:
-            st = eng.snapshot()
+            st = host.snapshot()
             live = [v for v, s in st.venues.items() if s.state is BookState.LIVE]
             return len(live) >= 2 and all(
                 any(v == qv for qv, _ in st.quotes) for v in live)
@@ -71,29 +75,33 @@ async def test_demo_dashboard_shows_two_venues_with_prices(demo_app):
         await pilot.press("q")
         await pilot.pause()
     assert eng._stopping and eng.sim is not None
+    assert not app.host._thread.is_alive()  # the engine thread is gone after q
+
+
+def live(host, venue: str) -> bool:
+    st = host.snapshot().venues.get(venue)
+    return st is not None and st.state is BookState.LIVE
 
 
 async def test_demo_venue_toggle_stops_feed_and_detection(demo_app):
     app, eng = demo_app
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: eng.snapshot().venues.get("binance") is not None
-                         and eng.snapshot().venues["binance"].state is BookState.LIVE,
-                         10, "binance LIVE")
+        host = app.host
+        await wait_until(pilot, lambda: live(host, "binance"), 10, "binance LIVE")
         assert app.dashboard.venue_order[0] == "binance"
         await pilot.press("1")
         assert "binance" in eng.detector.disabled_venues
-        assert not any("binance" in k[1:3] for k in eng.detector.open)
+        assert not any("binance" in k[1:3] for k in host.call(lambda: list(eng.detector.open)))
         await wait_until(pilot, lambda: "DISABLED" in panel(app, "binance"), 3, "DISABLED panel")
-        seq = eng.event_seq
+        seq = host.call(lambda: eng.event_seq)
         await pilot.pause(1.5)
-        assert not [e for s, e in eng.events_since(seq)
+        assert not [e for s, e in host.events_since(seq)
                     if getattr(e, "event", None) is not None and e.event.value == "opened"
                     and "binance" in (e.buy_venue, e.sell_venue)]
-        assert not any(v == "binance" for v, _ in eng.snapshot().quotes)
+        assert not any(v == "binance" for v, _ in host.snapshot().quotes)
         await pilot.press("1")
         assert "binance" not in eng.detector.disabled_venues
-        await wait_until(pilot, lambda: eng.snapshot().venues["binance"].state is BookState.LIVE,
-                         10, "binance LIVE again")
+        await wait_until(pilot, lambda: live(host, "binance"), 10, "binance LIVE again")
         await pilot.press("q")
         await pilot.pause()
 
@@ -104,10 +112,8 @@ async def test_demo_execution_toggle_fills_marked_and_wallets_shown(demo_app):
         assert eng.executor is not None
         await pilot.press("x")
         assert eng.cfg.execution.enabled and eng.executor.enabled
-        seq = 0
-
         def fills() -> list:
-            return [e for _, e in eng.events_since(seq) if type(e).__name__ == "Fill"]
+            return [e for _, e in app.host.events_since(0) if type(e).__name__ == "Fill"]
 
         await wait_until(pilot, lambda: len(fills()) >= 2, 20, "simulated fills")
         app.dashboard.sample(force=True)

@@ -120,7 +120,16 @@ class DashboardScreen(Screen):
             return  # a modal covers us; skip the work (Dolphie does the same)
         eng = self.engine
         now = self.clock()
-        state = eng.snapshot()
+        # A hidden log (charts-only view on a narrow terminal) is not fed; like a
+        # paused one it catches up from the engine's event ring when shown again.
+        log_shown = not self.has_class("-chartsonly")
+        drain = not self.paused and log_shown
+        frame = getattr(eng, "frame", None)
+        if frame is not None:  # engine on its own thread: one round trip per frame
+            state, evs = frame(self.seq if drain else None)
+        else:
+            state = eng.snapshot()
+            evs = eng.events_since(self.seq) if drain else []
         self.last_state = state
         self.ticks += 1
         det = eng.detector
@@ -135,11 +144,8 @@ class DashboardScreen(Screen):
             self._update_header(state, now)
             self._update_panels(state, now, det)
             self.log_widget.restyle(state.min_net_bps, exec_thr, now)
-            # A hidden log (charts-only view on a narrow terminal) is not fed; like a
-            # paused one it catches up from the engine's event ring when shown again.
-            log_shown = not self.has_class("-chartsonly")
-            if not self.paused and log_shown:
-                self._drain_log(now)
+            if evs:
+                self._drain_log(evs, now)
             self._update_log_title(state)
             if force or self.ticks % chart_every == 1 or chart_every == 1:
                 # Live lifetimes change every sample; re-rendering those rows at the
@@ -205,10 +211,7 @@ class DashboardScreen(Screen):
                 disabled_symbols=set(det.disabled_symbols), max_lines=max_lines, compact=compact,
             ))
 
-    def _drain_log(self, now: int) -> None:
-        evs = self.engine.events_since(self.seq)
-        if not evs:
-            return
+    def _drain_log(self, evs: list[tuple[int, Any]], now: int) -> None:
         if evs[0][0] > self.seq + 1:
             self.missed += evs[0][0] - self.seq - 1
         self.seq = evs[-1][0]
