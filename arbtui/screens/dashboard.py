@@ -131,6 +131,10 @@ class DashboardScreen(Screen):
             state = eng.snapshot()
             evs = eng.events_since(self.seq) if drain else []
         self.last_state = state
+        rp = state.extra.get("replay") if state.extra else None
+        if isinstance(rp, dict) and rp.get("replay_ts"):
+            # Replay: quote ages, lifetimes and the clock are on the recording's time.
+            now = int(rp["replay_ts"] * 1e9)
         self.ticks += 1
         det = eng.detector
         venues = list(state.venues)

@@ -16,11 +16,16 @@ from arbtui.widgets.live_text import LiveText
 
 
 def mode_label(state: Any) -> str:
+    """LIVE / DEMO / VIEW, or REPLAY ×speed (``max`` unpaced; ``done`` once finished)."""
     mode = state.mode
-    speed = state.extra.get("replay_speed") if state.extra else None
-    if mode == "REPLAY" and speed:
-        return f"REPLAY ×{speed:g}"
-    return mode
+    if mode != "REPLAY":
+        return mode
+    rp = (state.extra or {}).get("replay")
+    if not isinstance(rp, dict):
+        return mode
+    speed = rp.get("speed")
+    label = f"REPLAY ×{speed:g}" if isinstance(speed, (int, float)) else f"REPLAY {speed or ''}".strip()
+    return label + (" done" if rp.get("finished") else "")
 
 
 def bus_label(bus: dict[str, Any]) -> tuple[str, str]:

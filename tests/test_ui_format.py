@@ -1,0 +1,73 @@
+"""Fixed-width formatting and layout budgets of the dashboard (pure functions, no app)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from arbtui.widgets.fmt import fmt_age_ms, fmt_bps, fmt_money, fmt_px, fmt_sz
+from arbtui.widgets.header import header_text, mode_label
+from arbtui.widgets.venue_panel import layout_for
+
+finite = st.floats(min_value=1e-8, max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
+@given(finite)
+def test_price_and_size_cells_never_change_width(x):
+    # A changing price must never change a column width (no re-layout per tick).
+    assert len(fmt_px(x)) == 10
+    assert len(fmt_px(x, 8)) == 8
+    assert len(fmt_sz(x)) == 8
+    assert len(fmt_sz(x, 6)) == 6
+
+
+@pytest.mark.parametrize("ms,want", [(0, "  0ms"), (999, "999ms"), (1500, " 1.5s"),
+                                     (90_000, "   2m"), (None, "    —")])
+def test_age(ms, want):
+    assert fmt_age_ms(ms) == want
+
+
+def test_bps_and_money_signs():
+    assert fmt_bps(3.456, 6) == "  +3.5"
+    assert fmt_bps(-12.0, 6) == " -12.0"
+    assert fmt_money(15.214, 8) == "  +15.21"
+    assert fmt_money(-25_000.0, 8) == "  -25.0k"
+
+
+def _state(**kw):
+    base = {"mode": "DEMO", "bus": {"kind": "embedded", "state": "up"}, "uptime_s": 61.0,
+            "quotes_per_s": 20_000.0, "detect_p50_ms": 0.12, "detect_p99_ms": 0.85,
+            "min_net_bps": 2.5,
+            "extra": {"executor": {"pnl": 12.5, "pnl_ccy": "USD", "enabled": True}}}
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_header_keeps_execution_and_threshold_at_80_columns():
+    t = header_text(_state(), now_ns=0, width=80, focused="BTC-USD", paused=True, execution=True)
+    assert len(t.plain) <= 80
+    assert "EXEC ON" in t.plain and "thr +2.5bps" in t.plain and "DEMO" in t.plain
+    wide = header_text(_state(), now_ns=0, width=200, focused="BTC-USD", paused=True,
+                       execution=False)
+    for part in ("EXEC OFF", "20k q/s", "det 0.12/0.85ms", "PnL +12.50 USD", "bus embedded up",
+                 "up 00:01:01", "LOG PAUSED", "00:00:00 UTC"):
+        assert part in wide.plain
+
+
+def test_replay_mode_label():
+    assert mode_label(_state(mode="REPLAY", extra={"replay": {"speed": 5.0}})) == "REPLAY ×5"
+    assert mode_label(_state(mode="REPLAY", extra={"replay": {"speed": "max",
+                                                               "finished": True}})) == "REPLAY max done"
+
+
+@pytest.mark.parametrize("width,lines,nsym,want", [
+    (56, 10, 2, (True, True, False, 5)),    # wide panel: sizes inline, full ladder
+    (36, 11, 2, (False, True, True, 4)),    # narrow: size lines first, then ladder levels
+    (36, 8, 2, (False, True, False, 3)),    # tight: ladder keeps 3 levels, no size lines
+    (36, 3, 2, (False, False, False, 0)),   # compact: state + one line per symbol only
+])
+def test_panel_layout_budget(width, lines, nsym, want):
+    assert layout_for(width, lines, nsym) == want
