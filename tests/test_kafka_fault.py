@@ -46,6 +46,7 @@ flush_ms = 20.0
     feed = procs.start("feed", "feed", "--demo", *common)
     everyone = [view, det, exe, feed]
     wait_for(lambda: len(view.events()) >= 3, 60, "opportunities before the outage", everyone)
+    time.sleep(2.0)  # an up period long enough to hold events well before the kill
 
     kill_ns = time.time_ns()
     kafka_broker.kill()
@@ -60,9 +61,11 @@ flush_ms = 20.0
     up_ns = time.time_ns()
     for p in everyone:
         wait_for(lambda p=p: p.kafka().get("state") == "up", 40, f"{p.name} back up", everyone)
-    n = len([e for e in view.events() if e["ts_ns"] > up_ns])
-    wait_for(lambda: len([e for e in view.events() if e["ts_ns"] > up_ns]) >= n + 3, 60,
+    # Counted from when the group has surely re-formed (tansu joins take ~5 s).
+    settled_ns = up_ns + 5_000_000_000
+    wait_for(lambda: len([e for e in view.events() if e["ts_ns"] > settled_ns]) >= 3, 60,
              "opportunities after the restart reach the viewer", everyone)
+    time.sleep(2.5)
     stop_ns = time.time_ns()
     rcs = {p.name: p.stop() for p in (feed, det, exe, view)}
     assert rcs == {"feed": 0, "detect": 0, "execute": 0, "view": 0}
@@ -74,7 +77,6 @@ flush_ms = 20.0
     emitted = [(e["id"], e["event"], e["ts_ns"]) for e in det.events()]
     # While the broker was up (before the kill, and once it was back and the group
     # settled), every event the detector emitted reached the viewer.
-    settled_ns = up_ns + 5_000_000_000
     up_periods = [k for k in emitted if first_seen <= k[2] < kill_ns - 1_000_000_000
                   or settled_ns <= k[2] < stop_ns - 2_000_000_000]
     assert up_periods

@@ -238,6 +238,7 @@ class KafkaBus(Bus):
         self.outages = 0
         self.down_since: float | None = None
         self.rebalances = 0
+        self.log_resets = 0  # partitions re-read because the cluster lost their log
         self.assigned: list[int] = []  # quote partitions this process owns (group)
         self.published: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
@@ -510,6 +511,8 @@ class KafkaBus(Bus):
         c = self._consumer(group_id=None)
         await c.start()
         have: set[str] = set()
+        last_ts: dict[Any, int] = {}
+        paused = False
         try:
             while True:
                 want = {self.names[t] for t in self._free_subs}
@@ -529,11 +532,61 @@ class KafkaBus(Bus):
                     have = {tp.topic for tp in parts}
                     if have == want:
                         self.free_ready.set()
+                if self.state == "down" and not paused:
+                    # Hold our positions still until the cluster is back and we know
+                    # whether it kept its log: a broker that lost it numbers new
+                    # records from 0 again, and reading on from our old offset would
+                    # silently skip every record written since the restart.
+                    c.pause(*c.assignment())
+                    paused = True
+                elif paused and self.state == "up":
+                    await self._verify_positions(c, last_ts)
+                    c.resume(*c.assignment())
+                    paused = False
                 batches = await c.getmany(timeout_ms=250, max_records=10_000)
                 if batches:
+                    for tp, recs in batches.items():
+                        last_ts[tp] = recs[-1].timestamp
                     self._dispatch(batches, self._free_subs)
         finally:
             await _quiet_stop(c)
+
+    async def _verify_positions(self, c: Any, last_ts: dict[Any, int]) -> None:
+        """After an outage: is the last record we read still there? In a kept log the
+        earliest record at/after its timestamp IS that record (same timestamp). In a
+        log the cluster lost and began again, every record is newer: re-read it from
+        its start. (Producers' clocks going backwards within one partition could fool
+        this into a re-read, i.e. duplicates, never into a loss.)"""
+        tps = [tp for tp in c.assignment() if tp in last_ts]
+        if not tps:
+            return
+        try:
+            found = await asyncio.wait_for(
+                c.offsets_for_times({tp: last_ts[tp] for tp in tps}), 10)
+        except Exception as e:  # noqa: BLE001 - fall back to aiokafka's out-of-range reset
+            log.warning("kafka: cannot verify positions after the outage: %s: %s",
+                        type(e).__name__, e)
+            return
+        for tp in tps:
+            ot = found.get(tp)
+            pos = await c.position(tp)
+            if ot is None or ot.timestamp < 0:
+                # Not even our last record is there. A kept log would have it (or, if
+                # retention removed it, newer ones); a new, still-empty log has none:
+                # continue from its end, not from an offset it has not reached yet
+                # (some brokers answer such fetches with silence, not out-of-range).
+                end = (await c.end_offsets([tp]))[tp]
+                if end < pos:
+                    self.log_resets += 1
+                    log.warning("kafka: %s[%d] was recreated during the outage; reading it "
+                                "from offset %d (was at %d)", tp.topic, tp.partition, end, pos)
+                    c.seek(tp, end)
+                continue
+            if ot.timestamp > last_ts[tp] and ot.offset < pos:
+                self.log_resets += 1
+                log.warning("kafka: %s[%d] was recreated during the outage; re-reading it "
+                            "from offset %d (was at %d)", tp.topic, tp.partition, ot.offset, pos)
+                c.seek(tp, ot.offset)
 
     async def _seek_start(self, c: Any, tps: list[Any]) -> None:
         if not tps:
@@ -560,6 +613,7 @@ class KafkaBus(Bus):
         c = self._consumer(group_id=self.k.group_id)
         keys: dict[Any, set[str]] = {}
         positions: dict[Any, int] = {}
+        seen_outages = [self.outages]
 
         class Listener(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked):
@@ -574,9 +628,17 @@ class KafkaBus(Bus):
                 before = {TopicPartition(t.topic, t.partition) for t in keys}
                 lost = before - assigned
                 gained = assigned - before
-                for tp in assigned - gained:
-                    if tp in positions:
-                        c.seek(tp, positions[tp])
+                kept = assigned - gained
+                if bus.outages != seen_outages[0]:
+                    # Re-joined after an outage: the old offsets may point into a log the
+                    # cluster lost. A live detector wants the newest quotes anyway.
+                    seen_outages[0] = bus.outages
+                    if kept:
+                        await c.seek_to_end(*kept)
+                else:
+                    for tp in kept:
+                        if tp in positions:
+                            c.seek(tp, positions[tp])
                 if gained:
                     # A detector that gains partitions starts at the end (live) and
                     # starts those symbols clean.
@@ -662,16 +724,17 @@ class KafkaBus(Bus):
                 name = type(e).__name__
                 err = f"{name}: {str(e).removeprefix(name + ': ')}" if str(e) else name
             if ok:
+                # Topics first: consumers verify their positions the moment we say "up".
+                if not set(self.names.values()) <= set(md.topics()):
+                    try:
+                        await self._ensure_topics()
+                    except BusError as e:
+                        self.reason = str(e)
                 if self.state in ("down", "connecting"):
                     log.warning("kafka: broker reachable again after %.1fs",
                                 time.monotonic() - (self.down_since or time.monotonic()))
                     self.down_since = None
                     self.state, self.reason = "up", ""
-                if self.state == "up" and not set(self.names.values()) <= set(md.topics()):
-                    try:
-                        await self._ensure_topics()
-                    except BusError as e:
-                        self.reason = str(e)
             elif self.state != "down":
                 if self.state == "up":
                     self.outages += 1
@@ -703,6 +766,7 @@ class KafkaBus(Bus):
             "group": self.k.group_id if self._group_subs else None,
             "assigned_partitions": list(self.assigned),
             "rebalances": self.rebalances,
+            "log_resets": self.log_resets,
             "hop_p50_ms": p50,
             "hop_p99_ms": p99,
             "last_error": self.last_error,
