@@ -86,7 +86,9 @@ class Collector:
 
 
 async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
-                  threaded: bool = False) -> dict[str, Any]:
+                  threaded: bool = True) -> dict[str, Any]:
+    """One run. With ``ui``, ``threaded`` (the default) is what ``arbtui`` runs: the engine
+    on its own thread; ``threaded=False`` puts engine and dashboard on one loop."""
     eng, quotes = make_engine()
     prod = Producer(eng, quotes, rate)
     out: dict[str, Any] = {"keys_ns": []}
