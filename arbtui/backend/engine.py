@@ -460,7 +460,7 @@ class Engine:
             out["kafka"] = {k: b.get(k) for k in (
                 "state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
                 "dropped", "delivery_errors", "bad_records", "consumed", "assigned_partitions",
-                "rebalances", "last_error",
+                "rebalances", "log_resets", "last_error",
                 "hop_p50_ms", "hop_p99_ms")}
         stages = getattr(self, "stage_latency", None)
         if stages:
