@@ -167,9 +167,11 @@ class ArbApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         dash = self.dashboard
+        seen: set[str] = set()
         for k in KEYMAP:
-            if k.action.startswith("toggle_venue(") or k.action == "app.quit":
+            if k.action.startswith("toggle_venue(") or k.action == "app.quit" or k.action in seen:
                 continue
+            seen.add(k.action)
             yield SystemCommand(f"{k.short} ({k.display})", k.help,
                                 _runner(dash, k.action))
         for i, v in enumerate(dash.venue_order[:9], start=1):

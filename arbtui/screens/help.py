@@ -22,6 +22,8 @@ def help_table() -> Table:
     for k in KEYMAP:
         if k.action.startswith("toggle_venue(") and k.keys != "1":
             continue  # one row "1-9" covers them
+        if k.keys == "tab":
+            continue  # shown as "tab/]"
         t.add_row(k.display or k.keys, k.help)
     t.add_row("ctrl+p", "Command palette: every action above, searchable")
     t.add_row("↑/↓ pgup/pgdn", "Move in the opportunity log")

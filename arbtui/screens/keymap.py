@@ -29,8 +29,10 @@ KEYMAP: tuple[Key, ...] = (
     *(Key(str(i), f"toggle_venue({i})", f"Venue {i}", f"Toggle venue {i}", str(i), show=False)
       for i in range(2, 10)),
     Key("s", "symbols", "Symbols", "Symbol picker: enable/disable symbols, choose the focused one", "s"),
-    Key("tab,right_square_bracket", "next_symbol(1)", "Next sym",
+    Key("right_square_bracket", "next_symbol(1)", "Next sym",
         "Focus the next symbol (depth ladder, spread chart)", "tab/]"),
+    # tab on its own, hidden: Screen's own tab binding sits first in the footer's order.
+    Key("tab", "next_symbol(1)", "Next sym", "Focus the next symbol", "tab", show=False),
     Key("left_square_bracket", "next_symbol(-1)", "Prev sym", "Focus the previous symbol", "[",
         show=False),
     Key("plus,equals_sign", "threshold(0.5)", "Thr+", "Raise the NET threshold by 0.5 bps", "+"),
