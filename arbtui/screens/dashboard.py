@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
@@ -126,7 +127,12 @@ class DashboardScreen(Screen):
         drain = not self.paused and log_shown
         frame = getattr(eng, "frame", None)
         if frame is not None:  # engine on its own thread: one round trip per frame
-            state, evs = frame(self.seq if drain else None)
+            try:
+                state, evs = frame(self.seq if drain else None)
+            except TimeoutError:
+                # The engine's loop is stuck (it never should be): say so, keep the last frame.
+                self.header_widget.set_text(Text(" ENGINE NOT RESPONDING ", "bold reverse red"))
+                return
         else:
             state = eng.snapshot()
             evs = eng.events_since(self.seq) if drain else []
