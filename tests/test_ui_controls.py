@@ -280,3 +280,41 @@ async def test_quit_stops_the_engine():
         assert eng._stopping
         assert all(t.done() for t in eng._tasks)
     assert app.return_code == 0
+
+
+async def test_engine_start_failure_exits_2_with_reason(capsys):
+    class Unstartable(FrozenEngine):
+        async def start(self) -> None:
+            raise OSError("address already in use")
+
+    cfg = ui_fixtures.make_cfg()
+    app = ArbApp(Unstartable(cfg), cfg, threaded=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+    assert app.return_code == 2
+    out = capsys.readouterr()
+    assert "arbtui: engine failed to start: address already in use" in out.out + out.err
+
+
+async def test_threaded_engine_controls_run_on_the_engine_thread():
+    import threading
+
+    cfg = ui_fixtures.make_cfg()
+    eng = FrozenEngine(cfg)
+    seen: list[str] = []
+    real = eng.set_threshold
+
+    def spy(v: float) -> None:
+        seen.append(threading.current_thread().name)
+        real(v)
+
+    eng.set_threshold = spy
+    app = ArbApp(eng, cfg, threaded=True, clock=ui_fixtures.Clock())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("plus")
+        assert seen == ["arbtui-engine"]
+        assert eng.detector.cfg.min_net_bps == 2.5
+        assert "thr +2.5bps" in app.dashboard.header_widget.plain
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.host._thread.is_alive() and eng._stopping

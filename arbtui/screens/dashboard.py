@@ -71,6 +71,8 @@ class DashboardScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        if self.app._exit_renderables:
+            return  # the app is already leaving (engine failed to start): build nothing
         self.log_widget = self.query_one(OpportunityLog)
         self.header_widget = self.query_one(HeaderBar)
         self.sparks = self.query_one(LatencySparks)
@@ -84,7 +86,8 @@ class DashboardScreen(Screen):
         self.set_interval(1.0 / self.cfg.ui.refresh_hz, self.sample, name="dashboard-sample")
 
     def on_resize(self) -> None:
-        self._relayout()
+        if hasattr(self, "venues_box"):  # not before on_mount built the screen
+            self._relayout()
 
     def _relayout(self) -> None:
         w = self.size.width or self.app.size.width
@@ -117,6 +120,9 @@ class DashboardScreen(Screen):
 
     def sample(self, force: bool = False) -> None:
         """One frame: read the engine once, update what changed."""
+        box = getattr(self, "venues_box", None)
+        if box is None or not box.is_attached or self.app._exit_renderables:
+            return  # shutting down (e.g. the engine failed to start): nothing to draw into
         if self.app.screen is not self and not force:
             return  # a modal covers us; skip the work (Dolphie does the same)
         eng = self.engine
