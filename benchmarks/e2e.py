@@ -153,18 +153,19 @@ class Pacer:
         self.t_warm = 0
         self.t_end = 0
         self.sent_at_warm = 0
-        self.on_warm: Callable[[], None] | None = None
+        self.on_warm: Callable[[int], None] | None = None
         self.deadline = t0_ns + int((spec.window_s + spec.warmup_s) * 1e9)
 
     def due(self, i: int) -> int:
         return self.t0 + i * self.period
 
-    def _warm(self, i: int) -> None:
+    def _warm(self, i: int, now: int) -> None:
+        """At the first message after the warm-up; ``now`` is its receive time."""
         if i == self.warm_idx and not self.t_warm:
-            self.t_warm = time.time_ns()
+            self.t_warm = now
             self.sent_at_warm = self.sent
             if self.on_warm is not None:
-                self.on_warm()
+                self.on_warm(now)
 
     async def run_sync(self, nv: int, handle: Callable[[int, int, int], None]) -> None:
         """``handle(vi, i, recv_ns)`` for each message i (global index), non-blocking."""
@@ -195,7 +196,7 @@ class Pacer:
                     break
                 if i >= self.warm_idx:
                     lags.append(now - due)
-                self._warm(i)
+                self._warm(i, now)
                 handle(vi, i, now)
                 self.sent += 1
                 i += nv
@@ -222,7 +223,7 @@ class Pacer:
                 continue
             if i >= self.warm_idx:
                 self.lags.append(now - due)
-            self._warm(i)
+            self._warm(i, now)
             await handle(vi, i, now)
             self.sent += 1
             i += nv
@@ -314,20 +315,27 @@ async def run_floor_queue(spec: Spec, sat_cap: int) -> Result:
     q: asyncio.Queue = asyncio.Queue()
     lat: list[int] = []
     done = 0
+    warm = [1 << 62]
+    t_last = 0
 
     async def consumer() -> None:
-        nonlocal done
+        nonlocal done, t_last
         while True:
             item = await q.get()
             if item is None:
                 return
-            lat.append(time.time_ns() - item.recv_ts_ns)
-            done += 1
+            if item.recv_ts_ns >= warm[0]:
+                t_last = time.time_ns()
+                lat.append(t_last - item.recv_ts_ns)
+                done += 1
 
     t0 = time.time_ns() + 50_000_000
     pacer = Pacer(spec, n, t0)
-    mark = {}
-    pacer.on_warm = lambda: (lat.clear(), mark.setdefault("done", done))
+
+    def on_warm(now: int) -> None:
+        warm[0] = now
+
+    pacer.on_warm = on_warm
 
     def handle(vi: int, i: int, now: int) -> None:
         qq = quotes[i]
@@ -342,7 +350,7 @@ async def run_floor_queue(spec: Spec, sat_cap: int) -> Result:
     res.sent = pacer.sent
     dt = max(1, pacer.t_end - pacer.t_warm) / 1e9
     res.ingest_rate = (pacer.sent - pacer.sent_at_warm) / dt
-    res.processed_rate = (done - mark.get("done", 0)) / (max(1, t_done - pacer.t_warm) / 1e9)
+    res.processed_rate = done / (max(1, (t_last or t_done) - pacer.t_warm) / 1e9)
     _lat_stats(res, lat)
     _lag_stats(res, pacer.lags)
     _judge(res, spec)
@@ -350,41 +358,72 @@ async def run_floor_queue(spec: Spec, sat_cap: int) -> Result:
 
 
 class _EngineProbe:
-    """Hooks on an Engine used as the detect role: latency samples and event latency."""
+    """Hooks on an Engine used as the detect role.
 
-    def __init__(self, engine) -> None:
-        from arbtui.backend.metrics import Latency
+    Wraps the detector's entry point (``on_quotes`` — the engine hands it each
+    drained batch — or ``on_quote`` on engines without it) to take the same
+    sample the engine takes (receive -> batch evaluated), but only for quotes
+    received after the warm-up: a backlog from before it is neither timed nor
+    counted. Opportunity events are timed in ``record_event``.
+    """
+
+    def __init__(self, engine, probe_symbol: str | None = None,
+                 ready: asyncio.Event | None = None) -> None:
         from arbtui.model import OppEvent
 
         self.engine = engine
-        engine.detect_latency = Latency(maxlen=5_000_000)
+        self.lat: list[int] = []
         self.opp_lat: list[int] = []
-        orig = engine.record_event
+        self.warm_ns = 1 << 62  # nothing counts until warm()
+        self.evaluated = 0
+        self.t_last = 0
+        self.base_dropped = 0
+        det = engine.detector
+        name = "on_quotes" if hasattr(det, "on_quotes") else "on_quote"
+        orig = getattr(det, name)
+        lat = self.lat
+
+        def entry(arg):
+            out = orig(arg)
+            done = time.time_ns()
+            batch = arg if isinstance(arg, list) else [arg]
+            w = self.warm_ns
+            n = 0
+            for q in batch:
+                if q.recv_ts_ns >= w:
+                    lat.append(done - q.recv_ts_ns)
+                    n += 1
+                elif probe_symbol is not None and q.symbol == probe_symbol and ready is not None:
+                    ready.set()
+            if n:
+                self.evaluated += n
+                self.t_last = done
+            return out
+
+        setattr(det, name, entry)
+        orig_rec = engine.record_event
         opened = (OppEvent.OPENED, OppEvent.UPDATED)
         opp_lat = self.opp_lat
 
         def record_event(e) -> None:
-            if getattr(e, "event", None) in opened:
+            if getattr(e, "event", None) in opened and e.quote_recv_ts_ns >= self.warm_ns:
                 opp_lat.append(time.time_ns() - e.quote_recv_ts_ns)
-            orig(e)
+            orig_rec(e)
 
         engine.record_event = record_event
-        self.base = (0, 0)
+
+    def dropped(self) -> int:
+        """Quotes superseded in the detector's inbox by a newer one of the same venue+symbol."""
+        subs = self.engine.bus.stats().get("subscriptions", {})
+        return sum(int(st.get("dropped", 0)) for name, st in subs.items() if "quote" in name)
 
     def counts(self) -> tuple[int, int]:
-        """(evaluated by the detector, superseded by a newer quote before it got there)."""
-        ev = self.engine.detector.evaluated
-        dropped = 0
-        subs = self.engine.bus.stats().get("subscriptions", {})
-        for name, st in subs.items():
-            if name.startswith("quotes") or "quote" in name:
-                dropped += int(st.get("dropped", 0))
-        return ev, dropped
+        """(evaluated since warm-up, superseded since warm-up)."""
+        return self.evaluated, self.dropped() - self.base_dropped
 
-    def warm(self) -> None:
-        self.engine.detect_latency.samples.clear()
-        self.opp_lat.clear()
-        self.base = self.counts()
+    def warm(self, at_ns: int | None = None) -> None:
+        self.base_dropped = self.dropped()
+        self.warm_ns = at_ns if at_ns is not None else time.time_ns()
 
     def pending(self) -> int:
         subs = self.engine.bus.stats().get("subscriptions", {})
@@ -438,11 +477,9 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
             await asyncio.sleep(0.001)
         t_done = time.time_ns()
         ev, dr = probe.counts()
-        ev -= probe.base[0]
-        dr -= probe.base[1]
         sent = pacer.sent - pacer.sent_at_warm
         res.sent = pacer.sent
-        dt = max(1, t_done - pacer.t_warm) / 1e9
+        dt = max(1, (probe.t_last or t_done) - pacer.t_warm) / 1e9
         res.ingest_rate = sent / max(1, pacer.t_end - pacer.t_warm) * 1e9
         res.processed_rate = (ev + dr) / dt
         res.evaluated_rate = ev / dt
@@ -452,7 +489,7 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
                        for f in side.feeds)
             if errs:
                 res.notes.append(f"adapter frame_errors+resyncs={errs}")
-        _lat_stats(res, list(eng.detect_latency.samples))
+        _lat_stats(res, probe.lat)
         if probe.opp_lat:
             res.opp_p50_ms, res.opp_p99_ms = pct(probe.opp_lat, 50, 99)
         res.opp_events = len(probe.opp_lat)
@@ -508,7 +545,9 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
     ready = asyncio.Event()
     lat: list[int] = []
     arrival: list[int] = []
-    state = {"count": 0, "base": 0, "warm_ns": 0, "t_last": 0}
+    # Only messages received locally at or after warm_ns are timed and counted (a
+    # backlog from the warm-up is not); warm_ns arrives with "start".
+    state = {"count": 0, "warm_ns": 1 << 62, "t_last": 0}
 
     if variant == "baseline":
         from benchmarks.baseline import consumer as bc
@@ -518,9 +557,12 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
             if tick["symbol"] == "PROBEUSD":
                 ready.set()
                 return
+            recv = int(tick["local_ts"] * 1e9)
+            if recv < state["warm_ns"]:
+                return
             state["count"] += 1
             state["t_last"] = now
-            lat.append(now - int(tick["local_ts"] * 1e9))
+            lat.append(now - recv)
             arrival.append(now - tick["timestamp"] * 1_000_000)
 
         det = bc.SpreadDetector(on_done)
@@ -558,14 +600,17 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
             while True:
                 batch = await cons.getmany(timeout_ms=1000, max_records=10_000)
                 now = time.time_ns()
+                w = state["warm_ns"]
                 for recs in batch.values():
                     for r in recs:
                         if r.key == b"PROBE":
                             ready.set()
                             continue
-                        state["count"] += 1
-                        lat.append(now - unpack(r.value)[0])
-                state["t_last"] = now
+                        recv = unpack(r.value)[0]
+                        if recv >= w:
+                            state["count"] += 1
+                            state["t_last"] = now
+                            lat.append(now - recv)
 
         task = asyncio.get_running_loop().create_task(loop_())
         counts = lambda: (state["count"], 0)
@@ -588,19 +633,9 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         _kafka_cfg(cfg, bootstrap, params["suffix"])
         bus = make_bus(cfg)
         eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
-        probe = _EngineProbe(eng)
-        orig_on_quote = eng.detector.on_quote
-
-        def on_quote(q):
-            if q.symbol == PROBE_SYMBOL:
-                ready.set()
-            out = orig_on_quote(q)
-            state["t_last"] = time.time_ns()
-            return out
-
-        eng.detector.on_quote = on_quote
+        probe = _EngineProbe(eng, PROBE_SYMBOL, ready)
         await eng.start()
-        lat = None  # read from the engine at the end
+        lat = probe.lat
         counts = probe.counts
         pending = probe.pending
         opp_lat = probe.opp_lat
@@ -626,27 +661,26 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
     msg = await _recv(conn, 60)
     assert msg[0] == "start", msg
     warm_ns = msg[1]
+    state["warm_ns"] = warm_ns
+    if variant == "kafka":
+        probe.warm(warm_ns)
 
-    async def warm() -> None:
-        await asyncio.sleep(max(0.0, (warm_ns - time.time_ns()) / 1e9))
-        if lat is None:
-            probe.warm()
-        else:
-            lat.clear()
-            arrival.clear()
-        state["base"] = sum(counts())
-        state["warm_ns"] = time.time_ns()
+        async def base_at_warm() -> None:
+            # Supersessions are counted from the warm-up on, like the evaluations.
+            await asyncio.sleep(max(0.0, (warm_ns - time.time_ns()) / 1e9))
+            probe.base_dropped = probe.dropped()
 
-    wtask = asyncio.get_running_loop().create_task(warm())
+        btask = asyncio.get_running_loop().create_task(base_at_warm())
     msg = await _recv(conn, 600)
     assert msg[0] == "done", msg
     sent_after_warm, drain_s = msg[1], msg[2]
-    await wtask
+    if variant == "kafka":
+        await btask
     # Drain: until everything sent after the warm-up was processed, or no progress.
     deadline = time.monotonic() + drain_s
     last, last_t = -1, time.monotonic()
     while time.monotonic() < deadline:
-        c = sum(counts()) - state["base"]
+        c = sum(counts())
         if c >= sent_after_warm and not pending():
             break
         if c != last:
@@ -656,20 +690,12 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         await asyncio.sleep(0.005)
     t_done = time.time_ns()
     ev, dr = counts()
-    processed = ev + dr - state["base"]
-    if lat is None:
-        samples = list(probe.engine.detect_latency.samples)
-        t_last = state["t_last"] or t_done
-    else:
-        samples = lat
-        t_last = state["t_last"] or t_done
+    t_last = (probe.t_last if variant == "kafka" else state["t_last"]) or t_done
     out = {
-        "processed": processed, "coalesced": dr - (probe.base[1] if variant == "kafka" else 0),
-        # Up to the last quote detected (not the idle drain after it).
-        "elapsed_s": max(1_000_000, (t_last if t_last > state["warm_ns"] else t_done)
-                         - state["warm_ns"]) / 1e9,
-        "t_last_after_warm": t_last > state["warm_ns"],
-        "lat": np.asarray(samples, dtype=np.int64).tobytes(),
+        "processed": ev + dr, "coalesced": dr,
+        # From the warm-up to the last quote detected (not the idle drain after it).
+        "elapsed_s": max(1_000_000, t_last - state["warm_ns"]) / 1e9,
+        "lat": np.asarray(lat, dtype=np.int64).tobytes(),
         "arrival": np.asarray(arrival, dtype=np.int64).tobytes(),
         "opp": np.asarray(opp_lat, dtype=np.int64).tobytes(),
         "extra": extra(),
