@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 import time
 from collections import defaultdict
@@ -259,6 +260,93 @@ RUNNERS = {"parse": bench_parse, "detector": bench_detector, "embedded": bench_e
            "kafka": bench_kafka, "memory": bench_memory, "ui": bench_ui}
 
 
+def _have(*xs: float) -> bool:
+    return all(not math.isnan(x) for x in xs)
+
+
+def _med(rows: list[dict], field: str, **match) -> float:
+    vals = [r[field] for r in rows
+            if all(r.get("spec", {}).get(k, r.get(k)) == v for k, v in match.items())]
+    return stats.spread(vals)["median"]
+
+
+def targets(out: dict) -> list[str]:
+    """The issue's targets, judged from this run's medians (only those measured)."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(name: str, measured: str, ok: bool | None) -> None:
+        rows.append((name, measured, "n/a" if ok is None else ("met" if ok else "**missed**")))
+
+    k = out.get("kafka")
+    if isinstance(k, list):
+        for nv, ns in ((2, 2), (5, 50)):
+            arb = _med(k, "processed_rate", variant="kafka", venues=nv, symbols=ns, rate=None,
+                       source="frames")
+            ev = _med(k, "evaluated_rate", variant="kafka", venues=nv, symbols=ns, rate=None,
+                      source="frames")
+            base = _med(k, "processed_rate", variant="baseline", venues=nv, symbols=ns, rate=None)
+            if _have(arb, base):
+                add(f"Kafka sustained ≥ 50× baseline at {nv}×{ns} (saturation)",
+                    f"{arb:,.0f}/s through detection ({ev:,.0f}/s evaluated) vs baseline "
+                    f"{base:,.0f}/s = {arb / base:.1f}× ({ev / base:.1f}× evaluated)",
+                    arb / base >= 50 if (nv, ns) == (5, 50) else None)
+        for nv, ns in ((2, 2), (5, 50)):
+            p = _med(k, "p99_ms", variant="kafka", venues=nv, symbols=ns, rate=1000.0,
+                     fetch_max_wait_ms=None)
+            f = _med(k, "p99_ms", variant="floor-kafka", venues=nv, symbols=ns, rate=1000.0,
+                     fetch_max_wait_ms=None)
+            if _have(p):
+                add(f"Kafka p99 at 1 k/s ≤ 10 ms ({nv}×{ns})", f"{p:.1f} ms", p <= 10)
+            if _have(p, f):
+                add(f"Kafka p99 at 1 k/s ≤ 1.5× bare pipe ({nv}×{ns})",
+                    f"{p:.1f} vs {f:.1f} ms = {p / f:.2f}×", p / f <= 1.5)
+    e = out.get("embedded")
+    if isinstance(e, list):
+        for nv, ns in ((2, 2), (5, 50)):
+            for src, label in (("frames", "adapter → detector"), ("quotes", "ready quotes")):
+                p = _med(e, "p99_ms", variant="embedded", venues=nv, symbols=ns, rate=5000.0,
+                         source=src)
+                if _have(p):
+                    add(f"Embedded p99 ≤ 0.5 ms at 5 k/s ({nv}×{ns}, {label})", f"{p:.3f} ms",
+                        p <= 0.5)
+    d = out.get("detector")
+    if d:
+        for r in d:
+            us = stats.spread(r["arbtui_us"])["median"]
+            add(f"Detector ≤ 2 µs per quote ({r['venues']}×{r['symbols']})", f"{us:.1f} µs",
+                us <= 2 if (r["venues"], r["symbols"]) == (5, 50) else None)
+    pr = out.get("parse")
+    if pr:
+        for r in pr["rows"]:
+            if r["venue"] == "coinbase" and r["upd_per_s"]:
+                v = stats.spread(r["upd_per_s"])["median"]
+                add(f"Parse ≥ 300 k Coinbase l2 updates/s/core ({r['source']})", f"{v:,.0f}/s",
+                    v >= 300_000)
+        v = stats.spread(pr["synthetic_coinbase"]["msgs_per_s"])["median"]
+        add("Parse ≥ 300 k Coinbase l2 updates/s/core (synthetic 1–2 level updates)",
+            f"{v:,.0f}/s", v >= 300_000)
+    u = out.get("ui")
+    if u and u.get("keys_ns"):
+        k99 = stats.pct(u["keys_ns"], 99)[0]
+        add("UI key → screen ≤ 100 ms at 20 k/s (p99)", f"{k99:.0f} ms", k99 <= 100)
+        v = u["variants"]
+        if "engine alone" in v and "engine + dashboard" in v:
+            a = stats.spread(v["engine alone"]["p99"])["median"]
+            b = stats.spread(v["engine + dashboard"]["p99"])["median"]
+            add("Detection p99 unchanged with the dashboard (within noise)",
+                f"{a:.2f} ms alone vs {b:.2f} ms with UI", b <= max(2 * a, a + 0.5))
+    mem = out.get("memory")
+    if mem:
+        r = mem["rss"]
+        add(f"Memory flat and ≤ 250 MB ({r['seconds']:.0f} s at 5 k/s)",
+            f"max {r['rss_max_mb']:.0f} MB, {r['growth_mb_per_min']:+.2f} MB/min after warm-up",
+            r["rss_max_mb"] <= 250 and abs(r["growth_after_warmup_mb"]) <= 5)
+    if not rows:
+        return []
+    return (["### Targets (this run's medians)", "", "| target | measured | |", "|---|---|---|"]
+            + [f"| {a} | {b} | {c} |" for a, b, c in rows] + [""])
+
+
 def header(plan: Plan, argv: list[str]) -> list[str]:
     m = stats.machine()
     from benchmarks import broker
@@ -306,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in only:
         t = time.monotonic()
         md += RUNNERS[name](plan, out) + ["", f"_({name}: {time.monotonic() - t:.0f} s)_", ""]
+    md += targets(out)
     md.append(f"Total wall time {time.monotonic() - t0:.0f} s; load average at end: "
               f"{stats.machine()['loadavg']}.")
     text = "\n".join(md) + "\n"
