@@ -184,6 +184,12 @@ def run_subcommand(args: argparse.Namespace) -> int:
         "record": "arbtui.backend.record", "replay": "arbtui.backend.replay",
         "report": "arbtui.report", "bench": "benchmarks.__main__",
     }[args.command]
+    if args.command == "bench":
+        # benchmarks/ sits beside arbtui/ in a source checkout and is not installed;
+        # the console script's sys.path does not include the checkout.
+        root = str(Path(__file__).resolve().parent.parent)
+        if (Path(root) / "benchmarks" / "__main__.py").is_file() and root not in sys.path:
+            sys.path.insert(0, root)
     try:
         mod = importlib.import_module(modname)
     except ModuleNotFoundError as e:
