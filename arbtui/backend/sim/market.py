@@ -82,7 +82,7 @@ class MarketModel:
     def __init__(self, symbols: list[str], venues: list[str], *, seed: int = 7,
                  volatility_bps: float = 0.5, dislocation_rate: float = 0.5,
                  tick_ms: float = 50.0, levels: int = 20,
-                 dislocation_bps: tuple[float, float] = (10.0, 160.0)) -> None:
+                 dislocation_bps: tuple[float, float] = (5.0, 80.0)) -> None:
         self.symbols = list(symbols)
         self.venues = list(venues)
         self.rng = random.Random(seed)
