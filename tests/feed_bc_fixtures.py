@@ -1,6 +1,6 @@
-"""Rig for the Binance and Coinbase adapter tests: the venue's loopback simulator
-(real WebSocket + HTTP servers on 127.0.0.1, driven by the market model) and
-the real adapter connected through ``VenueFeed.run``. Every wait is bounded.
+"""Rig for the Binance and Coinbase adapter tests (``feed_fixtures.SimFeedRig``):
+WebSocket plus REST, a depth choice, fast backoff, and checks that a LIVE book
+equals what the sim last sent.
 
 Also a reader for ../shared/recordings that replays one recorded connection
 through ``feed_frame`` and answers REST calls from the recording's ``http``
@@ -9,36 +9,28 @@ lines no earlier than they were answered in reality."""
 from __future__ import annotations
 
 import asyncio
-import importlib
-import json
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
+from feed_fixtures import RECORDINGS, SimFeedRig, read_recording
 
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import Backoff
-from arbtui.backend.sim.market import MarketModel
-from arbtui.backend.sim.server import SimHub
-from arbtui.model import BookState, BookStatus, Quote
+from arbtui.model import BookState, Quote
 from arbtui.symbols import sim_symbol_map
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 
+class Rig(SimFeedRig):
+    poll_s = 0.005
 
-class Rig:
     def __init__(self, venue: str, symbols: list[str], *, seed: int = 7, tick_ms: float = 25.0,
                  feed_cls: type | None = None, depth: int = 1000,
                  sim_setup: Callable[[Any], None] | None = None,
                  fast_backoff: bool = True, stale_after_s: float | None = None,
                  url: Callable[[Any], str] | None = None) -> None:
-        self.venue = venue
-        self.symbols = symbols
-        self.model = MarketModel(symbols, [venue], seed=seed, tick_ms=tick_ms, dislocation_rate=0.0)
-        self.hub = SimHub(self.model)
-        self.sim = importlib.import_module(f"arbtui.backend.sim.{venue}").Sim(self.hub, symbols, seed=seed)
+        super().__init__(venue, symbols, seed=seed, tick_ms=tick_ms)
         if sim_setup:
             sim_setup(self.sim)
         self.feed_cls = feed_cls or feed_class(venue)
@@ -46,59 +38,18 @@ class Rig:
         self.fast_backoff = fast_backoff
         self.stale_after_s = stale_after_s
         self.url = url
-        self.quotes: list[Quote] = []
-        self.states: list[BookStatus] = []
-        self.feed: Any = None
-        self._task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> Self:
-        await self.sim.start()
-        await self.hub.start()
+    def make_feed(self) -> Any:
         url = self.url(self.sim) if self.url else self.sim.url
-        self.feed = self.feed_cls(list(self.symbols), self.quotes.append, url=url,
-                                  rest_url=self.sim.rest_url, depth=self.depth,
-                                  symbol_map=sim_symbol_map(self.venue, self.symbols))
+        feed = self.feed_cls(list(self.symbols), self.quotes.append, url=url,
+                             rest_url=self.sim.rest_url, depth=self.depth,
+                             symbol_map=sim_symbol_map(self.venue, self.symbols))
         if self.fast_backoff:
             # Same Backoff class, small base: reconnect tests finish in well under a second.
-            self.feed.backoff = Backoff(base=0.05, cap=0.5, healthy_s=30.0)
+            feed.backoff = Backoff(base=0.05, cap=0.5, healthy_s=30.0)
         if self.stale_after_s is not None:
-            self.feed.stale_after_s = self.stale_after_s
-        self.feed.on_book_state = self.states.append
-        self._task = asyncio.get_running_loop().create_task(self.feed.run())
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await asyncio.wait_for(self.feed.stop(), 5)
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.hub.stop()
-        await asyncio.wait_for(self.sim.stop(), 5)
-
-    async def wait(self, pred: Callable[[], bool], what: str, timeout: float = 6.0) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while not pred():
-            if loop.time() > end:
-                raise AssertionError(f"timed out waiting for {what}; status={self.feed.status()}")
-            await asyncio.sleep(0.005)
-
-    def all_live(self) -> bool:
-        return all(sb.state is BookState.LIVE for sb in self.feed.books.values())
-
-    async def live(self, timeout: float = 6.0) -> None:
-        await self.wait(self.all_live, "all books LIVE", timeout)
-
-    def counter(self, name: str) -> int:
-        return self.feed.status().counters.get(name, 0)
-
-    def states_of(self, symbol: str) -> list[BookState]:
-        return [s.state for s in self.states if s.symbol == symbol]
-
-    def last_quote(self, symbol: str) -> Quote | None:
-        for q in reversed(self.quotes):
-            if q.symbol == symbol:
-                return q
-        return None
+            feed.stale_after_s = self.stale_after_s
+        return feed
 
     def sim_levels(self, symbol: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         vb = self.sim.cur[symbol]
@@ -142,11 +93,7 @@ def load_recording(name: str) -> list[dict]:
     path = RECORDINGS / name
     if not path.exists():
         pytest.skip(f"recording {path} is absent (../shared/recordings is not shipped with the repo)")
-    import zstandard
-
-    with open(path, "rb") as f:
-        raw = zstandard.ZstdDecompressor().stream_reader(f).read()
-    return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    return read_recording(name)
 
 
 def _url_key(url: str) -> str:
