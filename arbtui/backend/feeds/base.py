@@ -137,6 +137,8 @@ class VenueFeed:
     send_rate: ClassVar[float] = 5.0
     #: Venue rule: at most this many per-symbol resyncs per minute.
     resyncs_per_min: ClassVar[float] = 6.0
+    #: ``resubscribe_book``: a resubscribe must produce a snapshot within this long, else it is retried.
+    resub_timeout_s: ClassVar[float] = 10.0
     #: Crossed books are legal during auctions on some venues (OKX pre-open, Gemini).
     allow_crossed: ClassVar[bool] = False
     #: normalized symbol -> venue symbol, used when the instrument list is unavailable.
@@ -286,6 +288,31 @@ class VenueFeed:
             await self.resync_symbol(sb)
         finally:
             sb.resync_pending = False
+
+    def resubscribe_book(self, sb: SymbolBook, frames: list[str], token: Any) -> None:
+        """Refresh ONE book on venues whose only re-snapshot is unsubscribe +
+        subscribe on the same socket (Kraken v2, Bybit); ``frames`` are those two.
+
+        The book stays RESYNC (updates ignored) until the new snapshot: on one
+        socket the old subscription's frames all precede the unsubscribe, so
+        nothing stale can land on the fresh book. ``token`` names this attempt
+        (``sb.extra["resub"]``) so a later attempt or an ack can be told apart.
+        """
+        sb.extra["resub"] = token
+        self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
+        sb.book.clear()
+        self.count("resubscribes")
+        for f in frames:
+            self.send(f)
+        self.spawn(self._resub_deadline(sb, token))
+
+    async def _resub_deadline(self, sb: SymbolBook, token: Any) -> None:
+        """A resubscribe that yields no snapshot (rejected, lost) must not leave
+        the book in RESYNC forever: try again, still rate-limited."""
+        await asyncio.sleep(self.resub_timeout_s)
+        if sb.extra.get("resub") == token and sb.state is not BookState.LIVE:
+            self.count("resubscribe_timeouts")
+            self.resync(sb, "no snapshot after resubscribe")
 
     def request_reconnect(self, reason: str) -> None:
         self._reconnect_reason = reason

@@ -14,7 +14,6 @@ spot endpoint feeds these books and the symbol map comes from
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, ClassVar
@@ -62,8 +61,6 @@ class BybitFeed(VenueFeed):
     keepalive_s: ClassVar[float | None] = 20.0
     #: A pong arrives every 20 s even on a quiet book; 30 s of nothing is dead.
     stale_after_s: ClassVar[float] = 30.0
-    #: A resubscribe must produce a snapshot within this long, else it is retried.
-    resub_timeout_s: ClassVar[float] = 10.0
     send_rate: ClassVar[float] = 10.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         f"{b}-{q}": f"{b}{q}" for b in ("BTC", "ETH", "SOL") for q in ("USDT", "USDC")
@@ -164,26 +161,11 @@ class BybitFeed(VenueFeed):
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Bybit has no per-topic re-snapshot request: unsubscribe and subscribe
-        # the one topic. The book stays RESYNC (deltas ignored) until the new
-        # snapshot; the old topic's frames all precede the unsubscribe on the socket.
+        # the one topic. The req_id lets a rejection ack name the book (_on_ack).
         self._req += 1
         rid = f"resync-{self._req}"
-        sb.extra["resub_rid"] = rid
-        self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
-        sb.book.clear()
-        self.count("resubscribes")
         t = self.topic(sb, sb.extra.get("depth"))
-        self.send(self._op("unsubscribe", [t]))
-        self.send(self._op("subscribe", [t], rid))
-        self.spawn(self._resub_deadline(sb, rid))
-
-    async def _resub_deadline(self, sb: SymbolBook, rid: str) -> None:
-        """A resubscribe that yields no snapshot (rejected, lost) must not leave
-        the book in RESYNC forever: try again, still rate-limited."""
-        await asyncio.sleep(self.resub_timeout_s)
-        if sb.extra.get("resub_rid") == rid and sb.state is not BookState.LIVE:
-            self.count("resubscribe_timeouts")
-            self.resync(sb, "no snapshot after resubscribe")
+        self.resubscribe_book(sb, [self._op("unsubscribe", [t]), self._op("subscribe", [t], rid)], rid)
 
     # ------------------------------------------------------------ inbound
 
@@ -224,7 +206,7 @@ class BybitFeed(VenueFeed):
             return
         for sb in self.books.values():
             # The spot ack names no topic unless it failed; then ret_msg does.
-            if (rid and sb.extra.get("resub_rid") == rid) or self.topic(sb) in ret:
+            if (rid and sb.extra.get("resub") == rid) or self.topic(sb) in ret:
                 self.set_state(sb, sb.state, f"subscribe rejected: {ret}")
 
     def _on_book(self, msg: dict, topic: str, recv_ns: int, data: Any) -> None:

@@ -14,7 +14,6 @@ window, so each side is truncated to the subscribed depth after every message.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -125,8 +124,6 @@ class KrakenFeed(VenueFeed):
     idle_ping_s: ClassVar[float] = 10.0
     #: Heartbeats arrive ~1/s, so 15 s of nothing (ping unanswered) is a dead link.
     stale_after_s: ClassVar[float] = 15.0
-    #: A resubscribe must produce a snapshot within this long, else it is retried.
-    resub_timeout_s: ClassVar[float] = 10.0
     send_rate: ClassVar[float] = 5.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
         f"{b}-{q}": f"{b}/{q}" for b in ("BTC", "ETH", "SOL") for q in ("USD", "USDT", "USDC")
@@ -240,25 +237,9 @@ class KrakenFeed(VenueFeed):
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Kraken's own advice: unsubscribe, then subscribe with snapshot:true.
-        # The book stays RESYNC (updates ignored) until the new snapshot: on one
-        # socket the old subscription's frames all precede the unsubscribe ack,
-        # so nothing stale can land on the fresh book.
-        gen = sb.extra.get("resub_gen", 0) + 1
-        sb.extra["resub_gen"] = gen
-        self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
-        sb.book.clear()
-        self.count("resubscribes")
-        self.send(self._sub("unsubscribe", [sb.vsym]))
-        self.send(self._sub("subscribe", [sb.vsym]))
-        self.spawn(self._resub_deadline(sb, gen))
-
-    async def _resub_deadline(self, sb: SymbolBook, gen: int) -> None:
-        """A resubscribe that yields no snapshot (rejected, lost) must not leave
-        the book in RESYNC forever: try again, still rate-limited."""
-        await asyncio.sleep(self.resub_timeout_s)
-        if sb.extra.get("resub_gen") == gen and sb.state is not BookState.LIVE:
-            self.count("resubscribe_timeouts")
-            self.resync(sb, "no snapshot after resubscribe")
+        gen = sb.extra.get("resub", 0) + 1
+        self.resubscribe_book(sb, [self._sub("unsubscribe", [sb.vsym]),
+                                   self._sub("subscribe", [sb.vsym])], gen)
 
     # ------------------------------------------------------------ inbound
 
