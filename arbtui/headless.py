@@ -17,31 +17,29 @@ from typing import Any, TextIO
 import msgspec
 
 from arbtui.backend.engine import Engine, EngineState
+from arbtui.health import health_facts
 
 _enc = msgspec.json.Encoder()
 
 
 def status_record(st: EngineState) -> dict[str, Any]:
-    """The health facts shared by the headless status line and the dashboard header."""
-    return {
+    """The ``status`` line: the health facts the dashboard header shows (arbtui.health),
+    per-venue detail, and the engine's extra sections (kafka, executor, detector...)."""
+    rec: dict[str, Any] = {
         "type": "status",
         "ts": time.time(),
-        "mode": st.mode,
-        "bus": {"kind": st.bus.get("kind"), "state": st.bus.get("state")},
-        "uptime_s": round(st.uptime_s, 1),
-        "quotes_per_s": round(st.quotes_per_s, 1),
-        "detect_p50_ms": st.detect_p50_ms,
-        "detect_p99_ms": st.detect_p99_ms,
-        "open_opportunities": len(st.open_opportunities),
-        "min_net_bps": st.min_net_bps,
-        "execution": st.execution_enabled,
+        **health_facts(st),
         "venues": {
             v: {"state": s.state.value, "reason": s.reason, "msg_rate": round(s.msg_rate, 1),
                 "reconnects": s.reconnects, "counters": s.counters}
             for v, s in st.venues.items()
         },
-        **st.extra,
     }
+    # The extra sections never override a shared fact: the values on this line
+    # are exactly the ones the header shows.
+    for k, v in st.extra.items():
+        rec.setdefault(k, v)
+    return rec
 
 
 def event_record(ev: Any) -> dict[str, Any]:

@@ -192,8 +192,7 @@ class DashboardScreen(Screen):
     def _update_header(self, state: Any, now: int) -> None:
         width = self.size.width or self.app.size.width or 80
         self.header_widget.show(header_text(state, now_ns=now, width=width, focused=self.focus_sym,
-                                            paused=self.paused,
-                                            execution=state.execution_enabled))
+                                            paused=self.paused))
 
     def _update_panels(self, state: Any, now: int, det: Any) -> None:
         best_bid: dict[str, float] = {}

@@ -1,0 +1,164 @@
+"""The health facts: one computation for the headless ``status`` line and the dashboard header.
+
+Issue 8 asks that both show the same facts. If each computed its own, they
+would drift (one counting drops, the other not; one saying "kafka down", the
+other "kafka retrying"), and an operator comparing a log with a screenshot
+would be misled. So the facts are derived here, once, from an ``EngineState``;
+``headless.status_record`` writes them, and the header renders
+``health_fields`` of the same dict. No Textual or Rich here: the headless path
+must not import the UI stack (tests/test_import_hygiene.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arbtui.widgets.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
+
+# How many characters a free-text reason may take in the header: a Kafka error
+# string can be hundreds of characters, the header is one line of 80.
+REASON_W = 36
+
+# Field tones; the header maps them to colours, the status line does not need them.
+OK, WARN, BAD, PLAIN = "ok", "warn", "bad", ""
+
+
+def _state_name(s: Any) -> str:
+    return str(getattr(s, "value", s) or "")
+
+
+def mode_label(mode: str, extra: dict[str, Any]) -> str:
+    """LIVE / DEMO / VIEW, or REPLAY ×speed (``max`` unpaced; ``done`` once finished)."""
+    if mode != "REPLAY":
+        return mode
+    rp = extra.get("replay")
+    if not isinstance(rp, dict):
+        return mode
+    speed = rp.get("speed")
+    label = f"REPLAY ×{speed:g}" if isinstance(speed, (int, float)) else f"REPLAY {speed or ''}".strip()
+    return label + (" done" if rp.get("finished") else "")
+
+
+def pnl_of(extra: dict[str, Any]) -> tuple[float | None, str]:
+    """Simulated realized PnL and its currency, when an executor reports one number."""
+    ex = extra.get("executor")
+    src = ex if isinstance(ex, dict) else extra
+    v = src.get("pnl")
+    if isinstance(v, (int, float)):
+        return float(v), str(src.get("pnl_ccy") or "")
+    return None, ""
+
+
+def _bus_facts(bus: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    kafka = extra.get("kafka") if isinstance(extra.get("kafka"), dict) else {}
+    kind = bus.get("kind") or ("kafka" if kafka else "?")
+    out: dict[str, Any] = {"kind": kind, "state": bus.get("state") or kafka.get("state") or ""}
+    if kind == "kafka":
+        out["reason"] = kafka.get("reason") or bus.get("reason") or ""
+        out["down_for_s"] = kafka.get("down_for_s", bus.get("down_for_s"))
+        out["missing_permissions"] = list(kafka.get("missing_permissions")
+                                          or bus.get("missing_permissions") or [])
+    # Records lost anywhere on the bus: subscriber queues that overflowed (coalescing
+    # keeps the newest) plus, on Kafka, records the producer shed at max_in_flight.
+    drops = sum(int((s or {}).get("dropped") or 0)
+                for s in (bus.get("subscriptions") or {}).values())
+    produced = bus.get("dropped")
+    if isinstance(produced, dict):
+        drops += sum(int(n or 0) for n in produced.values())
+    out["drops"] = drops
+    return out
+
+
+def health_facts(st: Any) -> dict[str, Any]:
+    """Every health fact the status line and the header show, as plain JSON-able values."""
+    extra = st.extra or {}
+    venues = getattr(st, "venues", None) or {}
+    not_live = {v: {"state": _state_name(s.state), "reason": s.reason}
+                for v, s in venues.items() if _state_name(s.state) != "LIVE"}
+    pnl, ccy = pnl_of(extra)
+    failures = extra.get("role_failures")
+    return {
+        "mode": st.mode,
+        "mode_label": mode_label(st.mode, extra),
+        "bus": _bus_facts(st.bus or {}, extra),
+        "uptime_s": round(st.uptime_s, 1),
+        "quotes_per_s": round(st.quotes_per_s, 1),
+        "detect_p50_ms": st.detect_p50_ms,
+        "detect_p99_ms": st.detect_p99_ms,
+        "open_opportunities": len(getattr(st, "open_opportunities", None) or ()),
+        "min_net_bps": st.min_net_bps,
+        "execution": bool(getattr(st, "execution_enabled", False)),
+        "pnl": pnl,
+        "pnl_ccy": ccy,
+        "venues_live": len(venues) - len(not_live),
+        "venues_total": len(venues),
+        "venues_not_live": not_live,
+        "role_failures": dict(failures) if isinstance(failures, dict) else {},
+    }
+
+
+def _clip(s: str, w: int = REASON_W) -> str:
+    s = " ".join(s.split())  # a multi-line exception text must stay on one header line
+    return s if len(s) <= w else s[: w - 1] + "…"
+
+
+def bus_text(b: dict[str, Any]) -> tuple[str, str]:
+    """``embedded up`` / ``kafka up`` / ``kafka DOWN 12s`` / ``kafka NOAUTH <permission>``."""
+    kind, state = b.get("kind", "?"), b.get("state", "")
+    if state in ("up", "connected", "ok"):
+        return f"{kind} {state}", OK
+    if state == "unauthorized" or b.get("missing_permissions"):
+        perms = b.get("missing_permissions") or [str(b.get("reason") or "").removeprefix("needs ")]
+        return f"{kind} NOAUTH {_clip(perms[0], 28)}", BAD
+    if state == "down":
+        d = b.get("down_for_s")
+        return f"{kind} DOWN{f' {d:.0f}s' if isinstance(d, (int, float)) else ''}", BAD
+    return f"{kind} {state}".strip(), WARN if state else PLAIN
+
+
+def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
+    """The facts as short header fields: (priority, key, text, tone); lower priority
+    numbers are kept longer on a narrow terminal. A fault raises its field's priority,
+    so at 80 columns a Kafka outage or a failing role is shown before the clock."""
+    b = f["bus"]
+    bus, bus_tone = bus_text(b)
+    bad_bus = bus_tone == BAD
+    out: list[tuple[int, str, str, str]] = [
+        (0, "mode", f" {f['mode_label']} ", PLAIN),
+        (0, "execution", "EXEC ON" if f["execution"] else "EXEC OFF", OK if f["execution"] else PLAIN),
+        (0, "min_net_bps", f"thr {f['min_net_bps']:+.1f}bps", PLAIN),
+        # "kafka DOWN 12s" needs no "bus" prefix; "embedded up" does.
+        (0 if bad_bus else 3, "bus", bus if b.get("kind") == "kafka" else f"bus {bus}", bus_tone),
+    ]
+    reason = b.get("reason") or ""
+    already = reason.removeprefix("needs ") in (b.get("missing_permissions") or ())
+    if b.get("kind") == "kafka" and b.get("state") != "up" and reason and not already:
+        out.append((2, "bus_reason", _clip(reason), bus_tone))
+    failures = f["role_failures"]
+    if failures:
+        txt = "restarts " + " ".join(f"{r}×{n}" for r, n in sorted(failures.items()))
+        out.append((0, "role_failures", _clip(txt), BAD))
+    total, live = f["venues_total"], f["venues_live"]
+    if total:
+        down = f["venues_not_live"]
+        txt = f"LIVE {live}/{total}"
+        if down:
+            txt += " " + " ".join(f"{v} {d['state']}" for v, d in down.items())
+        # All LIVE is also on the venue panels: then it yields to the uptime and the clock.
+        out.append((1 if down else 5, "venues", _clip(txt, 44), WARN if down else OK))
+    out += [
+        (1, "quotes_per_s", f"{fmt_rate(f['quotes_per_s'])} q/s", PLAIN),
+        (2, "detect_ms", f"det {fmt_ms(f['detect_p50_ms'])}/{fmt_ms(f['detect_p99_ms'])}ms", PLAIN),
+    ]
+    if f["pnl"] is not None:
+        out.append((2, "pnl", f"PnL {fmt_money(f['pnl'], 0).strip()} {f['pnl_ccy']}".rstrip(), PLAIN))
+    if b.get("drops"):
+        out.append((2, "drops", f"drops {b['drops']}", WARN))
+    out += [
+        (5, "open_opportunities", f"open {f['open_opportunities']}", PLAIN),  # also in the log title
+        (3, "uptime_s", f"up {fmt_uptime(f['uptime_s'])}", PLAIN),
+    ]
+    return out
+
+
+__all__ = ["BAD", "OK", "WARN", "bus_text", "health_facts", "health_fields", "mode_label", "pnl_of"]
