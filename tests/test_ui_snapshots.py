@@ -48,3 +48,9 @@ def test_snapshot_symbol_picker(snap_compare):
 def test_snapshot_detail(snap_compare):
     app, run_before = _prepared(("enter",))
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_snapshot_charts_only_80x24(snap_compare):
+    # Key g on a narrow terminal: venue panels above, sparklines and spread chart side by side.
+    app, run_before = _prepared(("g",))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
