@@ -87,26 +87,12 @@ class Sim(SimVenue):
         self.rest_refuse = 0
         self.snapshot_requests: dict[str, int] = {s: 0 for s in self.symbols}
         self.max_msgs_per_s = 5
-        self._pump_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await super().start()
-        self._pump_task = asyncio.get_running_loop().create_task(self._pump())
-
-    async def stop(self) -> None:
-        if self._pump_task:
-            self._pump_task.cancel()
-        await super().stop()
+        self.background(self.pump_ticks(self._tick))
 
     # ------------------------------------------------------------------ market -> events
-
-    async def _pump(self) -> None:
-        while True:
-            await self.hub.wait_tick()
-            try:
-                self._tick()
-            except Exception:  # the sim must keep running for other tests
-                log.exception("binance sim: tick failed")
 
     def _tick(self) -> None:
         if self.take_fault("checksum", "snapshot"):
@@ -156,12 +142,7 @@ class Sim(SimVenue):
             for st in c.subs:
                 if _stream_key(st) == key:
                     frame = body if c.raw else f'{{"stream":"{st}","data":{body}}}'
-                    try:
-                        c.q.put_nowait(frame)
-                    except asyncio.QueueFull:
-                        # Binance disconnects consumers that fall behind.
-                        self.conns.discard(c)
-                        asyncio.get_running_loop().create_task(c.ws.close(1008, "slow consumer"))
+                    self.put_or_drop(self.conns, c, frame)
                     break
 
     def announce_shutdown(self) -> None:
@@ -190,15 +171,8 @@ class Sim(SimVenue):
         try:
             while True:
                 frame = await conn.q.get()
-                if self.pending_faults:
-                    if self.take_fault("silence"):
-                        # Stop talking but keep the socket open: only a client-side
-                        # staleness timer can notice.
-                        self.conns.discard(conn)
-                        await ws.wait_closed()
-                        return
-                    if await self.common_fault(ws):
-                        return
+                if await self.queued_fault(ws, self.conns, conn):
+                    return
                 await self.send(ws, frame)
         finally:
             self.conns.discard(conn)

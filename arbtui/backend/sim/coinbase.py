@@ -70,17 +70,11 @@ class Sim(SimVenue):
         #: (tests the client's way out of a resubscribe that never completes).
         self.resubscribe_snapshots = True
         self._pad_cache: dict[str, str] = {}
-        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         await super().start()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._pump()), loop.create_task(self._heartbeats())]
-
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await super().stop()
+        self.background(self.pump_ticks(self._tick))
+        self.background(self._heartbeats())
 
     # ------------------------------------------------------------------ frames
 
@@ -133,22 +127,9 @@ class Sim(SimVenue):
                 self._put(c, item)
 
     def _put(self, c: _Conn, item: tuple[str, str]) -> None:
-        try:
-            c.q.put_nowait(item)
-        except asyncio.QueueFull:
-            # Coinbase disconnects slow consumers.
-            self.conns.discard(c)
-            asyncio.get_running_loop().create_task(c.ws.close(1008, "slow consumer"))
+        self.put_or_drop(self.conns, c, item)
 
     # ------------------------------------------------------------------ market -> events
-
-    async def _pump(self) -> None:
-        while True:
-            await self.hub.wait_tick()
-            try:
-                self._tick()
-            except Exception:  # the sim must keep running for other tests
-                log.exception("coinbase sim: tick failed")
 
     def _tick(self) -> None:
         if self.take_fault("checksum"):
@@ -203,13 +184,8 @@ class Sim(SimVenue):
                     conn.seq += 1  # the message is lost, its sequence_num is used
                     log.info("coinbase sim: gap fault: seq %d not sent", conn.seq - 1)
                     continue
-                if self.pending_faults:
-                    if self.take_fault("silence"):
-                        self.conns.discard(conn)
-                        await ws.wait_closed()
-                        return
-                    if await self.common_fault(ws):
-                        return
+                if await self.queued_fault(ws, self.conns, conn):
+                    return
                 text = self._envelope(conn, channel, events)
                 self.largest_frame = max(self.largest_frame, len(text))
                 await self.send(ws, text)

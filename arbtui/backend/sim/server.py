@@ -127,6 +127,7 @@ class SimVenue:
         self.connects = 0
         self.sent_frames = 0
         self._fault_task: asyncio.Task | None = None
+        self._background: list[asyncio.Task] = []
 
     # ------------------------------------------------------------- lifecycle
 
@@ -145,6 +146,8 @@ class SimVenue:
             self._fault_task = asyncio.get_running_loop().create_task(self._fault_loop())
 
     async def stop(self) -> None:
+        for t in self._background:
+            t.cancel()
         if self._fault_task:
             self._fault_task.cancel()
         if self.ws_server:
@@ -242,6 +245,44 @@ class SimVenue:
         if f == "malformed":
             await self.send(ws, '{"truncated": [1, 2')
         return False
+
+    # ------------------------------------------------------------- venues that fan out per tick
+    # (Binance, Coinbase): one pump turns each market tick into events, queued per connection.
+
+    def background(self, coro) -> None:
+        """A task that lives as long as the venue; ``stop`` cancels it."""
+        self._background.append(asyncio.get_running_loop().create_task(coro))
+
+    async def pump_ticks(self, tick: Callable[[], None]) -> None:
+        """Run ``tick`` after every market tick. A failing tick is logged, never
+        fatal: the sim must keep running for the other tests sharing it."""
+        while True:
+            await self.hub.wait_tick()
+            try:
+                tick()
+            except Exception:
+                logging.getLogger(f"arbtui.sim.{self.venue}").exception("%s sim: tick failed", self.venue)
+
+    def put_or_drop(self, conns: set, c: Any, item: Any) -> None:
+        """Queue ``item`` on connection ``c`` (``c.q``, ``c.ws``). A full queue is a
+        consumer that fell behind, and both venues disconnect those."""
+        try:
+            c.q.put_nowait(item)
+        except asyncio.QueueFull:
+            conns.discard(c)
+            asyncio.get_running_loop().create_task(c.ws.close(1008, "slow consumer"))
+
+    async def queued_fault(self, ws, conns: set, conn: Any) -> bool:
+        """``common_fault`` for a handler draining its connection's queue; True: the connection is over."""
+        if not self.pending_faults:
+            return False
+        if self.take_fault("silence"):
+            # Stop talking but keep the socket open: only a client-side
+            # staleness timer can notice.
+            conns.discard(conn)
+            await ws.wait_closed()
+            return True
+        return await self.common_fault(ws)
 
 
 def venue_classes() -> dict[str, type[SimVenue]]:
