@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 import urllib.request
@@ -34,6 +33,7 @@ from arbtui import symbols as symmod
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.recording import FeedRecorder, RecordingWriter, exchange_of_venue
+from arbtui.backend.shutdown import stop_event
 from arbtui.config import SYMBOL_RE, Config
 from arbtui.model import VENUES, BookStatus, Quote
 
@@ -238,13 +238,7 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
 
 async def _main(cfg: Config, venues: list[str], symbols: list[str] | None,
                 duration: float | None, out: str, demo: bool) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    stop = stop_event()
     sim = None
     urls = maps = None
     if demo:

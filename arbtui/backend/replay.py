@@ -48,6 +48,7 @@ from arbtui.backend.engine import Engine, EngineState
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import RateLimiter, VenueFeed
 from arbtui.backend.recording import Damage, Line, RecordingError, RecordingReader
+from arbtui.backend.shutdown import stop_event
 from arbtui.config import Config
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
 
@@ -872,17 +873,8 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
         printer.on_broken = lambda: stop.set()
         engine.quote_listeners.append(printer.on_quote)
         engine.state_listeners.append(printer.on_state)
-    stop = asyncio.Event()
+    stop = stop_event(duration)
     loop = asyncio.get_running_loop()
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    if duration:
-        loop.call_later(duration, stop.set)
     await engine.start()
 
     async def until_done() -> None:
