@@ -58,14 +58,23 @@ def _bus_facts(bus: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         out["down_for_s"] = kafka.get("down_for_s", bus.get("down_for_s"))
         out["missing_permissions"] = list(kafka.get("missing_permissions")
                                           or bus.get("missing_permissions") or [])
-    # Records lost anywhere on the bus: subscriber queues that overflowed (coalescing
-    # keeps the newest) plus, on Kafka, records the producer shed at max_in_flight.
-    drops = sum(int((s or {}).get("dropped") or 0)
-                for s in (bus.get("subscriptions") or {}).values())
+    # Records that never reached a consumer, by topic: subscriber inboxes (on the
+    # coalescing quote inbox that includes quotes superseded by a newer one for the
+    # same venue+symbol, by design) plus, on Kafka, records the producer shed at
+    # max_in_flight.
+    by_topic: dict[str, int] = {}
+    for name, s in (bus.get("subscriptions") or {}).items():
+        n = int((s or {}).get("dropped") or 0)
+        if n:
+            t = str(name).split("/", 1)[0]
+            by_topic[t] = by_topic.get(t, 0) + n
     produced = bus.get("dropped")
     if isinstance(produced, dict):
-        drops += sum(int(n or 0) for n in produced.values())
-    out["drops"] = drops
+        for t, n in produced.items():
+            if n:
+                by_topic[str(t)] = by_topic.get(str(t), 0) + int(n)
+    out["drops"] = sum(by_topic.values())
+    out["drops_by_topic"] = by_topic
     return out
 
 
@@ -153,7 +162,9 @@ def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
     if f["pnl"] is not None:
         out.append((2, "pnl", f"PnL {fmt_money(f['pnl'], 0).strip()} {f['pnl_ccy']}".rstrip(), PLAIN))
     if b.get("drops"):
-        out.append((2, "drops", f"drops {b['drops']}", WARN))
+        # Superseded quotes are normal under load; a lost opportunity, fill or status is not.
+        lost = any(t != "quotes" for t in b.get("drops_by_topic") or {})
+        out.append((2 if lost else 4, "drops", f"drops {b['drops']}", WARN if lost else PLAIN))
     out += [
         (5, "open_opportunities", f"open {f['open_opportunities']}", PLAIN),  # also in the log title
         (3, "uptime_s", f"up {fmt_uptime(f['uptime_s'])}", PLAIN),

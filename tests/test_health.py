@@ -71,6 +71,7 @@ def test_header_shows_exactly_the_status_line_values():
     assert rec["bus"]["kind"] == "kafka" and rec["bus"]["state"] == "down"
     assert rec["bus"]["down_for_s"] == 12.4 and rec["bus"]["reason"] == KAFKA_ERR
     assert rec["bus"]["drops"] == 7  # 3 subscriber-queue drops + 4 shed by the producer
+    assert rec["bus"]["drops_by_topic"] == {"quotes": 7}
     assert rec["role_failures"] == {"detect": 2}
     assert rec["venues_live"] == 1 and rec["venues_total"] == 2
     assert rec["venues_not_live"] == {"okx": {"state": "STALE", "reason": "no message for 3.2 s"}}
@@ -112,7 +113,7 @@ def test_healthy_embedded_bus_is_quiet():
     assert "bus embedded up" in wide and "LIVE 2/2" in wide
     assert "drops" not in wide and "restarts" not in wide and "NOAUTH" not in wide
     rec = status_record(st)
-    assert rec["bus"] == {"kind": "embedded", "state": "up", "drops": 0}
+    assert rec["bus"] == {"kind": "embedded", "state": "up", "drops": 0, "drops_by_topic": {}}
     assert rec["venues_not_live"] == {} and rec["pnl"] is None
 
 
@@ -139,3 +140,18 @@ async def test_real_supervisor_restart_reaches_header_and_status_line(tmp_path, 
         assert "restarts flaky×1" in _header(st, 80)
     finally:
         await engine.stop()
+
+
+def test_lost_opportunities_outrank_superseded_quotes():
+    st = _state(_kafka("up"), {})
+    st.bus["dropped"] = {}
+
+    def drops_field():
+        return next((p, tone) for p, key, _t, tone in health_fields(health_facts(st)) if key == "drops")
+
+    # 3 quotes superseded by newer ones (the coalescing inbox): normal under load.
+    assert drops_field() == (4, "")
+    st.bus["subscriptions"]["opportunities/journal"] = {"depth": 0, "dropped": 2, "delivered": 5}
+    assert drops_field() == (2, "warn")
+    assert "drops 5" in _header(st, 400)
+    assert status_record(st)["bus"]["drops_by_topic"] == {"quotes": 3, "opportunities": 2}

@@ -48,7 +48,8 @@ def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bo
     fields.insert(3, (1, focused or "—", "bold"))
     fields += [
         (4, "LOG PAUSED" if paused else "", "bold yellow"),
-        (4, f"{fmt_clock(now_ns)} UTC", "dim"),
+        # In a replay the clock is the recording's time: context for everything shown.
+        (1 if f["mode"] == "REPLAY" else 4, f"{fmt_clock(now_ns)} UTC", "dim"),
     ]
     # Most important first: a fault (priority raised in arbtui.health) moves forward.
     fields = sorted((f for f in fields if f[1]), key=lambda f: f[0])
