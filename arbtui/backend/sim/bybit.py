@@ -70,13 +70,7 @@ class Sim(SimVenue):
     async def handle(self, ws) -> None:
         self.n_conns += 1
         conn = _Conn(f"sim{self.n_conns:04d}-{self.rng.randrange(16 ** 6):06x}")
-        stream = asyncio.get_running_loop().create_task(self._stream(ws, conn))
-        try:
-            async for raw in ws:
-                await self._on_client(ws, conn, raw)
-        finally:
-            stream.cancel()
-            await asyncio.gather(stream, return_exceptions=True)
+        await self.duplex(ws, self._stream(ws, conn), lambda raw: self._on_client(ws, conn, raw))
 
     async def _reply(self, ws, conn: _Conn, op: str, ok: bool, ret_msg: str, req: dict) -> None:
         body: dict[str, Any] = {"success": ok, "ret_msg": ret_msg, "conn_id": conn.conn_id}

@@ -82,12 +82,8 @@ class Sim(SimVenue):
     async def handle(self, ws) -> None:
         subs: dict[str, VenueBook] = {}  # venue symbol -> book last sent on this connection
         seen: set[str] = set()  # symbols ever subscribed on this connection
-        writer = asyncio.get_running_loop().create_task(self._writer(ws, subs))
-        try:
-            async for msg in ws:
-                await self._on_request(ws, msg, subs, seen)
-        finally:
-            writer.cancel()
+        await self.duplex(ws, self._writer(ws, subs),
+                          lambda msg: self._on_request(ws, msg, subs, seen))
 
     async def _on_request(self, ws, msg: str | bytes, subs: dict[str, VenueBook],
                           seen: set[str]) -> None:

@@ -88,13 +88,7 @@ class Sim(SimVenue):
         await self._send(ws, conn, {"channel": "status", "type": "update", "data": [{
             "api_version": "v2", "connection_id": 10_000 + self.conn_ids, "system": "online",
             "version": "2.0.10"}]})
-        stream = asyncio.get_running_loop().create_task(self._stream(ws, conn))
-        try:
-            async for raw in ws:
-                await self._on_client(ws, conn, raw)
-        finally:
-            stream.cancel()
-            await asyncio.gather(stream, return_exceptions=True)
+        await self.duplex(ws, self._stream(ws, conn), lambda raw: self._on_client(ws, conn, raw))
 
     async def _send(self, ws, conn: _Conn, obj: Any) -> None:
         conn.last_sent = time.monotonic()

@@ -140,18 +140,17 @@ class Sim(SimVenue):
     async def handle(self, ws) -> None:
         subs: dict[str, _Sub] = {}
         state = {"silent_until": 0.0}
-        writer = asyncio.get_running_loop().create_task(self._writer(ws, subs, state))
-        try:
-            async for msg in ws:
-                if time.monotonic() < state["silent_until"]:
-                    continue  # a stalled network answers nothing
-                if msg == "ping":
-                    self.pings += 1
-                    await self.send(ws, "pong")
-                    continue
-                await self._on_request(ws, msg, subs)
-        finally:
-            writer.cancel()
+
+        async def on_frame(msg: str | bytes) -> None:
+            if time.monotonic() < state["silent_until"]:
+                return  # a stalled network answers nothing
+            if msg == "ping":
+                self.pings += 1
+                await self.send(ws, "pong")
+                return
+            await self._on_request(ws, msg, subs)
+
+        await self.duplex(ws, self._writer(ws, subs, state), on_frame)
 
     async def _on_request(self, ws, msg: str | bytes, subs: dict[str, _Sub]) -> None:
         try:

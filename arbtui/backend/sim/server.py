@@ -246,6 +246,19 @@ class SimVenue:
             await self.send(ws, '{"truncated": [1, 2')
         return False
 
+    async def duplex(self, ws, stream: Awaitable[None],
+                     on_frame: Callable[[Any], Awaitable[None]]) -> None:
+        """Serve one connection whose ``stream`` coroutine pushes market data while
+        every client frame goes to ``on_frame`` (Kraken, Bybit, OKX, Gemini). The
+        stream never outlives the client's side of the socket."""
+        task = asyncio.get_running_loop().create_task(stream)
+        try:
+            async for raw in ws:
+                await on_frame(raw)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     # ------------------------------------------------------------- venues that fan out per tick
     # (Binance, Coinbase): one pump turns each market tick into events, queued per connection.
 
@@ -261,7 +274,8 @@ class SimVenue:
             try:
                 tick()
             except Exception:
-                logging.getLogger(f"arbtui.sim.{self.venue}").exception("%s sim: tick failed", self.venue)
+                logging.getLogger(f"arbtui.sim.{self.venue}").exception(
+                    "%s sim: tick failed", self.venue)
 
     def put_or_drop(self, conns: set, c: Any, item: Any) -> None:
         """Queue ``item`` on connection ``c`` (``c.q``, ``c.ws``). A full queue is a
@@ -273,7 +287,8 @@ class SimVenue:
             asyncio.get_running_loop().create_task(c.ws.close(1008, "slow consumer"))
 
     async def queued_fault(self, ws, conns: set, conn: Any) -> bool:
-        """``common_fault`` for a handler draining its connection's queue; True: the connection is over."""
+        """``common_fault`` for a handler draining its connection's queue.
+        True: the connection is over."""
         if not self.pending_faults:
             return False
         if self.take_fault("silence"):
