@@ -137,7 +137,7 @@ class VenueFeed:
     send_rate: ClassVar[float] = 5.0
     #: Venue rule: at most this many per-symbol resyncs per minute.
     resyncs_per_min: ClassVar[float] = 6.0
-    #: ``resubscribe_book``: a resubscribe must produce a snapshot within this long, else it is retried.
+    #: ``resubscribe_book``: no snapshot within this long after a resubscribe -> retry it.
     resub_timeout_s: ClassVar[float] = 10.0
     #: Crossed books are legal during auctions on some venues (OKX pre-open, Gemini).
     allow_crossed: ClassVar[bool] = False

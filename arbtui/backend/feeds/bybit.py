@@ -165,7 +165,8 @@ class BybitFeed(VenueFeed):
         self._req += 1
         rid = f"resync-{self._req}"
         t = self.topic(sb, sb.extra.get("depth"))
-        self.resubscribe_book(sb, [self._op("unsubscribe", [t]), self._op("subscribe", [t], rid)], rid)
+        self.resubscribe_book(
+            sb, [self._op("unsubscribe", [t]), self._op("subscribe", [t], rid)], rid)
 
     # ------------------------------------------------------------ inbound
 
