@@ -19,13 +19,14 @@ simulator and replay all go through the same parser and book code.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import statistics
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from arbtui.backend.book import Book
@@ -377,6 +378,19 @@ class VenueFeed:
             sb.extra.clear()
             sb.last_top = None
             self.set_state(sb, state, reason)
+
+    @staticmethod
+    def sent_objects(sent_frames: list[str]) -> Iterator[dict]:
+        """The JSON objects among the frames a recorded client sent; anything else
+        is skipped. For an adapter's ``symbols_from_subscribe``, with which replay
+        rebuilds a feed from what the recorded connection subscribed."""
+        for f in sent_frames:
+            try:
+                m = json.loads(f)
+            except (ValueError, TypeError):
+                continue
+            if isinstance(m, dict):
+                yield m
 
     @classmethod
     async def fetch_symbol_map(cls, rest_url: str = "") -> dict[str, str] | None:

@@ -154,12 +154,8 @@ class BinanceFeed(VenueFeed):
         """Symbols with a depth stream in the connection URL or in SUBSCRIBE frames."""
         lower = {k.lower(): v for k, v in vsym_to_norm.items()}
         streams = _url_streams(url)
-        for f in sent_frames:
-            try:
-                m = _decode(f)
-            except msgspec.DecodeError:
-                continue
-            if isinstance(m, dict) and m.get("method") == "SUBSCRIBE":
+        for m in cls.sent_objects(sent_frames):
+            if m.get("method") == "SUBSCRIBE":
                 streams += [p for p in m.get("params", []) if isinstance(p, str)]
         out: list[str] = []
         for st in streams:

@@ -118,12 +118,8 @@ class BybitFeed(VenueFeed):
         if any(path.endswith(c) for c in ("/linear", "/inverse", "/option")):
             return []
         out: list[str] = []
-        for text in sent_frames:
-            try:
-                msg = json.loads(text)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict) or msg.get("op") != "subscribe":
+        for msg in cls.sent_objects(sent_frames):
+            if msg.get("op") != "subscribe":
                 continue
             for arg in msg.get("args") or []:
                 td = _topic_depth(arg) if isinstance(arg, str) else None

@@ -163,12 +163,8 @@ class CoinbaseFeed(VenueFeed):
                                vsym_to_norm: dict[str, str]) -> list[str]:
         """Products subscribed to ``level2`` in the frames the client sent."""
         out: list[str] = []
-        for f in sent_frames:
-            try:
-                m = _decode(f)
-            except msgspec.DecodeError:
-                continue
-            if not isinstance(m, dict) or m.get("type") != "subscribe":
+        for m in cls.sent_objects(sent_frames):
+            if m.get("type") != "subscribe":
                 continue
             chans = [m.get("channel")] + list(m.get("channels") or [])
             if "level2" not in chans and "l2_data" not in chans:

@@ -102,12 +102,8 @@ class GeminiFeed(VenueFeed):
                                vsym_to_norm: dict[str, str]) -> list[str]:
         """Normalized symbols of the ``l2`` subscriptions in a recorded session."""
         out: list[str] = []
-        for f in sent_frames:
-            try:
-                m = json.loads(f)
-            except (ValueError, TypeError):
-                continue
-            if not isinstance(m, dict) or m.get("type") != "subscribe":
+        for m in cls.sent_objects(sent_frames):
+            if m.get("type") != "subscribe":
                 continue
             for sub in m.get("subscriptions") or []:
                 if not isinstance(sub, dict) or sub.get("name") != "l2":

@@ -182,13 +182,7 @@ class KrakenFeed(VenueFeed):
                                vsym_to_norm: dict[str, str]) -> list[str]:
         """Normalized symbols of the ``book`` subscriptions in a recording (v2 or v1)."""
         out: list[str] = []
-        for text in sent_frames:
-            try:
-                msg = json.loads(text)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict):
-                continue
+        for msg in cls.sent_objects(sent_frames):
             names: list[str] = []
             if msg.get("method") == "subscribe":
                 p = msg.get("params") or {}

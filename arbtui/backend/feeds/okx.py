@@ -131,12 +131,8 @@ class OkxFeed(VenueFeed):
                                vsym_to_norm: dict[str, str]) -> list[str]:
         """Normalized symbols whose ``books`` channel a recorded session subscribed."""
         out: list[str] = []
-        for f in sent_frames:
-            try:
-                m = json.loads(f)
-            except (ValueError, TypeError):
-                continue
-            if not isinstance(m, dict) or m.get("op") != "subscribe":
+        for m in cls.sent_objects(sent_frames):
+            if m.get("op") != "subscribe":
                 continue
             for a in m.get("args") or []:
                 if isinstance(a, dict) and a.get("channel") == _CHANNEL:
