@@ -8,7 +8,11 @@ An adapter (``feeds/<venue>.py``) subclasses ``VenueFeed`` and fills in:
   the venue's own gap/checksum rules, and call ``self.publish(sb, ...)``;
 - ``keepalive_message()``: what to send every ``keepalive_s`` (or None);
 - ``resync_symbol(sb)``: how that venue refreshes ONE book (resubscribe,
-  re-snapshot), or leave the default, which reconnects.
+  re-snapshot), or leave the default, which reconnects. Venues whose only
+  re-snapshot is unsubscribe + subscribe call ``resubscribe_book``;
+- ``symbols_from_subscribe(url, sent, vsym_to_norm)`` (classmethod): which
+  symbols a recorded connection subscribed (read ``sent_objects(sent)``), so
+  replay can rebuild that feed.
 
 The adapter never touches a socket: it calls ``self.send(text)`` and
 ``await self.http_get(url)``. The live loop (``run``) supplies a WebSocket and
