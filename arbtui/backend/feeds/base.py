@@ -146,6 +146,9 @@ class VenueFeed:
     resub_timeout_s: ClassVar[float] = 10.0
     #: Crossed books are legal during auctions on some venues (OKX pre-open, Gemini).
     allow_crossed: ClassVar[bool] = False
+    #: ``allow_crossed`` venues: how long a crossed book may stay crossed (withheld)
+    #: before it counts as out of sync (``withhold_crossed``).
+    crossed_grace_s: ClassVar[float] = 2.0
     #: normalized symbol -> venue symbol, used when the instrument list is unavailable.
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {}
 
@@ -363,6 +366,26 @@ class VenueFeed:
             bids=fb, asks=fa, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
             venue_ts_ns=venue_ts_ns, recv_ts_ns=recv_ns, seq=seq,
         ))
+
+    def withhold_crossed(self, sb: SymbolBook, recv_ns: int, reason: str) -> str | None:
+        """For ``allow_crossed`` venues, after a WHOLE message: None if the book is
+        not crossed. A crossed book is never published; it may be an auction, so it
+        is withheld (STALE, ``reason``) and given ``crossed_grace_s`` to uncross:
+        returns "withheld". Still crossed after that, it is out of sync: returns
+        "desync" and the caller drops and resyncs it."""
+        x = sb.extra
+        if not sb.book.crossed():
+            x.pop("crossed_since", None)
+            return None
+        since = x.get("crossed_since")
+        if since is None:
+            x["crossed_since"] = since = recv_ns
+            self.count("crossed")
+        sb.last_update_ns = recv_ns
+        if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
+            return "desync"
+        self.set_state(sb, BookState.STALE, reason)
+        return "withheld"
 
     # ================================================================ frame entry point
 

@@ -218,20 +218,12 @@ class GeminiFeed(VenueFeed):
 
     def _finish(self, sb: SymbolBook, recv_ns: int) -> None:
         """After a WHOLE message: crossed check, LIVE transition, publish (no venue ts, no seq)."""
-        x = sb.extra
-        if sb.book.crossed():
-            since = x.get("crossed_since")
-            if since is None:
-                x["crossed_since"] = since = recv_ns
-                self.count("crossed")
-            sb.last_update_ns = recv_ns
-            if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
-                self._unsync(sb)
-                self.resync(sb, "crossed book")
-            else:
-                self.set_state(sb, BookState.STALE, "crossed book withheld")
+        crossed = self.withhold_crossed(sb, recv_ns, "crossed book withheld")
+        if crossed == "desync":
+            self._unsync(sb)
+            self.resync(sb, "crossed book")
+        if crossed:
             return
-        x.pop("crossed_since", None)
         if sb.state is not BookState.LIVE:
             self.set_state(sb, BookState.LIVE, "in sync")
         self.publish(sb, recv_ns)

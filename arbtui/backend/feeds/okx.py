@@ -449,18 +449,11 @@ class OkxFeed(VenueFeed):
         if not x.get("synced"):
             sb.last_update_ns = recv_ns
             return
-        if sb.book.crossed():
-            since = x.get("crossed_since")
-            if since is None:
-                x["crossed_since"] = since = recv_ns
-                self.count("crossed")
-            if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
-                self._resync(sb, "crossed book")
-            else:
-                self.set_state(sb, BookState.STALE, "crossed book withheld (call auction?)")
-            sb.last_update_ns = recv_ns
+        crossed = self.withhold_crossed(sb, recv_ns, "crossed book withheld (call auction?)")
+        if crossed == "desync":
+            self._resync(sb, "crossed book")
+        if crossed:
             return
-        x.pop("crossed_since", None)
         if sb.state is not BookState.LIVE:
             self.set_state(sb, BookState.LIVE, "in sync")
         self.publish(sb, recv_ns, ts_ns, seq)
