@@ -151,6 +151,9 @@ class VenueFeed:
     crossed_grace_s: ClassVar[float] = 2.0
     #: normalized symbol -> venue symbol, used when the instrument list is unavailable.
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {}
+    #: Path (and query) of the venue's public instrument list under the REST base;
+    #: "" when the adapter has none (the static table is then all there is).
+    instruments_path: ClassVar[str] = ""
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], *, url: str = "",
                  rest_url: str = "", depth: int = 1000, quote_depth: int = 10,
@@ -420,19 +423,25 @@ class VenueFeed:
                 yield m
 
     @classmethod
+    def instruments_url(cls, rest_base: str) -> str:
+        if not cls.instruments_path:
+            raise NotImplementedError(f"{cls.venue}: no instrument list")
+        return (rest_base or cls.default_rest).rstrip("/") + cls.instruments_path
+
+    @classmethod
     async def fetch_symbol_map(cls, rest_url: str = "") -> dict[str, str] | None:
         """The venue's instrument list as normalized -> venue symbol, or None when unreachable.
 
         Called before a live feed is built; the static table stays the offline fallback.
         """
-        url_fn = getattr(cls, "instruments_url", None)
         parse = getattr(cls, "parse_instruments", None)
         base = (rest_url or cls.default_rest).rstrip("/")
-        if url_fn is None or parse is None or not base:
+        if not cls.instruments_path or parse is None or not base:
             return None
 
         def _get() -> str:
-            req = urllib.request.Request(url_fn(base), headers={"User-Agent": "arbtui"})
+            req = urllib.request.Request(cls.instruments_url(base),
+                                         headers={"User-Agent": "arbtui"})
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.read().decode()
 

@@ -61,6 +61,7 @@ class BinanceFeed(VenueFeed):
     venue = "binance"
     default_url = "wss://stream.binance.com:9443"
     default_rest = "https://api.binance.com"
+    instruments_path = "/api/v3/exchangeInfo"
     max_frame = 2 ** 22
     keepalive_s = None  # the SERVER pings every 20 s; websockets answers with a pong
     # No application heartbeat exists; a quiet symbol can be silent for a while,
@@ -123,10 +124,6 @@ class BinanceFeed(VenueFeed):
         self.url = self.connect_url(self.url, self._streams[:self.url_streams])
 
     # ------------------------------------------------------------------ symbols
-
-    @classmethod
-    def instruments_url(cls, rest_base: str) -> str:
-        return (rest_base or cls.default_rest).rstrip("/") + "/api/v3/exchangeInfo"
 
     @staticmethod
     def parse_instruments(body: str) -> dict[str, str]:

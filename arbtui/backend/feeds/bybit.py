@@ -56,6 +56,7 @@ class BybitFeed(VenueFeed):
     venue: ClassVar[str] = "bybit"
     default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/spot"
     default_rest: ClassVar[str] = "https://api.bybit.com"
+    instruments_path: ClassVar[str] = "/v5/market/instruments-info?category=spot"
     max_frame: ClassVar[int] = 4 * 2 ** 20  # depth-1000 snapshots are ~60 kB
     #: Bybit: send ``{"op":"ping"}`` every 20 s or the server drops the socket.
     keepalive_s: ClassVar[float | None] = 20.0
@@ -77,10 +78,6 @@ class BybitFeed(VenueFeed):
         return f"orderbook.{depth or self.sub_depth}.{sb.vsym}"
 
     # ------------------------------------------------------------ instruments
-
-    @classmethod
-    def instruments_url(cls, rest_base: str) -> str:
-        return f"{rest_base.rstrip('/')}/v5/market/instruments-info?category=spot"
 
     @staticmethod
     def parse_instruments(body: str) -> dict[str, str]:

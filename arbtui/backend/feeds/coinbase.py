@@ -105,6 +105,7 @@ class CoinbaseFeed(VenueFeed):
     venue = "coinbase"
     default_url = "wss://advanced-trade-ws.coinbase.com"
     default_rest = "https://api.coinbase.com"
+    instruments_path = "/api/v3/brokerage/market/products"
     #: The BTC-USD snapshot is one ~5 MB frame and grows with the book.
     max_frame = 32 * 2 ** 20
     keepalive_s = None  # liveness comes from the heartbeats channel, 1/s
@@ -132,10 +133,6 @@ class CoinbaseFeed(VenueFeed):
         self._resub_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ symbols
-
-    @classmethod
-    def instruments_url(cls, rest_base: str) -> str:
-        return (rest_base or cls.default_rest).rstrip("/") + "/api/v3/brokerage/market/products"
 
     @staticmethod
     def parse_instruments(body: str) -> dict[str, str]:

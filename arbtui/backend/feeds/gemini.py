@@ -47,6 +47,7 @@ class GeminiFeed(VenueFeed):
     venue: ClassVar[str] = "gemini"
     default_url: ClassVar[str] = "wss://api.gemini.com/v2/marketdata"
     default_rest: ClassVar[str] = "https://api.gemini.com"
+    instruments_path: ClassVar[str] = "/v1/symbols/details/all"
     #: Full books of ~5,000 levels per symbol plus 100 trades; 8 MiB is ample.
     max_frame: ClassVar[int] = 2 ** 23
     keepalive_s: ClassVar[float | None] = None  # the venue sends heartbeats; nothing to send
@@ -74,10 +75,6 @@ class GeminiFeed(VenueFeed):
         self.max_conn_life_s = self.refresh_every_s
 
     # ------------------------------------------------------------ symbols
-
-    @classmethod
-    def instruments_url(cls, rest_base: str) -> str:
-        return f"{(rest_base or cls.default_rest).rstrip('/')}/v1/symbols/details/all"
 
     @staticmethod
     def parse_instruments(body: str) -> dict[str, str]:

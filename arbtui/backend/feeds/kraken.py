@@ -117,6 +117,7 @@ class KrakenFeed(VenueFeed):
     venue: ClassVar[str] = "kraken"
     default_url: ClassVar[str] = "wss://ws.kraken.com/v2"
     default_rest: ClassVar[str] = "https://api.kraken.com"
+    instruments_path: ClassVar[str] = "/0/public/AssetPairs"
     max_frame: ClassVar[int] = 4 * 2 ** 20  # a depth-1000 snapshot of a busy pair is ~100 kB
     #: The watchdog asks this often; a ping goes out only after ~10 s of silence
     #: (Kraken sends heartbeats itself; the ping proves the path when they stop).
@@ -144,10 +145,6 @@ class KrakenFeed(VenueFeed):
         self._v1_channels: dict[int, SymbolBook] = {}
 
     # ------------------------------------------------------------ instruments
-
-    @classmethod
-    def instruments_url(cls, rest_base: str) -> str:
-        return f"{rest_base.rstrip('/')}/0/public/AssetPairs"
 
     @staticmethod
     def parse_instruments(body: str) -> dict[str, str]:

@@ -59,6 +59,7 @@ class OkxFeed(VenueFeed):
     venue: ClassVar[str] = "okx"
     default_url: ClassVar[str] = "wss://ws.okx.com:8443/ws/v5/public"
     default_rest: ClassVar[str] = "https://www.okx.com"
+    instruments_path: ClassVar[str] = "/api/v5/public/instruments?instType=SPOT"
     #: A 400-level snapshot is ~30 KB; 4 MiB leaves room for many instruments per frame.
     max_frame: ClassVar[int] = 2 ** 22
     #: How often the watchdog asks for a keepalive; ``keepalive_message`` decides.
@@ -100,10 +101,6 @@ class OkxFeed(VenueFeed):
         self._ops: deque[float] = deque()
 
     # ------------------------------------------------------------ symbols
-
-    @classmethod
-    def instruments_url(cls, rest_base: str) -> str:
-        return f"{(rest_base or cls.default_rest).rstrip('/')}/api/v5/public/instruments?instType=SPOT"
 
     @classmethod
     def rest_books_url(cls, rest_base: str, inst_id: str, sz: int = 400) -> str:
