@@ -12,7 +12,9 @@ An adapter (``feeds/<venue>.py``) subclasses ``VenueFeed`` and fills in:
   re-snapshot is unsubscribe + subscribe call ``resubscribe_book``;
 - ``symbols_from_subscribe(url, sent, vsym_to_norm)`` (classmethod): which
   symbols a recorded connection subscribed (read ``sent_objects(sent)``), so
-  replay can rebuild that feed.
+  replay can rebuild that feed;
+- ``instruments_path`` + ``parse_instruments(body)``: the venue's public
+  instrument list and how to read it as normalized -> venue symbol.
 
 The adapter never touches a socket: it calls ``self.send(text)`` and
 ``await self.http_get(url)``. The live loop (``run``) supplies a WebSocket and
