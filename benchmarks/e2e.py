@@ -950,6 +950,22 @@ async def run(spec: Spec, sat_cap: int = 60_000) -> Result:
     gc.collect()
     gc.freeze()
     try:
-        return await RUNNERS[spec.variant](spec, sat_cap)
+        task = asyncio.get_running_loop().create_task(RUNNERS[spec.variant](spec, sat_cap))
+        limit = spec.window_s + spec.warmup_s + 75.0
+        done, _ = await asyncio.wait({task}, timeout=limit)
+        if not done:
+            # A hung run must not hang the suite: say where it hung, then cancel it
+            # (its finally blocks stop the clients and the broker).
+            import sys
+
+            print(f"benchmarks: {spec.variant} run hung for {limit:.0f} s; tasks:",
+                  file=sys.stderr)
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.print_stack(limit=6, file=sys.stderr)
+            task.cancel()
+            await asyncio.wait({task}, timeout=30)
+            raise TimeoutError(f"run hung for {limit:.0f} s (task stacks on stderr)")
+        return task.result()
     finally:
         gc.unfreeze()
