@@ -9,6 +9,7 @@ SIGINT and SIGTERM stop cleanly: drain, flush, exit 0.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -105,5 +106,10 @@ async def run_headless(engine: Engine, duration: float | None, status_interval: 
     try:
         await reporter.run(stop)
     finally:
-        await engine.stop()
+        # A server may hold a connection open forever; a stop that cannot finish
+        # in time is logged and abandoned, so SIGTERM always ends the process.
+        try:
+            await asyncio.wait_for(engine.stop(), 20)
+        except TimeoutError:
+            logging.getLogger("arbtui").error("engine stop took over 20 s; exiting anyway")
     return 0
