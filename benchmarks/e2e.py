@@ -76,6 +76,7 @@ class Result:
     arrival_p99_ms: float = float("nan")  # scheduled arrival -> detection (where measurable)
     coalesced: int = 0
     lost: int = 0  # never reached the detector (sent - processed - coalesced)
+    sent_after_warm: int = 0
     behind: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -148,6 +149,9 @@ class Pacer:
         self.t0 = t0_ns
         self.period = 0 if spec.rate is None else int(1e9 / spec.rate)
         self.warm_idx = 0 if spec.rate is None else int(spec.warmup_s * spec.rate)
+        # The warm-up is a time: a producer that falls behind still leaves it (and
+        # its lag is then measured) even if it never reaches message warm_idx.
+        self.warm_at = self.due(self.warm_idx)
         self.lags: list[int] = []
         self.sent = 0
         self.t_warm = 0
@@ -159,9 +163,9 @@ class Pacer:
     def due(self, i: int) -> int:
         return self.t0 + i * self.period
 
-    def _warm(self, i: int, now: int) -> None:
-        """At the first message after the warm-up; ``now`` is its receive time."""
-        if i == self.warm_idx and not self.t_warm:
+    def _warm(self, now: int) -> None:
+        """At the first message handed over after the warm-up; ``now`` is its receive time."""
+        if not self.t_warm:
             self.t_warm = now
             self.sent_at_warm = self.sent
             if self.on_warm is not None:
@@ -194,9 +198,9 @@ class Pacer:
                 due = self.due(i)
                 if due > now:
                     break
-                if i >= self.warm_idx:
+                if now >= self.warm_at:
                     lags.append(now - due)
-                self._warm(i, now)
+                    self._warm(now)
                 handle(vi, i, now)
                 self.sent += 1
                 i += nv
@@ -221,9 +225,9 @@ class Pacer:
             if due > now:
                 await asyncio.sleep((due - now) / 1e9)
                 continue
-            if i >= self.warm_idx:
+            if now >= self.warm_at:
                 self.lags.append(now - due)
-            self._warm(i, now)
+                self._warm(now)
             await handle(vi, i, now)
             self.sent += 1
             i += nv
@@ -348,6 +352,7 @@ async def run_floor_queue(spec: Spec, sat_cap: int) -> Result:
     await asyncio.wait_for(task, 30)
     t_done = time.time_ns()
     res.sent = pacer.sent
+    res.sent_after_warm = pacer.sent - pacer.sent_at_warm
     dt = max(1, pacer.t_end - pacer.t_warm) / 1e9
     res.ingest_rate = (pacer.sent - pacer.sent_at_warm) / dt
     res.processed_rate = done / (max(1, (t_last or t_done) - pacer.t_warm) / 1e9)
@@ -479,6 +484,7 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
         ev, dr = probe.counts()
         sent = pacer.sent - pacer.sent_at_warm
         res.sent = pacer.sent
+        res.sent_after_warm = sent
         dt = max(1, (probe.t_last or t_done) - pacer.t_warm) / 1e9
         res.ingest_rate = sent / max(1, pacer.t_end - pacer.t_warm) * 1e9
         res.processed_rate = (ev + dr) / dt
@@ -876,7 +882,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             res.notes.append(f"ready after {time.monotonic() - t_hs:.1f}s (group join/assignment)")
             t0 = time.time_ns() + 100_000_000
             pacer = Pacer(spec, n, t0)
-            warm_ns = t0 + (int(spec.warmup_s * 1e9) if spec.rate else 0)
+            warm_ns = pacer.warm_at
             parent.send(("start", warm_ns))
             if variant in ("baseline", "floor-kafka"):
                 await pacer.run_async(nv, handle)
@@ -907,6 +913,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                 proc.join(5)
             parent.close()
     res.sent = pacer.sent
+    res.sent_after_warm = after
     res.ingest_rate = after / (max(1, pacer.t_end - (pacer.t_warm or t0)) / 1e9)
     res.processed_rate = out["processed"] / out["elapsed_s"]
     res.coalesced = max(0, int(out.get("coalesced", 0)))
