@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import time
 from typing import Any, TextIO
@@ -18,6 +17,7 @@ from typing import Any, TextIO
 import msgspec
 
 from arbtui.backend.engine import Engine, EngineState
+from arbtui.backend.shutdown import stop_event
 from arbtui.health import health_facts
 
 _enc = msgspec.json.Encoder()
@@ -85,15 +85,8 @@ class Reporter:
 
 
 async def run_headless(engine: Engine, duration: float | None, status_interval: float) -> int:
-    stop = asyncio.Event()
+    stop = stop_event(duration)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    if duration:
-        loop.call_later(duration, stop.set)
     await engine.start()
     finished = getattr(engine, "finished", None)  # a replay ends with its recording
     if isinstance(finished, asyncio.Event):
