@@ -77,3 +77,22 @@ def test_book_matches_dict_model(ops):
             model[is_bid][Decimal(px)] = q
     assert [Decimal(p) for p, _ in b.top_bids(1000)] == sorted(model[True], reverse=True)
     assert [Decimal(p) for p, _ in b.top_asks(1000)] == sorted(model[False])
+
+
+@given(st.integers(1, 5), st.lists(st.lists(st.tuples(st.booleans(), st.integers(1, 40),
+                                                   st.integers(0, 3)), max_size=6), max_size=40),
+       st.integers(3, 60))
+def test_top_dirty_never_misses_a_top_change(n, batches, depth):
+    """If ``top_dirty`` is False after a batch, the top-n levels really are unchanged."""
+    b = Book(depth=depth)
+    b.mark_top(n)
+    last = (b.top_bids(n), b.top_asks(n))
+    for batch in batches:
+        for is_bid, px, q in batch:
+            b.set(is_bid, str(px), str(q))
+        b.truncate()
+        now = (b.top_bids(n), b.top_asks(n))
+        if not b.top_dirty:
+            assert now == last
+        b.mark_top(n)
+        last = now

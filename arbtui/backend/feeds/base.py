@@ -343,6 +343,8 @@ class VenueFeed:
         if sb.state is not BookState.LIVE:
             return
         book = sb.book
+        if not book.top_dirty and sb.last_top is not None:
+            return  # every change in this message was below the quoted depth
         if not book.bids or not book.asks:
             return
         if book.crossed():
@@ -356,6 +358,7 @@ class VenueFeed:
         n = self.quote_depth
         bids = book.top_bids(n)
         asks = book.top_asks(n)
+        book.mark_top(n)
         top = (bids, asks)
         if top == sb.last_top:
             return
