@@ -79,9 +79,22 @@ async def test_faults_replay_to_the_same_detections_and_recoveries(tmp_path):
     assert replayed == live
     got = [(q["venue"], q["symbol"], q["bid"], q["bid_size"], q["ask"], q["ask_size"])
            for q in run.quotes]
-    assert got == tops.rows
-    # The same book state changes, with the same reasons, in the same order. Live
-    # adds only the shutdown's STALE at the end (the recorder stopped the feeds).
-    n = len(replay_states)
-    assert replay_states == tops.states[:n]
-    assert all(s[2] == "STALE" for s in tops.states[n:])
+    # Per book, the same tops in the same order. Across books only the interleaving
+    # may differ: Binance fetches its REST snapshots concurrently, and which of two
+    # symbols' snapshot completes first is a race live, replayed in recorded order.
+    def per_book(rows: list[tuple]) -> dict:
+        out: dict = {}
+        for r in rows:
+            out.setdefault(r[:2], []).append(r)
+        return out
+
+    assert per_book(got) == per_book(tops.rows)
+    assert sorted(got) == sorted(tops.rows)
+    # The same book state changes, with the same reasons, in the same order per
+    # book. Live adds only the shutdown's STALE (the recorder stops the feeds one
+    # by one, so another venue's last changes may come after the first of them).
+    live_states = [st for st in tops.states
+                   if not (st[2] == "STALE" and st[3].startswith("closed"))]
+    shutdown = [st for st in tops.states if st not in live_states]
+    assert all(st[2] == "STALE" for st in shutdown)
+    assert per_book(replay_states) == per_book(live_states)
