@@ -175,6 +175,12 @@ class Detector:
                             out.append(self._close(k, now, why))
                     continue
             # r_fwd converts osym's currency into sym's (the sell leg into the buy leg's).
+            # Exact shortcut: with no gross edge either way (fees only make it worse)
+            # and nothing open for this pair, neither direction can open or close.
+            if (q.ask >= oq.bid * r_fwd and oq.ask * r_fwd >= q.bid
+                    and (sym, q.venue, ov, osym) not in self.open
+                    and (osym, ov, q.venue, sym) not in self.open):
+                continue
             trig = max(q.recv_ts_ns, oq.recv_ts_ns)
             self._eval(q, oq, r_fwd, now, out, trig)
             self._eval(oq, q, 1.0 / r_fwd, now, out, trig)
