@@ -199,10 +199,11 @@ class Engine:
             # Published before the bus drains, so viewers and executors see them.
             self._emit_all(self.detector.close_all("detector stopped"))
         self._stopping = True
-        # All feeds at once, each bounded: a venue that never answers the close
-        # handshake must not hold up the others (or the exit) for long.
-        await asyncio.gather(*(asyncio.wait_for(f.stop(), 2) for f in self.feeds.values()),
-                             return_exceptions=True)
+        for f in self.feeds.values():
+            try:
+                await asyncio.wait_for(f.stop(), 2)
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
