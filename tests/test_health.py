@@ -127,7 +127,7 @@ async def test_real_supervisor_restart_reaches_header_and_status_line(tmp_path, 
     async def flaky() -> None:
         nonlocal runs
         runs += 1
-        if runs < 2:
+        if runs < 3:
             raise RuntimeError("boom")
         done.set()
         await asyncio.sleep(3600)
@@ -135,9 +135,11 @@ async def test_real_supervisor_restart_reaches_header_and_status_line(tmp_path, 
     try:
         engine._spawn("flaky", flaky)
         await asyncio.wait_for(done.wait(), 10)
+        # restarted after each crash, and every crash counted
+        assert runs == 3 and engine.failures == {"flaky": 2}
         st = engine.snapshot()
-        assert status_record(st)["role_failures"] == {"flaky": 1}
-        assert "restarts flaky×1" in _header(st, 80)
+        assert status_record(st)["role_failures"] == {"flaky": 2}
+        assert "restarts flaky×2" in _header(st, 80)
     finally:
         await engine.stop()
 
