@@ -96,3 +96,53 @@ def test_top_dirty_never_misses_a_top_change(n, batches, depth):
             assert now == last
         b.mark_top(n)
         last = now
+
+
+def test_float_keys_are_exact_prices():
+    b = Book()
+    b.set(True, "65083.660", "1")
+    b.set(True, "65083.66", "2")  # the same price, other spelling: one level
+    b.set(True, "65083.6600000000000000", "3")  # long, but 7 significant digits
+    assert len(b.bids) == 1 and b.best_bid() == ("65083.6600000000000000", "3")
+    # 15 significant digits apart by one unit in the last place: two levels, in order
+    b.set(True, "1234567.89012345", "1")
+    b.set(True, "1234567.89012346", "1")
+    assert [p for p, _ in b.top_bids(2)] == ["1234567.89012346", "1234567.89012345"]
+    # the quote's floats are the strings' own values
+    assert b.top_floats(1) == ([(1234567.89012346, 1.0)], [])
+
+
+@pytest.mark.parametrize("px", ["1234567.890123456", "0.1000000000000000001", "1e-320"])
+def test_rejects_prices_a_double_cannot_key_exactly(px):
+    # > 15 significant digits could merge two real levels into one key; a
+    # subnormal has lost precision. Either is refused, never silently merged.
+    with pytest.raises(BookError):
+        Book().set(False, px, "1")
+
+
+_SPELL = (str, lambda d: str(d.normalize()), lambda d: f"{d:.9f}")  # "1.2000" "1.2" "1E+1" ...
+
+
+@given(st.lists(st.tuples(st.booleans(), st.decimals(min_value=Decimal("0.0001"),
+                                                     max_value=99999, places=4),
+                          st.integers(0, 3), st.sampled_from(_SPELL)), max_size=120),
+       st.integers(1, 6))
+def test_top_matches_decimal_model(ops, n):
+    """Float-keyed book == a Decimal-keyed model, strings and floats, for any spellings."""
+    b = Book()
+    model = {True: {}, False: {}}
+    for is_bid, px, q, spell in ops:
+        s = spell(px)
+        b.set(is_bid, s, str(q))
+        if q == 0:
+            model[is_bid].pop(px, None)
+        else:
+            model[is_bid][px] = (s, str(q))
+    want_b = [model[True][k] for k in sorted(model[True], reverse=True)[:n]]
+    want_a = [model[False][k] for k in sorted(model[False])[:n]]
+    assert b.top_bids(n) == want_b and b.top_asks(n) == want_a
+    fb, fa = b.top_floats(n)
+    assert fb == [(float(p), float(q)) for p, q in want_b]
+    assert fa == [(float(p), float(q)) for p, q in want_a]
+    bb, ba = model[True], model[False]
+    assert b.crossed() == bool(bb and ba and max(bb) >= min(ba))

@@ -17,7 +17,7 @@ FAST = {"crossed_grace_s": 0.3, "resubscribe_timeout_s": 2.0, "send_rate": 20.0}
 def full_equal(r: Rig, symbol: str) -> bool:
     vb = r.sim.book(symbol)
     b = r.feed.books[symbol].book
-    return list(b.bids.values())[::-1] == vb.sorted_bids() and list(b.asks.values()) == vb.sorted_asks()
+    return b.top_bids(len(b.bids)) == vb.sorted_bids() and b.top_asks(len(b.asks)) == vb.sorted_asks()
 
 
 # ====================================================================== simulator

@@ -138,7 +138,8 @@ class Checker:
         for sb in f.books.values():
             for side in (sb.book.bids, sb.book.asks):
                 for p, (ps, qs) in side.items():
-                    assert p.is_finite() and p > 0 and float(qs) >= 0 and math.isfinite(float(qs))
+                    assert math.isfinite(p) and p > 0 and float(ps) == p
+                    assert float(qs) >= 0 and math.isfinite(float(qs))
             if sb.state is BookState.LIVE:
                 assert not sb.book.crossed(), f"{f.venue} {sb.symbol}: LIVE book crossed"
         for q in self.quotes:

@@ -1,63 +1,90 @@
-"""L2 order book keyed by exact decimal, plus the venues' checksum rules.
+"""L2 order book keyed by exact price, plus the venues' checksum rules.
 
 Every venue sends the *absolute* size at a price level, and 0 deletes it
-(PROTOCOLS.md §1). Levels are keyed by ``Decimal`` parsed from the venue's own
-string, never by float, and the original strings are kept because Kraken and
-OKX define their checksums over the literal digits. ``SortedDict`` keeps each
-change O(log n) and best-price access O(1).
+(PROTOCOLS.md §1). The original px/qty strings are kept because Kraken and OKX
+define their checksums over the literal digits, and the quote shows them.
+
+Levels are keyed by the price parsed ONCE as a float, which is exact here:
+``float()`` rounds correctly, so equal decimals ("65083.660", "65083.66")
+give the same key, and a decimal of at most 15 significant digits survives
+the round trip decimal -> double -> decimal, so two *different* such prices
+can never share a key (and rounding is monotonic, so keys sort as the prices
+do). A string of <= 16 characters has <= 15 digits unless it is a 16-digit
+integer, which is exact in a double anyway (< 2**53); longer spellings are
+checked digit by digit and refused if they carry more than 15 significant
+digits, rather than risk two real levels merging. The float pair of each
+level is kept beside its strings, so a quote needs no conversion at all.
+
+Each side is a dict (price -> strings, price -> floats) plus a plain sorted
+list of keys kept with ``bisect`` (asks store ``-price``), best price LAST:
+most changes land near the top, so an insert or delete moves few slots, and
+the top n is a short reversed slice. For books of ~1000 levels this is
+several times cheaper than ``SortedDict`` per change.
 """
 
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left, insort
 from decimal import Decimal, InvalidOperation
-from itertools import islice
 
-from sortedcontainers import SortedDict
-
-_LIMIT = Decimal("1e15")
+_LIMIT = 1e15
+#: Below this a double loses precision (subnormals): no real price is that small.
+_TINY = 1e-300
+_NO_FLOOR = float("-inf")
 
 
 class BookError(ValueError):
-    """A level the book refuses (non-numeric, negative, NaN/Infinity)."""
+    """A level the book refuses (non-numeric, negative, NaN/Infinity, absurd)."""
 
 
-def _parse_level(px: str, qty: str) -> tuple[Decimal, bool]:
+def _check_key(px, p: float) -> None:
+    """A price whose float key might not be exact: > 15 significant digits is refused."""
+    if isinstance(px, (int, float)):
+        return  # the number itself is the key (ints up to 1e15 are exact)
     try:
-        p = Decimal(px)
-        q = Decimal(qty)
+        t = Decimal(px).normalize().as_tuple()
     except (InvalidOperation, TypeError, ValueError):
-        raise BookError(f"non-numeric level {px!r} {qty!r}") from None
-    # "1e400" is a finite Decimal but an infinite float downstream; no real
-    # price or size comes anywhere near 1e15, so such a level is corruption.
-    if not p.is_finite() or not q.is_finite() or p <= 0 or q < 0 or p > _LIMIT or q > _LIMIT:
-        raise BookError(f"invalid level {px!r} {qty!r}")
-    return p, q == 0
+        raise BookError(f"non-numeric price {px!r}") from None
+    if len(t.digits) > 15:
+        raise BookError(f"price {px!r} has more than 15 significant digits")
 
 
 class Book:
-    """One venue+symbol book. ``bids`` and ``asks`` map Decimal price -> (px_str, qty_str).
+    """One venue+symbol book.
+
+    ``bids`` / ``asks`` map price (float, exact as above) -> ``(px_str, qty_str)``
+    in no particular order; ``top_bids``/``top_asks`` read them best first.
 
     ``top_dirty`` says whether a change since ``mark_top(n)`` touched the top n
     levels of either side: most level changes land deeper in the book, and the
     feed then need not rebuild and compare its n-level quote at all.
     """
 
-    __slots__ = ("ask_ceil", "asks", "bid_floor", "bids", "depth", "top_dirty")
+    __slots__ = ("_ak", "_bk", "_fa", "_fb", "ask_floor", "asks", "bid_floor", "bids", "depth",
+                 "top_dirty")
 
     def __init__(self, depth: int = 1000) -> None:
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
+        self.bids: dict[float, tuple[str, str]] = {}
+        self.asks: dict[float, tuple[str, str]] = {}
+        self._fb: dict[float, tuple[float, float]] = {}  # price -> (price, size) floats
+        self._fa: dict[float, tuple[float, float]] = {}
+        self._bk: list[float] = []  # bid prices ascending: best last
+        self._ak: list[float] = []  # -ask prices ascending: best last
         self.depth = depth
         self.top_dirty = True
-        # n-th best price of each side at the last mark_top(n); None = fewer than
-        # n levels, so any change reaches the top.
-        self.bid_floor: Decimal | None = None
-        self.ask_ceil: Decimal | None = None
+        # Sort key of the n-th best level of each side at the last mark_top(n)
+        # (-inf = fewer than n levels, so any change reaches the top).
+        self.bid_floor = _NO_FLOOR
+        self.ask_floor = _NO_FLOOR
 
     def clear(self) -> None:
         self.bids.clear()
         self.asks.clear()
+        self._fb.clear()
+        self._fa.clear()
+        self._bk.clear()
+        self._ak.clear()
         self.top_dirty = True
 
     def __len__(self) -> int:
@@ -65,21 +92,40 @@ class Book:
 
     def set(self, is_bid: bool, px: str, qty: str) -> None:
         """Apply one absolute level. Deleting an unknown level is legal (a no-op)."""
-        p, zero = _parse_level(px, qty)
+        try:
+            p = float(px)
+            q = float(qty)
+        except (TypeError, ValueError):
+            raise BookError(f"non-numeric level {px!r} {qty!r}") from None
+        # NaN fails both ranges. "1e400" parses as inf; no real price or size
+        # comes anywhere near 1e15, so such a level is corruption.
+        if not (_TINY < p <= _LIMIT and 0.0 <= q <= _LIMIT):
+            raise BookError(f"invalid level {px!r} {qty!r}")
+        if px.__class__ is not str or len(px) > 16:
+            _check_key(px, p)
         if is_bid:
-            side = self.bids
-            f = self.bid_floor
-            if f is None or p >= f:
+            k = p
+            keys = self._bk
+            lv = self.bids
+            fl = self._fb
+            if k >= self.bid_floor:
                 self.top_dirty = True
         else:
-            side = self.asks
-            c = self.ask_ceil
-            if c is None or p <= c:
+            k = -p
+            keys = self._ak
+            lv = self.asks
+            fl = self._fa
+            if k >= self.ask_floor:
                 self.top_dirty = True
-        if zero:
-            side.pop(p, None)
-        else:
-            side[p] = (px, qty)
+        if q == 0.0:
+            if lv.pop(p, None) is not None:
+                del fl[p]
+                del keys[bisect_left(keys, k)]
+            return
+        if p not in lv:
+            insort(keys, k)
+        lv[p] = (px, qty)
+        fl[p] = (p, q)
 
     def load(self, bids: list, asks: list) -> None:
         """Replace the book from a snapshot of ``[px_str, qty_str, ...]`` rows."""
@@ -92,43 +138,52 @@ class Book:
     def truncate(self) -> None:
         """Drop levels past the depth cap (Kraken never sends deletes for them)."""
         d = self.depth
-        bids, asks = self.bids, self.asks
-        while len(bids) > d:
-            p, _ = bids.popitem(0)  # lowest bid is the worst
-            if self.bid_floor is None or p >= self.bid_floor:
-                self.top_dirty = True
-        while len(asks) > d:
-            p, _ = asks.popitem(-1)  # highest ask is the worst
-            if self.ask_ceil is None or p <= self.ask_ceil:
-                self.top_dirty = True
+        for keys, lv, fl, sign, floor in ((self._bk, self.bids, self._fb, 1.0, self.bid_floor),
+                                           (self._ak, self.asks, self._fa, -1.0, self.ask_floor)):
+            extra = len(keys) - d
+            if extra > 0:
+                gone = keys[:extra]  # the worst levels: the front of the list
+                del keys[:extra]
+                for k in gone:
+                    p = sign * k
+                    del lv[p]
+                    del fl[p]
+                if gone[-1] >= floor:
+                    self.top_dirty = True
 
     def mark_top(self, n: int) -> None:
         """Remember the top-n boundary; ``top_dirty`` turns True once a change reaches it."""
-        bids, asks = self.bids, self.asks
-        self.bid_floor = bids.peekitem(-n)[0] if len(bids) >= n else None
-        self.ask_ceil = asks.peekitem(n - 1)[0] if len(asks) >= n else None
+        bk, ak = self._bk, self._ak
+        self.bid_floor = bk[-n] if len(bk) >= n else _NO_FLOOR
+        self.ask_floor = ak[-n] if len(ak) >= n else _NO_FLOOR
         self.top_dirty = False
 
     # ------------------------------------------------------------------ reads
 
     def best_bid(self) -> tuple[str, str] | None:
-        return self.bids.peekitem(-1)[1] if self.bids else None
+        bk = self._bk
+        return self.bids[bk[-1]] if bk else None
 
     def best_ask(self) -> tuple[str, str] | None:
-        return self.asks.peekitem(0)[1] if self.asks else None
+        ak = self._ak
+        return self.asks[-ak[-1]] if ak else None
 
     def crossed(self) -> bool:
-        return bool(self.bids and self.asks and self.bids.peekitem(-1)[0] >= self.asks.peekitem(0)[0])
+        bk, ak = self._bk, self._ak
+        return bool(bk and ak and bk[-1] >= -ak[-1])
 
     def top_bids(self, n: int) -> list[tuple[str, str]]:
-        # Iterating the sorted keys and looking values up in the dict is ~3x
-        # faster than positional access through SortedDict's values view.
-        bids = self.bids
-        return [bids[k] for k in islice(reversed(bids), n)]
+        lv = self.bids
+        return [lv[k] for k in self._bk[:-n - 1:-1]]
 
     def top_asks(self, n: int) -> list[tuple[str, str]]:
-        asks = self.asks
-        return [asks[k] for k in islice(asks, n)]
+        lv = self.asks
+        return [lv[-k] for k in self._ak[:-n - 1:-1]]
+
+    def top_floats(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """The best n ``(price, size)`` float pairs of each side, best first."""
+        fb, fa = self._fb, self._fa
+        return [fb[k] for k in self._bk[:-n - 1:-1]], [fa[-k] for k in self._ak[:-n - 1:-1]]
 
 
 # ---------------------------------------------------------------------- checksums

@@ -356,18 +356,17 @@ class VenueFeed:
                 self.resync(sb, "crossed book")
             return
         n = self.quote_depth
-        bids = book.top_bids(n)
-        asks = book.top_asks(n)
+        # The book keeps each level's floats: the quote's lists are read, not converted.
+        top = book.top_floats(n)
         book.mark_top(n)
-        top = (bids, asks)
         if top == sb.last_top:
             return
         sb.last_top = top
-        self.venue_latency(recv_ns, venue_ts_ns)
-        bp, bq = bids[0]
-        ap, aq = asks[0]
-        fb = [(float(p), float(q)) for p, q in bids]
-        fa = [(float(p), float(q)) for p, q in asks]
+        fb, fa = top
+        if venue_ts_ns:
+            self._latency.append((recv_ns - venue_ts_ns) / 1e6)
+        bp, bq = book.best_bid()
+        ap, aq = book.best_ask()
         self.emit(Quote(
             venue=self.venue, symbol=sb.symbol,
             bid=fb[0][0], bid_size=fb[0][1], ask=fa[0][0], ask_size=fa[0][1],
