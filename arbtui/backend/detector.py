@@ -3,10 +3,21 @@
 Books are indexed by BASE asset: a quote for BTC-USD on kraken is compared with
 every other venue's BTC book whose quote currency is comparable (the same
 currency, or one linked by a conversion inside a declared quote group). A
-quote update re-evaluates only the books of its own base asset (2·(V-1) pairs
-per comparable book), and walks depth only when the top of book already shows
-a profitable marginal unit, so cost is O(venues) plus the book walk, never a
-scan over all symbols.
+quote update re-evaluates only the books of its own base asset, and walks
+depth only when the top of book already shows a profitable marginal unit, so
+cost is O(venues) plus the book walk, never a scan over all symbols.
+
+The pair index: every (venue, symbol) book keeps its fee-adjusted top of book
+(ask x (1 + fee), bid x (1 - fee): the exact factors of ``edge.net_profit``),
+so for books of the same symbol "can this direction have a positive marginal
+edge" is one float comparison, decided bit for bit as ``marginal_profit``
+decides it. A quote evaluates only the directions that can have an edge plus
+those with a window open (they must still update or close); when the base has
+one symbol, a max/min over the symbol's books rejects a quote with neither
+before any pair is looked at. A depth walk whose inputs (both level lists and
+every parameter) equal the last walk of that direction reuses its result.
+``Detector(..., indexed=False)`` runs the plain all-pairs evaluation with no
+walk reuse: the reference the tests compare the index with.
 
 An opportunity is keyed by (symbol, buy venue, sell venue, sell symbol): it
 OPENS when its NET edge at the depth-aware size reaches ``min_net_bps``,
@@ -57,24 +68,88 @@ def canonical_symbol(venue: str, symbol: str) -> str:
     return f"{base}-{alias}" if alias else symbol
 
 
-class _Open:
-    __slots__ = ("last_emit_net", "opp")
+_INF = math.inf
 
-    def __init__(self, opp: Opportunity) -> None:
+
+class _Group:
+    """The books of one canonical symbol: their fee-adjusted tops, by slot."""
+
+    __slots__ = ("eas", "ebs", "legs", "npresent")
+
+    def __init__(self) -> None:
+        self.eas: list[float] = []  # ask x (1 + fee); +inf while the book is absent
+        self.ebs: list[float] = []  # bid x (1 - fee); -inf while the book is absent
+        self.legs: list[_Leg] = []
+        self.npresent = 0
+
+
+class _Base:
+    """The books of one base asset that hold a LIVE quote, in the order they got it."""
+
+    __slots__ = ("legs", "nsyms")
+
+    def __init__(self) -> None:
+        self.legs: dict[_Leg, None] = {}
+        self.nsyms = 0  # symbols (groups) with at least one book here
+
+
+class _Leg:
+    """One venue's book of one canonical symbol."""
+
+    __slots__ = ("base", "ea", "eb", "fee", "grp", "key", "ma", "mb", "opens", "q", "qmap",
+                 "slot", "sym", "uid", "venue", "walks")
+
+    def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
+                 uid: int) -> None:
+        self.venue = venue
+        self.sym = sym
+        self.key = (venue, sym)
+        self.fee = fee
+        # Exactly edge.net_profit's factors, so ``bid * mb <= ask * ma`` is
+        # ``marginal_profit(ask, bid, fa, fb) <= 0`` for finite prices.
+        self.ma = 1 + fee / 1e4
+        self.mb = 1 - fee / 1e4
+        self.base = base
+        self.grp = grp
+        self.slot = len(grp.legs)
+        grp.legs.append(self)
+        grp.eas.append(_INF)
+        grp.ebs.append(-_INF)
+        self.uid = uid
+        self.q: Quote | None = None  # the latest LIVE quote, None while absent
+        self.qmap: dict[str, Quote] | None = None  # Detector.quotes[sym]
+        self.ea = _INF
+        self.eb = -_INF
+        #: other leg -> number of open windows between the two (either direction).
+        self.opens: dict[_Leg, int] = {}
+        #: sell leg -> (asks, bids, params, Walk) of the last walk buying here.
+        self.walks: dict[_Leg, tuple] = {}
+
+
+class _Open:
+    __slots__ = ("buy", "last_emit_net", "opp", "sell")
+
+    def __init__(self, opp: Opportunity, buy: _Leg, sell: _Leg) -> None:
         self.opp = opp
         self.last_emit_net = opp.net_bps
+        self.buy = buy
+        self.sell = sell
 
 
 class Detector:
     def __init__(self, cfg: DetectorConfig, fees_bps: dict[str, float], *,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, indexed: bool = True) -> None:
         self.cfg = cfg
         self.fees = dict(fees_bps)
         self.clock = clock
         #: symbol -> venue -> latest LIVE quote (the dashboard reads this).
         self.quotes: dict[str, dict[str, Quote]] = {}
-        #: base asset -> (venue, symbol) -> latest LIVE quote (what pairs are built from).
-        self._by_base: dict[str, dict[tuple[str, str], Quote]] = {}
+        #: (venue, venue symbol) and (venue, canonical symbol) -> the canonical book.
+        self._legs: dict[tuple[str, str], _Leg] = {}
+        self._canon: dict[tuple[str, str], _Leg] = {}
+        self._bases: dict[str, _Base] = {}
+        self._groups: dict[str, _Group] = {}
+        self.indexed = indexed
         self.book_state: dict[tuple[str, str], BookState] = {}
         self.open: dict[Key, _Open] = {}
         self.disabled_venues: set[str] = set()
@@ -95,11 +170,14 @@ class Detector:
     # ------------------------------------------------------------------ inputs
 
     def on_quote(self, q: Quote) -> list[Opportunity]:
-        q2 = self._apply(q)
-        if q2 is None:
+        leg = self._apply(q)
+        if leg is None:
             return []
         out: list[Opportunity] = []
-        self._eval_pairs(q2, self.clock(), out, None)
+        if self.indexed:
+            self._eval_pairs(leg, self.clock(), out, None)
+        else:
+            self._eval_pairs_all(leg, self.clock(), out, None)
         return out
 
     def on_quotes(self, batch: list[Quote]) -> list[Opportunity]:
@@ -113,77 +191,182 @@ class Detector:
         """
         if len(batch) == 1:
             return self.on_quote(batch[0])
-        touched: dict[tuple[str, str], Quote] = {}
+        touched: dict[_Leg, None] = {}
         for q in batch:
-            q2 = self._apply(q)
-            if q2 is not None:
-                touched[(q2.venue, q2.symbol)] = q2
+            leg = self._apply(q)
+            if leg is not None:
+                touched[leg] = None  # a book keeps its first place in the batch
         out: list[Opportunity] = []
         if touched:
             now = self.clock()
             seen: set = set()
-            for q2 in touched.values():
-                self._eval_pairs(q2, now, out, seen)
+            ev = self._eval_pairs if self.indexed else self._eval_pairs_all
+            for leg in touched:
+                ev(leg, now, out, seen)
         return out
 
-    def _apply(self, q: Quote) -> Quote | None:
-        """Store a quote; returns it (canonical symbol) if its pairs should be evaluated."""
+    def _leg(self, venue: str, symbol: str) -> _Leg:
+        sym = canonical_symbol(venue, symbol)
+        leg = self._canon.get((venue, sym))
+        if leg is None:
+            base = symmod.base_of(sym)
+            b = self._bases.get(base)
+            if b is None:
+                b = self._bases[base] = _Base()
+            g = self._groups.get(sym)
+            if g is None:
+                g = self._groups[sym] = _Group()
+            leg = self._canon[(venue, sym)] = _Leg(venue, sym, self.fees.get(venue, 0.0), b, g,
+                                                    len(self._canon))
+        self._legs[(venue, symbol)] = leg
+        return leg
+
+    def _apply(self, q: Quote) -> _Leg | None:
+        """Store a quote; returns its book if its pairs should be evaluated."""
         self.evaluated += 1
-        sym = canonical_symbol(q.venue, q.symbol)
+        venue = q.venue
+        leg = self._legs.get((venue, q.symbol))
+        if leg is None:
+            leg = self._leg(venue, q.symbol)
+        sym = leg.sym
         if sym != q.symbol:
             q = msgspec.structs.replace(q, symbol=sym)
         if q.venue_ts_ns:
-            d = self._offsets.get(q.venue)
+            d = self._offsets.get(venue)
             if d is None:
-                d = self._offsets[q.venue] = deque(maxlen=201)
+                d = self._offsets[venue] = deque(maxlen=201)
             d.append((q.recv_ts_ns - q.venue_ts_ns) / 1e6)
-        st = self.book_state.get((q.venue, sym))
+        st = self.book_state.get(leg.key)
         if st is not None and st is not BookState.LIVE:
             # A quote published before its book left LIVE can be drained after the
             # status (two subscriptions, one batch): it must not resurrect the book.
             self.counters["ignored_not_live"] += 1
             return None
-        self.quotes.setdefault(sym, {})[q.venue] = q
-        self._by_base.setdefault(symmod.base_of(sym), {})[(q.venue, sym)] = q
-        if q.venue in self.disabled_venues or sym in self.disabled_symbols:
+        qm = leg.qmap
+        if qm is None:
+            qm = leg.qmap = self.quotes.setdefault(sym, {})
+        qm[venue] = q
+        ea = q.ask * leg.ma
+        eb = q.bid * leg.mb
+        if ea * eb * 0.0 != 0.0:
+            # inf or nan somewhere: no float comparison can rule a pair out, so
+            # this book is a candidate for every pair (the full evaluation decides).
+            ea, eb = -_INF, _INF
+        leg.ea = ea
+        leg.eb = eb
+        g = leg.grp
+        g.eas[leg.slot] = ea
+        g.ebs[leg.slot] = eb
+        if leg.q is None:
+            b = leg.base
+            b.legs[leg] = None
+            g.npresent += 1
+            if g.npresent == 1:
+                b.nsyms += 1
+        leg.q = q
+        if venue in self.disabled_venues or sym in self.disabled_symbols:
             return None
-        return q
+        return leg
 
-    def _eval_pairs(self, q: Quote, now: int, out: list[Opportunity], seen: set | None) -> None:
-        """Both directions of every pair between ``q``'s book and the other venues' books
-        of the same base asset: O(venues), plus a depth walk where an edge exists."""
-        sym = q.symbol
-        books = self._by_base.get(symmod.base_of(sym), {})
-        q = books.get((q.venue, sym), q)  # the latest, should a batch hold two
-        for (ov, osym), oq in books.items():
-            if ov == q.venue or ov in self.disabled_venues or osym in self.disabled_symbols:
+    def _drop(self, leg: _Leg) -> None:
+        """The book left LIVE: out of the index until its next LIVE quote."""
+        if leg.q is None:
+            return
+        leg.q = None
+        b, g = leg.base, leg.grp
+        del b.legs[leg]
+        g.npresent -= 1
+        if g.npresent == 0:
+            b.nsyms -= 1
+        leg.ea = g.eas[leg.slot] = _INF
+        leg.eb = g.ebs[leg.slot] = -_INF
+
+    def _eval_pairs(self, a: _Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
+        """The directions between ``a`` and the other venues' books of its base asset
+        that can have a positive marginal edge, or have a window open."""
+        opens = a.opens
+        b = a.base
+        ea, eb, g = a.ea, a.eb, a.grp
+        if b.nsyms == 1 and not opens and max(g.ebs) <= ea and eb <= min(g.eas):
+            return  # no other book bids above a's ask or asks below its bid (net of fees)
+        av, sym, q = a.venue, a.sym, a.q
+        dv, ds = self.disabled_venues, self.disabled_symbols
+        is_open = self.open
+        for x in b.legs:
+            if x.grp is g:
+                if x is a:
+                    continue
+                fwd = not (x.eb <= ea)
+                rev = not (eb <= x.ea)
+                if not (fwd or rev or x in opens):
+                    continue
+                if x.venue in dv or x.sym in ds:
+                    continue
+                if seen is not None:
+                    pk = (a.uid, x.uid) if a.uid < x.uid else (x.uid, a.uid)
+                    if pk in seen:
+                        continue
+                    seen.add(pk)
+                oq = x.q
+                trig = max(q.recv_ts_ns, oq.recv_ts_ns)
+                if fwd or (sym, av, x.venue, sym) in is_open:
+                    self._eval(a, x, 1.0, now, out, trig)
+                if rev or (sym, x.venue, av, sym) in is_open:
+                    self._eval(x, a, 1.0, now, out, trig)
+            elif x.venue != av and x.venue not in dv and x.sym not in ds:
+                if seen is not None:
+                    pk = (a.uid, x.uid) if a.uid < x.uid else (x.uid, a.uid)
+                    if pk in seen:
+                        continue
+                    seen.add(pk)
+                self._eval_cross(a, x, now, out)
+
+    def _eval_pairs_all(self, a: _Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
+        """Reference: both directions of every pair between ``a`` and the other venues'
+        books of the same base asset (what the index must reproduce exactly)."""
+        av = a.venue
+        for x in a.base.legs:
+            if x.venue == av or x.venue in self.disabled_venues or x.sym in self.disabled_symbols:
                 continue
             if seen is not None:
-                pk = ((q.venue, sym), (ov, osym)) if (q.venue, sym) < (ov, osym) \
-                    else ((ov, osym), (q.venue, sym))
+                pk = (a.uid, x.uid) if a.uid < x.uid else (x.uid, a.uid)
                 if pk in seen:
                     continue
                 seen.add(pk)
-            if osym == sym:
-                r_fwd = 1.0
-            else:
-                r_fwd = self._pair_rate(sym, osym, now)
-                if r_fwd is None:
-                    why = self.blocked.get(_pair(sym, osym), "quote currencies not comparable")
-                    for k in ((sym, q.venue, ov, osym), (osym, ov, q.venue, sym)):
-                        if k in self.open:
-                            out.append(self._close(k, now, why))
+            if x.grp is a.grp:
+                q, oq, sym = a.q, x.q, a.sym
+                # Exact shortcut: with no gross edge either way (fees only make it worse)
+                # and nothing open for this pair, neither direction can open or close.
+                if (q.ask >= oq.bid and oq.ask >= q.bid
+                        and (sym, av, x.venue, sym) not in self.open
+                        and (sym, x.venue, av, sym) not in self.open):
                     continue
-            # r_fwd converts osym's currency into sym's (the sell leg into the buy leg's).
-            # Exact shortcut: with no gross edge either way (fees only make it worse)
-            # and nothing open for this pair, neither direction can open or close.
-            if (q.ask >= oq.bid * r_fwd and oq.ask * r_fwd >= q.bid
-                    and (sym, q.venue, ov, osym) not in self.open
-                    and (osym, ov, q.venue, sym) not in self.open):
-                continue
-            trig = max(q.recv_ts_ns, oq.recv_ts_ns)
-            self._eval(q, oq, r_fwd, now, out, trig)
-            self._eval(oq, q, 1.0 / r_fwd, now, out, trig)
+                trig = max(q.recv_ts_ns, oq.recv_ts_ns)
+                self._eval(a, x, 1.0, now, out, trig)
+                self._eval(x, a, 1.0, now, out, trig)
+            else:
+                self._eval_cross(a, x, now, out)
+
+    def _eval_cross(self, a: _Leg, x: _Leg, now: int, out: list[Opportunity]) -> None:
+        """Both directions between books of different quote currencies (or none, and why)."""
+        q, oq, sym, osym = a.q, x.q, a.sym, x.sym
+        r_fwd = self._pair_rate(sym, osym, now)
+        if r_fwd is None:
+            why = self.blocked.get(_pair(sym, osym), "quote currencies not comparable")
+            for k in ((sym, a.venue, x.venue, osym), (osym, x.venue, a.venue, sym)):
+                if k in self.open:
+                    out.append(self._close(k, now, why))
+            return
+        # r_fwd converts osym's currency into sym's (the sell leg into the buy leg's).
+        # Exact shortcut: with no gross edge either way (fees only make it worse)
+        # and nothing open for this pair, neither direction can open or close.
+        if (q.ask >= oq.bid * r_fwd and oq.ask * r_fwd >= q.bid
+                and (sym, a.venue, x.venue, osym) not in self.open
+                and (osym, x.venue, a.venue, sym) not in self.open):
+            return
+        trig = max(q.recv_ts_ns, oq.recv_ts_ns)
+        self._eval(a, x, r_fwd, now, out, trig)
+        self._eval(x, a, 1.0 / r_fwd, now, out, trig)
 
     def on_book_state(self, st: BookStatus) -> list[Opportunity]:
         """A book left LIVE: forget its quote and close what depended on it, at once."""
@@ -194,7 +377,9 @@ class Detector:
         by_venue = self.quotes.get(sym)
         if by_venue is not None:
             by_venue.pop(st.venue, None)
-        self._by_base.get(symmod.base_of(sym), {}).pop((st.venue, sym), None)
+        leg = self._canon.get((st.venue, sym))
+        if leg is not None:
+            self._drop(leg)
         return self._close_where(
             lambda k: st.venue in (k[1], k[2]) and sym == (k[0] if st.venue == k[1] else k[3]),
             f"{st.venue} book {st.state.value}: {st.reason}")
@@ -291,7 +476,9 @@ class Detector:
         if age_ms > conv.max_age_ms:
             return target, None, (f"{ccy}->{target} rate: {conv.book} on {conv.venue} is "
                                   f"{age_ms:.0f} ms old (max {conv.max_age_ms:.0f})")
-        if q.bid <= 0 or q.ask <= 0:
+        if not (0 < q.bid < _INF and 0 < q.ask < _INF):
+            # Also NaN/inf (a quote decoded from a foreign producer): an infinite
+            # rate would become 0 the other way round and divide by zero.
             return target, None, f"{ccy}->{target} rate: {conv.book} on {conv.venue} has no two-sided book"
         return target, (q.bid + q.ask) / 2, ""
 
@@ -329,12 +516,13 @@ class Detector:
 
     # ------------------------------------------------------------------ core
 
-    def _eval(self, buy: Quote, sell: Quote, rate: float, now: int, out: list[Opportunity],
+    def _eval(self, bl: _Leg, sl: _Leg, rate: float, now: int, out: list[Opportunity],
               trigger_ns: int) -> None:
-        """Evaluate buying at ``buy``'s asks and selling at ``sell``'s bids.
+        """Evaluate buying at ``bl``'s asks and selling at ``sl``'s bids.
 
         ``rate`` converts the sell venue's currency into the buy venue's.
         """
+        buy, sell = bl.q, sl.q
         key = (buy.symbol, buy.venue, sell.venue, sell.symbol)
         cfg = self.cfg
         max_age = cfg.max_quote_age_ms * 1e6
@@ -343,8 +531,8 @@ class Detector:
             if o is not None:
                 out.append(self._close(key, now, "quote stale"))
             return
-        fa = self.fees.get(buy.venue, 0.0)
-        fb = self.fees.get(sell.venue, 0.0)
+        fa = bl.fee
+        fb = sl.fee
         if buy.ask <= 0 or sell.bid <= 0 or marginal_profit(buy.ask, sell.bid * rate, fa, fb) <= 0:
             if o is not None:
                 out.append(self._close(key, now, "edge gone"))
@@ -356,9 +544,20 @@ class Detector:
             max_quote = math.inf if qb is None else qb
             max_base = math.inf if bb is None else bb
         self.counters["walks"] += 1
-        w = walk(buy.asks or [(buy.ask, buy.ask_size)], sell.bids or [(sell.bid, sell.bid_size)],
-                 fa, fb, flat_cost=cfg.flat_cost, rate=rate, max_notional=cfg.max_notional,
-                 max_quote=max_quote, max_base=max_base, level_share=cfg.max_level_share)
+        asks = buy.asks or [(buy.ask, buy.ask_size)]
+        bids = sell.bids or [(sell.bid, sell.bid_size)]
+        params = (rate, cfg.flat_cost, cfg.max_notional, max_quote, max_base, cfg.max_level_share)
+        c = bl.walks.get(sl) if self.indexed else None
+        if c is not None and c[2] == params and c[0] == asks and c[1] == bids:
+            # walk() is a pure function of these inputs: same inputs, same Walk.
+            w = c[3]
+        else:
+            w = walk(asks, bids, fa, fb, flat_cost=cfg.flat_cost, rate=rate,
+                     max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
+                     level_share=cfg.max_level_share)
+            if self.indexed:
+                # Copies: a level list mutated in place must not look unchanged.
+                bl.walks[sl] = (list(asks), list(bids), params, w)
         if w.size <= 0 or w.notional < cfg.min_notional or w.net_bps < cfg.min_net_bps:
             if o is not None:
                 why = "below min_notional" if w.size > 0 and w.notional < cfg.min_notional \
@@ -388,7 +587,9 @@ class Detector:
             )
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
-            self.open[key] = _Open(msgspec.structs.replace(opp))
+            self.open[key] = _Open(msgspec.structs.replace(opp), bl, sl)
+            bl.opens[sl] = bl.opens.get(sl, 0) + 1
+            sl.opens[bl] = sl.opens.get(bl, 0) + 1
             out.append(opp)
             return
         p = o.opp
@@ -418,6 +619,12 @@ class Detector:
 
     def _close(self, key: Key, now: int, reason: str) -> Opportunity:
         o = self.open.pop(key)
+        for a, b in ((o.buy, o.sell), (o.sell, o.buy)):
+            n = a.opens[b] - 1
+            if n:
+                a.opens[b] = n
+            else:
+                del a.opens[b]
         ev = self._event(o.opp, OppEvent.CLOSED, now, o.opp.quote_recv_ts_ns, reason)
         self.counters["closed"] += 1
         h = self.lifetimes.get((key[1], key[2]))
