@@ -28,9 +28,6 @@ import zlib
 from bisect import bisect_left, insort
 from decimal import Decimal, InvalidOperation
 
-_LIMIT = 1e15
-#: Below this a double loses precision (subnormals): no real price is that small.
-_TINY = 1e-300
 _NO_FLOOR = float("-inf")
 
 
@@ -67,8 +64,9 @@ class Book:
     def __init__(self, depth: int = 1000) -> None:
         self.bids: dict[float, tuple[str, str]] = {}
         self.asks: dict[float, tuple[str, str]] = {}
-        self._fb: dict[float, tuple[float, float]] = {}  # price -> (price, size) floats
-        self._fa: dict[float, tuple[float, float]] = {}
+        # (price, size) floats by sort key: the quote's levels, ready to share.
+        self._fb: dict[float, tuple[float, float]] = {}  # by price
+        self._fa: dict[float, tuple[float, float]] = {}  # by -price
         self._bk: list[float] = []  # bid prices ascending: best last
         self._ak: list[float] = []  # -ask prices ascending: best last
         self.depth = depth
@@ -98,34 +96,42 @@ class Book:
         except (TypeError, ValueError):
             raise BookError(f"non-numeric level {px!r} {qty!r}") from None
         # NaN fails both ranges. "1e400" parses as inf; no real price or size
-        # comes anywhere near 1e15, so such a level is corruption.
-        if not (_TINY < p <= _LIMIT and 0.0 <= q <= _LIMIT):
+        # comes anywhere near 1e15, so such a level is corruption. Below 1e-300
+        # a double turns subnormal (inexact): no real price is that small.
+        if not (1e-300 < p <= 1e15 and 0.0 <= q <= 1e15):
             raise BookError(f"invalid level {px!r} {qty!r}")
         if px.__class__ is not str or len(px) > 16:
             _check_key(px, p)
+        # Written out per side: this is the hottest function of every adapter.
         if is_bid:
-            k = p
             keys = self._bk
             lv = self.bids
-            fl = self._fb
-            if k >= self.bid_floor:
+            if p >= self.bid_floor:
                 self.top_dirty = True
+            if q == 0.0:
+                if lv.pop(p, None) is not None:
+                    del self._fb[p]
+                    del keys[bisect_left(keys, p)]
+                return
+            if p not in lv:
+                insort(keys, p)
+            lv[p] = (px, qty)
+            self._fb[p] = (p, q)
         else:
-            k = -p
             keys = self._ak
             lv = self.asks
-            fl = self._fa
+            k = -p
             if k >= self.ask_floor:
                 self.top_dirty = True
-        if q == 0.0:
-            if lv.pop(p, None) is not None:
-                del fl[p]
-                del keys[bisect_left(keys, k)]
-            return
-        if p not in lv:
-            insort(keys, k)
-        lv[p] = (px, qty)
-        fl[p] = (p, q)
+            if q == 0.0:
+                if lv.pop(p, None) is not None:
+                    del self._fa[k]
+                    del keys[bisect_left(keys, k)]
+                return
+            if p not in lv:
+                insort(keys, k)
+            lv[p] = (px, qty)
+            self._fa[k] = (p, q)
 
     def load(self, bids: list, asks: list) -> None:
         """Replace the book from a snapshot of ``[px_str, qty_str, ...]`` rows."""
@@ -138,18 +144,20 @@ class Book:
     def truncate(self) -> None:
         """Drop levels past the depth cap (Kraken never sends deletes for them)."""
         d = self.depth
-        for keys, lv, fl, sign, floor in ((self._bk, self.bids, self._fb, 1.0, self.bid_floor),
-                                           (self._ak, self.asks, self._fa, -1.0, self.ask_floor)):
-            extra = len(keys) - d
-            if extra > 0:
-                gone = keys[:extra]  # the worst levels: the front of the list
-                del keys[:extra]
-                for k in gone:
-                    p = sign * k
-                    del lv[p]
-                    del fl[p]
-                if gone[-1] >= floor:
-                    self.top_dirty = True
+        if len(self._bk) > d:
+            self._drop_worst(self._bk, self.bids, self._fb, 1.0, self.bid_floor)
+        if len(self._ak) > d:
+            self._drop_worst(self._ak, self.asks, self._fa, -1.0, self.ask_floor)
+
+    def _drop_worst(self, keys: list, lv: dict, fl: dict, sign: float, floor: float) -> None:
+        extra = len(keys) - self.depth
+        gone = keys[:extra]  # the worst levels: the front of the list
+        del keys[:extra]
+        for k in gone:
+            del lv[sign * k]
+            del fl[k]
+        if gone[-1] >= floor:
+            self.top_dirty = True
 
     def mark_top(self, n: int) -> None:
         """Remember the top-n boundary; ``top_dirty`` turns True once a change reaches it."""
@@ -182,8 +190,17 @@ class Book:
 
     def top_floats(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """The best n ``(price, size)`` float pairs of each side, best first."""
-        fb, fa = self._fb, self._fa
-        return [fb[k] for k in self._bk[:-n - 1:-1]], [fa[-k] for k in self._ak[:-n - 1:-1]]
+        return (list(map(self._fb.__getitem__, self._bk[:-n - 1:-1])),
+                list(map(self._fa.__getitem__, self._ak[:-n - 1:-1])))
+
+    def take_top(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """``top_floats(n)`` and ``mark_top(n)`` in one call (a feed's quote path)."""
+        bk, ak = self._bk, self._ak
+        self.bid_floor = bk[-n] if len(bk) >= n else _NO_FLOOR
+        self.ask_floor = ak[-n] if len(ak) >= n else _NO_FLOOR
+        self.top_dirty = False
+        return (list(map(self._fb.__getitem__, bk[:-n - 1:-1])),
+                list(map(self._fa.__getitem__, ak[:-n - 1:-1])))
 
 
 # ---------------------------------------------------------------------- checksums

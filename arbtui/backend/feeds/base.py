@@ -345,9 +345,16 @@ class VenueFeed:
         book = sb.book
         if not book.top_dirty and sb.last_top is not None:
             return  # every change in this message was below the quoted depth
-        if not book.bids or not book.asks:
+        # The book keeps each level's floats: the quote's lists are read, not converted.
+        top = book.take_top(self.quote_depth)
+        fb, fa = top
+        if not fb or not fa:
+            book.top_dirty = True  # nothing published: look again after the next change
             return
-        if book.crossed():
+        bid, bid_size = fb[0]
+        ask, ask_size = fa[0]
+        if bid >= ask:  # the float keys order exactly as the decimal prices
+            book.top_dirty = True
             # A crossed quote is never published: it would be a free "opportunity".
             # Venues with documented auctions (allow_crossed) decide themselves when
             # a persistent cross means desync; everyone else resyncs at once.
@@ -355,21 +362,16 @@ class VenueFeed:
                 self.count("crossed")
                 self.resync(sb, "crossed book")
             return
-        n = self.quote_depth
-        # The book keeps each level's floats: the quote's lists are read, not converted.
-        top = book.top_floats(n)
-        book.mark_top(n)
         if top == sb.last_top:
             return
         sb.last_top = top
-        fb, fa = top
         if venue_ts_ns:
             self._latency.append((recv_ns - venue_ts_ns) / 1e6)
-        bp, bq = book.best_bid()
-        ap, aq = book.best_ask()
+        bp, bq = book.bids[bid]
+        ap, aq = book.asks[ask]
         self.emit(Quote(
             venue=self.venue, symbol=sb.symbol,
-            bid=fb[0][0], bid_size=fb[0][1], ask=fa[0][0], ask_size=fa[0][1],
+            bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size,
             bids=fb, asks=fa, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
             venue_ts_ns=venue_ts_ns, recv_ts_ns=recv_ns, seq=seq,
         ))
