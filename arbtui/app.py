@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -27,6 +28,35 @@ from arbtui.screens.dashboard import DashboardScreen
 from arbtui.screens.keymap import KEYMAP
 
 log = logging.getLogger("arbtui.app")
+
+#: Young-generation GC threshold while the dashboard runs (CPython's default is 700).
+GC_GEN0 = 5000
+
+
+def tune_gc() -> Callable[[], None]:
+    """Keep full garbage collections rare and short while the dashboard runs.
+
+    A full (generation 2) collection walks every tracked object with the GIL held,
+    so it stops the UI and the engine thread alike. Under 20 k quotes/s Textual's
+    per-frame objects (strips, segments, styles) outlived two young collections at
+    the default threshold (a young collection every ~7 ms), were promoted, and set
+    off a full collection about once a second, 170-320 ms each over ~200 k objects:
+    a key press that met one took that long (benchmarks/ui.py --trace: UI thread on
+    CPU the whole time, inside ``gc``). So: everything alive once the engine and the
+    screen are up (modules, classes, config: never garbage) is frozen out of the
+    collector's walk, and young collections run every 5000 allocations instead of
+    700, so frame garbage dies young instead of being promoted. Returns the undo.
+    """
+    old = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0, old[1], old[2])
+
+    def restore() -> None:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+    return restore
 
 
 def current_settings(engine: Any, cfg: Any, focused: str) -> dict[str, Any]:
@@ -85,7 +115,8 @@ class ArbApp(App):
 
     def __init__(self, engine: Any, cfg: Any, *, clock: Callable[[], int] = time.time_ns,
                  config_path: Path | None = None, start_engine: bool = True,
-                 duration: float | None = None, threaded: bool = False) -> None:
+                 duration: float | None = None, threaded: bool = False,
+                 gc_tuning: bool = False) -> None:
         super().__init__()
         self.engine = engine
         self.cfg = cfg
@@ -99,6 +130,10 @@ class ArbApp(App):
         # UI loop use the shared loop.
         self.host = EngineThread(engine) if threaded else None
         self._switch_interval: float | None = None
+        # gc_tuning (what ``arbtui`` runs; see tune_gc) changes process-wide GC state,
+        # so tests that build many apps in one process leave it off.
+        self.gc_tuning = gc_tuning
+        self._gc_restore: Callable[[], None] | None = None
         self.dashboard = DashboardScreen(self.host or engine, cfg, clock)
         self._saved = baseline_settings(engine, cfg, self.dashboard.focus_sym)
 
@@ -124,6 +159,8 @@ class ArbApp(App):
                 self._engine_stopped = True
                 self.exit(return_code=2, message=f"arbtui: engine failed to start: {e}")
                 return
+        if self.gc_tuning and not self._engine_stopped:
+            self._gc_restore = tune_gc()
         if self.duration:
             self.set_timer(self.duration, self.action_quit)
 
@@ -150,6 +187,9 @@ class ArbApp(App):
         await self.stop_engine()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
+        if self._gc_restore is not None:
+            self._gc_restore()
+            self._gc_restore = None
 
     # ------------------------------------------------------------------ settings
 
@@ -195,6 +235,7 @@ def run_app(cfg: Any, mode: str, args: argparse.Namespace) -> int:
     from arbtui.cli import make_engine
 
     engine = make_engine(cfg, mode, args)
-    app = ArbApp(engine, cfg, duration=getattr(args, "duration", None), threaded=True)
+    app = ArbApp(engine, cfg, duration=getattr(args, "duration", None), threaded=True,
+                 gc_tuning=True)
     app.run()
     return app.return_code or 0

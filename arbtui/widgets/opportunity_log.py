@@ -4,6 +4,15 @@ Events arrive in batches (the dashboard drains ``engine.events_since`` once per
 sample). A batch folds every event into its row record and drops that row's
 cached line; only rows whose record changed are rendered again, at fixed column
 widths (TEXTUAL-NOTES D.2/D.3). Rows beyond the line cap go oldest-first.
+
+What a row keeps is kept lean on purpose: every object the dashboard holds on
+to is walked by each full (generation 2) garbage collection, which stops every
+thread, the engine's too. Rows holding ten Rich ``Text`` cells each and a cached
+``Strip`` for every row ever shown (a Strip carries seven caches) made the log
+~100 k of the heap's ~200 k tracked objects, and a full collection took 170-300
+ms under load (benchmarks/ui.py --trace): a key press that met one waited that
+long. Now a row holds plain strings (untracked by the collector), and strips
+are cached only for the rows on screen.
 """
 
 from __future__ import annotations
@@ -38,13 +47,17 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
-@dataclass
+#: One rendered cell: (text, style). Plain strings, so a row is no work for the GC.
+Cell = tuple[str, str]
+
+
+@dataclass(slots=True)
 class OppRow:
     first: Opportunity  # the OPENED event: it carries both book sides at detection
     last: Opportunity
     fills: list[Fill] = field(default_factory=list)
     closed: bool = False
-    cells: dict[str, Any] = field(default_factory=dict)
+    life: str = ""  # the lifetime cell as last rendered; tick() re-renders when it moves
 
     def markers(self) -> str:
         m = ""
@@ -163,7 +176,7 @@ class OpportunityLog(ScrollView, can_focus=True):
         """Live lifetimes for open rows (a handful), at the chart cadence."""
         changed = False
         for rid, row in self.rows_by_id.items():
-            if not row.closed and self._update_cells(row, now_ns, only="life"):
+            if not row.closed and _life(row, now_ns) != row.life:
                 self._strips.pop(rid, None)
                 changed = True
         if changed:
@@ -251,16 +264,26 @@ class OpportunityLog(ScrollView, can_focus=True):
         strip = self._strips.get(rid)
         if strip is None:
             row = self.rows_by_id[rid]
-            row.cells = self._cells(row, self.app_clock())
+            cells = self._cells(row, self.app_clock())
+            row.life = cells[LIFE][0]
             line = Text(no_wrap=True)
-            for key, _, _ in COLUMNS:
-                line.append_text(row.cells[key])
+            for text, style in cells:
+                line.append(text, style)
+            if len(self._strips) >= 2 * self.size.height + 8:
+                self._evict_offscreen()
             strip = self._strips[rid] = self._strip(line)
         # Pad with a real style: a None style breaks the monochrome (NO_COLOR) filter.
         strip = strip.crop_extend(0, width, Style()).apply_style(self.rich_style)
         if idx == self.cursor:
             strip = strip.apply_style(self._cursor_style())
         return strip
+
+    def _evict_offscreen(self) -> None:
+        """Keep cached strips only for rows in view: a row scrolled away is re-rendered
+        (one row, cheap) if it comes back, instead of being held until it leaves the log."""
+        top = int(self.scroll_offset.y)
+        keep = self.order[top:top + self.size.height]
+        self._strips = {rid: self._strips[rid] for rid in keep if rid in self._strips}
 
     def _cursor_style(self) -> Style:
         # Reverse video reads in monochrome (NO_COLOR) as well as in colour.
@@ -275,27 +298,27 @@ class OpportunityLog(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ cells
 
-    def _cells(self, row: OppRow, now_ns: int) -> dict[str, Text]:
+    def _cells(self, row: OppRow, now_ns: int) -> tuple[Cell, ...]:
+        """The row's cells in ``COLUMNS`` order."""
         o = row.last
         st = edge_style(row, self.min_net, self.exec_net)
         dim = "dim" if row.closed else ""
-        return {
-            "mk": Text(row.markers().ljust(3), "bold magenta" if o.suspect else "bold"),
-            "time": Text(fmt_clock(row.first.opened_ts_ns or o.ts_ns).ljust(9), dim),
-            "sym": Text(o.symbol[:8].ljust(9), dim),
-            "buy": Text(o.buy_venue[:8].ljust(9), dim),
-            "sell": Text(o.sell_venue[:8].ljust(9), dim),
-            "gross": Text(fmt_bps(o.gross_bps, 6) + " ", dim),
-            "net": Text(fmt_bps(o.net_bps, 6) + " ", st),
-            "profit": Text(fmt_money(o.profit, 8) + " ", st),
-            "life": Text(fmt_lifetime(row.lifetime_ms(now_ns)).rjust(6) + " ", dim),
-            "size": Text(fmt_sz(o.size, 8) + " ", dim),
-        }
+        return (
+            (row.markers().ljust(3), "bold magenta" if o.suspect else "bold"),
+            (fmt_clock(row.first.opened_ts_ns or o.ts_ns).ljust(9), dim),
+            (o.symbol[:8].ljust(9), dim),
+            (o.buy_venue[:8].ljust(9), dim),
+            (o.sell_venue[:8].ljust(9), dim),
+            (fmt_bps(o.gross_bps, 6) + " ", dim),
+            (fmt_bps(o.net_bps, 6) + " ", st),
+            (fmt_money(o.profit, 8) + " ", st),
+            (_life(row, now_ns), dim),
+            (fmt_sz(o.size, 8) + " ", dim),
+        )
 
-    def _update_cells(self, row: OppRow, now_ns: int, only: str) -> bool:
-        new = self._cells(row, now_ns)[only]
-        old = row.cells.get(only)
-        if old is not None and old.plain == new.plain and old.style == new.style:
-            return False
-        row.cells[only] = new
-        return True
+
+LIFE = [k for k, _, _ in COLUMNS].index("life")
+
+
+def _life(row: OppRow, now_ns: int) -> str:
+    return fmt_lifetime(row.lifetime_ms(now_ns)).rjust(6) + " "
