@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from typing import Any
@@ -86,12 +87,28 @@ class Collector:
 
 
 async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
-                  threaded: bool = True) -> dict[str, Any]:
+                  threaded: bool = True, trace: bool = False,
+                  interval: float = 0.5, gc_tuning: bool = True) -> dict[str, Any]:
     """One run. With ``ui``, ``threaded`` (the default) is what ``arbtui`` runs: the engine
-    on its own thread; ``threaded=False`` puts engine and dashboard on one loop."""
+    on its own thread; ``threaded=False`` puts engine and dashboard on one loop.
+    ``trace`` adds stall forensics (``benchmarks.ui_trace``) to every press.
+    ``gc_tuning`` is the app's (``arbtui.app.tune_gc``, what ``arbtui`` runs); off = the
+    interpreter's defaults, for before/after comparisons."""
     eng, quotes = make_engine()
+    # The producer's 20 000 ready quotes (three GC-tracked objects each) are the load
+    # generator's, not the product's: a real feed's quotes live milliseconds. Left in
+    # the collector's oldest generation they would add ~60 k objects to every full
+    # collection the dashboard's allocations trigger, so they are frozen out of it.
+    gc.collect()
+    gc.freeze()
     prod = Producer(eng, quotes, rate)
-    out: dict[str, Any] = {"keys_ns": []}
+    out: dict[str, Any] = {"keys_ns": [], "presses": []}
+    tr = None
+    if trace:
+        from benchmarks.ui_trace import Trace
+
+        tr = Trace()
+        tr.start()
 
     async def drive(pilot: Any = None, app: Any = None) -> None:
         host = app.host if app is not None and app.host is not None else None
@@ -100,6 +117,10 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
             ptask = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(prod.run(), host._loop))
         else:
             ptask = asyncio.get_running_loop().create_task(prod.run())
+        if tr is not None:
+            asyncio.get_running_loop().create_task(tr.loop_lag("ui" if app else "engine"))
+            if host is not None:
+                asyncio.run_coroutine_threadsafe(tr.loop_lag("engine"), host._loop)
         await asyncio.sleep(warmup)
         col = Collector(eng)
         # The latency window is the engine's: read it on the engine's thread.
@@ -110,9 +131,12 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
         i = 0
         while time.perf_counter() < end:
             if app is not None:
-                out["keys_ns"].append(await press_and_time(app, "plus" if i % 2 == 0 else "minus"))
+                k, info = await press_and_time(app, "plus" if i % 2 == 0 else "minus", tr)
+                out["keys_ns"].append(k)
+                if info is not None:
+                    out["presses"].append(info)
                 i += 1
-            t_next = time.perf_counter() + 0.5
+            t_next = time.perf_counter() + interval
             while time.perf_counter() < t_next:
                 take()
                 await asyncio.sleep(0.05)
@@ -123,11 +147,16 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
         out["detect_ns"] = col.samples
         prod.stop = True
         await ptask
+        if tr is not None:
+            tr.stop()
+            out["gc"] = tr.gc_summary()
+            out["lags"] = [(w, (at - tr.t0) / 1e9, lag / 1e6) for w, at, lag in tr.lags]
 
     if ui:
         from arbtui.app import ArbApp
 
-        app = ArbApp(eng, eng.cfg, threaded=threaded)
+        # (passed only when on, so the harness also drives a pre-gc_tuning app for A/B)
+        app = ArbApp(eng, eng.cfg, threaded=threaded, **({"gc_tuning": True} if gc_tuning else {}))
         displays: list[int] = []
         orig = app._display
 
@@ -137,6 +166,23 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
 
         app._display = display  # type: ignore[method-assign]
         app.bench_displays = displays  # type: ignore[attr-defined]
+        phases: dict[str, int] = {}
+        app.bench_phases = phases  # type: ignore[attr-defined]
+        dash = app.dashboard
+        orig_thr, orig_sample = dash.action_threshold, dash.sample
+
+        def action_threshold(delta: float) -> None:
+            phases["action"] = time.perf_counter_ns()
+            orig_thr(delta)
+            phases["action_done"] = time.perf_counter_ns()
+
+        def sample(force: bool = False) -> None:
+            if force:
+                phases["sample"] = time.perf_counter_ns()
+            orig_sample(force)
+
+        dash.action_threshold = action_threshold  # type: ignore[method-assign]
+        dash.sample = sample  # type: ignore[method-assign]
         async with app.run_test(size=(120, 40)) as pilot:
             await drive(pilot, app)
             await pilot.press("q")
@@ -146,10 +192,11 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
             await drive()
         finally:
             await eng.stop()
+    gc.unfreeze()
     return out
 
 
-async def press_and_time(app: Any, key: str) -> int:
+async def press_and_time(app: Any, key: str, tr: Any = None) -> tuple[int, Any]:
     from textual import events
 
     header = app.dashboard.header_widget
@@ -158,17 +205,30 @@ async def press_and_time(app: Any, key: str) -> int:
     label = f"thr {want:+.1f}bps"
     ev = events.Key(key, "+" if key == "plus" else "-")
     ev.set_sender(app)
+    phases = app.bench_phases
+    phases.clear()
+    b = tr.press_begin() if tr is not None else None
     t0 = time.perf_counter_ns()
     app._driver.send_message(ev)  # the path a real terminal key takes
     while label not in header.plain:
         await asyncio.sleep(0.0005)
-    t_upd = time.perf_counter_ns()
+    t_upd = phases["header"] = time.perf_counter_ns()
     deadline = t_upd + 2_000_000_000
-    while not (app.bench_displays and app.bench_displays[-1] >= t_upd):
+    res = -1
+    while True:
+        if app.bench_displays and app.bench_displays[-1] >= t_upd:
+            res = app.bench_displays[-1] - t0
+            phases["display"] = app.bench_displays[-1]
+            break
         if time.perf_counter_ns() > deadline:
-            return -1
+            break
         await asyncio.sleep(0.0005)
-    return app.bench_displays[-1] - t0
+    info = tr.press_end(b, res, dict(phases)) if tr is not None else None
+    return res, info
+
+
+VARIANTS = {"engine": (False, False), "loop": (True, False), "thread": (True, True)}
+NAMES = {"engine": "engine", "loop": "engine+ui/loop", "thread": "engine+ui/thread"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,13 +236,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=20_000)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--variants", default="engine,loop,thread",
+                    help="comma list of engine (no UI), loop (UI+engine on one loop), "
+                         "thread (engine on its own thread: what arbtui runs)")
+    ap.add_argument("--interval", type=float, default=0.5, help="seconds between key presses")
+    ap.add_argument("--trace", action="store_true",
+                    help="stall forensics per press: GC, loop lag, CPU vs run-queue wait, "
+                         "stacks of slow presses (benchmarks/ui_trace.py)")
+    ap.add_argument("--slowest", type=int, default=5, help="slowest presses to describe")
+    ap.add_argument("--no-gc-tuning", dest="gc_tuning", action="store_false",
+                    help="run the dashboard with the interpreter's GC defaults (before/after)")
     a = ap.parse_args(argv)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     res: dict[str, dict[str, list[float]]] = {}
     keys_all: dict[str, list[int]] = {}
+    lost: dict[str, int] = {}
+    presses: dict[str, list[dict[str, Any]]] = {}
     for r in range(a.runs):
-        for name, ui, threaded in (("engine", False, False), ("engine+ui/loop", True, False),
-                                   ("engine+ui/thread", True, True)):
-            o = asyncio.run(measure(ui, a.rate, a.seconds, threaded=threaded))
+        for v in variants:
+            ui, threaded = VARIANTS[v]
+            name = NAMES[v]
+            o = asyncio.run(measure(ui, a.rate, a.seconds, threaded=threaded, trace=a.trace,
+                                    interval=a.interval, gc_tuning=a.gc_tuning))
             p50, p99 = pct(o["detect_ns"], 50, 99)
             d = res.setdefault(name, {"p50": [], "p99": [], "offered": [], "detected": []})
             d["p50"].append(p50)
@@ -190,12 +265,23 @@ def main(argv: list[str] | None = None) -> int:
             d["offered"].append(o["offered_qps"])
             d["detected"].append(o["detected_qps"])
             keys = [k for k in o["keys_ns"] if k >= 0]
+            lost[name] = lost.get(name, 0) + len(o["keys_ns"]) - len(keys)
             keys_all.setdefault(name, []).extend(keys)
+            for pr in o["presses"]:
+                pr["run"] = r + 1
+            presses.setdefault(name, []).extend(o["presses"])
+            extra = ""
+            if a.trace and ui:
+                worst = {}
+                for w, _at, lag in o.get("lags", []):
+                    worst[w] = max(worst.get(w, 0.0), lag)
+                extra = (f"  gc(gen: n, max ms, total ms) {o.get('gc')}  lag max ms "
+                         + ", ".join(f"{w} {x:.0f}" for w, x in worst.items()))
             print(f"run {r + 1} {name:16s} offered {o['offered_qps']:8.0f}/s  detector evaluated "
                   f"{o['detected_qps']:8.0f}/s  detect p50 {p50:.3f} ms p99 {p99:.3f} ms"
                   + (f"  keys n={len(keys)} p50 {pct(keys, 50)[0]:.1f} ms "
-                     f"max {max(keys) / 1e6:.1f} ms" if keys else ""),
-                  file=sys.stderr)
+                     f"max {max(keys) / 1e6:.1f} ms" if keys else "") + extra,
+                  file=sys.stderr, flush=True)
     m = machine()
     print(f"\n{m['date_utc']} UTC · {m['cpu']} · {m['cores']} cores · Python {m['python']} · "
           f"load {m['loadavg']} · commit {m['commit']}")
@@ -209,8 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, keys in keys_all.items():
         if keys:
             k50, k90, k99 = pct(keys, 50, 90, 99)
+            over = sum(1 for k in keys if k > 100_000_000)
             print(f"\nkey press -> screen ({name}, n={len(keys)}): p50 {k50:.1f} ms, "
-                  f"p90 {k90:.1f} ms, p99 {k99:.1f} ms, max {max(keys) / 1e6:.1f} ms")
+                  f"p90 {k90:.1f} ms, p99 {k99:.1f} ms, max {max(keys) / 1e6:.1f} ms; "
+                  f"{over} over 100 ms" + (f"; {lost[name]} never reached the screen"
+                                           if lost.get(name) else ""))
+            slow = sorted(presses.get(name, []), key=lambda p: -p["ms"])[:a.slowest]
+            if slow:
+                from benchmarks.ui_trace import describe
+
+                print(f"slowest {len(slow)} ({name}):")
+                for p in slow:
+                    print(f"  run {p['run']}" + describe(p))
     return 0
 
 
