@@ -146,3 +146,22 @@ def test_top_matches_decimal_model(ops, n):
     assert fa == [(float(p), float(q)) for p, q in want_a]
     bb, ba = model[True], model[False]
     assert b.crossed() == bool(bb and ba and max(bb) >= min(ba))
+
+
+_PX = st.sampled_from(["0.001", "0.00100000", "100", "100.0", "45285.2", "45285.20", "7.5", "0.5"])
+_QTY = st.sampled_from(["0.00100000", "0.001", "1", "1.0", "12.345", "0"])
+
+
+@given(st.lists(st.tuples(st.booleans(), _PX, _QTY), max_size=40))
+def test_kraken_checksum_equals_the_literal_digit_rule(ops):
+    """The cached per-level texts never change the checksum: compare with the rule
+    written out, over books that share and re-spell levels (the cache outlives books)."""
+    b = Book()
+    for is_bid, px, qty in ops:
+        b.set(is_bid, px, qty)
+
+    def fmt(s: str) -> str:
+        return s.replace(".", "").lstrip("0")
+
+    text = "".join(fmt(p) + fmt(q) for p, q in b.top_asks(10) + b.top_bids(10))
+    assert kraken_checksum(b) == zlib.crc32(text.encode())
