@@ -27,6 +27,7 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left, insort
 from decimal import Decimal, InvalidOperation
+from operator import neg
 
 _NO_FLOOR = float("-inf")
 
@@ -181,12 +182,10 @@ class Book:
         return bool(bk and ak and bk[-1] >= -ak[-1])
 
     def top_bids(self, n: int) -> list[tuple[str, str]]:
-        lv = self.bids
-        return [lv[k] for k in self._bk[:-n - 1:-1]]
+        return list(map(self.bids.__getitem__, self._bk[:-n - 1:-1]))
 
     def top_asks(self, n: int) -> list[tuple[str, str]]:
-        lv = self.asks
-        return [lv[-k] for k in self._ak[:-n - 1:-1]]
+        return list(map(self.asks.__getitem__, map(neg, self._ak[:-n - 1:-1])))
 
     def top_floats(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """The best n ``(price, size)`` float pairs of each side, best first."""
