@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="stall forensics per press: GC, loop lag, CPU vs run-queue wait, "
                          "stacks of slow presses (benchmarks/ui_trace.py)")
     ap.add_argument("--slowest", type=int, default=5, help="slowest presses to describe")
+    ap.add_argument("--json", help="write every press (and per-run detection p50/p99) here")
     ap.add_argument("--no-gc-tuning", dest="gc_tuning", action="store_false",
                     help="run the dashboard with the interpreter's GC defaults (before/after)")
     a = ap.parse_args(argv)
@@ -282,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"  keys n={len(keys)} p50 {pct(keys, 50)[0]:.1f} ms "
                      f"max {max(keys) / 1e6:.1f} ms" if keys else "") + extra,
                   file=sys.stderr, flush=True)
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump({"variants": res, "keys_ns": keys_all, "presses": presses}, f, default=str)
     m = machine()
     print(f"\n{m['date_utc']} UTC · {m['cpu']} · {m['cores']} cores · Python {m['python']} · "
           f"load {m['loadavg']} · commit {m['commit']}")
