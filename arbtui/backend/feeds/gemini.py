@@ -34,11 +34,14 @@ import json
 import logging
 from typing import Any, ClassVar
 
+import msgspec
+
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.gemini")
+_decode = msgspec.json.decode
 
 _FULL_MARKERS = ("trades", "auction_events")
 
@@ -136,8 +139,8 @@ class GeminiFeed(VenueFeed):
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
         try:
-            m = json.loads(data)
-        except ValueError:
+            m = _decode(data)  # msgspec: same types as json.loads, ~2x faster per frame
+        except ValueError:  # msgspec.DecodeError, and bytes that are not UTF-8
             self.frame_error("not JSON", data)
             return
         if not isinstance(m, dict):

@@ -46,11 +46,14 @@ import time
 from collections import deque
 from typing import Any, ClassVar
 
+import msgspec
+
 from arbtui.backend.book import BookError, okx_checksum
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.okx")
+_decode = msgspec.json.decode
 
 _CHANNEL = "books"
 
@@ -216,8 +219,8 @@ class OkxFeed(VenueFeed):
             self.count("pongs")
             return
         try:
-            m = json.loads(data)
-        except ValueError:
+            m = _decode(data)  # msgspec: same types as json.loads, ~2x faster per frame
+        except ValueError:  # msgspec.DecodeError, and bytes that are not UTF-8
             self.frame_error("not JSON", data)
             return
         if not isinstance(m, dict):
