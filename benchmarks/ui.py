@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 worst = {}
                 for w, _at, lag in o.get("lags", []):
                     worst[w] = max(worst.get(w, 0.0), lag)
-                extra = (f"  gc(gen: n, max ms, total ms) {o.get('gc')}  lag max ms "
+                extra = (f"  gc(gen: n, max wall ms, total, max CPU ms) {o.get('gc')}  lag max ms "
                          + ", ".join(f"{w} {x:.0f}" for w, x in worst.items()))
             print(f"run {r + 1} {name:16s} offered {o['offered_qps']:8.0f}/s  detector evaluated "
                   f"{o['detected_qps']:8.0f}/s  detect p50 {p50:.3f} ms p99 {p99:.3f} ms"

@@ -59,8 +59,9 @@ def _short(frame: Any, depth: int = 14) -> tuple[str, ...]:
 class Trace:
     def __init__(self) -> None:
         self.t0 = time.perf_counter_ns()
-        self.gcs: list[tuple[int, int, int, str]] = []  # (start, dur, gen, thread)
-        self._gc_start: dict[int, int] = {}
+        # (start, wall dur, gen, thread, CPU dur): wall >> CPU = descheduled mid-collection
+        self.gcs: list[tuple[int, int, int, str, int]] = []
+        self._gc_start: dict[int, tuple[int, int]] = {}
         self.lags: list[tuple[str, int, int]] = []  # (who, woke_at, lag)
         self.samples: list[tuple[int, dict[str, tuple[str, ...]]]] = []
         self.inflight: int | None = None
@@ -75,13 +76,15 @@ class Trace:
     def _gc_cb(self, phase: str, info: dict[str, Any]) -> None:
         me = threading.get_ident()
         if phase == "start":
-            self._gc_start[me] = time.perf_counter_ns()
+            self._gc_start[me] = (time.perf_counter_ns(), time.thread_time_ns())
         else:
-            s = self._gc_start.pop(me, None)
-            if s is not None:
+            st = self._gc_start.pop(me, None)
+            if st is not None:
+                s, c = st
                 name = "ui" if me == self.ui_ident else (
                     "engine" if me == self.eng_ident else threading.current_thread().name)
-                self.gcs.append((s, time.perf_counter_ns() - s, info.get("generation", -1), name))
+                self.gcs.append((s, time.perf_counter_ns() - s, info.get("generation", -1), name,
+                                 time.thread_time_ns() - c))
 
     # ------------------------------------------------------------------ lag monitors
     async def loop_lag(self, who: str, stop: asyncio.Event | None = None) -> None:
@@ -146,7 +149,8 @@ class Trace:
             "eng_cpu_ms": (eng[0] - b["eng"][0]) / 1e6,
             "eng_wait_ms": (eng[1] - b["eng"][1]) / 1e6,
             "load": b["load"], "phases_ms": {k: (v - t0) / 1e6 for k, v in phases.items()},
-            "gc": [(g, d / 1e6, th) for s, d, g, th in self.gcs if s + d >= t0 and s <= t1],
+            "gc": [(g, d / 1e6, th, c / 1e6) for s, d, g, th, c in self.gcs
+                   if s + d >= t0 and s <= t1 and (g > 0 or d > 2_000_000)],
             "lags": [(w, lag / 1e6) for w, at, lag in self.lags if at - lag <= t1 and at >= t0],
             "stacks": self._stack_summary(t0, t1),
         }
@@ -162,10 +166,13 @@ class Trace:
         return out
 
     def gc_summary(self) -> dict[str, Any]:
-        by: dict[int, list[int]] = {}
-        for _s, d, g, _th in self.gcs:
-            by.setdefault(g, []).append(d)
-        return {g: (len(v), max(v) / 1e6, sum(v) / 1e6) for g, v in sorted(by.items())}
+        """generation -> (count, max wall ms, total wall ms, max CPU ms)."""
+        by: dict[int, list[tuple[int, int]]] = {}
+        for _s, d, g, _th, c in self.gcs:
+            by.setdefault(g, []).append((d, c))
+        return {g: (len(v), round(max(d for d, _ in v) / 1e6, 1),
+                    round(sum(d for d, _ in v) / 1e6, 1), round(max(c for _, c in v) / 1e6, 1))
+                for g, v in sorted(by.items())}
 
 
 def describe(p: dict[str, Any]) -> str:
@@ -176,7 +183,8 @@ def describe(p: dict[str, Any]) -> str:
              f"{p['ui_cpu_ms']:.0f} / run-queue wait {p['ui_wait_ms']:.0f} ms; engine cpu "
              f"{p['eng_cpu_ms']:.0f} / wait {p['eng_wait_ms']:.0f} ms; load {p['load']:.2f}")]
     if p["gc"]:
-        lines.append("    gc: " + ", ".join(f"gen{g} {d:.1f} ms ({th})" for g, d, th in p["gc"]))
+        lines.append("    gc: " + ", ".join(f"gen{g} {d:.1f} ms wall/{c:.1f} CPU ({th})"
+                                          for g, d, th, c in p["gc"]))
     if p["lags"]:
         worst: dict[str, float] = {}
         for w, lag in p["lags"]:
