@@ -96,31 +96,32 @@ def _px(lv: _Level) -> float:
     return p
 
 
-_minute_cache: dict[str, int] = {}
+_second_cache: dict[str, int] = {}
 
 
 def rfc3339_ns(s: str) -> int:
     """``2026-08-09T21:05:48.483587501Z`` -> epoch ns, keeping all nine digits.
 
-    Sliced by position (the venue's fixed layout) with the date, hour and
-    minute cached (frames of one minute share them); anything else goes
+    Sliced by position (the venue's fixed layout) with everything up to the
+    second cached (the frames of one second share it); anything else goes
     through ``datetime`` (microseconds only). 0 if unparsable.
     """
     try:
         if len(s) >= 20 and s[-1] == "Z" and s[10] in "Tt ":
-            minute = s[:16]
-            base = _minute_cache.get(minute)
+            head = s[:19]
+            base = _second_cache.get(head)
             if base is None:
-                base = calendar.timegm((int(s[0:4]), int(s[5:7]), int(s[8:10]), 0, 0, 0, 0, 0, 0))
-                base += int(s[11:13]) * 3600 + int(s[14:16]) * 60
-                if len(_minute_cache) > 64:
-                    _minute_cache.clear()
-                _minute_cache[minute] = base
-            secs = base + int(s[17:19])
-            frac = s[20:-1] if s[19] == "." else ""
-            if frac and not frac.isdigit():
+                secs = calendar.timegm((int(s[0:4]), int(s[5:7]), int(s[8:10]), 0, 0, 0, 0, 0, 0))
+                secs += int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
+                if len(_second_cache) > 256:
+                    _second_cache.clear()
+                base = _second_cache[head] = secs * 1_000_000_000
+            if s[19] != "." or len(s) == 21:
+                return base
+            frac = s[20:-1]
+            if not frac.isdigit():
                 raise ValueError(s)
-            return secs * 1_000_000_000 + (int((frac + "000000000")[:9]) if frac else 0)
+            return base + int((frac + "000000000")[:9])
         dt = datetime.fromisoformat(s)
         return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
     except (ValueError, TypeError, IndexError):
