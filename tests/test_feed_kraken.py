@@ -8,6 +8,7 @@ import json
 import zlib
 from decimal import Decimal
 
+import msgspec
 import pytest
 from feed_kb_fixtures import Rig
 
@@ -162,6 +163,16 @@ def test_rfc3339_and_depths_and_numbers():
     assert num_text(Decimal("0.00100000")) == "0.00100000" and num_text(45285) == "45285"
     with pytest.raises(ValueError):
         num_text(True)
+
+
+def test_wire_numbers_keep_their_literal_text():
+    from arbtui.backend.feeds.kraken import _decoder
+
+    raw = b'[45285.20, 0.00100000, 45285, -0.0, 1e-7, 1.5E+2, "7.10"]'
+    got = [num_text(v) for v in _decoder.decode(raw)]
+    # The old Decimal hook's output, digit for digit (trailing zeros are checksum input).
+    assert got == ["45285.20", "0.00100000", "45285", "-0.0", "0.0000001", "150", "7.10"]
+    assert got == [num_text(v) for v in msgspec.json.Decoder(float_hook=Decimal).decode(raw)]
 
 
 def test_parse_instruments_maps_wsname_and_skips_dark_pools():

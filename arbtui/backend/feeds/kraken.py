@@ -3,8 +3,8 @@
 Kraken has no sequence numbers: the CRC32 over the top 10 levels is the only
 way to detect drift (PROTOCOLS.md §4). v2 sends ``price``/``qty`` as JSON
 *numbers*, and the checksum is defined over their literal digits (trailing
-zeros count), so frames are decoded with a Decimal float hook and each level
-keeps the exact text it arrived with. A mismatch resubscribes that one symbol,
+zeros count), so frames are decoded with a float hook that keeps each number's
+literal text, and each level keeps the exact text it arrived with. A mismatch resubscribes that one symbol,
 rate-limited, and never tears down the connection (cryptofeed's raise-and-
 reconnect drops every pair on the socket: PROTOCOLS.md §9 #9).
 
@@ -39,8 +39,21 @@ LEGACY_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
 #: each request small under its undocumented, dynamic message-rate limit.
 SUBSCRIBE_BATCH = 50
 
+def _wire_number(text: str) -> str:
+    """msgspec float hook: a JSON number's literal text, trailing zeros kept.
+
+    An exponent form ("1e-7") is written out as a plain decimal, as ``Decimal``
+    formatting always did; any other JSON number's text is already exactly
+    that. Keeping the text (rather than a ``Decimal`` formatted back later)
+    saves two conversions per price and size.
+    """
+    if "e" in text or "E" in text:
+        return format(Decimal(text), "f")
+    return text
+
+
 # Keep the literal digits of JSON numbers: the checksum is over them.
-_decoder = msgspec.json.Decoder(float_hook=Decimal)
+_decoder = msgspec.json.Decoder(float_hook=_wire_number)
 
 
 def sub_depth(depth: int) -> int:
@@ -53,6 +66,8 @@ def sub_depth(depth: int) -> int:
 
 def num_text(v: Any) -> str:
     """Wire number -> its literal decimal text (``Decimal`` keeps trailing zeros)."""
+    if v.__class__ is str:  # a number decoded by _wire_number, or a string on the wire
+        return v
     if isinstance(v, Decimal):
         return format(v, "f")
     if isinstance(v, int) and not isinstance(v, bool):
@@ -60,6 +75,11 @@ def num_text(v: Any) -> str:
     if isinstance(v, str):
         return v
     raise BookError(f"not a number: {v!r}")
+
+
+#: "<date>T<time up to the second><offset>" -> unix seconds: every book
+#: message carries a timestamp, and those of one second share this part.
+_second_cache: dict[str, int] = {}
 
 
 def rfc3339_ns(s: Any) -> int:
@@ -75,9 +95,15 @@ def rfc3339_ns(s: Any) -> int:
             main, tz = s[:-6], s[-6:]
         if "." in main:
             main, frac = main.split(".", 1)
-        dt = datetime.fromisoformat(main + (tz or "+00:00"))
+        head = main + (tz or "+00:00")
+        secs = _second_cache.get(head)
+        if secs is None:
+            secs = int(datetime.fromisoformat(head).timestamp())
+            if len(_second_cache) > 256:
+                _second_cache.clear()
+            _second_cache[head] = secs
         ns = int(frac[:9].ljust(9, "0")) if frac else 0
-        return int(dt.timestamp()) * 1_000_000_000 + ns
+        return secs * 1_000_000_000 + ns
     except ValueError:
         return 0
 
