@@ -272,30 +272,27 @@ class CoinbaseFeed(VenueFeed):
             if sb is None:
                 self.count("unknown_symbol")
                 continue
-            if ev.type == "snapshot":
-                if self._load_snapshot(sb, ev.updates, data) and sb not in touched:
-                    touched.append(sb)
-            elif ev.type == "update":
+            if ev.type == "update":
                 if sb.extra.get("await_snap", True):
                     self.count("updates_before_snapshot")  # legal right after (re)subscribing
                     continue
                 if self._apply(sb, ev.updates, data) and sb not in touched:
                     touched.append(sb)
+            elif ev.type == "snapshot":
+                if self._load_snapshot(sb, ev.updates, data) and sb not in touched:
+                    touched.append(sb)
             else:
                 self.frame_error(f"unknown event type {ev.type!r}", data)
-        if touched:
-            # The venue time only goes into a quote, and publish builds one only
-            # when a change reached the quoted top: most frames need no parse.
-            venue_ns = 0
-            ts = msg.timestamp
-            if ts:
-                for sb in touched:
-                    if sb.book.top_dirty or sb.last_top is None:
-                        venue_ns = rfc3339_ns(ts)
-                        break
-            seq = self._seq
-            for sb in touched:
-                self.publish(sb, recv_ns, venue_ns, seq)
+        venue_ns = -1
+        for sb in touched:
+            if sb.book.top_dirty or sb.last_top is None:
+                if venue_ns < 0:  # it only goes into a quote: most frames never parse it
+                    ts = msg.timestamp
+                    venue_ns = rfc3339_ns(ts) if ts else 0
+                self.publish(sb, recv_ns, venue_ns, self._seq)
+            else:
+                # Every change was below the quoted depth: all publish would do is this.
+                sb.last_update_ns = recv_ns
 
     def _load_snapshot(self, sb: SymbolBook, ups: list[_Level], data) -> bool:
         book = sb.book
