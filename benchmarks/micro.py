@@ -4,7 +4,7 @@ Parse + book: the real adapters (``feed_class(venue)``) are driven exactly as
 ``arbtui replay`` drives them (``ReplayEngine``: REST snapshots from the
 recording, same connection split), and only the time spent inside
 ``feed.feed_frame`` is counted, so the figure is the adapter's own cost per
-message (JSON decode, sequence/checksum rules, Decimal-keyed book, quote
+message (JSON decode, sequence/checksum rules, float-keyed book, quote
 build), on one core.
 """
 
