@@ -79,43 +79,80 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
     """
     fa = 1 + fee_a_bps / 1e4
     fb = 1 - fee_b_bps / 1e4
-    i = j = 0
-    ra = asks[0][1] * level_share if asks else 0.0
-    rb = bids[0][1] * level_share if bids else 0.0
+    eps, inf = _EPS, math.inf
+    na, nb = len(asks), len(bids)
     size = cost_px = proc_px = 0.0
     buy_worst = sell_worst = 0.0
     limited = "depth"
-    while i < len(asks) and j < len(bids):
-        pa, pb = asks[i][0], bids[j][0]
-        if pb * rate * fb - pa * fa <= 0:
-            limited = "edge"
-            break
-        q = min(ra, rb)
-        caps = (
-            (max_base - size, "base_balance"),
-            ((max_notional - cost_px) / pa, "max_notional"),
-            ((max_quote - cost_px * fa) / (pa * fa), "quote_balance"),
-        )
-        cap_hit = ""
-        for c, name in caps:
-            if c <= q:
-                q, cap_hit = c, name
-        if q > _EPS:
-            size += q
-            cost_px += pa * q
-            proc_px += pb * q
-            buy_worst, sell_worst = pa, pb
-            ra -= q
-            rb -= q
-        if cap_hit:
-            limited = cap_hit
-            break
-        if ra <= _EPS:
-            i += 1
-            ra = asks[i][1] * level_share if i < len(asks) else 0.0
-        if rb <= _EPS:
-            j += 1
-            rb = bids[j][1] * level_share if j < len(bids) else 0.0
+    if na and nb:
+        # Hot loop (the detector walks on most quotes of an open window): each
+        # level's price x fee factor is computed once, when the walk reaches the
+        # level, and the wallet caps are skipped while they cannot bind: with
+        # both infinite, a positive finite ask x (1 + fee_a) and a finite
+        # remaining ask size, max_base - size and the quote cap are +inf, never
+        # <= the chunk. Any other case computes all three caps, in order.
+        no_wallet = max_base == inf and max_quote == inf
+        i = j = 0
+        lv = asks[0]
+        pa = lv[0]
+        ra = lv[1] * level_share
+        pafa = pa * fa
+        fast = no_wallet and 0.0 < pafa < inf and ra < inf
+        lv = bids[0]
+        pb = lv[0]
+        rb = lv[1] * level_share
+        pbf = pb * rate * fb
+        while True:
+            if pbf - pafa <= 0:
+                limited = "edge"
+                break
+            q = rb if rb < ra else ra  # noqa: FURB136 -- min(ra, rb) without the call
+            cap_hit = ""
+            if fast:
+                c = (max_notional - cost_px) / pa
+                if c <= q:
+                    q, cap_hit = c, "max_notional"
+            else:
+                c = max_base - size
+                if c <= q:
+                    q, cap_hit = c, "base_balance"
+                c = (max_notional - cost_px) / pa
+                if c <= q:
+                    q, cap_hit = c, "max_notional"
+                c = (max_quote - cost_px * fa) / pafa
+                if c <= q:
+                    q, cap_hit = c, "quote_balance"
+            if q > eps:
+                size += q
+                cost_px += pa * q
+                proc_px += pb * q
+                buy_worst, sell_worst = pa, pb
+                ra -= q
+                rb -= q
+            if cap_hit:
+                limited = cap_hit
+                break
+            if ra <= eps:
+                i += 1
+                if i < na:
+                    lv = asks[i]
+                    pa = lv[0]
+                    ra = lv[1] * level_share
+                    pafa = pa * fa
+                    fast = no_wallet and 0.0 < pafa < inf and ra < inf
+                else:
+                    ra = 0.0
+            if rb <= eps:
+                j += 1
+                if j < nb:
+                    lv = bids[j]
+                    pb = lv[0]
+                    rb = lv[1] * level_share
+                    pbf = pb * rate * fb
+                else:
+                    rb = 0.0
+            if i >= na or j >= nb:
+                break
     if size <= _EPS:
         return Walk(limited_by=limited)
     buy_vwap = cost_px / size
