@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from arbtui.backend.edge import _EPS, Walk, gross_bps, net_bps, net_profit, walk
+from arbtui.backend.edge import _EPS, Walk, gross_bps, marginal_profit, net_bps, net_profit, walk
 
 A = [(100.0, 1.0), (100.5, 2.0), (102.0, 5.0)]  # buy venue asks, best first
 B = [(101.5, 1.5), (101.0, 1.0), (100.0, 10.0)]  # sell venue bids, best first
@@ -199,3 +199,14 @@ def test_walk_matches_the_reference_bit_for_bit(seed) -> None:
         kinds.add(got if isinstance(got, str) else got[-1])
     # every way a walk can end was exercised
     assert kinds >= {"edge", "depth", "max_notional", "quote_balance", "base_balance"}
+
+
+def test_marginal_profit_is_net_profit_of_one_unit_bit_for_bit() -> None:
+    rng = random.Random(7)
+    odd = [0.0, -0.0, 1.0, -1.0, 1e-300, 1e300, math.inf, -math.inf, math.nan]
+    for _ in range(50_000):
+        ask, bid = (rng.choice(odd) if rng.random() < 0.1 else rng.uniform(0.5, 2e5)
+                    for _ in range(2))
+        fa, fb = (rng.choice((0.0, 1.0, 2.5, 10.0, 25.0, -1.0)) for _ in range(2))
+        got = struct.pack("<d", marginal_profit(ask, bid, fa, fb))
+        assert got == struct.pack("<d", net_profit(ask, bid, 1.0, fa, fb)), (ask, bid, fa, fb)

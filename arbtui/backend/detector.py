@@ -42,7 +42,7 @@ from collections.abc import Callable
 import msgspec
 
 from arbtui import symbols as symmod
-from arbtui.backend.edge import gross_bps, marginal_profit, walk
+from arbtui.backend.edge import Walk, gross_bps, marginal_profit, walk
 from arbtui.config import DetectorConfig
 from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote
 
@@ -127,13 +127,16 @@ class _Leg:
 
 
 class _Open:
-    __slots__ = ("buy", "last_emit_net", "opp", "sell")
+    __slots__ = ("buy", "last_emit_net", "opp", "sell", "top", "w")
 
     def __init__(self, opp: Opportunity, buy: _Leg, sell: _Leg) -> None:
         self.opp = opp
         self.last_emit_net = opp.net_bps
         self.buy = buy
         self.sell = sell
+        #: the Walk and (ask, bid, rate) last applied to ``opp``
+        self.w: Walk | None = None
+        self.top: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 class Detector:
@@ -548,24 +551,31 @@ class Detector:
         bids = sell.bids or [(sell.bid, sell.bid_size)]
         params = (rate, cfg.flat_cost, cfg.max_notional, max_quote, max_base, cfg.max_level_share)
         c = bl.walks.get(sl) if self.indexed else None
-        if c is not None and c[2] == params and c[0] == asks and c[1] == bids:
-            # walk() is a pure function of these inputs: same inputs, same Walk.
+        # walk() is a pure function of its inputs: same inputs, same Walk. A
+        # published Quote is never changed (feeds build new level lists for
+        # every quote), so the same quote object means the same levels.
+        if (c is not None and (c[0] is asks or c[0] == asks) and (c[1] is bids or c[1] == bids)
+                and c[2] == params):
             w = c[3]
         else:
             w = walk(asks, bids, fa, fb, flat_cost=cfg.flat_cost, rate=rate,
                      max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
                      level_share=cfg.max_level_share)
             if self.indexed:
-                # Copies: a level list mutated in place must not look unchanged.
-                bl.walks[sl] = (list(asks), list(bids), params, w)
+                bl.walks[sl] = (asks, bids, params, w)
         if w.size <= 0 or w.notional < cfg.min_notional or w.net_bps < cfg.min_net_bps:
             if o is not None:
                 why = "below min_notional" if w.size > 0 and w.notional < cfg.min_notional \
                     else "edge gone"
                 out.append(self._close(key, now, why))
             return
-        top_gross = gross_bps(buy.ask, sell.bid * rate)
         suspect = w.net_bps > cfg.max_plausible_bps
+        if o is not None and o.w is w and o.top == (buy.ask, sell.bid, rate) and (
+                p := o.opp).suspect >= suspect:
+            # The same walk on the same top of book: every field below already
+            # holds these values (peaks included) and no UPDATED is due.
+            return
+        top_gross = gross_bps(buy.ask, sell.bid * rate)
         if o is None:
             self._seq += 1
             self.counters["opened"] += 1
@@ -587,11 +597,13 @@ class Detector:
             )
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
-            self.open[key] = _Open(msgspec.structs.replace(opp), bl, sl)
+            self.open[key] = o = _Open(msgspec.structs.replace(opp), bl, sl)
+            o.w, o.top = w, (buy.ask, sell.bid, rate)
             bl.opens[sl] = bl.opens.get(sl, 0) + 1
             sl.opens[bl] = sl.opens.get(bl, 0) + 1
             out.append(opp)
             return
+        o.w, o.top = w, (buy.ask, sell.bid, rate)
         p = o.opp
         p.buy_price, p.sell_price, p.gross_bps, p.net_bps = buy.ask, sell.bid, w.gross_bps, w.net_bps
         p.size, p.buy_vwap, p.sell_vwap, p.profit = w.size, w.buy_vwap, w.sell_vwap, w.profit

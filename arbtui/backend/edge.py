@@ -39,8 +39,12 @@ def net_bps(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float, *,
 
 
 def marginal_profit(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float) -> float:
-    """Profit of one more base unit bought at ``ask`` and sold at ``bid`` (no flat cost)."""
-    return net_profit(ask, bid, 1.0, fee_a_bps, fee_b_bps)
+    """Profit of one more base unit bought at ``ask`` and sold at ``bid`` (no flat cost).
+
+    ``net_profit(ask, bid, 1.0, fee_a_bps, fee_b_bps)`` written out (size 1 and
+    flat cost 0 change no bit), one call cheaper: the detector asks it per pair.
+    """
+    return bid * (1 - fee_b_bps / 1e4) - ask * (1 + fee_a_bps / 1e4)
 
 
 @dataclass(slots=True)
