@@ -162,11 +162,11 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
     buy_vwap = cost_px / size
     sell_vwap = proc_px / size
     bid_conv = sell_vwap * rate
-    return Walk(
-        size=size, buy_vwap=buy_vwap, sell_vwap=sell_vwap, buy_worst=buy_worst,
-        sell_worst=sell_worst, notional=cost_px,
-        profit=net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost),
-        gross_bps=gross_bps(buy_vwap, bid_conv),
-        net_bps=net_bps(buy_vwap, bid_conv, fee_a_bps, fee_b_bps, size=size, flat_cost=flat_cost),
-        limited_by=limited,
-    )
+    profit = net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost)
+    # net_bps(buy_vwap, bid_conv, ...) is this profit over this cost: the same
+    # operations on the same values, without computing the profit twice.
+    nbps = profit / (size * buy_vwap * (1 + fee_a_bps / 1e4)) * 1e4
+    # Positional, in field order: size, buy_vwap, sell_vwap, buy_worst, sell_worst,
+    # notional, profit, gross_bps, net_bps, limited_by (keywords cost a third more).
+    return Walk(size, buy_vwap, sell_vwap, buy_worst, sell_worst, cost_px, profit,
+                gross_bps(buy_vwap, bid_conv), nbps, limited)
