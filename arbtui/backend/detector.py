@@ -96,8 +96,8 @@ class _Base:
 class _Leg:
     """One venue's book of one canonical symbol."""
 
-    __slots__ = ("base", "ea", "eb", "fee", "grp", "key", "ma", "mb", "opens", "q", "qmap",
-                 "slot", "sym", "uid", "venue", "walks")
+    __slots__ = ("base", "dirs", "ea", "eb", "fee", "grp", "key", "ma", "mb", "opens", "q", "qmap",
+                 "slot", "sym", "uid", "venue")
 
     def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
                  uid: int) -> None:
@@ -122,21 +122,34 @@ class _Leg:
         self.eb = -_INF
         #: other leg -> number of open windows between the two (either direction).
         self.opens: dict[_Leg, int] = {}
-        #: sell leg -> (asks, bids, params, Walk) of the last walk buying here.
-        self.walks: dict[_Leg, tuple] = {}
+        #: sell leg -> the direction buying here and selling there.
+        self.dirs: dict[_Leg, _Dir] = {}
+
+
+class _Dir:
+    """One direction (buy on one book, sell on another): its key and last walk."""
+
+    __slots__ = ("asks", "bids", "key", "params", "w")
+
+    def __init__(self, buy: _Leg, sell: _Leg) -> None:
+        self.key: Key = (buy.sym, buy.venue, sell.venue, sell.sym)
+        self.asks: list | None = None
+        self.bids: list | None = None
+        self.params: tuple = ()
+        self.w: Walk | None = None
 
 
 class _Open:
-    __slots__ = ("buy", "last_emit_net", "opp", "sell", "top", "w")
+    __slots__ = ("ba", "buy", "last_emit_net", "opp", "rate", "sb", "sell", "w")
 
     def __init__(self, opp: Opportunity, buy: _Leg, sell: _Leg) -> None:
         self.opp = opp
         self.last_emit_net = opp.net_bps
         self.buy = buy
         self.sell = sell
-        #: the Walk and (ask, bid, rate) last applied to ``opp``
+        #: the Walk, buy ask, sell bid and rate last applied to ``opp``
         self.w: Walk | None = None
-        self.top: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self.ba = self.sb = self.rate = math.nan
 
 
 class Detector:
@@ -526,7 +539,10 @@ class Detector:
         ``rate`` converts the sell venue's currency into the buy venue's.
         """
         buy, sell = bl.q, sl.q
-        key = (buy.symbol, buy.venue, sell.venue, sell.symbol)
+        d = bl.dirs.get(sl)
+        if d is None:
+            d = bl.dirs[sl] = _Dir(bl, sl)
+        key = d.key
         cfg = self.cfg
         max_age = cfg.max_quote_age_ms * 1e6
         o = self.open.get(key)
@@ -536,7 +552,8 @@ class Detector:
             return
         fa = bl.fee
         fb = sl.fee
-        if buy.ask <= 0 or sell.bid <= 0 or marginal_profit(buy.ask, sell.bid * rate, fa, fb) <= 0:
+        ba, sb = buy.ask, sell.bid
+        if ba <= 0 or sb <= 0 or marginal_profit(ba, sb * rate, fa, fb) <= 0:
             if o is not None:
                 out.append(self._close(key, now, "edge gone"))
             return
@@ -550,19 +567,17 @@ class Detector:
         asks = buy.asks or [(buy.ask, buy.ask_size)]
         bids = sell.bids or [(sell.bid, sell.bid_size)]
         params = (rate, cfg.flat_cost, cfg.max_notional, max_quote, max_base, cfg.max_level_share)
-        c = bl.walks.get(sl) if self.indexed else None
+        w = d.w
         # walk() is a pure function of its inputs: same inputs, same Walk. A
         # published Quote is never changed (feeds build new level lists for
-        # every quote), so the same quote object means the same levels.
-        if (c is not None and (c[0] is asks or c[0] == asks) and (c[1] is bids or c[1] == bids)
-                and c[2] == params):
-            w = c[3]
-        else:
+        # every quote), so the same list object means the same levels.
+        if not (w is not None and (d.asks is asks or d.asks == asks)
+                and (d.bids is bids or d.bids == bids) and d.params == params):
             w = walk(asks, bids, fa, fb, flat_cost=cfg.flat_cost, rate=rate,
                      max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
                      level_share=cfg.max_level_share)
             if self.indexed:
-                bl.walks[sl] = (asks, bids, params, w)
+                d.asks, d.bids, d.params, d.w = asks, bids, params, w
         if w.size <= 0 or w.notional < cfg.min_notional or w.net_bps < cfg.min_net_bps:
             if o is not None:
                 why = "below min_notional" if w.size > 0 and w.notional < cfg.min_notional \
@@ -570,7 +585,7 @@ class Detector:
                 out.append(self._close(key, now, why))
             return
         suspect = w.net_bps > cfg.max_plausible_bps
-        if o is not None and o.w is w and o.top == (buy.ask, sell.bid, rate) and (
+        if o is not None and o.w is w and o.ba == ba and o.sb == sb and o.rate == rate and (
                 p := o.opp).suspect >= suspect:
             # The same walk on the same top of book: every field below already
             # holds these values (peaks included) and no UPDATED is due.
@@ -598,12 +613,12 @@ class Detector:
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
             self.open[key] = o = _Open(msgspec.structs.replace(opp), bl, sl)
-            o.w, o.top = w, (buy.ask, sell.bid, rate)
+            o.w, o.ba, o.sb, o.rate = w, ba, sb, rate
             bl.opens[sl] = bl.opens.get(sl, 0) + 1
             sl.opens[bl] = sl.opens.get(bl, 0) + 1
             out.append(opp)
             return
-        o.w, o.top = w, (buy.ask, sell.bid, rate)
+        o.w, o.ba, o.sb, o.rate = w, ba, sb, rate
         p = o.opp
         p.buy_price, p.sell_price, p.gross_bps, p.net_bps = buy.ask, sell.bid, w.gross_bps, w.net_bps
         p.size, p.buy_vwap, p.sell_vwap, p.profit = w.size, w.buy_vwap, w.sell_vwap, w.profit
