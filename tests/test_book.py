@@ -87,14 +87,20 @@ def test_top_dirty_never_misses_a_top_change(n, batches, depth):
     b = Book(depth=depth)
     b.mark_top(n)
     last = (b.top_bids(n), b.top_asks(n))
-    for batch in batches:
+    for i, batch in enumerate(batches):
         for is_bid, px, q in batch:
             b.set(is_bid, str(px), str(q))
         b.truncate()
         now = (b.top_bids(n), b.top_asks(n))
         if not b.top_dirty:
             assert now == last
-        b.mark_top(n)
+        if i % 2:
+            b.mark_top(n)
+        else:  # the feeds' path: read the quote's floats and mark in one call
+            fb, fa = b.take_top(n)
+            assert fb == [(float(p), float(q)) for p, q in now[0]]
+            assert fa == [(float(p), float(q)) for p, q in now[1]]
+            assert not b.top_dirty
         last = now
 
 
