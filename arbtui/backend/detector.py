@@ -157,6 +157,7 @@ class Detector:
     def __init__(self, cfg: DetectorConfig, fees_bps: dict[str, float], *,
                  clock: Callable[[], int] = time.time_ns, indexed: bool = True) -> None:
         self.cfg = cfg
+        #: taker fee bps per venue; a book reads its venue's fee once, when first seen.
         self.fees = dict(fees_bps)
         self.clock = clock
         #: symbol -> venue -> latest LIVE quote (the dashboard reads this).
