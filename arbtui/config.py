@@ -92,7 +92,7 @@ class KafkaConfig(_S):
     acks: Literal[0, 1, "all"] = 1
     linger_ms: int = 1
     compression: Literal["none", "lz4", "gzip"] = "none"
-    max_batch_size: int = 65536
+    max_batch_size: int = 524288
     max_in_flight: int = 20000
     fetch_max_wait_ms: int = 5
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -891,6 +891,10 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             after = pacer.sent - pacer.sent_at_warm
             parent.send(("done", after, 10.0 if variant == "baseline" else 5.0))
             if variant == "kafka":
+                bst = bus.stats()
+                if bst.get("records", {}).get(QUOTES):
+                    res.notes.append(f"KafkaBus sent {bst['published'].get(QUOTES, 0)} quotes in "
+                                     f"{bst['records'][QUOTES]} records")
                 dropped_at_producer = sum(bus.stats().get("dropped", {}).values())
                 if dropped_at_producer:
                     res.notes.append(f"KafkaBus dropped {dropped_at_producer} oldest records at "

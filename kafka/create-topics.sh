@@ -7,7 +7,7 @@
 #
 # Idempotent (--if-not-exists). Partitions bound the number of detector processes that
 # can share the work: 12 allows 1, 2, 3, 4, 6 or 12 detectors with an even split.
-# Keys are normalized symbols and the partition follows the base asset, so more
+# The partition follows the base asset (the record key), so more
 # partitions than base assets leave some partitions empty.
 set -euo pipefail
 

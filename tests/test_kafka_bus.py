@@ -107,25 +107,37 @@ async def test_roundtrip_keeps_types_timestamps_and_keys_by_symbol(buses, kafka_
     assert s["kind"] == "kafka" and s["state"] == "up" and not pub.stats()["delivery_errors"]
     assert view.stats()["hop_p50_ms"] is not None
 
-    # On the wire: key = normalized symbol, one partition per BASE asset (both venues,
-    # both quote currencies), value = tagged JSON with the schema version (kcat-readable).
+    # On the wire: several quotes per record (a "quotes" envelope), each record in the
+    # partition of its quotes' BASE asset (both venues, both quote currencies), keyed by
+    # a base asset that Kafka's default murmur2 partitioner maps to that same partition;
+    # tagged JSON with the schema version (kcat-readable).
+    from aiokafka.partitioner import murmur2
+
     raw = AIOKafkaConsumer(f"{prefix}.quotes", bootstrap_servers=kafka_broker.bootstrap,
                            auto_offset_reset="earliest", group_id=None)
     await raw.start()
     try:
         recs = []
         deadline = time.monotonic() + 10
-        while len(recs) < len(sent) and time.monotonic() < deadline:
+        while sum(len(json.loads(r.value)["items"]) for r in recs) < len(sent) \
+                and time.monotonic() < deadline:
             for rs in (await raw.getmany(timeout_ms=200)).values():
                 recs += rs
     finally:
         await raw.stop()
     parts: dict[str, set[int]] = {}
+    on_wire = []
     for r in recs:
         d = json.loads(r.value)
-        assert d["type"] == "quote" and d["v"] == model.SCHEMA_VERSION
-        assert r.key.decode() == d["symbol"]
-        parts.setdefault(d["symbol"].split("-")[0], set()).add(r.partition)
+        assert d["type"] == "quotes" and d["v"] == model.SCHEMA_VERSION
+        assert [tuple(k) for k in d["keys"]] == [(i["venue"], i["symbol"]) for i in d["items"]]
+        assert (murmur2(r.key) & 0x7FFFFFFF) % 12 == r.partition
+        for i in d["items"]:
+            assert i["v"] == model.SCHEMA_VERSION
+            on_wire.append((i["venue"], i["symbol"], i["seq"]))
+            parts.setdefault(i["symbol"].split("-")[0], set()).add(r.partition)
+    assert sorted(on_wire) == sorted((q.venue, q.symbol, q.seq) for q in sent)
+    assert len(recs) < len(sent)  # batched
     assert set(parts) == {s.split("-")[0] for s in symbols}
     assert all(len(p) == 1 for p in parts.values())
     assert len({p for ps in parts.values() for p in ps}) > 1  # symbols spread over partitions

@@ -178,7 +178,8 @@ async def _drive(bootstrap: str, prefix: str, detectors, timeout: float = 60.0) 
         await c.stop()
     import json
 
-    evs = [json.loads(v) for v in out]
+    # Records carry several events each (a "batch" envelope of tagged messages).
+    evs = [e for v in out for e in json.loads(v)["items"]]
     return sorted((e["event"], e["symbol"], e["buy_venue"], e["sell_venue"],
                    round(e["net_bps"], 3), e["reason"]) for e in evs)
 

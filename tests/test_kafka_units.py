@@ -100,3 +100,69 @@ def test_authorization_errors_name_the_missing_permission():
     assert st["state"] == "unauthorized"
     assert st["missing_permissions"] == [f"Topic:{k.topic_opportunities} (WRITE)"]
     assert st["delivery_errors"] == {OPPORTUNITIES: 1}
+
+
+def test_batch_envelopes_carry_many_messages_per_record():
+    from arbtui.backend.bus import OPPORTUNITIES, QUOTES, STATUS
+    from arbtui.backend.bus.kafka import encode_batch, unpack
+
+    quotes = [q("binance", "BTC-USD", 100.0 + i, 101.0 + i) for i in range(5)]
+    raw = encode_batch(QUOTES, quotes)
+    assert raw.startswith(b'{"type":"quotes","keys":[["binance","BTC-USD"],')
+    back, why = unpack(raw)
+    assert why == "" and [x.bid for x in back] == [x.bid for x in quotes]
+    assert all(type(x) is model.Quote for x in back)
+    st = [model.BookStatus(venue="a", symbol="BTC-USD", state=model.BookState.STALE, reason="x"),
+          model.VenueStatus(venue="a", state=model.BookState.LIVE)]
+    back, why = unpack(encode_batch(STATUS, st))
+    assert why == "" and [type(x).__mro__[1] for x in back] == [model.BookStatus, model.VenueStatus]
+    assert back[0].state is model.BookState.STALE
+    opp = model.Opportunity(id="i", event=model.OppEvent.OPENED, symbol="BTC-USD", buy_venue="a",
+                            sell_venue="b", buy_price=1.0, sell_price=2.0, gross_bps=1.0,
+                            net_bps=1.0, buy_fee_bps=0.0, sell_fee_bps=0.0, ts_ns=1)
+    back, why = unpack(encode_batch(OPPORTUNITIES, [opp, opp]))
+    assert why == "" and [x.id for x in back] == ["i", "i"]
+    # The envelope carries the schema version too.
+    assert raw.endswith(b'"v":1}')
+    assert decode(raw[:-len(b'"v":1}')] + b'"v":7}') == (None, "wrong_version")
+    assert unpack(raw[:-5]) == ([], "malformed")
+
+
+def test_quote_inbox_keeps_newest_undecoded_and_decodes_only_what_is_drained():
+    from arbtui.backend.bus import QUOTES
+    from arbtui.backend.bus.base import quote_key
+    from arbtui.backend.bus.kafka import _QuoteInbox, encode_batch
+
+    bad: list[tuple[str, object]] = []
+    box = _QuoteInbox(QUOTES, "detector", 100, quote_key, on_bad=lambda w, k: bad.append((w, k)))
+
+    def put(qs):
+        b, why = decode(encode_batch(QUOTES, qs))
+        assert why == ""
+        box.put_raw(b.keys, b.items)
+
+    put([q("a", "BTC-USD", 1.0, 2.0), q("b", "BTC-USD", 1.5, 2.5), q("a", "BTC-USD", 1.1, 2.1)])
+    put([q("a", "ETH-USD", 3.0, 4.0), q("b", "BTC-USD", 1.6, 2.6)])
+    assert len(box) == 3 and box.dropped == 2  # a/BTC and b/BTC were superseded
+    # Items are still undecoded; a single (already decoded) record coalesces with them.
+    box.put(q("a", "ETH-USD", 3.3, 4.4))
+    assert box.dropped == 3
+    got = {(x.venue, x.symbol): x.bid for x in box.drain()}
+    assert got == {("a", "BTC-USD"): 1.1, ("b", "BTC-USD"): 1.6, ("a", "ETH-USD"): 3.3}
+    assert box.delivered == 3 and not bad and box.drain() == []
+
+    # A forged key (item says venue "x") and a broken item are counted, never delivered.
+    good = encode_batch(QUOTES, [q("a", "SOL-USD", 5.0, 6.0), q("x", "SOL-USD", 5.0, 6.0)])
+    forged = good.replace(b'["x","SOL-USD"]', b'["c","SOL-USD"]')
+    b, _ = decode(forged)
+    box.put_raw(b.keys, b.items)
+    broken = good.replace(b'"venue":"a"', b'"venue":7')
+    b, _ = decode(broken)
+    box.put_raw(b.keys[:1], b.items[:1])
+    assert box.drain() == []
+    assert sorted(bad) == [("malformed", ("a", "SOL-USD")), ("malformed", ("c", "SOL-USD"))]
+
+    # A rebalance discards pending quotes by symbol: undecoded ones too.
+    put([q("a", "BTC-USD", 1.0, 2.0), q("a", "ETH-USD", 3.0, 4.0)])
+    assert box.discard_where(lambda m: m.symbol == "BTC-USD") == 1
+    assert [x.symbol for x in box.drain()] == ["ETH-USD"]

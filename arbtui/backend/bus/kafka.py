@@ -1,35 +1,43 @@
 """The Kafka transport (aiokafka) behind the same ``Bus`` interface as the embedded bus.
 
-Wire format: the value is msgspec JSON of a model Struct with a ``type`` tag in
-front (``{"type":"quote",...,"v":1}``), readable with kcat; the key is the
-normalized symbol, so every venue's quotes for one symbol land in ONE partition
-and a detector in a consumer group always sees complete symbols. The partition
-is chosen by the symbol's BASE asset (Kafka's murmur2 of ``BTC`` for
-``BTC-USD``): the detector also pairs BTC-USD against BTC-USDT through a
-conversion, so every quote currency of one base must meet in one detector.
+Wire format: msgspec JSON with a ``type`` tag and schema version ``v``, readable
+with kcat. A record carries SEVERAL messages (per-record client and broker work,
+not per-message work, is what limits a Kafka pipe at tens of thousands of
+quotes/s): ``{"type":"quotes","keys":[[venue,symbol],...],"items":[quote,...]}``
+on the quotes topic, ``{"type":"batch","items":[tagged message,...]}`` on the
+others. Single tagged messages (``{"type":"quote",...}``) are still accepted.
+Every message of a record belongs to the same partition: the one of its
+symbol's BASE asset (Kafka's murmur2 of ``BTC`` for ``BTC-USD``), because the
+detector also pairs BTC-USD against BTC-USDT through a conversion, so every
+quote currency of one base must meet in one detector. The record key is the
+base asset of its first message (murmur2 of it gives the record's partition).
 
-Producing never blocks the caller: ``publish`` encodes, appends to a bounded
-outbox and returns; one sender task hands records to aiokafka's batching
-accumulator (``send()`` futures, never one awaited round trip per message).
-When queued + unacknowledged records reach ``max_in_flight`` the OLDEST queued
-record is dropped and counted (newer quotes supersede older ones; a broker
-outage must not grow memory without bound).
+Producing never blocks the caller: ``publish`` appends to a bounded outbox and
+returns; one sender task takes what queued up since its last pass, groups it
+by (topic, partition) and hands aiokafka one record per group (no timer: one
+message per record when idle, bigger records under load). When queued +
+unacknowledged messages reach ``max_in_flight`` the OLDEST queued message is
+dropped and counted (newer quotes supersede older ones; a broker outage must
+not grow memory without bound).
 
 Consuming: the detector's quote subscription joins the consumer group
 ``group_id`` (any number of detector processes share the partitions); every
 other subscription (status, viewer, executor) reads all partitions without a
 group. Live consumers start at the latest offset; the viewer can start from a
-time (``start_from``).
+time (``start_from``). Coalescing quote inboxes keep batch items undecoded
+until drained (``_QuoteInbox``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
+from operator import itemgetter
 from typing import Any, Union
 
 import msgspec
@@ -43,6 +51,7 @@ from arbtui.backend.bus.base import (
     Bus,
     BusError,
     Subscription,
+    quote_key,
 )
 from arbtui.backend.metrics import Latency
 
@@ -84,7 +93,35 @@ _WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus)
 _PREFIX: dict[type, bytes] = {}
 for _w in _WIRE:
     _PREFIX[_w.__mro__[1]] = b'{"type":"' + _w.__struct_config__.tag.encode() + b'",'
-_DECODER = msgspec.json.Decoder(Union[_WIRE])  # noqa: UP007 - msgspec wants a Union
+
+
+class QuoteBatch(msgspec.Struct, tag="quotes", tag_field="type"):
+    """Many quotes in one Kafka record: per-record client and broker work, not
+    per-quote work, is what limits a Kafka pipe at tens of thousands of quotes/s.
+
+    ``keys[i]`` is ``[venue, symbol]`` of ``items[i]``. Items stay undecoded
+    (``Raw``) until a consumer needs them: a coalescing inbox keeps the newest
+    item per key undecoded and decodes only what its reader drains, so a quote
+    superseded before the detector got to it is never decoded at all.
+    ``pub_ts_ns`` is the newest item's publish time (the feed -> consumer hop).
+    """
+
+    keys: list[tuple[str, str]]
+    items: list[msgspec.Raw]
+    pub_ts_ns: int = 0
+    v: int = model.SCHEMA_VERSION
+
+
+class Batch(msgspec.Struct, tag="batch", tag_field="type"):
+    """Opportunities, fills and status changes several to a record: each item is
+    one tagged message exactly as a single record would carry it."""
+
+    items: list[Union[_WIRE]]  # noqa: UP007 - msgspec wants a Union
+    v: int = model.SCHEMA_VERSION
+
+
+_DECODER = msgspec.json.Decoder(Union[(QuoteBatch, Batch, *_WIRE)])
+_QUOTE = msgspec.json.Decoder(model.Quote)
 _ENCODER = msgspec.json.Encoder()
 
 #: What may legally arrive on each logical topic; anything else is a bad record
@@ -116,8 +153,28 @@ def encode(msg: Any) -> bytes:
     return prefix + _ENCODER.encode(msg)[1:]
 
 
+#: Messages the sender takes from the outbox per pass (one pass = one record per
+#: partition or a few; the rest stays queued, where max_in_flight drops the oldest).
+_PASS_MAX = 4096
+
+_QB_OPEN = b'{"type":"quotes","keys":'
+_B_OPEN = b'{"type":"batch","items":['
+_V_CLOSE = b',"v":' + str(model.SCHEMA_VERSION).encode() + b"}"
+
+
+def encode_batch(topic: str, msgs: list[Any]) -> bytes:
+    """Several messages of one logical topic -> ONE record value (see QuoteBatch/Batch)."""
+    if topic == QUOTES:
+        enc = _ENCODER.encode
+        return b"".join((_QB_OPEN, enc([(q.venue, q.symbol) for q in msgs]), b',"items":',
+                         enc(msgs), b',"pub_ts_ns":', b"%d" % msgs[-1].pub_ts_ns, _V_CLOSE))
+    return b"".join((_B_OPEN, b",".join([encode(m) for m in msgs]), b"]", _V_CLOSE))
+
+
 def decode(value: bytes | None) -> tuple[Any, str]:
-    """bytes -> (Struct, "") or (None, why) where why is malformed/wrong_version."""
+    """bytes -> (Struct, "") or (None, why) where why is malformed/wrong_version.
+
+    The Struct is a single message or a QuoteBatch/Batch envelope."""
     if value is None:
         return None, "malformed"
     try:
@@ -131,6 +188,36 @@ def decode(value: bytes | None) -> tuple[Any, str]:
     if msg.v != model.SCHEMA_VERSION:
         return None, "wrong_version"
     return msg, ""
+
+
+def decode_quote(raw: Any) -> tuple[model.Quote | None, str]:
+    """One QuoteBatch item -> (Quote, "") or (None, why)."""
+    try:
+        q = _QUOTE.decode(raw)
+    except msgspec.DecodeError:
+        return None, "malformed"
+    if q.v != model.SCHEMA_VERSION:
+        return None, "wrong_version"
+    return q, ""
+
+
+def unpack(value: bytes | None) -> tuple[list[Any], str]:
+    """A record value -> (every message in it, decoded, in order) or ([], why): for
+    tools and tests that read the topics without a KafkaBus."""
+    msg, why = decode(value)
+    if msg is None:
+        return [], why
+    if isinstance(msg, QuoteBatch):
+        out = []
+        for raw in msg.items:
+            q, why = decode_quote(raw)
+            if q is None:
+                return [], why
+            out.append(q)
+        return out, ""
+    if isinstance(msg, Batch):
+        return list(msg.items), ""
+    return [msg], ""
 
 
 # ----------------------------------------------------------------------------- partitioning
@@ -218,6 +305,67 @@ class _LogBudget:
         return False
 
 
+class _QuoteInbox(Subscription):
+    """A coalescing quote inbox (newest per venue+symbol) that holds QuoteBatch items
+    undecoded and decodes them only when drained: at saturation most quotes are
+    superseded in the inbox before the detector gets to them, and decoding them
+    (the 10-level float lists especially) would be the consumer's biggest cost."""
+
+    def __init__(self, *a: Any, on_bad: Callable[[str, Any], None], **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self._on_bad = on_bad
+
+    def put_raw(self, keys: list[tuple[str, str]], items: list[Any]) -> None:
+        if self.closed:
+            return
+        newest = dict(zip(keys, items))  # later items of a key replace earlier ones
+        self.dropped += len(items) - len(newest)
+        latest = self._latest
+        for k, raw in newest.items():
+            if k in latest:
+                self.dropped += 1
+                del latest[k]  # re-insert so arrival order stays roughly fair
+            elif len(latest) >= self.maxsize:
+                latest.pop(next(iter(latest)))
+                self.dropped += 1
+            latest[k] = raw
+        self._event.set()
+
+    def _decode_pending(self) -> None:
+        latest = self._latest
+        for k, m in list(latest.items()):
+            if type(m) is msgspec.Raw:
+                q, why = decode_quote(m)
+                if q is None or (q.venue, q.symbol) != k:
+                    del latest[k]
+                    self._on_bad(why or "malformed", k)
+                else:
+                    latest[k] = q
+
+    def drain(self) -> list[Any]:
+        latest = self._latest
+        self._event.clear()
+        if not latest:
+            return []
+        pending = list(latest.items())
+        latest.clear()
+        out = []
+        for k, m in pending:
+            if type(m) is msgspec.Raw:
+                q, why = decode_quote(m)
+                if q is None or (q.venue, q.symbol) != k:
+                    self._on_bad(why or "malformed", k)
+                    continue
+                m = q
+            out.append(m)
+        self.delivered += len(out)
+        return out
+
+    def discard_where(self, pred: Callable[[Any], bool]) -> int:
+        self._decode_pending()  # the predicate reads message fields
+        return super().discard_where(pred)
+
+
 # ----------------------------------------------------------------------------- the bus
 
 
@@ -242,13 +390,14 @@ class KafkaBus(Bus):
         self.assigned: list[int] = []  # quote partitions this process owns (group)
         self.published: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
+        self.records: dict[str, int] = {}  # Kafka records sent (several messages each)
         self.delivery_errors: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
         self.consumed: dict[str, int] = {}
         self.bad_records: dict[str, int] = {}
         self.last_error = ""
         self.hop = Latency(maxlen=4096)  # quote pub_ts -> consumed here (feed -> detector hop)
-        self._outq: deque[tuple[str, str, bytes, bytes]] = deque()
+        self._outq: deque[tuple[str, str, Any]] = deque()  # (topic, key, message)
         self._out_event = asyncio.Event()
         self._unacked = 0
         self._producer: Any = None
@@ -421,48 +570,122 @@ class KafkaBus(Bus):
     # ------------------------------------------------------------------ producing
 
     def publish(self, topic: str, key: str, msg: Any) -> None:
-        value = encode(msg)
         q = self._outq
         if len(q) + self._unacked >= self.k.max_in_flight:
-            # Backpressure policy: drop the OLDEST queued record (a newer quote
+            # Backpressure policy: drop the OLDEST queued message (a newer quote
             # supersedes it); with nothing queued (all in flight) drop this one.
-            victim = q.popleft()[0] if q else topic
+            if not q:
+                self.dropped[topic] = self.dropped.get(topic, 0) + 1
+                self._log_drop(topic)
+                return
+            victim = q.popleft()[0]
             self.dropped[victim] = self.dropped.get(victim, 0) + 1
-            if self._logb.take():
-                log.warning("kafka: %d records in flight (max_in_flight); dropping oldest %s",
-                            len(q) + self._unacked, victim)
-        q.append((topic, self.names.get(topic, topic), key.encode(), value))
+            self._log_drop(victim)
+        if type(msg) not in _PREFIX and not isinstance(msg, _WIRE):
+            raise TypeError(f"cannot put {type(msg).__name__} on the Kafka bus")
+        q.append((topic, key, msg))
         self.published[topic] = self.published.get(topic, 0) + 1
         self._out_event.set()
 
+    def _log_drop(self, topic: str) -> None:
+        if self._logb.take():
+            log.warning("kafka: %d messages in flight (max_in_flight); dropping oldest %s",
+                        len(self._outq) + self._unacked, topic)
+
     async def _send_loop(self) -> None:
-        q = self._outq
+        """Everything queued since the last pass leaves as one record per (topic,
+        partition): the batch grows with the load by itself (one message per record
+        when idle, so latency is unchanged) and no timer adds delay."""
         producer = self._producer
+        parts: dict[str, tuple[frozenset, dict[str, int]]] = {}
+        est: dict[str, float] = {}  # encoded bytes per message, per topic (chunk sizing)
+        # Records of a quarter batch: a partition takes several per request before
+        # a send has to wait for the broker (see the round robin below).
+        cap = max(4096, min(self.k.max_batch_size, 1 << 20) // 4)
         while True:
+            q = self._outq
             if not q:
                 self._out_event.clear()
                 await self._out_event.wait()
                 continue
-            topic, name, key, value = q.popleft()
+            # Take (up to a pass's worth of) the outbox; what was taken counts as in
+            # flight from here on. What stays queued is what max_in_flight may drop.
+            if len(q) <= _PASS_MAX:
+                self._outq = deque()
+            else:
+                q = [q.popleft() for _ in range(_PASS_MAX)]
+            self._unacked += len(q)
             try:
-                fut = await producer.send(name, value, key=key)
-            except Exception as e:  # noqa: BLE001 - counted, surfaced, never fatal
-                self._delivery_failed(topic, e)
+                groups = await self._group(q, parts)
+            except Exception as e:  # noqa: BLE001 - no metadata: counted, never fatal
+                self._unacked -= len(q)
+                for topic, _, _ in q:
+                    self._delivery_failed(topic, e)
                 continue
-            self._unacked += 1
-            fut.add_done_callback(lambda f, t=topic: self._on_ack(t, f))
+            chunks = []
+            for (topic, p), (key, msgs) in groups.items():
+                per = max(1, int(cap / est.get(topic, 1024.0)))
+                chunks.append([(topic, p, key, msgs[i:i + per]) for i in range(0, len(msgs), per)])
+            # Round robin over the partitions: aiokafka holds one open batch per
+            # partition and a send into a full one waits for the broker's answer to
+            # the request in flight; partition by partition, every request would
+            # carry one batch, and the pipe would run at one batch per round trip.
+            for row in itertools.zip_longest(*chunks):
+                for c in row:
+                    if c is None:
+                        continue
+                    topic, p, key, chunk = c
+                    n = len(chunk)
+                    try:
+                        value = encode_batch(topic, chunk)
+                        est[topic] = max(64.0, len(value) / n)
+                        fut = await producer.send(self.names.get(topic, topic), value,
+                                                  key=key, partition=p)
+                    except Exception as e:  # noqa: BLE001 - counted, surfaced, never fatal
+                        self._unacked -= n
+                        self._delivery_failed(topic, e, n)
+                        continue
+                    self.records[topic] = self.records.get(topic, 0) + 1
+                    fut.add_done_callback(lambda f, t=topic, n=n: self._on_ack(t, n, f))
+            # The partition count can change (a topic re-created by another role):
+            # re-read it whenever the client refreshed its metadata.
+            for topic, (known, _) in list(parts.items()):
+                now = producer.client.cluster.partitions_for_topic(self.names.get(topic, topic))
+                if now is not None and frozenset(now) != known:
+                    del parts[topic]
 
-    def _on_ack(self, topic: str, fut: asyncio.Future) -> None:
-        self._unacked -= 1
+    async def _group(self, q: deque, parts: dict) -> dict[tuple[str, int], tuple[bytes, list]]:
+        """(topic, partition) -> (record key, messages in publish order). The partition
+        is the one ``base_partitioner`` gives the message's key; the record key is the
+        base asset of its first message, so Kafka's default partitioner (murmur2 of
+        the key) would place every record where it is."""
+        groups: dict[tuple[str, int], tuple[bytes, list]] = {}
+        for topic, key, msg in q:
+            pm = parts.get(topic)
+            if pm is None:
+                name = self.names.get(topic, topic)
+                pm = parts[topic] = (frozenset(await self._producer.partitions_for(name)), {})
+            p = pm[1].get(key)
+            if p is None:
+                p = pm[1][key] = base_partitioner(key.encode(), sorted(pm[0]), [])
+            g = groups.get((topic, p))
+            if g is None:
+                groups[(topic, p)] = (key.split("-", 1)[0].encode(), [msg])
+            else:
+                g[1].append(msg)
+        return groups
+
+    def _on_ack(self, topic: str, n: int, fut: asyncio.Future) -> None:
+        self._unacked -= n
         if fut.cancelled():
-            self._delivery_failed(topic, asyncio.CancelledError())
+            self._delivery_failed(topic, asyncio.CancelledError(), n)
         elif fut.exception() is not None:
-            self._delivery_failed(topic, fut.exception())
+            self._delivery_failed(topic, fut.exception(), n)
         else:
-            self.delivered[topic] = self.delivered.get(topic, 0) + 1
+            self.delivered[topic] = self.delivered.get(topic, 0) + n
 
-    def _delivery_failed(self, topic: str, e: BaseException) -> None:
-        self.delivery_errors[topic] = self.delivery_errors.get(topic, 0) + 1
+    def _delivery_failed(self, topic: str, e: BaseException, n: int = 1) -> None:
+        self.delivery_errors[topic] = self.delivery_errors.get(topic, 0) + n
         self.last_error = f"deliver {topic}: {type(e).__name__}: {e}"
         perm = _missing_permission(e, self.k, self.names.get(topic, topic))
         if perm:
@@ -479,7 +702,11 @@ class KafkaBus(Bus):
     def subscribe(self, topic: str, name: str, *, maxsize: int | None = None,
                   coalesce: Callable[[Any], Hashable] | None = None,
                   wake: asyncio.Event | None = None) -> Subscription:
-        sub = Subscription(topic, name, maxsize or self.bcfg.queue_size, coalesce, wake)
+        if topic == QUOTES and coalesce is quote_key:
+            sub: Subscription = _QuoteInbox(topic, name, maxsize or self.bcfg.queue_size,
+                                            coalesce, wake, on_bad=self._bad_item)
+        else:
+            sub = Subscription(topic, name, maxsize or self.bcfg.queue_size, coalesce, wake)
         book = self._group_subs if (topic, name) in GROUP_SUBSCRIBERS else self._free_subs
         book.setdefault(topic, []).append(sub)
         if self._connected:
@@ -663,12 +890,7 @@ class KafkaBus(Bus):
             while True:
                 batches = await c.getmany(timeout_ms=250, max_records=10_000)
                 if batches:
-                    for tp, recs in batches.items():
-                        ks = keys.setdefault(tp, set())
-                        for r in recs:
-                            if r.key is not None:
-                                ks.add(r.key.decode(errors="replace"))
-                    self._dispatch(batches, self._group_subs)
+                    self._dispatch(batches, self._group_subs, keys)
         finally:
             self.assigned = []
             await _quiet_stop(c)
@@ -683,24 +905,78 @@ class KafkaBus(Bus):
                     except Exception:  # the role's bug must not kill the consumer
                         log.exception("kafka: on_reset handler of %s failed", s.name)
 
-    def _dispatch(self, batches: dict[Any, list[Any]], subs_by_topic: dict[str, list]) -> None:
+    def _dispatch(self, batches: dict[Any, list[Any]], subs_by_topic: dict[str, list],
+                  keys: dict[Any, set[str]] | None = None) -> None:
+        """Decode and hand out fetched records; ``keys`` (group consumer) collects the
+        symbols seen per partition, for the reset when a rebalance moves one."""
         now = time.time_ns()
         for tp, recs in batches.items():
             lt = self.logical.get(tp.topic, tp.topic)
             subs = subs_by_topic.get(lt, ())
             allowed = ALLOWED.get(lt, ())
+            ks = keys.setdefault(tp, set()) if keys is not None else None
             n = 0
             for r in recs:
                 msg, why = decode(r.value)
-                if msg is None or not isinstance(msg, allowed):
-                    self._bad(why or "wrong_type", r, msg)
+                if msg is None:
+                    self._bad(why, r, msg)
                     continue
-                n += 1
-                if lt == QUOTES and msg.pub_ts_ns:
-                    self.hop.add(now - msg.pub_ts_ns)
-                for s in subs:
-                    s.put(msg)
+                if type(msg) is QuoteBatch:
+                    if lt != QUOTES:
+                        self._bad("wrong_type", r, msg)
+                        continue
+                    n += self._put_quotes(msg, subs, r, ks, now)
+                    continue
+                for m in (msg.items if type(msg) is Batch else (msg,)):
+                    if not isinstance(m, allowed) or m.v != model.SCHEMA_VERSION:
+                        self._bad("wrong_type" if m.v == model.SCHEMA_VERSION
+                                  else "wrong_version", r, m)
+                        continue
+                    n += 1
+                    if lt == QUOTES:
+                        if m.pub_ts_ns:
+                            self.hop.add(now - m.pub_ts_ns)
+                        if ks is not None:
+                            ks.add(m.symbol)
+                    for s in subs:
+                        s.put(m)
             self.consumed[lt] = self.consumed.get(lt, 0) + n
+
+    def _put_quotes(self, b: QuoteBatch, subs: Any, r: Any, ks: set[str] | None,
+                    now: int) -> int:
+        """One QuoteBatch record -> the quote subscriptions. Coalescing quote inboxes
+        take the items undecoded (see _QuoteInbox); any other inbox gets every quote,
+        decoded, in order."""
+        items = b.items
+        if len(b.keys) != len(items):
+            self._bad("malformed", r, b)
+            return 0
+        if b.pub_ts_ns:
+            self.hop.add(now - b.pub_ts_ns)
+        if ks is not None:
+            ks.update(map(itemgetter(1), b.keys))
+        every: list[model.Quote] | None = None
+        for s in subs:
+            if type(s) is _QuoteInbox:
+                s.put_raw(b.keys, items)
+                continue
+            if every is None:
+                every = []
+                for raw in items:
+                    q, why = decode_quote(raw)
+                    if q is None:
+                        self._bad(why, r, q)
+                    else:
+                        every.append(q)
+            for q in every:
+                s.put(q)
+        return len(items)
+
+    def _bad_item(self, why: str, key: Any) -> None:
+        """A QuoteBatch item that did not decode, found when its inbox was drained."""
+        self.bad_records[why] = self.bad_records.get(why, 0) + 1
+        if self._logb.take():
+            log.warning("kafka: skipped %s quote %s in a batch record", why, key)
 
     def _bad(self, why: str, r: Any, msg: Any) -> None:
         self.bad_records[why] = self.bad_records.get(why, 0) + 1
@@ -757,6 +1033,7 @@ class KafkaBus(Bus):
             "missing_permissions": list(self.auth),
             "published": dict(self.published),
             "delivered": dict(self.delivered),
+            "records": dict(self.records),
             "delivery_errors": dict(self.delivery_errors),
             "dropped": dict(self.dropped),
             "in_flight": len(self._outq) + self._unacked,
