@@ -171,3 +171,45 @@ def test_kraken_checksum_equals_the_literal_digit_rule(ops):
 
     text = "".join(fmt(p) + fmt(q) for p, q in b.top_asks(10) + b.top_bids(10))
     assert kraken_checksum(b) == zlib.crc32(text.encode())
+
+
+class _Lv:
+    __slots__ = ("px", "qty", "side")
+
+    def __init__(self, side: str, px: str, qty: str) -> None:
+        self.side, self.px, self.qty = side, px, qty
+
+
+_APX = st.sampled_from(["1", "1.0", "2", "2.50", "3", "4.25", "5", "40", "0", "-1", "nan", "x",
+                        "1e400", "1234567.890123456", "12345678901234567"])
+_AQTY = st.sampled_from(["0", "0.0", "1", "2.5", "7", "-1", "inf", "", "1e20"])
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["bid", "offer", "ask", "other"]), _APX, _AQTY),
+                         max_size=8), max_size=30),
+       st.integers(1, 4), st.integers(2, 30))
+def test_apply_is_set_per_level(batches, n, depth):
+    """``Book.apply`` (one call per message) leaves exactly the state ``set`` per
+    level leaves, top_dirty included, and stops at the same bad level."""
+    sides = {"bid": True, "offer": False, "ask": False}
+    a, s = Book(depth), Book(depth)
+    for i, batch in enumerate(batches):
+        lvs = [_Lv(*t) for t in batch]
+        ea = es = None
+        try:
+            a.apply(lvs, sides)
+        except (KeyError, BookError) as e:
+            ea = type(e)
+        try:
+            for lv in lvs:
+                s.set(sides[lv.side], lv.px, lv.qty)
+        except (KeyError, BookError) as e:
+            es = type(e)
+        assert ea is es
+        for b in (a, s):
+            b.truncate()
+        assert a.bids == s.bids and a.asks == s.asks and a.top_dirty == s.top_dirty
+        assert a.top_floats(1000) == s.top_floats(1000)
+        assert a.top_bids(1000) == s.top_bids(1000) and a.top_asks(1000) == s.top_asks(1000)
+        if i % 3 == 0:
+            assert a.take_top(n) == s.take_top(n)

@@ -46,9 +46,10 @@ _SIDES = {"bid": True, "offer": False, "ask": False}
 # gc=False: these hold only strings and lists, never cycles; skipping GC
 # tracking makes decoding measurably cheaper at thousands of levels a second.
 class _Level(msgspec.Struct, gc=False):
+    # Named as Book.apply reads a level record.
     side: str
-    price_level: str
-    new_quantity: str
+    px: str = msgspec.field(name="price_level")
+    qty: str = msgspec.field(name="new_quantity")
 
 
 class _L2Event(msgspec.Struct, gc=False):
@@ -88,11 +89,11 @@ def _px(lv: _Level) -> float:
     """Rank of a snapshot level for the depth cap. A corrupt level is refused
     here too, even one the cap would drop: the snapshot as a whole is suspect."""
     try:
-        p = float(lv.price_level)
+        p = float(lv.px)
     except ValueError:
         p = -1.0
     if not 0.0 < p <= 1e15:  # also NaN
-        raise BookError(f"invalid snapshot price {lv.price_level!r}")
+        raise BookError(f"invalid snapshot price {lv.px!r}")
     return p
 
 
@@ -306,10 +307,8 @@ class CoinbaseFeed(VenueFeed):
                 bids = heapq.nlargest(d, bids, key=_px)
             if len(asks) > d:
                 asks = heapq.nsmallest(d, asks, key=_px)
-            for lv in bids:
-                book.set(True, lv.price_level, lv.new_quantity)
-            for lv in asks:
-                book.set(False, lv.price_level, lv.new_quantity)
+            book.apply(bids, _SIDES)
+            book.apply(asks, _SIDES)
         except (KeyError, TypeError, BookError) as e:
             self._invalidate(sb)
             self.frame_error(f"bad snapshot level: {e!r}", data, sb)
@@ -323,11 +322,8 @@ class CoinbaseFeed(VenueFeed):
 
     def _apply(self, sb: SymbolBook, ups: list[_Level], data) -> bool:
         book = sb.book
-        put = book.set
-        sides = _SIDES
         try:
-            for lv in ups:
-                put(sides[lv.side], lv.price_level, lv.new_quantity)
+            book.apply(ups, _SIDES)
         except (KeyError, TypeError, BookError) as e:
             # Part of the message is applied: the book is no longer the venue's.
             self._invalidate(sb)
