@@ -128,7 +128,7 @@ class Book:
             lv[p] = (px, qty)
 
     def apply(self, levels, sides: dict) -> None:
-        """``set`` for every level of one message, in one call.
+        """``set`` for every level of one message, then ``truncate``, in one call.
 
         Each level is a record with ``side`` (looked up in ``sides``, label ->
         is_bid; an unknown label is a KeyError), ``px`` and ``qty`` strings:
@@ -179,6 +179,9 @@ class Book:
                     ak.insert(i, k)
                     pa.insert(i, (p, q))
                     asks[p] = (px, qty)
+        d = self.depth
+        if len(bk) > d or len(ak) > d:
+            self.truncate()
 
     def load(self, bids: list, asks: list) -> None:
         """Replace the book from a snapshot of ``[px_str, qty_str, ...]`` rows."""

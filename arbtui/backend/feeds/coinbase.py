@@ -108,6 +108,13 @@ def rfc3339_ns(s: str) -> int:
     through ``datetime`` (microseconds only). 0 if unparsable.
     """
     try:
+        # The venue's own layout (nine digits), second already seen: the head was
+        # validated when it was cached, so only the digits are left to check.
+        if len(s) == 30 and s[19] == "." and s[29] == "Z":
+            base = _second_cache.get(s[:19])
+            frac = s[20:29]
+            if base is not None and frac.isdigit():
+                return base + int(frac)
         if len(s) >= 20 and s[-1] == "Z" and s[10] in "Tt ":
             head = s[:19]
             base = _second_cache.get(head)
@@ -277,7 +284,15 @@ class CoinbaseFeed(VenueFeed):
                 if sb.extra.get("await_snap", True):
                     self.count("updates_before_snapshot")  # legal right after (re)subscribing
                     continue
-                if self._apply(sb, ev.updates, data) and sb not in touched:
+                book = sb.book
+                try:
+                    book.apply(ev.updates, _SIDES)
+                except (KeyError, TypeError, BookError) as e:
+                    # Part of the message is applied: the book is no longer the venue's.
+                    self._invalidate(sb)
+                    self.frame_error(f"bad level: {e!r}", data, sb)
+                    continue
+                if sb not in touched:
                     touched.append(sb)
             elif ev.type == "snapshot":
                 if self._load_snapshot(sb, ev.updates, data) and sb not in touched:
@@ -307,7 +322,7 @@ class CoinbaseFeed(VenueFeed):
                 bids = heapq.nlargest(d, bids, key=_px)
             if len(asks) > d:
                 asks = heapq.nsmallest(d, asks, key=_px)
-            book.apply(bids, _SIDES)
+            book.apply(bids, _SIDES)  # also caps the depth
             book.apply(asks, _SIDES)
         except (KeyError, TypeError, BookError) as e:
             self._invalidate(sb)
@@ -318,18 +333,6 @@ class CoinbaseFeed(VenueFeed):
         sb.extra["await_snap"] = False
         sb.extra.pop("resub_at", None)
         self.set_state(sb, BookState.LIVE, "")
-        return True
-
-    def _apply(self, sb: SymbolBook, ups: list[_Level], data) -> bool:
-        book = sb.book
-        try:
-            book.apply(ups, _SIDES)
-        except (KeyError, TypeError, BookError) as e:
-            # Part of the message is applied: the book is no longer the venue's.
-            self._invalidate(sb)
-            self.frame_error(f"bad level: {e!r}", data, sb)
-            return False
-        book.truncate()
         return True
 
     def _invalidate(self, sb: SymbolBook) -> None:
