@@ -136,27 +136,25 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
             if cap_hit:
                 limited = cap_hit
                 break
+            # A side out of levels ends the walk at once (nothing after it could
+            # change the result).
             if ra <= eps:
                 i += 1
-                if i < na:
-                    lv = asks[i]
-                    pa = lv[0]
-                    ra = lv[1] * level_share
-                    pafa = pa * fa
-                    fast = no_wallet and 0.0 < pafa < inf and ra < inf
-                else:
-                    ra = 0.0
+                if i == na:
+                    break
+                lv = asks[i]
+                pa = lv[0]
+                ra = lv[1] * level_share
+                pafa = pa * fa
+                fast = no_wallet and 0.0 < pafa < inf and ra < inf
             if rb <= eps:
                 j += 1
-                if j < nb:
-                    lv = bids[j]
-                    pb = lv[0]
-                    rb = lv[1] * level_share
-                    pbf = pb * rate * fb
-                else:
-                    rb = 0.0
-            if i >= na or j >= nb:
-                break
+                if j == nb:
+                    break
+                lv = bids[j]
+                pb = lv[0]
+                rb = lv[1] * level_share
+                pbf = pb * rate * fb
     if size <= _EPS:
         return Walk(limited_by=limited)
     buy_vwap = cost_px / size
