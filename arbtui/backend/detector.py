@@ -575,9 +575,13 @@ class Detector:
         w = d.w
         # walk() is a pure function of its inputs: same inputs, same Walk. A
         # published Quote is never changed (feeds build new level lists for
-        # every quote), so the same list object means the same levels.
-        if not (w is not None and (d.asks is asks or d.asks == asks)
+        # every quote), so the same list object means the same levels; equal
+        # lists are remembered as the current objects, so the next evaluation
+        # of this direction on the same quotes only checks identity.
+        if (w is not None and (d.asks is asks or d.asks == asks)
                 and (d.bids is bids or d.bids == bids) and d.params == params):
+            d.asks, d.bids = asks, bids
+        else:
             w = walk(asks, bids, fa, fb, flat_cost=cfg.flat_cost, rate=rate,
                      max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
                      level_share=cfg.max_level_share)
