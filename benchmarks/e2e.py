@@ -641,6 +641,10 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
         probe = _EngineProbe(eng, PROBE_SYMBOL, ready)
         await eng.start()
+        if params.get("tune_gc"):
+            from arbtui.roles import tune_gc
+
+            tune_gc()  # as `arbtui detect` does (arbtui.roles.run_role)
         lat = probe.lat
         counts = probe.counts
         pending = probe.pending
@@ -763,6 +767,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
         parent, child = ctx.Pipe()
         params = {"venues": m.venues, "fetch_max_wait_ms": fmw, "suffix": b.suffix}
         producer_stop: Callable | None = None
+        gc_restore: Callable | None = None
         if variant == "baseline":
             from benchmarks.baseline import producer as bp
 
@@ -837,6 +842,13 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             producer_stop = bus.stop
             side = FeedSide(m, feng._on_quote, mode, on_state=feng._on_book_state)
             side.sync(extra["snapshots"])
+            if os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1":
+                # As `arbtui feed` / `arbtui detect` run (arbtui.roles.run_role).
+                from arbtui.roles import tune_gc
+
+                gc_restore = tune_gc()
+                params["tune_gc"] = True
+                res.notes.append("role processes' GC tuning (arbtui.roles.tune_gc)")
             probe_q = load.quote_of(m, stream(nv, ns, n)[1][0])
             probe_q.symbol = PROBE_SYMBOL
             if mode == "frames":
@@ -911,6 +923,8 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
         finally:
             if producer_stop is not None:
                 await producer_stop()
+            if gc_restore is not None:
+                gc_restore()
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
