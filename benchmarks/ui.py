@@ -17,6 +17,21 @@ Key-to-effect latency: from handing the key event to the app's driver (the path
 a terminal key takes) to the first screen update (``App._display``) after the
 header shows the new threshold. Conservative: a display that happened between
 the header update and our poll is not counted; the next one is.
+
+``--trace`` (benchmarks/ui_trace.py) says what was going on during each press:
+GC pauses (generation, wall and CPU), UI/engine loop lag, and CPU vs run-queue
+wait per thread, so a stall the app causes (its threads on CPU) is told apart
+from one the shared machine causes (threads waiting to run). It found the
+multi-second presses of the 22:11 run: full (generation 2) collections walking
+the whole heap with the GIL held -- ~200 k objects, 170-320 ms each, about once a
+second under the dashboard; seconds when the suite's stream caches (millions of
+objects, benchmarks/e2e.py) were alive. The app now runs under
+``arbtui.app.tune_gc``; ``--no-gc-tuning`` measures without it.
+
+The dashboard runs with the app's GC policy (``gc_tuning``), as ``arbtui`` does.
+Every run freezes what is alive at its start (the producer's ready quotes and
+anything an earlier benchmark left behind) out of the collector, so no variant
+pays for the harness's objects.
 """
 
 from __future__ import annotations
