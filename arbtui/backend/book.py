@@ -107,25 +107,44 @@ class Book:
             raise BookError(f"invalid level {px!r} {qty!r}")
         if px.__class__ is not str or len(px) > 16:
             _check_key(px, p)
+        # Written out per side: this is the hottest function of every adapter.
         if is_bid:
-            keys, pairs, lv, k = self._bk, self._pb, self.bids, p
-            if k >= self.bid_floor:
+            if p >= self.bid_floor:
                 self.top_dirty = True
+            lv = self.bids
+            if p in lv:
+                keys = self._bk
+                i = bisect_left(keys, p)
+                if q == 0.0:
+                    del keys[i], self._pb[i], lv[p]
+                else:
+                    self._pb[i] = (p, q)
+                    lv[p] = (px, qty)
+            elif q != 0.0:
+                keys = self._bk
+                i = bisect_left(keys, p)
+                keys.insert(i, p)
+                self._pb.insert(i, (p, q))
+                lv[p] = (px, qty)
         else:
-            keys, pairs, lv, k = self._ak, self._pa, self.asks, -p
+            k = -p
             if k >= self.ask_floor:
                 self.top_dirty = True
-        i = bisect_left(keys, k)
-        if i < len(keys) and keys[i] == k:
-            if q == 0.0:
-                del keys[i], pairs[i], lv[p]
-            else:
-                pairs[i] = (p, q)
+            lv = self.asks
+            if p in lv:
+                keys = self._ak
+                i = bisect_left(keys, k)
+                if q == 0.0:
+                    del keys[i], self._pa[i], lv[p]
+                else:
+                    self._pa[i] = (p, q)
+                    lv[p] = (px, qty)
+            elif q != 0.0:
+                keys = self._ak
+                i = bisect_left(keys, k)
+                keys.insert(i, k)
+                self._pa.insert(i, (p, q))
                 lv[p] = (px, qty)
-        elif q != 0.0:
-            keys.insert(i, k)
-            pairs.insert(i, (p, q))
-            lv[p] = (px, qty)
 
     def apply(self, levels, sides: dict) -> None:
         """``set`` for every level of one message, then ``truncate``, in one call.
@@ -153,14 +172,15 @@ class Book:
             if is_bid:
                 if p >= self.bid_floor:
                     self.top_dirty = True
-                i = bisect_left(bk, p)
-                if i < len(bk) and bk[i] == p:
+                if p in bids:
+                    i = bisect_left(bk, p)
                     if q == 0.0:
                         del bk[i], pb[i], bids[p]
                     else:
                         pb[i] = (p, q)
                         bids[p] = (px, qty)
                 elif q != 0.0:
+                    i = bisect_left(bk, p)
                     bk.insert(i, p)
                     pb.insert(i, (p, q))
                     bids[p] = (px, qty)
@@ -168,14 +188,15 @@ class Book:
                 k = -p
                 if k >= self.ask_floor:
                     self.top_dirty = True
-                i = bisect_left(ak, k)
-                if i < len(ak) and ak[i] == k:
+                if p in asks:
+                    i = bisect_left(ak, k)
                     if q == 0.0:
                         del ak[i], pa[i], asks[p]
                     else:
                         pa[i] = (p, q)
                         asks[p] = (px, qty)
                 elif q != 0.0:
+                    i = bisect_left(ak, k)
                     ak.insert(i, k)
                     pa.insert(i, (p, q))
                     asks[p] = (px, qty)

@@ -41,6 +41,7 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
 _SIDES = {"bid": True, "offer": False, "ask": False}
+_Raw = msgspec.Raw
 
 
 # gc=False: these hold only strings and lists, never cycles; skipping GC
@@ -265,7 +266,7 @@ class CoinbaseFeed(VenueFeed):
 
     def _on_l2(self, msg: _L2Frame | _Envelope, recv_ns: int, data) -> None:
         events = msg.events
-        if isinstance(events, msgspec.Raw):  # the one-pass decode refused this frame
+        if events.__class__ is _Raw:  # the one-pass decode refused this frame
             try:
                 events = _l2_decoder.decode(events)
             except msgspec.DecodeError as e:
@@ -275,8 +276,9 @@ class CoinbaseFeed(VenueFeed):
                 self._connection_gap("undecodable l2_data message")
                 return
         touched: list[SymbolBook] = []
+        by_vsym = self.by_vsym
         for ev in events:
-            sb = self.by_vsym.get(ev.product_id)
+            sb = by_vsym.get(ev.product_id)
             if sb is None:
                 self.count("unknown_symbol")
                 continue
