@@ -156,6 +156,7 @@ class Book:
         cost. On an error the levels before it stay applied (the caller
         drops the book, as after a bad ``set``)."""
         bk, ak, pb, pa, bids, asks = self._bk, self._ak, self._pb, self._pa, self.bids, self.asks
+        bf, af = self.bid_floor, self.ask_floor  # fixed until the next take_top/mark_top
         for lv in levels:
             is_bid = sides[lv.side]
             px = lv.px
@@ -170,7 +171,7 @@ class Book:
             if px.__class__ is not str or len(px) > 16:
                 _check_key(px, p)
             if is_bid:
-                if p >= self.bid_floor:
+                if p >= bf:
                     self.top_dirty = True
                 if p in bids:
                     i = bisect_left(bk, p)
@@ -186,7 +187,7 @@ class Book:
                     bids[p] = (px, qty)
             else:
                 k = -p
-                if k >= self.ask_floor:
+                if k >= af:
                     self.top_dirty = True
                 if p in asks:
                     i = bisect_left(ak, k)
