@@ -92,6 +92,7 @@ class KafkaConfig(_S):
     acks: Literal[0, 1, "all"] = 1
     linger_ms: int = 1
     compression: Literal["none", "lz4", "gzip"] = "none"
+    quote_format: Literal["msgpack", "json"] = "msgpack"
     max_batch_size: int = 524288
     max_in_flight: int = 20000
     fetch_max_wait_ms: int = 5

@@ -65,9 +65,11 @@ async def buses(kafka_broker):  # noqa: F811
         await asyncio.wait_for(b.stop(), 10)
 
 
-async def test_roundtrip_keeps_types_timestamps_and_keys_by_symbol(buses, kafka_broker):  # noqa: F811
+@pytest.mark.parametrize("quote_format", ["msgpack", "json"])
+async def test_roundtrip_keeps_types_timestamps_and_keys_by_symbol(buses, kafka_broker,  # noqa: F811
+                                                                   quote_format):
     prefix = topic_prefix()
-    pub = await buses(prefix)
+    pub = await buses(prefix, kafka_extra=f'quote_format = "{quote_format}"')
     view = await buses(prefix)
     wake = asyncio.Event()
     subs = {t: view.subscribe(t, "viewer", wake=wake) for t in (QUOTES, OPPORTUNITIES, FILLS, STATUS)}
@@ -110,8 +112,13 @@ async def test_roundtrip_keeps_types_timestamps_and_keys_by_symbol(buses, kafka_
     # On the wire: several quotes per record (a "quotes" envelope), each record in the
     # partition of its quotes' BASE asset (both venues, both quote currencies), keyed by
     # a base asset that Kafka's default murmur2 partitioner maps to that same partition;
-    # tagged JSON with the schema version (kcat-readable).
+    # tagged, with the schema version; msgpack or JSON (kcat-readable) as configured.
+    import msgspec
     from aiokafka.partitioner import murmur2
+
+    def untyped(value: bytes) -> dict:
+        assert (value[:1] == b"{") == (quote_format == "json")
+        return json.loads(value) if quote_format == "json" else msgspec.msgpack.decode(value)
 
     raw = AIOKafkaConsumer(f"{prefix}.quotes", bootstrap_servers=kafka_broker.bootstrap,
                            auto_offset_reset="earliest", group_id=None)
@@ -119,7 +126,7 @@ async def test_roundtrip_keeps_types_timestamps_and_keys_by_symbol(buses, kafka_
     try:
         recs = []
         deadline = time.monotonic() + 10
-        while sum(len(json.loads(r.value)["items"]) for r in recs) < len(sent) \
+        while sum(len(untyped(r.value)["items"]) for r in recs) < len(sent) \
                 and time.monotonic() < deadline:
             for rs in (await raw.getmany(timeout_ms=200)).values():
                 recs += rs
@@ -128,7 +135,7 @@ async def test_roundtrip_keeps_types_timestamps_and_keys_by_symbol(buses, kafka_
     parts: dict[str, set[int]] = {}
     on_wire = []
     for r in recs:
-        d = json.loads(r.value)
+        d = untyped(r.value)
         assert d["type"] == "quotes" and d["v"] == model.SCHEMA_VERSION
         assert [tuple(k) for k in d["keys"]] == [(i["venue"], i["symbol"]) for i in d["items"]]
         assert (murmur2(r.key) & 0x7FFFFFFF) % 12 == r.partition
