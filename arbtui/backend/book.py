@@ -20,7 +20,13 @@ order with ``bisect``: the sort keys (asks store ``-price``) and the float
 ``(price, size)`` pairs, best LAST. Most changes land near the top, so an
 insert or delete moves few slots, and the quote's top n is one reversed slice
 of the pair list (no per-level lookup). For books of ~1000 levels this is
-several times cheaper than ``SortedDict`` per change.
+several times cheaper than ``SortedDict`` per change. The price is a bisect on
+every size change of a known level (a dict store would do): measured, it is
+even on the real Coinbase stream (6 levels a message, 4 in 10 quoted) and
+~25% faster on 1-2 level messages, as take_top went from 2n dict lookups
+(~1.05 us at n=10) to two slices (~0.25 us). The C ``order-book`` package
+(bmoscon's SortedDict) measured ~3x slower for one change + top 10 of a side
+(0.83 vs 0.26 us, before any validation or strings), so it is not used.
 """
 
 from __future__ import annotations
