@@ -909,7 +909,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                                      f"{bst['records'][QUOTES]} records")
                 dropped_at_producer = sum(bus.stats().get("dropped", {}).values())
                 if dropped_at_producer:
-                    res.notes.append(f"KafkaBus dropped {dropped_at_producer} oldest records at "
+                    res.notes.append(f"KafkaBus dropped {dropped_at_producer} oldest quotes at "
                                      f"the producer (max_in_flight={k.max_in_flight})")
             if producer_stop is not None:
                 await producer_stop()
