@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import sys
@@ -23,48 +22,13 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from arbtui import config as configmod
+from arbtui.backend.gcpolicy import DASHBOARD_GEN0, DASHBOARD_GEN2, tune_gc
 from arbtui.engine_thread import EngineThread
 from arbtui.screens.dashboard import DashboardScreen
 from arbtui.screens.keymap import KEYMAP
 
 log = logging.getLogger("arbtui.app")
 
-#: GC thresholds while the dashboard runs (CPython's defaults: 700 and 10; see tune_gc).
-GC_GEN0 = 5000
-GC_GEN2 = 100
-
-
-def tune_gc() -> Callable[[], None]:
-    """Keep full garbage collections rare and short while the dashboard runs.
-
-    A full (generation 2) collection walks every tracked object with the GIL held,
-    so it stops the UI and the engine thread alike. Under 20 k quotes/s Textual's
-    per-frame objects (strips, segments, styles) outlived two young collections at
-    the default threshold (a young collection every ~7 ms), were promoted, and set
-    off a full collection about once a second, 170-320 ms each over ~200 k objects:
-    a key press that met one took that long (benchmarks/ui.py --trace: UI thread on
-    CPU the whole time, inside ``gc``). So: everything alive once the engine and the
-    screen are up (modules, classes, config: never garbage) is frozen out of the
-    collector's walk, and young collections run every 5000 allocations instead of
-    700, so frame garbage dies young instead of being promoted. What is still
-    promoted is mostly long-lived on purpose (the engine's event ring, the log's
-    rows); a full collection over it still costs ~80-110 ms of CPU once they are
-    full, so it is allowed after 100 middle-generation collections instead of 10:
-    measured at 20 k quotes/s and ~350 opportunity events/s: none in 2 minutes
-    instead of one every ~15 s (100 middle collections take ~2.5 min at that rate),
-    for ~6 MB more RSS after 2 minutes (cyclic garbage held until then). Returns
-    the undo.
-    """
-    old = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0, old[1], GC_GEN2)
-
-    def restore() -> None:
-        gc.set_threshold(*old)
-        gc.unfreeze()
-
-    return restore
 
 
 def current_settings(engine: Any, cfg: Any, focused: str) -> dict[str, Any]:
@@ -138,7 +102,7 @@ class ArbApp(App):
         # UI loop use the shared loop.
         self.host = EngineThread(engine) if threaded else None
         self._switch_interval: float | None = None
-        # gc_tuning (what ``arbtui`` runs; see tune_gc) changes process-wide GC state,
+        # gc_tuning (what ``arbtui`` runs; arbtui.backend.gcpolicy) changes process-wide GC state,
         # so tests that build many apps in one process leave it off.
         self.gc_tuning = gc_tuning
         self._gc_restore: Callable[[], None] | None = None
@@ -168,7 +132,7 @@ class ArbApp(App):
                 self.exit(return_code=2, message=f"arbtui: engine failed to start: {e}")
                 return
         if self.gc_tuning and not self._engine_stopped:
-            self._gc_restore = tune_gc()
+            self._gc_restore = tune_gc(DASHBOARD_GEN0, DASHBOARD_GEN2)
         if self.duration:
             self.set_timer(self.duration, self.action_quit)
 

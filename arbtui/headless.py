@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import msgspec
 
 from arbtui.backend.engine import Engine, EngineState
+from arbtui.backend.gcpolicy import tune_gc
 from arbtui.backend.shutdown import stop_event
 from arbtui.health import health_facts
 
@@ -88,6 +89,9 @@ async def run_headless(engine: Engine, duration: float | None, status_interval: 
     stop = stop_event(duration)
     loop = asyncio.get_running_loop()
     await engine.start()
+    # The process's GC policy (arbtui.backend.gcpolicy): what is alive now is the
+    # engine's long-lived state, so it leaves the collector's walk.
+    restore_gc = tune_gc()
     finished = getattr(engine, "finished", None)  # a replay ends with its recording
     if isinstance(finished, asyncio.Event):
         async def _until_finished() -> None:
@@ -105,4 +109,5 @@ async def run_headless(engine: Engine, duration: float | None, status_interval: 
             await asyncio.wait_for(engine.stop(), 20)
         except TimeoutError:
             logging.getLogger("arbtui").error("engine stop took over 20 s; exiting anyway")
+        restore_gc()
     return 0

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import re
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -97,37 +95,6 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace) -> int:
                     status_interval=ns.status_interval or cfg.headless.status_interval_s)
 
 
-#: Young-generation GC threshold in a role process (CPython's default is 700).
-GC_GEN0 = 50_000
-
-
-def tune_gc(gen0: int = GC_GEN0) -> Callable[[], None]:
-    """Keep the cyclic garbage collector off the quote path of a role process.
-
-    A detector keeps the newest quote per venue+symbol, ~25 container objects each
-    (the level lists and tuples): at the default threshold every ~30 decoded quotes
-    that it keeps set off a young collection, every 10th of those an older one, and
-    now and then a full walk of everything alive. Measured in the Kafka benchmark's
-    detect process (5x50, saturation): decoding a quote cost ~15 us CPU where it
-    kept the result and ~1.8 us where it dropped it; the difference was the
-    collector. Quotes form no reference cycles (refcounting frees them when
-    superseded), so young collections every 50 000 net allocations lose nothing;
-    what is alive once the role has started (modules, classes, config) is frozen
-    out of the walk. Returns the undo (the benchmark runs many variants in one
-    process).
-    """
-    old = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(gen0, old[1], old[2])
-
-    def restore() -> None:
-        gc.set_threshold(*old)
-        gc.unfreeze()
-
-    return restore
-
-
 def run_role(cfg: Any, command: str, *, demo: bool = False, duration: float | None = None,
              status_interval: float = 5.0) -> int:
     from arbtui.backend.bus.base import BusError
@@ -141,7 +108,6 @@ def run_role(cfg: Any, command: str, *, demo: bool = False, duration: float | No
         cfg.execution.enabled = True  # the execute role exists to execute
     try:
         engine = Engine(cfg, mode=mode, roles=(command,))
-        tune_gc()
         return asyncio.run(run_headless(engine, duration, status_interval))
     except KeyboardInterrupt:
         return 0

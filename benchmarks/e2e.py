@@ -451,6 +451,14 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
     eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
     probe = _EngineProbe(eng)
     await eng.start()
+    # As `arbtui --no-ui` runs it (arbtui.headless.run_headless); ARBTUI_BENCH_ROLE_GC=0
+    # measures CPython's default collector instead.
+    gc_restore = None
+    if os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1":
+        from arbtui.backend.gcpolicy import tune_gc
+
+        gc_restore = tune_gc()
+        res.notes.append("headless GC policy (arbtui.backend.gcpolicy)")
     try:
         side = FeedSide(m, eng._on_quote, mode, on_state=eng._on_book_state)
         side.sync(extra["snapshots"])
@@ -503,6 +511,8 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
         _judge(res, spec)
         return res
     finally:
+        if gc_restore is not None:
+            gc_restore()
         await eng.stop()
 
 
@@ -642,9 +652,9 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         probe = _EngineProbe(eng, PROBE_SYMBOL, ready)
         await eng.start()
         if params.get("tune_gc"):
-            from arbtui.roles import tune_gc
+            from arbtui.backend.gcpolicy import tune_gc
 
-            tune_gc()  # as `arbtui detect` does (arbtui.roles.run_role)
+            tune_gc()  # as `arbtui detect` does (arbtui.headless.run_headless)
         lat = probe.lat
         counts = probe.counts
         pending = probe.pending
@@ -843,12 +853,12 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             side = FeedSide(m, feng._on_quote, mode, on_state=feng._on_book_state)
             side.sync(extra["snapshots"])
             if os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1":
-                # As `arbtui feed` / `arbtui detect` run (arbtui.roles.run_role).
-                from arbtui.roles import tune_gc
+                # As `arbtui feed` / `arbtui detect` run (arbtui.headless.run_headless).
+                from arbtui.backend.gcpolicy import tune_gc
 
                 gc_restore = tune_gc()
                 params["tune_gc"] = True
-                res.notes.append("role processes' GC tuning (arbtui.roles.tune_gc)")
+                res.notes.append("role processes' GC policy (arbtui.backend.gcpolicy)")
             probe_q = load.quote_of(m, stream(nv, ns, n)[1][0])
             probe_q.symbol = PROBE_SYMBOL
             if mode == "frames":

@@ -26,7 +26,7 @@ multi-second presses of the 22:11 run: full (generation 2) collections walking
 the whole heap with the GIL held -- ~200 k objects, 170-320 ms each, about once a
 second under the dashboard; seconds when the suite's stream caches (millions of
 objects, benchmarks/e2e.py) were alive. The app now runs under
-``arbtui.app.tune_gc``; ``--no-gc-tuning`` measures without it.
+``arbtui.backend.gcpolicy``; ``--no-gc-tuning`` measures without it.
 
 The dashboard runs with the app's GC policy (``gc_tuning``), as ``arbtui`` does.
 Every run freezes what is alive at its start (the producer's ready quotes and
@@ -107,7 +107,7 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
     """One run. With ``ui``, ``threaded`` (the default) is what ``arbtui`` runs: the engine
     on its own thread; ``threaded=False`` puts engine and dashboard on one loop.
     ``trace`` adds stall forensics (``benchmarks.ui_trace``) to every press.
-    ``gc_tuning`` is the app's (``arbtui.app.tune_gc``, what ``arbtui`` runs); off = the
+    ``gc_tuning`` is the app's (``arbtui.backend.gcpolicy``, what ``arbtui`` runs); off = the
     interpreter's defaults, for before/after comparisons."""
     eng, quotes = make_engine()
     # The producer's 20 000 ready quotes (three GC-tracked objects each) are the load

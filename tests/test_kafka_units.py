@@ -166,18 +166,3 @@ def test_quote_inbox_keeps_newest_undecoded_and_decodes_only_what_is_drained():
     put([q("a", "BTC-USD", 1.0, 2.0), q("a", "ETH-USD", 3.0, 4.0)])
     assert box.discard_where(lambda m: m.symbol == "BTC-USD") == 1
     assert [x.symbol for x in box.drain()] == ["ETH-USD"]
-
-
-def test_role_gc_tuning_freezes_startup_objects_and_is_undone():
-    import gc
-
-    from arbtui.roles import GC_GEN0, tune_gc
-
-    before = gc.get_threshold()
-    restore = tune_gc()
-    try:
-        assert gc.get_threshold() == (GC_GEN0, before[1], before[2])
-        assert gc.get_freeze_count() > 0
-    finally:
-        restore()
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

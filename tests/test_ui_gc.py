@@ -15,7 +15,7 @@ import ui_fixtures
 from textual.app import App, ComposeResult
 from ui_fixtures import T0, seed_market
 
-from arbtui.app import GC_GEN0, GC_GEN2
+from arbtui.backend.gcpolicy import DASHBOARD_GEN0, DASHBOARD_GEN2
 from arbtui.model import OppEvent, Opportunity
 from arbtui.widgets.opportunity_log import OpportunityLog
 
@@ -96,7 +96,7 @@ async def test_gc_tuning_sets_the_policy_while_the_app_runs_and_restores_it():
     async with app.run_test(size=(120, 40)) as pilot:
         await seed_market(eng, ui_fixtures.ticker(app, clock))
         await pilot.pause()
-        assert gc.get_threshold() == (GC_GEN0, before[1], GC_GEN2)
+        assert gc.get_threshold() == (DASHBOARD_GEN0, before[1], DASHBOARD_GEN2)
         assert gc.get_freeze_count() > 0  # startup objects are out of the collector's walk
         await pilot.press("q")
     assert gc.get_threshold() == before
