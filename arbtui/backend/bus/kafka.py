@@ -361,23 +361,8 @@ class _QuoteInbox(Subscription):
                     latest[k] = q
 
     def drain(self) -> list[Any]:
-        latest = self._latest
-        self._event.clear()
-        if not latest:
-            return []
-        pending = list(latest.items())
-        latest.clear()
-        out = []
-        for k, m in pending:
-            if type(m) is msgspec.Raw:
-                q, why = decode_quote(m)
-                if q is None or (q.venue, q.symbol) != k:
-                    self._on_bad(why or "malformed", k)
-                    continue
-                m = q
-            out.append(m)
-        self.delivered += len(out)
-        return out
+        self._decode_pending()
+        return super().drain()
 
     def discard_where(self, pred: Callable[[Any], bool]) -> int:
         self._decode_pending()  # the predicate reads message fields
