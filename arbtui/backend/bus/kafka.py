@@ -605,7 +605,7 @@ class KafkaBus(Bus):
         # Records of a quarter batch: a partition takes several per request before
         # a send has to wait for the broker (see the round robin below).
         cap = max(4096, min(self.k.max_batch_size, 1 << 20) // 4)
-        qfmt = getattr(self.k, "quote_format", "json")
+        qfmt = self.k.quote_format
         while True:
             q = self._outq
             if not q:

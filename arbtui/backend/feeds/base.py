@@ -369,8 +369,7 @@ class VenueFeed:
         if top == sb.last_top:
             return
         sb.last_top = top
-        if venue_ts_ns:
-            self._latency.append((recv_ns - venue_ts_ns) / 1e6)
+        self.venue_latency(recv_ns, venue_ts_ns)
         bp, bq = book.bids[bid]
         ap, aq = book.asks[ask]
         self.emit(Quote(
