@@ -1,7 +1,8 @@
 """The detector's pair index and walk reuse change speed, never results.
 
-``Detector(indexed=False)`` is the plain evaluation: both directions of every
-pair of books of the quote's base asset, a fresh depth walk every time. The
+``ReferenceDetector`` (tests/detector_reference.py) is the plain evaluation:
+both directions of every pair of books of the quote's base asset, a fresh
+depth walk every time. The
 indexed detector (the default) evaluates only directions that can have a
 positive marginal edge or have a window open, and reuses a walk whose inputs
 did not change. Both are fed the same inputs here and must emit the same
@@ -18,6 +19,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from detector_fixtures import MS, Clock, dcfg, mkq
+from detector_reference import ReferenceDetector
 
 from arbtui.backend.detector import Detector
 from arbtui.config import ConversionConfig
@@ -46,7 +48,7 @@ def test_benchmark_stream_same_events(nv, ns, n) -> None:
     quotes = [load.quote_of(m, mm) for mm in m.stream(n)]
     clock = Clock()
     fees = {v: 1.0 for v in m.venues}
-    ref = Detector(bench_config(m.venues).detector, fees, clock=clock, indexed=False)
+    ref = ReferenceDetector(bench_config(m.venues).detector, fees, clock=clock)
     idx = Detector(bench_config(m.venues).detector, fees, clock=clock)
     events = 0
     for q in quotes:
@@ -114,7 +116,7 @@ def test_random_sessions_same_events(seed) -> None:
     cfg = _config(rng)
     fees = {v: rng.choice((0.0, 1.0, 10.0, 25.0)) for v in VENUES[:-1]}  # gemini: no fee entry
     clock = Clock()
-    ref = Detector(msgspec.structs.replace(cfg), fees, clock=clock, indexed=False)
+    ref = ReferenceDetector(msgspec.structs.replace(cfg), fees, clock=clock)
     idx = Detector(msgspec.structs.replace(cfg), fees, clock=clock)
     if seed % 3 == 1:
         caps = {v: rng.choice((None, 0.5, 300.0)) for v in VENUES}
@@ -171,7 +173,7 @@ def test_walk_inputs_that_are_not_the_books() -> None:
                conversions={"USDT": ConversionConfig(book="USDT-USD", venue="kraken")})
     clock = Clock()
     fees = {"kraken": 10.0, "gemini": 10.0, "okx": 0.0, "binance": 0.0}
-    ref = Detector(msgspec.structs.replace(cfg), fees, clock=clock, indexed=False)
+    ref = ReferenceDetector(msgspec.structs.replace(cfg), fees, clock=clock)
     idx = Detector(msgspec.structs.replace(cfg), fees, clock=clock)
     caps: dict[str, float | None] = {"kraken": None, "gemini": None, "okx": None, "binance": None}
 

@@ -15,9 +15,9 @@ decides it. A quote evaluates only the directions that can have an edge plus
 those with a window open (they must still update or close); when the base has
 one symbol, a max/min over the symbol's books rejects a quote with neither
 before any pair is looked at. A depth walk whose inputs (both level lists and
-every parameter) equal the last walk of that direction reuses its result.
-``Detector(..., indexed=False)`` runs the plain all-pairs evaluation with no
-walk reuse: the reference the tests compare the index with.
+every parameter) equal the last walk of that direction reuses its result. The
+plain all-pairs evaluation the index must reproduce lives with the tests
+(``tests/detector_reference.py``).
 
 An opportunity is keyed by (symbol, buy venue, sell venue, sell symbol): it
 OPENS when its NET edge at the depth-aware size reaches ``min_net_bps``,
@@ -155,7 +155,7 @@ class _Open:
 
 class Detector:
     def __init__(self, cfg: DetectorConfig, fees_bps: dict[str, float], *,
-                 clock: Callable[[], int] = time.time_ns, indexed: bool = True) -> None:
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self.cfg = cfg
         #: taker fee bps per venue; a book reads its venue's fee once, when first seen.
         self.fees = dict(fees_bps)
@@ -167,7 +167,6 @@ class Detector:
         self._canon: dict[tuple[str, str], _Leg] = {}
         self._bases: dict[str, _Base] = {}
         self._groups: dict[str, _Group] = {}
-        self.indexed = indexed
         self.book_state: dict[tuple[str, str], BookState] = {}
         self.open: dict[Key, _Open] = {}
         self.disabled_venues: set[str] = set()
@@ -192,9 +191,7 @@ class Detector:
         if leg is None:
             return []
         out: list[Opportunity] = []
-        if not self.indexed:
-            self._eval_pairs_all(leg, self.clock(), out, None)
-        elif not (leg.base.nsyms == 1 and not leg.opens and max(leg.grp.ebs) <= leg.ea
+        if not (leg.base.nsyms == 1 and not leg.opens and max(leg.grp.ebs) <= leg.ea
                   and leg.eb <= min(leg.grp.eas)):
             # (the test above is _eval_pairs' first line, here to spare the call
             # for the ~70 % of quotes it rejects)
@@ -221,9 +218,8 @@ class Detector:
         if touched:
             now = self.clock()
             seen: set = set()
-            ev = self._eval_pairs if self.indexed else self._eval_pairs_all
             for leg in touched:
-                ev(leg, now, out, seen)
+                self._eval_pairs(leg, now, out, seen)
         return out
 
     def _leg(self, venue: str, symbol: str) -> _Leg:
@@ -342,32 +338,6 @@ class Detector:
                     seen.add(pk)
                 self._eval_cross(a, x, now, out)
 
-    def _eval_pairs_all(self, a: _Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
-        """Reference: both directions of every pair between ``a`` and the other venues'
-        books of the same base asset (what the index must reproduce exactly)."""
-        av = a.venue
-        for x in a.base.legs:
-            if x.venue == av or x.venue in self.disabled_venues or x.sym in self.disabled_symbols:
-                continue
-            if seen is not None:
-                pk = (a.uid, x.uid) if a.uid < x.uid else (x.uid, a.uid)
-                if pk in seen:
-                    continue
-                seen.add(pk)
-            if x.grp is a.grp:
-                q, oq, sym = a.q, x.q, a.sym
-                # Exact shortcut: with no gross edge either way (fees only make it worse)
-                # and nothing open for this pair, neither direction can open or close.
-                if (q.ask >= oq.bid and oq.ask >= q.bid
-                        and (sym, av, x.venue, sym) not in self.open
-                        and (sym, x.venue, av, sym) not in self.open):
-                    continue
-                trig = max(q.recv_ts_ns, oq.recv_ts_ns)
-                self._eval(a, x, 1.0, now, out, trig)
-                self._eval(x, a, 1.0, now, out, trig)
-            else:
-                self._eval_cross(a, x, now, out)
-
     def _eval_cross(self, a: _Leg, x: _Leg, now: int, out: list[Opportunity]) -> None:
         """Both directions between books of different quote currencies (or none, and why)."""
         q, oq, sym, osym = a.q, x.q, a.sym, x.sym
@@ -404,6 +374,25 @@ class Detector:
         return self._close_where(
             lambda k: st.venue in (k[1], k[2]) and sym == (k[0] if st.venue == k[1] else k[3]),
             f"{st.venue} book {st.state.value}: {st.reason}")
+
+    def forget_bases(self, bases: set[str], reason: str) -> list[Opportunity]:
+        """Start these base assets clean: close every window on them (``reason``) and
+        drop their quotes from the index, as if none had arrived yet.
+
+        A Kafka rebalance moved their partition to (or from) another detector
+        process, so what this one remembers may be superseded by quotes it never
+        saw. Book states are kept: the status topic, not the partition, owns them.
+        The next quotes are used again at once.
+        """
+        out = self._close_where(
+            lambda k: symmod.base_of(k[0]) in bases or symmod.base_of(k[3]) in bases, reason)
+        for (venue, sym), leg in self._canon.items():
+            if symmod.base_of(sym) in bases:
+                by_venue = self.quotes.get(sym)
+                if by_venue is not None:
+                    by_venue.pop(venue, None)
+                self._drop(leg)
+        return out
 
     def set_venue_enabled(self, venue: str, enabled: bool) -> list[Opportunity]:
         if enabled:
@@ -585,8 +574,7 @@ class Detector:
             w = walk(asks, bids, fa, fb, flat_cost=cfg.flat_cost, rate=rate,
                      max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
                      level_share=cfg.max_level_share)
-            if self.indexed:
-                d.asks, d.bids, d.params, d.w = asks, bids, params, w
+            d.asks, d.bids, d.params, d.w = asks, bids, params, w
         if w.size <= 0 or w.notional < cfg.min_notional or w.net_bps < cfg.min_net_bps:
             if o is not None:
                 why = "below min_notional" if w.size > 0 and w.notional < cfg.min_notional \
