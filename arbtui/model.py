@@ -159,6 +159,37 @@ class VenueStatus(msgspec.Struct, kw_only=True):
     v: int = SCHEMA_VERSION
 
 
+class WalletState(msgspec.Struct, kw_only=True):
+    """What the detector may size against: the executor's free balances.
+
+    Published by the execute role on the wallets topic whenever a balance or a
+    reservation changes (and periodically on Kafka); a detector in the same
+    process or in another one sizes from the latest it received, so both size
+    the same. ``free[venue][asset]`` is balance minus what in-flight orders
+    hold; an asset not listed has not been touched yet and starts from its
+    venue's configured row (``initial``, else ``default``) as a (base, quote)
+    pair. While ``enabled`` is false nothing is executed and nothing caps a size.
+    """
+
+    enabled: bool
+    free: dict[str, dict[str, float]] = {}
+    initial: dict[str, tuple[float, float]] = {}
+    default: tuple[float, float] = (0.0, 0.0)
+    ts_ns: int = 0
+    v: int = SCHEMA_VERSION
+
+    def cap(self, venue: str, asset: str, role: str) -> float:
+        """The free ``asset`` on ``venue``; ``role`` ("base"/"quote") picks the starting
+        row of an asset nobody has traded yet."""
+        held = self.free.get(venue)
+        if held is not None:
+            x = held.get(asset)
+            if x is not None:
+                return x
+        row = self.initial.get(venue, self.default)
+        return row[0] if role == "base" else row[1]
+
+
 encoder = msgspec.json.Encoder()
 
 

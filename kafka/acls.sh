@@ -3,8 +3,10 @@
 # has SASL listeners and the StandardAuthorizer enabled (see server.properties).
 #
 #   feed     writes quotes and book status
-#   detect   reads quotes + status (consumer group arbtui-detect), writes opportunities
-#   execute  reads opportunities (+ quotes/status for books at arrival), writes fills
+#   detect   reads quotes + status (consumer group arbtui-detect) + wallets, writes
+#            opportunities
+#   execute  reads opportunities (+ quotes/status for books at arrival), writes fills and
+#            wallets (the free balances detectors size from)
 #   view     reads every topic; it assigns partitions itself, so it needs no group
 #
 # Every role also needs DESCRIBE on its topics: arbtui checks the topics exist at
@@ -38,7 +40,7 @@ acl --allow-principal User:feed --operation Write --operation Describe \
 
 # detect (any number of processes share the group)
 acl --allow-principal User:detect --operation Read --operation Describe \
-    --topic "$PREFIX.quotes" --topic "$PREFIX.status"
+    --topic "$PREFIX.quotes" --topic "$PREFIX.status" --topic "$PREFIX.wallets"
 acl --allow-principal User:detect --operation Read --group "$GROUP"
 acl --allow-principal User:detect --operation Write --operation Describe \
     --topic "$PREFIX.opportunities"
@@ -47,7 +49,7 @@ acl --allow-principal User:detect --operation Write --operation Describe \
 acl --allow-principal User:execute --operation Read --operation Describe \
     --topic "$PREFIX.opportunities" --topic "$PREFIX.quotes" --topic "$PREFIX.status"
 acl --allow-principal User:execute --operation Write --operation Describe \
-    --topic "$PREFIX.fills"
+    --topic "$PREFIX.fills" --topic "$PREFIX.wallets"
 
 # view: read-only on everything arbtui publishes (prefixed: future topics included)
 acl --allow-principal User:view --operation Read --operation Describe \

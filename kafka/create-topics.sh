@@ -42,6 +42,8 @@ create() {  # name, then topic configs
 create "$PREFIX.quotes" retention.ms=3600000 segment.ms=600000
 # Book state changes: small, needed as long as quotes are.
 create "$PREFIX.status" retention.ms=3600000 segment.ms=600000
+# The executor's free balances (detectors size from the latest): tiny, restated every 5 s.
+create "$PREFIX.wallets" retention.ms=3600000 segment.ms=600000
 # Opportunities and fills: the record of what happened; the journal is the durable copy.
 create "$PREFIX.opportunities" retention.ms=604800000
 create "$PREFIX.fills" retention.ms=2592000000

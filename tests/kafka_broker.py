@@ -138,6 +138,7 @@ topic_quotes = "{prefix}.quotes"
 topic_opportunities = "{prefix}.opportunities"
 topic_fills = "{prefix}.fills"
 topic_status = "{prefix}.status"
+topic_wallets = "{prefix}.wallets"
 partitions = {partitions}
 fetch_max_wait_ms = 20
 {kafka_extra}

@@ -1,4 +1,4 @@
-"""ExecutorRole on the real embedded bus: fills read the book as it is at ARRIVAL."""
+"""ExecuteRole on the real embedded bus: fills read the book as it is at ARRIVAL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from detector_fixtures import MS, Clock, dcfg, mkq
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS
 from arbtui.backend.bus.embedded import EmbeddedBus
 from arbtui.backend.detector import Detector
-from arbtui.backend.executor import Executor, ExecutorRole
+from arbtui.backend.executor import Executor
+from arbtui.backend.roles.execute import ExecuteRole
 from arbtui.config import ExecutionConfig, WalletConfig
 from arbtui.model import BookState, BookStatus
 
@@ -24,7 +25,7 @@ def setup():
                                    "gemini": WalletConfig(base=5.0, quote=0.0)})
     ex = Executor(cfg, FEES, clock=clock)
     fills = []
-    role = ExecutorRole(ex, bus, on_fill=fills.append)
+    role = ExecuteRole(ex, bus, on_fill=fills.append)
     out = bus.subscribe(FILLS, "test")
     det = Detector(dcfg(), FEES, clock=clock)
     ka = mkq("kraken", "BTC-USD", [(99.0, 1.0)], [(100.0, 1.0), (100.4, 1.0)], recv=clock.t)

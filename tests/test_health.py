@@ -9,6 +9,7 @@ still fits 80 columns when they do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import msgspec
 
@@ -106,8 +107,9 @@ def test_missing_acl_is_named_in_both():
 
 def test_healthy_embedded_bus_is_quiet():
     st = _state(_kafka("up"), {})
-    st.bus = {"kind": "embedded", "state": "up", "subscriptions": {"quotes/d": {"dropped": 0}}}
-    st.extra = {"role_failures": {}}
+    st = dataclasses.replace(
+        st, bus={"kind": "embedded", "state": "up", "subscriptions": {"quotes/d": {"dropped": 0}}},
+        extra={"role_failures": {}})
     st.venues["okx"] = VenueStatus(venue="okx", state=BookState.LIVE)
     wide = _header(st, 400)
     assert "bus embedded up" in wide and "LIVE 2/2" in wide

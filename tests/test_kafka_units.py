@@ -21,7 +21,7 @@ def q(venue: str, symbol: str, bid: float, ask: float) -> model.Quote:
                        ask_px=str(ask), ask_qty="5", recv_ts_ns=time.time_ns())
 
 
-def test_forget_symbols_closes_moved_bases_and_keeps_accepting_quotes():
+def test_forget_closes_moved_bases_and_keeps_accepting_quotes():
     cfg = load(None, use_user=False)
     eng = Engine(cfg, roles=("detect",))
     det = eng.detector
@@ -33,7 +33,7 @@ def test_forget_symbols_closes_moved_bases_and_keeps_accepting_quotes():
     assert {k[0] for k in det.open} == {"BTC-USDT", "ETH-USDT"}
     seq = eng.event_seq
 
-    eng._forget_symbols({"BTC-USDT"}, "partition moved to another detector")
+    eng.detect.forget({"BTC-USDT"}, "partition moved to another detector")
     closed = [e for _, e in eng.events_since(seq)]
     assert closed and all(e.event is model.OppEvent.CLOSED and e.symbol == "BTC-USDT"
                           and "partition moved" in e.reason for e in closed)

@@ -10,6 +10,7 @@ connection facts, which would otherwise come from live sockets.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from arbtui import config as configmod
@@ -75,19 +76,15 @@ class FrozenEngine(Engine):
 
     def snapshot(self) -> EngineState:
         st = super().snapshot()
-        st.uptime_s = 3723.0
-        st.quotes_per_s = 1234.0
-        st.detect_p50_ms = 0.12
-        st.detect_p99_ms = 0.85
-        st.bus = {"kind": "embedded", "state": "up"}
         venues = {}
         for v, vs in self.frozen_venues.items():
             if v in self.detector.disabled_venues:
                 vs = VenueStatus(venue=v, state=BookState.DISABLED, reason="disabled by operator",
                                  reconnects=vs.reconnects, symbols=vs.symbols)
             venues[v] = vs
-        st.venues = venues
-        return st
+        return dataclasses.replace(st, uptime_s=3723.0, quotes_per_s=1234.0, detect_p50_ms=0.12,
+                                   detect_p99_ms=0.85, bus={"kind": "embedded", "state": "up"},
+                                   venues=venues)
 
     def book_state(self, venue: str, symbol: str, state: BookState, reason: str = "") -> None:
         """A feed's book changed state: published on the status topic like a real feed does."""

@@ -1,109 +1,155 @@
-"""Wires the roles together and owns their lifecycle.
+"""The roles of one process, composed: ``Engine``.
 
-Data flows one way: feeds -> bus("quotes") -> detector -> bus("opportunities")
--> executor -> bus("fills") -> journal. The UI and the headless reporter call
-``snapshot()`` / read ``events`` on a timer; they are never subscribers on the
-hot path. Operator controls (venue toggles, thresholds, execution) act on the
-engine's roles directly and take effect at once.
+Data flows one way, through the bus: feeds -> "quotes"/"status" -> detector ->
+"opportunities" -> executor -> "fills" (and "wallets" back to the detector)
+-> journal. Each stage is a role (``backend.roles``: start, stop, state); the
+engine builds the ones ``roles`` names, plus the viewer in a process that runs
+none of feed/detect/execute (``--role view``), and:
+
+- keeps the event ring (``events`` / ``events_since``): every opportunity
+  event and fill this process produced or read, numbered, for the log;
+- takes ``snapshot()``: ONE immutable ``EngineState`` per dashboard frame or
+  status line, built from the roles' states. The UI and the headless reporter
+  read only that; they are never subscribers on the hot path;
+- routes operator commands (venue/symbol toggles, thresholds, execution) to
+  the role that owns the setting; they take effect at once.
+
+Inputs can be injected: ``bus`` (any ``Bus``), ``endpoints`` (venue -> (ws url,
+rest url): feeds connect there with the simulator's symbol names, as
+``--demo`` does) and ``clock`` (ns; the detector's and executor's time). In
+demo mode without ``endpoints`` the engine starts the venue simulator itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arbtui import symbols as symmod
-from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, make_bus
-from arbtui.backend.bus.base import quote_key
+from arbtui.backend.bus import FILLS, Bus, make_bus
 from arbtui.backend.detector import Detector
-from arbtui.backend.feeds import feed_class
+from arbtui.backend.executor import Executor
 from arbtui.backend.feeds.base import VenueFeed
-from arbtui.backend.metrics import Latency, Rate
-from arbtui.config import Config
-from arbtui.model import (
-    BookState,
-    BookStatus,
-    Fill,
-    OppEvent,
-    Opportunity,
-    Quote,
-    SymbolStatus,
-    VenueStatus,
+from arbtui.backend.metrics import Latency
+from arbtui.backend.roles import (
+    DetectRole,
+    ExecuteRole,
+    FeedRole,
+    JournalRole,
+    Market,
+    Supervisor,
+    ViewRole,
+    feed_plan,
 )
+from arbtui.backend.roles.feed import publish_quote, publish_state
+from arbtui.config import Config
+from arbtui.model import BookStatus, Fill, Opportunity, Quote, VenueStatus
 
-log = logging.getLogger("arbtui.engine")
+#: The Kafka health fields the status line and header show.
+_KAFKA_FIELDS = ("state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
+                 "dropped", "delivery_errors", "bad_records", "consumed", "assigned_partitions",
+                 "rebalances", "log_resets", "last_error", "hop_p50_ms", "hop_p99_ms")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineState:
-    """A read-only sample of the engine, cheap enough to take 10x a second."""
+    """One immutable sample of the engine, cheap enough to take 10x a second.
+
+    Every container in it is built for this sample (nobody else holds it), so
+    the dashboard may keep it while the engine runs on. The fields after
+    ``extra`` are what the dashboard's controls and charts need, so it never
+    has to read a role's internals.
+    """
 
     mode: str
-    bus: dict[str, Any]
+    bus: Mapping[str, Any]
     uptime_s: float
-    venues: dict[str, VenueStatus]
-    quotes: dict[tuple[str, str], Quote]
-    open_opportunities: list[Opportunity]
+    venues: Mapping[str, VenueStatus]
+    quotes: Mapping[tuple[str, str], Quote]
+    open_opportunities: Sequence[Opportunity]
     quotes_per_s: float
     detect_p50_ms: float | None
     detect_p99_ms: float | None
     min_net_bps: float
     execution_enabled: bool
     event_seq: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    max_quote_age_ms: float = 0.0
+    execution_min_net_bps: float = 0.0
+    disabled_venues: frozenset[str] = frozenset()
+    disabled_symbols: frozenset[str] = frozenset()
+    #: taker fee bps per venue, as the detector applies them
+    fees: Mapping[str, float] = field(default_factory=dict)
+    #: the symbols this session trades, in config order
+    symbols: tuple[str, ...] = ()
+    #: venues with a feed in this process (also the ones switched off)
+    feed_venues: tuple[str, ...] = ()
+    #: a simulated executor runs in this process (execution can act here)
+    executing: bool = False
 
 
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
-                 roles: tuple[str, ...] = ("feed", "detect", "execute")) -> None:
+                 roles: tuple[str, ...] = ("feed", "detect", "execute"),
+                 endpoints: dict[str, tuple[str, str]] | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
         self.cfg = cfg
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
-        self.sim: Any = None
-        self.feeds: dict[str, VenueFeed] = {}
-        fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        self.detector = Detector(cfg.detector, fees)
-        self.executor: Any = None
-        self.journal: Any = None
-        self.latest: dict[tuple[str, str], Quote] = {}
+        self.endpoints = endpoints
+        self.sim: Any = None  # the venue simulator, when this engine started it (demo)
+        self.sup = Supervisor()
+        self.market = Market()
         #: Opportunity and fill events, newest last, each with a sequence number.
         self.events: deque[tuple[int, Any]] = deque(maxlen=10_000)
         self.event_seq = 0
-        self.quote_rate = Rate()
         self.detect_latency = Latency()
         self.started = time.monotonic()
-        self._tasks: list[asyncio.Task] = []
-        self._stopping = False
-        self.failures: dict[str, int] = {}
         self._metrics_server: Any = None
+        fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
+        self.detector = Detector(cfg.detector, fees, **({"clock": clock} if clock else {}))
+        # The detect role always exists: outside a detecting process it is not started
+        # and only holds the threshold the header shows.
+        self.detect = DetectRole(
+            self.detector, self.bus, self.sup, on_event=lambda e: self.record_event(e),
+            # a process whose feeds run elsewhere learns the quotes from the bus
+            market=None if "feed" in roles else self.market, latency=self.detect_latency)
+        self.feed: FeedRole | None = None
+        #: venue -> its feed (the feed role's, once started)
+        self.feeds: dict[str, VenueFeed] = {}
+        self.execute: ExecuteRole | None = None
+        self.journal: JournalRole | None = None
+        self.view: ViewRole | None = None
+        if mode == "view" or not roles:
+            self.view = ViewRole(self.bus, self.sup, market=self.market,
+                                 on_event=lambda e: self.record_event(e),
+                                 latency=self.detect_latency)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         await self.bus.start()
         if "feed" in self.roles:
-            await self._start_feeds()
+            await self._start_feed()
         if "detect" in self.roles:
-            self._spawn("detector", self._detector_loop)
+            await self.detect.start()
         if "execute" in self.roles:
             await self._start_executor()
-        if self.mode == "view" or not self.roles:
-            self._spawn("viewer", self._viewer_loop)
-        self._spawn("sweeper", self._sweep_loop)
+        if self.view is not None:
+            await self.view.start()
         if self.cfg.metrics.listen:
             from arbtui.backend.prometheus import serve
 
             self._metrics_server = serve(self, self.cfg.metrics.listen, asyncio.get_running_loop())
 
-    async def _start_feeds(self) -> None:
+    async def _start_feed(self) -> None:
         cfg = self.cfg
-        plan: dict[str, dict[str, Any]] = {}
-        if self.mode == "demo":
+        endpoints = self.endpoints
+        if self.mode == "demo" and endpoints is None:
             from arbtui.backend.sim.server import Simulator
 
             s = cfg.sim
@@ -111,314 +157,128 @@ class Engine:
                                  dislocation_rate=s.dislocation_rate, tick_ms=s.tick_ms,
                                  faults=s.faults)
             await self.sim.start()
-            for v, (url, rest) in self.sim.urls().items():
-                vc = cfg.venues.get(v)
-                plan[v] = dict(symbols=list(s.symbols), url=url, rest_url=rest,
-                               depth=vc.depth if vc else 1000,
-                               symbol_map=symmod.sim_symbol_map(v, s.symbols),
-                               enabled=vc.enabled if vc else True)
-        else:
-            for v, vc in cfg.venues.items():
-                plan[v] = dict(symbols=list(vc.symbols), url=vc.url, rest_url=vc.rest_url,
-                               depth=vc.depth, symbol_map=None, enabled=vc.enabled)
-        # Live: map symbols from each venue's own instrument list (never by
-        # splitting strings), all venues concurrently; None keeps the static table.
-        need = [v for v, p in plan.items() if p["symbol_map"] is None and p["enabled"]]
-        maps = await asyncio.gather(*(feed_class(v).fetch_symbol_map(plan[v]["rest_url"])
-                                      for v in need))
-        for v, m in zip(need, maps):
-            plan[v]["symbol_map"] = m
-        for v, p in plan.items():
-            enabled = p.pop("enabled")
-            feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth, **p)
-            feed.on_book_state = self._on_book_state
-            self.feeds[v] = feed
-            if enabled:
-                self._spawn(f"feed:{v}", feed.run)
-            else:
-                feed.enabled = False
-                self.detector.disabled_venues.add(v)
+            endpoints = self.sim.urls()
+        self.feed = FeedRole(cfg, self.bus, self.sup, feed_plan(cfg, endpoints),
+                             market=self.market)
+        await self.feed.start()
+        self.feeds = self.feed.feeds
+        for v in self.feed.disabled_venues():
+            self.detector.disabled_venues.add(v)
 
     async def _start_executor(self) -> None:
-        """The simulated executor (paper wallets) and the durable journal.
-
-        The executor runs even while execution is off, so switching it on acts at
-        once; it reads opportunities, quotes and book states from the bus, never
-        from the detector, so it runs the same as its own process on Kafka.
-        """
-        from arbtui.backend.executor import Executor, ExecutorRole
-
+        """The simulated executor (paper wallets) and the durable journal."""
         cfg = self.cfg
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
         # The executor reads the detector's clock, so under replay its latencies and
         # fill timestamps live on the same virtual timeline as the quotes.
-        self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
-                                 clock=lambda: self.detector.clock())
-        if "detect" in self.roles:
-            # Size opportunities to the paper wallets while execution is on.
-            self.detector.balances = self.executor.balance_cap
-        self.exec_role = ExecutorRole(self.executor, self.bus, on_fill=self.record_event)
-        self._spawn("executor", self.exec_role.run)
+        executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
+                            clock=lambda: self.detector.clock())
+        self.execute = ExecuteRole(executor, self.bus, on_fill=lambda f: self.record_event(f),
+                                   sup=self.sup)
+        await self.execute.start()
         if cfg.journal.enabled:
-            import sqlite3
-
-            from arbtui.backend.journal import Journal, resolve_path
-
-            path = resolve_path(cfg.journal.path)
-            try:
-                self.journal = Journal(path, cfg.journal.flush_ms)
-            except (OSError, sqlite3.Error) as e:
-                log.error("journal off: cannot open %s: %s", path, e)
-                self.failures["journal"] = self.failures.get("journal", 0) + 1
-            else:
-                journal = self.journal
-                self._spawn("journal", lambda: journal.run_from_bus(
-                    self.bus, stopping=lambda: self._stopping))
-
-    def _spawn(self, name: str, fn) -> None:
-        """Run a role under a supervisor: a crash is logged, counted and the role restarted."""
-
-        async def supervised() -> None:
-            delay = 0.5
-            while not self._stopping:
-                try:
-                    await fn()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - a role must never die silently
-                    self.failures[name] = self.failures.get(name, 0) + 1
-                    log.exception("role %s failed; restarting in %.1fs", name, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-
-        self._tasks.append(asyncio.get_running_loop().create_task(supervised(), name=name))
+            self.journal = JournalRole(cfg.journal, self.bus, self.sup)
+            await self.journal.start()
 
     async def stop(self) -> None:
-        if "detect" in self.roles and self.bus.kind == "kafka":
-            # Published before the bus drains, so viewers and executors see them.
-            self._emit_all(self.detector.close_all("detector stopped"))
-        self._stopping = True
-        for f in self.feeds.values():
-            try:
-                await asyncio.wait_for(f.stop(), 2)
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                pass
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.executor is not None and hasattr(self.executor, "stop"):
-            await self.executor.stop()
+        # The detector first: on Kafka it closes its windows while the bus still delivers.
+        await self.detect.stop()
+        self.sup.stopping = True
+        for role in (self.feed, self.execute, self.view):
+            if role is not None:
+                await role.stop()
+        await self.sup.stop()  # anything else spawned under the supervisor
         if self.journal is not None:
-            self.journal.close()
+            await self.journal.stop()
         await self.bus.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         if self.sim is not None:
             await self.sim.stop()
 
+    # ---------------------------------------------- for ReplayEngine (until it composes roles)
+
+    @property
+    def _tasks(self) -> list[asyncio.Task]:
+        return self.sup.tasks
+
+    @property
+    def _stopping(self) -> bool:
+        return self.sup.stopping
+
+    @_stopping.setter
+    def _stopping(self, value: bool) -> None:
+        self.sup.stopping = value
+
+    @property
+    def failures(self) -> dict[str, int]:
+        return self.sup.failures
+
+    @property
+    def latest(self) -> dict[tuple[str, str], Quote]:
+        return self.market.latest
+
+    @property
+    def quote_rate(self) -> Any:
+        return self.market.rate
+
+    @property
+    def executor(self) -> Executor | None:
+        return self.execute.ex if self.execute is not None else None
+
+    def _spawn(self, name: str, fn: Callable[[], Any]) -> None:
+        self.sup.spawn(name, fn)
+
+    def _emit_all(self, events: list[Opportunity]) -> None:
+        self.detect.emit(events)
+
     # ------------------------------------------------------------------ hot path
 
     def _on_quote(self, q: Quote) -> None:
-        q.pub_ts_ns = time.time_ns()
-        self.latest[(q.venue, q.symbol)] = q
-        self.quote_rate.add()
-        self.bus.publish(QUOTES, q.symbol, q)
+        """Publish a quote as a feed in this process would (benchmarks drive this)."""
+        publish_quote(self.bus, self.market, q)
 
     def _on_book_state(self, st: BookStatus) -> None:
-        if st.state is not BookState.LIVE:
-            self.latest.pop((st.venue, st.symbol), None)
-        self.bus.publish(STATUS, st.symbol, st)
-
-    async def _detector_loop(self) -> None:
-        wake = asyncio.Event()
-        quotes = self.bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
-        status = self.bus.subscribe(STATUS, "detector", wake=wake)
-        quotes.on_reset = self._forget_symbols  # Kafka rebalance moved these symbols
-        det = self.detector
-        lat = self.detect_latency
-        while not self._stopping:
-            if not len(quotes) and not len(status):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    continue
-            wake.clear()
-            for st in status.drain():
-                if isinstance(st, BookStatus):
-                    self._emit_all(det.on_book_state(st))
-            batch = quotes.drain()
-            if batch:
-                if self.mode == "view" or "feed" not in self.roles:
-                    for q in batch:
-                        self.latest[(q.venue, q.symbol)] = q
-                    self.quote_rate.add(len(batch))
-                # The whole batch is applied before any pair is judged, so a venue's
-                # new price never meets another's price superseded in the same batch.
-                events = det.on_quotes(batch)
-                done = time.time_ns()
-                for q in batch:
-                    lat.add(done - q.recv_ts_ns)
-                if events:
-                    self._emit_all(events)
-            await asyncio.sleep(0)
-
-    def _forget_symbols(self, symbols: set[str], reason: str) -> None:
-        """Another detector process owns (or owned meanwhile) these symbols: close what
-        we had open on them and start them clean, as if every book had resynced."""
-        det = self.detector
-        # Partitions follow the base asset (BTC-USD and BTC-USDT travel together), and
-        # on_book_state closes every open key (buy sym, buy venue, sell venue, sell sym)
-        # that used the forgotten quote.
-        bases = {symmod.base_of(s) for s in symbols}
-        for sym, by_venue in list(det.quotes.items()):
-            if symmod.base_of(sym) not in bases:
-                continue
-            for v in list(by_venue):
-                prev = det.book_state.get((v, sym))
-                self._emit_all(det.on_book_state(BookStatus(
-                    venue=v, symbol=sym, state=BookState.RESYNC, reason=reason,
-                    ts_ns=time.time_ns())))
-                # Forget the quote, not the book's real state (the status topic owns it).
-                if prev is None:
-                    det.book_state.pop((v, sym), None)
-                else:
-                    det.book_state[(v, sym)] = prev
-                if "feed" not in self.roles:
-                    self.latest.pop((v, sym), None)
-        log.info("detector: symbols of %s reset (%s)", ", ".join(sorted(bases)), reason)
-
-    async def _viewer_loop(self) -> None:
-        """``--role view``: everything the dashboard shows, read from the bus topics."""
-        wake = asyncio.Event()
-        quotes = self.bus.subscribe(QUOTES, "viewer", coalesce=quote_key, wake=wake)
-        opps = self.bus.subscribe(OPPORTUNITIES, "viewer", wake=wake)
-        fills = self.bus.subscribe(FILLS, "viewer", wake=wake)
-        status = self.bus.subscribe(STATUS, "viewer", wake=wake)
-        # Per-stage latency across processes: venue->feed receive is the feed's own
-        # view; feed receive->bus publish, publish->here, and quote->opportunity.
-        self.stage_latency = stages = {"feed": Latency(4096), "bus": Latency(4096),
-                                       "detect": Latency(4096)}
-        self.view_open: dict[str, Opportunity] = {}
-        self.remote_books: dict[tuple[str, str], BookStatus] = {}
-        while not self._stopping:
-            if not (len(quotes) or len(opps) or len(fills) or len(status)):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    continue
-            wake.clear()
-            now = time.time_ns()
-            for st in status.drain():
-                if isinstance(st, BookStatus):
-                    self.remote_books[(st.venue, st.symbol)] = st
-                    if st.state is not BookState.LIVE:
-                        self.latest.pop((st.venue, st.symbol), None)
-            for q in quotes.drain():
-                self.latest[(q.venue, q.symbol)] = q
-                self.quote_rate.add()
-                if q.pub_ts_ns and q.recv_ts_ns:
-                    stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
-                    stages["bus"].add(now - q.pub_ts_ns)
-            for o in opps.drain():
-                if o.event is OppEvent.CLOSED:
-                    self.view_open.pop(o.id, None)
-                else:
-                    self.view_open[o.id] = o
-                if o.quote_recv_ts_ns and o.event is not OppEvent.CLOSED:
-                    stages["detect"].add(o.ts_ns - o.quote_recv_ts_ns)
-                    self.detect_latency.add(o.ts_ns - o.quote_recv_ts_ns)
-                self.record_event(o)
-            for f in fills.drain():
-                self.record_event(f)
-            await asyncio.sleep(0)
-
-    async def _sweep_loop(self) -> None:
-        next_states = 0.0
-        while not self._stopping:
-            await asyncio.sleep(0.1)
-            if "detect" in self.roles:
-                self._emit_all(self.detector.sweep())
-            if self.bus.kind == "kafka" and self.feeds and time.monotonic() >= next_states:
-                # Book states are published on change only; a viewer or detector that
-                # starts later learns them from this periodic re-statement.
-                next_states = time.monotonic() + 5.0
-                for f in self.feeds.values():
-                    for sb in f.books.values():
-                        self.bus.publish(STATUS, sb.symbol, BookStatus(
-                            venue=f.venue, symbol=sb.symbol, state=sb.state, reason=sb.reason,
-                            ts_ns=sb.since_ns))
-
-    def _emit_all(self, events: list[Opportunity]) -> None:
-        for e in events:
-            self.bus.publish(OPPORTUNITIES, e.symbol, e)
-            self.record_event(e)
+        publish_state(self.bus, self.market, st)
 
     def record_event(self, e: Opportunity | Fill) -> None:
         self.event_seq += 1
         self.events.append((self.event_seq, e))
 
-    # ------------------------------------------------------------------ controls
+    # ------------------------------------------------------------------ commands
 
     def set_venue_enabled(self, venue: str, enabled: bool) -> None:
-        feed = self.feeds.get(venue)
-        self._emit_all(self.detector.set_venue_enabled(venue, enabled))
-        if feed is None:
-            return
-        if enabled and not feed.enabled:
-            feed.enabled = True
-            self._spawn(f"feed:{venue}", feed.run)
-        elif not enabled and feed.enabled:
-            feed.enabled = False
-            for k in [k for k in self.latest if k[0] == venue]:
-                self.latest.pop(k, None)
-            asyncio.get_running_loop().create_task(feed.stop())
+        self.detect.set_venue_enabled(venue, enabled)
+        if self.feed is not None:
+            self.feed.set_venue_enabled(venue, enabled)
 
     def set_symbol_enabled(self, symbol: str, enabled: bool) -> None:
-        self._emit_all(self.detector.set_symbol_enabled(symbol, enabled))
+        self.detect.set_symbol_enabled(symbol, enabled)
 
     def set_threshold(self, min_net_bps: float) -> None:
-        self._emit_all(self.detector.set_threshold(min_net_bps))
+        self.detect.set_threshold(min_net_bps)
 
     def set_max_quote_age(self, ms: float) -> None:
-        """Quotes older than this stop counting; the sweep closes windows that relied on them."""
-        self.detector.cfg.max_quote_age_ms = ms
-        self._emit_all(self.detector.sweep())
+        self.detect.set_max_quote_age(ms)
 
     def set_execution_threshold(self, min_net_bps: float) -> None:
         self.cfg.execution.min_net_bps = min_net_bps
-        if self.executor is not None and hasattr(self.executor, "set_threshold"):
-            self.executor.set_threshold(min_net_bps)
+        if self.execute is not None:
+            self.execute.set_threshold(min_net_bps)
 
     def set_execution(self, enabled: bool) -> None:
         self.cfg.execution.enabled = enabled
-        if self.executor is not None and hasattr(self.executor, "set_enabled"):
-            self.executor.set_enabled(enabled)
+        if self.execute is not None:
+            self.execute.set_enabled(enabled)
 
     # ------------------------------------------------------------------ sampling
 
     def venue_statuses(self) -> dict[str, VenueStatus]:
-        if not self.feeds and getattr(self, "remote_books", None):
-            return self._remote_venue_statuses()
-        return {v: f.status() for v, f in self.feeds.items()}
-
-    def _remote_venue_statuses(self) -> dict[str, VenueStatus]:
-        """View role: venue health as the feed processes reported it on the status
-        topic (book states) plus the quotes seen; worst book state wins."""
-        order = [BookState.LIVE, BookState.SYNCING, BookState.STALE, BookState.RESYNC,
-                 BookState.DISABLED]
-        out: dict[str, VenueStatus] = {}
-        for (v, sym), st in self.remote_books.items():
-            vs = out.get(v) or out.setdefault(v, VenueStatus(venue=v, state=BookState.LIVE,
-                                                             connected=True))
-            vs.symbols[sym] = SymbolStatus(state=st.state, reason=st.reason, since_ns=st.ts_ns)
-            if order.index(st.state) > order.index(vs.state):
-                vs.state, vs.reason = st.state, f"{sym}: {st.reason}"
-        for (v, _), q in self.latest.items():
-            vs = out.get(v)
-            if vs is not None:
-                vs.last_msg_ns = max(vs.last_msg_ns, q.recv_ts_ns)
-        return out
+        if self.feed is not None:
+            return self.feed.state()
+        if self.view is not None:
+            return self.view.venue_statuses()
+        return {}
 
     def symbols(self) -> list[str]:
         if self.mode == "demo":
@@ -427,45 +287,39 @@ class Engine:
 
     def snapshot(self) -> EngineState:
         p50, p99 = self.detect_latency.percentiles_ms(50, 99)
+        det = self.detect.state()
+        view = self.view.state() if self.view is not None else None
+        detecting = "detect" in self.roles
+        extra: dict[str, Any] = {}
+        bus = self.bus.stats()
+        if self.bus.kind == "kafka":
+            extra["kafka"] = {k: bus.get(k) for k in _KAFKA_FIELDS}
+        if view is not None:
+            extra["stage_p50_ms"] = dict(view.stage_p50_ms)
+        if self.execute is not None:
+            extra["executor"] = self.execute.state()
+        if detecting:
+            extra["detector"] = det.status
+        if self.journal is not None and (js := self.journal.state()) is not None:
+            extra["journal"] = js
+        # Roles the supervisor restarted, by name: shown, never silent.
+        extra["role_failures"] = dict(self.sup.failures)
         return EngineState(
-            mode=self.mode.upper(), bus=self.bus.stats(), uptime_s=time.monotonic() - self.started,
-            venues=self.venue_statuses(), quotes=dict(self.latest),
-            open_opportunities=([o.opp for o in self.detector.open.values()]
-                                if "detect" in self.roles or not hasattr(self, "view_open")
-                                else list(self.view_open.values())),
-            quotes_per_s=self.quote_rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
-            min_net_bps=self.detector.cfg.min_net_bps,
-            execution_enabled=self.cfg.execution.enabled, event_seq=self.event_seq,
-            # Roles the supervisor restarted, by name: shown, never silent.
-            extra={**self._transport_extra(), **self._execution_extra(),
-                   "role_failures": dict(self.failures)},
-        )
+            mode=self.mode.upper(), bus=bus, uptime_s=time.monotonic() - self.started,
+            venues=self.venue_statuses(), quotes=dict(self.market.latest),
+            open_opportunities=list(det.open if detecting or view is None else view.open),
+            quotes_per_s=self.market.rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
+            min_net_bps=det.min_net_bps, execution_enabled=self.cfg.execution.enabled,
+            event_seq=self.event_seq, extra=extra, max_quote_age_ms=det.max_quote_age_ms,
+            execution_min_net_bps=self.cfg.execution.min_net_bps,
+            disabled_venues=det.disabled_venues, disabled_symbols=det.disabled_symbols,
+            fees=det.fees, symbols=tuple(self.symbols()),
+            feed_venues=tuple(self.feeds), executing=self.execute is not None)
 
-    def _execution_extra(self) -> dict[str, Any]:
-        """Wallets/PnL, detector health (blocked comparisons, clock offsets, lifetimes), journal."""
-        out: dict[str, Any] = {}
-        if self.executor is not None and hasattr(self.executor, "snapshot"):
-            out["executor"] = self.executor.snapshot()
-        if "detect" in self.roles:
-            out["detector"] = self.detector.status()
-        if self.journal is not None and hasattr(self.journal, "stats"):
-            out["journal"] = self.journal.stats()
-        return out
-
-    def _transport_extra(self) -> dict[str, Any]:
-        """Kafka health and cross-process stage latency for the status line / header."""
-        out: dict[str, Any] = {}
-        b = self.bus.stats() if self.bus.kind == "kafka" else None
-        if b is not None:
-            out["kafka"] = {k: b.get(k) for k in (
-                "state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
-                "dropped", "delivery_errors", "bad_records", "consumed", "assigned_partitions",
-                "rebalances", "log_resets", "last_error",
-                "hop_p50_ms", "hop_p99_ms")}
-        stages = getattr(self, "stage_latency", None)
-        if stages:
-            out["stage_p50_ms"] = {k: v.percentiles_ms(50)[0] for k, v in stages.items()}
-        return out
+    def frame(self, seq: int | None) -> tuple[EngineState, list[tuple[int, Any]]]:
+        """One dashboard frame: the snapshot and, unless ``seq`` is None, the events
+        after ``seq``."""
+        return self.snapshot(), [] if seq is None else self.events_since(seq)
 
     def events_since(self, seq: int) -> list[tuple[int, Any]]:
         """Events newer than ``seq`` (the ring is bounded; very old ones are gone)."""
@@ -476,4 +330,4 @@ class Engine:
         return [ev[i] for i in range(start, len(ev))]
 
 
-__all__ = ["Engine", "EngineState", "FILLS"]
+__all__ = ["FILLS", "Engine", "EngineState"]

@@ -24,13 +24,11 @@ the free balance (balance minus what in-flight orders reserved) when sent and
 clipped to the balance again when they fill.
 
 ``Executor`` is synchronous and clock-injected (tests drive it step by step);
-``ExecutorRole`` runs it on the bus with real timers.
+``backend.roles.execute.ExecuteRole`` runs it on the bus with real timers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 import itertools
 import logging
 import random
@@ -40,11 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui import symbols as symmod
-from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
-from arbtui.backend.bus.base import quote_key
-from arbtui.backend.detector import canonical_symbol
 from arbtui.config import ExecutionConfig, WalletConfig
-from arbtui.model import BookState, BookStatus, Fill, OppEvent, Opportunity, Quote
+from arbtui.model import Fill, OppEvent, Opportunity, Quote, WalletState
 
 log = logging.getLogger("arbtui.executor")
 
@@ -152,6 +147,16 @@ class Executor:
             return None
         self.wallets.ensure(venue, asset, role)
         return self.free(venue, asset)
+
+    def wallet_state(self) -> WalletState:
+        """The free balances as a bus message (what the detector sizes against)."""
+        free: dict[str, dict[str, float]] = {}
+        for (v, a) in self.wallets.bal:
+            free.setdefault(v, {})[a] = self.free(v, a)
+        d = WalletConfig()
+        return WalletState(enabled=self.enabled, free=free,
+                           initial={v: (w.base, w.quote) for v, w in self.cfg.wallets.items()},
+                           default=(d.base, d.quote), ts_ns=self.clock())
 
     # ------------------------------------------------------------------ decisions
 
@@ -419,87 +424,3 @@ class Executor:
             "counters": dict(self.counters),
             "one_leg_policy": self.cfg.one_leg_policy,
         }
-
-
-class ExecutorRole:
-    """Runs an ``Executor`` on the bus: opportunities in, fills out, orders on timers.
-
-    It keeps its OWN latest quote and book state per venue+symbol from the
-    quote and status topics, so it works the same in-process and as a separate
-    process on Kafka, and an order's fill reads the book as it is at arrival:
-    both subscriptions are drained right before each fill.
-    """
-
-    def __init__(self, executor: Executor, bus: Bus,
-                 on_fill: Callable[[Fill], None] | None = None) -> None:
-        self.ex = executor
-        self.bus = bus
-        self.on_fill = on_fill
-        self.books: dict[tuple[str, str], Quote] = {}
-        self.state: dict[tuple[str, str], BookState] = {}
-        self._heap: list[tuple[int, int, Order]] = []
-        self._wake = asyncio.Event()
-        self._quotes = bus.subscribe(QUOTES, "executor", coalesce=quote_key)
-        self._status = bus.subscribe(STATUS, "executor")
-        self._opps = bus.subscribe(OPPORTUNITIES, "executor", wake=self._wake)
-        self._stopping = False
-
-    def _drain_books(self) -> None:
-        for st in self._status.drain():
-            if isinstance(st, BookStatus):
-                k = (st.venue, canonical_symbol(st.venue, st.symbol))
-                self.state[k] = st.state
-                if st.state is not BookState.LIVE:
-                    self.books.pop(k, None)
-        for q in self._quotes.drain():
-            k = (q.venue, canonical_symbol(q.venue, q.symbol))
-            if self.state.get(k, BookState.LIVE) is BookState.LIVE:
-                self.books[k] = q
-
-    def _send(self, orders: list[Order]) -> None:
-        for o in orders:
-            heapq.heappush(self._heap, (o.arrive_ns, o.id, o))
-        if orders:
-            self._wake.set()
-
-    def step(self) -> None:
-        """Process everything due now: new opportunities, then arrived orders."""
-        for opp in self._opps.drain():
-            if isinstance(opp, Opportunity):
-                self._send(self.ex.on_opportunity(opp))
-        now = self.ex.clock()
-        while self._heap and self._heap[0][0] <= now:
-            _, _, o = heapq.heappop(self._heap)
-            self._drain_books()
-            k = (o.venue, o.symbol)
-            book = self.books.get(k)
-            live = book is not None and self.state.get(k, BookState.LIVE) is BookState.LIVE
-            fills, follow = self.ex.on_arrival(o, book, live)
-            for f in fills:
-                self.bus.publish(FILLS, f.symbol, f)
-                if self.on_fill is not None:
-                    self.on_fill(f)
-            self._send(follow)
-
-    async def run(self) -> None:
-        while not self._stopping:
-            # Drain books every turn (not only at arrivals) so the status inbox never
-            # overflows while execution is off.
-            self._drain_books()
-            self.step()
-            timeout = 0.25
-            if self._heap:
-                # Capped: under replay the clock is virtual and may run faster than wall time.
-                timeout = min(0.25, max(0.0, (self._heap[0][0] - self.ex.clock()) / 1e9))
-            if timeout > 0 and not len(self._opps):
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-            else:
-                await asyncio.sleep(0)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()

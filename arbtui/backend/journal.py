@@ -13,7 +13,6 @@ throughput, which is the right trade for a research journal.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sqlite3
@@ -173,28 +172,3 @@ class Journal:
         return {"path": str(self.path), "appended": self.appended, "written": self.written,
                 "pending": len(self._pending), "dropped": self.dropped, "errors": self.errors,
                 "last_error": self.last_error}
-
-    # ------------------------------------------------------------------ bus role
-
-    async def run_from_bus(self, bus, *, stopping=lambda: False) -> None:
-        """Append every opportunity event and fill seen on the bus."""
-        from arbtui.backend.bus import FILLS, OPPORTUNITIES
-
-        wake = asyncio.Event()
-        subs = [bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
-                bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
-        try:
-            while not stopping():
-                if not any(len(s) for s in subs):
-                    try:
-                        await asyncio.wait_for(wake.wait(), 0.25)
-                    except TimeoutError:
-                        continue
-                wake.clear()
-                for s in subs:
-                    for e in s.drain():
-                        self.append(e)
-        finally:
-            for s in subs:
-                for e in s.drain():
-                    self.append(e)

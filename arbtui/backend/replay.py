@@ -263,6 +263,8 @@ class ReplayEngine(Engine):
         self._wake = asyncio.Event()
         if "execute" in self.roles:
             await self._start_executor()
+        if "detect" in self.roles:
+            self.detect.follow_wallets()  # sized to the executor's wallets, as live
         metrics = getattr(self.cfg, "metrics", None)
         if metrics is not None and metrics.listen:
             from arbtui.backend.prometheus import serve
@@ -648,6 +650,7 @@ class ReplayEngine(Engine):
         for fn in self.quote_listeners:
             fn(q)
         if "detect" in self.roles:
+            self.detect.apply_wallets()
             t0 = time.perf_counter_ns()
             events = self.detector.on_quote(q)
             self.detect_latency.add(time.perf_counter_ns() - t0)

@@ -1,8 +1,17 @@
 """Bus transports: ``embedded`` (default) and ``kafka``."""
 
-from arbtui.backend.bus.base import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, Subscription
+from arbtui.backend.bus.base import (
+    FILLS,
+    OPPORTUNITIES,
+    QUOTES,
+    STATUS,
+    WALLETS,
+    Bus,
+    Subscription,
+)
 
-__all__ = ["FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "Bus", "Subscription", "make_bus"]
+__all__ = ["FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
+           "make_bus"]
 
 
 def make_bus(cfg) -> Bus:

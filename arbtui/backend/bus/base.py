@@ -18,7 +18,9 @@ QUOTES = "quotes"
 OPPORTUNITIES = "opportunities"
 FILLS = "fills"
 STATUS = "status"
-TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS)
+#: The executor's free balances (model.WalletState), read by every detector.
+WALLETS = "wallets"
+TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS)
 
 
 class Subscription:

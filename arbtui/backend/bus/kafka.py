@@ -49,6 +49,7 @@ from arbtui.backend.bus.base import (
     OPPORTUNITIES,
     QUOTES,
     STATUS,
+    WALLETS,
     Bus,
     BusError,
     Subscription,
@@ -89,7 +90,11 @@ class VenueStatus(model.VenueStatus, tag="venue_status", tag_field="type"):
     pass
 
 
-_WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus)
+class WalletState(model.WalletState, tag="wallet_state", tag_field="type"):
+    pass
+
+
+_WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, WalletState)
 #: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
 _PREFIX: dict[type, bytes] = {}
 for _w in _WIRE:
@@ -146,6 +151,7 @@ ALLOWED: dict[str, tuple[type, ...]] = {
     OPPORTUNITIES: (model.Opportunity,),
     FILLS: (model.Fill,),
     STATUS: (model.BookStatus, model.VenueStatus),
+    WALLETS: (model.WalletState,),
 }
 
 
@@ -379,7 +385,7 @@ class KafkaBus(Bus):
         self.bcfg = bcfg
         k = self.k = bcfg.kafka
         self.names = {QUOTES: k.topic_quotes, OPPORTUNITIES: k.topic_opportunities,
-                      FILLS: k.topic_fills, STATUS: k.topic_status}
+                      FILLS: k.topic_fills, STATUS: k.topic_status, WALLETS: k.topic_wallets}
         self.logical = {v: t for t, v in self.names.items()}
         #: Groupless consumers start here (ms since epoch) instead of at the end.
         self.start_ms: int | None = None

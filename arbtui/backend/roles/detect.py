@@ -1,0 +1,196 @@
+"""The detect role: quotes, book states and wallet states from the bus -> opportunities.
+
+Everything the detector acts on arrives as a bus message, whether the feeds
+and the executor run in this process or in others: quotes (coalesced to the
+newest per venue+symbol), book states (a book that leaves LIVE closes what
+used it at once), and the executor's wallet state (``model.WalletState``: the
+free balances the depth walk may size against). So one process and Kafka
+roles size and decide the same.
+
+Each pass applies wallet states, then book states, then the whole quote batch
+before any pair is judged (``Detector.on_quotes``). A separate loop sweeps
+every 0.1 s for windows whose legs went stale: staleness is the absence of a
+quote, so nothing else would close them. On Kafka, when a consumer-group
+rebalance moves a partition, the bus calls ``forget`` with its symbols and
+the detector starts those base assets clean; on stop every open window is
+closed, because no other process would ever close what this one opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from arbtui import symbols as symmod
+from arbtui.backend.bus import OPPORTUNITIES, QUOTES, STATUS, WALLETS, Bus
+from arbtui.backend.bus.base import Subscription, quote_key
+from arbtui.backend.detector import Detector
+from arbtui.backend.metrics import Latency
+from arbtui.backend.roles.base import Market, Role
+from arbtui.backend.roles.supervisor import Supervisor
+from arbtui.model import BookState, BookStatus, Opportunity, WalletState
+
+log = logging.getLogger("arbtui.engine")
+
+#: How often open windows are checked for stale legs (seconds).
+SWEEP_S = 0.1
+
+
+def _one(_msg: Any) -> int:
+    return 0  # the wallet inbox keeps only the newest state
+
+
+@dataclass(frozen=True)
+class DetectState:
+    """What the detector applies and holds, copied out for a dashboard frame."""
+
+    min_net_bps: float
+    max_quote_age_ms: float
+    disabled_venues: frozenset[str]
+    disabled_symbols: frozenset[str]
+    fees: Mapping[str, float]
+    open: tuple[Opportunity, ...]
+    #: counters, blocked comparisons, clock offsets, lifetimes (Detector.status)
+    status: Mapping[str, Any]
+    #: whether sizes are capped by wallets received on the bus
+    sized_to_wallets: bool
+
+
+class DetectRole(Role):
+    name = "detect"
+
+    def __init__(self, detector: Detector, bus: Bus, sup: Supervisor, *,
+                 on_event: Callable[[Opportunity], None], market: Market | None = None,
+                 latency: Latency | None = None) -> None:
+        """``on_event`` sees every event this role publishes (the engine's event ring);
+        ``market``, when given, records the quotes this role reads (a process whose
+        feeds run elsewhere); ``latency`` takes receive -> evaluated per quote."""
+        self.detector = detector
+        self.bus = bus
+        self.sup = sup
+        self.on_event = on_event
+        self.market = market
+        self.latency = latency if latency is not None else Latency()
+        self.wallets: WalletState | None = None
+        self._wallet_sub: Subscription | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.follow_wallets()
+        self._tasks = [self.sup.spawn("detector", self._loop),
+                       self.sup.spawn("sweeper", self._sweep_loop)]
+
+    async def stop(self) -> None:
+        if self._tasks and self.bus.kind == "kafka":
+            # Published before the bus drains, so viewers and executors see them.
+            self.emit(self.detector.close_all("detector stopped"))
+        await self.sup.cancel(self._tasks)
+        self._tasks = []
+
+    def follow_wallets(self) -> None:
+        """Subscribe to the executor's wallet states (``start`` does; a driver that
+        calls the detector itself, like replay, calls this and ``apply_wallets``)."""
+        if self._wallet_sub is None:
+            self._wallet_sub = self.bus.subscribe(WALLETS, "detector", coalesce=_one)
+
+    def apply_wallets(self) -> None:
+        """Size from the newest wallet state received, if one arrived."""
+        sub = self._wallet_sub
+        if sub is not None and len(sub):
+            for ws in sub.drain():
+                if isinstance(ws, WalletState):
+                    self.wallets = ws
+            ws = self.wallets
+            self.detector.balances = ws.cap if ws is not None and ws.enabled else None
+
+    async def _loop(self) -> None:
+        wake = asyncio.Event()
+        quotes = self.bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
+        status = self.bus.subscribe(STATUS, "detector", wake=wake)
+        quotes.on_reset = self.forget  # a Kafka rebalance moved these symbols
+        det = self.detector
+        lat = self.latency
+        market = self.market
+        stopping = self.sup
+        while not stopping.stopping:
+            if not len(quotes) and not len(status):
+                try:
+                    await asyncio.wait_for(wake.wait(), 0.25)
+                except TimeoutError:
+                    continue
+            wake.clear()
+            self.apply_wallets()
+            for st in status.drain():
+                if isinstance(st, BookStatus):
+                    if market is not None and st.state is not BookState.LIVE:
+                        market.drop(st.venue, st.symbol)
+                    self.emit(det.on_book_state(st))
+            batch = quotes.drain()
+            if batch:
+                if market is not None:
+                    market.add_batch(batch)
+                # The whole batch is applied before any pair is judged, so a venue's
+                # new price never meets another's price superseded in the same batch.
+                events = det.on_quotes(batch)
+                done = time.time_ns()
+                for q in batch:
+                    lat.add(done - q.recv_ts_ns)
+                if events:
+                    self.emit(events)
+            await asyncio.sleep(0)
+
+    async def _sweep_loop(self) -> None:
+        while not self.sup.stopping:
+            await asyncio.sleep(SWEEP_S)
+            self.emit(self.detector.sweep())
+
+    def emit(self, events: list[Opportunity]) -> None:
+        for e in events:
+            self.bus.publish(OPPORTUNITIES, e.symbol, e)
+            self.on_event(e)
+
+    # ------------------------------------------------------------------ commands
+
+    def forget(self, symbols: set[str], reason: str) -> None:
+        """Another detector process owns (or owned meanwhile) these symbols: close what
+        was open on their base assets and start them clean (``Detector.forget_bases``)."""
+        # Partitions follow the base asset (BTC-USD and BTC-USDT travel together).
+        bases = {symmod.base_of(s) for s in symbols}
+        self.emit(self.detector.forget_bases(bases, reason))
+        if self.market is not None:
+            self.market.drop_bases(bases)
+        log.info("detector: symbols of %s reset (%s)", ", ".join(sorted(bases)), reason)
+
+    def set_venue_enabled(self, venue: str, enabled: bool) -> None:
+        self.emit(self.detector.set_venue_enabled(venue, enabled))
+
+    def set_symbol_enabled(self, symbol: str, enabled: bool) -> None:
+        self.emit(self.detector.set_symbol_enabled(symbol, enabled))
+
+    def set_threshold(self, min_net_bps: float) -> None:
+        self.emit(self.detector.set_threshold(min_net_bps))
+
+    def set_max_quote_age(self, ms: float) -> None:
+        """Quotes older than this stop counting; the sweep closes windows that relied on them."""
+        self.detector.cfg.max_quote_age_ms = ms
+        self.emit(self.detector.sweep())
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> DetectState:
+        d = self.detector
+        return DetectState(
+            min_net_bps=d.cfg.min_net_bps, max_quote_age_ms=d.cfg.max_quote_age_ms,
+            disabled_venues=frozenset(d.disabled_venues),
+            disabled_symbols=frozenset(d.disabled_symbols), fees=dict(d.fees),
+            # copies: the open window's own Opportunity keeps changing in place
+            open=tuple(msgspec.structs.replace(o.opp) for o in d.open.values()),
+            status=d.status(), sized_to_wallets=d.balances is not None)

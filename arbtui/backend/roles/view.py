@@ -1,0 +1,126 @@
+"""The view role (``arbtui --role view``): what a dashboard shows, read from the bus.
+
+It runs no feed, detector or executor; it reads every topic without a
+consumer group and keeps: the latest quote per venue+symbol (in the
+``Market``), each venue's health as the feed processes report it on the
+status topic, the set of open opportunities (OPENED/UPDATED add, CLOSED
+removes), and every opportunity event and fill for the log (``on_event``).
+Per-stage latency across processes comes from the timestamps every message
+carries: venue -> feed receive is the feed's own figure; feed receive -> bus
+publish, publish -> here, and quote receive -> opportunity are measured here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
+from arbtui.backend.bus.base import quote_key
+from arbtui.backend.metrics import Latency
+from arbtui.backend.roles.base import Market, Role
+from arbtui.backend.roles.supervisor import Supervisor
+from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, SymbolStatus, VenueStatus
+
+#: Worst last: a venue's state is its worst book's.
+_ORDER = [BookState.LIVE, BookState.SYNCING, BookState.STALE, BookState.RESYNC,
+          BookState.DISABLED]
+
+
+@dataclass(frozen=True)
+class ViewState:
+    open: tuple[Opportunity, ...]
+    #: venue -> health from the status topic; empty until a feed process reported
+    venues: Mapping[str, VenueStatus]
+    #: feed / bus / detect -> p50 ms across processes
+    stage_p50_ms: Mapping[str, float | None]
+
+
+class ViewRole(Role):
+    name = "view"
+
+    def __init__(self, bus: Bus, sup: Supervisor, *, market: Market,
+                 on_event: Callable[[Any], None], latency: Latency | None = None) -> None:
+        """``latency`` takes quote receive -> opportunity, the detection latency a
+        viewer can see."""
+        self.bus = bus
+        self.sup = sup
+        self.market = market
+        self.on_event = on_event
+        self.latency = latency if latency is not None else Latency()
+        self.stages = {"feed": Latency(4096), "bus": Latency(4096), "detect": Latency(4096)}
+        self.open: dict[str, Opportunity] = {}
+        self.books: dict[tuple[str, str], BookStatus] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        self._tasks = [self.sup.spawn("viewer", self._loop)]
+
+    async def stop(self) -> None:
+        await self.sup.cancel(self._tasks)
+        self._tasks = []
+
+    async def _loop(self) -> None:
+        wake = asyncio.Event()
+        bus = self.bus
+        quotes = bus.subscribe(QUOTES, "viewer", coalesce=quote_key, wake=wake)
+        opps = bus.subscribe(OPPORTUNITIES, "viewer", wake=wake)
+        fills = bus.subscribe(FILLS, "viewer", wake=wake)
+        status = bus.subscribe(STATUS, "viewer", wake=wake)
+        stages = self.stages
+        market = self.market
+        while not self.sup.stopping:
+            if not (len(quotes) or len(opps) or len(fills) or len(status)):
+                try:
+                    await asyncio.wait_for(wake.wait(), 0.25)
+                except TimeoutError:
+                    continue
+            wake.clear()
+            now = time.time_ns()  # wall time: compared with other hosts' wall stamps
+            for st in status.drain():
+                if isinstance(st, BookStatus):
+                    self.books[(st.venue, st.symbol)] = st
+                    if st.state is not BookState.LIVE:
+                        market.drop(st.venue, st.symbol)
+            for q in quotes.drain():
+                market.add(q)
+                if q.pub_ts_ns and q.recv_ts_ns:
+                    stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
+                    stages["bus"].add(now - q.pub_ts_ns)
+            for o in opps.drain():
+                if o.event is OppEvent.CLOSED:
+                    self.open.pop(o.id, None)
+                else:
+                    self.open[o.id] = o
+                if o.quote_recv_ts_ns and o.event is not OppEvent.CLOSED:
+                    stages["detect"].add(o.ts_ns - o.quote_recv_ts_ns)
+                    self.latency.add(o.ts_ns - o.quote_recv_ts_ns)
+                self.on_event(o)
+            for f in fills.drain():
+                self.on_event(f)
+            await asyncio.sleep(0)
+
+    def venue_statuses(self) -> dict[str, VenueStatus]:
+        """Venue health as the feed processes reported it (book states) plus the quotes
+        seen; worst book state wins."""
+        out: dict[str, VenueStatus] = {}
+        for (v, sym), st in self.books.items():
+            vs = out.get(v) or out.setdefault(v, VenueStatus(venue=v, state=BookState.LIVE,
+                                                             connected=True))
+            vs.symbols[sym] = SymbolStatus(state=st.state, reason=st.reason, since_ns=st.ts_ns)
+            if _ORDER.index(st.state) > _ORDER.index(vs.state):
+                vs.state, vs.reason = st.state, f"{sym}: {st.reason}"
+        for (v, _), q in self.market.latest.items():
+            vs = out.get(v)
+            if vs is not None:
+                vs.last_msg_ns = max(vs.last_msg_ns, q.recv_ts_ns)
+        return out
+
+    def state(self) -> ViewState:
+        return ViewState(
+            # Decoded (Kafka) or published (embedded) events are never changed after.
+            open=tuple(self.open.values()), venues=self.venue_statuses(),
+            stage_p50_ms={k: v.percentiles_ms(50)[0] for k, v in self.stages.items()})
