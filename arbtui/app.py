@@ -31,21 +31,21 @@ log = logging.getLogger("arbtui.app")
 
 
 
-def current_settings(engine: Any, cfg: Any, focused: str) -> dict[str, Any]:
-    """The operator-controlled settings as dotted keys -> values (what ctrl+s saves)."""
-    det = engine.detector
+def current_settings(state: Any, cfg: Any, focused: str) -> dict[str, Any]:
+    """The operator-controlled settings in an engine ``state`` (``EngineState``) as dotted
+    keys -> values (what ctrl+s saves)."""
     out: dict[str, Any] = {
-        "detector.min_net_bps": float(det.cfg.min_net_bps),
-        "detector.max_quote_age_ms": float(det.cfg.max_quote_age_ms),
-        "execution.enabled": bool(cfg.execution.enabled),
-        "execution.min_net_bps": float(cfg.execution.min_net_bps),
+        "detector.min_net_bps": float(state.min_net_bps),
+        "detector.max_quote_age_ms": float(state.max_quote_age_ms),
+        "execution.enabled": bool(state.execution_enabled),
+        "execution.min_net_bps": float(state.execution_min_net_bps),
         "ui.focused_symbol": focused,
     }
-    venues = list(cfg.venues) + [v for v in getattr(engine, "feeds", {}) if v not in cfg.venues]
+    venues = list(cfg.venues) + [v for v in state.feed_venues if v not in cfg.venues]
     for v in venues:
-        out[f"venues.{v}.enabled"] = v not in det.disabled_venues
-    disabled = set(det.disabled_symbols)
-    if engine.mode == "demo":
+        out[f"venues.{v}.enabled"] = v not in state.disabled_venues
+    disabled = set(state.disabled_symbols)
+    if state.mode == "DEMO":
         keep = [s for s in cfg.sim.symbols if s not in disabled]
         if keep:
             out["sim.symbols"] = keep
@@ -57,9 +57,9 @@ def current_settings(engine: Any, cfg: Any, focused: str) -> dict[str, Any]:
     return out
 
 
-def baseline_settings(engine: Any, cfg: Any, focused: str) -> dict[str, Any]:
+def baseline_settings(state: Any, cfg: Any, focused: str) -> dict[str, Any]:
     """The same keys as loaded from config, before the operator touched anything."""
-    base = current_settings(engine, cfg, focused)
+    base = current_settings(state, cfg, focused)
     for k in base:
         if k.startswith("venues.") and k.endswith(".enabled"):
             v = k.split(".")[1]
@@ -106,8 +106,10 @@ class ArbApp(App):
         # so tests that build many apps in one process leave it off.
         self.gc_tuning = gc_tuning
         self._gc_restore: Callable[[], None] | None = None
-        self.dashboard = DashboardScreen(self.host or engine, cfg, clock)
-        self._saved = baseline_settings(engine, cfg, self.dashboard.focus_sym)
+        #: What the UI may use of the engine: snapshots and commands (``EngineThread``'s face).
+        self.face = self.host or engine
+        self.dashboard = DashboardScreen(self.face, cfg, clock)
+        self._saved = baseline_settings(self.dashboard.last_state, cfg, self.dashboard.focus_sym)
 
     def get_default_screen(self) -> Screen:
         return self.dashboard
@@ -168,7 +170,7 @@ class ArbApp(App):
     def save_settings(self) -> Path:
         """ctrl+s: write what the operator changed since start (or the last save) to the user
         config, merged with what the file already holds. Returns the path written."""
-        now = current_settings(self.engine, self.cfg, self.dashboard.focus_sym)
+        now = current_settings(self.face.snapshot(), self.cfg, self.dashboard.focus_sym)
         changed = {k: v for k, v in now.items() if self._saved.get(k) != v}
         path = configmod.save_user(nest(changed), self.config_path)
         self._saved = now

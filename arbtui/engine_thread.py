@@ -4,15 +4,14 @@ On one shared loop every dashboard frame (Textual composes and styles the
 changed lines, tens of ms under load) delays the detector by that much:
 measured p99 detection latency 0.4 ms -> ~20 ms at 20 000 quotes/s
 (benchmarks/ui.py). With the engine on its own loop the UI can only delay it by
-a GIL switch interval, and a slow frame never holds a quote back
-(TEXTUAL-NOTES D.5, option A).
+a GIL switch interval, and a slow frame never holds a quote back.
 
-``EngineThread`` is a drop-in for the engine as the dashboard uses it:
-``snapshot``, ``events_since`` and every control run ON the engine's loop (the
-UI thread waits for the result, a few microseconds of engine time), so the
-engine's own data is only ever touched by its own thread. Plain attribute reads
-(``detector``, ``cfg``, ``executor``...) pass through; the sets the UI reads
-(disabled venues/symbols) change only through these controls.
+``EngineThread`` offers exactly what the dashboard may use of an engine:
+``snapshot``/``frame`` (an immutable ``EngineState``, plus the new events) and
+the command methods. Each runs ON the engine's loop (the UI thread waits for
+the result, a few microseconds of engine time), so the engine's own data is
+only ever touched by its own thread. There is no attribute pass-through: what
+the UI needs to read is in the snapshot.
 No Textual import here.
 """
 
@@ -115,10 +114,9 @@ class EngineThread:
         return self.call(self.engine.events_since, seq)
 
     def frame(self, seq: int | None) -> tuple[Any, list[tuple[int, Any]]]:
-        """One dashboard frame in ONE round trip: the snapshot and, unless ``seq`` is None,
-        the events after ``seq``. Each round trip can wait a GIL switch interval."""
-        eng = self.engine
-        return self.call(lambda: (eng.snapshot(), [] if seq is None else eng.events_since(seq)))
+        """One dashboard frame in ONE round trip (``Engine.frame``): each round trip can
+        wait a GIL switch interval."""
+        return self.call(self.engine.frame, seq)
 
     def set_venue_enabled(self, venue: str, enabled: bool) -> None:
         self.call(self.engine.set_venue_enabled, venue, enabled)
@@ -137,6 +135,3 @@ class EngineThread:
 
     def set_execution(self, enabled: bool) -> None:
         self.call(self.engine.set_execution, enabled)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)

@@ -6,6 +6,11 @@ does all widget updates inside one ``app.batch_update()``; charts are fed at
 <= 2 Hz and only drawn while visible; nothing renders while a modal screen
 covers the dashboard. Every control acts on the engine first and then forces a
 sample, so the effect is on screen within one frame.
+
+The engine is read ONLY through ``engine.frame`` (one immutable
+``EngineState`` plus the new events) and changed only through its command
+methods (``set_threshold``, ``set_venue_enabled``...): the screen never reads
+a role's internals, so the engine can run on another thread or process.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ class DashboardScreen(Screen):
         self.engine = engine
         self.cfg = cfg
         self.clock = clock
-        syms = list(engine.symbols())
+        #: The latest frame's state; every control reads the settings it changes here.
+        self.last_state: Any = engine.snapshot()
+        syms = list(self.last_state.symbols)
         want = cfg.ui.focused_symbol
         self.focus_sym = want if want in syms else (syms[0] if syms else "")
         self.paused = False
@@ -53,7 +60,6 @@ class DashboardScreen(Screen):
         self.panels: dict[str, VenuePanel] = {}
         self._panel_symbols: dict[str, list[str]] = {}
         self.ticks = 0
-        self.last_state: Any = None
         self._log_title = ""
 
     # ------------------------------------------------------------------ layout
@@ -131,34 +137,29 @@ class DashboardScreen(Screen):
         # paused one it catches up from the engine's event ring when shown again.
         log_shown = not self.has_class("-chartsonly")
         drain = not self.paused and log_shown
-        frame = getattr(eng, "frame", None)
-        if frame is not None:  # engine on its own thread: one round trip per frame
-            try:
-                state, evs = frame(self.seq if drain else None)
-            except TimeoutError:
-                # The engine's loop is stuck (it never should be): say so, keep the last frame.
-                self.header_widget.set_text(Text(" ENGINE NOT RESPONDING ", "bold reverse red"))
-                return
-        else:
-            state = eng.snapshot()
-            evs = eng.events_since(self.seq) if drain else []
+        try:
+            # On its own thread the engine answers this in one round trip per frame.
+            state, evs = eng.frame(self.seq if drain else None)
+        except TimeoutError:
+            # The engine's loop is stuck (it never should be): say so, keep the last frame.
+            self.header_widget.set_text(Text(" ENGINE NOT RESPONDING ", "bold reverse red"))
+            return
         self.last_state = state
         rp = state.extra.get("replay") if state.extra else None
         if isinstance(rp, dict) and rp.get("replay_ts"):
             # Replay: quote ages, lifetimes and the clock are on the recording's time.
             now = int(rp["replay_ts"] * 1e9)
         self.ticks += 1
-        det = eng.detector
         venues = list(state.venues)
         for (v, _s) in state.quotes:
             if v not in venues:
                 venues.append(v)
-        exec_thr = self.cfg.execution.min_net_bps
+        exec_thr = state.execution_min_net_bps
         chart_every = max(1, math.ceil(self.cfg.ui.refresh_hz / 2))
         with self.app.batch_update():
             self._sync_panels(venues)
             self._update_header(state, now)
-            self._update_panels(state, now, det)
+            self._update_panels(state, now)
             self.log_widget.restyle(state.min_net_bps, exec_thr, now)
             if evs:
                 self._drain_log(evs, now)
@@ -170,7 +171,7 @@ class DashboardScreen(Screen):
                     self.log_widget.tick(now)
                 visible = self.charts_visible() and self.app.screen is self
                 self.sparks.sample(state, now, venues, render=visible)
-                self.chart.sample(self.focus_sym, state.quotes, det.fees, now)
+                self.chart.sample(self.focus_sym, state.quotes, state.fees, now)
                 if visible:
                     self.chart.redraw(state.min_net_bps, now)
                 self.wallets.show(state.extra)
@@ -194,10 +195,10 @@ class DashboardScreen(Screen):
         self.header_widget.show(header_text(state, now_ns=now, width=width, focused=self.focus_sym,
                                             paused=self.paused))
 
-    def _update_panels(self, state: Any, now: int, det: Any) -> None:
+    def _update_panels(self, state: Any, now: int) -> None:
         best_bid: dict[str, float] = {}
         best_ask: dict[str, float] = {}
-        disabled = set(det.disabled_venues)
+        disabled = set(state.disabled_venues)
         for v, st in state.venues.items():
             if st.state is BookState.DISABLED:
                 disabled.add(v)
@@ -211,7 +212,7 @@ class DashboardScreen(Screen):
         by_venue: dict[str, dict[str, Any]] = {}
         for (v, s), q in state.quotes.items():
             by_venue.setdefault(v, {})[s] = q
-        all_syms = list(self.engine.symbols())
+        all_syms = state.symbols
         for v in self.venue_order:
             st = state.venues.get(v)
             quotes = by_venue.get(v, {})
@@ -223,7 +224,7 @@ class DashboardScreen(Screen):
                 index=i, venue=v, status=state.venues.get(v), quotes=by_venue.get(v, {}),
                 symbols=self._panel_symbols[v], best_bid=best_bid, best_ask=best_ask,
                 focused=self.focus_sym, now_ns=now, disabled=v in disabled,
-                disabled_symbols=set(det.disabled_symbols), max_lines=max_lines, compact=compact,
+                disabled_symbols=set(state.disabled_symbols), max_lines=max_lines, compact=compact,
             ))
 
     def _drain_log(self, evs: list[tuple[int, Any]], now: int) -> None:
@@ -246,7 +247,7 @@ class DashboardScreen(Screen):
     # ------------------------------------------------------------------ helpers for controls
 
     def venue_enabled(self, venue: str) -> bool:
-        return venue not in self.engine.detector.disabled_venues
+        return venue not in self.last_state.disabled_venues
 
     def _after(self) -> None:
         """Show a control's effect now, not at the next timer tick."""
@@ -281,11 +282,11 @@ class DashboardScreen(Screen):
             self._after()
 
         self.app.push_screen(
-            SymbolPickerScreen(list(self.engine.symbols()), set(self.engine.detector.disabled_symbols),
-                               self.focus_sym, apply), done)
+            SymbolPickerScreen(list(self.last_state.symbols),
+                               set(self.last_state.disabled_symbols), self.focus_sym, apply), done)
 
     def action_next_symbol(self, step: int = 1) -> None:
-        syms = list(self.engine.symbols())
+        syms = list(self.last_state.symbols)
         if not syms:
             return
         i = syms.index(self.focus_sym) if self.focus_sym in syms else -1
@@ -293,7 +294,7 @@ class DashboardScreen(Screen):
         self._after()
 
     def action_threshold(self, delta: float) -> None:
-        cur = self.engine.detector.cfg.min_net_bps
+        cur = self.last_state.min_net_bps
         new = round(cur + delta, 4)
         if not (-MAX_BPS < new < MAX_BPS):
             self.notify("threshold out of range", severity="warning")
@@ -304,15 +305,15 @@ class DashboardScreen(Screen):
     def action_thresholds(self) -> None:
         from arbtui.screens.thresholds import ThresholdsScreen
 
-        d = self.engine.detector.cfg
+        st = self.last_state
 
         def done(result: dict[str, float] | None) -> None:
             if not result:
                 return
             self.apply_thresholds(result)
 
-        self.app.push_screen(ThresholdsScreen(d.min_net_bps, d.max_quote_age_ms,
-                                              self.cfg.execution.min_net_bps), done)
+        self.app.push_screen(ThresholdsScreen(st.min_net_bps, st.max_quote_age_ms,
+                                              st.execution_min_net_bps), done)
 
     def apply_thresholds(self, result: dict[str, float]) -> None:
         eng = self.engine
@@ -323,9 +324,9 @@ class DashboardScreen(Screen):
         self._after()
 
     def action_execution(self) -> None:
-        on = not self.cfg.execution.enabled
+        on = not self.last_state.execution_enabled
         self.engine.set_execution(on)
-        if on and self.engine.executor is None:
+        if on and not self.last_state.executing:
             self.notify("execution flag ON, but no simulated executor runs in this process",
                         severity="warning")
         else:
