@@ -48,7 +48,7 @@ def apply_since(engine: Any, text: str) -> None:
     from arbtui.backend.bus.base import BusError
 
     ms = parse_since(text)
-    if not hasattr(engine.bus, "start_from"):
+    if engine.bus.kind != "kafka":
         raise BusError("--since needs bus.kind = \"kafka\" (the embedded bus keeps no history)")
     engine.bus.start_from(ms)
 

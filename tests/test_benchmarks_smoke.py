@@ -92,7 +92,7 @@ def test_arbtui_bench_dispatches_from_any_directory(tmp_path):
     import subprocess
 
     # Run from elsewhere: the suite is found in the checkout, and its own argument
-    # check answers (exit 2, names the choices), not "not available in this build".
+    # check answers (exit 2, names the choices), not "needs a source checkout".
     p = subprocess.run([sys.executable, "-m", "arbtui", "bench", "--only", "nosuch"],
                        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2, p.stderr

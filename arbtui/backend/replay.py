@@ -914,13 +914,8 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
 
 def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Namespace) -> int:
     from arbtui import cli
+    from arbtui.app import run_app  # Textual only on the dashboard path
 
-    try:
-        from arbtui.app import run_app  # Textual only on the dashboard path
-    except ModuleNotFoundError as e:
-        print(f"arbtui replay: the dashboard is not available in this build ({e.name}); "
-              "use --no-ui or --print-quotes", file=sys.stderr)
-        return 2
     try:
         for p in files:
             RecordingReader(p).close()
