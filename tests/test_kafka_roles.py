@@ -72,6 +72,10 @@ def test_demo_feed_detect_view_end_to_end_with_bad_records(tmp_path, procs, kafk
     # The executor process turns them into simulated fills, which the viewer shows too.
     wait_for(lambda: any(r.get("type") == "fill" for r in view.lines()), 60,
              "fills reach the viewer", everyone)
+    # The executor process's wallet states reach the detector process (wallets topic):
+    # it sizes to them, as a detector in the executor's own process does.
+    wait_for(lambda: ((det.status() or {}).get("detector") or {}).get("sized_to_wallets") is True,
+             20, "detector sizes to the executor's wallets", everyone)
 
     # Bad records on the quotes topic: counted and skipped by the detector, not fatal.
     async def inject() -> None:

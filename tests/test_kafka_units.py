@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from arbtui import model
@@ -68,6 +69,26 @@ def test_wire_encoding_is_tagged_versioned_json():
     assert decode(raw.replace(b'"v":1}', b'"v":2}')) == (None, "wrong_version")
     with pytest.raises(TypeError):
         encode({"not": "a struct"})
+
+
+def test_wallet_state_travels_the_wire_on_its_own_topic():
+    from arbtui.backend.bus.base import WALLETS
+    from arbtui.backend.bus.kafka import ALLOWED, KafkaBus, encode_batch, unpack
+
+    ws = model.WalletState(enabled=True, free={"gemini": {"BTC": 1.25}},
+                           initial={"kraken": (0.0, 1e9)}, default=(1.0, 100_000.0), ts_ns=7)
+    raw = encode(ws)
+    assert raw.startswith(b'{"type":"wallet_state",')
+    back, why = decode(raw)
+    assert why == "" and isinstance(back, model.WalletState)
+    assert msgspec.structs.asdict(back) == msgspec.structs.asdict(ws)
+    assert back.cap("gemini", "BTC", "base") == 1.25 and back.cap("kraken", "USD", "quote") == 1e9
+    assert back.cap("okx", "USDT", "quote") == 100_000.0
+    both, why = unpack(encode_batch(WALLETS, [ws, ws]))
+    assert why == "" and [msgspec.structs.asdict(w) for w in both] == [msgspec.structs.asdict(ws)] * 2
+    assert ALLOWED[WALLETS] == (model.WalletState,)
+    cfg = load(None, use_user=False)
+    assert KafkaBus(cfg.bus).names[WALLETS] == cfg.bus.kafka.topic_wallets == "arbtui.wallets"
 
 
 def test_partition_follows_the_base_asset():

@@ -299,7 +299,7 @@ class Engine:
         if self.execute is not None:
             extra["executor"] = self.execute.state()
         if detecting:
-            extra["detector"] = det.status
+            extra["detector"] = {**det.status, "sized_to_wallets": det.sized_to_wallets}
         if self.journal is not None and (js := self.journal.state()) is not None:
             extra["journal"] = js
         # Roles the supervisor restarted, by name: shown, never silent.

@@ -125,6 +125,7 @@ class DetectRole(Role):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
                 except TimeoutError:
+                    self.apply_wallets()  # sized right before the next quote, not at it
                     continue
             wake.clear()
             self.apply_wallets()
