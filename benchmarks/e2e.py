@@ -448,7 +448,7 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
         gc_restore = tune_gc()
         res.notes.append("headless GC policy (arbtui.backend.gcpolicy)")
     try:
-        side = FeedSide(m, eng._on_quote, mode, on_state=eng._on_book_state)
+        side = FeedSide(m, eng.publish_quote, mode, on_state=eng.publish_state)
         side.sync(extra["snapshots"])
         await asyncio.sleep(0.05)
         t0 = time.time_ns() + 50_000_000
@@ -465,7 +465,7 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
                 seqs[vi] = s + 1
                 feeds[vi].feed_frame(f"{a}{s}{b}", now)
         else:
-            on_quote = eng._on_quote
+            on_quote = eng.publish_quote
 
             def handle(vi: int, i: int, now: int) -> None:
                 qq = payload[i]
@@ -816,12 +816,12 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             await brokermod.create_topics(b, {t: k.partitions for t in (
                 "arbtui.quotes", "arbtui.opportunities", "arbtui.fills", "arbtui.status")})
             bus = make_bus(cfg)
-            # The feed role's publish path (Engine._on_quote) without starting the
+            # The feed role's publish path (Engine.publish_quote) without starting the
             # engine: its feeds would dial the real venues; ours are driven here.
             feng = Engine(cfg, mode="live", bus=bus, roles=("feed",))
             await bus.start()
             producer_stop = bus.stop
-            side = FeedSide(m, feng._on_quote, mode, on_state=feng._on_book_state)
+            side = FeedSide(m, feng.publish_quote, mode, on_state=feng.publish_state)
             side.sync(extra["snapshots"])
             if os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1":
                 # As `arbtui feed` / `arbtui detect` run (arbtui.headless.run_headless).
@@ -841,7 +841,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                     seqs[vi] = s + 1
                     feeds[vi].feed_frame(f"{a}{s}{c}", now)
             else:
-                on_quote = feng._on_quote
+                on_quote = feng.publish_quote
 
                 def handle_sync(vi: int, i: int, now: int) -> None:
                     qq = payload[i]

@@ -48,7 +48,7 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
     cfg = bench_config(m.venues)
     eng = Engine(cfg, mode="live", bus=EmbeddedBus(cfg.bus.queue_size), roles=("detect",))
     await eng.start()
-    side = FeedSide(m, eng._on_quote, "frames", on_state=eng._on_book_state)
+    side = FeedSide(m, eng.publish_quote, "frames", on_state=eng.publish_state)
     side.sync(snaps)
     seqs = side.seq
     feeds = side.feeds

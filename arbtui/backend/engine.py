@@ -44,9 +44,9 @@ from arbtui.backend.roles import (
     ViewRole,
     feed_plan,
 )
-from arbtui.backend.roles.feed import publish_quote, publish_state
+from arbtui.backend.roles.feed import quote_publisher, state_publisher
 from arbtui.config import Config
-from arbtui.model import BookStatus, Fill, Opportunity, Quote, VenueStatus
+from arbtui.model import Fill, Opportunity, Quote, VenueStatus
 
 #: The Kafka health fields the status line and header show.
 _KAFKA_FIELDS = ("state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
@@ -108,6 +108,10 @@ class Engine:
         self.events: deque[tuple[int, Any]] = deque(maxlen=10_000)
         self.event_seq = 0
         self.detect_latency = Latency()
+        #: Publish a quote / book state as a feed in this process does (what the
+        #: benchmarks and external drivers feed the engine with).
+        self.publish_quote = quote_publisher(self.bus, self.market)
+        self.publish_state = state_publisher(self.bus, self.market)
         self.started = time.monotonic()
         self._metrics_server: Any = None
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
@@ -233,13 +237,6 @@ class Engine:
         self.detect.emit(events)
 
     # ------------------------------------------------------------------ hot path
-
-    def _on_quote(self, q: Quote) -> None:
-        """Publish a quote as a feed in this process would (benchmarks drive this)."""
-        publish_quote(self.bus, self.market, q)
-
-    def _on_book_state(self, st: BookStatus) -> None:
-        publish_state(self.bus, self.market, st)
 
     def record_event(self, e: Opportunity | Fill) -> None:
         self.event_seq += 1
