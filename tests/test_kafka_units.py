@@ -11,8 +11,8 @@ from arbtui import model
 from arbtui.backend.bus.base import BusError
 from arbtui.backend.bus.kafka import base_partitioner, decode, encode
 from arbtui.backend.engine import Engine
+from arbtui.commands.roles import parse_since
 from arbtui.config import load
-from arbtui.roles import parse_since
 
 
 def q(venue: str, symbol: str, bid: float, ask: float) -> model.Quote:

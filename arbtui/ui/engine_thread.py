@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-log = logging.getLogger("arbtui.engine_thread")
+log = logging.getLogger("arbtui.ui.engine_thread")
 T = TypeVar("T")
 
 

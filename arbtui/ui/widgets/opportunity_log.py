@@ -28,8 +28,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from arbtui.fmt import fmt_bps, fmt_clock, fmt_lifetime, fmt_money, fmt_sz
 from arbtui.model import Fill, OppEvent, Opportunity
-from arbtui.widgets.fmt import fmt_bps, fmt_clock, fmt_lifetime, fmt_money, fmt_sz
 
 #: (key, label, width). Markers first so they survive a narrow terminal.
 #: Each width includes one trailing blank, so the columns fit 80 terminal columns.

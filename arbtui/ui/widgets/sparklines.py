@@ -14,8 +14,8 @@ from typing import Any
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline
 
-from arbtui.widgets.fmt import fmt_ms, fmt_rate
-from arbtui.widgets.live_text import LiveText
+from arbtui.fmt import fmt_ms, fmt_rate
+from arbtui.ui.widgets.live_text import LiveText
 
 
 class Series:

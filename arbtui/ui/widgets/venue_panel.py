@@ -12,9 +12,9 @@ from typing import Any
 
 from rich.text import Text
 
+from arbtui.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
 from arbtui.model import BookState, Quote, VenueStatus
-from arbtui.widgets.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
-from arbtui.widgets.live_text import LiveText
+from arbtui.ui.widgets.live_text import LiveText
 
 STATE_STYLE = {
     BookState.LIVE: "bold green",
