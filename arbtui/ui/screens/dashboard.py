@@ -1,7 +1,8 @@
 """The main screen: header, venue panels, opportunity log, sparklines, spread chart, wallets.
 
 The screen SAMPLES the engine at ``ui.refresh_hz`` (``set_interval``); the
-engine never posts a UI message per tick (TEXTUAL-NOTES C.7.2). Each sample
+engine never posts a UI message per tick: at tens of thousands of quotes a second a
+message per quote would cost more than the quotes (docs/architecture.md). Each sample
 does all widget updates inside one ``app.batch_update()``; charts are fed at
 <= 2 Hz and only drawn while visible; nothing renders while a modal screen
 covers the dashboard. Every control acts on the engine first and then forces a

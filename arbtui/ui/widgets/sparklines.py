@@ -63,7 +63,8 @@ class _Row(Horizontal):
             self._label.set_text(text)
 
     def push(self) -> None:
-        # A new list object so the reactive fires (TEXTUAL-NOTES D.1/D.4).
+        # A new list object: Textual reactives fire only when the assigned value compares
+        # unequal, so refilling the same list in place would never repaint.
         self._spark.data = list(self.series.data)
 
 

@@ -1,7 +1,8 @@
 """One panel per venue: connection state, per-symbol top of book, depth ladder.
 
 A venue has a handful of symbols, so a ``Static`` re-rendered from one Rich
-``Text`` is cheaper than a DataTable (TEXTUAL-NOTES D.2) — and it is only
+``Text`` is cheaper than a DataTable (whose per-cell updates invalidate its row and
+width caches) — and it is only
 re-rendered when the text actually changed.
 """
 
