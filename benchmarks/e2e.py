@@ -79,6 +79,8 @@ class Result:
     sent_after_warm: int = 0
     behind: bool = False
     notes: list[str] = field(default_factory=list)
+    #: Why this variant was not run here (empty when it ran); nothing else is measured then.
+    not_run: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -732,6 +734,23 @@ def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
     k.group_id = k.group_id + suffix + f".{os.getpid()}"
 
 
+def baseline_unavailable() -> str | None:
+    """None if the baseline can run here, else why not.
+
+    The tutorial's producer compresses with snappy, and aiokafka refuses to build
+    a snappy producer without the ``cramjam`` package (RuntimeError at
+    construction). Running the baseline uncompressed would no longer be the
+    tutorial, so without the codec the baseline is reported as not run.
+    """
+    from aiokafka import codec
+
+    if codec.has_snappy():
+        return None
+    return ("the baseline producer compresses with snappy (the tutorial's setting) and "
+            "aiokafka needs the cramjam package for it; install it (it is in the dev extra: "
+            "pip install -e '.[dev]')")
+
+
 def kafka_available() -> str | None:
     from benchmarks import broker
 
@@ -979,6 +998,11 @@ async def run(spec: Spec, sat_cap: int = 60_000) -> Result:
     # then freeze it out of the cyclic GC, so a full collection does not scan a
     # million harness objects in the middle of a measured window.
     nv, ns, n = spec.venues, spec.symbols, n_needed(spec, sat_cap)
+    if spec.variant == "baseline":
+        why = baseline_unavailable()
+        if why:
+            return Result(spec.variant, nv, ns, spec.rate, not_run=why,
+                          notes=[f"not run: {why}"])
     kinds = {"floor-queue": ["quotes"], "floor-kafka": ["quote_bytes"], "baseline": ["trades"]}
     for kind in kinds.get(spec.variant, ["frames" if spec.source == "frames" else "quotes"]):
         rendered(nv, ns, n, kind)
