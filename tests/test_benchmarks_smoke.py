@@ -247,3 +247,19 @@ def test_record_path_is_date_and_commit_named(tmp_path, monkeypatch):
     assert bm.record_path(m, quick=False).name == "2026-11-25-2350-a83c8f2-2.md"
     dirty = {"date_utc": "2026-12-06 03:40:00", "commit": "69bf776+dirty(arbtui/)"}
     assert bm.record_path(dirty, quick=True).name == "2026-12-06-0340-69bf776-dirty-quick.md"
+
+
+def test_kafka_benchmark_report_names_the_baseline_it_could_not_run(no_snappy):
+    from benchmarks import broker
+    from benchmarks.__main__ import Plan, bench_kafka, targets
+
+    if broker.available():
+        pytest.skip(broker.available())
+    plan = Plan(quick=True, repeats=None)
+    plan.kafka_runs = []  # no measured points: only what the report says about the plan
+    out: dict = {}
+    md = bench_kafka(plan, out)
+    assert out["kafka"] == []
+    assert "cramjam" in out["not_run"]["baseline"]
+    assert any(line.startswith("_Not run here: `baseline` — ") and "snappy" in line for line in md)
+    assert targets(out) == []  # nothing measured, nothing judged, no error
