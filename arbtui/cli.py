@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import sys
 from pathlib import Path
 
-from arbtui import config as configmod
+from arbtui.runtime import install_uvloop, load_config, pin_cpus, setup_logging, state_dir
 
 SUBCOMMANDS = ("feed", "detect", "execute", "record", "replay", "report", "bench")
 
@@ -37,68 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="?", choices=SUBCOMMANDS, help=argparse.SUPPRESS)
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line, for the rotating log file."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        import json
-
-        d = {"ts": record.created, "level": record.levelname, "logger": record.name,
-             "msg": record.getMessage()}
-        if record.exc_info:
-            d["exc"] = self.formatException(record.exc_info)
-        return json.dumps(d, default=str)
-
-
-def setup_logging(path: str | None, level: int = logging.INFO) -> None:
-    """Structured JSON lines to a rotating file, or plain lines on stderr.
-
-    stdout is never used: in headless mode it carries the event stream.
-    """
-    handler: logging.Handler
-    if path:
-        from logging.handlers import RotatingFileHandler
-
-        handler = RotatingFileHandler(path, maxBytes=10_000_000, backupCount=3)
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # websockets logs every handshake failure with a traceback at INFO/ERROR; our
-    # feed loop already reports connection failures once, in one line.
-    logging.getLogger("websockets").setLevel(logging.CRITICAL)
-
-
-def pin_cpus(spec: str) -> None:
-    cpus: set[int] = set()
-    for part in spec.split(","):
-        a, _, b = part.partition("-")
-        cpus.update(range(int(a), int(b or a) + 1))
-    os.sched_setaffinity(0, cpus)
-
-
-def load_config(args: argparse.Namespace):
-    try:
-        cfg = configmod.load(args.config)
-    except configmod.ConfigError as e:
-        print(f"arbtui: config error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if args.seed is not None:
-        cfg.sim.seed = args.seed
-    return cfg
-
-
-def _install_uvloop() -> None:
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    uvloop.install()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,15 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.log_file:
         # The dashboard owns the terminal; keep diagnostics out of it.
-        setup_logging(str(_state_dir() / "arbtui.log"))
+        setup_logging(str(state_dir() / "arbtui.log"))
     return run_app(cfg, mode=mode, args=args)
-
-
-def _state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    d = Path(base) / "arbtui"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def make_engine(cfg, mode: str, args: argparse.Namespace):
@@ -164,7 +93,7 @@ def run_headless_main(cfg, args: argparse.Namespace, mode: str) -> int:
     from arbtui.backend.bus.base import BusError
     from arbtui.headless import run_headless
 
-    _install_uvloop()
+    install_uvloop()
     try:
         engine = make_engine(cfg, mode, args)
         return asyncio.run(run_headless(engine, args.duration, cfg.headless.status_interval_s))

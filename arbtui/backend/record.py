@@ -205,13 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
-    from arbtui import cli
+    from arbtui import runtime
 
     ns = build_parser().parse_args(argv)
     top = args or argparse.Namespace()
-    cfg = cli.load_config(argparse.Namespace(config=ns.config or getattr(top, "config", None),
+    cfg = runtime.load_config(argparse.Namespace(config=ns.config or getattr(top, "config", None),
                                              seed=getattr(top, "seed", None)))
-    cli.setup_logging(ns.log_file or getattr(top, "log_file", None))
+    runtime.setup_logging(ns.log_file or getattr(top, "log_file", None))
     demo = ns.demo or bool(getattr(top, "demo", False))
     duration = ns.duration if ns.duration is not None else getattr(top, "duration", None)
     venues = _csv(ns.venues) if ns.venues else (list(cfg.sim.venues) if demo

@@ -840,7 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
-    from arbtui import cli
+    from arbtui import runtime
 
     ns = build_parser().parse_args(argv)
     top = args or argparse.Namespace()
@@ -849,10 +849,10 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     no_ui = ns.no_ui or bool(getattr(top, "no_ui", False))
     duration = ns.duration if ns.duration is not None else getattr(top, "duration", None)
     speed = 0.0 if ns.max else (ns.speed if ns.speed is not None else getattr(top, "speed", 1.0))
-    cfg = cli.load_config(argparse.Namespace(config=config, seed=getattr(top, "seed", None)))
+    cfg = runtime.load_config(argparse.Namespace(config=config, seed=getattr(top, "seed", None)))
     if not (no_ui or ns.print_quotes):
         return _run_dashboard(cfg, ns.files, speed, top)
-    cli.setup_logging(log_file)
+    runtime.setup_logging(log_file)
     try:
         engine = ReplayEngine(cfg, ns.files, speed=speed)
     except RecordingError as e:
@@ -910,7 +910,7 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
 
 
 def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Namespace) -> int:
-    from arbtui import cli
+    from arbtui import runtime
 
     try:
         from arbtui.app import run_app  # Textual only on the dashboard path
@@ -929,5 +929,5 @@ def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Na
     ns.speed = speed
     ns.no_ui = False
     ns.role = getattr(ns, "role", "all")
-    cli.setup_logging(str(cli._state_dir() / "arbtui.log"))
+    runtime.setup_logging(str(runtime.state_dir() / "arbtui.log"))
     return run_app(cfg, mode="replay", args=ns)
