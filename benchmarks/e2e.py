@@ -260,16 +260,6 @@ def bench_config(venue_names: list[str], fetch_max_wait_ms: int | None = None):
     return cfg
 
 
-def coinbase_available() -> bool:
-    try:
-        from arbtui.backend.feeds import feed_class
-
-        feed_class("coinbase")
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
 class FeedSide:
     """The feed role: one Coinbase adapter per synthetic venue, or ready quotes."""
 
@@ -441,13 +431,11 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
     from arbtui.backend.bus.embedded import EmbeddedBus
     from arbtui.backend.engine import Engine
 
-    mode = "frames" if spec.source == "frames" and coinbase_available() else "quotes"
+    mode = spec.source
     n = n_needed(spec, sat_cap)
     m, _, extra = stream(spec.venues, spec.symbols, n)
     payload = rendered(spec.venues, spec.symbols, n, mode)
     res = Result("embedded", spec.venues, spec.symbols, spec.rate)
-    if mode == "quotes" and spec.source == "frames":
-        res.notes.append("coinbase adapter not available: ready Quotes published (no parse/book)")
     cfg = bench_config(m.venues)
     bus = EmbeddedBus(cfg.bus.queue_size)
     eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
@@ -751,23 +739,6 @@ def baseline_unavailable() -> str | None:
             "pip install -e '.[dev]')")
 
 
-def kafka_available() -> str | None:
-    from benchmarks import broker
-
-    why = broker.available()
-    if why:
-        return why
-    return None
-
-
-def kafkabus_available() -> bool:
-    try:
-        from arbtui.backend.bus.kafka import KafkaBus  # noqa: F401
-
-        return True
-    except ImportError:
-        return False
-
 
 async def run_kafka(spec: Spec, sat_cap: int) -> Result:
     from benchmarks import broker as brokermod
@@ -786,10 +757,8 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
     elif variant == "floor-kafka":
         payload = rendered(nv, ns, n, "quote_bytes")
     else:
-        mode = "frames" if spec.source == "frames" and coinbase_available() else "quotes"
+        mode = spec.source
         payload = rendered(nv, ns, n, mode)
-        if mode == "quotes" and spec.source == "frames":
-            res.notes.append("coinbase adapter not available: ready Quotes published")
     ctx = mp.get_context("spawn")
     async with brokermod.fresh_broker() as b:
         res.notes.append(f"broker: {b.kind}")
@@ -848,12 +817,6 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                              f"max_batch_size={kc.max_batch_size} partitions={parts} "
                              f"fetch_max_wait_ms={fmw}")
         else:
-            if not kafkabus_available():
-                child.close()
-                parent.close()
-                res.notes.append("arbtui KafkaBus (arbtui/backend/bus/kafka.py) not available")
-                res.behind = True
-                return res
             from arbtui.backend.bus import QUOTES, make_bus
             from arbtui.backend.engine import Engine
 
