@@ -832,7 +832,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             if not kafkabus_available():
                 child.close()
                 parent.close()
-                res.notes.append("arbtui KafkaBus (arbtui/backend/bus/kafka.py) not available")
+                res.notes.append("arbtui KafkaBus (arbtui/backend/bus/kafka/) not available")
                 res.behind = True
                 return res
             from arbtui.backend.bus import QUOTES, make_bus
