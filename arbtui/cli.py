@@ -110,7 +110,7 @@ def run_subcommand(args: argparse.Namespace) -> int:
 
     modname = {
         "feed": "arbtui.roles", "detect": "arbtui.roles", "execute": "arbtui.roles",
-        "record": "arbtui.backend.record", "replay": "arbtui.backend.replay",
+        "record": "arbtui.backend.record", "replay": "arbtui.commands.replay",
         "report": "arbtui.report", "bench": "benchmarks.__main__",
     }[args.command]
     if args.command == "bench":
