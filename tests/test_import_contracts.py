@@ -21,15 +21,6 @@ import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Import edges that close a module cycle today and are scheduled to go (each names why).
-#: The test fails when an entry no longer exists, so the list cannot go stale.
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # The replay CLI glue (dashboard launch) moves to arbtui/commands/replay.py with the
-    # replay package split; pyproject.toml carries the matching lint-imports ignore.
-    ("arbtui.backend.replay", "arbtui.commands.run"): "replay glue still in backend/replay.py",
-}
-
-
 def _lint_imports(root: Path) -> subprocess.CompletedProcess:
     code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
     env = dict(os.environ, PYTHONPATH=str(root))
@@ -116,10 +107,7 @@ def _cycles(graph: grimp.ImportGraph, skip: set[tuple[str, str]] = frozenset()) 
 
 def test_no_import_cycle_in_arbtui():
     graph = grimp.build_graph("arbtui", cache_dir=None)  # lazy imports included
-    for (a, b), why in KNOWN_CYCLE_EDGES.items():
-        assert graph.direct_import_exists(importer=a, imported=b), \
-            f"{a} -> {b} is gone ({why}): delete it from KNOWN_CYCLE_EDGES"
-    assert _cycles(graph, set(KNOWN_CYCLE_EDGES)) == []
+    assert _cycles(graph) == []
 
 
 def test_cycle_check_can_fail():

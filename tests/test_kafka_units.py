@@ -80,20 +80,20 @@ def test_partition_follows_the_base_asset():
     assert len(spread) == 12
 
 
-def test_authorization_errors_name_the_missing_permission():
+def test_authorization_errors_name_themissing_permission():
     # No ACL-enforcing broker runs here (tansu has none): this checks the mapping
     # from Kafka's authorization errors to the status the operator sees.
     from aiokafka import errors as ke
 
     from arbtui.backend.bus import OPPORTUNITIES
-    from arbtui.backend.bus.kafka import KafkaBus, _missing_permission
+    from arbtui.backend.bus.kafka import KafkaBus, missing_permission
 
     cfg = load(None, use_user=False)
     cfg.bus.kind = "kafka"
     k = cfg.bus.kafka
-    assert _missing_permission(ke.GroupAuthorizationFailedError(), k) == f"READ on Group:{k.group_id}"
-    assert _missing_permission(ke.TopicAuthorizationFailedError(), k, "t").startswith("Topic:t")
-    assert _missing_permission(ke.KafkaConnectionError(), k) is None
+    assert missing_permission(ke.GroupAuthorizationFailedError(), k) == f"READ on Group:{k.group_id}"
+    assert missing_permission(ke.TopicAuthorizationFailedError(), k, "t").startswith("Topic:t")
+    assert missing_permission(ke.KafkaConnectionError(), k) is None
     bus = KafkaBus(cfg.bus)
     bus._delivery_failed(OPPORTUNITIES, ke.TopicAuthorizationFailedError())
     st = bus.stats()
@@ -131,10 +131,10 @@ def test_batch_envelopes_carry_many_messages_per_record():
 def test_quote_inbox_keeps_newest_undecoded_and_decodes_only_what_is_drained():
     from arbtui.backend.bus import QUOTES
     from arbtui.backend.bus.base import quote_key
-    from arbtui.backend.bus.kafka import _QuoteInbox, encode_batch
+    from arbtui.backend.bus.kafka import QuoteInbox, encode_batch
 
     bad: list[tuple[str, object]] = []
-    box = _QuoteInbox(QUOTES, "detector", 100, quote_key, on_bad=lambda w, k: bad.append((w, k)))
+    box = QuoteInbox(QUOTES, "detector", 100, quote_key, on_bad=lambda w, k: bad.append((w, k)))
 
     def put(qs):
         b, why = decode(encode_batch(QUOTES, qs))
