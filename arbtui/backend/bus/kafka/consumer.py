@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from operator import itemgetter
 from typing import Any
 
 from arbtui import model
-from arbtui.backend.bus.base import QUOTES, Subscription, quote_key
+from arbtui.backend.bus.base import QUOTES, STATUS, Subscription, quote_key
 from arbtui.backend.bus.kafka.inbox import QuoteInbox
 from arbtui.backend.bus.kafka.logs import log, quiet_stop
-from arbtui.backend.bus.kafka.wire import ALLOWED, Batch, QuoteBatch, decode, decode_quote
+from arbtui.backend.bus.kafka.wire import (
+    ALLOWED,
+    Batch,
+    QuoteBatch,
+    decode,
+    decode_quote,
+    dedup_key,
+)
 
 #: (topic, subscriber name) pairs that consume through the consumer group; all
 #: other subscriptions read every partition. Only quotes are worth sharding:
@@ -29,8 +37,35 @@ from arbtui.backend.bus.kafka.wire import ALLOWED, Batch, QuoteBatch, decode, de
 GROUP_SUBSCRIBERS = {(QUOTES, "detector")}
 
 
+#: How many reliable-message ids a consumer remembers to drop a redelivery: far
+#: more than one outage's worth of retried records.
+_DEDUP_WINDOW = 200_000
+
+
 class ConsumerSide:
-    """The consuming half of ``KafkaBus`` (state lives on the bus: see its __init__)."""
+    """The consuming half of ``KafkaBus`` (the bus calls ``_init_consumer``)."""
+
+    def _init_consumer(self) -> None:
+        self.duplicates: dict[str, int] = {}  # redelivered reliable messages dropped here
+        self._seen: set[Hashable] = set()
+        self._seen_order: deque[Hashable] = deque()
+
+    def _first_time(self, lt: str, m: Any) -> bool:
+        """False for a reliable message already handed out (a producer retry after a
+        lost acknowledgement, or a partition re-read after the cluster lost its log)."""
+        k = dedup_key(m)
+        if k is None:
+            return True
+        seen = self._seen
+        if k in seen:
+            self.duplicates[lt] = self.duplicates.get(lt, 0) + 1
+            return False
+        seen.add(k)
+        order = self._seen_order
+        order.append(k)
+        if len(order) > _DEDUP_WINDOW:
+            seen.discard(order.popleft())
+        return True
 
     def subscribe(self, topic: str, name: str, *, maxsize: int | None = None,
                   coalesce: Callable[[Any], Hashable] | None = None,
@@ -264,6 +299,8 @@ class ConsumerSide:
                     if not isinstance(m, allowed) or m.v != model.SCHEMA_VERSION:
                         self._bad("wrong_type" if m.v == model.SCHEMA_VERSION
                                   else "wrong_version", r, m)
+                        continue
+                    if lt != QUOTES and lt != STATUS and not self._first_time(lt, m):
                         continue
                     n += 1
                     if lt == QUOTES:
