@@ -52,6 +52,8 @@ class Subscription:
         #: history it must forget, because a Kafka consumer-group rebalance moved
         #: their partition to or from another process. The embedded bus never calls it.
         self.on_reset: Callable[[set[str], str], None] | None = None
+        #: Only these base assets' messages (a Kafka rates inbox); None = all.
+        self.bases: frozenset[str] | None = None
 
     def __len__(self) -> int:
         return len(self._latest) if self._coalesce else len(self._fifo)

@@ -22,6 +22,7 @@ from arbtui import model
 from arbtui.backend.bus.base import QUOTES, STATUS, Subscription, quote_key
 from arbtui.backend.bus.kafka.inbox import QuoteInbox
 from arbtui.backend.bus.kafka.logs import log, quiet_stop
+from arbtui.backend.bus.kafka.partitioning import base_partitioner
 from arbtui.backend.bus.kafka.wire import (
     ALLOWED,
     Batch,
@@ -106,15 +107,22 @@ class ConsumerSide:
         c = self._consumer(group_id=None)
         await c.start()
         have: set[str] = set()
+        have_plan: dict[str, frozenset | None] = {}
         last_ts: dict[Any, int] = {}
         paused = False
         try:
             while True:
-                want = {self.names[t] for t in self._free_subs}
-                if want != have:
+                plan = self._free_plan()
+                want = set(plan)
+                if plan != have_plan:
                     await c.topics()  # refresh metadata so new topics' partitions are known
-                    parts = {TopicPartition(t, p) for t in want
-                             for p in (c.partitions_for_topic(t) or ())}
+                    parts = set()
+                    for t, bases in plan.items():
+                        every = sorted(c.partitions_for_topic(t) or ())
+                        if every and bases is not None:
+                            # Only the partitions these base assets live in.
+                            every = {base_partitioner(b.encode(), every, []) for b in bases}
+                        parts |= {TopicPartition(t, p) for p in every}
                     if not parts:
                         await asyncio.sleep(0.5)
                         continue
@@ -126,6 +134,7 @@ class ConsumerSide:
                     await self._seek_start(c, [tp for tp in parts if tp not in old])
                     have = {tp.topic for tp in parts}
                     if have == want:
+                        have_plan = plan
                         self.free_ready.set()
                 if self.state == "down" and not paused:
                     # Hold our positions still until the cluster is back and we know
@@ -145,6 +154,29 @@ class ConsumerSide:
                     self._dispatch(batches, self._free_subs)
         finally:
             await quiet_stop(c)
+
+    def _free_plan(self) -> dict[str, frozenset | None]:
+        """Topic name -> the base assets its groupless subscriptions want (None = all)."""
+        plan: dict[str, frozenset | None] = {}
+        for lt, subs in self._free_subs.items():
+            bases: frozenset | None = frozenset()
+            for s in subs:
+                b = getattr(s, "bases", None)
+                bases = None if b is None or bases is None else bases | b
+            plan[self.names[lt]] = bases
+        return plan
+
+    def subscribe_rates(self, bases: set[str], *, wake: asyncio.Event | None = None) -> Subscription:
+        """The quotes of these base assets (the conversion books, e.g. USDT of USDT-USD)
+        read OUTSIDE the consumer group, from just the partitions they live in, so
+        every detector process has every rate, whichever partitions it owns."""
+        sub = QuoteInbox(QUOTES, "rates", self.bcfg.queue_size, quote_key, wake,
+                         on_bad=self._bad_item)
+        sub.bases = frozenset(bases)
+        self._free_subs.setdefault(QUOTES, []).append(sub)
+        if self._connected:
+            self._ensure_consumers()
+        return sub
 
     async def _verify_positions(self, c: Any, last_ts: dict[Any, int]) -> None:
         """After an outage: is the last record we read still there? In a kept log the
@@ -309,7 +341,8 @@ class ConsumerSide:
                         if ks is not None:
                             ks.add(m.symbol)
                     for s in subs:
-                        s.put(m)
+                        if s.bases is None or m.symbol.split("-", 1)[0] in s.bases:
+                            s.put(m)
             self.consumed[lt] = self.consumed.get(lt, 0) + n
 
     def _put_quotes(self, b: QuoteBatch, subs: Any, r: Any, ks: set[str] | None,
@@ -327,6 +360,11 @@ class ConsumerSide:
             ks.update(map(itemgetter(1), b.keys))
         every: list[model.Quote] | None = None
         for s in subs:
+            if s.bases is not None:  # a rates inbox: only its base assets' quotes
+                pick = [i for i, (_, sym) in enumerate(b.keys) if sym.split("-", 1)[0] in s.bases]
+                if pick:
+                    s.put_raw([b.keys[i] for i in pick], [items[i] for i in pick])
+                continue
             if type(s) is QuoteInbox:
                 s.put_raw(b.keys, items)
                 continue
