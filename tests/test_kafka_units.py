@@ -282,3 +282,26 @@ def test_consumer_drops_redelivered_reliable_messages():
     assert bus._first_time(FILLS, f) and not bus._first_time(FILLS, f)
     assert bus._first_time(QUOTES, q("a", "BTC-USD", 1.0, 2.0))  # quotes carry no id
     assert bus.stats()["duplicates"] == {OPPORTUNITIES: 1, FILLS: 1}
+
+
+def test_aiokafka_noise_is_filtered_to_what_an_operator_needs():
+    import logging
+
+    from arbtui.backend.bus.kafka.logs import ThinLogs
+
+    f = ThinLogs(period=30.0)
+
+    def rec(msg, *args, level=logging.ERROR):
+        return logging.LogRecord("aiokafka.consumer.fetcher", level, "x", 1, msg, args, None)
+
+    # Restating an outage the bus reports itself (once per transition): dropped, counted.
+    assert not f.filter(rec("Failed fetch messages from %s: %s", 111,
+                            "KafkaConnectionError: Connection at 127.0.0.1:1 closed"))
+    assert not f.filter(rec("Unable to update metadata from [111]"))
+    assert not f.filter(rec("Heartbeat failed for group %s because it is rebalancing", "g",
+                            level=logging.WARNING))
+    assert f.suppressed == 3
+    # Anything else reaches the log, once per template per period.
+    assert f.filter(rec("Unexpected error in sender routine: %s", "boom"))
+    assert not f.filter(rec("Unexpected error in sender routine: %s", "boom again"))
+    assert f.filter(rec("just chatter", level=logging.INFO))

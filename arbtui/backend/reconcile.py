@@ -156,6 +156,7 @@ class OpenWindows:
             self._closed.discard(self._closed_order.popleft())
 
     def stats(self) -> dict:
-        return {"open": len(self.open), "owners": sorted(self.owners),
+        return {"open": len(self.open), "open_ids": sorted(self.open)[:500],
+                "owners": sorted(self.owners),
                 "reconciled": dict(self.reconciled), "learned": self.learned,
                 "ignored_late": self.ignored_late, "stale_snapshots": self.stale_snapshots}

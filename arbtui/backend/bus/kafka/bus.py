@@ -7,7 +7,6 @@ The producing half is ``producer.ProducerSide``, the consuming half
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from arbtui.backend.bus.base import (
 from arbtui.backend.bus.kafka.admin import ensure_topics
 from arbtui.backend.bus.kafka.connection import client_kwargs, explain, missing_permission
 from arbtui.backend.bus.kafka.consumer import ConsumerSide
-from arbtui.backend.bus.kafka.logs import AIOKAFKA_LOGGERS, THIN_LOGS, LogBudget, log, quiet_stop
+from arbtui.backend.bus.kafka.logs import THIN_LOGS, LogBudget, log, quiet_aiokafka, quiet_stop
 from arbtui.backend.bus.kafka.partitioning import base_partitioner
 from arbtui.backend.bus.kafka.producer import ProducerSide
 from arbtui.backend.metrics import Latency
@@ -77,9 +76,8 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
         self._stopping = False
         # aiokafka logs every failed connect/fetch/metadata attempt at ERROR, ten a
         # second per client during an outage; the bus reports reachability itself,
-        # once per transition, so theirs are thinned to one per message per 30 s.
-        for name in AIOKAFKA_LOGGERS:
-            logging.getLogger(name).addFilter(THIN_LOGS)
+        # once per transition, so theirs are filtered (see logs.ThinLogs).
+        quiet_aiokafka()
         self._kw = client_kwargs(self.k)  # misconfiguration fails now, in one line
         if self.k.on_unreachable == "retry":
             self.state, self.reason = "connecting", self.k.bootstrap_servers
@@ -225,8 +223,10 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
                     except BusError as e:
                         self.reason = str(e)
                 if self.state in ("down", "connecting"):
-                    log.warning("kafka: broker reachable again after %.1fs",
-                                time.monotonic() - (self.down_since or time.monotonic()))
+                    log.warning("kafka: broker reachable again after %.1fs (%d aiokafka "
+                                "messages about it suppressed so far)",
+                                time.monotonic() - (self.down_since or time.monotonic()),
+                                THIN_LOGS.suppressed)
                     self.down_since = None
                     self.state, self.reason = "up", ""
                     self.up_since = time.monotonic()

@@ -194,6 +194,7 @@ class ConsumerSide:
             log.warning("kafka: cannot verify positions after the outage: %s: %s",
                         type(e).__name__, e)
             return
+        reread: list[str] = []
         for tp in tps:
             ot = found.get(tp)
             pos = await c.position(tp)
@@ -205,15 +206,18 @@ class ConsumerSide:
                 end = (await c.end_offsets([tp]))[tp]
                 if end < pos:
                     self.log_resets += 1
-                    log.warning("kafka: %s[%d] was recreated during the outage; reading it "
-                                "from offset %d (was at %d)", tp.topic, tp.partition, end, pos)
+                    reread.append(f"{tp.topic}[{tp.partition}]")
                     c.seek(tp, end)
                 continue
             if ot.timestamp > last_ts[tp] and ot.offset < pos:
                 self.log_resets += 1
-                log.warning("kafka: %s[%d] was recreated during the outage; re-reading it "
-                            "from offset %d (was at %d)", tp.topic, tp.partition, ot.offset, pos)
+                reread.append(f"{tp.topic}[{tp.partition}]")
                 c.seek(tp, ot.offset)
+        if reread:
+            # One line per outage, not one per partition.
+            log.warning("kafka: the cluster lost its log during the outage: %d partitions "
+                        "read again from what it has now (%s%s)", len(reread),
+                        ", ".join(sorted(reread)[:6]), ", ..." if len(reread) > 6 else "")
 
     async def _seek_start(self, c: Any, tps: list[Any]) -> None:
         if not tps:
