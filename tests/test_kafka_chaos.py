@@ -114,7 +114,10 @@ flush_ms = 20.0
     wait_for(split_ok, 60, "two detectors sharing the partitions", [view, *dets.values()])
     exe = procs.start("execute", "execute", *common)
     feed = procs.start("feed", "feed", "--demo", *common)
-    everyone = lambda: [view, exe, feed, *dets.values()]  # noqa: E731
+
+    def everyone() -> list:
+        return [view, exe, feed, *dets.values()]
+
     dead: list = []  # killed detector processes (their events still count)
 
     for cycle in range(CYCLES):
@@ -152,12 +155,12 @@ flush_ms = 20.0
         time.sleep(OUTAGE_S)
         kafka_broker.start()
         for p in everyone():
-            wait_for(lambda p=p: p.kafka().get("state") == "up"
+            wait_for(lambda p=p, before=before: p.kafka().get("state") == "up"
                      and p.kafka().get("outages", 0) > before[p.name], 40,
                      f"{p.name} back up, outage counted", everyone())
         wait_for(split_ok, 60, "the group re-formed after the outage", everyone())
         t_up = time.time_ns()
-        wait_for(lambda: any(e["ts_ns"] > t_up for e in view.events()), 40,
+        wait_for(lambda t_up=t_up: any(e["ts_ns"] > t_up for e in view.events()), 40,
                  "opportunities reaching the viewer again", everyone())
 
     # ---- 3. freeze the market and balance the books
