@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -98,8 +99,8 @@ def quote_shape_errors(spec: venues.VenueSpec, feed: Any, q: Quote, symbols: lis
 
     need(q.venue == spec.name and q.symbol in symbols and q.v == SCHEMA_VERSION, "identity")
     need(1 <= len(q.bids) <= QUOTE_DEPTH and 1 <= len(q.asks) <= QUOTE_DEPTH, "level count")
-    need(all(a[0] > b[0] for a, b in zip(q.bids, q.bids[1:], strict=False)), "bids best first")
-    need(all(a[0] < b[0] for a, b in zip(q.asks, q.asks[1:], strict=False)), "asks best first")
+    need(all(a[0] > b[0] for a, b in pairwise(q.bids)), "bids best first")
+    need(all(a[0] < b[0] for a, b in pairwise(q.asks)), "asks best first")
     need(all(p > 0 and s > 0 for p, s in q.bids + q.asks), "positive levels")
     need((q.bid, q.bid_size) == q.bids[0] and (q.ask, q.ask_size) == q.asks[0], "top = first level")
     need(q.bid < q.ask, "crossed quote")
@@ -128,8 +129,8 @@ def assert_well_formed(rig: ContractRig) -> None:
         book = rig.feed.books[s].book
         bids, asks = book.top_floats(len(book))
         assert bids and asks, s
-        assert all(a[0] > b[0] for a, b in zip(bids, bids[1:], strict=False)), s
-        assert all(a[0] < b[0] for a, b in zip(asks, asks[1:], strict=False)), s
+        assert all(a[0] > b[0] for a, b in pairwise(bids)), s
+        assert all(a[0] < b[0] for a, b in pairwise(asks)), s
         assert bids[0][0] < asks[0][0], s
         assert len(book.bids) <= book.depth and len(book.asks) <= book.depth, s
     assert not rig.shape_errors, rig.shape_errors[:3]
