@@ -1,7 +1,7 @@
 """L2 order book keyed by exact price, plus the venues' checksum rules.
 
 Every venue sends the *absolute* size at a price level, and 0 deletes it
-(PROTOCOLS.md §1). The original px/qty strings are kept because Kraken and OKX
+(docs/protocols.md, "Rules every venue shares"). The original px/qty strings are kept because Kraken and OKX
 define their checksums over the literal digits, and the quote shows them.
 
 Levels are keyed by the price parsed ONCE as a float, which is exact here:

@@ -78,7 +78,7 @@ class Backoff:
     Reset only by ``healthy()`` after the connection has carried valid data for
     ``healthy_s`` — never because a subscribe call returned (cryptofeed resets
     on subscribe, so a server that kicks right after subscribing gets hammered
-    once a second forever; PROTOCOLS.md §9 #1).
+    once a second forever; docs/protocols.md, "Rules every venue shares").
     """
 
     def __init__(self, base: float = 1.0, cap: float = 60.0, healthy_s: float = 30.0,
@@ -139,7 +139,7 @@ class VenueFeed:
     venue: ClassVar[str] = "?"
     default_url: ClassVar[str] = ""
     default_rest: ClassVar[str] = ""
-    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (PROTOCOLS §3).
+    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (docs/protocols.md#coinbase).
     max_frame: ClassVar[int] = 2 ** 20
     keepalive_s: ClassVar[float | None] = None
     #: No message at all for this long -> STALE and reconnect.

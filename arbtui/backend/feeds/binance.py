@@ -1,8 +1,10 @@
-"""Binance spot: ``@depth@100ms`` diff stream synced to REST snapshots (PROTOCOLS.md §2).
+"""Binance spot: ``@depth@100ms`` diff stream synced to REST snapshots
+(docs/protocols.md#binance).
 
 Book integrity is Binance's own update-id rule, per symbol:
 
-1. Buffer depth events until a REST snapshot arrives (remember the first ``U``).
+1. Buffer depth events until a REST snapshot arrives (the shared bridge,
+   ``bridge.py``; docs/protocols.md#bridging-a-rest-snapshot).
 2. Snapshot ``lastUpdateId`` < first buffered ``U``: the snapshot predates the
    buffer, so fetch again.
 3. Drop buffered events with ``u <= lastUpdateId``; the first kept event must
@@ -11,7 +13,7 @@ Book integrity is Binance's own update-id rule, per symbol:
 
 Snapshots are fetched concurrently, one task per symbol, under a REST weight
 budget: cryptofeed fetches them inline and serially (stalling every symbol)
-and clears every book on one symbol's gap (PROTOCOLS.md §9 #7).
+and clears every book on one symbol's gap.
 
 ``bookTicker`` shares the depth id space. It is not applied to the book (it
 carries one level, so it cannot say which deeper levels vanished). It is used

@@ -1,11 +1,11 @@
 """Bybit v5 public **spot** order book adapter (``orderbook.{depth}.{SYMBOL}``).
 
-Gap detection is Bybit's own (PROTOCOLS.md §5): per topic, each delta's ``u``
+Gap detection is Bybit's own (docs/protocols.md#bybit): per topic, each delta's ``u``
 must be the previous ``u + 1``; any ``snapshot`` — or any message with
 ``u == 1``, which means Bybit's book service restarted and the message is a
 full book — resets the book; ``seq`` (the cross sequence) must keep
 increasing. Anything else resubscribes that topic only (cryptofeed never
-checks ``u``: PROTOCOLS.md §9 #8).
+checks ``u``).
 
 Bybit spot and linear perps share symbol strings (``BTCUSDT``), so only the
 spot endpoint feeds these books and the symbol map comes from

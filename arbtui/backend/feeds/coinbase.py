@@ -1,15 +1,15 @@
-"""Coinbase Advanced Trade ``level2`` (PROTOCOLS.md §3).
+"""Coinbase Advanced Trade ``level2`` (docs/protocols.md#coinbase).
 
 - One channel per subscribe message (the venue rejects lists), ``level2`` and
   ``heartbeats``, sent within 5 s of connecting or the venue disconnects.
 - Book frames arrive on channel ``l2_data``; asks are labelled ``offer``
-  (cryptofeed filters snapshot asks on ``"ask"`` and loses them all; §9 #2).
+  (cryptofeed filters snapshot asks on ``"ask"`` and loses them all).
 - Any ``snapshot`` event replaces that product's book, wherever it appears.
 - ``sequence_num`` is ONE counter per connection across every channel. A jump
   means some message was lost and nobody can tell which product it was for,
   so every level2 book on the connection goes RESYNC and level2 is
   re-subscribed (unsubscribe + subscribe gives fresh snapshots); cryptofeed
-  never checks it (§9 #3).
+  never checks it.
 - The first snapshot is ~5 MB (BTC-USD): ``max_frame`` is raised to 32 MiB.
   Frames are decoded into typed structs (about twice as fast as dicts, and a
   level of the wrong type rejects the whole message instead of half-applying

@@ -1,4 +1,4 @@
-"""Gemini market data v2 ``l2`` channel (PROTOCOLS.md §7).
+"""Gemini market data v2 ``l2`` channel (docs/protocols.md#gemini).
 
 v2 has no sequence numbers and no checksum, so a lost message cannot be
 detected directly. What this adapter relies on instead:
@@ -24,7 +24,8 @@ adapter falls back to reconnecting.
 
 Symbols: ``/v1/symbols/details/all`` with ``product_type``; ``…PERP`` swaps
 share base/quote with spot (BTCUSDCPERP is BTC/USDC), so rows are keyed by
-(product_type, base, quote) and only ``spot`` rows map (PROTOCOLS §9 #4).
+(product_type, base, quote) and only ``spot`` rows map
+(cryptofeed ignores ``product_type`` and maps BTC-USDC to the perp).
 """
 
 from __future__ import annotations

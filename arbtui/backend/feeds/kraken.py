@@ -1,12 +1,12 @@
 """Kraken spot WebSocket v2 ``book`` adapter (v1 frames understood for replay).
 
 Kraken has no sequence numbers: the CRC32 over the top 10 levels is the only
-way to detect drift (PROTOCOLS.md §4). v2 sends ``price``/``qty`` as JSON
+way to detect drift (docs/protocols.md#kraken). v2 sends ``price``/``qty`` as JSON
 *numbers*, and the checksum is defined over their literal digits (trailing
 zeros count), so frames are decoded with a float hook that keeps each number's
 literal text, and each level keeps the exact text it arrived with. A mismatch resubscribes that one symbol,
 rate-limited, and never tears down the connection (cryptofeed's raise-and-
-reconnect drops every pair on the socket: PROTOCOLS.md §9 #9).
+reconnect drops every pair on the socket).
 
 Kraken does not send ``qty: 0`` for levels that fall out of the subscribed
 window, so each side is truncated to the subscribed depth after every message.
@@ -330,7 +330,7 @@ class KrakenFeed(VenueFeed):
                 got = kraken_checksum(book)
                 if got != want and fixed_precision_checksum(book) == want:
                     # The literal digits lost trailing zeros the venue's checksum
-                    # used (PROTOCOLS §4: which rule the server applies is
+                    # used (docs/protocols.md#kraken: which rule the server applies is
                     # uncertain; ccxt #24461): the book itself is right.
                     self.count("checksum_ok_fixed_precision")
                 elif got != want:

@@ -1,4 +1,4 @@
-"""OKX v5 public ``books`` channel (PROTOCOLS.md §6).
+"""OKX v5 public ``books`` channel (docs/protocols.md#okx).
 
 Book rules, per instrument:
 
@@ -32,7 +32,8 @@ book gets updates but no snapshot for ``snapshot_wait_s``, it is synced the
 Binance way instead: updates are buffered (bounded), ``/api/v5/market/books``
 is fetched, buffered updates with ``seqId <= snapshot seqId`` are dropped, the
 first one kept must bridge it (``prevSeqId <= snap < seqId``), then the chain
-rule applies. The REST ``seqId`` field is [uncertain] in PROTOCOLS §6: a REST
+rule applies (the shared bridge, ``bridge.py``). Whether the REST answer carries
+``seqId`` is not clearly documented: a REST
 snapshot without it cannot be bridged, so the book stays SYNCING (counted as
 ``rest_snapshot_without_seq``) rather than go LIVE on a guess.
 """
@@ -163,7 +164,7 @@ class OkxFeed(VenueFeed):
 
     def _requests(self, op: str, sbs: list[SymbolBook]) -> list[str]:
         """One request per batch of distinct args (cryptofeed re-sends an
-        accumulating list, burning the 480 ops/hour budget; PROTOCOLS §9 #5)."""
+        accumulating list, burning the 480 ops/hour budget)."""
         out: list[str] = []
         batch: list[dict[str, str]] = []
         size = 0

@@ -1,6 +1,6 @@
 """Simulated Binance spot: combined/raw depth + bookTicker streams and REST depth.
 
-Wire format as PROTOCOLS.md §2: ``/stream?streams=a/b`` wraps each event as
+Wire format as docs/protocols.md#binance describes it: ``/stream?streams=a/b`` wraps each event as
 ``{"stream":..., "data":...}``, ``/ws/<stream>`` sends it bare; ``SUBSCRIBE`` /
 ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` frames are answered ``{"result":..,"id":..}``;
 more than 5 incoming frames in a second closes the connection like the venue.
