@@ -79,6 +79,8 @@ class Result:
     sent_after_warm: int = 0
     behind: bool = False
     notes: list[str] = field(default_factory=list)
+    #: Why this variant was not run here (empty when it ran); nothing else is measured then.
+    not_run: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -429,7 +431,7 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
     from arbtui.backend.bus.embedded import EmbeddedBus
     from arbtui.backend.engine import Engine
 
-    mode = "frames" if spec.source == "frames" else "quotes"
+    mode = spec.source
     n = n_needed(spec, sat_cap)
     m, _, extra = stream(spec.venues, spec.symbols, n)
     payload = rendered(spec.venues, spec.symbols, n, mode)
@@ -715,18 +717,28 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
 def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
     k = cfg.bus.kafka
     k.bootstrap_servers = bootstrap
-    for name in ("topic_quotes", "topic_opportunities", "topic_fills", "topic_status"):
+    for name in ("topic_quotes", "topic_opportunities", "topic_fills", "topic_status",
+                 "topic_wallets"):
         setattr(k, name, getattr(k, name) + suffix)
     k.group_id = k.group_id + suffix + f".{os.getpid()}"
 
 
-def kafka_available() -> str | None:
-    from benchmarks import broker
+def baseline_unavailable() -> str | None:
+    """None if the baseline can run here, else why not.
 
-    why = broker.available()
-    if why:
-        return why
-    return None
+    The tutorial's producer compresses with snappy, and aiokafka refuses to build
+    a snappy producer without the ``cramjam`` package (RuntimeError at
+    construction). Running the baseline uncompressed would no longer be the
+    tutorial, so without the codec the baseline is reported as not run.
+    """
+    from aiokafka import codec
+
+    if codec.has_snappy():
+        return None
+    return ("the baseline producer compresses with snappy (the tutorial's setting) and "
+            "aiokafka needs the cramjam package for it; install it (it is in the dev extra: "
+            "pip install -e '.[dev]')")
+
 
 
 async def run_kafka(spec: Spec, sat_cap: int) -> Result:
@@ -746,7 +758,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
     elif variant == "floor-kafka":
         payload = rendered(nv, ns, n, "quote_bytes")
     else:
-        mode = "frames" if spec.source == "frames" else "quotes"
+        mode = spec.source
         payload = rendered(nv, ns, n, mode)
     ctx = mp.get_context("spawn")
     async with brokermod.fresh_broker() as b:
@@ -814,7 +826,8 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             _kafka_cfg(cfg, b.bootstrap, b.suffix)
             k = cfg.bus.kafka
             await brokermod.create_topics(b, {t: k.partitions for t in (
-                "arbtui.quotes", "arbtui.opportunities", "arbtui.fills", "arbtui.status")})
+                "arbtui.quotes", "arbtui.opportunities", "arbtui.fills", "arbtui.status",
+                "arbtui.wallets")})
             bus = make_bus(cfg)
             # The feed role's publish path (Engine.publish_quote) without starting the
             # engine: its feeds would dial the real venues; ours are driven here.
@@ -950,6 +963,11 @@ async def run(spec: Spec, sat_cap: int = 60_000) -> Result:
     # then freeze it out of the cyclic GC, so a full collection does not scan a
     # million harness objects in the middle of a measured window.
     nv, ns, n = spec.venues, spec.symbols, n_needed(spec, sat_cap)
+    if spec.variant == "baseline":
+        why = baseline_unavailable()
+        if why:
+            return Result(spec.variant, nv, ns, spec.rate, not_run=why,
+                          notes=[f"not run: {why}"])
     kinds = {"floor-queue": ["quotes"], "floor-kafka": ["quote_bytes"], "baseline": ["trades"]}
     for kind in kinds.get(spec.variant, ["frames" if spec.source == "frames" else "quotes"]):
         rendered(nv, ns, n, kind)

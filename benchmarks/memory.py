@@ -29,6 +29,7 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
     from arbtui.backend.engine import Engine
     from benchmarks.e2e import FeedSide, bench_config
 
+    mode = "frames"  # the full path: venue frames through the Coinbase adapter
     m = load.Market(nv, ns, seed=3)
     snaps = {vi: load.coinbase_snapshot_frames(m, vi, 1) for vi in range(nv)}
     # A fixed cycle of messages, replayed with fresh sequence numbers; every cycle
@@ -48,7 +49,7 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
     cfg = bench_config(m.venues)
     eng = Engine(cfg, mode="live", bus=EmbeddedBus(cfg.bus.queue_size), roles=("detect",))
     await eng.start()
-    side = FeedSide(m, eng.publish_quote, "frames", on_state=eng.publish_state)
+    side = FeedSide(m, eng.publish_quote, mode, on_state=eng.publish_state)
     side.sync(snaps)
     seqs = side.seq
     feeds = side.feeds
@@ -96,7 +97,7 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
     span_min = max(1e-9, (samples[-1][0] - samples[0][0]) / 60) if samples else 1
     return {
         "rate": rate, "seconds": seconds, "venues": nv, "symbols": ns, "sent": sent,
-        "achieved_rate": sent / max(1e-9, time.monotonic() - t0), "mode": "frames",
+        "achieved_rate": sent / max(1e-9, time.monotonic() - t0), "mode": mode,
         "cycle": cycle, "snapshot_rounds": resnaps, "adapter_errors": errors,
         "rss_start_mb": samples[0][1] if samples else float("nan"),
         "rss_after_warmup_mb": first, "rss_end_mb": last,

@@ -14,15 +14,22 @@ none of feed/detect/execute (``--role view``), and:
 - routes operator commands (venue/symbol toggles, thresholds, execution) to
   the role that owns the setting; they take effect at once.
 
-Inputs can be injected: ``bus`` (any ``Bus``), ``endpoints`` (venue -> (ws url,
-rest url): feeds connect there with the simulator's symbol names, as
-``--demo`` does) and ``clock`` (ns; the detector's and executor's time). In
-demo mode without ``endpoints`` the engine starts the venue simulator itself.
+Inputs can be injected: ``bus`` (any ``Bus``), ``sim`` (demo mode: the
+simulated market, started and stopped here, whose ``urls()`` the feeds
+connect to; the commands layer builds it, the backend never imports the
+simulator) and ``clock`` (ns; the detector's and executor's time).
+
+On Kafka the engine also gives its detector an owner id (host/pid/start) and
+keeps ``windows`` (``backend.reconcile.OpenWindows``): the open windows as the
+viewer and the execute role's journal know them, reconciled against the
+detectors' open sets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +41,7 @@ from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.metrics import Latency
+from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles import (
     DetectRole,
     ExecuteRole,
@@ -50,7 +58,8 @@ from arbtui.model import Fill, Opportunity, Quote, VenueStatus
 
 #: The Kafka health fields the status line and header show.
 _KAFKA_FIELDS = ("state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
-                 "dropped", "delivery_errors", "bad_records", "consumed", "assigned_partitions",
+                 "superseded", "dropped", "retried", "lost", "duplicates", "idempotent",
+                 "delivery_errors", "bad_records", "consumed", "assigned_partitions",
                  "rebalances", "log_resets", "last_error", "hop_p50_ms", "hop_p99_ms")
 
 
@@ -93,15 +102,15 @@ class EngineState:
 
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
-                 roles: tuple[str, ...] = ("feed", "detect", "execute"),
-                 endpoints: dict[str, tuple[str, str]] | None = None,
+                 roles: tuple[str, ...] = ("feed", "detect", "execute"), sim: Any = None,
                  clock: Callable[[], int] | None = None) -> None:
         self.cfg = cfg
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
-        self.endpoints = endpoints
-        self.sim: Any = None  # the venue simulator, when this engine started it (demo)
+        #: demo mode: the simulated market the feeds connect to (start/stop/urls()).
+        self.sim: Any = sim
+        self._sim_started = False
         self.sup = Supervisor()
         self.market = Market()
         #: Opportunity and fill events, newest last, each with a sequence number.
@@ -113,7 +122,16 @@ class Engine:
         self.publish_quote = quote_publisher(self.bus, self.market)
         self.publish_state = state_publisher(self.bus, self.market)
         self.started = time.monotonic()
+        self.started_ns = time.time_ns()
         self._metrics_server: Any = None
+        # On Kafka every window names the detector process that owns it, and that
+        # process publishes its open set (OpenSet) so consumers can reconcile.
+        host = socket.gethostname()
+        self.owner_id = (f"{host}/{os.getpid()}/{self.started_ns // 1_000_000}"
+                         if self.bus.kind == "kafka" and "detect" in roles else "")
+        k = cfg.bus.kafka
+        #: Open windows as the consumers here know them (viewer, execute role's journal).
+        self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s)
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
         self.detector = Detector(cfg.detector, fees, **({"clock": clock} if clock else {}))
         # The detect role always exists: outside a detecting process it is not started
@@ -121,7 +139,9 @@ class Engine:
         self.detect = DetectRole(
             self.detector, self.bus, self.sup, on_event=lambda e: self.record_event(e),
             # a process whose feeds run elsewhere learns the quotes from the bus
-            market=None if "feed" in roles else self.market, latency=self.detect_latency)
+            market=None if "feed" in roles else self.market, latency=self.detect_latency,
+            owner=self.owner_id, host=host, started_ns=self.started_ns,
+            snapshot_interval_s=k.snapshot_interval_s)
         self.feed: FeedRole | None = None
         #: venue -> its feed (the feed role's, once started)
         self.feeds: dict[str, VenueFeed] = {}
@@ -131,7 +151,8 @@ class Engine:
         if mode == "view" or not roles:
             self.view = ViewRole(self.bus, self.sup, market=self.market,
                                  on_event=lambda e: self.record_event(e),
-                                 latency=self.detect_latency)
+                                 latency=self.detect_latency, windows=self.windows,
+                                 up_since=self._bus_up_since)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,15 +173,12 @@ class Engine:
 
     async def _start_feed(self) -> None:
         cfg = self.cfg
-        endpoints = self.endpoints
-        if self.mode == "demo" and endpoints is None:
-            from arbtui.backend.sim.server import Simulator
-
-            s = cfg.sim
-            self.sim = Simulator(s.venues, s.symbols, seed=s.seed, volatility_bps=s.volatility_bps,
-                                 dislocation_rate=s.dislocation_rate, tick_ms=s.tick_ms,
-                                 faults=s.faults)
+        endpoints = None
+        if self.mode == "demo":
+            if self.sim is None:
+                raise ValueError("demo mode needs sim= (arbtui.commands.demo.simulator(cfg))")
             await self.sim.start()
+            self._sim_started = True
             endpoints = self.sim.urls()
         self.feed = FeedRole(cfg, self.bus, self.sup, feed_plan(cfg, endpoints),
                              market=self.market)
@@ -181,7 +199,12 @@ class Engine:
                                    sup=self.sup)
         await self.execute.start()
         if cfg.journal.enabled:
-            self.journal = JournalRole(cfg.journal, self.bus, self.sup)
+            # On Kafka the journal reconciles against the detectors' open sets,
+            # so it never keeps a window opened without a close after an outage.
+            self.journal = JournalRole(
+                cfg.journal, self.bus, self.sup,
+                windows=self.windows if self.bus.kind == "kafka" else None,
+                up_since=self._bus_up_since, on_reconciled=lambda e: self.record_event(e))
             await self.journal.start()
 
     async def stop(self) -> None:
@@ -197,7 +220,7 @@ class Engine:
         await self.bus.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        if self.sim is not None:
+        if self._sim_started:
             await self.sim.stop()
 
     # ---------------------------------------------- for ReplayEngine (until it composes roles)
@@ -237,6 +260,13 @@ class Engine:
         self.detect.emit(events)
 
     # ------------------------------------------------------------------ hot path
+
+    def _bus_up_since(self) -> float | None:
+        """Monotonic time the bus has been up since (None while it is down)."""
+        bus: Any = self.bus
+        if bus.kind != "kafka":
+            return self.started
+        return bus.up_since if bus.state == "up" else None
 
     def record_event(self, e: Opportunity | Fill) -> None:
         self.event_seq += 1
@@ -291,6 +321,11 @@ class Engine:
         bus = self.bus.stats()
         if self.bus.kind == "kafka":
             extra["kafka"] = {k: bus.get(k) for k in _KAFKA_FIELDS}
+            if self.owner_id:
+                extra["kafka"]["owner"] = self.owner_id
+            w = self.windows
+            if w.owners or w.reconciled or w.learned:
+                extra["reconcile"] = w.stats()
         if view is not None:
             extra["stage_p50_ms"] = dict(view.stage_p50_ms)
         if self.execute is not None:

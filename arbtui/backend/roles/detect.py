@@ -10,10 +10,18 @@ roles size and decide the same.
 Each pass applies wallet states, then book states, then the whole quote batch
 before any pair is judged (``Detector.on_quotes``). A separate loop sweeps
 every 0.1 s for windows whose legs went stale: staleness is the absence of a
-quote, so nothing else would close them. On Kafka, when a consumer-group
-rebalance moves a partition, the bus calls ``forget`` with its symbols and
-the detector starts those base assets clean; on stop every open window is
-closed, because no other process would ever close what this one opened.
+quote, so nothing else would close them.
+
+On Kafka: quotes are shared out by base asset across the detectors of one
+consumer group, so the conversion books (USDT-USD for USDT) are read outside
+the group from just their partitions, by every detector. When a rebalance
+moves a partition, the bus calls ``forget`` with its symbols and the detector
+starts those base assets clean (the conversion books excepted). Every window
+carries this process's ``owner`` id, and the role publishes its open set
+(``model.OpenSet``) on (re)connect, after a rebalance and every
+``bus.kafka.snapshot_interval_s`` so viewers and journals can reconcile
+(``backend.reconcile``); on stop every open window is closed, because no
+other process would ever close what this one opened.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from arbtui.backend.detector import Detector
 from arbtui.backend.metrics import Latency
 from arbtui.backend.roles.base import Market, Role
 from arbtui.backend.roles.supervisor import Supervisor
-from arbtui.model import BookState, BookStatus, Opportunity, WalletState
+from arbtui.model import BookState, BookStatus, OpenSet, Opportunity, WalletState
 
 log = logging.getLogger("arbtui.engine")
 
@@ -67,18 +75,29 @@ class DetectRole(Role):
 
     def __init__(self, detector: Detector, bus: Bus, sup: Supervisor, *,
                  on_event: Callable[[Opportunity], None], market: Market | None = None,
-                 latency: Latency | None = None) -> None:
+                 latency: Latency | None = None, owner: str = "", host: str = "",
+                 started_ns: int = 0, snapshot_interval_s: float = 2.0) -> None:
         """``on_event`` sees every event this role publishes (the engine's event ring);
         ``market``, when given, records the quotes this role reads (a process whose
-        feeds run elsewhere); ``latency`` takes receive -> evaluated per quote."""
+        feeds run elsewhere); ``latency`` takes receive -> evaluated per quote.
+        ``owner`` (with the process's ``host`` and ``started_ns``) names this detector
+        process on Kafka: set, every window carries it and open sets are published."""
         self.detector = detector
         self.bus = bus
         self.sup = sup
         self.on_event = on_event
         self.market = market
         self.latency = latency if latency is not None else Latency()
+        self.owner = owner
+        self.host = host
+        self.started_ns = started_ns
+        self.snapshot_interval_s = snapshot_interval_s
         self.wallets: WalletState | None = None
+        #: The conversion books' base assets: read by every detector, kept through rebalances.
+        self.rate_bases = frozenset(symmod.base_of(c.book)
+                                    for c in detector.cfg.conversions.values() if c.book)
         self._wallet_sub: Subscription | None = None
+        self._snap_seq = 0
         self._tasks: list[asyncio.Task] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -92,6 +111,7 @@ class DetectRole(Role):
         if self._tasks and self.bus.kind == "kafka":
             # Published before the bus drains, so viewers and executors see them.
             self.emit(self.detector.close_all("detector stopped"))
+            self.publish_open_set("stopping")
         await self.sup.cancel(self._tasks)
         self._tasks = []
 
@@ -116,12 +136,16 @@ class DetectRole(Role):
         quotes = self.bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
         status = self.bus.subscribe(STATUS, "detector", wake=wake)
         quotes.on_reset = self.forget  # a Kafka rebalance moved these symbols
+        # The conversion books live in ONE base asset's partition, but every detector
+        # process needs them: on Kafka they are read outside the consumer group.
+        rates = (self.bus.subscribe_rates(set(self.rate_bases), wake=wake)  # type: ignore[attr-defined]
+                 if self.rate_bases and self.bus.kind == "kafka" else None)
         det = self.detector
         lat = self.latency
         market = self.market
         stopping = self.sup
         while not stopping.stopping:
-            if not len(quotes) and not len(status):
+            if not len(quotes) and not len(status) and not (rates and len(rates)):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
                 except TimeoutError:
@@ -135,6 +159,14 @@ class DetectRole(Role):
                         market.drop(st.venue, st.symbol)
                     self.emit(det.on_book_state(st))
             batch = quotes.drain()
+            if rates is not None and len(rates):
+                # First, and only if newer than what the detector has: the group inbox
+                # may carry the same quotes when this process owns their partition.
+                have = det.quotes
+                fresh = [q for q in rates.drain()
+                         if (old := have.get(q.symbol, {}).get(q.venue)) is None
+                         or old.recv_ts_ns < q.recv_ts_ns]
+                batch = fresh + batch
             if batch:
                 if market is not None:
                     market.add_batch(batch)
@@ -149,14 +181,40 @@ class DetectRole(Role):
             await asyncio.sleep(0)
 
     async def _sweep_loop(self) -> None:
+        next_snap, seen_state, seen_rebalances = 0.0, "", 0
+        bus: Any = self.bus
         while not self.sup.stopping:
             await asyncio.sleep(SWEEP_S)
             self.emit(self.detector.sweep())
+            if self.owner:
+                # Periodically, on (re)connect, and after a rebalance (a detector that
+                # took partitions over announces what it has open).
+                state, reb = bus.state, bus.rebalances
+                why = ("connected" if state == "up" and seen_state != "up" else
+                       "rebalance" if reb != seen_rebalances else
+                       "periodic" if time.monotonic() >= next_snap else "")
+                seen_state, seen_rebalances = state, reb
+                if why and state == "up":
+                    self.publish_open_set(why)
+                    next_snap = time.monotonic() + self.snapshot_interval_s
 
     def emit(self, events: list[Opportunity]) -> None:
+        owner = self.owner
         for e in events:
+            if owner:
+                e.owner = owner
             self.bus.publish(OPPORTUNITIES, e.symbol, e)
             self.on_event(e)
+
+    def publish_open_set(self, why: str) -> None:
+        """This detector's open windows, for consumers to reconcile against."""
+        self._snap_seq += 1
+        det = self.detector
+        opens = [msgspec.structs.replace(o.opp, owner=self.owner, buy_book=[], sell_book=[])
+                 for o in det.open.values()]
+        self.bus.publish(OPPORTUNITIES, "open-set", OpenSet(
+            owner=self.owner, host=self.host, started_ns=self.started_ns,
+            seq=self._snap_seq, ts_ns=det.clock(), why=why, open=opens))
 
     # ------------------------------------------------------------------ commands
 
@@ -164,7 +222,10 @@ class DetectRole(Role):
         """Another detector process owns (or owned meanwhile) these symbols: close what
         was open on their base assets and start them clean (``Detector.forget_bases``)."""
         # Partitions follow the base asset (BTC-USD and BTC-USDT travel together).
-        bases = {symmod.base_of(s) for s in symbols}
+        # The conversion books keep coming from the rates inbox, whoever owns them.
+        bases = {symmod.base_of(s) for s in symbols} - self.rate_bases
+        if not bases:
+            return
         self.emit(self.detector.forget_bases(bases, reason))
         if self.market is not None:
             self.market.drop_bases(bases)

@@ -6,6 +6,12 @@ appends to ``backend.journal.Journal``, whose writer thread commits in
 batches. A journal that cannot be opened is logged and counted as a role
 failure (shown on the status line); everything else keeps running. On stop
 the inboxes are drained once more and the journal flushed and closed.
+
+With ``windows`` (an ``OpenWindows``; Kafka) the events are reconciled
+against the detectors' open-set snapshots: a window its owner no longer has
+open (an event lost in an outage, a detector killed) gets a CLOSED row with
+the reason, and a late event for a window already closed is skipped, so the
+journal never keeps an id opened without a close.
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from typing import Any
 
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, Bus
 from arbtui.backend.journal import Journal, resolve_path
+from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles.base import Role
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.config import JournalConfig
+from arbtui.model import OpenSet, Opportunity
 
 log = logging.getLogger("arbtui.engine")
 
@@ -27,10 +37,17 @@ log = logging.getLogger("arbtui.engine")
 class JournalRole(Role):
     name = "journal"
 
-    def __init__(self, cfg: JournalConfig, bus: Bus, sup: Supervisor) -> None:
+    def __init__(self, cfg: JournalConfig, bus: Bus, sup: Supervisor, *,
+                 windows: OpenWindows | None = None,
+                 up_since: Callable[[], float | None] = lambda: None,
+                 on_reconciled: Callable[[Opportunity], None] | None = None) -> None:
+        """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring)."""
         self.cfg = cfg
         self.bus = bus
         self.sup = sup
+        self.windows = windows
+        self.up_since = up_since
+        self.on_reconciled = on_reconciled
         self.journal: Journal | None = None
         self._task: asyncio.Task | None = None
 
@@ -47,24 +64,46 @@ class JournalRole(Role):
     async def _loop(self) -> None:
         journal = self.journal
         assert journal is not None
+        windows = self.windows
         wake = asyncio.Event()
         subs = [self.bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
                 self.bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
+
+        def reconciled(closes: list[Opportunity]) -> None:
+            for c in closes:
+                journal.append(c)
+                if self.on_reconciled is not None:
+                    self.on_reconciled(c)
+
+        def take(events: list) -> None:
+            now, wall = time.monotonic(), time.time_ns()
+            for e in events:
+                if isinstance(e, OpenSet):
+                    if windows is not None:
+                        reconciled(windows.on_snapshot(e, now, wall))
+                    continue
+                if windows is not None and isinstance(e, Opportunity) \
+                        and not windows.on_event(e, now):
+                    continue
+                journal.append(e)
+
+        next_sweep = 0.0
         try:
             while not self.sup.stopping:
                 if not any(len(s) for s in subs):
                     try:
                         await asyncio.wait_for(wake.wait(), 0.25)
                     except TimeoutError:
-                        continue
+                        pass  # on to the reconcile sweep
                 wake.clear()
                 for s in subs:
-                    for e in s.drain():
-                        journal.append(e)
+                    take(s.drain())
+                if windows is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + 0.5
+                    reconciled(windows.sweep(time.monotonic(), self.up_since(), time.time_ns()))
         finally:
             for s in subs:
-                for e in s.drain():
-                    journal.append(e)
+                take(s.drain())
 
     async def stop(self) -> None:
         if self._task is not None:

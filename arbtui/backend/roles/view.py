@@ -3,8 +3,10 @@
 It runs no feed, detector or executor; it reads every topic without a
 consumer group and keeps: the latest quote per venue+symbol (in the
 ``Market``), each venue's health as the feed processes report it on the
-status topic, the set of open opportunities (OPENED/UPDATED add, CLOSED
-removes), and every opportunity event and fill for the log (``on_event``).
+status topic, the set of open opportunities (``backend.reconcile.OpenWindows``:
+OPENED/UPDATED add, CLOSED removes, and the detectors' open sets close what
+an owner no longer has, every 0.5 s at the latest), and every opportunity
+event, reconciled close and fill for the log (``on_event``).
 Per-stage latency across processes comes from the timestamps every message
 carries: venue -> feed receive is the feed's own figure; feed receive -> bus
 publish, publish -> here, and quote receive -> opportunity are measured here.
@@ -21,9 +23,18 @@ from typing import Any
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
 from arbtui.backend.bus.base import quote_key
 from arbtui.backend.metrics import Latency
+from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles.base import Market, Role
 from arbtui.backend.roles.supervisor import Supervisor
-from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, SymbolStatus, VenueStatus
+from arbtui.model import (
+    BookState,
+    BookStatus,
+    OpenSet,
+    OppEvent,
+    Opportunity,
+    SymbolStatus,
+    VenueStatus,
+)
 
 #: Worst last: a venue's state is its worst book's.
 _ORDER = [BookState.LIVE, BookState.SYNCING, BookState.STALE, BookState.RESYNC,
@@ -43,16 +54,20 @@ class ViewRole(Role):
     name = "view"
 
     def __init__(self, bus: Bus, sup: Supervisor, *, market: Market,
-                 on_event: Callable[[Any], None], latency: Latency | None = None) -> None:
+                 on_event: Callable[[Any], None], latency: Latency | None = None,
+                 windows: OpenWindows | None = None,
+                 up_since: Callable[[], float | None] = lambda: None) -> None:
         """``latency`` takes quote receive -> opportunity, the detection latency a
-        viewer can see."""
+        viewer can see; ``up_since`` is the monotonic time the bus is up since (None
+        while down): an owner is judged silent only while the bus is up."""
         self.bus = bus
         self.sup = sup
         self.market = market
         self.on_event = on_event
         self.latency = latency if latency is not None else Latency()
         self.stages = {"feed": Latency(4096), "bus": Latency(4096), "detect": Latency(4096)}
-        self.open: dict[str, Opportunity] = {}
+        self.windows = windows if windows is not None else OpenWindows()
+        self.up_since = up_since
         self.books: dict[tuple[str, str], BookStatus] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -72,12 +87,14 @@ class ViewRole(Role):
         status = bus.subscribe(STATUS, "viewer", wake=wake)
         stages = self.stages
         market = self.market
+        windows = self.windows
+        next_sweep = 0.0
         while not self.sup.stopping:
             if not (len(quotes) or len(opps) or len(fills) or len(status)):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
                 except TimeoutError:
-                    continue
+                    pass  # on to the reconcile sweep
             wake.clear()
             now = time.time_ns()  # wall time: compared with other hosts' wall stamps
             for st in status.drain():
@@ -90,17 +107,24 @@ class ViewRole(Role):
                 if q.pub_ts_ns and q.recv_ts_ns:
                     stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
                     stages["bus"].add(now - q.pub_ts_ns)
+            mono = time.monotonic()
             for o in opps.drain():
-                if o.event is OppEvent.CLOSED:
-                    self.open.pop(o.id, None)
-                else:
-                    self.open[o.id] = o
+                if isinstance(o, OpenSet):
+                    for c in windows.on_snapshot(o, mono, now):
+                        self.on_event(c)
+                    continue
+                if not windows.on_event(o, mono):
+                    continue  # a late event for a window already closed
                 if o.quote_recv_ts_ns and o.event is not OppEvent.CLOSED:
                     stages["detect"].add(o.ts_ns - o.quote_recv_ts_ns)
                     self.latency.add(o.ts_ns - o.quote_recv_ts_ns)
                 self.on_event(o)
             for f in fills.drain():
                 self.on_event(f)
+            if mono >= next_sweep:
+                next_sweep = mono + 0.5
+                for c in windows.sweep(mono, self.up_since(), now):
+                    self.on_event(c)
             await asyncio.sleep(0)
 
     def venue_statuses(self) -> dict[str, VenueStatus]:
@@ -122,5 +146,5 @@ class ViewRole(Role):
     def state(self) -> ViewState:
         return ViewState(
             # Decoded (Kafka) or published (embedded) events are never changed after.
-            open=tuple(self.open.values()), venues=self.venue_statuses(),
+            open=tuple(self.windows.open.values()), venues=self.venue_statuses(),
             stage_p50_ms={k: v.percentiles_ms(50)[0] for k, v in self.stages.items()})
