@@ -318,3 +318,53 @@ async def test_threaded_engine_controls_run_on_the_engine_thread():
         await pilot.press("q")
         await pilot.pause()
     assert not app.host._thread.is_alive() and eng._stopping
+
+
+class _Face:
+    """Only what the dashboard may use of an engine (what EngineThread offers): the
+    snapshot/frame, the event ring and the commands, plus start/stop for the app.
+    Any read of a role's internals (detector, executor, feeds, cfg) raises."""
+
+    def __init__(self, eng: FrozenEngine) -> None:
+        self._eng = eng
+
+    def __getattr__(self, name: str):
+        allowed = {"start", "stop", "snapshot", "frame", "events_since", "set_venue_enabled",
+                   "set_symbol_enabled", "set_threshold", "set_max_quote_age",
+                   "set_execution_threshold", "set_execution"}
+        if name not in allowed:
+            raise AttributeError(f"the dashboard read engine.{name}")
+        return getattr(self._eng, name)
+
+
+async def test_dashboard_uses_only_the_snapshot_and_commands(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    cfg = ui_fixtures.make_cfg()
+    eng = FrozenEngine(cfg)
+    app = ArbApp(_Face(eng), cfg, clock=ui_fixtures.Clock())
+    async with app.run_test(size=SIZE) as pilot:
+        await seed_market(eng)
+        await pilot.press("plus")  # threshold 2.0 -> 2.5 (read from the snapshot)
+        assert eng.detector.cfg.min_net_bps == 2.5
+        await pilot.press("1")  # binance off, then on again
+        assert "binance" in eng.detector.disabled_venues
+        await pilot.press("1")
+        assert "binance" not in eng.detector.disabled_venues
+        await pilot.press("x")  # no executor runs here: the snapshot says so
+        assert eng.cfg.execution.enabled is True
+        assert any("no simulated executor" in n.message for n in app._notifications)
+        await pilot.press("t")
+        assert isinstance(app.screen, ThresholdsScreen)
+        app.screen.query_one("#max_quote_age_ms").value = "900"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert eng.detector.cfg.max_quote_age_ms == 900.0
+        await pilot.press("s")
+        assert isinstance(app.screen, SymbolPickerScreen)
+        await pilot.press("escape")
+        await pilot.press("tab", "ctrl+s")  # the saved settings come from a snapshot too
+        await pilot.pause()
+    saved = tomllib.loads((tmp_path / "arbtui" / "config.toml").read_text())
+    assert saved["detector"]["min_net_bps"] == 2.5
+    assert saved["detector"]["max_quote_age_ms"] == 900.0
+    assert saved["ui"]["focused_symbol"] == "ETH-USD"

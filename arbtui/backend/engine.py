@@ -133,7 +133,7 @@ class Engine:
         #: Open windows as the consumers here know them (viewer, execute role's journal).
         self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s)
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        self.detector = Detector(cfg.detector, fees, **({"clock": clock} if clock else {}))
+        self.detector = Detector(cfg.detector, fees, clock=clock or time.time_ns)
         # The detect role always exists: outside a detecting process it is not started
         # and only holds the threshold the header shows.
         self.detect = DetectRole(
