@@ -143,3 +143,22 @@ async def test_supervisor_restarts_counts_and_stops() -> None:
     assert sup.failures == {"flaky": 1}
     await sup.stop()
     assert sup.stopping and t.done()
+
+
+async def test_roles_are_subscribed_when_start_returns(tmp_path) -> None:
+    # A message published right after start() is not lost to a subscription that the
+    # role's loop would only have made on its first turn.
+    cfg = config.load(use_user=False)
+    cfg.journal.path = str(tmp_path / "journal.sqlite")
+    clock = Clock()
+    eng = Engine(cfg, roles=("detect", "execute"), bus=EmbeddedBus(1000), clock=clock)
+    await eng.start()
+    try:
+        q = mkq("kraken", "BTC-USD", [(99.0, 1.0)], ASKS_A, recv=clock.t)
+        eng.publish_quote(q)  # no await between start() and this
+        await _until(lambda: eng.detector.evaluated == 1, "the quote evaluated")
+        subs = eng.bus.stats()["subscriptions"]
+        assert {"quotes/detector", "status/detector", "wallets/detector",
+                "opportunities/journal", "fills/journal"} <= set(subs)
+    finally:
+        await eng.stop()

@@ -103,6 +103,17 @@ class DetectRole(Role):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        # Subscribed here, not in the loop: a quote published once start() returned is
+        # seen, and a loop the supervisor restarts keeps the same inboxes.
+        bus = self.bus
+        self._wake = wake = asyncio.Event()
+        self._quotes = bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
+        self._status = bus.subscribe(STATUS, "detector", wake=wake)
+        self._quotes.on_reset = self.forget  # a Kafka rebalance moved these symbols
+        # The conversion books live in ONE base asset's partition, but every detector
+        # process needs them: on Kafka they are read outside the consumer group.
+        self._rates = (bus.subscribe_rates(set(self.rate_bases), wake=wake)  # type: ignore[attr-defined]
+                       if self.rate_bases and bus.kind == "kafka" else None)
         self.follow_wallets()
         self._tasks = [self.sup.spawn("detector", self._loop),
                        self.sup.spawn("sweeper", self._sweep_loop)]
@@ -132,14 +143,7 @@ class DetectRole(Role):
             self.detector.balances = ws.cap if ws is not None and ws.enabled else None
 
     async def _loop(self) -> None:
-        wake = asyncio.Event()
-        quotes = self.bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
-        status = self.bus.subscribe(STATUS, "detector", wake=wake)
-        quotes.on_reset = self.forget  # a Kafka rebalance moved these symbols
-        # The conversion books live in ONE base asset's partition, but every detector
-        # process needs them: on Kafka they are read outside the consumer group.
-        rates = (self.bus.subscribe_rates(set(self.rate_bases), wake=wake)  # type: ignore[attr-defined]
-                 if self.rate_bases and self.bus.kind == "kafka" else None)
+        wake, quotes, status, rates = self._wake, self._quotes, self._status, self._rates
         det = self.detector
         lat = self.latency
         market = self.market

@@ -59,15 +59,17 @@ class JournalRole(Role):
             log.error("journal off: cannot open %s: %s", path, e)
             self.sup.count_failure("journal")
             return
+        # Subscribed here (see DetectRole.start): nothing published after start() is missed.
+        self._wake = wake = asyncio.Event()
+        self._subs = [self.bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
+                      self.bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
         self._task = self.sup.spawn("journal", self._loop)
 
     async def _loop(self) -> None:
         journal = self.journal
         assert journal is not None
         windows = self.windows
-        wake = asyncio.Event()
-        subs = [self.bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
-                self.bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
+        wake, subs = self._wake, self._subs
 
         def reconciled(closes: list[Opportunity]) -> None:
             for c in closes:

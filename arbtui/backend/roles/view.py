@@ -72,6 +72,13 @@ class ViewRole(Role):
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
+        # Subscribed here (see DetectRole.start): nothing published after start() is missed.
+        bus = self.bus
+        self._wake = wake = asyncio.Event()
+        self._subs = (bus.subscribe(QUOTES, "viewer", coalesce=quote_key, wake=wake),
+                      bus.subscribe(OPPORTUNITIES, "viewer", wake=wake),
+                      bus.subscribe(FILLS, "viewer", wake=wake),
+                      bus.subscribe(STATUS, "viewer", wake=wake))
         self._tasks = [self.sup.spawn("viewer", self._loop)]
 
     async def stop(self) -> None:
@@ -79,12 +86,8 @@ class ViewRole(Role):
         self._tasks = []
 
     async def _loop(self) -> None:
-        wake = asyncio.Event()
-        bus = self.bus
-        quotes = bus.subscribe(QUOTES, "viewer", coalesce=quote_key, wake=wake)
-        opps = bus.subscribe(OPPORTUNITIES, "viewer", wake=wake)
-        fills = bus.subscribe(FILLS, "viewer", wake=wake)
-        status = bus.subscribe(STATUS, "viewer", wake=wake)
+        wake = self._wake
+        quotes, opps, fills, status = self._subs
         stages = self.stages
         market = self.market
         windows = self.windows
