@@ -73,6 +73,11 @@ def test_kill_detector_and_broker_with_windows_open_then_everything_balances(
     cfg = tmp_path / "chaos.toml"
     journal = tmp_path / "journal.sqlite"
     fees = "".join(f"\n[venues.{v}]\ntaker_fee_bps = 0.0\n" for v in ("binance", "coinbase", "kraken"))
+    # Wallets deep enough that the executor's trades never shrink a window: the
+    # detectors size from the executor's wallet states (wallets topic), and windows
+    # sized to zero would close, leaving nothing open for the checks below.
+    fees += "".join(f"\n[execution.wallets.{v}]\nbase = 1000000.0\nquote = 1000000000000.0\n"
+                    for v in ("binance", "coinbase", "kraken"))
     # Zero fees and a slightly negative threshold: windows open and close all the
     # time AND many stay open, so a kill always finds some; quotes never age out,
     # so a frozen market keeps its windows open for the final comparison.
