@@ -637,7 +637,8 @@ class ReplayEngine(Engine):
     def _on_quote(self, q: Quote) -> None:
         # Every quote is stamped with replay time: the frame's receive time, or
         # the recorded arrival of the REST answer that completed the book.
-        q.recv_ts_ns = self.now_ns
+        if q.live_ts_ns <= q.recv_ts_ns:  # a liveness refresh keeps its top's time
+            q.recv_ts_ns = q.live_ts_ns = self.now_ns
         q.pub_ts_ns = time.time_ns()
         if q.venue in self.detector.disabled_venues:
             return
@@ -843,6 +844,10 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     from arbtui import cli
 
     ns = build_parser().parse_args(argv)
+    bad = cli.check_args(ns)
+    if bad:
+        print(f"arbtui replay: {bad}", file=sys.stderr)
+        return 2
     top = args or argparse.Namespace()
     config = ns.config or getattr(top, "config", None)
     log_file = ns.log_file or getattr(top, "log_file", None)
