@@ -598,7 +598,9 @@ class Detector:
         # Liveness, not top age (model.AGES_RULE): a quiet top on a live book is usable.
         if now - bl.live > max_age or now - sl.live > max_age:
             if o is not None:
-                out.append(self._close(key, now, "book stale (not live)"))
+                x = bl if now - bl.live > max_age else sl
+                out.append(self._close(key, now, f"{x.venue} book stale (not live for "
+                                                 f"{(now - x.live) / 1e6:.0f} ms)"))
             return
         fa = bl.fee
         fb = sl.fee
