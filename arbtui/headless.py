@@ -58,10 +58,16 @@ def status_record(st: EngineState, now_ns: int | None = None) -> dict[str, Any]:
 
 
 def event_record(ev: Any) -> dict[str, Any]:
+    """One event as a JSON-able dict. An opportunity keeps, of its evaluation's
+    levels, the ones its size walk took (``buy_levels``/``sell_levels``: up to its
+    buy and sell limits); the rest of the book stays out of the stream."""
     d = msgspec.to_builtins(ev)
     kind = type(ev).__name__.lower()
-    d.pop("buy_book", None)
-    d.pop("sell_book", None)
+    asks, bids = d.pop("buy_book", None), d.pop("sell_book", None)
+    if asks is not None and bids is not None:
+        used = ev.size > 0
+        d["buy_levels"] = [lv for lv in asks if used and lv[0] <= ev.buy_limit]
+        d["sell_levels"] = [lv for lv in bids if used and lv[0] >= ev.sell_limit]
     return {"type": kind, **d}
 
 

@@ -105,3 +105,38 @@ async def test_silent_feed_closes_its_window_within_max_quote_age(tmp_path):
     # the last proof of the Gemini book is its frame at 0.2 s: closed once 2 s have
     # passed, at the first sweep (replay time) after that
     assert 2000.0 < c["lifetime_ms"] <= 2600.0
+
+
+def test_the_cli_replay_reports_the_counter_example_at_two_thresholds(tmp_path):
+    """``arbtui replay FILE --max --no-ui``: what an operator (or a maintainer's
+    held-out check) runs. Fees and the threshold come from a config file."""
+    import json
+
+    from replay_fixtures import replay_cli
+
+    path = counter_example(tmp_path / "c.jsonl.zst", until=3.0).close()
+    for thr, size in ((2.0, 1.0), (0.5, 51.0)):
+        conf = tmp_path / f"t{thr}.toml"
+        conf.write_text(f"""
+[venues.gemini]
+taker_fee_bps = 10.0
+[venues.bybit]
+taker_fee_bps = 10.0
+[detector]
+min_net_bps = {thr}
+max_notional = 1e9
+[journal]
+enabled = false
+""")
+        r = replay_cli([path], "--max", "--no-ui", "--config", str(conf))
+        assert r.returncode == 0, r.stderr
+        evs = [json.loads(x) for x in r.stdout.splitlines()]
+        opps = [e for e in evs if e["type"] == "opportunity"]
+        assert [e["event"] for e in opps] == ["opened"], opps
+        o = opps[0]
+        assert o["size"] == pytest.approx(size) and o["top_net_bps"] == pytest.approx(TOP)
+        assert o["buy_levels"] == [list(lv) for lv in ASKS[:int(size > 1) + 1]]
+        status = [e for e in evs if e["type"] == "status"][-1]
+        ages = status["venues"]["gemini"]["books"]["BTC-USDT"]
+        # the top last changed at 0.2 s; the book was proven live up to the end (3 s)
+        assert ages["top_age_ms"] > ages["live_age_ms"] + 2000
