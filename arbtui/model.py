@@ -82,7 +82,7 @@ class Quote(msgspec.Struct, kw_only=True):
 def live_ns(q: Quote) -> int:
     """When ``q``'s book was last known good (its liveness time)."""
     t = q.live_ts_ns
-    return t if t > q.recv_ts_ns else q.recv_ts_ns
+    return max(q.recv_ts_ns, t)
 
 
 class OppEvent(str, enum.Enum):

@@ -19,7 +19,6 @@ import time
 import msgspec
 import pytest
 from kafka_broker import kafka_broker, kafka_config, topic_prefix  # noqa: F401
-from replay_fixtures import replay_inprocess
 from test_trust_replay import counter_example
 from trust_fixtures import trust_cfg
 

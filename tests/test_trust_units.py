@@ -230,7 +230,7 @@ def _words(text: str) -> str:
 def test_readme_config_and_help_state_the_rules_in_the_same_words(rule):
     assert _words(rule) in _words((REPO / "README.md").read_text())
     assert _words(rule) in _words((REPO / "config.toml").read_text())
-    import arbtui.backend.edge as edge
+    from arbtui.backend import edge
 
     if rule is THRESHOLD_RULE:
         assert _words(rule) in _words(edge.__doc__)

@@ -286,7 +286,7 @@ class Detector:
         qm[venue] = q
         t = q.live_ts_ns
         r = q.recv_ts_ns
-        leg.live = t if t > r else r
+        leg.live = max(r, t)
         ea = q.ask * leg.ma * self._h
         eb = q.bid * leg.mb
         if ea * eb * 0.0 != 0.0:
@@ -484,7 +484,7 @@ class Detector:
         max_age = self.cfg.max_quote_age_ms * 1e6
         out: list[Opportunity] = []
         for key, o in list(self.open.items()):
-            sym, bv, sv, ssym = key
+            sym, ssym = key[0], key[3]
             for leg in (o.buy, o.sell):
                 if leg.q is None or now - leg.live > max_age:
                     why = "book gone" if leg.q is None else \

@@ -13,9 +13,9 @@ from textual.widgets import Input, Label
 from arbtui.config import MAX_BPS, MIN_QUOTE_AGE_MS
 
 FIELDS = (
-    ("min_net_bps", "min NET edge (bps)", "detection threshold after both taker fees"),
-    ("max_quote_age_ms", "max quote age (ms)", "older quotes are ignored"),
-    ("exec_min_net_bps", "execution NET (bps)", "simulated orders only above this"),
+    ("min_net_bps", "min NET edge (bps)", "per-unit hurdle: depth is taken while its marginal NET edge is at least this"),
+    ("max_quote_age_ms", "max quote age (ms)", "a book not proven live this long is stale (>= 500)"),
+    ("exec_min_net_bps", "execution NET (bps)", "the same hurdle sizes simulated orders (>= 0)"),
 )
 
 
