@@ -240,7 +240,7 @@ async def test_help_screen_shows_both_rules():
     from textual.app import App
     from textual.widgets import Static
 
-    from arbtui.screens.help import HelpScreen
+    from arbtui.ui.screens.help import HelpScreen
 
     class _A(App):
         async def on_mount(self) -> None:
