@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from arbtui import venues
 from arbtui.model import VENUES
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
@@ -36,6 +37,8 @@ class _S(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class VenueConfig(_S):
     enabled: bool = True
     symbols: list[str] = []
+    #: A table that leaves it out gets the venue's default from ``arbtui.venues``
+    #: (filled in by ``validate``).
     taker_fee_bps: float = 10.0
     url: str = ""  # websocket URL override; "" = the venue's public URL
     rest_url: str = ""  # REST base override (Binance snapshots, instrument lists)
@@ -366,10 +369,14 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     def bad(key: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(f"{_file_for(key.split('.'), origin)}: key '{key}' = {value!r}: {allowed}")
 
+    raw_venues = raw.get("venues") if isinstance(raw.get("venues"), dict) else {}
     for name, vc in cfg.venues.items():
         k = f"venues.{name}"
         if name not in VENUES:
             raise bad(k, name, f"unknown venue; allowed: {', '.join(VENUES)}")
+        table = raw_venues.get(name)
+        if not (isinstance(table, dict) and "taker_fee_bps" in table):
+            vc.taker_fee_bps = venues.get(name).taker_fee_bps
         if not (0 <= vc.taker_fee_bps < MAX_BPS):
             raise bad(f"{k}.taker_fee_bps", vc.taker_fee_bps, "must be >= 0 and < 10000 bps")
         for i, s in enumerate(vc.symbols):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arbtui.widgets.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
+from arbtui.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
 
 # How many characters a free-text reason may take in the header: a Kafka error
 # string can be hundreds of characters, the header is one line of 80.

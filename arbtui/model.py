@@ -11,11 +11,14 @@ import enum
 
 import msgspec
 
+from arbtui import venues as _venues
+
 #: Bumped whenever a field changes meaning; consumers skip other versions.
 SCHEMA_VERSION = 1
 
-#: Venues arbtui knows; the order is the key order in the dashboard (1-6).
-VENUES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx", "gemini")
+#: Venues arbtui knows (``arbtui.venues`` declares them); the order is the key
+#: order in the dashboard (1-6).
+VENUES: tuple[str, ...] = _venues.names()
 
 
 class BookState(str, enum.Enum):

@@ -17,7 +17,7 @@ from arbtui.backend.engine import Engine, EngineState
 from arbtui.headless import status_record
 from arbtui.health import health_facts, health_fields
 from arbtui.model import BookState, VenueStatus
-from arbtui.widgets.header import header_text
+from arbtui.ui.widgets.header import header_text
 
 KAFKA_ERR = "KafkaConnectionError: Unable to bootstrap from [('127.0.0.1', 19092, <AddressFamily.AF_INET: 2>)]"
 

@@ -65,12 +65,16 @@ class EngineState:
 
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
-                 roles: tuple[str, ...] = ("feed", "detect", "execute")) -> None:
+                 roles: tuple[str, ...] = ("feed", "detect", "execute"), sim: Any = None) -> None:
         self.cfg = cfg
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
-        self.sim: Any = None
+        #: demo mode: the simulated market the feeds connect to (start/stop/urls()). The
+        #: commands layer builds it (arbtui.commands.demo); the backend never imports the
+        #: simulator, so a live build cannot reach it by accident (docs/architecture.md).
+        self.sim: Any = sim
+        self._sim_started = False
         self.feeds: dict[str, VenueFeed] = {}
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
         self.detector = Detector(cfg.detector, fees)
@@ -121,13 +125,11 @@ class Engine:
         cfg = self.cfg
         plan: dict[str, dict[str, Any]] = {}
         if self.mode == "demo":
-            from arbtui.backend.sim.server import Simulator
-
+            if self.sim is None:
+                raise ValueError("demo mode needs sim= (arbtui.commands.demo.simulator(cfg))")
             s = cfg.sim
-            self.sim = Simulator(s.venues, s.symbols, seed=s.seed, volatility_bps=s.volatility_bps,
-                                 dislocation_rate=s.dislocation_rate, tick_ms=s.tick_ms,
-                                 faults=s.faults)
             await self.sim.start()
+            self._sim_started = True
             for v, (url, rest) in self.sim.urls().items():
                 vc = cfg.venues.get(v)
                 plan[v] = dict(symbols=list(s.symbols), url=url, rest_url=rest,
@@ -236,7 +238,7 @@ class Engine:
         await self.bus.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        if self.sim is not None:
+        if self._sim_started:
             await self.sim.stop()
 
     # ------------------------------------------------------------------ hot path

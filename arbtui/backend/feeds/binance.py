@@ -31,11 +31,13 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import RateLimiter, SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.binance")
+_SPEC = venues.get("binance")
 
 _decode = msgspec.json.decode
 
@@ -58,10 +60,10 @@ def depth_weight(limit: int) -> int:
 
 
 class BinanceFeed(VenueFeed):
-    venue = "binance"
-    default_url = "wss://stream.binance.com:9443"
-    default_rest = "https://api.binance.com"
-    instruments_path = "/api/v3/exchangeInfo"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame = 2 ** 22
     keepalive_s = None  # the SERVER pings every 20 s; websockets answers with a pong
     # No application heartbeat exists; a quiet symbol can be silent for a while,
@@ -91,14 +93,8 @@ class BinanceFeed(VenueFeed):
     rest_refused_wait_s: ClassVar[float] = 10.0
     #: How long a book waits for its first depth event before fetching the snapshot.
     first_event_wait_s: ClassVar[float] = 1.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT", "SOL-USDT": "SOLUSDT",
-        "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
-        "ETH-BTC": "ETHBTC", "SOL-BTC": "SOLBTC", "SOL-ETH": "SOLETH",
-        "BTC-EUR": "BTCEUR", "ETH-EUR": "ETHEUR", "SOL-EUR": "SOLEUR",
-        "BTC-FDUSD": "BTCFDUSD", "ETH-FDUSD": "ETHFDUSD", "SOL-FDUSD": "SOLFDUSD",
-        "USDC-USDT": "USDCUSDT",
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)

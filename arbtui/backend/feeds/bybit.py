@@ -20,11 +20,13 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.bybit")
+_SPEC = venues.get("bybit")
 
 #: Spot book depths (1: 10 ms snapshots; 50: 20 ms; 200: 100 ms; 1000: 200 ms).
 DEPTHS = (1, 50, 200, 1000)
@@ -53,19 +55,18 @@ def _topic_depth(topic: str) -> tuple[int, str] | None:
 
 
 class BybitFeed(VenueFeed):
-    venue: ClassVar[str] = "bybit"
-    default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/spot"
-    default_rest: ClassVar[str] = "https://api.bybit.com"
-    instruments_path: ClassVar[str] = "/v5/market/instruments-info?category=spot"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame: ClassVar[int] = 4 * 2 ** 20  # depth-1000 snapshots are ~60 kB
     #: Bybit: send ``{"op":"ping"}`` every 20 s or the server drops the socket.
     keepalive_s: ClassVar[float | None] = 20.0
     #: A pong arrives every 20 s even on a quiet book; 30 s of nothing is dead.
     stale_after_s: ClassVar[float] = 30.0
     send_rate: ClassVar[float] = 10.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        f"{b}-{q}": f"{b}{q}" for b in ("BTC", "ETH", "SOL") for q in ("USDT", "USDC")
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)

@@ -31,11 +31,13 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.coinbase")
+_SPEC = venues.get("coinbase")
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -138,10 +140,10 @@ def rfc3339_ns(s: str) -> int:
 
 
 class CoinbaseFeed(VenueFeed):
-    venue = "coinbase"
-    default_url = "wss://advanced-trade-ws.coinbase.com"
-    default_rest = "https://api.coinbase.com"
-    instruments_path = "/api/v3/brokerage/market/products"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: The BTC-USD snapshot is one ~5 MB frame and grows with the book.
     max_frame = 32 * 2 ** 20
     keepalive_s = None  # liveness comes from the heartbeats channel, 1/s
@@ -152,14 +154,8 @@ class CoinbaseFeed(VenueFeed):
     send_rate = 4.0
     #: A resubscribed product whose fresh snapshot has not come by then: reconnect.
     resub_timeout_s: ClassVar[float] = 10.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        "BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD", "SOL-USD": "SOL-USD",
-        "ETH-BTC": "ETH-BTC", "SOL-BTC": "SOL-BTC", "SOL-ETH": "SOL-ETH",
-        "BTC-USDT": "BTC-USDT", "ETH-USDT": "ETH-USDT", "SOL-USDT": "SOL-USDT",
-        "USDT-USD": "USDT-USD", "USDT-USDC": "USDT-USDC",
-        "BTC-EUR": "BTC-EUR", "ETH-EUR": "ETH-EUR", "SOL-EUR": "SOL-EUR",
-        # BTC-USDC, ETH-USDC, SOL-USDC are aliases of the -USD books: not separate books.
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)

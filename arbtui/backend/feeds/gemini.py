@@ -36,21 +36,23 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.gemini")
+_SPEC = venues.get("gemini")
 _decode = msgspec.json.decode
 
 _FULL_MARKERS = ("trades", "auction_events")
 
 
 class GeminiFeed(VenueFeed):
-    venue: ClassVar[str] = "gemini"
-    default_url: ClassVar[str] = "wss://api.gemini.com/v2/marketdata"
-    default_rest: ClassVar[str] = "https://api.gemini.com"
-    instruments_path: ClassVar[str] = "/v1/symbols/details/all"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: Full books of ~5,000 levels per symbol plus 100 trades; 8 MiB is ample.
     max_frame: ClassVar[int] = 2 ** 23
     keepalive_s: ClassVar[float | None] = None  # the venue sends heartbeats; nothing to send
@@ -65,12 +67,8 @@ class GeminiFeed(VenueFeed):
     refresh_every_s: ClassVar[float] = 900.0
     #: Wait this long for a full book after a per-symbol re-subscribe.
     resubscribe_timeout_s: ClassVar[float] = 5.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        "BTC-USD": "BTCUSD", "ETH-USD": "ETHUSD", "SOL-USD": "SOLUSD",
-        "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT",
-        # Spot USDC pairs; never the BTCUSDCPERP/ETHUSDCPERP swaps.
-        "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,12 +24,14 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import Book, BookError, kraken_checksum
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState, Quote
 from arbtui.symbols import venue_symbol
 
 log = logging.getLogger("arbtui.feeds.kraken")
+_SPEC = venues.get("kraken")
 
 #: Depths the v2 ``book`` channel accepts.
 DEPTHS = (10, 25, 100, 500, 1000)
@@ -140,10 +142,10 @@ def v2_name(v1_pair: str) -> str:
 
 
 class KrakenFeed(VenueFeed):
-    venue: ClassVar[str] = "kraken"
-    default_url: ClassVar[str] = "wss://ws.kraken.com/v2"
-    default_rest: ClassVar[str] = "https://api.kraken.com"
-    instruments_path: ClassVar[str] = "/0/public/AssetPairs"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame: ClassVar[int] = 4 * 2 ** 20  # a depth-1000 snapshot of a busy pair is ~100 kB
     #: The watchdog asks this often; a ping goes out only after ~10 s of silence
     #: (Kraken sends heartbeats itself; the ping proves the path when they stop).
@@ -152,9 +154,8 @@ class KrakenFeed(VenueFeed):
     #: Heartbeats arrive ~1/s, so 15 s of nothing (ping unanswered) is a dead link.
     stale_after_s: ClassVar[float] = 15.0
     send_rate: ClassVar[float] = 5.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        f"{b}-{q}": f"{b}/{q}" for b in ("BTC", "ETH", "SOL") for q in ("USD", "USDT", "USDC")
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], **kw: Any) -> None:
         smap = dict(kw.pop("symbol_map", None) or self.STATIC_SYMBOLS)

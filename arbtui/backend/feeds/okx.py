@@ -48,21 +48,23 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError, okx_checksum
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.okx")
+_SPEC = venues.get("okx")
 _decode = msgspec.json.decode
 
 _CHANNEL = "books"
 
 
 class OkxFeed(VenueFeed):
-    venue: ClassVar[str] = "okx"
-    default_url: ClassVar[str] = "wss://ws.okx.com:8443/ws/v5/public"
-    default_rest: ClassVar[str] = "https://www.okx.com"
-    instruments_path: ClassVar[str] = "/api/v5/public/instruments?instType=SPOT"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: A 400-level snapshot is ~30 KB; 4 MiB leaves room for many instruments per frame.
     max_frame: ClassVar[int] = 2 ** 22
     #: How often the watchdog asks for a keepalive; ``keepalive_message`` decides.
@@ -88,13 +90,8 @@ class OkxFeed(VenueFeed):
     max_buffer: ClassVar[int] = 5000
     #: OKX allows < 64 KB of channel args per request.
     max_request_chars: ClassVar[int] = 60_000
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        s: s for s in (
-            "BTC-USDT", "ETH-USDT", "SOL-USDT",
-            "BTC-USDC", "ETH-USDC", "SOL-USDC",
-            "BTC-USD", "ETH-USD", "SOL-USD",
-        )
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
