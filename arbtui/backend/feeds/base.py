@@ -229,7 +229,7 @@ class VenueFeed:
         """Refresh one book. Default: the venue has no per-symbol way, so reconnect."""
         self.request_reconnect(f"resync {sb.symbol}")
 
-    async def connect_url(self) -> str:
+    async def resolve_url(self) -> str:
         """The WebSocket URL of the next connection. Default: ``self.url``. Venues
         that hand out a per-connection endpoint first (KuCoin's token from
         ``bullet-public``) override it; replay never calls it."""
@@ -488,7 +488,7 @@ class VenueFeed:
             self._reconnect_reason = None
             self.reset_books(BookState.SYNCING, "connecting")
             try:
-                url = await self.connect_url()
+                url = await self.resolve_url()
                 async with websockets.connect(
                     url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
                     ping_interval=None,  # keepalive is per venue, below; server pings get pongs

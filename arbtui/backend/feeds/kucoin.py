@@ -2,7 +2,7 @@
 (docs/protocols.md, "KuCoin").
 
 Connecting takes a token first: ``POST /api/v1/bullet-public`` returns the
-endpoint, a temporary token and the ``pingInterval`` (``connect_url``). The
+endpoint, a temporary token and the ``pingInterval`` (``resolve_url``). The
 connection is usable only after the venue's ``welcome`` frame, so the
 subscribe frames are sent then, not at connect.
 
@@ -133,7 +133,7 @@ class KucoinFeed(VenueFeed):
 
     # ------------------------------------------------------------ connection
 
-    async def connect_url(self) -> str:
+    async def resolve_url(self) -> str:
         """``bullet-public``: the endpoint, a 24 h token and the ping interval."""
         url = f"{self.rest_url}/api/v1/bullet-public"
 
