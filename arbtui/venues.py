@@ -234,7 +234,8 @@ REGISTRY: tuple[VenueSpec, ...] = (
         taker_fee_bps=10.0,
         static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}_{q}"),
         test_symbols=("BTC-USDT", "ETH-USDT"),
-        api="Spot WebSocket v4, spot.obu channel (ob.<pair>.<50|400>, full + U/u increments)",
+        api="Spot WebSocket v4, spot.order_book_update (U/u) bridged to REST "
+            "/api/v4/spot/order_book?with_id=true",
         detects=_frozen({"gap": Fault("gaps")}),
     ),
     VenueSpec(
@@ -248,7 +249,8 @@ REGISTRY: tuple[VenueSpec, ...] = (
         # the adapter lower-cases them on the wire.
         static_symbols=_cross(_BTC_ETH_SOL, ("USD", "EUR", "USDT", "USDC"), "{b}{q}"),
         test_symbols=("BTC-USD", "ETH-USD"),
-        api="WebSocket API v2, order_book_<pair> channel (full top-100 books)",
+        api="WebSocket API v2, order_book_<pair> (full top-100 books) live; recorded "
+            "diff_order_book_<pair> sessions bridged to REST /api/v2/order_book by microtimestamp",
         # Every message is a whole book: a lost one is healed by the next. What
         # can be seen is ordering: microtimestamp must only increase.
         detects=_frozen({"seq": Fault("seq_regressions")}),

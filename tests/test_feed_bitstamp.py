@@ -3,6 +3,7 @@ frame-level order rules."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from feed_og_fixtures import Rig
@@ -110,6 +111,37 @@ def test_bad_frames_counted_never_fatal():
     assert f.counters.get("frame_errors") == 5 and sb.state is BookState.LIVE
     f.feed_frame('{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad"}}', 3)
     assert f.counters.get("venue_errors") == 1
+
+
+async def test_diff_channel_is_bridged_to_the_rest_book_by_microtimestamp():
+    # Live never subscribes diff_order_book_ (a lost diff is invisible), but
+    # recorded sessions of it (cryptofeed's) replay by Bitstamp's rule.
+    quotes: list = []
+    f = BitstampFeed(["BTC-USD"], quotes.append)
+    sb = f.books["BTC-USD"]
+    asked: list[str] = []
+
+    async def rest(url):
+        asked.append(url)
+        return json.dumps({"timestamp": "0", "microtimestamp": "2000",
+                           "bids": [["10", "1"], ["9", "1"]], "asks": [["11", "1"]]})
+
+    f.http_get_impl = rest
+    diff = "diff_order_book_btcusd"
+    f.feed_frame(_book(1_500, [["9", "5"]], [], ch=diff), 1)  # before the REST book: in it
+    assert sb.state is not BookState.LIVE
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asked == ["https://www.bitstamp.net/api/v2/order_book/btcusd/"]
+    assert sb.state is BookState.LIVE and sb.book.bids[9.0] == ("9", "1")
+    assert f.counters.get("stale_updates") == 1 and quotes[-1].bid_px == "10"
+    f.feed_frame(_book(1_900, [["10", "0"]], [], ch=diff), 2)  # at/before the REST book
+    assert sb.book.best_bid() == ("10", "1")
+    f.feed_frame(_book(2_500, [["10", "0"]], [["10.5", "2"]], ch=diff), 3)  # applied as a diff
+    assert sb.book.best_bid() == ("9", "1") and sb.book.best_ask() == ("10.5", "2")
+    assert 11.0 in sb.book.asks  # a diff merges, never replaces
+    f.feed_frame(_book(2_400, [["9.5", "1"]], [], ch=diff), 4)  # older than the last diff
+    assert f.counters.get("seq_regressions") == 1 and sb.state is BookState.RESYNC
 
 
 def test_hourly_reconnect_bounds_a_silently_lost_channel():

@@ -98,20 +98,20 @@ def _synced():
     f.feed_frame(_upd(99, 101, bids=[("10", "1", "99"), ("11", "2", "101")]), 1)  # buffered
     st = f._sync["BTC-USDT"]
     assert len(st.pending) == 1
-    done = f._install(sb, st, 100, [["10", "5"]], [["12", "1"]], {"time": 1})
+    done = f._install(sb, st, 100, [["10", "5"]], [["12", "1"]], 1_000_000)
     assert done and sb.state is BookState.LIVE
     return f, sb, quotes
 
 
 def test_bridge_skips_rows_at_or_below_the_snapshot_sequence():
-    f, sb, quotes = _synced()
+    _, sb, quotes = _synced()
     # Row 99 (<= 100) is already in the snapshot; row 101 applies.
     assert sb.book.best_bid() == ("11", "2") and sb.book.bids[10.0] == ("10", "5")
     assert sb.seq == 101 and quotes[-1].seq == 101
 
 
 def test_overlap_is_legal_and_a_hole_is_a_gap():
-    f, sb, quotes = _synced()
+    f, sb, _ = _synced()
     f.feed_frame(_upd(100, 102, asks=[("12", "0", "101"), ("12", "3", "102")]), 2)  # overlaps 101
     assert sb.seq == 102 and sb.book.best_ask() == ("12", "3")
     f.feed_frame(_upd(101, 102, bids=[("9", "1", "102")]), 3)  # wholly old: ignored
@@ -133,7 +133,7 @@ def test_snapshot_older_than_the_buffer_is_fetched_again():
     sb = f.books["BTC-USDT"]
     f.feed_frame(_upd(200, 201, bids=[("10", "1", "201")]), 1)
     st = f._sync["BTC-USDT"]
-    assert not f._install(sb, st, 150, [["10", "5"]], [["12", "1"]], {})
+    assert not f._install(sb, st, 150, [["10", "5"]], [["12", "1"]], 0)
     assert f.counters.get("snapshot_too_old") == 1 and sb.state is not BookState.LIVE
 
 

@@ -64,7 +64,7 @@ def recorded(tmp_path_factory):
 
 async def test_replay_matches_live_top_for_top(recorded):
     path, live, res = recorded
-    header, lines, damage = read_all(path)
+    _, lines, damage = read_all(path)
     assert damage is None
     # Exchange ids come from the registry and map back to our venues.
     assert {venue_of_exchange(ln.conn.split(".")[0]) for ln in lines} == set(VENUES)
@@ -95,7 +95,7 @@ def test_record_demo_then_replay_cli(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "arbtui", "record", "--demo", "--venues", ",".join(VENUES),
          "--symbols", ",".join(SYMBOLS), "--duration", "2.5", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=120)
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     header = read_all(out)[0]
     assert header["format"] == 2
@@ -120,11 +120,11 @@ def _write(path, exchange: str, lines: list[tuple[str, str]]) -> None:
 
 
 @pytest.mark.parametrize(("exchange", "sent", "why"), [
-    ("GATEIO", {"time": 1, "channel": "spot.order_book_update", "event": "subscribe",
-                "payload": ["BTC_USDT", "100ms"]}, "spot.order_book_update"),
+    ("GATEIO", {"time": 1, "channel": "spot.obu", "event": "subscribe",
+                "payload": ["ob.BTC_USDT.400"]}, "spot.obu"),
     ("GATEIO", {"id": 1, "method": "depth.subscribe", "params": ["BTC_USDT", 30, "0"]}, "API v3"),
-    ("BITSTAMP", {"event": "bts:subscribe", "data": {"channel": "diff_order_book_btcusd"}},
-     "diff_order_book_<pair>"),
+    ("BITSTAMP", {"event": "bts:subscribe", "data": {"channel": "detail_order_book_btcusd"}},
+     "detail_order_book_<pair>"),
     ("BITSTAMP", {"event": "pusher:subscribe", "data": {"channel": "order_book"}}, "Pusher"),
     ("KUCOIN", {"id": "1", "type": "subscribe", "topic": "/spotMarket/level2Depth50:BTC-USDT"},
      "/spotMarket/level2Depth50"),

@@ -1,27 +1,34 @@
-"""Bitstamp WebSocket API v2: the ``order_book_<pair>`` channel (docs/protocols.md,
-"Bitstamp").
+"""Bitstamp WebSocket API v2: ``order_book_<pair>`` live, ``diff_order_book_<pair>``
+read too (docs/protocols.md, "Bitstamp").
 
-Bitstamp offers two book channels. ``diff_order_book_<pair>`` sends changes,
-but with no sequence number: the only rule is "apply diffs whose
+Bitstamp offers two book channels. ``diff_order_book_<pair>`` sends changes
+with no sequence number: its only rule is "apply the diffs whose
 ``microtimestamp`` is after the REST snapshot's", and a lost diff can never be
 seen. ``order_book_<pair>`` sends the whole top 100 of each side on every
-change. This adapter speaks ``order_book_``: each message replaces the book,
-so a lost message is healed by the next one and no snapshot needs bridging;
-100 levels are plenty for arbitrage sizing.
+change. Live, this adapter subscribes ``order_book_``: each message replaces
+the book, so a lost message is healed by the next one and nothing needs
+bridging; 100 levels are plenty for arbitrage sizing.
 
 What the wire does let us check is order: within one channel the
 ``microtimestamp`` must increase. A message at or before the newest one seen
-means the stream is out of order; the book leaves LIVE (RESYNC) and only a
-message newer than everything seen so far brings it back.
+means the stream is out of order: ``seq_regressions``, the book leaves LIVE
+(RESYNC) and only a message newer than everything seen brings it back.
+
+Recorded sessions of the diff channel (cryptofeed records that one) are
+replayed by Bitstamp's own rule: buffer the diffs, take the REST book
+(``/api/v2/order_book/<pair>/``, which carries its ``microtimestamp``), drop
+the diffs at or before it, apply the rest in order. Live, that mode is never
+chosen, because a lost diff would go unseen.
 
 Keepalive: the client sends ``bts:heartbeat`` (answered the same). The venue
 asks clients to leave with ``bts:request_reconnect`` (maintenance): we do.
-Recordings of the Pusher-era v1 API (``data`` as a JSON string) or of the
-``diff_order_book_`` channel are refused by name, never misread.
+Recordings of the Pusher-era v1 API (``data`` a JSON string) are refused by
+name, never misread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, ClassVar
@@ -37,7 +44,20 @@ log = logging.getLogger("arbtui.feeds.bitstamp")
 _SPEC = venues.get("bitstamp")
 _decode = msgspec.json.decode
 
-_PREFIX = "order_book_"
+_FULL = "order_book_"
+_DIFF = "diff_order_book_"
+_BAD = (BookError, TypeError, ValueError, IndexError, KeyError)
+
+
+class _Diffs:
+    """A diff-channel book: diffs buffered until the REST book is in."""
+
+    __slots__ = ("pending", "snap_mts", "task")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, dict]] = []
+        self.snap_mts = -1  # -1: no snapshot yet
+        self.task: asyncio.Task | None = None
 
 
 class BitstampFeed(VenueFeed):
@@ -54,16 +74,22 @@ class BitstampFeed(VenueFeed):
     #: re-subscribes every book and bounds how long that can last.
     max_conn_life_s: ClassVar[float | None] = 3600.0
     send_rate: ClassVar[float] = 10.0
+    #: Diffs buffered per book while its REST book is fetched (diff channel).
+    max_buffer: ClassVar[int] = 5000
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
         for sb in self.books.values():
             sb.book.depth = min(sb.book.depth, 100)
-        self.by_channel: dict[str, SymbolBook] = {
-            _PREFIX + sb.vsym.lower(): sb for sb in self.books.values()}
+        self.by_channel: dict[str, tuple[SymbolBook, bool]] = {}
+        for sb in self.books.values():
+            p = sb.vsym.lower()
+            self.by_channel[_FULL + p] = (sb, False)
+            self.by_channel[_DIFF + p] = (sb, True)
         #: Newest microtimestamp seen per channel, kept across a drop of the book.
         self._newest: dict[str, int] = {}
+        self._diffs: dict[str, _Diffs] = {}
 
     # ------------------------------------------------------------ symbols
 
@@ -88,41 +114,50 @@ class BitstampFeed(VenueFeed):
         for m in cls.sent_objects(sent_frames):
             d = m.get("data")
             ch = d.get("channel") if isinstance(d, dict) else None
+            if m.get("event") == "pusher:subscribe":
+                other = "Pusher-era v1 API"
             if m.get("event") != "bts:subscribe" or not isinstance(ch, str):
-                if m.get("event") == "pusher:subscribe":
-                    other = "Pusher-era v1 API"
                 continue
-            if ch.startswith(_PREFIX):
-                n = vsym_to_norm.get(ch[len(_PREFIX):].upper())
-                if n and n not in out:
-                    out.append(n)
-            elif "order_book" in ch:
+            pair = ch[len(_DIFF):] if ch.startswith(_DIFF) else (
+                ch[len(_FULL):] if ch.startswith(_FULL) else None)
+            n = vsym_to_norm.get(pair.upper()) if pair else None
+            if n and n not in out:
+                out.append(n)
+            elif pair is None and "order_book" in ch:
                 other = ch.rpartition("_")[0] + "_<pair>"
         if not out and other:
             raise ValueError(f"Bitstamp {other} recordings are not spoken here "
-                             f"(only {_PREFIX}<pair> full books)")
+                             f"(only {_FULL}<pair> and {_DIFF}<pair>)")
         return out
 
     # ------------------------------------------------------------ outbound
 
     def subscribe_messages(self) -> list[str]:
-        return [json.dumps({"event": "bts:subscribe", "data": {"channel": ch}})
-                for ch in self.by_channel]
+        return [json.dumps({"event": "bts:subscribe", "data": {"channel": _FULL + sb.vsym.lower()}})
+                for sb in self.books.values()]
 
     def keepalive_message(self) -> str | None:
         self.count("pings")
         return '{"event":"bts:heartbeat"}'
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
-        """Nothing to fetch: the channel's next message is a whole book."""
+        """Full channel: nothing to fetch, the next message is a whole book.
+        Diff channel: a new REST book (started by the next diff)."""
 
     def resync(self, sb: SymbolBook, reason: str) -> None:
         sb.book.clear()
+        st = self._diffs.pop(sb.symbol, None)
+        if st is not None and st.task is not None:
+            st.task.cancel()
         super().resync(sb, reason)
 
     def reset_books(self, state: BookState, reason: str) -> None:
         super().reset_books(state, reason)
         self._newest.clear()  # a new connection starts a new order
+        for st in self._diffs.values():
+            if st.task is not None:
+                st.task.cancel()
+        self._diffs.clear()
 
     # ------------------------------------------------------------ inbound
 
@@ -137,9 +172,9 @@ class BitstampFeed(VenueFeed):
             return
         ev, ch = m.get("event"), m.get("channel")
         if ev == "data":
-            sb = self.by_channel.get(ch)
+            hit = self.by_channel.get(ch)
             d = m.get("data")
-            if sb is None:
+            if hit is None:
                 self.count("ignored")
             elif isinstance(d, str):
                 # Pusher (v1) sent ``data`` as a JSON string: another API, never guessed at.
@@ -147,7 +182,7 @@ class BitstampFeed(VenueFeed):
             elif not isinstance(d, dict):
                 self.frame_error("data is not an object", data)
             else:
-                self._on_book(sb, ch, d, recv_ns, data)
+                self._on_book(hit[0], ch, hit[1], d, recv_ns, data)
         elif ev == "bts:heartbeat":
             self.count("pongs")
         elif ev == "bts:subscription_succeeded":
@@ -161,15 +196,23 @@ class BitstampFeed(VenueFeed):
         elif ev is None:
             self.frame_error("no event", data)
         else:
-            self.count("ignored")
+            self.count("ignored")  # trades, orders sharing the connection
 
-    def _on_book(self, sb: SymbolBook, ch: str, d: dict, recv_ns: int, data) -> None:
+    def _on_book(self, sb: SymbolBook, ch: str, diff: bool, d: dict, recv_ns: int, data) -> None:
         try:
             mts = int(d["microtimestamp"])  # a string of digits on the wire
             bids, asks = d["bids"], d["asks"]
         except (KeyError, TypeError, ValueError):
             self.frame_error("book without microtimestamp/bids/asks", data)
             return
+        if diff:
+            st = self._diffs.get(sb.symbol)
+            if st is None or st.snap_mts < 0:
+                self._buffer(sb, mts, d)
+                return
+            if mts <= st.snap_mts:
+                self.count("stale_updates")  # already in the REST book
+                return
         newest = self._newest.get(ch, -1)
         if mts <= newest:
             self.count("seq_regressions")
@@ -177,11 +220,65 @@ class BitstampFeed(VenueFeed):
             return
         self._newest[ch] = mts
         try:
-            sb.book.load(bids, asks)
-        except (BookError, TypeError, ValueError, IndexError) as e:
+            if diff:
+                for px, qty in bids:
+                    sb.book.set(True, px, qty)
+                for px, qty in asks:
+                    sb.book.set(False, px, qty)
+            else:
+                sb.book.load(bids, asks)
+        except _BAD as e:
             self.frame_error(f"bad level: {e}", data, sb)
             return
         sb.book.truncate()
         if sb.state is not BookState.LIVE:
             self.set_state(sb, BookState.LIVE, "")
         self.publish(sb, recv_ns, mts * 1000)
+
+    # ------------------------------------------------------------ diff channel: REST book
+
+    def _buffer(self, sb: SymbolBook, mts: int, d: dict) -> None:
+        st = self._diffs.setdefault(sb.symbol, _Diffs())
+        if len(st.pending) >= self.max_buffer:
+            st.pending.clear()
+            self.count("buffer_overflow")
+        st.pending.append((mts, d))
+        if st.task is None and not sb.resync_pending:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            st.task = self.spawn(self._snapshot(sb, st))
+
+    async def _snapshot(self, sb: SymbolBook, st: _Diffs) -> None:
+        url = f"{self.rest_url}/api/v2/order_book/{sb.vsym.lower()}/"
+        delay = 0.5
+        while self._diffs.get(sb.symbol) is st:
+            try:
+                d = _decode(await self.http_get(url))
+                snap_mts = int(d["microtimestamp"])
+                sb.book.load(d["bids"], d["asks"])
+            except Exception as e:  # noqa: BLE001 - network, venue or replay gap: retry
+                self.count("snapshot_errors")
+                log.warning("bitstamp: REST book %s failed: %r", sb.vsym, e)
+                sb.book.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            break
+        else:
+            return
+        self.count("snapshots")
+        sb.book.truncate()
+        st.snap_mts = snap_mts
+        ch = _DIFF + sb.vsym.lower()
+        self._newest[ch] = max(self._newest.get(ch, -1), snap_mts)
+        pending, st.pending = st.pending, []
+        self.set_state(sb, BookState.LIVE, "")
+        # The REST book's own top first, then each buffered diff by the live
+        # rules: every top the venue's book passed through is published.
+        self.publish(sb, self.clock_ns(), snap_mts * 1000)
+        for _mts, d in pending:
+            if sb.state is not BookState.LIVE:
+                return
+            self._on_book(sb, ch, True, d, self.clock_ns(), None)

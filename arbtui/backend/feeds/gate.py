@@ -1,20 +1,24 @@
-"""Gate spot (API v4): the ``spot.obu`` order-book channel (docs/protocols.md, "Gate").
+"""Gate spot (API v4): ``spot.order_book_update`` bridged to the REST book
+(docs/protocols.md, "Gate").
 
-Of Gate's two v4 book channels this speaks ``spot.obu`` (2025), not the older
-``spot.order_book_update``: obu sends the full book in-band on subscribe, so
-no REST snapshot has to be bridged, and its id rule is exact. Per book
-(``ob.<PAIR>.<50|400>``):
+Of Gate's v4 book channels this speaks ``spot.order_book_update`` (payload
+``[PAIR, "100ms"]``), the one public recordings of real Gate traffic use, so
+the book builder can be checked against the venue's own bytes. Per pair:
 
-- ``full: true`` replaces the book and its id (``u``). It always opens a
-  subscription, and the venue may send one again at any time.
-- An increment carries ``U`` (first id) and ``u`` (last id) and continues
-  the book only if ``U == id + 1``; then the id becomes ``u``. Anything else
-  is a gap: unsubscribe + subscribe THAT book and wait for its full push.
-- A size of ``"0"`` removes the level.
+1. Buffer the updates; fetch ``GET /api/v4/spot/order_book?currency_pair=..
+   &limit=100&with_id=true``: its ``id`` is the update id the book is current to.
+2. Drop buffered updates with ``u <= id``; the first kept must contain
+   ``id + 1`` (``U <= id + 1 <= u``), else the snapshot is older than the
+   buffer: fetch again (``feeds/bridge.py``, ``rest_synced.py``).
+3. Then each update must start at or before the book's id + 1 and end after
+   it; ``U > id + 1`` is a gap: THAT pair alone re-snapshots.
+4. Sizes are absolute; ``"0"`` removes the level. Since 2025 the channel also
+   sends ``full: true`` messages at irregular times: they replace the book and
+   its id outright.
 
 Keepalive: an application ``spot.ping`` every 10 s (answered ``spot.pong``).
-Recordings of ``spot.order_book_update`` / ``spot.order_book`` (the older
-channels) or of API v3 (``depth.update``) are refused by name on replay.
+Recordings of the newer ``spot.obu`` or the top-N ``spot.order_book``
+channels, or of API v3 (``depth.subscribe``), are refused by name on replay.
 """
 
 from __future__ import annotations
@@ -26,19 +30,20 @@ from typing import Any, ClassVar
 import msgspec
 
 from arbtui import venues
-from arbtui.backend.book import BookError
-from arbtui.backend.feeds.base import SymbolBook, VenueFeed
-from arbtui.model import BookState
+from arbtui.backend.feeds.base import SymbolBook
+from arbtui.backend.feeds.rest_synced import RestSyncedFeed
 
 log = logging.getLogger("arbtui.feeds.gate")
 _SPEC = venues.get("gate")
 _decode = msgspec.json.decode
 
-_CHANNEL = "spot.obu"
-_OLD_CHANNELS = ("spot.order_book_update", "spot.order_book")
+_CHANNEL = "spot.order_book_update"
+_OTHER_CHANNELS = ("spot.obu", "spot.order_book")
+#: Levels per side asked of the REST snapshot (the book is capped there).
+_SNAPSHOT_LEVELS = 100
 
 
-class GateFeed(VenueFeed):
+class GateFeed(RestSyncedFeed):
     venue: ClassVar[str] = _SPEC.name
     default_url: ClassVar[str] = _SPEC.ws_url
     default_rest: ClassVar[str] = _SPEC.rest_url
@@ -46,22 +51,15 @@ class GateFeed(VenueFeed):
     max_frame: ClassVar[int] = 2 ** 22
     #: Gate's own client sends ``spot.ping`` every 10 s.
     keepalive_s: ClassVar[float | None] = 10.0
-    #: 400-level books push every 100 ms and pings are answered: 30 s of nothing is dead.
+    #: Updates come every 100 ms on a moving book and pings are answered.
     stale_after_s: ClassVar[float] = 30.0
     send_rate: ClassVar[float] = 10.0
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        #: obu levels: 400 (100 ms) or 50 (20 ms); the book keeps what it is sent.
-        self.level = 400 if self.depth > 50 else 50
         for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, self.level)
-        self.by_stream: dict[str, SymbolBook] = {self._stream(sb): sb for sb in self.books.values()}
-        self._resub = 0
-
-    def _stream(self, sb: SymbolBook) -> str:
-        return f"ob.{sb.vsym}.{self.level}"
+            sb.book.depth = min(sb.book.depth, _SNAPSHOT_LEVELS)
 
     # ------------------------------------------------------------ symbols
 
@@ -81,51 +79,44 @@ class GateFeed(VenueFeed):
     def symbols_from_subscribe(cls, url: str, sent_frames: list[str],
                                vsym_to_norm: dict[str, str]) -> list[str]:
         out: list[str] = []
-        old: str | None = None
+        other: str | None = None
         for m in cls.sent_objects(sent_frames):
             ch = m.get("channel")
             if str(m.get("method") or "").startswith("depth."):
-                old = "API v3 depth.subscribe"
-            if ch in _OLD_CHANNELS and m.get("event") == "subscribe":
-                old = ch
-            if ch != _CHANNEL or m.get("event") != "subscribe":
+                other = "API v3 depth.subscribe"
+            if m.get("event") != "subscribe":
                 continue
-            for p in m.get("payload") or []:
-                parts = p.split(".") if isinstance(p, str) else []
-                n = vsym_to_norm.get(parts[1]) if len(parts) == 3 else None
-                if n and n not in out:
-                    out.append(n)
-        if not out and old:
-            raise ValueError(f"Gate {old} recordings are not spoken here (only {_CHANNEL})")
+            if ch in _OTHER_CHANNELS:
+                other = ch
+            if ch != _CHANNEL:
+                continue
+            payload = m.get("payload") or []
+            n = vsym_to_norm.get(payload[0]) if payload and isinstance(payload[0], str) else None
+            if n and n not in out:
+                out.append(n)
+        if not out and other:
+            raise ValueError(f"Gate {other} recordings are not spoken here (only {_CHANNEL})")
         return out
 
     # ------------------------------------------------------------ outbound
 
-    def _request(self, event: str, streams: list[str]) -> str:
-        return json.dumps({"time": self.clock_ns() // 1_000_000_000, "channel": _CHANNEL,
-                           "event": event, "payload": streams})
+    def _request(self, channel: str, event: str | None, payload: list | None) -> str:
+        m: dict[str, Any] = {"time": self.clock_ns() // 1_000_000_000, "channel": channel}
+        if event is not None:
+            m["event"] = event
+            m["payload"] = payload
+        return json.dumps(m)
 
     def subscribe_messages(self) -> list[str]:
-        streams = list(self.by_stream)
-        return [self._request("subscribe", streams[i:i + 50]) for i in range(0, len(streams), 50)]
+        # One pair per request: the payload is [pair, interval].
+        return [self._request(_CHANNEL, "subscribe", [sb.vsym, "100ms"]) for sb in self.books.values()]
+
+    async def on_open(self) -> None:
+        self.start_syncing()
 
     def keepalive_message(self) -> str | None:
         self.count("pings")
-        return json.dumps({"time": self.clock_ns() // 1_000_000_000, "channel": "spot.ping"})
-
-    async def resync_symbol(self, sb: SymbolBook) -> None:
-        # Gate: a broken chain is fixed by unsubscribe + subscribe (a fresh full push).
-        self._resub += 1
-        st = [self._stream(sb)]
-        self.resubscribe_book(sb, [self._request("unsubscribe", st), self._request("subscribe", st)],
-                              self._resub)
-
-    def resync(self, sb: SymbolBook, reason: str) -> None:
-        # Every way out of LIVE (gap, crossed, bad frame) drops the book at once:
-        # increments still in flight are ignored until the full push.
-        sb.book.clear()
-        sb.seq = -1
-        super().resync(sb, reason)
+        return self._request("spot.ping", None, None)
 
     # ------------------------------------------------------------ inbound
 
@@ -144,66 +135,54 @@ class GateFeed(VenueFeed):
             if not isinstance(r, dict):
                 self.frame_error("update without result", data)
                 return
-            self._on_book(r, recv_ns, data)
+            self._on_update(r, recv_ns, data)
         elif ch == "spot.pong":
             self.count("pongs")
         elif m.get("error"):
             self.count("venue_errors")
-            err = m["error"]
-            log.warning("gate: venue error on %s %s: %s", ch, ev, err)
+            log.warning("gate: venue error on %s %s: %s", ch, ev, m["error"])
         elif ev in ("subscribe", "unsubscribe"):
             self.count(f"{ev}_acks")
         elif ch is None:
             self.frame_error("no channel", data)
         else:
-            self.count("ignored")
+            self.count("ignored")  # trades, tickers, candles sharing the connection
 
-    def _on_book(self, r: dict, recv_ns: int, data) -> None:
-        sb = self.by_stream.get(r.get("s"))
+    def _on_update(self, r: dict, recv_ns: int, data) -> None:
+        sb = self.by_vsym.get(r.get("s"))
         if sb is None:
-            self.count("unknown_stream")
+            self.count("unknown_symbol")
             return
-        u, bids, asks = r.get("u"), r.get("b") or [], r.get("a") or []
-        if not isinstance(u, int) or not isinstance(bids, list) or not isinstance(asks, list):
+        first, last = r.get("U"), r.get("u")
+        bids, asks = r.get("b") or [], r.get("a") or []
+        if not isinstance(last, int) or not isinstance(bids, list) or not isinstance(asks, list):
             self.frame_error("bad ids/levels", data)
             return
+        ts = r.get("t")
+        ts_ns = ts * 1_000_000 if isinstance(ts, int) else 0
         if r.get("full"):
-            try:
-                sb.book.load(bids, asks)
-            except (BookError, TypeError, ValueError, IndexError) as e:
-                self.frame_error(f"bad full book: {e}", data, sb)
-                return
-            sb.book.truncate()
-            sb.seq = u
-            self.count("snapshots")
-            if sb.state is not BookState.LIVE:
-                self.set_state(sb, BookState.LIVE, "")
-            self.publish(sb, recv_ns, _ms(r.get("t")), u)
+            self.replace_book(sb, last, bids, asks, ts_ns, recv_ns, data)  # rule 4
             return
-        first = r.get("U")
-        if not isinstance(first, int) or first > u:
+        if not isinstance(first, int) or first > last:
             self.frame_error("bad U/u", data)
             return
-        if sb.seq < 0:
-            self.count("updates_before_snapshot")  # old subscription, or before the full push
-            return
-        if first != sb.seq + 1:
-            self.count("gaps")
-            self.resync(sb, f"gap: U={first} after id {sb.seq}")
-            return
+        self.on_change(sb, first - 1, last, r, ts_ns, recv_ns, data)  # rules 1-3
+
+    def apply_change(self, sb: SymbolBook, r: dict) -> None:
         book = sb.book
-        try:
-            for px, qty in bids:
-                book.set(True, px, qty)
-            for px, qty in asks:
-                book.set(False, px, qty)
-        except (BookError, TypeError, ValueError) as e:
-            self.frame_error(f"bad level: {e}", data, sb)  # half-applied: resync
-            return
-        book.truncate()
-        sb.seq = u
-        self.publish(sb, recv_ns, _ms(r.get("t")), u)
+        for px, qty in r.get("b") or ():
+            book.set(True, px, qty)
+        for px, qty in r.get("a") or ():
+            book.set(False, px, qty)
 
+    # ------------------------------------------------------------ snapshot
 
-def _ms(v: Any) -> int:
-    return v * 1_000_000 if isinstance(v, int) else 0
+    def snapshot_urls(self, sb: SymbolBook) -> list[str]:
+        return [(f"{self.rest_url}/api/v4/spot/order_book?currency_pair={sb.vsym}"
+                 f"&limit={_SNAPSHOT_LEVELS}&with_id=true")]
+
+    def parse_snapshot(self, body: str) -> tuple[int, list, list, int]:
+        d = _decode(body)
+        ts = d.get("update") or d.get("current")
+        return int(d["id"]), d["bids"], d["asks"], ts * 1_000_000 if isinstance(ts, int) else 0
+

@@ -1,18 +1,19 @@
-"""Simulated Gate spot API v4: the ``spot.obu`` book channel (docs/protocols.md, "Gate").
+"""Simulated Gate spot API v4: ``spot.order_book_update`` and the REST book with
+its id (docs/protocols.md, "Gate").
 
-Requests are ``{"time", "channel", "event", "payload"}``; a subscribe is
-acknowledged with ``result: {"status": "success"}`` and followed by the full
-book (``full: true``, ``u``); increments carry ``U``/``u`` chained per book.
-A second subscribe to the same stream on one connection is an error, as on
-the venue. ``spot.ping`` is answered ``spot.pong``. Also serves the REST
-currency-pair list.
+Requests are ``{"time", "channel", "event", "payload"}``; subscribing
+``[PAIR, "100ms"]`` is acknowledged with ``result: {"status": "success"}``
+and followed by the pair's updates: ``U``/``u`` are the first and last update
+ids of the tick's changes (one id per level change, per pair, venue-wide).
+``GET /api/v4/spot/order_book?currency_pair=..&with_id=true`` answers the
+book as of the last id sent, so the documented bridge holds exactly.
+``spot.ping`` is answered ``spot.pong``. Also serves the currency-pair list.
 
-Ids are per book and venue-wide; each tick's changes take one id each.
-
-Faults: ``gap`` (one increment lost, its ids consumed), ``crossed`` (a bid
-above the best ask the market does not hold, on a valid id), ``snapshot``
-(a full push mid-stream, which is legal), ``drop``, ``malformed``,
-``silence``. There is no checksum on obu: ``checksum`` is discarded.
+Faults: ``gap`` (one update lost, its ids consumed), ``crossed`` (a bid
+above the best ask the market does not hold, on a valid id: only a fresh
+snapshot removes it), ``snapshot`` (a ``full: true`` message, which the
+channel sends at irregular times since 2025), ``drop``, ``malformed``,
+``silence``. There is no checksum: ``checksum`` is discarded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import json
 import logging
 import time
+import urllib.parse
 from typing import Any, ClassVar
 
 from arbtui.backend.sim.market import VenueBook, diff
@@ -29,6 +31,8 @@ from arbtui.symbols import split, venue_symbol
 
 log = logging.getLogger("arbtui.sim.gate")
 
+_CHANNEL = "spot.order_book_update"
+
 
 class _Conn:
     __slots__ = ("q", "subs", "ws")
@@ -36,7 +40,7 @@ class _Conn:
     def __init__(self, ws) -> None:
         self.ws = ws
         self.q: asyncio.Queue[str] = asyncio.Queue(maxsize=20_000)
-        self.subs: dict[str, str] = {}  # venue pair -> stream name ("ob.BTC_USDT.400")
+        self.subs: set[str] = set()  # venue pairs
 
 
 class Sim(SimVenue):
@@ -52,27 +56,17 @@ class Sim(SimVenue):
         self.cur: dict[str, VenueBook] = {s: self.book(s) for s in self.symbols}
         self.conns: set[_Conn] = set()
         self.pings = 0
-        self.subscribes = 0
+        self.snapshot_requests = 0
 
     async def start(self) -> None:
         await super().start()
         self.background(self.pump_ticks(self._tick))
 
-    # ------------------------------------------------------------ frames
-
-    def _full(self, s: str, stream: str) -> str:
-        b = self.cur[s]
-        return json.dumps({"time": int(time.time()), "time_ms": int(time.time() * 1000),
-                           "channel": "spot.obu", "event": "update", "result": {
-                               "t": int(time.time() * 1000), "full": True, "s": stream,
-                               "u": self.ids[s],
-                               "b": [[p, q] for p, q in b.sorted_bids()],
-                               "a": [[p, q] for p, q in b.sorted_asks()]}},
-                          separators=(",", ":"))
+    # ------------------------------------------------------------ market -> updates
 
     def _tick(self) -> None:
         if self.take_fault("checksum"):
-            log.info("gate sim: spot.obu has no checksum; checksum fault ignored")
+            log.info("gate sim: no checksum on this channel; checksum fault ignored")
         gap = self.take_fault("gap")
         crossed = self.take_fault("crossed")
         full = self.take_fault("snapshot")
@@ -81,43 +75,36 @@ class Sim(SimVenue):
             new = self.book(s)
             ch = diff(self.cur[s], new)
             self.cur[s] = new
+            first = self.ids[s] + 1
+            self.ids[s] += len(ch)
             if full and i == 0:
-                self.ids[s] += len(ch)
-                self._each(s, lambda st, s=s: self._full(s, st))
-                continue
-            if gap and i == 0 and not ch:
+                self._send(s, {"t": now_ms, "full": True, "s": self.vsym[s], "u": self.ids[s],
+                               "b": [[p, q] for p, q in new.sorted_bids()[:100]],
+                               "a": [[p, q] for p, q in new.sorted_asks()[:100]]}, now_ms)
+            elif gap and i == 0 and not ch:
                 self.pending_faults.append("gap")  # nothing to lose this tick: next one
-                gap = None
-            if ch:
-                first = self.ids[s] + 1
-                self.ids[s] += len(ch)
-                if gap and i == 0:
-                    log.info("gate sim: gap fault: %s %d-%d not sent", s, first, self.ids[s])
-                else:
-                    self._send_incr(s, first, self.ids[s],
-                                    [[p, q] for side, p, q in ch if side == "bid"],
-                                    [[p, q] for side, p, q in ch if side == "ask"], now_ms)
+            elif ch and gap and i == 0:
+                log.info("gate sim: gap fault: %s %d-%d not sent", s, first, self.ids[s])
+            elif ch:
+                self._send(s, {"t": now_ms, "e": "depthUpdate", "E": now_ms // 1000,
+                               "s": self.vsym[s], "U": first, "u": self.ids[s],
+                               "b": [[p, q] for side, p, q in ch if side == "bid"],
+                               "a": [[p, q] for side, p, q in ch if side == "ask"]}, now_ms)
             if crossed and i == 0:
                 best_ask = new.sorted_asks()[0][0]
                 dp = len(best_ask.partition(".")[2])
                 self.ids[s] += 1
-                self._send_incr(s, self.ids[s], self.ids[s],
-                                [[f"{float(best_ask) * 1.001:.{dp}f}", "0.5"]], [], now_ms)
+                self._send(s, {"t": now_ms, "e": "depthUpdate", "E": now_ms // 1000,
+                               "s": self.vsym[s], "U": self.ids[s], "u": self.ids[s],
+                               "b": [[f"{float(best_ask) * 1.001:.{dp}f}", "0.5"]], "a": []}, now_ms)
 
-    def _send_incr(self, s: str, first: int, last: int, bids: list, asks: list, now_ms: int) -> None:
-        def frame(stream: str) -> str:
-            return json.dumps({"time": now_ms // 1000, "time_ms": now_ms, "channel": "spot.obu",
-                               "event": "update", "result": {"t": now_ms, "s": stream, "U": first,
-                                                             "u": last, "b": bids, "a": asks}},
-                              separators=(",", ":"))
-        self._each(s, frame)
-
-    def _each(self, s: str, make) -> None:
+    def _send(self, s: str, result: dict, now_ms: int) -> None:
         vs = self.vsym[s]
+        frame = json.dumps({"time": now_ms // 1000, "time_ms": now_ms, "channel": _CHANNEL,
+                            "event": "update", "result": result}, separators=(",", ":"))
         for c in list(self.conns):
-            st = c.subs.get(vs)
-            if st is not None:
-                self.put_or_drop(self.conns, c, make(st))
+            if vs in c.subs:
+                self.put_or_drop(self.conns, c, frame)
 
     # ------------------------------------------------------------ WebSocket
 
@@ -154,37 +141,37 @@ class Sim(SimVenue):
                 self.pings += 1
                 self._reply(conn, {"channel": "spot.pong", "event": "", "result": None})
                 continue
-            if ch != "spot.obu" or ev not in ("subscribe", "unsubscribe"):
+            payload = m.get("payload") or []
+            pair = payload[0] if payload and isinstance(payload[0], str) else ""
+            if ch != _CHANNEL or ev not in ("subscribe", "unsubscribe") or pair not in self.by_vsym:
                 self._reply(conn, {"channel": ch, "event": ev, "error": {
-                    "code": 2, "message": f"unknown channel {ch}"}, "result": None})
+                    "code": 2, "message": f"unknown channel or pair: {ch} {payload}"}, "result": None})
                 continue
-            for st in m.get("payload") or []:
-                parts = st.split(".") if isinstance(st, str) else []
-                s = self.by_vsym.get(parts[1]) if len(parts) == 3 and parts[2] in ("50", "400") else None
-                if s is None:
-                    self._reply(conn, {"channel": ch, "event": ev, "payload": [st], "error": {
-                        "code": 2, "message": f"unknown currency pair in {st}"}, "result": None})
-                    continue
-                vs = parts[1]
-                if ev == "subscribe":
-                    if vs in conn.subs:
-                        self._reply(conn, {"channel": ch, "event": ev, "payload": [st], "error": {
-                            "code": 2, "message": f"Alert sub {st}"}, "result": None})
-                        continue
-                    self.subscribes += 1
-                    conn.subs[vs] = st
-                    self._reply(conn, {"channel": ch, "event": ev, "payload": [st],
-                                       "result": {"status": "success"}})
-                    self.put_or_drop(self.conns, conn, self._full(s, st))
-                else:
-                    conn.subs.pop(vs, None)
-                    self._reply(conn, {"channel": ch, "event": ev, "payload": [st],
-                                       "result": {"status": "success"}})
+            if ev == "subscribe":
+                conn.subs.add(pair)
+            else:
+                conn.subs.discard(pair)
+            self._reply(conn, {"channel": ch, "event": ev, "result": {"status": "success"}})
 
     # ------------------------------------------------------------ REST
 
     async def http_get(self, path: str) -> tuple[int, str]:
-        if path.split("?")[0].rstrip("/") == "/api/v4/spot/currency_pairs":
+        url = urllib.parse.urlsplit(path)
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        if url.path == "/api/v4/spot/order_book":
+            s = self.by_vsym.get(q.get("currency_pair", ""))
+            if s is None:
+                return 400, '{"label":"INVALID_CURRENCY_PAIR","message":"invalid currency pair"}'
+            self.snapshot_requests += 1
+            limit = max(1, min(int(q.get("limit", "10")), 100))
+            b, now_ms = self.cur[s], int(time.time() * 1000)
+            body: dict[str, Any] = {"current": now_ms, "update": now_ms - 1,
+                                    "asks": [[p, z] for p, z in b.sorted_asks()[:limit]],
+                                    "bids": [[p, z] for p, z in b.sorted_bids()[:limit]]}
+            if q.get("with_id") == "true":
+                body = {"id": self.ids[s], **body}
+            return 200, json.dumps(body)
+        if url.path.rstrip("/") == "/api/v4/spot/currency_pairs":
             rows = [{"id": v, "base": split(s)[0], "quote": split(s)[1], "trade_status": "tradable"}
                     for s, v in self.vsym.items()]
             rows.append({"id": "HALT_USDT", "base": "HALT", "quote": "USDT", "trade_status": "untradable"})
