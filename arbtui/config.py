@@ -98,6 +98,10 @@ class KafkaConfig(_S):
     quote_format: Literal["msgpack", "json"] = "msgpack"
     max_batch_size: int = 524288
     max_in_flight: int = 20000
+    reliable_buffer: int = 100_000
+    idempotence: Literal["auto", "on", "off"] = "auto"
+    snapshot_interval_s: float = 2.0
+    owner_timeout_s: float = 8.0
     fetch_max_wait_ms: int = 5
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", ""] = ""
@@ -438,6 +442,15 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     k = cfg.bus.kafka
     if k.partitions < 1 or k.replication < 1:
         raise bad("bus.kafka.partitions", k.partitions, "partitions and replication must be >= 1")
+    if k.max_in_flight < 1 or k.reliable_buffer < 1:
+        raise bad("bus.kafka.reliable_buffer", k.reliable_buffer,
+                  "max_in_flight and reliable_buffer must be >= 1")
+    if k.idempotence == "on" and k.acks != "all":
+        raise bad("bus.kafka.idempotence", k.idempotence,
+                  'the idempotent producer needs acks = "all"; allowed: "auto", "off", or acks = "all"')
+    if not (0 < k.snapshot_interval_s < k.owner_timeout_s):
+        raise bad("bus.kafka.owner_timeout_s", k.owner_timeout_s,
+                  "snapshot_interval_s must be > 0 and below owner_timeout_s")
     s = cfg.sim
     for i, v in enumerate(s.venues):
         if v not in VENUES:

@@ -105,13 +105,8 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
 
 def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Namespace) -> int:
     from arbtui import runtime
+    from arbtui.commands.run import run_dashboard  # Textual only on the dashboard path
 
-    try:
-        from arbtui.app import run_app  # Textual only on the dashboard path
-    except ModuleNotFoundError as e:
-        print(f"arbtui replay: the dashboard is not available in this build ({e.name}); "
-              "use --no-ui or --print-quotes", file=sys.stderr)
-        return 2
     try:
         for p in files:
             RecordingReader(p).close()
@@ -124,4 +119,4 @@ def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Na
     ns.no_ui = False
     ns.role = getattr(ns, "role", "all")
     runtime.setup_logging(str(runtime.state_dir() / "arbtui.log"))
-    return run_app(cfg, mode="replay", args=ns)
+    return run_dashboard(cfg, "replay", ns)

@@ -7,9 +7,7 @@ The producing half is ``producer.ProducerSide``, the consuming half
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +23,7 @@ from arbtui.backend.bus.base import (
 from arbtui.backend.bus.kafka.admin import ensure_topics
 from arbtui.backend.bus.kafka.connection import client_kwargs, explain, missing_permission
 from arbtui.backend.bus.kafka.consumer import ConsumerSide
-from arbtui.backend.bus.kafka.logs import AIOKAFKA_LOGGERS, THIN_LOGS, LogBudget, log, quiet_stop
+from arbtui.backend.bus.kafka.logs import THIN_LOGS, LogBudget, log, quiet_aiokafka, quiet_stop
 from arbtui.backend.bus.kafka.partitioning import base_partitioner
 from arbtui.backend.bus.kafka.producer import ProducerSide
 from arbtui.backend.metrics import Latency
@@ -47,21 +45,14 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
         self.auth: list[str] = []  # missing permissions seen, for the status line
         self.outages = 0
         self.down_since: float | None = None
+        self.up_since: float | None = None  # monotonic: connected (again) at
         self.rebalances = 0
         self.log_resets = 0  # partitions re-read because the cluster lost their log
         self.assigned: list[int] = []  # quote partitions this process owns (group)
-        self.published: dict[str, int] = {}
-        self.delivered: dict[str, int] = {}
-        self.records: dict[str, int] = {}  # Kafka records sent (several messages each)
-        self.delivery_errors: dict[str, int] = {}
-        self.dropped: dict[str, int] = {}
         self.consumed: dict[str, int] = {}
         self.bad_records: dict[str, int] = {}
         self.last_error = ""
         self.hop = Latency(maxlen=4096)  # quote pub_ts -> consumed here (feed -> detector hop)
-        self._outq: deque[tuple[str, str, Any]] = deque()  # (topic, key, message)
-        self._out_event = asyncio.Event()
-        self._unacked = 0
         self._producer: Any = None
         self._group_subs: dict[str, list[Subscription]] = {}
         self._free_subs: dict[str, list[Subscription]] = {}
@@ -72,6 +63,8 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
         #: Set once the groupless consumer holds positions on every topic it reads
         #: (records published after this are seen; tests and the viewer wait on it).
         self.free_ready = asyncio.Event()
+        self._init_producer()
+        self._init_consumer()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,9 +76,8 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
         self._stopping = False
         # aiokafka logs every failed connect/fetch/metadata attempt at ERROR, ten a
         # second per client during an outage; the bus reports reachability itself,
-        # once per transition, so theirs are thinned to one per message per 30 s.
-        for name in AIOKAFKA_LOGGERS:
-            logging.getLogger(name).addFilter(THIN_LOGS)
+        # once per transition, so theirs are filtered (see logs.ThinLogs).
+        quiet_aiokafka()
         self._kw = client_kwargs(self.k)  # misconfiguration fails now, in one line
         if self.k.on_unreachable == "retry":
             self.state, self.reason = "connecting", self.k.bootstrap_servers
@@ -108,33 +100,57 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
                 delay = min(delay * 2, 10.0)
 
     async def _connect(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
         self.state, self.reason = "connecting", self.k.bootstrap_servers
         await ensure_topics(self._kw, self.k, self.names.values(), self.auth)
         k = self.k
-        try:
-            producer = AIOKafkaProducer(
-                **self._kw, acks=k.acks, linger_ms=k.linger_ms, max_batch_size=k.max_batch_size,
-                compression_type=None if k.compression == "none" else k.compression,
-                enable_idempotence=False, request_timeout_ms=10_000, partitioner=base_partitioner,
-            )
-        except RuntimeError as e:  # aiokafka: "Compression library for lz4 not found"
-            raise BusError(f"kafka: bus.kafka.compression = {k.compression!r}: {e} "
-                           "(pip install 'arbtui[lz4]')") from None
-        try:
-            await producer.start()
-        except Exception as e:  # noqa: BLE001 - reported as one line
-            await quiet_stop(producer)
-            raise BusError(explain(e, self.k, "start producer")) from None
+        # The idempotent producer (no duplicate from aiokafka's own retries) needs
+        # acks="all" and a broker that answers InitProducerId; "auto" falls back to
+        # the plain producer where the broker does not (the tansu dev broker), and
+        # consumers deduplicate by id either way.
+        want = k.idempotence == "on" or (k.idempotence == "auto" and k.acks == "all")
+        producer = None
+        self.idempotent = False
+        if want:
+            try:
+                producer = await self._start_producer(True)
+                self.idempotent = True
+            except BusError:
+                if k.idempotence == "on":
+                    raise
+                log.info("kafka: the broker does not support the idempotent producer; "
+                         "using the plain one (consumers deduplicate by id)")
+        if producer is None:
+            producer = await self._start_producer(False)
         self._producer = producer
         self._connected = True
         self.state, self.reason = "up", ""
+        self.up_since = time.monotonic()
         self._spawn("sender", self._send_loop)
         self._spawn("health", self._health_loop)
         self._ensure_consumers()
         log.info("kafka: connected to %s (topics %s)", k.bootstrap_servers,
                  ", ".join(self.names.values()))
+
+    async def _start_producer(self, idempotent: bool) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        k = self.k
+        try:
+            producer = AIOKafkaProducer(
+                **self._kw, acks=k.acks, linger_ms=k.linger_ms, max_batch_size=k.max_batch_size,
+                compression_type=None if k.compression == "none" else k.compression,
+                enable_idempotence=idempotent, request_timeout_ms=10_000,
+                partitioner=base_partitioner,
+            )
+        except RuntimeError as e:  # aiokafka: "Compression library for lz4 not found"
+            raise BusError(f"kafka: bus.kafka.compression = {k.compression!r}: {e} "
+                           "(pip install 'arbtui[lz4]')") from None
+        try:
+            await asyncio.wait_for(producer.start(), 30)
+        except Exception as e:  # noqa: BLE001 - reported as one line
+            await quiet_stop(producer)
+            raise BusError(explain(e, self.k, "start producer")) from None
+        return producer
 
     def _spawn(self, name: str, fn: Callable[[], Any]) -> None:
         async def supervised() -> None:
@@ -164,9 +180,13 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
     async def stop(self) -> None:
         # Give queued records a moment to leave (drain), then close everything.
         deadline = time.monotonic() + 2.0
-        while (self._outq or self._unacked) and self._connected and self.state == "up" \
+        while self.pending() and self._connected and self.state == "up" \
                 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        left = len(self._relq) + self._rel_unacked
+        if left:
+            log.warning("kafka: stopping with %d opportunity/fill/state messages not "
+                        "acknowledged", left)
         self._stopping = True
         for t in self._tasks.values():
             t.cancel()
@@ -203,10 +223,13 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
                     except BusError as e:
                         self.reason = str(e)
                 if self.state in ("down", "connecting"):
-                    log.warning("kafka: broker reachable again after %.1fs",
-                                time.monotonic() - (self.down_since or time.monotonic()))
+                    log.warning("kafka: broker reachable again after %.1fs (%d aiokafka "
+                                "messages about it suppressed so far)",
+                                time.monotonic() - (self.down_since or time.monotonic()),
+                                THIN_LOGS.suppressed)
                     self.down_since = None
                     self.state, self.reason = "up", ""
+                    self.up_since = time.monotonic()
             elif self.state != "down":
                 if self.state == "up":
                     self.outages += 1
@@ -231,8 +254,15 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
             "delivered": dict(self.delivered),
             "records": dict(self.records),
             "delivery_errors": dict(self.delivery_errors),
+            "superseded": dict(self.superseded),
             "dropped": dict(self.dropped),
-            "in_flight": len(self._outq) + self._unacked,
+            "retried": dict(self.retried),
+            "lost": dict(self.lost),
+            "duplicates": dict(self.duplicates),
+            "idempotent": self.idempotent,
+            "in_flight": self.pending(),
+            "reliable_in_flight": len(self._relq) + self._rel_unacked,
+            "reliable_buffer": self.k.reliable_buffer,
             "max_in_flight": self.k.max_in_flight,
             "consumed": dict(self.consumed),
             "bad_records": dict(self.bad_records),
@@ -244,5 +274,6 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
             "hop_p99_ms": p99,
             "last_error": self.last_error,
             "subscriptions": {f"{s.topic}/{s.name}": {"depth": len(s), "dropped": s.dropped,
+                                                      "superseded": s.superseded,
                                                       "delivered": s.delivered} for s in subs},
         }

@@ -13,15 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from operator import itemgetter
 from typing import Any
 
 from arbtui import model
-from arbtui.backend.bus.base import QUOTES, Subscription, quote_key
+from arbtui.backend.bus.base import QUOTES, STATUS, Subscription, quote_key
 from arbtui.backend.bus.kafka.inbox import QuoteInbox
 from arbtui.backend.bus.kafka.logs import log, quiet_stop
-from arbtui.backend.bus.kafka.wire import ALLOWED, Batch, QuoteBatch, decode, decode_quote
+from arbtui.backend.bus.kafka.partitioning import base_partitioner
+from arbtui.backend.bus.kafka.wire import (
+    ALLOWED,
+    Batch,
+    QuoteBatch,
+    decode,
+    decode_quote,
+    dedup_key,
+)
 
 #: (topic, subscriber name) pairs that consume through the consumer group; all
 #: other subscriptions read every partition. Only quotes are worth sharding:
@@ -29,8 +38,35 @@ from arbtui.backend.bus.kafka.wire import ALLOWED, Batch, QuoteBatch, decode, de
 GROUP_SUBSCRIBERS = {(QUOTES, "detector")}
 
 
+#: How many reliable-message ids a consumer remembers to drop a redelivery: far
+#: more than one outage's worth of retried records.
+_DEDUP_WINDOW = 200_000
+
+
 class ConsumerSide:
-    """The consuming half of ``KafkaBus`` (state lives on the bus: see its __init__)."""
+    """The consuming half of ``KafkaBus`` (the bus calls ``_init_consumer``)."""
+
+    def _init_consumer(self) -> None:
+        self.duplicates: dict[str, int] = {}  # redelivered reliable messages dropped here
+        self._seen: set[Hashable] = set()
+        self._seen_order: deque[Hashable] = deque()
+
+    def _first_time(self, lt: str, m: Any) -> bool:
+        """False for a reliable message already handed out (a producer retry after a
+        lost acknowledgement, or a partition re-read after the cluster lost its log)."""
+        k = dedup_key(m)
+        if k is None:
+            return True
+        seen = self._seen
+        if k in seen:
+            self.duplicates[lt] = self.duplicates.get(lt, 0) + 1
+            return False
+        seen.add(k)
+        order = self._seen_order
+        order.append(k)
+        if len(order) > _DEDUP_WINDOW:
+            seen.discard(order.popleft())
+        return True
 
     def subscribe(self, topic: str, name: str, *, maxsize: int | None = None,
                   coalesce: Callable[[Any], Hashable] | None = None,
@@ -71,15 +107,22 @@ class ConsumerSide:
         c = self._consumer(group_id=None)
         await c.start()
         have: set[str] = set()
+        have_plan: dict[str, frozenset | None] = {}
         last_ts: dict[Any, int] = {}
         paused = False
         try:
             while True:
-                want = {self.names[t] for t in self._free_subs}
-                if want != have:
+                plan = self._free_plan()
+                want = set(plan)
+                if plan != have_plan:
                     await c.topics()  # refresh metadata so new topics' partitions are known
-                    parts = {TopicPartition(t, p) for t in want
-                             for p in (c.partitions_for_topic(t) or ())}
+                    parts = set()
+                    for t, bases in plan.items():
+                        every = sorted(c.partitions_for_topic(t) or ())
+                        if every and bases is not None:
+                            # Only the partitions these base assets live in.
+                            every = {base_partitioner(b.encode(), every, []) for b in bases}
+                        parts |= {TopicPartition(t, p) for p in every}
                     if not parts:
                         await asyncio.sleep(0.5)
                         continue
@@ -91,6 +134,7 @@ class ConsumerSide:
                     await self._seek_start(c, [tp for tp in parts if tp not in old])
                     have = {tp.topic for tp in parts}
                     if have == want:
+                        have_plan = plan
                         self.free_ready.set()
                 if self.state == "down" and not paused:
                     # Hold our positions still until the cluster is back and we know
@@ -111,6 +155,29 @@ class ConsumerSide:
         finally:
             await quiet_stop(c)
 
+    def _free_plan(self) -> dict[str, frozenset | None]:
+        """Topic name -> the base assets its groupless subscriptions want (None = all)."""
+        plan: dict[str, frozenset | None] = {}
+        for lt, subs in self._free_subs.items():
+            bases: frozenset | None = frozenset()
+            for s in subs:
+                b = getattr(s, "bases", None)
+                bases = None if b is None or bases is None else bases | b
+            plan[self.names[lt]] = bases
+        return plan
+
+    def subscribe_rates(self, bases: set[str], *, wake: asyncio.Event | None = None) -> Subscription:
+        """The quotes of these base assets (the conversion books, e.g. USDT of USDT-USD)
+        read OUTSIDE the consumer group, from just the partitions they live in, so
+        every detector process has every rate, whichever partitions it owns."""
+        sub = QuoteInbox(QUOTES, "rates", self.bcfg.queue_size, quote_key, wake,
+                         on_bad=self._bad_item)
+        sub.bases = frozenset(bases)
+        self._free_subs.setdefault(QUOTES, []).append(sub)
+        if self._connected:
+            self._ensure_consumers()
+        return sub
+
     async def _verify_positions(self, c: Any, last_ts: dict[Any, int]) -> None:
         """After an outage: is the last record we read still there? In a kept log the
         earliest record at/after its timestamp IS that record (same timestamp). In a
@@ -127,6 +194,7 @@ class ConsumerSide:
             log.warning("kafka: cannot verify positions after the outage: %s: %s",
                         type(e).__name__, e)
             return
+        reread: list[str] = []
         for tp in tps:
             ot = found.get(tp)
             pos = await c.position(tp)
@@ -138,15 +206,18 @@ class ConsumerSide:
                 end = (await c.end_offsets([tp]))[tp]
                 if end < pos:
                     self.log_resets += 1
-                    log.warning("kafka: %s[%d] was recreated during the outage; reading it "
-                                "from offset %d (was at %d)", tp.topic, tp.partition, end, pos)
+                    reread.append(f"{tp.topic}[{tp.partition}]")
                     c.seek(tp, end)
                 continue
             if ot.timestamp > last_ts[tp] and ot.offset < pos:
                 self.log_resets += 1
-                log.warning("kafka: %s[%d] was recreated during the outage; re-reading it "
-                            "from offset %d (was at %d)", tp.topic, tp.partition, ot.offset, pos)
+                reread.append(f"{tp.topic}[{tp.partition}]")
                 c.seek(tp, ot.offset)
+        if reread:
+            # One line per outage, not one per partition.
+            log.warning("kafka: the cluster lost its log during the outage: %d partitions "
+                        "read again from what it has now (%s%s)", len(reread),
+                        ", ".join(sorted(reread)[:6]), ", ..." if len(reread) > 6 else "")
 
     async def _seek_start(self, c: Any, tps: list[Any]) -> None:
         if not tps:
@@ -265,6 +336,8 @@ class ConsumerSide:
                         self._bad("wrong_type" if m.v == model.SCHEMA_VERSION
                                   else "wrong_version", r, m)
                         continue
+                    if lt != QUOTES and lt != STATUS and not self._first_time(lt, m):
+                        continue
                     n += 1
                     if lt == QUOTES:
                         if m.pub_ts_ns:
@@ -272,7 +345,8 @@ class ConsumerSide:
                         if ks is not None:
                             ks.add(m.symbol)
                     for s in subs:
-                        s.put(m)
+                        if s.bases is None or m.symbol.split("-", 1)[0] in s.bases:
+                            s.put(m)
             self.consumed[lt] = self.consumed.get(lt, 0) + n
 
     def _put_quotes(self, b: QuoteBatch, subs: Any, r: Any, ks: set[str] | None,
@@ -290,6 +364,11 @@ class ConsumerSide:
             ks.update(map(itemgetter(1), b.keys))
         every: list[model.Quote] | None = None
         for s in subs:
+            if s.bases is not None:  # a rates inbox: only its base assets' quotes
+                pick = [i for i, (_, sym) in enumerate(b.keys) if sym.split("-", 1)[0] in s.bases]
+                if pick:
+                    s.put_raw([b.keys[i] for i in pick], [items[i] for i in pick])
+                continue
             if type(s) is QuoteInbox:
                 s.put_raw(b.keys, items)
                 continue

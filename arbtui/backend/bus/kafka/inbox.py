@@ -25,11 +25,11 @@ class QuoteInbox(Subscription):
         if self.closed:
             return
         newest = dict(zip(keys, items))  # later items of a key replace earlier ones
-        self.dropped += len(items) - len(newest)
+        self.superseded += len(items) - len(newest)
         latest = self._latest
         for k, raw in newest.items():
             if k in latest:
-                self.dropped += 1
+                self.superseded += 1
                 del latest[k]  # re-insert so arrival order stays roughly fair
             elif len(latest) >= self.maxsize:
                 latest.pop(next(iter(latest)))

@@ -28,12 +28,27 @@ class LogBudget:
 
 
 AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.conn", "aiokafka.cluster", "aiokafka.consumer.fetcher",
-                     "aiokafka.consumer.group_coordinator", "aiokafka.producer.sender",
-                     "aiokafka.producer.producer", "aiokafka.consumer.consumer")
+                    "aiokafka.consumer.group_coordinator", "aiokafka.producer.sender",
+                    "aiokafka.producer.producer", "aiokafka.consumer.consumer",
+                    "aiokafka.consumer.subscription_state", "aiokafka.producer.message_accumulator")
+
+#: aiokafka's lines that only restate "the broker is unreachable / the group is
+#: re-forming": the bus says that itself, once per transition, with the outage's
+#: length and counts (``broker unreachable``, ``broker reachable again``,
+#: ``delivery ... failing`` / ``recovered``, ``group ... assigned``).
+TRANSIENT = ("Unable connect to", "Unable to update metadata", "Failed fetch messages",
+             "Got error produce response", "HeartbeatRequest", "Heartbeat send request failed",
+             "Heartbeat failed", "Marking the coordinator dead", "Group Coordinator Request failed",
+             "Unable to request metadata", "Failed to send request", "KafkaConnectionError",
+             "NodeNotReadyError", "RequestTimedOutError", "NotCoordinatorForGroupError",
+             "CoordinatorNotAvailableError", "UnknownTopicOrPartitionError",
+             "NotLeaderForPartitionError", "LeaderNotAvailableError", "OffsetCommit failed")
 
 
 class ThinLogs(logging.Filter):
-    """Let each distinct message template through at most once per ``period`` seconds."""
+    """aiokafka's warnings and errors, filtered to what an operator needs: the ones
+    that only restate an outage the bus already reports are dropped (counted in
+    ``suppressed``); any other message template passes at most once per ``period``."""
 
     def __init__(self, period: float = 30.0) -> None:
         super().__init__()
@@ -44,8 +59,11 @@ class ThinLogs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        if str(record.msg).startswith("Unable connect to"):
-            # Startup prints its own one line; outages are reported by the health loop.
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: judge the template
+            text = str(record.msg)
+        if any(m in text for m in TRANSIENT):
             self.suppressed += 1
             return False
         key = (record.name, str(record.msg))
@@ -57,6 +75,18 @@ class ThinLogs(logging.Filter):
             self.last.clear()
         self.last[key] = now
         return True
+
+
+def quiet_aiokafka() -> None:
+    """Install the filter; aiokafka's INFO chatter (group joins, subscriptions) is left
+    out unless the operator asked for DEBUG: the bus logs assignments itself."""
+    for name in AIOKAFKA_LOGGERS:
+        lg = logging.getLogger(name)
+        if THIN_LOGS not in lg.filters:
+            lg.addFilter(THIN_LOGS)
+    top = logging.getLogger("aiokafka")
+    if top.level == logging.NOTSET and logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        top.setLevel(logging.WARNING)
 
 
 THIN_LOGS = ThinLogs()

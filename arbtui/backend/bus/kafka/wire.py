@@ -12,6 +12,7 @@ Single tagged messages (``{"type":"quote",...}``) are still accepted.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, Union
 
 import msgspec
@@ -35,6 +36,10 @@ class Fill(model.Fill, tag="fill", tag_field="type"):
     pass
 
 
+class OpenSet(model.OpenSet, tag="open_set", tag_field="type"):
+    pass
+
+
 class BookStatus(model.BookStatus, tag="book_status", tag_field="type"):
     pass
 
@@ -43,7 +48,7 @@ class VenueStatus(model.VenueStatus, tag="venue_status", tag_field="type"):
     pass
 
 
-WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus)
+WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet)
 #: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
 PREFIX: dict[type, bytes] = {}
 for _w in WIRE:
@@ -97,7 +102,7 @@ _OPEN_BRACE = 0x7B  # a JSON record/item starts with "{"; a msgpack one with a m
 #: (an Opportunity on the quotes topic would crash the detector otherwise).
 ALLOWED: dict[str, tuple[type, ...]] = {
     QUOTES: (model.Quote,),
-    OPPORTUNITIES: (model.Opportunity,),
+    OPPORTUNITIES: (model.Opportunity, model.OpenSet),
     FILLS: (model.Fill,),
     STATUS: (model.BookStatus, model.VenueStatus),
 }
@@ -186,3 +191,16 @@ def unpack(value: bytes | None) -> tuple[list[Any], str]:
     if isinstance(msg, Batch):
         return list(msg.items), ""
     return [msg], ""
+
+
+def dedup_key(m: Any) -> Hashable | None:
+    """What makes a reliable message unique, for consumers that must see it once
+    (a record retried after a lost acknowledgement arrives twice); None = no key."""
+    t = type(m)
+    if t is Opportunity or t is model.Opportunity:
+        return ("o", m.id, m.event, m.ts_ns)
+    if t is Fill or t is model.Fill:
+        return ("f", m.opp_id, m.venue, m.side, m.kind, m.ts_ns)
+    if t is OpenSet or t is model.OpenSet:
+        return ("s", m.owner, m.seq)
+    return None

@@ -107,7 +107,12 @@ def run_role(cfg: Any, command: str, *, demo: bool = False, duration: float | No
     if command == "execute":
         cfg.execution.enabled = True  # the execute role exists to execute
     try:
-        engine = Engine(cfg, mode=mode, roles=(command,))
+        sim = None
+        if mode == "demo":
+            from arbtui.commands.demo import simulator
+
+            sim = simulator(cfg)
+        engine = Engine(cfg, mode=mode, roles=(command,), sim=sim)
         return asyncio.run(run_headless(engine, duration, status_interval))
     except KeyboardInterrupt:
         return 0
