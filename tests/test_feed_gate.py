@@ -111,7 +111,7 @@ def test_bridge_and_chain_rules():
     f, sb, quotes = _feed()
     f.feed_frame(_msg({"U": 8, "u": 9, "b": [["9", "1"]], "a": []}), 1)  # before the snapshot
     f.feed_frame(_msg({"U": 10, "u": 12, "b": [["10.5", "2"]], "a": []}), 2)
-    st = f._sync["BTC-USDT"]
+    st = f.books["BTC-USDT"].sync
     assert [(p.first, p.last) for p in st.pending] == [(7, 9), (9, 12)]
     assert f._install(sb, st, 10, [["10", "1"]], [["11", "1"]], 0)
     # u <= id dropped; the first kept (10..12) contains id + 1 = 11.
@@ -128,7 +128,7 @@ def test_bridge_and_chain_rules():
 def test_snapshot_older_than_buffer_is_refetched():
     f, sb, _ = _feed()
     f.feed_frame(_msg({"U": 50, "u": 52, "b": [["9", "1"]], "a": []}), 1)
-    assert not f._install(sb, f._sync["BTC-USDT"], 40, [["10", "1"]], [["11", "1"]], 0)
+    assert not f._install(sb, f.books["BTC-USDT"].sync, 40, [["10", "1"]], [["11", "1"]], 0)
     assert f.counters.get("snapshot_too_old") == 1 and sb.state is not BookState.LIVE
 
 

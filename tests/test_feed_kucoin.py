@@ -96,7 +96,7 @@ def _synced():
     f = KucoinFeed(["BTC-USDT"], quotes.append)
     sb = f.books["BTC-USDT"]
     f.feed_frame(_upd(99, 101, bids=[("10", "1", "99"), ("11", "2", "101")]), 1)  # buffered
-    st = f._sync["BTC-USDT"]
+    st = f.books["BTC-USDT"].sync
     assert len(st.pending) == 1
     done = f._install(sb, st, 100, [["10", "5"]], [["12", "1"]], 1_000_000)
     assert done and sb.state is BookState.LIVE
@@ -132,7 +132,7 @@ def test_snapshot_older_than_the_buffer_is_fetched_again():
     f = KucoinFeed(["BTC-USDT"], quotes.append)
     sb = f.books["BTC-USDT"]
     f.feed_frame(_upd(200, 201, bids=[("10", "1", "201")]), 1)
-    st = f._sync["BTC-USDT"]
+    st = f.books["BTC-USDT"].sync
     assert not f._install(sb, st, 150, [["10", "5"]], [["12", "1"]], 0)
     assert f.counters.get("snapshot_too_old") == 1 and sb.state is not BookState.LIVE
 

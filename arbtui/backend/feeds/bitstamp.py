@@ -1,5 +1,5 @@
 """Bitstamp WebSocket API v2: ``order_book_<pair>`` live, ``diff_order_book_<pair>``
-read too (docs/protocols.md, "Bitstamp").
+read too (docs/protocols.md#bitstamp).
 
 Bitstamp offers two book channels. ``diff_order_book_<pair>`` sends changes
 with no sequence number: its only rule is "apply the diffs whose
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgspec
@@ -38,6 +39,7 @@ import msgspec
 from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, SYNCED, BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.bitstamp")
@@ -49,15 +51,18 @@ _DIFF = "diff_order_book_"
 _BAD = (BookError, TypeError, ValueError, IndexError, KeyError)
 
 
-class _Diffs:
-    """A diff-channel book: diffs buffered until the REST book is in."""
+@dataclass(slots=True, eq=False)
+class BitstampSync(BookSync):
+    """``BookSync`` plus the order check and, on the diff channel, the REST book."""
 
-    __slots__ = ("pending", "snap_mts", "task")
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[int, dict]] = []
-        self.snap_mts = -1  # -1: no snapshot yet
-        self.task: asyncio.Task | None = None
+    #: Newest microtimestamp seen on this book's channel. A resync keeps it (the
+    #: order rule spans the connection); a reconnect starts a fresh one.
+    newest: int = -1
+    #: Diff channel: the REST book's microtimestamp (-1: none yet) and its fetch.
+    snap_mts: int = -1
+    task: asyncio.Task | None = None
+    #: Diff channel: (microtimestamp, diff) received before the REST book.
+    diffs: list = field(default_factory=list)
 
 
 class BitstampFeed(VenueFeed):
@@ -77,6 +82,7 @@ class BitstampFeed(VenueFeed):
     #: Diffs buffered per book while its REST book is fetched (diff channel).
     max_buffer: ClassVar[int] = 5000
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
+    sync_state: ClassVar[type[BookSync]] = BitstampSync
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
@@ -87,9 +93,6 @@ class BitstampFeed(VenueFeed):
             p = sb.vsym.lower()
             self.by_channel[_FULL + p] = (sb, False)
             self.by_channel[_DIFF + p] = (sb, True)
-        #: Newest microtimestamp seen per channel, kept across a drop of the book.
-        self._newest: dict[str, int] = {}
-        self._diffs: dict[str, _Diffs] = {}
 
     # ------------------------------------------------------------ symbols
 
@@ -146,18 +149,20 @@ class BitstampFeed(VenueFeed):
 
     def resync(self, sb: SymbolBook, reason: str) -> None:
         sb.book.clear()
-        st = self._diffs.pop(sb.symbol, None)
-        if st is not None and st.task is not None:
-            st.task.cancel()
+        x = sb.sync
+        x.phase = AWAIT_SNAPSHOT
+        x.snap_mts = -1  # diff channel: the next diff asks for a new REST book
+        x.diffs.clear()
+        if x.task is not None:
+            x.task.cancel()
+            x.task = None
         super().resync(sb, reason)
 
     def reset_books(self, state: BookState, reason: str) -> None:
-        super().reset_books(state, reason)
-        self._newest.clear()  # a new connection starts a new order
-        for st in self._diffs.values():
-            if st.task is not None:
-                st.task.cancel()
-        self._diffs.clear()
+        for sb in self.books.values():
+            if sb.sync.task is not None:
+                sb.sync.task.cancel()
+        super().reset_books(state, reason)  # fresh sync: a new connection, a new order
 
     # ------------------------------------------------------------ inbound
 
@@ -205,32 +210,28 @@ class BitstampFeed(VenueFeed):
         except (KeyError, TypeError, ValueError):
             self.frame_error("book without microtimestamp/bids/asks", data)
             return
+        x = sb.sync
         if diff:
-            st = self._diffs.get(sb.symbol)
-            if st is None or st.snap_mts < 0:
+            if x.snap_mts < 0:
                 self._buffer(sb, mts, d)
                 return
-            if mts <= st.snap_mts:
+            if mts <= x.snap_mts:
                 self.count("stale_updates")  # already in the REST book
                 return
-        newest = self._newest.get(ch, -1)
-        if mts <= newest:
+        if mts <= x.newest:
             self.count("seq_regressions")
-            self.resync(sb, f"microtimestamp {mts} not after {newest}: out of order")
+            self.resync(sb, f"microtimestamp {mts} not after {x.newest}: out of order")
             return
-        self._newest[ch] = mts
+        x.newest = mts
         try:
             if diff:
-                for px, qty in bids:
-                    sb.book.set(True, px, qty)
-                for px, qty in asks:
-                    sb.book.set(False, px, qty)
+                sb.book.apply_sides(bids, asks)  # a diff merges
             else:
-                sb.book.load(bids, asks)
+                sb.book.load(bids, asks)  # a full book replaces
         except _BAD as e:
             self.frame_error(f"bad level: {e}", data, sb)
             return
-        sb.book.truncate()
+        x.phase = SYNCED
         if sb.state is not BookState.LIVE:
             self.set_state(sb, BookState.LIVE, "")
         self.publish(sb, recv_ns, mts * 1000)
@@ -238,22 +239,22 @@ class BitstampFeed(VenueFeed):
     # ------------------------------------------------------------ diff channel: REST book
 
     def _buffer(self, sb: SymbolBook, mts: int, d: dict) -> None:
-        st = self._diffs.setdefault(sb.symbol, _Diffs())
-        if len(st.pending) >= self.max_buffer:
-            st.pending.clear()
+        x = sb.sync
+        if len(x.diffs) >= self.max_buffer:
+            x.diffs.clear()
             self.count("buffer_overflow")
-        st.pending.append((mts, d))
-        if st.task is None and not sb.resync_pending:
+        x.diffs.append((mts, d))
+        if x.task is None and not sb.resync_pending:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return
-            st.task = self.spawn(self._snapshot(sb, st))
+            x.task = self.spawn(self._snapshot(sb, x))
 
-    async def _snapshot(self, sb: SymbolBook, st: _Diffs) -> None:
+    async def _snapshot(self, sb: SymbolBook, x: BitstampSync) -> None:
         url = f"{self.rest_url}/api/v2/order_book/{sb.vsym.lower()}/"
         delay = 0.5
-        while self._diffs.get(sb.symbol) is st:
+        while sb.sync is x and x.snap_mts < 0:
             try:
                 d = _decode(await self.http_get(url))
                 snap_mts = int(d["microtimestamp"])
@@ -269,15 +270,16 @@ class BitstampFeed(VenueFeed):
         else:
             return
         self.count("snapshots")
-        sb.book.truncate()
-        st.snap_mts = snap_mts
-        ch = _DIFF + sb.vsym.lower()
-        self._newest[ch] = max(self._newest.get(ch, -1), snap_mts)
-        pending, st.pending = st.pending, []
+        x.task = None
+        x.snap_mts = snap_mts
+        x.newest = max(x.newest, snap_mts)
+        x.phase = SYNCED
+        pending, x.diffs = x.diffs, []
         self.set_state(sb, BookState.LIVE, "")
         # The REST book's own top first, then each buffered diff by the live
         # rules: every top the venue's book passed through is published.
         self.publish(sb, self.clock_ns(), snap_mts * 1000)
+        ch = _DIFF + sb.vsym.lower()
         for _mts, d in pending:
             if sb.state is not BookState.LIVE:
                 return

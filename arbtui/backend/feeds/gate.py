@@ -1,5 +1,5 @@
 """Gate spot (API v4): ``spot.order_book_update`` bridged to the REST book
-(docs/protocols.md, "Gate").
+(docs/protocols.md#gate).
 
 Of Gate's v4 book channels this speaks ``spot.order_book_update`` (payload
 ``[PAIR, "100ms"]``), the one public recordings of real Gate traffic use, so
@@ -169,11 +169,7 @@ class GateFeed(RestSyncedFeed):
         self.on_change(sb, first - 1, last, r, ts_ns, recv_ns, data)  # rules 1-3
 
     def apply_change(self, sb: SymbolBook, r: dict) -> None:
-        book = sb.book
-        for px, qty in r.get("b") or ():
-            book.set(True, px, qty)
-        for px, qty in r.get("a") or ():
-            book.set(False, px, qty)
+        sb.book.apply_sides(r.get("b"), r.get("a"))
 
     # ------------------------------------------------------------ snapshot
 

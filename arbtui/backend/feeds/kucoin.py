@@ -1,5 +1,5 @@
 """KuCoin spot: the ``/market/level2`` increment topic bridged to a REST snapshot
-(docs/protocols.md, "KuCoin").
+(docs/protocols.md#kucoin).
 
 Connecting takes a token first: ``POST /api/v1/bullet-public`` returns the
 endpoint, a temporary token and the ``pingInterval`` (``resolve_url``). The
@@ -200,14 +200,13 @@ class KucoinFeed(RestSyncedFeed):
         self.on_change(sb, start - 1, end, d, _ms(d.get("time")), recv_ns, data)
 
     def apply_change(self, sb: SymbolBook, d: dict) -> None:
-        """Rule 4: one message's rows on top of the book."""
-        book, last = sb.book, sb.seq
+        """Rule 4: one message's rows on top of the book, in one apply."""
+        last = sb.seq
         ch = d["changes"]
-        for is_bid, rows in ((True, ch.get("bids") or ()), (False, ch.get("asks") or ())):
-            for px, qty, seq in rows:
-                if int(seq) <= last or px == "0":
-                    continue  # already in the book / a row with no level
-                book.set(is_bid, px, qty)
+        # A row at or below the book's sequence is already in it; price "0" is no level.
+        bids = [r for r in ch.get("bids") or () if int(r[2]) > last and r[0] != "0"]
+        asks = [r for r in ch.get("asks") or () if int(r[2]) > last and r[0] != "0"]
+        sb.book.apply_sides(bids, asks)
 
     # ------------------------------------------------------------ snapshot
 

@@ -9,8 +9,9 @@ A subclass says how its venue spells things:
 - ``snapshot_urls(sb)``: where the snapshot is, in order of preference (the
   first that answers is kept for the next fetches);
 - ``parse_snapshot(body)``: ``(id, bids, asks, venue_ts_ns)``;
-- ``apply_change(sb, msg)``: put ONE update on the book (its own row rules),
-  raising ``BookError``/``ValueError``/``TypeError``/``KeyError`` on a bad row;
+- ``apply_change(sb, msg)``: put ONE whole update on the book with one
+  ``Book.apply_sides`` (after its own row rules), raising
+  ``BookError``/``ValueError``/``TypeError``/``KeyError`` on a bad row;
 - and calls ``on_change(sb, first, last, msg, ts_ns, recv_ns, data)`` for every
   update message, with the venue's ids normalized: the update moves the book
   from id ``first`` to ``last`` (``U - 1`` / ``sequenceStart - 1`` .. ``u`` /
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds import bridge
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, BRIDGING, SYNCED, BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds")
@@ -33,22 +36,17 @@ log = logging.getLogger("arbtui.feeds")
 _BAD_ROW = (BookError, KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
-class BookSync:
-    """Where one book stands against its venue's stream."""
+@dataclass(slots=True, eq=False)
+class RestSync(BookSync):
+    """``BookSync`` (``feeds/sync.py``) plus the snapshot fetch in flight and
+    the hold a dropped book waits under (the rate-limited resync releases it)."""
 
-    __slots__ = ("hold", "pending", "task")
-
-    def __init__(self) -> None:
-        #: Updates buffered until a snapshot is bridged (``feeds/bridge.py``).
-        self.pending: list[bridge.Pending] = []
-        #: The snapshot fetch in flight.
-        self.task: asyncio.Task | None = None
-        #: Dropped (gap, crossed, bad row): buffer, but let the rate-limited
-        #: resync decide when to fetch.
-        self.hold = False
+    task: asyncio.Task | None = None
+    hold: bool = False
 
 
 class RestSyncedFeed(VenueFeed):
+    sync_state: ClassVar[type[BookSync]] = RestSync
     #: Updates buffered per book while its snapshot is in flight (bounded memory;
     #: past it the buffer restarts: a snapshot that old would be refused anyway).
     max_buffer: ClassVar[int] = 5000
@@ -58,7 +56,6 @@ class RestSyncedFeed(VenueFeed):
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        self._sync: dict[str, BookSync] = {s: BookSync() for s in self.books}
         self._url_choice = 0
 
     # ------------------------------------------------------------ venue spelling
@@ -75,24 +72,24 @@ class RestSyncedFeed(VenueFeed):
     # ------------------------------------------------------------ state
 
     def reset_books(self, state: BookState, reason: str) -> None:
-        super().reset_books(state, reason)
-        for s, st in self._sync.items():
-            if st.task is not None:
-                st.task.cancel()
-            self._sync[s] = BookSync()
+        for sb in self.books.values():
+            if sb.sync.task is not None:
+                sb.sync.task.cancel()
+        super().reset_books(state, reason)  # a fresh RestSync per book
 
     def resync(self, sb: SymbolBook, reason: str) -> None:
         # Every way out of LIVE (gap, crossed, bad row) drops the book at once,
         # so nothing more lands on it before the fresh snapshot.
         sb.book.clear()
         sb.seq = -1
-        st = self._sync[sb.symbol]
-        st.pending.clear()
-        st.hold = True
+        x = sb.sync
+        x.phase = AWAIT_SNAPSHOT
+        x.pending.clear()
+        x.hold = True
         super().resync(sb, reason)
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
-        self._sync[sb.symbol].hold = False
+        sb.sync.hold = False
         self.ensure_sync(sb)
 
     def start_syncing(self) -> None:
@@ -104,8 +101,8 @@ class RestSyncedFeed(VenueFeed):
 
     def on_change(self, sb: SymbolBook, first: int, last: int, msg: Any, ts_ns: int,
                   recv_ns: int, data: Any) -> None:
-        if sb.seq < 0:
-            st = self._sync[sb.symbol]
+        if sb.sync.phase is not SYNCED:
+            st = sb.sync
             if bridge.push(st.pending, bridge.Pending(first, last, (msg, ts_ns)), self.max_buffer):
                 self.count("buffer_overflow")
             self.ensure_sync(sb)
@@ -122,11 +119,10 @@ class RestSyncedFeed(VenueFeed):
 
     def _apply(self, sb: SymbolBook, msg: Any, last: int, data: Any) -> bool:
         try:
-            self.apply_change(sb, msg)
+            self.apply_change(sb, msg)  # one Book.apply_sides: it truncates to depth
         except _BAD_ROW as e:
             self.frame_error(f"bad change: {e}", data, sb)  # half-applied: resync
             return False
-        sb.book.truncate()
         sb.seq = last
         return True
 
@@ -138,9 +134,9 @@ class RestSyncedFeed(VenueFeed):
         except _BAD_ROW as e:
             self.frame_error(f"bad full book: {e}", data, sb)
             return
-        sb.book.truncate()
         sb.seq = uid
-        st = self._sync[sb.symbol]
+        st = sb.sync
+        st.phase = SYNCED
         st.pending.clear()
         st.hold = False
         self.count("full_books")
@@ -150,8 +146,8 @@ class RestSyncedFeed(VenueFeed):
     # ------------------------------------------------------------ snapshot bridge
 
     def ensure_sync(self, sb: SymbolBook) -> None:
-        st = self._sync[sb.symbol]
-        if st.hold or st.task is not None or sb.seq >= 0:
+        st = sb.sync
+        if st.hold or st.task is not None or st.phase is SYNCED:
             return
         try:
             asyncio.get_running_loop()
@@ -179,10 +175,11 @@ class RestSyncedFeed(VenueFeed):
         assert err is not None
         raise err
 
-    async def _snapshot_loop(self, sb: SymbolBook, st: BookSync) -> None:
+    async def _snapshot_loop(self, sb: SymbolBook, st: RestSync) -> None:
         try:
             delay = 0.5
-            while self._sync.get(sb.symbol) is st and sb.seq < 0:
+            st.phase = BRIDGING
+            while sb.sync is st and st.phase is BRIDGING:
                 # Counted in sleeps, not clock reads: replay runs them on recording time.
                 for _ in range(int(self.first_event_wait_s / 0.02)):
                     if st.pending:
@@ -197,7 +194,7 @@ class RestSyncedFeed(VenueFeed):
                     delay = min(delay * 2, 30.0)
                     continue
                 self.count("snapshots")
-                if self._sync.get(sb.symbol) is not st or sb.seq >= 0:
+                if sb.sync is not st or st.phase is not BRIDGING:
                     return  # reset, or an in-band full book came first
                 if self._install(sb, st, snap_id, bids, asks, ts_ns):
                     return
@@ -206,7 +203,7 @@ class RestSyncedFeed(VenueFeed):
             if st.task is asyncio.current_task():
                 st.task = None
 
-    def _install(self, sb: SymbolBook, st: BookSync, snap_id: int, bids, asks, ts_ns: int) -> bool:
+    def _install(self, sb: SymbolBook, st: RestSync, snap_id: int, bids, asks, ts_ns: int) -> bool:
         """Bridge the buffer to the snapshot, synchronously (no update slips in
         between). True when done: LIVE, or dropped and a resync requested."""
         plan = bridge.bridge(snap_id, st.pending, exact=False)
@@ -225,8 +222,8 @@ class RestSyncedFeed(VenueFeed):
             log.warning("%s: bad snapshot for %s: %s", self.venue, sb.vsym, e)
             sb.book.clear()
             return False
-        sb.book.truncate()
         sb.seq = snap_id
+        st.phase = SYNCED
         st.pending.clear()
         for p in plan.kept:
             msg, ts_ns = p.msg

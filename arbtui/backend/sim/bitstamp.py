@@ -1,5 +1,5 @@
 """Simulated Bitstamp WebSocket API v2: the ``order_book_<pair>`` channel
-(docs/protocols.md, "Bitstamp").
+(docs/protocols.md#bitstamp).
 
 ``bts:subscribe`` / ``bts:unsubscribe`` with ``data.channel`` are answered
 ``bts:subscription_succeeded`` / ``bts:unsubscription_succeeded``; every tick

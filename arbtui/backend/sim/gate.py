@@ -1,5 +1,5 @@
 """Simulated Gate spot API v4: ``spot.order_book_update`` and the REST book with
-its id (docs/protocols.md, "Gate").
+its id (docs/protocols.md#gate).
 
 Requests are ``{"time", "channel", "event", "payload"}``; subscribing
 ``[PAIR, "100ms"]`` is acknowledged with ``result: {"status": "success"}``

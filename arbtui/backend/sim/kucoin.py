@@ -1,5 +1,5 @@
 """Simulated KuCoin spot: bullet-public token, ``/market/level2`` increments and
-the public REST level2_100 snapshot (docs/protocols.md, "KuCoin").
+the public REST level2_100 snapshot (docs/protocols.md#kucoin).
 
 ``POST /api/v1/bullet-public`` answers this simulator's own WebSocket endpoint
 and a token; a WebSocket connection without a token is refused as the venue
