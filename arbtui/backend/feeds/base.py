@@ -252,6 +252,12 @@ class VenueFeed:
         """Refresh one book. Default: the venue has no per-symbol way, so reconnect."""
         self.request_reconnect(f"resync {sb.symbol}")
 
+    async def resolve_url(self) -> str:
+        """The WebSocket URL of the next connection. Default: ``self.url``. Venues
+        that hand out a per-connection endpoint first (KuCoin's token from
+        ``bullet-public``) override it; replay never calls it."""
+        return self.url
+
     # ================================================================ helpers for adapters
 
     def count(self, name: str, n: int = 1) -> None:
@@ -548,13 +554,14 @@ class VenueFeed:
             self._reconnect_reason = None
             self.reset_books(BookState.SYNCING, "connecting")
             try:
+                url = await self.resolve_url()
                 async with websockets.connect(
-                    self.url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
+                    url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
                     ping_interval=None,  # keepalive is per venue, below; server pings get pongs
                     compression=None,
                 ) as ws:
                     if self.recorder is not None:
-                        self.recorder.on_connect(self.url, time.time_ns())
+                        self.recorder.on_connect(url, time.time_ns())
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
