@@ -36,9 +36,10 @@ class ReferenceDetector(Detector):
                 seen.add(pk)
             if x.grp is a.grp:
                 q, oq, sym = a.q, x.q, a.sym
-                # Exact shortcut: with no gross edge either way (fees only make it worse)
-                # and nothing open for this pair, neither direction can open or close.
-                if (q.ask >= oq.bid and oq.ask >= q.bid
+                # Exact shortcut: with a gross LOSS either way, a threshold >= 0 (fees
+                # and the hurdle only make it worse) and nothing open for this pair,
+                # neither direction can open or close.
+                if (self._thr >= 0 and oq.bid < q.ask and q.bid < oq.ask
                         and (sym, av, x.venue, sym) not in self.open
                         and (sym, x.venue, av, sym) not in self.open):
                     continue

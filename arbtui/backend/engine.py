@@ -194,6 +194,7 @@ class Engine:
         # The executor reads the detector's clock, so under replay its latencies and
         # fill timestamps live on the same virtual timeline as the quotes.
         executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
+                            level_share=cfg.detector.max_level_share,
                             clock=lambda: self.detector.clock())
         self.execute = ExecuteRole(executor, self.bus, on_fill=lambda f: self.record_event(f),
                                    sup=self.sup)

@@ -172,3 +172,23 @@ class Journal:
         return {"path": str(self.path), "appended": self.appended, "written": self.written,
                 "pending": len(self._pending), "dropped": self.dropped, "errors": self.errors,
                 "last_error": self.last_error}
+
+    def unclosed(self, limit: int = 100_000) -> list[Opportunity]:
+        """Windows the journal holds as opened but never closed (any session), newest
+        event each: a role that was killed left them so. Read on a connection of its own."""
+        con = connect(self.path)
+        try:
+            rows = con.execute(
+                "SELECT body FROM opportunities WHERE seq IN (SELECT MAX(seq) FROM opportunities"
+                " GROUP BY opp_id) AND event != 'closed' ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        finally:
+            con.close()
+        dec = msgspec.json.Decoder(Opportunity)
+        out = []
+        for (body,) in rows:
+            try:
+                out.append(dec.decode(body))
+            except msgspec.DecodeError:
+                continue  # a row from another schema version: left as it is
+        return out

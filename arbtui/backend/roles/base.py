@@ -14,6 +14,10 @@ class Role(ABC):
     """One stage of the pipeline: ``start``, ``stop``, ``state`` (see the package docstring)."""
 
     name: ClassVar[str]
+    #: Set by ``stop`` BEFORE it cancels the role's loops, and checked by every loop each
+    #: turn: on CPython 3.11 ``asyncio.wait_for`` can swallow a cancellation that arrives
+    #: in the turn its awaitable completes, and the loop must still end.
+    stopping: bool = False
 
     @abstractmethod
     async def start(self) -> None:

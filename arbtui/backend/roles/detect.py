@@ -42,7 +42,7 @@ from arbtui.backend.detector import Detector
 from arbtui.backend.metrics import Latency
 from arbtui.backend.roles.base import Market, Role
 from arbtui.backend.roles.supervisor import Supervisor
-from arbtui.model import BookState, BookStatus, OpenSet, Opportunity, WalletState
+from arbtui.model import BookState, BookStatus, OpenSet, Opportunity, WalletState, live_ns
 
 log = logging.getLogger("arbtui.engine")
 
@@ -103,6 +103,7 @@ class DetectRole(Role):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self.stopping = False
         # Subscribed here, not in the loop: a quote published once start() returned is
         # seen, and a loop the supervisor restarts keeps the same inboxes.
         bus = self.bus
@@ -123,6 +124,7 @@ class DetectRole(Role):
             # Published before the bus drains, so viewers and executors see them.
             self.emit(self.detector.close_all("detector stopped"))
             self.publish_open_set("stopping")
+        self.stopping = True
         await self.sup.cancel(self._tasks)
         self._tasks = []
 
@@ -147,8 +149,8 @@ class DetectRole(Role):
         det = self.detector
         lat = self.latency
         market = self.market
-        stopping = self.sup
-        while not stopping.stopping:
+        sup = self.sup
+        while not (self.stopping or sup.stopping):
             if not len(quotes) and not len(status) and not (rates and len(rates)):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
@@ -166,10 +168,12 @@ class DetectRole(Role):
             if rates is not None and len(rates):
                 # First, and only if newer than what the detector has: the group inbox
                 # may carry the same quotes when this process owns their partition.
+                # Newer by liveness: a refresh of a quiet conversion book keeps its
+                # top's recv time and must still reach the detector (model.AGES_RULE).
                 have = det.quotes
                 fresh = [q for q in rates.drain()
                          if (old := have.get(q.symbol, {}).get(q.venue)) is None
-                         or old.recv_ts_ns < q.recv_ts_ns]
+                         or live_ns(old) < live_ns(q)]
                 batch = fresh + batch
             if batch:
                 if market is not None:
@@ -179,7 +183,7 @@ class DetectRole(Role):
                 events = det.on_quotes(batch)
                 done = time.time_ns()
                 for q in batch:
-                    lat.add(done - q.recv_ts_ns)
+                    lat.add(done - live_ns(q))  # a liveness refresh keeps its top's recv time
                 if events:
                     self.emit(events)
             await asyncio.sleep(0)
@@ -187,7 +191,7 @@ class DetectRole(Role):
     async def _sweep_loop(self) -> None:
         next_snap, seen_state, seen_rebalances = 0.0, "", 0
         bus: Any = self.bus
-        while not self.sup.stopping:
+        while not (self.stopping or self.sup.stopping):
             await asyncio.sleep(SWEEP_S)
             self.emit(self.detector.sweep())
             if self.owner:

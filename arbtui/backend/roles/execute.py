@@ -53,7 +53,6 @@ class ExecuteRole(Role):
         self._quotes = bus.subscribe(QUOTES, "executor", coalesce=quote_key)
         self._status = bus.subscribe(STATUS, "executor")
         self._opps = bus.subscribe(OPPORTUNITIES, "executor", wake=self._wake)
-        self._stopping = False
         self._wallets_dirty = True
         self._tasks: list[asyncio.Task] = []
 
@@ -66,7 +65,7 @@ class ExecuteRole(Role):
             self._tasks.append(self.sup.spawn("executor:restate", self._restate_loop))
 
     async def stop(self) -> None:
-        self._stopping = True
+        self.stopping = True
         self._wake.set()
         if self.sup is not None:
             await self.sup.cancel(self._tasks)
@@ -121,7 +120,7 @@ class ExecuteRole(Role):
         self.bus.publish(WALLETS, WALLET_KEY, self.ex.wallet_state())
 
     async def run(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             # Drain books every turn (not only at arrivals) so the status inbox never
             # overflows while execution is off.
             self._drain_books()
@@ -140,7 +139,7 @@ class ExecuteRole(Role):
                 await asyncio.sleep(0)
 
     async def _restate_loop(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             await asyncio.sleep(RESTATE_S)
             self.publish_wallets()
 

@@ -131,6 +131,7 @@ class FeedRole(Role):
         self._tasks[venue] = self.sup.spawn(f"feed:{venue}", self.feeds[venue].run)
 
     async def stop(self) -> None:
+        self.stopping = True
         for v, f in self.feeds.items():
             try:
                 await asyncio.wait_for(f.stop(), 2)
@@ -150,7 +151,7 @@ class FeedRole(Role):
 
     async def _restate_loop(self) -> None:
         await asyncio.sleep(0.1)
-        while not self.sup.stopping:
+        while not (self.stopping or self.sup.stopping):
             self.restate()
             await asyncio.sleep(RESTATE_S)
 

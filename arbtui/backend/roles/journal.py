@@ -11,7 +11,9 @@ With ``windows`` (an ``OpenWindows``; Kafka) the events are reconciled
 against the detectors' open-set snapshots: a window its owner no longer has
 open (an event lost in an outage, a detector killed) gets a CLOSED row with
 the reason, and a late event for a window already closed is skipped, so the
-journal never keeps an id opened without a close.
+journal never keeps an id opened without a close. At start, what the journal
+holds as opened but never closed (a killed predecessor's) joins that
+reconciliation.
 """
 
 from __future__ import annotations
@@ -63,7 +65,25 @@ class JournalRole(Role):
         self._wake = wake = asyncio.Event()
         self._subs = [self.bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
                       self.bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
+        if self.windows is not None:
+            self._recover()
         self._task = self.sup.spawn("journal", self._loop)
+
+    def _recover(self) -> None:
+        """What a killed predecessor left open is reconciled like the rest (its owner's
+        snapshots or silence close it); a window with no owner (one process) has nobody
+        left to close it."""
+        journal, windows = self.journal, self.windows
+        assert journal is not None and windows is not None
+        now, wall = time.monotonic(), time.time_ns()
+        for o in journal.unclosed():
+            if o.owner:
+                windows.on_event(o, now)
+            else:
+                c = windows.close(o, "owner lost", wall)
+                journal.append(c)
+                if self.on_reconciled is not None:
+                    self.on_reconciled(c)
 
     async def _loop(self) -> None:
         journal = self.journal
@@ -91,7 +111,7 @@ class JournalRole(Role):
 
         next_sweep = 0.0
         try:
-            while not self.sup.stopping:
+            while not (self.stopping or self.sup.stopping):
                 if not any(len(s) for s in subs):
                     try:
                         await asyncio.wait_for(wake.wait(), 0.25)
@@ -108,6 +128,7 @@ class JournalRole(Role):
                 take(s.drain())
 
     async def stop(self) -> None:
+        self.stopping = True
         if self._task is not None:
             await self.sup.cancel([self._task])
             self._task = None

@@ -15,7 +15,8 @@ class Supervisor:
     ``failures`` (name -> count) is shown on the status line and in the
     dashboard header: a role that keeps crashing is never silent. A loop that
     returns normally is done; one that raises is restarted after 0.5 s,
-    doubling up to 30 s. ``stopping`` is the one flag every role loop checks.
+    doubling up to 30 s. Every role loop checks ``stopping`` (all roles) and its own
+    role's ``stopping`` (set by that role's ``stop``).
     """
 
     def __init__(self) -> None:

@@ -34,6 +34,7 @@ from arbtui.model import (
     Opportunity,
     SymbolStatus,
     VenueStatus,
+    live_ns,
 )
 
 #: Worst last: a venue's state is its worst book's.
@@ -82,6 +83,7 @@ class ViewRole(Role):
         self._tasks = [self.sup.spawn("viewer", self._loop)]
 
     async def stop(self) -> None:
+        self.stopping = True
         await self.sup.cancel(self._tasks)
         self._tasks = []
 
@@ -92,7 +94,7 @@ class ViewRole(Role):
         market = self.market
         windows = self.windows
         next_sweep = 0.0
-        while not self.sup.stopping:
+        while not (self.stopping or self.sup.stopping):
             if not (len(quotes) or len(opps) or len(fills) or len(status)):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
@@ -108,7 +110,7 @@ class ViewRole(Role):
             for q in quotes.drain():
                 market.add(q)
                 if q.pub_ts_ns and q.recv_ts_ns:
-                    stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
+                    stages["feed"].add(q.pub_ts_ns - live_ns(q))
                     stages["bus"].add(now - q.pub_ts_ns)
             mono = time.monotonic()
             for o in opps.drain():
@@ -143,7 +145,7 @@ class ViewRole(Role):
         for (v, _), q in self.market.latest.items():
             vs = out.get(v)
             if vs is not None:
-                vs.last_msg_ns = max(vs.last_msg_ns, q.recv_ts_ns)
+                vs.last_msg_ns = max(vs.last_msg_ns, live_ns(q))
         return out
 
     def state(self) -> ViewState:
