@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from arbtui import symbols as symmod
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, make_bus
 from arbtui.backend.bus.base import quote_key
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
@@ -59,24 +61,27 @@ class EngineState:
 
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
-                 roles: tuple[str, ...] = ("feed", "detect", "execute")) -> None:
+                 roles: tuple[str, ...] = ("feed", "detect", "execute"),
+                 clock: Clock = LIVE) -> None:
         self.cfg = cfg
+        #: Every role reads time and waits through this clock (replay: a virtual one).
+        self.clock = clock
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
         self.sim: Any = None
         self.feeds: dict[str, VenueFeed] = {}
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        self.detector = Detector(cfg.detector, fees)
+        self.detector = Detector(cfg.detector, fees, clock=clock.now_ns)
         self.executor: Any = None
         self.journal: Any = None
         self.latest: dict[tuple[str, str], Quote] = {}
         #: Opportunity and fill events, newest last, each with a sequence number.
         self.events: deque[tuple[int, Any]] = deque(maxlen=10_000)
         self.event_seq = 0
-        self.quote_rate = Rate()
+        self.quote_rate = Rate(clock)
         self.detect_latency = Latency()
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # process uptime: wall time even in a replay
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.failures: dict[str, int] = {}
@@ -130,7 +135,8 @@ class Engine:
             plan[v]["symbol_map"] = m
         for v, p in plan.items():
             enabled = p.pop("enabled")
-            feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth, **p)
+            feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth,
+                                 clock=self.clock, **p)
             feed.on_book_state = self._on_book_state
             self.feeds[v] = feed
             if enabled:
@@ -150,14 +156,17 @@ class Engine:
 
         cfg = self.cfg
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        # The executor reads the detector's clock, so under replay its latencies and
-        # fill timestamps live on the same virtual timeline as the quotes.
+        # The executor reads the engine's clock, so under replay its latencies and
+        # fill timestamps live on the same virtual timeline as the quotes; its
+        # jitter is seeded so a replay's fills repeat exactly.
         self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
-                                 clock=lambda: self.detector.clock())
+                                 clock=self.clock.now_ns,
+                                 rng=random.Random(cfg.execution.jitter_seed))
         if "detect" in self.roles:
             # Size opportunities to the paper wallets while execution is on.
             self.detector.balances = self.executor.balance_cap
-        self.exec_role = ExecutorRole(self.executor, self.bus, on_fill=self.record_event)
+        self.exec_role = ExecutorRole(self.executor, self.bus, on_fill=self.record_event,
+                                      clock=self.clock)
         self._spawn("executor", self.exec_role.run)
         if cfg.journal.enabled:
             import sqlite3
@@ -189,7 +198,7 @@ class Engine:
                 except Exception:  # noqa: BLE001 - a role must never die silently
                     self.failures[name] = self.failures.get(name, 0) + 1
                     log.exception("role %s failed; restarting in %.1fs", name, delay)
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                     delay = min(delay * 2, 30.0)
 
         self._tasks.append(asyncio.get_running_loop().create_task(supervised(), name=name))
@@ -220,7 +229,7 @@ class Engine:
     # ------------------------------------------------------------------ hot path
 
     def _on_quote(self, q: Quote) -> None:
-        q.pub_ts_ns = time.time_ns()
+        q.pub_ts_ns = self.clock.now_ns()
         self.latest[(q.venue, q.symbol)] = q
         self.quote_rate.add()
         self.bus.publish(QUOTES, q.symbol, q)
@@ -237,12 +246,10 @@ class Engine:
         quotes.on_reset = self._forget_symbols  # Kafka rebalance moved these symbols
         det = self.detector
         lat = self.detect_latency
+        clock = self.clock
         while not self._stopping:
-            if not len(quotes) and not len(status):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    continue
+            if not len(quotes) and not len(status) and not await clock.wait(wake, 0.25):
+                continue
             wake.clear()
             for st in status.drain():
                 if isinstance(st, BookStatus):
@@ -256,7 +263,7 @@ class Engine:
                 # The whole batch is applied before any pair is judged, so a venue's
                 # new price never meets another's price superseded in the same batch.
                 events = det.on_quotes(batch)
-                done = time.time_ns()
+                done = clock.now_ns()
                 for q in batch:
                     lat.add(done - q.recv_ts_ns)
                 if events:
@@ -278,7 +285,7 @@ class Engine:
                 prev = det.book_state.get((v, sym))
                 self._emit_all(det.on_book_state(BookStatus(
                     venue=v, symbol=sym, state=BookState.RESYNC, reason=reason,
-                    ts_ns=time.time_ns())))
+                    ts_ns=self.clock.now_ns())))
                 # Forget the quote, not the book's real state (the status topic owns it).
                 if prev is None:
                     det.book_state.pop((v, sym), None)
@@ -302,13 +309,11 @@ class Engine:
         self.view_open: dict[str, Opportunity] = {}
         self.remote_books: dict[tuple[str, str], BookStatus] = {}
         while not self._stopping:
-            if not (len(quotes) or len(opps) or len(fills) or len(status)):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    continue
+            if (not (len(quotes) or len(opps) or len(fills) or len(status))
+                    and not await self.clock.wait(wake, 0.25)):
+                continue
             wake.clear()
-            now = time.time_ns()
+            now = self.clock.now_ns()
             for st in status.drain():
                 if isinstance(st, BookStatus):
                     self.remote_books[(st.venue, st.symbol)] = st
@@ -335,14 +340,15 @@ class Engine:
 
     async def _sweep_loop(self) -> None:
         next_states = 0.0
+        clock = self.clock
         while not self._stopping:
-            await asyncio.sleep(0.1)
+            await clock.sleep(0.1)
             if "detect" in self.roles:
                 self._emit_all(self.detector.sweep())
-            if self.bus.kind == "kafka" and self.feeds and time.monotonic() >= next_states:
+            if self.bus.kind == "kafka" and self.feeds and clock.monotonic() >= next_states:
                 # Book states are published on change only; a viewer or detector that
                 # starts later learns them from this periodic re-statement.
-                next_states = time.monotonic() + 5.0
+                next_states = clock.monotonic() + 5.0
                 for f in self.feeds.values():
                     for sb in f.books.values():
                         self.bus.publish(STATUS, sb.symbol, BookStatus(

@@ -6,10 +6,11 @@ asks (a few times a second at most), with numpy over the retained window.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 import numpy as np
+
+from arbtui.backend.clock import LIVE, Clock
 
 
 class Latency:
@@ -31,11 +32,13 @@ class Latency:
 
 
 class Rate:
-    """Events per second over the last sampling interval."""
+    """Events per second over the last sampling interval (on the engine's clock: in a
+    replay, quotes per second of recorded time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = LIVE) -> None:
+        self.clock = clock
         self.total = 0
-        self._t = time.monotonic()
+        self._t = clock.monotonic()
         self._n = 0
         self.value = 0.0
 
@@ -43,7 +46,7 @@ class Rate:
         self.total += n
 
     def sample(self) -> float:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         dt = now - self._t
         if dt >= 0.5:
             self.value = (self.total - self._n) / dt

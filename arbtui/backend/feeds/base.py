@@ -29,13 +29,13 @@ import json
 import logging
 import random
 import statistics
-import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from arbtui.backend.book import Book
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
 
 log = logging.getLogger("arbtui.feeds")
@@ -48,14 +48,15 @@ _LIVE = BookState.LIVE
 class RateLimiter:
     """Token bucket: ``rate`` tokens per second, ``burst`` at most."""
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, clock: Clock = LIVE) -> None:
         self.rate = rate
         self.burst = burst
         self.tokens = burst
-        self.t = time.monotonic()
+        self.clock = clock
+        self.t = clock.monotonic()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
         self.t = now
 
@@ -68,7 +69,7 @@ class RateLimiter:
 
     async def take(self, n: float = 1.0) -> None:
         while not self.try_take(n):
-            await asyncio.sleep(max(0.005, (n - self.tokens) / self.rate))
+            await self.clock.sleep(max(0.005, (n - self.tokens) / self.rate))
 
 
 class Backoff:
@@ -117,13 +118,13 @@ class SymbolBook:
         "vsym",
     )
 
-    def __init__(self, symbol: str, vsym: str, depth: int) -> None:
+    def __init__(self, symbol: str, vsym: str, depth: int, now_ns: int = 0) -> None:
         self.symbol = symbol
         self.vsym = vsym
         self.book = Book(depth)
         self.state = BookState.SYNCING
         self.reason = "connecting"
-        self.since_ns = time.time_ns()
+        self.since_ns = now_ns
         self.changes = 0
         self.seq: int = -1
         self.extra: dict[str, Any] = {}
@@ -163,7 +164,12 @@ class VenueFeed:
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], *, url: str = "",
                  rest_url: str = "", depth: int = 1000, quote_depth: int = 10,
-                 symbol_map: dict[str, str] | None = None) -> None:
+                 symbol_map: dict[str, str] | None = None, clock: Clock = LIVE) -> None:
+        #: Every time read and timer of the adapter goes through this clock (replay
+        #: hands in its virtual clock): compare frame times (``recv_ns``) against
+        #: ``self.clock_ns()``, never ``time.time_ns()``, or a replayed book looks years old.
+        self.clock = clock
+        self.clock_ns: Callable[[], int] = clock.now_ns
         self.url = url or self.default_url
         self.rest_url = (rest_url or self.default_rest).rstrip("/")
         self.depth = depth
@@ -178,7 +184,7 @@ class VenueFeed:
             if vsym is None:
                 self.unknown_symbols.append(s)
                 continue
-            sb = SymbolBook(s, vsym, depth)
+            sb = SymbolBook(s, vsym, depth, clock.now_ns())
             self.books[s] = sb
             self.by_vsym[vsym] = sb
         self.counters: dict[str, int] = {}
@@ -196,20 +202,17 @@ class VenueFeed:
         self._stop = asyncio.Event() if _has_loop() else None
         self._tasks: set[asyncio.Task] = set()
         self._reconnect_reason: str | None = None
-        self._resync_limiter = RateLimiter(self.resyncs_per_min / 60.0, max(1.0, self.resyncs_per_min / 2))
-        self._rate_t = time.monotonic()
+        self._resync_limiter = RateLimiter(self.resyncs_per_min / 60.0,
+                                           max(1.0, self.resyncs_per_min / 2), clock)
+        self._rate_t = clock.monotonic()
         self._rate_n = 0
-        self._log_budget = RateLimiter(1.0, 10.0)
+        self._log_budget = RateLimiter(1.0, 10.0, clock)
         self.http_get_impl: Callable[[str], Any] | None = None  # replay injects recorded bodies
         #: Called on every book state change (the engine publishes it on the status topic).
         self.on_book_state: Callable[[BookStatus], None] | None = None
         #: Optional tap set by ``arbtui record`` (``recording.FeedRecorder``): the live
         #: loop reports every connect, sent frame, received frame and REST body to it.
         self.recorder: Any = None
-        #: "Now" in ns for an adapter's own age checks (quiet books, resubscribe timeouts).
-        #: Replay sets it to replay time: compare frame times (``recv_ns``) against
-        #: ``self.clock_ns()``, never ``time.time_ns()``, or a replayed book looks years old.
-        self.clock_ns: Callable[[], int] = time.time_ns
 
     # ================================================================ adapter API
 
@@ -250,7 +253,7 @@ class VenueFeed:
 
         body = await asyncio.to_thread(_get)
         if self.recorder is not None:
-            self.recorder.on_http(url, body, time.time_ns())
+            self.recorder.on_http(url, body, self.clock_ns())
         return body
 
     def spawn(self, coro) -> asyncio.Task:
@@ -326,7 +329,7 @@ class VenueFeed:
     async def _resub_deadline(self, sb: SymbolBook, token: Any) -> None:
         """A resubscribe that yields no snapshot (rejected, lost) must not leave
         the book in RESYNC forever: try again, still rate-limited."""
-        await asyncio.sleep(self.resub_timeout_s)
+        await self.clock.sleep(self.resub_timeout_s)
         if sb.extra.get("resub") == token and sb.state is not BookState.LIVE:
             self.count("resubscribe_timeouts")
             self.resync(sb, "no snapshot after resubscribe")
@@ -488,7 +491,7 @@ class VenueFeed:
                     compression=None,
                 ) as ws:
                     if self.recorder is not None:
-                        self.recorder.on_connect(self.url, time.time_ns())
+                        self.recorder.on_connect(self.url, self.clock_ns())
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
@@ -508,7 +511,7 @@ class VenueFeed:
         self._ws = ws
         self.connected = True
         self.conn_state_reason = "connected"
-        opened = time.monotonic()
+        opened = self.clock.monotonic()
         self._outbox = asyncio.Queue()
         self.spawn(self._writer(ws))
         self.spawn(self._watchdog(ws, opened))
@@ -516,7 +519,7 @@ class VenueFeed:
             self.send(m)
         await self.on_open()
         async for data in ws:
-            recv_ns = time.time_ns()
+            recv_ns = self.clock_ns()
             if self.recorder is not None:
                 self.recorder.on_recv(data, recv_ns)
             self.feed_frame(data, recv_ns)
@@ -532,23 +535,24 @@ class VenueFeed:
             text = await self._outbox.get()
             await ws.send(text)
             if self.recorder is not None:
-                self.recorder.on_send(text, time.time_ns())
-            await asyncio.sleep(gap)
+                self.recorder.on_send(text, self.clock_ns())
+            await self.clock.sleep(gap)
 
     async def _watchdog(self, ws, opened: float) -> None:
         """Keepalive, staleness, healthy-period backoff reset, proactive reconnect."""
-        last_ping = time.monotonic()
+        clock = self.clock
+        last_ping = clock.monotonic()
         healthy_since: float | None = None
         while True:
-            await asyncio.sleep(0.25)
-            now = time.monotonic()
+            await clock.sleep(0.25)
+            now = clock.monotonic()
             self._update_rate(now)
             if self.keepalive_s and now - last_ping >= self.keepalive_s:
                 msg = self.keepalive_message()
                 if msg:
                     self.send(msg)
                 last_ping = now
-            age = (time.time_ns() - self.last_msg_ns) / 1e9 if self.last_msg_ns else now - opened
+            age = (clock.now_ns() - self.last_msg_ns) / 1e9 if self.last_msg_ns else now - opened
             if age > self.stale_after_s:
                 for sb in self.books.values():
                     self.set_state(sb, BookState.STALE, f"no data for {age:.1f}s")

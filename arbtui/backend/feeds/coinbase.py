@@ -25,7 +25,6 @@ import asyncio
 import calendar
 import heapq
 import logging
-import time
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -381,7 +380,7 @@ class CoinbaseFeed(VenueFeed):
                 self.count("resubscribes")
                 self.send(self._sub("unsubscribe", "level2", pids))
                 self.send(self._sub("subscribe", "level2", pids))
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 for pid in pids:
                     sb = self.by_vsym.get(pid)
                     if sb is not None:
@@ -410,7 +409,7 @@ class CoinbaseFeed(VenueFeed):
     def _check_resubscribed(self) -> None:
         """Heartbeats tick once a second: a resubscribe that never brought its
         snapshot would leave the book in RESYNC forever, so reconnect instead."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for sb in self.books.values():
             t = sb.extra.get("resub_at")
             if t is not None and sb.extra.get("await_snap") and now - t > self.resub_timeout_s:
