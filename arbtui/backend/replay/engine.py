@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from arbtui.backend.clock import VirtualClock
@@ -30,19 +33,25 @@ from arbtui.model import BookStatus, Quote, VenueStatus
 log = logging.getLogger("arbtui.replay")
 
 
+def replay_journal_path() -> Path:
+    """A fresh journal for one replay: ``<state>/arbtui/replays/<UTC time>-<pid>.sqlite``."""
+    from arbtui.backend.journal import default_path
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return default_path().parent / "replays" / f"{stamp}-{os.getpid()}.sqlite"
+
+
 class ReplayEngine(Engine):
     """An ``Engine`` (same ``start/stop/snapshot/events_since/feeds/set_*`` surface) whose
     quotes come from recordings. ``mode == "replay"``."""
 
     def __init__(self, cfg: Config, files: list[str] | str, *, speed: float = 1.0,
                  bus=None, roles: tuple[str, ...] = ("feed", "detect", "execute"),
-                 settle_rounds: int = 8) -> None:
-        if not cfg.journal.path:
-            # Replayed opportunities must never mix with a live session's record:
-            # by default they go to their own journal next to the live one.
-            from arbtui.backend.journal import default_path
-
-            cfg.journal.path = str(default_path().with_name("replay-journal.sqlite"))
+                 settle_rounds: int = 8, journal_path: str | None = None) -> None:
+        # Replayed opportunities and fills must never mix with a live session's
+        # record: the configured journal is the live one, so a replay writes the
+        # one it is given, else its own file under the state dir (replay_journal_path).
+        cfg.journal.path = journal_path or str(replay_journal_path())
         files = [files] if isinstance(files, str) else list(files)
         # Read and plan now, not in start(): the dashboard asks for symbols() when it
         # builds its widgets, and a missing or unreadable file should fail at once.
