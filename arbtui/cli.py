@@ -15,7 +15,7 @@ from pathlib import Path
 
 from arbtui import config as configmod
 
-SUBCOMMANDS = ("feed", "detect", "execute", "record", "replay", "report", "bench")
+SUBCOMMANDS = ("feed", "detect", "execute", "record", "replay", "sweep", "report", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +183,7 @@ def run_subcommand(args: argparse.Namespace) -> int:
     modname = {
         "feed": "arbtui.roles", "detect": "arbtui.roles", "execute": "arbtui.roles",
         "record": "arbtui.backend.record", "replay": "arbtui.commands.replay",
+        "sweep": "arbtui.commands.sweep",
         "report": "arbtui.report", "bench": "benchmarks.__main__",
     }[args.command]
     if args.command == "bench":

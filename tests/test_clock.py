@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from arbtui.backend.clock import LIVE, VirtualClock
 from replay_fixtures import recording, replay_inprocess
+
+from arbtui.backend.clock import LIVE, VirtualClock
 
 
 async def test_live_clock_waits_for_real():
