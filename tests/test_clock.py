@@ -81,3 +81,32 @@ async def test_replay_leaves_asyncio_sleep_alone():
     run = await replay_inprocess([recording("COINBASE.jsonl.zst")])
     assert run.quotes
     assert asyncio.sleep is real
+
+
+async def test_files_years_apart_sleep_through_the_gap():
+    """BINANCE (2021) and COINBASE (2026) merged: the periodic timers (sweep, polls)
+    do not tick through the five years between them, they fire once at the leap."""
+    from replay_fixtures import default_cfg
+
+    from arbtui.backend.replay import ReplayEngine
+
+    files = [str(recording("BINANCE.jsonl.zst")), str(recording("COINBASE.jsonl.zst"))]
+    eng = ReplayEngine(default_cfg(), files, speed=0)
+    fired = 0
+    real = eng.clock.fire_next
+
+    def counting(**kw):
+        nonlocal fired
+        fired += 1
+        return real(**kw)
+
+    eng.clock.fire_next = counting
+    await eng.start()
+    try:
+        assert await eng.wait_finished(300)
+    finally:
+        await eng.stop()
+    assert eng.error is None and eng.lines_done == eng.lines_total
+    span_s = (eng.clock.now_ns() - eng.plan.start_ns) / 1e9
+    assert span_s > 3 * 365 * 86400
+    assert fired < 20_000, fired  # ~100 s of recorded activity at a few timers per 100 ms

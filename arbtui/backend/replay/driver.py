@@ -29,6 +29,12 @@ log = logging.getLogger("arbtui.replay")
 #: In paced mode, recorded silences longer than this are skipped in wall time
 #: (several files may be years apart); virtual time still jumps, so staleness holds.
 MAX_PACED_GAP_S = 5.0
+#: A stretch of recorded time longer than this with no recorded line (files days
+#: apart, a feed that went silent) is slept through like a suspended process:
+#: timers run normally for this long, then time leaps to the next line and every
+#: timer that came due meanwhile fires once, there. Without it a periodic timer
+#: (the 100 ms sweep) would fire ~10 times per recorded second of the gap.
+MAX_IDLE_NS = 60_000_000_000
 #: Fallback when the event loop does not expose its ready queue (uvloop): this many
 #: scheduler rounds after each step (enough for frame -> detector -> executor).
 SETTLE_ROUNDS = 8
@@ -160,6 +166,7 @@ class ReplayDriver:
         clock = self.clock
         timeline = self.plan.timeline()
         nxt = next(timeline, None)
+        self._end_ns = clock.now
         while not self.stopping:
             due = clock.next_due()
             if nxt is None and (due is None or due > self._end_ns):
@@ -176,7 +183,9 @@ class ReplayDriver:
                 await self._settle()
                 continue
             if due is not None and (nxt is None or due <= nxt[0]):
-                if not await self._wait_until(due):
+                if nxt is not None and due > self._end_ns + MAX_IDLE_NS:
+                    clock.advance(nxt[0])  # the leap: overdue timers fire at the next line
+                if not await self._wait_until(max(due, clock.now)):
                     continue
                 clock.fire_next()
                 await self._settle()
