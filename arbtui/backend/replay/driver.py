@@ -8,7 +8,8 @@ the time they were recorded: the adapter sees the same interleaving of snapshot
 and stream it saw live.
 
 ``--speed X`` paces replay time at X times real time; ``--max`` (speed 0/inf)
-runs as fast as the CPU allows. Time stops at the recording's last line.
+runs as fast as the CPU allows; the pace changes when things happen in wall
+time, never what happens. Time stops at the recording's last line.
 """
 
 from __future__ import annotations
