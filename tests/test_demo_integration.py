@@ -15,6 +15,7 @@ import pytest
 
 from arbtui import config
 from arbtui.backend.engine import Engine
+from arbtui.commands.demo import simulator
 from arbtui.model import BookState, OppEvent, Opportunity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ async def test_demo_engine_finds_opportunities_within_10s(monkeypatch, tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     cfg = config.load(use_user=False)
-    engine = Engine(cfg, mode="demo")
+    engine = Engine(cfg, mode="demo", sim=simulator(cfg))
     await engine.start()
     try:
         deadline = time.monotonic() + 10

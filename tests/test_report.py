@@ -12,8 +12,8 @@ from detector_fixtures import MS, Clock, dcfg, mkq
 
 from arbtui.backend.detector import Detector
 from arbtui.backend.journal import Journal
+from arbtui.commands.report import ReportError, parse_since
 from arbtui.model import Fill
-from arbtui.report import ReportError, parse_since
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
 

@@ -13,10 +13,11 @@ import asyncio
 import pytest
 
 from arbtui import config as configmod
-from arbtui.app import ArbApp
 from arbtui.backend.engine import Engine
+from arbtui.commands.demo import simulator
+from arbtui.fmt import fmt_px
 from arbtui.model import BookState
-from arbtui.widgets.fmt import fmt_px
+from arbtui.ui.app import ArbApp
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def demo_app(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     cfg = configmod.load(use_user=False)
     cfg.journal.path = str(tmp_path / "journal.sqlite")
-    eng = Engine(cfg, mode="demo")
+    eng = Engine(cfg, mode="demo", sim=simulator(cfg))
     return ArbApp(eng, cfg, threaded=True), eng
 
 

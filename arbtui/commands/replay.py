@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
-    from arbtui import cli
+    from arbtui import runtime
 
     ns = build_parser().parse_args(argv)
     top = args or argparse.Namespace()
@@ -59,7 +59,7 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     no_ui = ns.no_ui or bool(getattr(top, "no_ui", False))
     duration = ns.duration if ns.duration is not None else getattr(top, "duration", None)
     speed = 0.0 if ns.max else (ns.speed if ns.speed is not None else getattr(top, "speed", 1.0))
-    cfg = cli.load_config(argparse.Namespace(config=config, seed=getattr(top, "seed", None)))
+    cfg = runtime.load_config(argparse.Namespace(config=config, seed=getattr(top, "seed", None)))
     if ns.execution:
         cfg.execution.enabled = True
     if ns.journal:
@@ -72,7 +72,7 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
             return 2
     if not (no_ui or ns.print_quotes):
         return _run_dashboard(cfg, ns.files, speed, top, ns.journal)
-    cli.setup_logging(log_file)
+    runtime.setup_logging(log_file)
     try:
         engine = ReplayEngine(cfg, ns.files, speed=speed, journal_path=ns.journal)
     except RecordingError as e:
@@ -133,7 +133,7 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
 
 def _report(engine: ReplayEngine, out) -> None:
     """The run's ``arbtui report`` summary: one JSON line on stdout, the table on stderr."""
-    from arbtui import report
+    from arbtui.commands import report
 
     if engine.journal is None:
         print("arbtui replay: journal off: no report", file=sys.stderr)
@@ -153,14 +153,9 @@ def _report(engine: ReplayEngine, out) -> None:
 
 def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Namespace,
                    journal: str | None = None) -> int:
-    from arbtui import cli
+    from arbtui import runtime
+    from arbtui.commands.run import run_dashboard  # Textual only on the dashboard path
 
-    try:
-        from arbtui.app import run_app  # Textual only on the dashboard path
-    except ModuleNotFoundError as e:
-        print(f"arbtui replay: the dashboard is not available in this build ({e.name}); "
-              "use --no-ui or --print-quotes", file=sys.stderr)
-        return 2
     try:
         for p in files:
             RecordingReader(p).close()
@@ -173,5 +168,5 @@ def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Na
     ns.speed = speed
     ns.no_ui = False
     ns.role = getattr(ns, "role", "all")
-    cli.setup_logging(str(cli._state_dir() / "arbtui.log"))
-    return run_app(cfg, mode="replay", args=ns)
+    runtime.setup_logging(str(runtime.state_dir() / "arbtui.log"))
+    return run_dashboard(cfg, "replay", ns)

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from arbtui.backend.book import Book
 from arbtui.backend.clock import LIVE, Clock
+from arbtui.backend.feeds.sync import BookSync
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
 
 log = logging.getLogger("arbtui.feeds")
@@ -78,7 +79,7 @@ class Backoff:
     Reset only by ``healthy()`` after the connection has carried valid data for
     ``healthy_s`` — never because a subscribe call returned (cryptofeed resets
     on subscribe, so a server that kicks right after subscribing gets hammered
-    once a second forever; PROTOCOLS.md §9 #1).
+    once a second forever; docs/protocols.md, "Rules every venue shares").
     """
 
     def __init__(self, base: float = 1.0, cap: float = 60.0, healthy_s: float = 30.0,
@@ -100,12 +101,12 @@ class Backoff:
 
 
 class SymbolBook:
-    """Per-symbol book with its sync state. Adapters keep venue ids in ``seq``/``extra``."""
+    """Per-symbol book with its sync state: the venue's last id in ``seq``, the
+    adapter's typed bookkeeping in ``sync`` (``feeds/sync.py``)."""
 
     __slots__ = (
         "book",
         "changes",
-        "extra",
         "last_top",
         "last_update_ns",
         "next_resync",
@@ -115,10 +116,12 @@ class SymbolBook:
         "since_ns",
         "state",
         "symbol",
+        "sync",
         "vsym",
     )
 
-    def __init__(self, symbol: str, vsym: str, depth: int, now_ns: int = 0) -> None:
+    def __init__(self, symbol: str, vsym: str, depth: int, sync: BookSync,
+                 now_ns: int = 0) -> None:
         self.symbol = symbol
         self.vsym = vsym
         self.book = Book(depth)
@@ -127,7 +130,7 @@ class SymbolBook:
         self.since_ns = now_ns
         self.changes = 0
         self.seq: int = -1
-        self.extra: dict[str, Any] = {}
+        self.sync = sync
         self.last_top: tuple | None = None
         self.last_update_ns = 0
         self.next_resync = 0.0
@@ -138,7 +141,7 @@ class VenueFeed:
     venue: ClassVar[str] = "?"
     default_url: ClassVar[str] = ""
     default_rest: ClassVar[str] = ""
-    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (PROTOCOLS §3).
+    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (docs/protocols.md#coinbase).
     max_frame: ClassVar[int] = 2 ** 20
     keepalive_s: ClassVar[float | None] = None
     #: No message at all for this long -> STALE and reconnect.
@@ -156,8 +159,12 @@ class VenueFeed:
     #: ``allow_crossed`` venues: how long a crossed book may stay crossed (withheld)
     #: before it counts as out of sync (``withhold_crossed``).
     crossed_grace_s: ClassVar[float] = 2.0
-    #: normalized symbol -> venue symbol, used when the instrument list is unavailable.
+    #: normalized symbol -> venue symbol, used when the instrument list is unavailable
+    #: (the registry's ``static_symbols``, ``arbtui.venues``).
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {}
+    #: The per-book sync state this adapter keeps (a ``BookSync`` subclass when
+    #: the venue needs more fields); every reset builds a fresh one.
+    sync_state: ClassVar[type[BookSync]] = BookSync
     #: Path (and query) of the venue's public instrument list under the REST base;
     #: "" when the adapter has none (the static table is then all there is).
     instruments_path: ClassVar[str] = ""
@@ -184,7 +191,7 @@ class VenueFeed:
             if vsym is None:
                 self.unknown_symbols.append(s)
                 continue
-            sb = SymbolBook(s, vsym, depth, clock.now_ns())
+            sb = SymbolBook(s, vsym, depth, self.sync_state(), clock.now_ns())
             self.books[s] = sb
             self.by_vsym[vsym] = sb
         self.counters: dict[str, int] = {}
@@ -316,9 +323,9 @@ class VenueFeed:
         The book stays RESYNC (updates ignored) until the new snapshot: on one
         socket the old subscription's frames all precede the unsubscribe, so
         nothing stale can land on the fresh book. ``token`` names this attempt
-        (``sb.extra["resub"]``) so a later attempt or an ack can be told apart.
+        (``sb.sync.resub``) so a later attempt or an ack can be told apart.
         """
-        sb.extra["resub"] = token
+        sb.sync.resub = token
         self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
         sb.book.clear()
         self.count("resubscribes")
@@ -330,7 +337,7 @@ class VenueFeed:
         """A resubscribe that yields no snapshot (rejected, lost) must not leave
         the book in RESYNC forever: try again, still rate-limited."""
         await self.clock.sleep(self.resub_timeout_s)
-        if sb.extra.get("resub") == token and sb.state is not BookState.LIVE:
+        if sb.sync.resub == token and sb.state is not BookState.LIVE:
             self.count("resubscribe_timeouts")
             self.resync(sb, "no snapshot after resubscribe")
 
@@ -388,13 +395,13 @@ class VenueFeed:
         is withheld (STALE, ``reason``) and given ``crossed_grace_s`` to uncross:
         returns "withheld". Still crossed after that, it is out of sync: returns
         "desync" and the caller drops and resyncs it."""
-        x = sb.extra
+        x = sb.sync
         if not sb.book.crossed():
-            x.pop("crossed_since", None)
+            x.crossed_since = None
             return None
-        since = x.get("crossed_since")
+        since = x.crossed_since
         if since is None:
-            x["crossed_since"] = since = recv_ns
+            x.crossed_since = since = recv_ns
             self.count("crossed")
         sb.last_update_ns = recv_ns
         if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
@@ -417,7 +424,7 @@ class VenueFeed:
         for sb in self.books.values():
             sb.book.clear()
             sb.seq = -1
-            sb.extra.clear()
+            sb.sync = self.sync_state()
             sb.last_top = None
             self.set_state(sb, state, reason)
 

@@ -16,7 +16,8 @@ import zlib
 from dataclasses import dataclass, field
 
 BASE_PRICES = {"BTC": 65000.0, "ETH": 1900.0, "SOL": 150.0, "XRP": 0.55, "DOGE": 0.12,
-               "ADA": 0.45, "LTC": 80.0, "AVAX": 30.0, "DOT": 6.0, "LINK": 14.0}
+               "ADA": 0.45, "LTC": 80.0, "AVAX": 30.0, "DOT": 6.0, "LINK": 14.0,
+               "USDT": 1.0, "USDC": 1.0}  # stablecoins: the conversion books (USDT-USD)
 
 # Per-venue personality: spread in bps, level count, tick multiplier, size scale.
 VENUE_PROFILE = {

@@ -301,16 +301,16 @@ class SimVenue:
 
 
 def venue_classes() -> dict[str, type[SimVenue]]:
-    """Venue name -> simulator class; imported lazily so the core stays light."""
-    import importlib
+    """Venue name -> simulator class, from the registry (``arbtui.venues``);
+    imported lazily so the core stays light."""
+    from arbtui import venues
 
     out: dict[str, type[SimVenue]] = {}
-    for name in ("binance", "coinbase", "kraken", "bybit", "okx", "gemini"):
+    for spec in venues.REGISTRY:
         try:
-            mod = importlib.import_module(f"arbtui.backend.sim.{name}")
-        except ModuleNotFoundError:
+            out[spec.name] = spec.simulator_class()
+        except (ModuleNotFoundError, AttributeError):
             continue
-        out[name] = mod.Sim
     return out
 
 

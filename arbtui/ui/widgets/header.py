@@ -11,10 +11,10 @@ from typing import Any
 
 from rich.text import Text
 
+from arbtui.fmt import fmt_clock
 from arbtui.health import BAD, OK, WARN, health_facts, health_fields
 from arbtui.health import mode_label as _mode_label
-from arbtui.widgets.fmt import fmt_clock
-from arbtui.widgets.live_text import LiveText
+from arbtui.ui.widgets.live_text import LiveText
 
 _TONE = {OK: "green", WARN: "yellow", BAD: "bold red"}
 _KEY_STYLE = {"mode": "bold reverse", "min_net_bps": "bold cyan", "pnl": "bold"}

@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from arbtui.backend.edge import gross_bps, net_bps, net_profit
-from arbtui.widgets.fmt import fmt_clock, fmt_lifetime, fmt_px, fmt_sz
-from arbtui.widgets.opportunity_log import OppRow
+from arbtui.fmt import fmt_clock, fmt_lifetime, fmt_px, fmt_sz
+from arbtui.ui.widgets.opportunity_log import OppRow
 
 
 def book_table(row: OppRow, levels: int = 10) -> Table:

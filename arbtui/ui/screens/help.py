@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from arbtui.screens.keymap import KEYMAP
+from arbtui.ui.screens.keymap import KEYMAP
 
 
 def help_table() -> Table:

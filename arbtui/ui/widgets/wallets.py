@@ -11,8 +11,8 @@ from typing import Any
 
 from rich.text import Text
 
-from arbtui.widgets.fmt import fmt_money, fmt_sz
-from arbtui.widgets.live_text import LiveText
+from arbtui.fmt import fmt_money, fmt_sz
+from arbtui.ui.widgets.live_text import LiveText
 
 
 def executor_summary(extra: dict[str, Any]) -> dict[str, Any] | None:

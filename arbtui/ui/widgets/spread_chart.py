@@ -3,8 +3,9 @@
 Values come from ``arbtui.backend.edge.net_bps`` — the one formula the
 detector uses — applied to the latest quotes at each sample. plotext's
 ``build()`` re-renders the whole chart (tens of ms), so the dashboard calls
-``redraw`` at most twice a second and only while the chart is visible
-(TEXTUAL-NOTES D.6); each widget owns its ``Plot``, never plotext's globals.
+``redraw`` at most twice a second and only while the chart is visible; each widget
+owns its ``Plot`` (textual-plotext's per-widget instance), never plotext's module-level
+global figure, which two charts would otherwise share.
 """
 
 from __future__ import annotations

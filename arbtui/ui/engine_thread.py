@@ -4,8 +4,8 @@ On one shared loop every dashboard frame (Textual composes and styles the
 changed lines, tens of ms under load) delays the detector by that much:
 measured p99 detection latency 0.4 ms -> ~20 ms at 20 000 quotes/s
 (benchmarks/ui.py). With the engine on its own loop the UI can only delay it by
-a GIL switch interval, and a slow frame never holds a quote back
-(TEXTUAL-NOTES D.5, option A).
+a GIL switch interval, and a slow frame never holds a quote back (the dashboard's
+side of this is in docs/architecture.md, "The dashboard samples a snapshot").
 
 ``EngineThread`` is a drop-in for the engine as the dashboard uses it:
 ``snapshot``, ``events_since`` and every control run ON the engine's loop (the
@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-log = logging.getLogger("arbtui.engine_thread")
+log = logging.getLogger("arbtui.ui.engine_thread")
 T = TypeVar("T")
 
 

@@ -3,7 +3,9 @@
 Events arrive in batches (the dashboard drains ``engine.events_since`` once per
 sample). A batch folds every event into its row record and drops that row's
 cached line; only rows whose record changed are rendered again, at fixed column
-widths (TEXTUAL-NOTES D.2/D.3). Rows beyond the line cap go oldest-first.
+widths (a width that follows its content would make every update re-measure and re-lay out
+the whole log; one write per event would re-render the log per event). Rows beyond the
+line cap go oldest-first.
 
 What a row keeps is kept lean on purpose: every object the dashboard holds on
 to is walked by each full (generation 2) garbage collection, which stops every
@@ -28,8 +30,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from arbtui.fmt import fmt_bps, fmt_clock, fmt_lifetime, fmt_money, fmt_sz
 from arbtui.model import Fill, OppEvent, Opportunity
-from arbtui.widgets.fmt import fmt_bps, fmt_clock, fmt_lifetime, fmt_money, fmt_sz
 
 #: (key, label, width). Markers first so they survive a narrow terminal.
 #: Each width includes one trailing blank, so the columns fit 80 terminal columns.

@@ -1,9 +1,10 @@
 """The Textual dashboard application and its entry point ``run_app``.
 
-This module (with ``arbtui.screens`` and ``arbtui.widgets``) is the only place
-Textual is imported; ``arbtui.cli`` imports it lazily, so ``--no-ui`` and the
-role processes never load Textual. The engine runs as asyncio tasks on the
-app's own event loop and the dashboard samples it on a timer.
+This package (``arbtui.ui``: app, screens, widgets, engine thread) is the only place Textual
+is imported; ``arbtui.commands.run`` imports it lazily, so ``--no-ui`` and the role processes
+never load Textual. ``run_app`` runs the engine on its own thread and event loop
+(``engine_thread.py``); in tests (``threaded=False``) it runs as tasks on the app's loop.
+Either way the dashboard samples one engine snapshot per refresh on a timer.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from textual.screen import Screen
 
 from arbtui import config as configmod
 from arbtui.backend.gcpolicy import DASHBOARD_GEN0, DASHBOARD_GEN2, tune_gc
-from arbtui.engine_thread import EngineThread
-from arbtui.screens.dashboard import DashboardScreen
-from arbtui.screens.keymap import KEYMAP
+from arbtui.ui.engine_thread import EngineThread
+from arbtui.ui.screens.dashboard import DashboardScreen
+from arbtui.ui.screens.keymap import KEYMAP
 
-log = logging.getLogger("arbtui.app")
+log = logging.getLogger("arbtui.ui.app")
 
 
 
@@ -199,14 +200,12 @@ def _runner(screen: Screen, action: str) -> Callable[[], Any]:
     return run
 
 
-def run_app(cfg: Any, mode: str, args: argparse.Namespace) -> int:
-    """Build the engine for ``mode`` and run the dashboard until the operator quits."""
+def run_app(engine: Any, cfg: Any, args: argparse.Namespace) -> int:
+    """Run the dashboard over ``engine`` (built by the commands layer) until the operator
+    quits; ``args`` carries ``--no-color`` and ``--duration``."""
     if getattr(args, "no_color", False):
         # Textual reads NO_COLOR when the App is constructed (monochrome filter).
         os.environ["NO_COLOR"] = "1"
-    from arbtui.cli import make_engine
-
-    engine = make_engine(cfg, mode, args)
     app = ArbApp(engine, cfg, duration=getattr(args, "duration", None), threaded=True,
                  gc_tuning=True)
     app.run()

@@ -14,8 +14,8 @@ from typing import Any
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline
 
-from arbtui.widgets.fmt import fmt_ms, fmt_rate
-from arbtui.widgets.live_text import LiveText
+from arbtui.fmt import fmt_ms, fmt_rate
+from arbtui.ui.widgets.live_text import LiveText
 
 
 class Series:
@@ -63,7 +63,8 @@ class _Row(Horizontal):
             self._label.set_text(text)
 
     def push(self) -> None:
-        # A new list object so the reactive fires (TEXTUAL-NOTES D.1/D.4).
+        # A new list object: Textual reactives fire only when the assigned value compares
+        # unequal, so refilling the same list in place would never repaint.
         self._spark.data = list(self.series.data)
 
 

@@ -70,7 +70,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def cli_main(command: str, argv: list[str], args: argparse.Namespace) -> int:
-    from arbtui import cli
+    from arbtui import runtime
 
     ns = _parser(command).parse_args(argv)
     # Options given before the subcommand (``arbtui --config x feed``) count too.
@@ -79,18 +79,18 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace) -> int:
             setattr(ns, name, getattr(args, name))
     if ns.cpus and ns.cpus != getattr(args, "cpus", None):
         try:
-            cli.pin_cpus(ns.cpus)
+            runtime.pin_cpus(ns.cpus)
         except (ValueError, OSError) as e:
             print(f"arbtui {command}: --cpus {ns.cpus!r}: {e}", file=sys.stderr)
             return 2
     if not hasattr(ns, "seed"):
         ns.seed = None
-    cfg = cli.load_config(ns)
+    cfg = runtime.load_config(ns)
     if cfg.bus.kind != "kafka":
         print(f"arbtui {command}: needs bus.kind = \"kafka\" in the config (a role process on "
               "the embedded bus would talk to nobody; run plain `arbtui` instead)", file=sys.stderr)
         return 2
-    cli.setup_logging(ns.log_file)
+    runtime.setup_logging(ns.log_file)
     return run_role(cfg, command, demo=bool(getattr(ns, "demo", False)), duration=ns.duration,
                     status_interval=ns.status_interval or cfg.headless.status_interval_s)
 
@@ -99,15 +99,20 @@ def run_role(cfg: Any, command: str, *, demo: bool = False, duration: float | No
              status_interval: float = 5.0) -> int:
     from arbtui.backend.bus.base import BusError
     from arbtui.backend.engine import Engine
-    from arbtui.cli import _install_uvloop
     from arbtui.headless import run_headless
+    from arbtui.runtime import install_uvloop
 
-    _install_uvloop()
+    install_uvloop()
     mode = "demo" if demo and command == "feed" else "live"
     if command == "execute":
         cfg.execution.enabled = True  # the execute role exists to execute
     try:
-        engine = Engine(cfg, mode=mode, roles=(command,))
+        sim = None
+        if mode == "demo":
+            from arbtui.commands.demo import simulator
+
+            sim = simulator(cfg)
+        engine = Engine(cfg, mode=mode, roles=(command,), sim=sim)
         return asyncio.run(run_headless(engine, duration, status_interval))
     except KeyboardInterrupt:
         return 0

@@ -1,7 +1,8 @@
 """One panel per venue: connection state, per-symbol top of book, depth ladder.
 
 A venue has a handful of symbols, so a ``Static`` re-rendered from one Rich
-``Text`` is cheaper than a DataTable (TEXTUAL-NOTES D.2) — and it is only
+``Text`` is cheaper than a DataTable (whose per-cell updates invalidate its row and
+width caches) — and it is only
 re-rendered when the text actually changed.
 """
 
@@ -12,9 +13,9 @@ from typing import Any
 
 from rich.text import Text
 
+from arbtui.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
 from arbtui.model import BookState, Quote, VenueStatus
-from arbtui.widgets.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
-from arbtui.widgets.live_text import LiveText
+from arbtui.ui.widgets.live_text import LiveText
 
 STATE_STYLE = {
     BookState.LIVE: "bold green",

@@ -1,7 +1,8 @@
 """The main screen: header, venue panels, opportunity log, sparklines, spread chart, wallets.
 
 The screen SAMPLES the engine at ``ui.refresh_hz`` (``set_interval``); the
-engine never posts a UI message per tick (TEXTUAL-NOTES C.7.2). Each sample
+engine never posts a UI message per tick: at tens of thousands of quotes a second a
+message per quote would cost more than the quotes (docs/architecture.md). Each sample
 does all widget updates inside one ``app.batch_update()``; charts are fed at
 <= 2 Hz and only drawn while visible; nothing renders while a modal screen
 covers the dashboard. Every control acts on the engine first and then forces a
@@ -22,13 +23,13 @@ from textual.widgets import Footer
 
 from arbtui.config import MAX_BPS
 from arbtui.model import BookState
-from arbtui.screens.keymap import bindings
-from arbtui.widgets.header import HeaderBar, header_text
-from arbtui.widgets.opportunity_log import OpportunityLog
-from arbtui.widgets.sparklines import LatencySparks
-from arbtui.widgets.spread_chart import SpreadChart
-from arbtui.widgets.venue_panel import PanelInput, VenuePanel
-from arbtui.widgets.wallets import WalletsPanel
+from arbtui.ui.screens.keymap import bindings
+from arbtui.ui.widgets.header import HeaderBar, header_text
+from arbtui.ui.widgets.opportunity_log import OpportunityLog
+from arbtui.ui.widgets.sparklines import LatencySparks
+from arbtui.ui.widgets.spread_chart import SpreadChart
+from arbtui.ui.widgets.venue_panel import PanelInput, VenuePanel
+from arbtui.ui.widgets.wallets import WalletsPanel
 
 NARROW = 100  # below this many columns the charts give way to the log
 PANEL_MIN_W = 38
@@ -255,7 +256,7 @@ class DashboardScreen(Screen):
     # ------------------------------------------------------------------ actions
 
     def action_help(self) -> None:
-        from arbtui.screens.help import HelpScreen
+        from arbtui.ui.screens.help import HelpScreen
 
         self.app.push_screen(HelpScreen())
 
@@ -270,7 +271,7 @@ class DashboardScreen(Screen):
         self._after()
 
     def action_symbols(self) -> None:
-        from arbtui.screens.symbols import SymbolPickerScreen
+        from arbtui.ui.screens.symbols import SymbolPickerScreen
 
         def apply(symbol: str, enabled: bool) -> None:
             self.engine.set_symbol_enabled(symbol, enabled)
@@ -302,7 +303,7 @@ class DashboardScreen(Screen):
         self._after()
 
     def action_thresholds(self) -> None:
-        from arbtui.screens.thresholds import ThresholdsScreen
+        from arbtui.ui.screens.thresholds import ThresholdsScreen
 
         d = self.engine.detector.cfg
 
@@ -345,7 +346,7 @@ class DashboardScreen(Screen):
         if row is None:
             self.notify("no opportunity selected", severity="warning", timeout=2)
             return
-        from arbtui.screens.detail import DetailScreen
+        from arbtui.ui.screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(row, self.cfg))
 
