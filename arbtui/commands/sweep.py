@@ -373,10 +373,12 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     # Sorted by PnL in the main currency, best first; ties keep grid order (stable).
     rows.sort(key=lambda r: -r["realized_pnl"].get(ccy, 0.0))
     sys.stdout.write(render_table(rows, keys))
-    if heat is not None and ccy:
+    if heat is not None:
         color = (sys.stdout.isatty() and "NO_COLOR" not in os.environ
                  and not ns.no_color and not getattr(top, "no_color", False))
-        sys.stdout.write("\n" + render_heatmap(rows, heat[0], heat[1], ccy, color=color))
+        # No fill anywhere (e.g. recordings without a cross-venue spread): all zeros.
+        sys.stdout.write("\n" + render_heatmap(rows, heat[0], heat[1], ccy or "(no fills)",
+                                                color=color))
     if out is not None:
         write_out(out, rows, keys)
         print(f"arbtui sweep: wrote {out}", file=sys.stderr)
