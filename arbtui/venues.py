@@ -7,7 +7,8 @@ table and public endpoints (the adapter's ``STATIC_SYMBOLS``,
 ``default_url``/``default_rest``/``instruments_path``), the default taker fee
 (``config``), the adapter class (``feeds.feed_class``), the simulator class
 (``sim.server.venue_classes``), the exchange id in recordings
-(``recording.exchange_of_venue``/``venue_of_exchange``), and the adapter
+(``recording.exchange_of_venue``/``venue_of_exchange``), the quote currencies
+a venue serves from another currency's book (``detector.QUOTE_ALIASES``), and the adapter
 contract test (``tests/test_adapter_contract.py`` runs over every entry).
 
 Adding a venue = one adapter module (``backend/feeds/_template.py`` is the
@@ -78,6 +79,9 @@ class VenueSpec:
     sequenced: bool = True
     #: Other exchange ids recordings may carry for this venue (old brand names).
     exchange_aliases: tuple[str, ...] = ()
+    #: Quote currencies the venue serves from another currency's book (not a
+    #: second book: comparing the two would be a fake edge), e.g. {"USDC": "USD"}.
+    quote_aliases: Mapping[str, str] = field(default_factory=dict)
 
     def adapter_class(self) -> type:
         return _load(self.adapter)
@@ -146,6 +150,8 @@ REGISTRY: tuple[VenueSpec, ...] = (
         test_symbols=("BTC-USD", "ETH-USD"),
         api="Advanced Trade WebSocket (level2 + heartbeats channels, unauthenticated)",
         detects=_frozen({"gap": Fault("gaps")}),
+        # BTC-USDC is served from the BTC-USD book (same orders, same liquidity).
+        quote_aliases=_frozen({"USDC": "USD"}),
     ),
     VenueSpec(
         name="kraken", exchange="KRAKEN", wire_symbol="{b}/{q}",
@@ -210,6 +216,51 @@ REGISTRY: tuple[VenueSpec, ...] = (
         # seen on the wire (the periodic refresh bounds it; docs/protocols.md).
         detects=_frozen({}),
         venue_ts=False, sequenced=False,
+    ),
+    VenueSpec(
+        name="kucoin", exchange="KUCOIN", wire_symbol="{b}-{q}",
+        # The real endpoint comes with a token from POST /api/v1/bullet-public.
+        ws_url="wss://ws-api-spot.kucoin.com/", rest_url="https://api.kucoin.com",
+        instruments_path="/api/v2/symbols",
+        adapter="arbtui.backend.feeds.kucoin:KucoinFeed",
+        simulator="arbtui.backend.sim.kucoin:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}-{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket (bullet-public token), /market/level2 increments; "
+            "REST /api/v1/market/orderbook/level2_100 snapshots",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="gate", exchange="GATEIO", wire_symbol="{b}_{q}",
+        ws_url="wss://api.gateio.ws/ws/v4/", rest_url="https://api.gateio.ws",
+        instruments_path="/api/v4/spot/currency_pairs",
+        adapter="arbtui.backend.feeds.gate:GateFeed",
+        simulator="arbtui.backend.sim.gate:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}_{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket v4, spot.order_book_update (U/u) bridged to REST "
+            "/api/v4/spot/order_book?with_id=true",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="bitstamp", exchange="BITSTAMP", wire_symbol="{b}{q}",
+        ws_url="wss://ws.bitstamp.net", rest_url="https://www.bitstamp.net",
+        instruments_path="/api/v2/trading-pairs-info/",
+        adapter="arbtui.backend.feeds.bitstamp:BitstampFeed",
+        simulator="arbtui.backend.sim.bitstamp:Sim",
+        taker_fee_bps=40.0,
+        # Bitstamp spells pairs lower case (btcusd); we keep them upper case and
+        # the adapter lower-cases them on the wire.
+        static_symbols=_cross(_BTC_ETH_SOL, ("USD", "EUR", "USDT", "USDC"), "{b}{q}"),
+        test_symbols=("BTC-USD", "ETH-USD"),
+        api="WebSocket API v2, order_book_<pair> (full top-100 books) live; recorded "
+            "diff_order_book_<pair> sessions bridged to REST /api/v2/order_book by microtimestamp",
+        # Every message is a whole book: a lost one is healed by the next. What
+        # can be seen is ordering: microtimestamp must only increase.
+        detects=_frozen({"seq": Fault("seq_regressions")}),
+        sequenced=False,
     ),
 )
 

@@ -41,6 +41,7 @@ from arbtui.model import (
     Quote,
     SymbolStatus,
     VenueStatus,
+    live_ns,
 )
 
 log = logging.getLogger("arbtui.engine")
@@ -179,6 +180,7 @@ class Engine:
         # fill timestamps live on the same virtual timeline as the quotes; its
         # jitter is seeded so a replay's fills repeat exactly.
         self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
+                                 level_share=cfg.detector.max_level_share,
                                  clock=self.clock.now_ns,
                                  rng=random.Random(cfg.execution.jitter_seed))
         if "detect" in self.roles:
@@ -290,10 +292,12 @@ class Engine:
             if rates is not None and len(rates):
                 # First, and only if newer than what the detector has: the group inbox
                 # may carry the same quotes when this process owns their partition.
+                # Newer by liveness: a refresh of a quiet conversion book keeps its
+                # top's recv time and must still reach the detector (model.AGES_RULE).
                 have = det.quotes
                 fresh = [q for q in rates.drain()
                          if (old := have.get(q.symbol, {}).get(q.venue)) is None
-                         or old.recv_ts_ns < q.recv_ts_ns]
+                         or live_ns(old) < live_ns(q)]
                 batch = fresh + batch
             if batch:
                 if self.mode == "view" or "feed" not in self.roles:
@@ -305,7 +309,7 @@ class Engine:
                 events = det.on_quotes(batch)
                 done = clock.now_ns()
                 for q in batch:
-                    lat.add(done - q.recv_ts_ns)
+                    lat.add(done - live_ns(q))  # a liveness refresh keeps its top's recv time
                 if events:
                     self._emit_all(events)
             await asyncio.sleep(0)
@@ -366,7 +370,7 @@ class Engine:
                 self.latest[(q.venue, q.symbol)] = q
                 self.quote_rate.add()
                 if q.pub_ts_ns and q.recv_ts_ns:
-                    stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
+                    stages["feed"].add(q.pub_ts_ns - live_ns(q))
                     stages["bus"].add(now - q.pub_ts_ns)
             mono = time.monotonic()
             for o in opps.drain():
@@ -504,7 +508,7 @@ class Engine:
         for (v, _), q in self.latest.items():
             vs = out.get(v)
             if vs is not None:
-                vs.last_msg_ns = max(vs.last_msg_ns, q.recv_ts_ns)
+                vs.last_msg_ns = max(vs.last_msg_ns, live_ns(q))
         return out
 
     def symbols(self) -> list[str]:

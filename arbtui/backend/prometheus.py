@@ -67,10 +67,23 @@ class EngineCollector:
         depth = GaugeMetricFamily("arbtui_queue_depth", "Bus inbox depth", labels=["queue"])
         drops = CounterMetricFamily("arbtui_queue_dropped", "Messages dropped by overflow policy",
                                     labels=["queue"])
+        sup = CounterMetricFamily("arbtui_queue_superseded",
+                                  "Quotes replaced by a newer one of their venue+symbol (normal)",
+                                  labels=["queue"])
         for name, s in bus.get("subscriptions", {}).items():
             depth.add_metric([name], s.get("depth", 0))
             drops.add_metric([name], s.get("dropped", 0))
-        yield from (depth, drops)
+            sup.add_metric([name], s.get("superseded", 0))
+        yield from (depth, drops, sup)
+        if bus.get("kind") == "kafka":
+            # The producer's delivery policy by topic: lost > 0 is the alarm.
+            out = CounterMetricFamily("arbtui_kafka_messages", "Kafka producer messages",
+                                      labels=["topic", "outcome"])
+            for outcome in ("published", "delivered", "superseded", "dropped", "retried",
+                            "lost", "duplicates"):
+                for topic, n in (bus.get(outcome) or {}).items():
+                    out.add_metric([topic, outcome], n)
+            yield out
         for k, val in st.extra.items():
             if isinstance(val, (int, float)) and not isinstance(val, bool):
                 g = GaugeMetricFamily(f"arbtui_{k}", k)
