@@ -54,6 +54,7 @@ from collections.abc import Callable
 import msgspec
 
 from arbtui import symbols as symmod
+from arbtui import venues
 from arbtui.backend.edge import Walk, gross_bps, hurdle, marginal_bps, walk
 from arbtui.config import DetectorConfig
 from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote, live_ns
@@ -61,7 +62,9 @@ from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote, li
 #: Venue quote currencies that are aliases of another currency's book, not a
 #: second book: Coinbase Advanced Trade serves BTC-USDC from the BTC-USD book
 #: (same order book, same liquidity), so comparing them would be a fake edge.
-QUOTE_ALIASES: dict[tuple[str, str], str] = {("coinbase", "USDC"): "USD"}
+#: Declared per venue in the registry (``arbtui.venues``, ``quote_aliases``).
+QUOTE_ALIASES: dict[tuple[str, str], str] = {
+    (s.name, q): to for s in venues.REGISTRY for q, to in s.quote_aliases.items()}
 
 #: Upper edges (ms) of the lifetime histogram buckets; the last bucket is open.
 LIFETIME_BUCKETS_MS: tuple[float, ...] = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
