@@ -107,9 +107,7 @@ class Engine:
             from arbtui.backend.sim.server import Simulator
 
             s = cfg.sim
-            self.sim = Simulator(s.venues, s.symbols, seed=s.seed, volatility_bps=s.volatility_bps,
-                                 dislocation_rate=s.dislocation_rate, tick_ms=s.tick_ms,
-                                 faults=s.faults)
+            self.sim = Simulator.from_config(s)
             await self.sim.start()
             for v, (url, rest) in self.sim.urls().items():
                 vc = cfg.venues.get(v)

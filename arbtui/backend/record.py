@@ -246,8 +246,7 @@ async def _main(cfg: Config, venues: list[str], symbols: list[str] | None,
 
         s = cfg.sim
         syms = symbols or list(s.symbols)
-        sim = Simulator(venues, syms, seed=s.seed, volatility_bps=s.volatility_bps,
-                        dislocation_rate=s.dislocation_rate, tick_ms=s.tick_ms, faults=s.faults)
+        sim = Simulator.from_config(s, venues=venues, symbols=syms)
         await sim.start()
         urls = sim.urls()
         maps = {v: symmod.sim_symbol_map(v, syms) for v in venues}

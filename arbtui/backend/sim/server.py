@@ -318,20 +318,31 @@ class Simulator:
     """The whole simulated market: model + hub + one server per venue."""
 
     def __init__(self, venues: list[str], symbols: list[str], *, seed: int = 7,
-                 volatility_bps: float = 0.5, dislocation_rate: float = 0.5, tick_ms: float = 50.0,
+                 volatility_bps: float | None = None, dislocation_rate: float | None = None,
+                 dislocation_bps: float | None = None, tick_ms: float = 50.0,
                  faults: dict[str, list[str]] | None = None, fault_every_s: float = 5.0) -> None:
         classes = venue_classes()
         missing = [v for v in venues if v not in classes]
         if missing:
             raise ValueError(f"no simulator for venue(s): {', '.join(missing)}")
         self.model = MarketModel(symbols, venues, seed=seed, volatility_bps=volatility_bps,
-                                 dislocation_rate=dislocation_rate, tick_ms=tick_ms)
+                                 dislocation_rate=dislocation_rate,
+                                 dislocation_bps=dislocation_bps, tick_ms=tick_ms)
         self.hub = SimHub(self.model)
         faults = faults or {}
         self.venues: dict[str, SimVenue] = {
             v: classes[v](self.hub, symbols, seed=seed, faults=faults.get(v),
                           fault_every_s=fault_every_s) for v in venues
         }
+
+    @classmethod
+    def from_config(cls, s: Any, *, venues: list[str] | None = None,
+                    symbols: list[str] | None = None) -> Simulator:
+        """The simulator a ``[sim]`` table describes (one place, so a new knob reaches
+        every caller)."""
+        return cls(list(venues or s.venues), list(symbols or s.symbols), seed=s.seed,
+                   volatility_bps=s.volatility_bps, dislocation_rate=s.dislocation_rate,
+                   dislocation_bps=s.dislocation_bps, tick_ms=s.tick_ms, faults=s.faults)
 
     async def start(self) -> None:
         for v in self.venues.values():
