@@ -1,23 +1,40 @@
-"""Entry points: ``arbtui`` (dashboard), ``arbtui --no-ui``, and the role/tool subcommands.
+"""The ``arbtui`` command line: parse, then dispatch to ``arbtui.commands``.
 
-Textual is imported only on the dashboard path, so headless runs and role
-processes never load it (tests/test_import_hygiene.py checks).
+``arbtui [options]`` runs the dashboard (or ``--no-ui`` headless); ``arbtui COMMAND ...``
+runs a subcommand whose module in ``arbtui/commands/`` parses its own options and exposes
+``cli_main(command, argv, args)``. Nothing here imports the backend or Textual, so
+``arbtui --help`` is quick and every path imports only what it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import sys
-from pathlib import Path
 
-from arbtui.runtime import install_uvloop, load_config, pin_cpus, setup_logging, state_dir
+from arbtui.runtime import pin_cpus
 
-SUBCOMMANDS = ("feed", "detect", "execute", "record", "replay", "report", "bench")
+#: subcommand -> (module in arbtui.commands, one line for ``arbtui --help``).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "feed": ("roles", "run the feed role: venues -> quotes topic (Kafka bus; --demo: simulator)"),
+    "detect": ("roles", "run the detect role: quotes -> opportunities topic (Kafka bus)"),
+    "execute": ("roles", "run the execute role: opportunities -> simulated fills, journal"),
+    "record": ("record", "capture live (or --demo) venue sessions into a recording for replay"),
+    "replay": ("replay", "play recordings back through the live adapters (dashboard or headless)"),
+    "report": ("report", "summarize the opportunity/fill journal (terminal charts or --json)"),
+    "bench": ("bench", "run the benchmark suite (source checkout only)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="arbtui", description="Cross-exchange crypto arbitrage console")
+    cmds = COMMANDS
+    width = max(len(c) for c in cmds)
+    epilog = "commands (each has its own --help, e.g. arbtui record --help):\n" + "\n".join(
+        f"  {c:<{width}}  {line}" for c, (_, line) in cmds.items())
+    p = argparse.ArgumentParser(prog="arbtui", usage="arbtui [options] | arbtui COMMAND ...",
+                                description="Cross-exchange crypto arbitrage console. Without a "
+                                            "command: the dashboard (or --no-ui JSON lines).",
+                                epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="PATH", help="config file merged over the defaults")
     p.add_argument("--demo", action="store_true", help="run against the built-in venue simulator (offline)")
     p.add_argument("--no-ui", action="store_true", help="headless: JSON lines on stdout")
@@ -32,14 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", metavar="LIST", help="pin this process to CPUs, e.g. 0-3 or 2,3")
     p.add_argument("--since", metavar="TIME",
                    help="--role view on Kafka: read the topics from TIME (15m, 2h, or ISO time)")
-    p.add_argument("command", nargs="?", choices=SUBCOMMANDS, help=argparse.SUPPRESS)
+    p.add_argument("command", nargs="?", choices=tuple(cmds), help=argparse.SUPPRESS)
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.cpus:
         try:
             pin_cpus(args.cpus)
@@ -48,82 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command:
         return run_subcommand(args)
-    cfg = load_config(args)
-    setup_logging(args.log_file)
-    mode = "demo" if args.demo else ("replay" if args.replay else "live")
-    if args.role == "view":
-        mode = "view"
-    if args.role != "all" and cfg.bus.kind != "kafka":
-        # A single role on the in-process bus would talk to nobody.
-        print(f'arbtui: --role {args.role} needs bus.kind = "kafka" in the config',
-              file=sys.stderr)
-        return 2
-    if args.no_ui:
-        return run_headless_main(cfg, args, mode)
-    from arbtui.app import run_app  # Textual is imported here and only here
+    from arbtui.commands.run import run
 
-    if not args.log_file:
-        # The dashboard owns the terminal; keep diagnostics out of it.
-        setup_logging(str(state_dir() / "arbtui.log"))
-    return run_app(cfg, mode=mode, args=args)
-
-
-def make_engine(cfg, mode: str, args: argparse.Namespace):
-    from arbtui.backend.engine import Engine
-
-    roles = {"all": ("feed", "detect", "execute"), "view": ()}.get(args.role, (args.role,))
-    if args.replay:
-        from arbtui.backend.recording import RecordingError
-        from arbtui.backend.replay import ReplayEngine
-
-        try:
-            return ReplayEngine(cfg, args.replay, speed=args.speed)
-        except RecordingError as e:  # missing/unreadable file: one line, exit 2
-            print(f"arbtui: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-    engine = Engine(cfg, mode=mode, roles=roles)
-    if getattr(args, "since", None):
-        from arbtui.roles import apply_since
-
-        apply_since(engine, args.since)
-    return engine
-
-
-def run_headless_main(cfg, args: argparse.Namespace, mode: str) -> int:
-    from arbtui.backend.bus.base import BusError
-    from arbtui.headless import run_headless
-
-    install_uvloop()
-    try:
-        engine = make_engine(cfg, mode, args)
-        return asyncio.run(run_headless(engine, args.duration, cfg.headless.status_interval_s))
-    except KeyboardInterrupt:
-        return 0
-    except BusError as e:  # unreachable/unauthorized broker, bad --since: one line
-        print(f"arbtui: {e}", file=sys.stderr)
-        return 2
+    return run(args)
 
 
 def run_subcommand(args: argparse.Namespace) -> int:
-    """Role processes and tools; each module owns its own argument parsing."""
-    import importlib
-
-    modname = {
-        "feed": "arbtui.roles", "detect": "arbtui.roles", "execute": "arbtui.roles",
-        "record": "arbtui.backend.record", "replay": "arbtui.backend.replay",
-        "report": "arbtui.report", "bench": "benchmarks.__main__",
-    }[args.command]
-    if args.command == "bench":
-        # benchmarks/ sits beside arbtui/ in a source checkout and is not installed;
-        # the console script's sys.path does not include the checkout.
-        root = str(Path(__file__).resolve().parent.parent)
-        if (Path(root) / "benchmarks" / "__main__.py").is_file() and root not in sys.path:
-            sys.path.insert(0, root)
-    try:
-        mod = importlib.import_module(modname)
-    except ModuleNotFoundError as e:
-        print(f"arbtui: '{args.command}' is not available in this build ({e.name})", file=sys.stderr)
-        return 2
+    """Hand ``args.args`` (everything after the command) to the command's module."""
+    mod = importlib.import_module(f"arbtui.commands.{COMMANDS[args.command][0]}")
     return mod.cli_main(args.command, args.args, args)
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from arbtui import venues
 from arbtui.model import VENUES
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
@@ -36,6 +37,8 @@ class _S(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class VenueConfig(_S):
     enabled: bool = True
     symbols: list[str] = []
+    #: A table that leaves it out gets the venue's default from ``arbtui.venues``
+    #: (filled in by ``validate``).
     taker_fee_bps: float = 10.0
     url: str = ""  # websocket URL override; "" = the venue's public URL
     rest_url: str = ""  # REST base override (Binance snapshots, instrument lists)
@@ -95,6 +98,10 @@ class KafkaConfig(_S):
     quote_format: Literal["msgpack", "json"] = "msgpack"
     max_batch_size: int = 524288
     max_in_flight: int = 20000
+    reliable_buffer: int = 100_000
+    idempotence: Literal["auto", "on", "off"] = "auto"
+    snapshot_interval_s: float = 2.0
+    owner_timeout_s: float = 8.0
     fetch_max_wait_ms: int = 5
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", ""] = ""
@@ -364,10 +371,14 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     def bad(key: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(f"{_file_for(key.split('.'), origin)}: key '{key}' = {value!r}: {allowed}")
 
+    raw_venues = raw.get("venues") if isinstance(raw.get("venues"), dict) else {}
     for name, vc in cfg.venues.items():
         k = f"venues.{name}"
         if name not in VENUES:
             raise bad(k, name, f"unknown venue; allowed: {', '.join(VENUES)}")
+        table = raw_venues.get(name)
+        if not (isinstance(table, dict) and "taker_fee_bps" in table):
+            vc.taker_fee_bps = venues.get(name).taker_fee_bps
         if not (0 <= vc.taker_fee_bps < MAX_BPS):
             raise bad(f"{k}.taker_fee_bps", vc.taker_fee_bps, "must be >= 0 and < 10000 bps")
         for i, s in enumerate(vc.symbols):
@@ -433,6 +444,15 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     k = cfg.bus.kafka
     if k.partitions < 1 or k.replication < 1:
         raise bad("bus.kafka.partitions", k.partitions, "partitions and replication must be >= 1")
+    if k.max_in_flight < 1 or k.reliable_buffer < 1:
+        raise bad("bus.kafka.reliable_buffer", k.reliable_buffer,
+                  "max_in_flight and reliable_buffer must be >= 1")
+    if k.idempotence == "on" and k.acks != "all":
+        raise bad("bus.kafka.idempotence", k.idempotence,
+                  'the idempotent producer needs acks = "all"; allowed: "auto", "off", or acks = "all"')
+    if not (0 < k.snapshot_interval_s < k.owner_timeout_s):
+        raise bad("bus.kafka.owner_timeout_s", k.owner_timeout_s,
+                  "snapshot_interval_s must be > 0 and below owner_timeout_s")
     s = cfg.sim
     for i, v in enumerate(s.venues):
         if v not in VENUES:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arbtui.widgets.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
+from arbtui.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
 
 # How many characters a free-text reason may take in the header: a Kafka error
 # string can be hundreds of characters, the header is one line of 80.
@@ -58,21 +58,29 @@ def _bus_facts(bus: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         out["down_for_s"] = kafka.get("down_for_s", bus.get("down_for_s"))
         out["missing_permissions"] = list(kafka.get("missing_permissions")
                                           or bus.get("missing_permissions") or [])
-    # Records that never reached a consumer, by topic: subscriber inboxes (on the
-    # coalescing quote inbox that includes quotes superseded by a newer one for the
-    # same venue+symbol, by design) plus, on Kafka, records the producer shed at
-    # max_in_flight.
+    # Messages that never reached a consumer, by topic: shed by a full subscriber
+    # inbox, or (Kafka) shed/failed by the producer, or LOST from its reliable
+    # outbox. Quotes replaced by a newer one of the same venue+symbol are counted
+    # apart as superseded: normal under load, never mixed with drops.
     by_topic: dict[str, int] = {}
+    superseded = 0
     for name, s in (bus.get("subscriptions") or {}).items():
+        superseded += int((s or {}).get("superseded") or 0)
         n = int((s or {}).get("dropped") or 0)
         if n:
             t = str(name).split("/", 1)[0]
             by_topic[t] = by_topic.get(t, 0) + n
-    produced = bus.get("dropped")
-    if isinstance(produced, dict):
-        for t, n in produced.items():
-            if n:
-                by_topic[str(t)] = by_topic.get(str(t), 0) + int(n)
+    lost = {str(t): int(n) for t, n in (bus.get("lost") or {}).items() if n}
+    for counts in (bus.get("dropped"), lost):
+        if isinstance(counts, dict):
+            for t, n in counts.items():
+                if n:
+                    by_topic[str(t)] = by_topic.get(str(t), 0) + int(n)
+    sup = bus.get("superseded")
+    if isinstance(sup, dict):
+        superseded += sum(int(n or 0) for n in sup.values())
+    out["superseded"] = superseded
+    out["lost"] = lost
     out["drops"] = sum(by_topic.values())
     out["drops_by_topic"] = by_topic
     return out
@@ -161,6 +169,10 @@ def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
     ]
     if f["pnl"] is not None:
         out.append((2, "pnl", f"PnL {fmt_money(f['pnl'], 0).strip()} {f['pnl_ccy']}".rstrip(), PLAIN))
+    if b.get("lost"):
+        # The reliable outbox hit its bound: opportunity events/fills/states were lost.
+        txt = "LOST " + " ".join(f"{t} {n}" for t, n in sorted(b["lost"].items()))
+        out.append((0, "lost", _clip(txt), BAD))
     if b.get("drops"):
         # Superseded quotes are normal under load; a lost opportunity, fill or status is not.
         lost = any(t != "quotes" for t in b.get("drops_by_topic") or {})

@@ -11,11 +11,14 @@ import enum
 
 import msgspec
 
+from arbtui import venues as _venues
+
 #: Bumped whenever a field changes meaning; consumers skip other versions.
 SCHEMA_VERSION = 1
 
-#: Venues arbtui knows; the order is the key order in the dashboard (1-6).
-VENUES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx", "gemini")
+#: Venues arbtui knows (``arbtui.venues`` declares them); the order is the key
+#: order in the dashboard (1-6).
+VENUES: tuple[str, ...] = _venues.names()
 
 
 class BookState(str, enum.Enum):
@@ -97,6 +100,23 @@ class Opportunity(msgspec.Struct, kw_only=True):
     buy_limit: float = 0.0  # worst ask level the size walk touched (buy IOC limit)
     sell_limit: float = 0.0  # worst bid level touched (sell IOC limit), sell currency
     limited_by: str = ""  # what capped the size: edge, depth, max_notional, balances
+    owner: str = ""  # the detector process that owns this window (Kafka; "" in one process)
+    v: int = SCHEMA_VERSION
+
+
+class OpenSet(msgspec.Struct, kw_only=True):
+    """Every window one detector process has open, published periodically, on
+    (re)connect and after a rebalance. Viewers and the executor close any window
+    of that owner the set no longer lists, so an event lost in an outage (or a
+    detector killed before it could close its windows) never leaves one open."""
+
+    owner: str  # the detector process (host/pid/start)
+    host: str = ""
+    started_ns: int = 0  # when that process started (tells a restart from a peer)
+    seq: int = 0  # per owner, increasing
+    ts_ns: int = 0  # detector clock when the set was taken
+    why: str = "periodic"  # periodic | connected | rebalance | stopping
+    open: list[Opportunity] = []
     v: int = SCHEMA_VERSION
 
 

@@ -3,20 +3,13 @@
 Normalized symbols are our own format, so splitting one on "-" is exact. Venue
 symbols are never split: ``BTCUSDT`` could be BTC-USDT or BTCU-SDT. A venue's
 map comes from its instrument list (base/quote fields), with the adapter's
-static table as the offline fallback; the reverse map is derived from it.
+static table (``arbtui.venues``) as the offline fallback; the reverse map is
+derived from it.
 """
 
 from __future__ import annotations
 
-# How each venue spells BASE and QUOTE on the wire (composition only, never parsing).
-_FORMATS = {
-    "binance": "{b}{q}",
-    "coinbase": "{b}-{q}",
-    "kraken": "{b}/{q}",
-    "bybit": "{b}{q}",
-    "okx": "{b}-{q}",
-    "gemini": "{b}{q}",
-}
+from arbtui import venues
 
 
 def split(symbol: str) -> tuple[str, str]:
@@ -33,9 +26,10 @@ def quote_of(symbol: str) -> str:
 
 
 def venue_symbol(venue: str, symbol: str) -> str:
-    """Compose the venue's spelling from a normalized symbol (used by the simulator)."""
-    b, q = split(symbol)
-    return _FORMATS[venue].format(b=b, q=q)
+    """Compose the venue's spelling from a normalized symbol (used by the simulator).
+
+    How each venue joins BASE and QUOTE is its registry entry's ``wire_symbol``."""
+    return venues.get(venue).compose(symbol)
 
 
 def sim_symbol_map(venue: str, symbols: list[str]) -> dict[str, str]:

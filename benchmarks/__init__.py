@@ -2,5 +2,6 @@
 
 Results are medians and spreads of repeated runs; arbtui and the tutorial
 baseline (``benchmarks/baseline``) are measured side by side in the same run.
-Recorded results and how to read them live in BENCHMARKS.md.
+Recorded runs live in benchmarks/results/ (one file each), the latest figures in
+BENCHMARKS.md, and how to read them in docs/benchmarks.md.
 """

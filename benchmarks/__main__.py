@@ -7,8 +7,11 @@ Benchmarks (``--only`` takes any of them, comma separated):
   kafka     end to end on a fresh broker: bare aiokafka pipe, arbtui KafkaBus, baseline
   memory    RSS over time at 5 k quotes/s (10 min in the full run) and book memory
   ui        the dashboard under 20 k quotes/s: key -> screen, detection with/without UI
-The report (markdown) goes to stdout; ``--json`` keeps every raw figure and
-``--append FILE`` appends the report to BENCHMARKS.md-style files.
+The report (markdown) goes to stdout; ``--json`` keeps every raw figure,
+``--append FILE`` appends the report to a file and ``--record`` writes it to a new
+date-named file in benchmarks/results/ (BENCHMARKS.md summarises those files).
+A variant that cannot run here (no broker; no snappy codec for the baseline) is
+reported as not run, with the reason, and the rest is measured.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from benchmarks import stats
 
@@ -116,6 +120,10 @@ def _e2e_runs(specs, repeats: int, sat_cap: int) -> list:
                 r = e2e.Result(spec.variant, spec.venues, spec.symbols, spec.rate)
                 r.notes.append(f"FAILED: {type(ex).__name__}: {str(ex)[:300]}")
                 r.behind = True
+            if r.not_run:
+                _log(f"  {spec.variant:12s} {spec.venues}x{spec.symbols:<3d}: not run: {r.not_run}")
+                results.append((spec, r))
+                break  # the reason holds for every repeat
             r.notes.append(f"fetch_max_wait_ms={spec.fetch_max_wait_ms}"
                            if spec.fetch_max_wait_ms is not None else "")
             results.append((spec, r))
@@ -127,9 +135,20 @@ def _e2e_runs(specs, repeats: int, sat_cap: int) -> list:
     return results
 
 
+def _not_run(results) -> dict[str, str]:
+    """variant -> why it was not run here (first reason given)."""
+    out: dict[str, str] = {}
+    for spec, r in results:
+        if r.not_run:
+            out.setdefault(spec.variant, r.not_run)
+    return out
+
+
 def _e2e_table(results) -> list[str]:
     groups: dict[tuple, list] = defaultdict(list)
     order: list[tuple] = []
+    skipped = _not_run(results)
+    results = [(s, r) for s, r in results if not r.not_run]
     for spec, r in results:
         key = (spec.variant, spec.venues, spec.symbols, spec.rate, spec.fetch_max_wait_ms,
                spec.source)
@@ -160,6 +179,9 @@ def _e2e_table(results) -> list[str]:
                   f"{f('p50_ms')} | {f('p99_ms')} | "
                   f"{f('p999_ms')} | {f('opp_p99_ms')} | {f('lag_p99_ms')} | {kept} | {len(rs)} | "
                   f"{'; '.join(notes)[:400]} |")
+    if skipped:
+        md.append("")
+        md += [f"_Not run here: `{v}` — {why}._" for v, why in skipped.items()]
     return md
 
 
@@ -183,7 +205,7 @@ def bench_embedded(plan: Plan, out: dict) -> list[str]:
 
 
 def bench_kafka(plan: Plan, out: dict) -> list[str]:
-    from benchmarks import broker
+    from benchmarks import broker, e2e
     from benchmarks.e2e import Spec
 
     why = broker.available()
@@ -191,17 +213,34 @@ def bench_kafka(plan: Plan, out: dict) -> list[str]:
         out["kafka"] = {"skipped": why}
         return ["### End to end, Kafka", "", f"_Skipped: {why}_"]
     _log("kafka ...")
+    specs, not_run = kafka_specs(plan)
+    results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
+    for variant, why in not_run.items():
+        _log(f"  {variant}: not run: {why}")
+        results.append((Spec(variant), e2e.Result(variant, 0, 0, None, not_run=why)))
+    out["kafka"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results if not r.not_run]
+    out["not_run"] = {**out.get("not_run", {}), **_not_run(results)}
+    return ["### End to end, Kafka (fresh tansu broker per run, loopback)", ""] + _e2e_table(results)
+
+
+def kafka_specs(plan: Plan) -> tuple[list, dict[str, str]]:
+    """The Kafka runs of this plan, and the variants left out here with the reason."""
+    from benchmarks import e2e
+    from benchmarks.e2e import Spec
+
+    not_run: dict[str, str] = {}
+    why = e2e.baseline_unavailable()
+    if why:
+        not_run["baseline"] = why
     specs = []
     for nv, ns, rate, fmw in plan.kafka_runs:
         for v in ("floor-kafka", "kafka", "baseline"):
-            if fmw is not None and v == "baseline":
+            if v in not_run or (fmw is not None and v == "baseline"):
                 continue
             specs.append(Spec(v, nv, ns, rate, plan.kafka_window, 0.5, fmw))
     if not plan.quick:
         specs.append(Spec("kafka", 5, 50, None, plan.kafka_window, 0.5, source="quotes"))
-    results = _e2e_runs(specs, plan.repeats, plan.sat_cap)
-    out["kafka"] = [dict(r.as_dict(), spec=vars(s)) for s, r in results]
-    return ["### End to end, Kafka (fresh tansu broker per run, loopback)", ""] + _e2e_table(results)
+    return specs, not_run
 
 
 def bench_memory(plan: Plan, out: dict) -> list[str]:
@@ -264,9 +303,21 @@ def _have(*xs: float) -> bool:
     return all(not math.isnan(x) for x in xs)
 
 
+def _ratio(a: float, b: float) -> float | None:
+    """a / b when both were measured and b is positive (a rate of 0/s was not measured)."""
+    if not _have(a, b) or b <= 0:
+        return None
+    return a / b
+
+
+def _failed(r: dict) -> bool:
+    return bool(r.get("not_run")) or any(str(n).startswith("FAILED") for n in r.get("notes", ()))
+
+
 def _med(rows: list[dict], field: str, **match) -> float:
-    vals = [r[field] for r in rows
-            if all(r.get("spec", {}).get(k, r.get(k)) == v for k, v in match.items())]
+    """Median of one figure over the matching runs; failed runs measured nothing."""
+    vals = [r[field] for r in rows if not _failed(r)
+            and all(r.get("spec", {}).get(k, r.get(k)) == v for k, v in match.items())]
     return stats.spread(vals)["median"]
 
 
@@ -279,17 +330,25 @@ def targets(out: dict) -> list[str]:
 
     k = out.get("kafka")
     if isinstance(k, list):
+        base_why = (out.get("not_run") or {}).get("baseline")
         for nv, ns in ((2, 2), (5, 50)):
             arb = _med(k, "processed_rate", variant="kafka", venues=nv, symbols=ns, rate=None,
                        source="frames")
             ev = _med(k, "evaluated_rate", variant="kafka", venues=nv, symbols=ns, rate=None,
                       source="frames")
             base = _med(k, "processed_rate", variant="baseline", venues=nv, symbols=ns, rate=None)
-            if _have(arb, base):
-                add(f"Kafka sustained ≥ 50× baseline at {nv}×{ns} (saturation)",
-                    f"{arb:,.0f}/s through detection ({ev:,.0f}/s evaluated) vs baseline "
-                    f"{base:,.0f}/s = {arb / base:.1f}× ({ev / base:.1f}× evaluated)",
-                    arb / base >= 50 if (nv, ns) == (5, 50) else None)
+            name = f"Kafka sustained ≥ 50× baseline at {nv}×{ns} (saturation)"
+            x, xev = _ratio(arb, base), _ratio(ev, base)
+            if x is not None:
+                add(name, f"{arb:,.0f}/s through detection ({ev:,.0f}/s evaluated) vs baseline "
+                    f"{base:,.0f}/s = {x:.1f}×"
+                    + (f" ({xev:.1f}× evaluated)" if xev is not None else ""),
+                    x >= 50 if (nv, ns) == (5, 50) else None)
+            elif _have(arb):
+                # Never judged against a baseline that was not measured.
+                add(name, f"{arb:,.0f}/s through detection; baseline not measured ("
+                    + (f"not run: {base_why}" if base_why else "its runs failed or measured 0/s")
+                    + ")", None)
         for nv, ns in ((2, 2), (5, 50)):
             p = _med(k, "p99_ms", variant="kafka", venues=nv, symbols=ns, rate=1000.0,
                      fetch_max_wait_ms=None)
@@ -297,9 +356,10 @@ def targets(out: dict) -> list[str]:
                      fetch_max_wait_ms=None)
             if _have(p):
                 add(f"Kafka p99 at 1 k/s ≤ 10 ms ({nv}×{ns})", f"{p:.1f} ms", p <= 10)
-            if _have(p, f):
+            pf = _ratio(p, f)
+            if pf is not None:
                 add(f"Kafka p99 at 1 k/s ≤ 1.5× bare pipe ({nv}×{ns})",
-                    f"{p:.1f} vs {f:.1f} ms = {p / f:.2f}×", p / f <= 1.5)
+                    f"{p:.1f} vs {f:.1f} ms = {pf:.2f}×", pf <= 1.5)
     e = out.get("embedded")
     if isinstance(e, list):
         for nv, ns in ((2, 2), (5, 50)):
@@ -373,7 +433,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="repeats per end-to-end point")
     p.add_argument("--json", metavar="PATH", help="write every raw figure here")
     p.add_argument("--append", metavar="FILE", help="append the markdown report to FILE")
+    p.add_argument("--record", action="store_true",
+                   help="also write the report to benchmarks/results/<date>-<time>-<commit>.md")
     return p
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def record_path(machine: dict[str, str], quick: bool) -> Path:
+    """benchmarks/results/2026-11-25-2350-a83c8f2[-dirty][-quick].md for a run's stamp."""
+    day, clock = machine["date_utc"].split(" ")
+    commit = machine["commit"].replace("+dirty(arbtui/)", "-dirty")
+    stem = f"{day}-{clock.replace(':', '')[:4]}-{commit}" + ("-quick" if quick else "")
+    path, n = RESULTS / f"{stem}.md", 2
+    while path.exists():  # two runs in one minute keep both
+        path, n = RESULTS / f"{stem}-{n}.md", n + 1
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,6 +483,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.append:
         with open(ns.append, "a") as f:
             f.write("\n" + text)
+    if ns.record:
+        path = record_path(out["machine"], ns.quick)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A file of its own: the run's heading becomes the title.
+        path.write_text("\n".join(s[1:] if s.startswith(("## ", "### ")) else s
+                                  for s in text.split("\n")))
+        _log(f"recorded: {path}")
     return 0
 
 

@@ -27,23 +27,19 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
                   sample_s: float = 1.0, cycle: int = CYCLE) -> dict:
     from arbtui.backend.bus.embedded import EmbeddedBus
     from arbtui.backend.engine import Engine
-    from benchmarks.e2e import FeedSide, bench_config, coinbase_available
+    from benchmarks.e2e import FeedSide, bench_config
 
-    mode = "frames" if coinbase_available() else "quotes"
+    mode = "frames"  # the full path: venue frames through the Coinbase adapter
     m = load.Market(nv, ns, seed=3)
     snaps = {vi: load.coinbase_snapshot_frames(m, vi, 1) for vi in range(nv)}
     # A fixed cycle of messages, replayed with fresh sequence numbers; every cycle
     # starts with each product's snapshot again (a snapshot replaces the book), so
     # the books stay consistent and the generator costs nothing at run time.
     frames = []
-    quotes = []
     for i in range(cycle):  # rendered one by one: only the frames are kept
         mm = m.next(i % nv, m.rng.randrange(ns))
-        if mode == "frames":
-            a, b = load.coinbase_frame(m, mm, 0).split('"sequence_num":0', 1)
-            frames.append((mm.venue, a + '"sequence_num":', b))
-        else:
-            quotes.append(load.quote_of(m, mm))
+        a, b = load.coinbase_frame(m, mm, 0).split('"sequence_num":0', 1)
+        frames.append((mm.venue, a + '"sequence_num":', b))
     snap_parts = {vi: [tuple(re.sub(r'"sequence_num":\d+', '"sequence_num":', fr, count=1)
                              .split('"sequence_num":', 1)) for fr in frs]
                   for vi, frs in snaps.items()}
@@ -76,22 +72,17 @@ async def rss_run(rate: float, seconds: float, nv: int = 5, ns: int = 50,
             due = int((now - t0) / period)
             while sent < due:
                 k = sent % cycle
-                if k == 0 and sent and mode == "frames":
+                if k == 0 and sent:
                     resnaps += 1
                     for vi, f in enumerate(feeds):
                         for sa, sb in snap_parts[vi]:
                             s = seqs[vi]
                             seqs[vi] = s + 1
                             f.feed_frame(f"{sa}{s}{sb}", time.time_ns())
-                if mode == "frames":
-                    vi, a, b = frames[k]
-                    s = seqs[vi]
-                    seqs[vi] = s + 1
-                    feeds[vi].feed_frame(f"{a}{s}{b}", time.time_ns())
-                else:
-                    q = quotes[k]
-                    q.recv_ts_ns = time.time_ns()
-                    eng._on_quote(q)
+                vi, a, b = frames[k]
+                s = seqs[vi]
+                seqs[vi] = s + 1
+                feeds[vi].feed_frame(f"{a}{s}{b}", time.time_ns())
                 sent += 1
                 if sent % 32 == 0:
                     await asyncio.sleep(0)

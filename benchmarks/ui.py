@@ -168,7 +168,7 @@ async def measure(ui: bool, rate: float, seconds: float, warmup: float = 2.0,
             out["lags"] = [(w, (at - tr.t0) / 1e9, lag / 1e6) for w, at, lag in tr.lags]
 
     if ui:
-        from arbtui.app import ArbApp
+        from arbtui.ui.app import ArbApp
 
         # (passed only when on, so the harness also drives a pre-gc_tuning app for A/B)
         app = ArbApp(eng, eng.cfg, threaded=threaded, **({"gc_tuning": True} if gc_tuning else {}))

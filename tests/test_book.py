@@ -213,3 +213,34 @@ def test_apply_is_set_per_level(batches, n, depth):
         assert a.top_bids(1000) == s.top_bids(1000) and a.top_asks(1000) == s.top_asks(1000)
         if i % 3 == 0:
             assert a.take_top(n) == s.take_top(n)
+
+
+_ROWS = st.lists(st.tuples(_APX, _AQTY), max_size=6)
+
+
+@given(st.lists(st.tuples(_ROWS, _ROWS), max_size=30), st.integers(1, 4), st.integers(2, 30))
+def test_apply_sides_is_set_per_level(batches, n, depth):
+    """``Book.apply_sides`` (bids and asks listed apart, one call per message)
+    leaves exactly the state ``set`` per level leaves, bids first, top_dirty
+    included, and stops at the same bad level."""
+    a, s = Book(depth), Book(depth)
+    for i, (bids, asks) in enumerate(batches):
+        ea = es = None
+        try:
+            a.apply_sides([list(r) for r in bids], asks)
+        except BookError as e:
+            ea = type(e)
+        try:
+            for is_bid, rows in ((True, bids), (False, asks)):
+                for px, qty in rows:
+                    s.set(is_bid, px, qty)
+        except BookError as e:
+            es = type(e)
+        assert ea is es
+        for b in (a, s):
+            b.truncate()
+        assert a.bids == s.bids and a.asks == s.asks and a.top_dirty == s.top_dirty
+        assert a.top_floats(1000) == s.top_floats(1000)
+        assert a.top_bids(1000) == s.top_bids(1000) and a.top_asks(1000) == s.top_asks(1000)
+        if i % 3 == 0:
+            assert a.take_top(n) == s.take_top(n)

@@ -21,8 +21,14 @@ async def test_quotes_coalesce_newest_per_venue_symbol_and_count_drops():
     bus.publish(QUOTES, "BTC-USD", q("coinbase", "BTC-USD", 50))
     batch = await sub.get_batch(timeout=1)
     assert {(x.venue, x.bid) for x in batch} == {("binance", 104), ("coinbase", 50)}
-    assert sub.dropped == 4
-    assert bus.stats()["subscriptions"]["quotes/det"]["dropped"] == 4
+    # Replaced by a newer quote of the same key: superseded, not dropped (never mixed).
+    assert sub.superseded == 4 and sub.dropped == 0
+    assert bus.stats()["subscriptions"]["quotes/det"]["superseded"] == 4
+    # A full coalescing inbox sheds its oldest key: that IS a drop.
+    small = bus.subscribe(QUOTES, "small", maxsize=2, coalesce=quote_key)
+    for v in ("binance", "coinbase", "kraken"):
+        bus.publish(QUOTES, "BTC-USD", q(v, "BTC-USD", 100))
+    assert small.dropped == 1 and small.superseded == 0
 
 
 async def test_fifo_bounded_drops_oldest():

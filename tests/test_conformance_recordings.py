@@ -9,7 +9,7 @@ computed BY HAND in this file from the raw frames:
   string, size string)``, absolute sizes, size 0 deletes; best bid = max key,
   best ask = min key. It shares no code with ``arbtui.backend.book``.
 * It is driven straight from the recorded lines in file order, following each
-  venue's documented rule (PROTOCOLS.md): Coinbase ``l2_data`` snapshot/update
+  venue's documented rule (docs/protocols.md): Coinbase ``l2_data`` snapshot/update
   with ``offer`` = ask; Binance REST snapshot + ``U``/``u`` bridging; OKX
   ``books`` snapshot/update with the CRC32 rule (signed, top 25 interleaved).
 * After every book frame the reference top is recorded when it changed; that

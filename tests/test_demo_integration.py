@@ -15,6 +15,7 @@ import pytest
 
 from arbtui import config
 from arbtui.backend.engine import Engine
+from arbtui.commands.demo import simulator
 from arbtui.model import BookState, OppEvent, Opportunity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ async def test_demo_engine_finds_opportunities_within_10s(monkeypatch, tmp_path)
     # The calibrated demo opens a few windows a minute; this test wants one in seconds.
     cfg.sim.dislocation_rate = 3.0
     cfg.sim.dislocation_bps = 20.0
-    engine = Engine(cfg, mode="demo")
+    engine = Engine(cfg, mode="demo", sim=simulator(cfg))
     await engine.start()
     try:
         deadline = time.monotonic() + 10

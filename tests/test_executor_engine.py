@@ -14,6 +14,7 @@ async def test_demo_engine_executes_and_journals(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     from arbtui.backend.engine import Engine
+    from arbtui.commands.demo import simulator
 
     cfg = config.load(use_user=False)
     for vc in cfg.venues.values():
@@ -22,7 +23,7 @@ async def test_demo_engine_executes_and_journals(monkeypatch, tmp_path):
     cfg.execution.min_net_bps = cfg.detector.min_net_bps
     cfg.journal.path = str(tmp_path / "journal.sqlite")
     cfg.sim.dislocation_rate = 3.0
-    engine = Engine(cfg, mode="demo")
+    engine = Engine(cfg, mode="demo", sim=simulator(cfg))
     await engine.start()
     try:
         deadline = time.monotonic() + 20

@@ -188,7 +188,8 @@ async def test_recording_syncs_without_gaps_and_matches_hand_computed_books():
     assert st.counters["bbo_checks"] > 0 and st.counters.get("bbo_mismatch", 0) == 0
 
     hand = _by_hand(lines)
-    # PROTOCOLS.md §8 counted the same applied events with its own replay.
+    # An independent replay of the same recording by the venue's rule counted
+    # the same applied events.
     assert {s: h["applied"] for s, h in hand.items()} == {
         "NKNUSDT": 149, "LRCBTC": 13, "BLZETH": 9, "RUNEEUR": 1}
     for sb in feed.books.values():

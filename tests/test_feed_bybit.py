@@ -1,5 +1,5 @@
-"""Bybit v5 spot adapter: parser units on the frames quoted in PROTOCOLS.md §5
-(recorded shapes), u/seq rules, and end-to-end runs against the loopback Bybit
+"""Bybit v5 spot adapter: parser units on recorded frame shapes
+(docs/protocols.md#bybit), u/seq rules, and end-to-end runs against the loopback Bybit
 simulator with each fault the protocol can reveal."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from arbtui.model import BookState
 
 SYMS = ["BTC-USDT", "ETH-USDT"]
 
-# PROTOCOLS.md §5, recorded 2026-08-09 (book shortened to its first levels).
+# Bybit frames recorded 2026-08-09 (book shortened to its first levels).
 REC_SNAP = ('{"topic":"orderbook.200.BTCUSDT","ts":1786310816516,"type":"snapshot","data":'
             '{"s":"BTCUSDT","b":[["65140.4","0.885797"],["65140","0.014"]],'
             '"a":[["65140.5","0.472203"],["65154.6","0.2"],["65239.1","0.5"]],'

@@ -169,7 +169,7 @@ def test_bybit_recording_spot_books_and_tops(path):
                     else:
                         side[px] = qty
             sb = feed.by_vsym[d["s"]]
-            if sb.extra.get("depth") != int(topic.split(".")[1]):
+            if sb.sync.depth != int(topic.split(".")[1]):
                 continue
             assert sb.book.best_bid() == (_top(bids, True), bids[_top(bids, True)])
             assert sb.book.best_ask() == (_top(asks, False), asks[_top(asks, False)])

@@ -1,5 +1,5 @@
-"""Kraken v2 adapter: checksum vectors, parser units on PROTOCOLS.md-shaped
-frames, and end-to-end runs against the loopback Kraken simulator with each
+"""Kraken v2 adapter: checksum vectors, parser units on frames shaped as
+docs/protocols.md#kraken describes, and end-to-end runs against the loopback Kraken simulator with each
 fault the v2 protocol can reveal."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from arbtui.backend.engine import Engine, EngineState
 from arbtui.headless import status_record
 from arbtui.health import health_facts, health_fields
 from arbtui.model import BookState, VenueStatus
-from arbtui.widgets.header import header_text
+from arbtui.ui.widgets.header import header_text
 
 KAFKA_ERR = "KafkaConnectionError: Unable to bootstrap from [('127.0.0.1', 19092, <AddressFamily.AF_INET: 2>)]"
 
@@ -113,7 +113,8 @@ def test_healthy_embedded_bus_is_quiet():
     assert "bus embedded up" in wide and "LIVE 2/2" in wide
     assert "drops" not in wide and "restarts" not in wide and "NOAUTH" not in wide
     rec = status_record(st)
-    assert rec["bus"] == {"kind": "embedded", "state": "up", "drops": 0, "drops_by_topic": {}}
+    assert rec["bus"] == {"kind": "embedded", "state": "up", "drops": 0, "drops_by_topic": {},
+                          "superseded": 0, "lost": {}}
     assert rec["venues_not_live"] == {} and rec["pnl"] is None
 
 
@@ -151,9 +152,26 @@ def test_lost_opportunities_outrank_superseded_quotes():
     def drops_field():
         return next((p, tone) for p, key, _t, tone in health_fields(health_facts(st)) if key == "drops")
 
-    # 3 quotes superseded by newer ones (the coalescing inbox): normal under load.
+    # 3 quotes shed by the detector's inbox: quotes only, so not alarming.
     assert drops_field() == (4, "")
     st.bus["subscriptions"]["opportunities/journal"] = {"depth": 0, "dropped": 2, "delivered": 5}
     assert drops_field() == (2, "warn")
     assert "drops 5" in _header(st, 400)
     assert status_record(st)["bus"]["drops_by_topic"] == {"quotes": 3, "opportunities": 2}
+
+
+def test_lost_reliable_messages_are_loud_and_superseded_quotes_are_not_drops():
+    st = _state(_kafka("up"), {})
+    st.bus["dropped"] = {}
+    st.bus["superseded"] = {"quotes": 40}
+    st.bus["subscriptions"]["quotes/detector"] = {"depth": 0, "dropped": 0, "superseded": 9,
+                                                  "delivered": 10}
+    rec = status_record(st)
+    assert rec["bus"]["superseded"] == 49 and rec["bus"]["drops"] == 0
+    assert "drops" not in _header(st, 400)
+    # The reliable outbox hit its bound: shown first, in red, even at 80 columns.
+    st.bus["lost"] = {"opportunities": 2}
+    fields = {key: (p, tone) for p, key, _t, tone in health_fields(health_facts(st))}
+    assert fields["lost"] == (0, "bad")
+    assert "LOST opportunities 2" in _header(st, 80)
+    assert status_record(st)["bus"]["drops_by_topic"] == {"opportunities": 2}

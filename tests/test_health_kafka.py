@@ -14,7 +14,7 @@ from kafka_broker import EXTERNAL, kafka_broker, kafka_toml, topic_prefix  # noq
 from arbtui import config as configmod
 from arbtui.backend.engine import Engine
 from arbtui.headless import status_record
-from arbtui.widgets.header import header_text
+from arbtui.ui.widgets.header import header_text
 
 pytestmark = [pytest.mark.kafka,
               pytest.mark.skipif(bool(EXTERNAL), reason="never kill an external cluster")]

@@ -9,7 +9,9 @@ import sys
 def test_headless_path_does_not_import_textual():
     code = (
         "import sys\n"
-        "import arbtui.cli, arbtui.headless, arbtui.config, arbtui.model\n"
+        "import arbtui.cli, arbtui.headless, arbtui.config, arbtui.model, arbtui.runtime\n"
+        "import arbtui.commands.run, arbtui.commands.roles, arbtui.commands.record\n"
+        "import arbtui.commands.report, arbtui.commands.demo\n"
         "import arbtui.backend.engine, arbtui.backend.detector, arbtui.backend.book\n"
         "import arbtui.backend.bus.embedded, arbtui.backend.feeds.base, arbtui.backend.sim.server\n"
         "from arbtui.backend.feeds import available\n"

@@ -263,7 +263,19 @@ async def test_unreachable_with_retry_shows_retry_state_and_never_blocks_publish
         for i in range(500):
             bus.publish(QUOTES, "BTC-USD", quote("binance", "BTC-USD", 1.0, 2.0, seq=i))
         s = bus.stats()
-        assert s["in_flight"] <= 100 and s["dropped"][QUOTES] == 400
+        # One venue+symbol: the queue coalesces to its newest quote (superseded, not dropped).
+        assert s["in_flight"] <= 100 and not s["dropped"]
+        assert s["superseded"][QUOTES] + s["in_flight"] == 500
+        for i in range(300):  # distinct symbols: nothing to coalesce, the oldest are shed
+            bus.publish(QUOTES, f"C{i}-USD", quote("binance", f"C{i}-USD", 1.0, 2.0, seq=i))
+        s = bus.stats()
+        assert s["in_flight"] == 100 and s["dropped"][QUOTES] >= 200
+        assert s["superseded"][QUOTES] + s["dropped"][QUOTES] + s["in_flight"] == 800
+        # Opportunity events are never shed by the quotes' bound: kept for delivery.
+        for i in range(150):
+            bus.publish(OPPORTUNITIES, "BTC-USD", opp())
+        s = bus.stats()
+        assert s["reliable_in_flight"] == 150 and s["lost"] == {}
     finally:
         await asyncio.wait_for(bus.stop(), 10)
 

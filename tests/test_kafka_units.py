@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from arbtui import model
 from arbtui.backend.bus.base import BusError
 from arbtui.backend.bus.kafka import base_partitioner, decode, encode
 from arbtui.backend.engine import Engine
+from arbtui.commands.roles import parse_since
 from arbtui.config import load
-from arbtui.roles import parse_since
 
 
 def q(venue: str, symbol: str, bid: float, ask: float) -> model.Quote:
@@ -80,20 +81,20 @@ def test_partition_follows_the_base_asset():
     assert len(spread) == 12
 
 
-def test_authorization_errors_name_the_missing_permission():
+def test_authorization_errors_name_themissing_permission():
     # No ACL-enforcing broker runs here (tansu has none): this checks the mapping
     # from Kafka's authorization errors to the status the operator sees.
     from aiokafka import errors as ke
 
     from arbtui.backend.bus import OPPORTUNITIES
-    from arbtui.backend.bus.kafka import KafkaBus, _missing_permission
+    from arbtui.backend.bus.kafka import KafkaBus, missing_permission
 
     cfg = load(None, use_user=False)
     cfg.bus.kind = "kafka"
     k = cfg.bus.kafka
-    assert _missing_permission(ke.GroupAuthorizationFailedError(), k) == f"READ on Group:{k.group_id}"
-    assert _missing_permission(ke.TopicAuthorizationFailedError(), k, "t").startswith("Topic:t")
-    assert _missing_permission(ke.KafkaConnectionError(), k) is None
+    assert missing_permission(ke.GroupAuthorizationFailedError(), k) == f"READ on Group:{k.group_id}"
+    assert missing_permission(ke.TopicAuthorizationFailedError(), k, "t").startswith("Topic:t")
+    assert missing_permission(ke.KafkaConnectionError(), k) is None
     bus = KafkaBus(cfg.bus)
     bus._delivery_failed(OPPORTUNITIES, ke.TopicAuthorizationFailedError())
     st = bus.stats()
@@ -131,10 +132,10 @@ def test_batch_envelopes_carry_many_messages_per_record():
 def test_quote_inbox_keeps_newest_undecoded_and_decodes_only_what_is_drained():
     from arbtui.backend.bus import QUOTES
     from arbtui.backend.bus.base import quote_key
-    from arbtui.backend.bus.kafka import _QuoteInbox, encode_batch
+    from arbtui.backend.bus.kafka import QuoteInbox, encode_batch
 
     bad: list[tuple[str, object]] = []
-    box = _QuoteInbox(QUOTES, "detector", 100, quote_key, on_bad=lambda w, k: bad.append((w, k)))
+    box = QuoteInbox(QUOTES, "detector", 100, quote_key, on_bad=lambda w, k: bad.append((w, k)))
 
     def put(qs):
         b, why = decode(encode_batch(QUOTES, qs))
@@ -143,10 +144,11 @@ def test_quote_inbox_keeps_newest_undecoded_and_decodes_only_what_is_drained():
 
     put([q("a", "BTC-USD", 1.0, 2.0), q("b", "BTC-USD", 1.5, 2.5), q("a", "BTC-USD", 1.1, 2.1)])
     put([q("a", "ETH-USD", 3.0, 4.0), q("b", "BTC-USD", 1.6, 2.6)])
-    assert len(box) == 3 and box.dropped == 2  # a/BTC and b/BTC were superseded
+    assert len(box) == 3 and box.superseded == 2  # a/BTC and b/BTC were superseded
+    assert box.dropped == 0  # superseded is not dropped: never mixed
     # Items are still undecoded; a single (already decoded) record coalesces with them.
     box.put(q("a", "ETH-USD", 3.3, 4.4))
-    assert box.dropped == 3
+    assert box.superseded == 3 and box.dropped == 0
     got = {(x.venue, x.symbol): x.bid for x in box.drain()}
     assert got == {("a", "BTC-USD"): 1.1, ("b", "BTC-USD"): 1.6, ("a", "ETH-USD"): 3.3}
     assert box.delivered == 3 and not bad and box.drain() == []
@@ -166,3 +168,140 @@ def test_quote_inbox_keeps_newest_undecoded_and_decodes_only_what_is_drained():
     put([q("a", "BTC-USD", 1.0, 2.0), q("a", "ETH-USD", 3.0, 4.0)])
     assert box.discard_where(lambda m: m.symbol == "BTC-USD") == 1
     assert [x.symbol for x in box.drain()] == ["ETH-USD"]
+
+
+def _opp(i: int, event: model.OppEvent = model.OppEvent.OPENED, ts: int = 1) -> model.Opportunity:
+    return model.Opportunity(id=f"o{i}", event=event, symbol="BTC-USD", buy_venue="a",
+                             sell_venue="b", buy_price=1.0, sell_price=2.0, gross_bps=1.0,
+                             net_bps=1.0, buy_fee_bps=0.0, sell_fee_bps=0.0, ts_ns=ts)
+
+
+def _bus(**kafka):
+    from arbtui.backend.bus.kafka import KafkaBus
+
+    cfg = load(None, use_user=False)
+    cfg.bus.kind = "kafka"
+    for k, v in kafka.items():
+        setattr(cfg.bus.kafka, k, v)
+    return KafkaBus(cfg.bus)
+
+
+def test_quotes_coalesce_then_shed_under_pressure_and_reliable_topics_never_do():
+    from arbtui.backend.bus import OPPORTUNITIES, QUOTES
+
+    bus = _bus(max_in_flight=4, reliable_buffer=1000)
+    for i in range(3):
+        bus.publish(QUOTES, "BTC-USD", q("a", "BTC-USD", 100.0 + i, 101.0 + i))
+    bus.publish(QUOTES, "BTC-USD", q("b", "BTC-USD", 100.0, 101.0))
+    for i in range(50):  # opportunity events while quotes are at their bound
+        bus.publish(OPPORTUNITIES, "BTC-USD", _opp(i))
+    # At the bound, the queue first coalesces to the newest quote per venue+symbol...
+    bus.publish(QUOTES, "BTC-USD", q("c", "BTC-USD", 100.0, 101.0))
+    st = bus.stats()
+    assert st["superseded"] == {QUOTES: 2} and st["dropped"] == {}
+    assert [(m.venue, m.bid) for _, _, m in bus._outq] == [("a", 102.0), ("b", 100.0),
+                                                           ("c", 100.0)]
+    # ...and only when every queued quote is the newest of its key is the oldest shed.
+    bus.publish(QUOTES, "ETH-USD", q("a", "ETH-USD", 10.0, 11.0))
+    bus.publish(QUOTES, "ETH-USD", q("b", "ETH-USD", 10.0, 11.0))
+    st = bus.stats()
+    assert st["superseded"] == {QUOTES: 2} and st["dropped"] == {QUOTES: 1}
+    assert [m.venue + m.symbol for _, _, m in bus._outq] == ["bBTC-USD", "cBTC-USD",
+                                                             "aETH-USD", "bETH-USD"]
+    # No opportunity event was touched by the quotes' pressure.
+    assert [m.id for _, _, m in bus._relq] == [f"o{i}" for i in range(50)]
+    assert st["lost"] == {} and st["reliable_in_flight"] == 50
+
+
+def test_reliable_outbox_bound_is_loud_and_failed_records_are_retried_in_order(caplog):
+    from aiokafka import errors as ke
+
+    from arbtui.backend.bus import FILLS, OPPORTUNITIES
+
+    bus = _bus(reliable_buffer=5)
+    for i in range(5):
+        bus.publish(OPPORTUNITIES, "BTC-USD", _opp(i))
+    bus.publish(OPPORTUNITIES, "BTC-USD", _opp(5))  # past the bound: the OLDEST is lost
+    st = bus.stats()
+    assert st["lost"] == {OPPORTUNITIES: 1}
+    assert [m.id for _, _, m in bus._relq] == ["o1", "o2", "o3", "o4", "o5"]
+    assert any(r.levelname == "ERROR" and "LOST" in r.getMessage() for r in caplog.records)
+
+    # A failed record goes back to the front of the outbox, in order, and is retried.
+    taken, reliable = bus._take()
+    assert reliable and [m.id for _, _, m in taken] == ["o1", "o2", "o3", "o4", "o5"]
+    bus.publish(FILLS, "BTC-USD", model.Fill(opp_id="o1", venue="a", symbol="BTC-USD",
+                                             side="buy", requested=1, filled=1, vwap=1, fee=0,
+                                             ts_ns=1, status="filled"))
+    caplog.clear()
+    for _ in range(3):  # three failures in a row: ONE warning, not three
+        bus._failed(True, OPPORTUNITIES, taken[:2], ke.KafkaTimeoutError())
+        bus._relq.popleft(), bus._relq.popleft()
+    bus._failed(True, OPPORTUNITIES, taken, ke.KafkaTimeoutError())
+    assert [type(m).__name__ + ":" + (m.opp_id if isinstance(m, model.Fill) else m.id)
+            for _, _, m in bus._relq] == \
+        ["Opportunity:o1", "Opportunity:o2", "Opportunity:o3", "Opportunity:o4",
+         "Opportunity:o5", "Fill:o1"]
+    st = bus.stats()
+    assert st["retried"] == {OPPORTUNITIES: 11} and st["delivery_errors"] == {OPPORTUNITIES: 11}
+    assert st["lost"] == {OPPORTUNITIES: 1}  # retried messages are not lost ones
+    assert bus._retry_at > 0  # the outbox backs off before the next attempt
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "failing" in warnings[0]
+    # A failed quote record is not retried: its quotes are dropped (counted).
+    bus._failed(False, "quotes", [("quotes", "BTC-USD", q("a", "BTC-USD", 1.0, 2.0))],
+                ke.KafkaTimeoutError())
+    assert bus.stats()["dropped"] == {"quotes": 1}
+
+    # The first acknowledgement after failures logs ONE recovery line with the counts.
+    class Done:
+        def cancelled(self):
+            return False
+
+        def exception(self):
+            return None
+
+    bus._rel_unacked = 1
+    bus._on_ack(OPPORTUNITIES, True, [("BTC-USD", _opp(9))], Done())
+    bus._on_ack(OPPORTUNITIES, True, [], Done())
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and "recovered" in warnings[1] and "11" in warnings[1]
+
+
+def test_consumer_drops_redelivered_reliable_messages():
+    from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES
+
+    bus = _bus()
+    o = _opp(1)
+    assert bus._first_time(OPPORTUNITIES, o)
+    assert not bus._first_time(OPPORTUNITIES, msgspec.structs.replace(o))
+    # Same id, another event or time: a different message.
+    assert bus._first_time(OPPORTUNITIES, _opp(1, model.OppEvent.CLOSED, ts=2))
+    f = model.Fill(opp_id="o1", venue="a", symbol="BTC-USD", side="buy", requested=1, filled=1,
+                   vwap=1, fee=0, ts_ns=5, status="filled")
+    assert bus._first_time(FILLS, f) and not bus._first_time(FILLS, f)
+    assert bus._first_time(QUOTES, q("a", "BTC-USD", 1.0, 2.0))  # quotes carry no id
+    assert bus.stats()["duplicates"] == {OPPORTUNITIES: 1, FILLS: 1}
+
+
+def test_aiokafka_noise_is_filtered_to_what_an_operator_needs():
+    import logging
+
+    from arbtui.backend.bus.kafka.logs import ThinLogs
+
+    f = ThinLogs(period=30.0)
+
+    def rec(msg, *args, level=logging.ERROR):
+        return logging.LogRecord("aiokafka.consumer.fetcher", level, "x", 1, msg, args, None)
+
+    # Restating an outage the bus reports itself (once per transition): dropped, counted.
+    assert not f.filter(rec("Failed fetch messages from %s: %s", 111,
+                            "KafkaConnectionError: Connection at 127.0.0.1:1 closed"))
+    assert not f.filter(rec("Unable to update metadata from [111]"))
+    assert not f.filter(rec("Heartbeat failed for group %s because it is rebalancing", "g",
+                            level=logging.WARNING))
+    assert f.suppressed == 3
+    # Anything else reaches the log, once per template per period.
+    assert f.filter(rec("Unexpected error in sender routine: %s", "boom"))
+    assert not f.filter(rec("Unexpected error in sender routine: %s", "boom again"))
+    assert f.filter(rec("just chatter", level=logging.INFO))

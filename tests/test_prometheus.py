@@ -18,6 +18,7 @@ from arbtui import config
 from arbtui.backend.engine import Engine
 from arbtui.backend.metrics import RESYNC_KINDS, Latency, resync_kind
 from arbtui.backend.prometheus import METRICS
+from arbtui.commands.demo import simulator
 from arbtui.model import Fill, OppEvent, Opportunity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ async def test_exposition_parses_and_counts_match_the_engine(tmp_path, monkeypat
     cfg.execution.enabled = True
     cfg.sim.dislocation_rate = 3.0  # lively: fills within seconds
     cfg.sim.dislocation_bps = 20.0
-    engine = Engine(cfg, mode="demo")
+    engine = Engine(cfg, mode="demo", sim=simulator(cfg))
     await engine.start()
     try:
         deadline = time.monotonic() + 30

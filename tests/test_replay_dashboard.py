@@ -30,8 +30,8 @@ async def _record(path) -> None:
 
 
 async def test_dashboard_replays_a_recording(tmp_path, monkeypatch):
-    from arbtui.app import ArbApp
-    from arbtui.widgets.fmt import fmt_px
+    from arbtui.fmt import fmt_px
+    from arbtui.ui.app import ArbApp
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))

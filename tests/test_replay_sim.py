@@ -221,5 +221,5 @@ async def test_file_grouped_by_connection_replays_like_the_time_ordered_one(sim_
                     w.http(conn, ln.url, ln.data, ln.ts)
     a = await replay_inprocess([path])
     b = await replay_inprocess([grouped])
-    assert a.engine.ordered == [True] and b.engine.ordered == [False]
+    assert a.engine.plan.ordered == [True] and b.engine.plan.ordered == [False]
     assert a.quotes == b.quotes and a.quotes

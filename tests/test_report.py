@@ -12,8 +12,8 @@ from detector_fixtures import MS, Clock, dcfg, mkq
 
 from arbtui.backend.detector import Detector
 from arbtui.backend.journal import Journal
+from arbtui.commands.report import ReportError, parse_since
 from arbtui.model import Fill
-from arbtui.report import ReportError, parse_since
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
 
@@ -121,7 +121,7 @@ def test_report_errors(tmp_path) -> None:
 def test_report_histograms_label_every_bucket() -> None:
     """Each bucket is a row of its own: label, bar, count, so no label is thinned away."""
     from arbtui.backend.detector import LIFETIME_BUCKETS_MS
-    from arbtui.report import NET_BUCKETS_BPS, _bucket_labels, render
+    from arbtui.commands.report import NET_BUCKETS_BPS, _bucket_labels, render
 
     lt_labels = _bucket_labels(LIFETIME_BUCKETS_MS, "ms")
     ne_labels = _bucket_labels(NET_BUCKETS_BPS, "bps")

@@ -17,7 +17,7 @@ and the distributions are compared with the fitted parameters:
   lifetimes of hundreds of ms (p50 between 100 and 3000 ms);
 * the lively knob (``dislocation_rate``) multiplies them, and a seed gives one market.
 
-The fit itself (``python -m arbtui.backend.sim.fit``) is rerun on the recordings when
+The fit itself (``python tools/fit_market.py``) is rerun on the recordings when
 they are present and must reproduce the shipped file's fitted numbers.
 """
 
@@ -40,6 +40,7 @@ from arbtui.model import OppEvent
 SYMBOLS = ["BTC-USD", "ETH-USD"]
 TICK_MS = 50.0
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def run_market(seconds: float, *, seed: int = 7, **knobs) -> dict:
@@ -204,8 +205,11 @@ def test_lively_knob_and_seeded_determinism() -> None:
 def test_fit_reproduces_shipped_calibration(tmp_path) -> None:
     if not RECORDINGS.is_dir():
         pytest.skip(f"real recordings folder {RECORDINGS} is absent (never copied into the repo)")
-    from arbtui.backend.sim import fit
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("fit_market", TOOLS / "fit_market.py")
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
     out = tmp_path / "cal.json"
     assert fit.main(["--recordings", str(RECORDINGS), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["model"] == calibration()["model"]

@@ -104,7 +104,7 @@ async def test_faults_the_venue_does_not_have_are_discarded(venue):
 @pytest.mark.parametrize("venue", VENUES)
 async def test_backoff_is_not_reset_by_a_successful_subscribe(venue):
     """Three drops, each after the feed subscribed and its books went LIVE again:
-    the backoff keeps growing (cryptofeed resets it on subscribe, §9 #1). Only a
+    the backoff keeps growing (cryptofeed resets it on subscribe). Only a
     healthy period resets it."""
     async with Rig(venue, SYMS[venue]) as rig:
         await rig.live()

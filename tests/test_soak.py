@@ -22,6 +22,7 @@ import pytest
 from arbtui import config
 from arbtui.backend.bus import OPPORTUNITIES
 from arbtui.backend.engine import Engine
+from arbtui.commands.demo import simulator
 from arbtui.model import BookState, OppEvent, Opportunity
 
 VENUES = ["binance", "coinbase", "kraken", "bybit", "okx"]
@@ -80,7 +81,7 @@ async def test_soak_faults_recover(tmp_path, monkeypatch):
     journal = tmp_path / "journal.sqlite"
     if hasattr(cfg, "journal") and hasattr(cfg.journal, "path"):
         cfg.journal.path = str(journal)
-    engine = Engine(cfg, mode="demo")
+    engine = Engine(cfg, mode="demo", sim=simulator(cfg))
     await engine.start()
     try:
         for v in engine.sim.venues.values():

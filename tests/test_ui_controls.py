@@ -13,12 +13,12 @@ import ui_fixtures
 from ui_fixtures import FrozenEngine, panel_plain, quote, seed_market
 
 from arbtui import config as configmod
-from arbtui.app import ArbApp
 from arbtui.model import OppEvent, Opportunity
-from arbtui.screens.detail import DetailScreen
-from arbtui.screens.help import HelpScreen
-from arbtui.screens.symbols import SymbolPickerScreen
-from arbtui.screens.thresholds import ThresholdsScreen
+from arbtui.ui.app import ArbApp
+from arbtui.ui.screens.detail import DetailScreen
+from arbtui.ui.screens.help import HelpScreen
+from arbtui.ui.screens.symbols import SymbolPickerScreen
+from arbtui.ui.screens.thresholds import ThresholdsScreen
 
 SIZE = (120, 40)
 
@@ -162,7 +162,7 @@ async def test_execution_toggle_pause_clear_and_detail():
         row = app.screen.row
         assert (row.last.symbol, row.last.buy_venue, row.last.sell_venue) == (
             "BTC-USD", "binance", "coinbase")
-        from arbtui.screens.detail import fee_math
+        from arbtui.ui.screens.detail import fee_math
 
         math_text = fee_math(row, 0.0).plain
         assert f"{row.last.net_bps:+.2f} bps" in math_text
@@ -210,8 +210,8 @@ async def test_help_screen_lists_every_visible_key():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        from arbtui.screens.help import help_table
-        from arbtui.screens.keymap import KEYMAP
+        from arbtui.ui.screens.help import help_table
+        from arbtui.ui.screens.keymap import KEYMAP
 
         table = help_table()
         keys = list(table.columns[0].cells)

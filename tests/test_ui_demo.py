@@ -13,10 +13,11 @@ import asyncio
 import pytest
 
 from arbtui import config as configmod
-from arbtui.app import ArbApp
 from arbtui.backend.engine import Engine
+from arbtui.commands.demo import simulator
+from arbtui.fmt import fmt_px
 from arbtui.model import BookState
-from arbtui.widgets.fmt import fmt_px
+from arbtui.ui.app import ArbApp
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def demo_app(tmp_path, monkeypatch):
     # market opens only a few windows a minute.
     cfg.sim.dislocation_rate = 3.0
     cfg.sim.dislocation_bps = 20.0
-    eng = Engine(cfg, mode="demo")
+    eng = Engine(cfg, mode="demo", sim=simulator(cfg))
     return ArbApp(eng, cfg, threaded=True), eng
 
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arbtui.widgets.fmt import fmt_age_ms, fmt_bps, fmt_money, fmt_px, fmt_sz
-from arbtui.widgets.header import header_text, mode_label
-from arbtui.widgets.venue_panel import layout_for
+from arbtui.fmt import fmt_age_ms, fmt_bps, fmt_money, fmt_px, fmt_sz
+from arbtui.ui.widgets.header import header_text, mode_label
+from arbtui.ui.widgets.venue_panel import layout_for
 
 finite = st.floats(min_value=1e-8, max_value=1e7, allow_nan=False, allow_infinity=False)
 

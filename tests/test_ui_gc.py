@@ -17,7 +17,7 @@ from ui_fixtures import T0, seed_market
 
 from arbtui.backend.gcpolicy import DASHBOARD_GEN0, DASHBOARD_GEN2
 from arbtui.model import OppEvent, Opportunity
-from arbtui.widgets.opportunity_log import OpportunityLog
+from arbtui.ui.widgets.opportunity_log import OpportunityLog
 
 
 def opp(i: int, event: OppEvent = OppEvent.OPENED) -> Opportunity:

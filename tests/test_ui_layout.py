@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from ui_fixtures import make_app, seed_market
 
-from arbtui.widgets.sparklines import LatencySparks
-from arbtui.widgets.spread_chart import SpreadChart
+from arbtui.ui.widgets.sparklines import LatencySparks
+from arbtui.ui.widgets.spread_chart import SpreadChart
 
 
 @pytest.mark.parametrize("size", [(80, 24), (90, 30)])

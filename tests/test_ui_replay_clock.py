@@ -14,13 +14,13 @@ import pytest
 from replay_fixtures import default_cfg, recording
 
 from arbtui.backend.replay import ReplayEngine
-from arbtui.widgets.fmt import fmt_age_ms, fmt_clock
+from arbtui.fmt import fmt_age_ms, fmt_clock
 
 pytestmark = pytest.mark.slow
 
 
 async def test_replay_quote_ages_use_the_replay_clock(tmp_path, monkeypatch):
-    from arbtui.app import ArbApp
+    from arbtui.ui.app import ArbApp
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))

@@ -169,14 +169,14 @@ async def seed_market(engine: FrozenEngine, tick: Any = None) -> None:
 
 
 def panel_plain(app: Any, venue: str) -> str:
-    from arbtui.widgets.venue_panel import VenuePanel
+    from arbtui.ui.widgets.venue_panel import VenuePanel
 
     panel = app.dashboard.query_one(f"#venue-{venue}", VenuePanel)
     return panel.plain
 
 
 def make_app(**kw: Any) -> tuple[Any, FrozenEngine, Clock]:
-    from arbtui.app import ArbApp
+    from arbtui.ui.app import ArbApp
 
     cfg = make_cfg()
     eng = FrozenEngine(cfg)

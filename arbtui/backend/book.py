@@ -1,7 +1,7 @@
 """L2 order book keyed by exact price, plus the venues' checksum rules.
 
 Every venue sends the *absolute* size at a price level, and 0 deletes it
-(PROTOCOLS.md §1). The original px/qty strings are kept because Kraken and OKX
+(docs/protocols.md, "Rules every venue shares"). The original px/qty strings are kept because Kraken and OKX
 define their checksums over the literal digits, and the quote shows them.
 
 Levels are keyed by the price parsed ONCE as a float, which is exact here:
@@ -211,13 +211,59 @@ class Book:
         if len(bk) > d or len(ak) > d:
             self.truncate()
 
+    def apply_sides(self, bids, asks) -> None:
+        """``apply`` for a message that lists each side separately: ``bids`` and
+        ``asks`` are rows whose first two items are the px and qty strings
+        (``[px, qty]``, OKX's ``[px, qty, "0", n]``, tuples). Same rules as
+        ``set`` per level, bids first, then ``truncate``; on an error the levels
+        before it stay applied (the caller drops the book)."""
+        if bids:
+            self._rows(True, bids)
+        if asks:
+            self._rows(False, asks)
+        d = self.depth
+        if len(self._bk) > d or len(self._ak) > d:
+            self.truncate()
+
+    def _rows(self, is_bid: bool, rows) -> None:
+        # ``set``'s rule written out for one side: the per-level call was a third
+        # of the cost at a few levels a message (see ``apply``).
+        if is_bid:
+            keys, pairs, lv, floor, sign = self._bk, self._pb, self.bids, self.bid_floor, 1.0
+        else:
+            keys, pairs, lv, floor, sign = self._ak, self._pa, self.asks, self.ask_floor, -1.0
+        for row in rows:
+            px = row[0]
+            qty = row[1]
+            try:
+                p = float(px)
+                q = float(qty)
+            except (TypeError, ValueError):
+                raise BookError(f"non-numeric level {px!r} {qty!r}") from None
+            if not (1e-300 < p <= 1e15 and 0.0 <= q <= 1e15):
+                raise BookError(f"invalid level {px!r} {qty!r}")
+            if px.__class__ is not str or len(px) > 16:
+                _check_key(px, p)
+            k = sign * p
+            if k >= floor:
+                self.top_dirty = True
+            if p in lv:
+                i = bisect_left(keys, k)
+                if q == 0.0:
+                    del keys[i], pairs[i], lv[p]
+                else:
+                    pairs[i] = (p, q)
+                    lv[p] = (px, qty)
+            elif q != 0.0:
+                i = bisect_left(keys, k)
+                keys.insert(i, k)
+                pairs.insert(i, (p, q))
+                lv[p] = (px, qty)
+
     def load(self, bids: list, asks: list) -> None:
         """Replace the book from a snapshot of ``[px_str, qty_str, ...]`` rows."""
         self.clear()
-        for row in bids:
-            self.set(True, row[0], row[1])
-        for row in asks:
-            self.set(False, row[0], row[1])
+        self.apply_sides(bids, asks)
 
     def truncate(self) -> None:
         """Drop levels past the depth cap (Kraken never sends deletes for them)."""

@@ -467,6 +467,16 @@ class Detector:
     def blocked_comparisons(self) -> list[dict[str, str]]:
         return [{"a": a, "b": b, "reason": r} for (a, b), r in sorted(self.blocked.items())]
 
+    def rates_status(self) -> dict[str, dict]:
+        """Each configured conversion as this detector sees it now: its rate, or why none
+        (on Kafka every detector process must have every rate, whatever it owns)."""
+        now = self.clock()
+        out = {}
+        for ccy in self.cfg.conversions:
+            target, r, why = self._to_target(ccy, now)
+            out[ccy] = {"to": target, "rate": r, "reason": why}
+        return out
+
     def lifetime_histograms(self) -> dict[str, list[int]]:
         return {f"{b}>{s}": list(h) for (b, s), h in sorted(self.lifetimes.items())}
 
@@ -475,6 +485,7 @@ class Detector:
             "counters": dict(self.counters),
             "open": len(self.open),
             "blocked": self.blocked_comparisons(),
+            "rates": self.rates_status(),
             "clock_offset_ms": self.clock_offsets_ms(),
             "lifetime_buckets_ms": list(LIFETIME_BUCKETS_MS),
             "lifetimes": self.lifetime_histograms(),

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from arbtui import symbols as symmod
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, make_bus
@@ -23,11 +27,13 @@ from arbtui.backend.detector import Detector
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.metrics import Latency, Rate
+from arbtui.backend.reconcile import OpenWindows
 from arbtui.config import Config
 from arbtui.model import (
     BookState,
     BookStatus,
     Fill,
+    OpenSet,
     OppEvent,
     Opportunity,
     Quote,
@@ -59,12 +65,16 @@ class EngineState:
 
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
-                 roles: tuple[str, ...] = ("feed", "detect", "execute")) -> None:
+                 roles: tuple[str, ...] = ("feed", "detect", "execute"), sim: Any = None) -> None:
         self.cfg = cfg
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
-        self.sim: Any = None
+        #: demo mode: the simulated market the feeds connect to (start/stop/urls()). The
+        #: commands layer builds it (arbtui.commands.demo); the backend never imports the
+        #: simulator, so a live build cannot reach it by accident (docs/architecture.md).
+        self.sim: Any = sim
+        self._sim_started = False
         self.feeds: dict[str, VenueFeed] = {}
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
         self.detector = Detector(cfg.detector, fees)
@@ -81,6 +91,17 @@ class Engine:
         self._stopping = False
         self.failures: dict[str, int] = {}
         self._metrics_server: Any = None
+        # On Kafka every window names the detector process that owns it, and that
+        # process publishes its open set (OpenSet) so consumers can reconcile.
+        self.started_ns = time.time_ns()
+        host = socket.gethostname()
+        self.owner_id = (f"{host}/{os.getpid()}/{self.started_ns // 1_000_000}"
+                         if self.bus.kind == "kafka" and "detect" in roles else "")
+        self._host = host
+        self._snap_seq = 0
+        k = cfg.bus.kafka
+        #: Open windows as the consumers here know them (viewer, execute role's journal).
+        self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -104,11 +125,11 @@ class Engine:
         cfg = self.cfg
         plan: dict[str, dict[str, Any]] = {}
         if self.mode == "demo":
-            from arbtui.backend.sim.server import Simulator
-
+            if self.sim is None:
+                raise ValueError("demo mode needs sim= (arbtui.commands.demo.simulator(cfg))")
             s = cfg.sim
-            self.sim = Simulator.from_config(s)
             await self.sim.start()
+            self._sim_started = True
             for v, (url, rest) in self.sim.urls().items():
                 vc = cfg.venues.get(v)
                 plan[v] = dict(symbols=list(s.symbols), url=url, rest_url=rest,
@@ -170,8 +191,12 @@ class Engine:
                 self.failures["journal"] = self.failures.get("journal", 0) + 1
             else:
                 journal = self.journal
+                # On Kafka the journal reconciles against the detectors' open sets,
+                # so it never keeps a window opened without a close after an outage.
+                windows = self.windows if self.bus.kind == "kafka" else None
                 self._spawn("journal", lambda: journal.run_from_bus(
-                    self.bus, stopping=lambda: self._stopping))
+                    self.bus, stopping=lambda: self._stopping, windows=windows,
+                    up_since=self._bus_up_since, on_reconciled=self.record_event))
 
     def _spawn(self, name: str, fn) -> None:
         """Run a role under a supervisor: a crash is logged, counted and the role restarted."""
@@ -196,6 +221,7 @@ class Engine:
         if "detect" in self.roles and self.bus.kind == "kafka":
             # Published before the bus drains, so viewers and executors see them.
             self._emit_all(self.detector.close_all("detector stopped"))
+            self._publish_open_set("stopping")
         self._stopping = True
         for f in self.feeds.values():
             try:
@@ -212,7 +238,7 @@ class Engine:
         await self.bus.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        if self.sim is not None:
+        if self._sim_started:
             await self.sim.stop()
 
     # ------------------------------------------------------------------ hot path
@@ -235,8 +261,15 @@ class Engine:
         quotes.on_reset = self._forget_symbols  # Kafka rebalance moved these symbols
         det = self.detector
         lat = self.detect_latency
+        # The conversion books (USDT-USD for USDT) live in ONE base asset's partition,
+        # but every detector process needs them: on Kafka they are read outside the
+        # consumer group, from just their partitions.
+        self._rate_bases = {symmod.base_of(c.book) for c in self.cfg.detector.conversions.values()
+                            if c.book}
+        rates = (self.bus.subscribe_rates(self._rate_bases, wake=wake)
+                 if self._rate_bases and hasattr(self.bus, "subscribe_rates") else None)
         while not self._stopping:
-            if not len(quotes) and not len(status):
+            if not len(quotes) and not len(status) and not (rates and len(rates)):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
                 except TimeoutError:
@@ -246,6 +279,14 @@ class Engine:
                 if isinstance(st, BookStatus):
                     self._emit_all(det.on_book_state(st))
             batch = quotes.drain()
+            if rates is not None and len(rates):
+                # First, and only if newer than what the detector has: the group inbox
+                # may carry the same quotes when this process owns their partition.
+                have = det.quotes
+                fresh = [q for q in rates.drain()
+                         if (old := have.get(q.symbol, {}).get(q.venue)) is None
+                         or old.recv_ts_ns < q.recv_ts_ns]
+                batch = fresh + batch
             if batch:
                 if self.mode == "view" or "feed" not in self.roles:
                     for q in batch:
@@ -268,7 +309,10 @@ class Engine:
         # Partitions follow the base asset (BTC-USD and BTC-USDT travel together), and
         # on_book_state closes every open key (buy sym, buy venue, sell venue, sell sym)
         # that used the forgotten quote.
-        bases = {symmod.base_of(s) for s in symbols}
+        # The conversion books keep coming from the rates inbox, whoever owns them.
+        bases = {symmod.base_of(s) for s in symbols} - getattr(self, "_rate_bases", set())
+        if not bases:
+            return
         for sym, by_venue in list(det.quotes.items()):
             if symmod.base_of(sym) not in bases:
                 continue
@@ -297,14 +341,15 @@ class Engine:
         # view; feed receive->bus publish, publish->here, and quote->opportunity.
         self.stage_latency = stages = {"feed": Latency(4096), "bus": Latency(4096),
                                        "detect": Latency(4096)}
-        self.view_open: dict[str, Opportunity] = {}
+        self.view_open = self.windows.open  # reconciled against the detectors' open sets
         self.remote_books: dict[tuple[str, str], BookStatus] = {}
+        next_sweep = 0.0
         while not self._stopping:
             if not (len(quotes) or len(opps) or len(fills) or len(status)):
                 try:
                     await asyncio.wait_for(wake.wait(), 0.25)
                 except TimeoutError:
-                    continue
+                    pass
             wake.clear()
             now = time.time_ns()
             for st in status.drain():
@@ -318,25 +363,60 @@ class Engine:
                 if q.pub_ts_ns and q.recv_ts_ns:
                     stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
                     stages["bus"].add(now - q.pub_ts_ns)
+            mono = time.monotonic()
             for o in opps.drain():
-                if o.event is OppEvent.CLOSED:
-                    self.view_open.pop(o.id, None)
-                else:
-                    self.view_open[o.id] = o
+                if isinstance(o, OpenSet):
+                    for c in self.windows.on_snapshot(o, mono, now):
+                        self.record_event(c)
+                    continue
+                if not self.windows.on_event(o, mono):
+                    continue  # a late event for a window already closed
                 if o.quote_recv_ts_ns and o.event is not OppEvent.CLOSED:
                     stages["detect"].add(o.ts_ns - o.quote_recv_ts_ns)
                     self.detect_latency.add(o.ts_ns - o.quote_recv_ts_ns)
                 self.record_event(o)
             for f in fills.drain():
                 self.record_event(f)
+            if mono >= next_sweep:
+                next_sweep = mono + 0.5
+                for c in self.windows.sweep(mono, self._bus_up_since(), now):
+                    self.record_event(c)
             await asyncio.sleep(0)
+
+    def _bus_up_since(self) -> float | None:
+        """Monotonic time the bus has been up since (None while it is down)."""
+        if self.bus.kind != "kafka":
+            return self.started
+        return getattr(self.bus, "up_since", None) if self.bus.state == "up" else None
+
+    def _publish_open_set(self, why: str) -> None:
+        """This detector's open windows, for consumers to reconcile against."""
+        self._snap_seq += 1
+        det = self.detector
+        opens = [msgspec.structs.replace(o.opp, owner=self.owner_id, buy_book=[], sell_book=[])
+                 for o in det.open.values()]
+        self.bus.publish(OPPORTUNITIES, "open-set", OpenSet(
+            owner=self.owner_id, host=self._host, started_ns=self.started_ns,
+            seq=self._snap_seq, ts_ns=det.clock(), why=why, open=opens))
 
     async def _sweep_loop(self) -> None:
         next_states = 0.0
+        next_snap, seen_state, seen_rebalances = 0.0, "", 0
         while not self._stopping:
             await asyncio.sleep(0.1)
             if "detect" in self.roles:
                 self._emit_all(self.detector.sweep())
+                if self.owner_id:
+                    # Periodically, on (re)connect, and after a rebalance (a detector that
+                    # took partitions over announces what it has open).
+                    state, reb = self.bus.state, getattr(self.bus, "rebalances", 0)
+                    why = ("connected" if state == "up" and seen_state != "up" else
+                           "rebalance" if reb != seen_rebalances else
+                           "periodic" if time.monotonic() >= next_snap else "")
+                    seen_state, seen_rebalances = state, reb
+                    if why and state == "up":
+                        self._publish_open_set(why)
+                        next_snap = time.monotonic() + self.cfg.bus.kafka.snapshot_interval_s
             if self.bus.kind == "kafka" and self.feeds and time.monotonic() >= next_states:
                 # Book states are published on change only; a viewer or detector that
                 # starts later learns them from this periodic re-statement.
@@ -348,7 +428,10 @@ class Engine:
                             ts_ns=sb.since_ns))
 
     def _emit_all(self, events: list[Opportunity]) -> None:
+        owner = self.owner_id
         for e in events:
+            if owner:
+                e.owner = owner
             self.bus.publish(OPPORTUNITIES, e.symbol, e)
             self.record_event(e)
 
@@ -457,9 +540,15 @@ class Engine:
         if b is not None:
             out["kafka"] = {k: b.get(k) for k in (
                 "state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
-                "dropped", "delivery_errors", "bad_records", "consumed", "assigned_partitions",
+                "superseded", "dropped", "retried", "lost", "duplicates", "idempotent",
+                "delivery_errors", "bad_records", "consumed", "assigned_partitions",
                 "rebalances", "log_resets", "last_error",
                 "hop_p50_ms", "hop_p99_ms")}
+            if self.owner_id:
+                out["kafka"]["owner"] = self.owner_id
+            w = self.windows
+            if w.owners or w.reconciled or w.learned:
+                out["reconcile"] = w.stats()
         stages = getattr(self, "stage_latency", None)
         if stages:
             out["stage_p50_ms"] = {k: v.percentiles_ms(50)[0] for k, v in stages.items()}

@@ -176,25 +176,54 @@ class Journal:
 
     # ------------------------------------------------------------------ bus role
 
-    async def run_from_bus(self, bus, *, stopping=lambda: False) -> None:
-        """Append every opportunity event and fill seen on the bus."""
+    async def run_from_bus(self, bus, *, stopping=lambda: False, windows=None,
+                           up_since=lambda: None, on_reconciled=None) -> None:
+        """Append every opportunity event and fill seen on the bus.
+
+        With ``windows`` (an ``OpenWindows``; Kafka) the events are reconciled
+        against the detectors' open-set snapshots: a window its owner no longer
+        has open (an event lost in an outage, a detector killed) gets a CLOSED row
+        with the reason, and a late event for a window already closed is skipped,
+        so the journal never keeps an id opened without a close."""
         from arbtui.backend.bus import FILLS, OPPORTUNITIES
+        from arbtui.model import OpenSet
 
         wake = asyncio.Event()
         subs = [bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
                 bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]
+
+        def take(events: list) -> None:
+            now, wall = time.monotonic(), time.time_ns()
+            for e in events:
+                if isinstance(e, OpenSet):
+                    if windows is not None:
+                        for c in windows.on_snapshot(e, now, wall):
+                            self.append(c)
+                            if on_reconciled is not None:
+                                on_reconciled(c)
+                    continue
+                if windows is not None and isinstance(e, Opportunity) \
+                        and not windows.on_event(e, now):
+                    continue
+                self.append(e)
+
+        next_sweep = 0.0
         try:
             while not stopping():
                 if not any(len(s) for s in subs):
                     try:
                         await asyncio.wait_for(wake.wait(), 0.25)
                     except TimeoutError:
-                        continue
+                        pass
                 wake.clear()
                 for s in subs:
-                    for e in s.drain():
-                        self.append(e)
+                    take(s.drain())
+                if windows is not None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + 0.5
+                    for c in windows.sweep(time.monotonic(), up_since(), time.time_ns()):
+                        self.append(c)
+                        if on_reconciled is not None:
+                            on_reconciled(c)
         finally:
             for s in subs:
-                for e in s.drain():
-                    self.append(e)
+                take(s.drain())

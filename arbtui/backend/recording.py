@@ -26,30 +26,27 @@ from typing import Any, BinaryIO, Self
 import msgspec
 import zstandard
 
+from arbtui import venues
+
 FORMAT = 2
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 LINE_TYPES = ("connect", "send", "recv", "http")
 
-#: cryptofeed exchange ids (header ``exchange`` / ``conn`` prefix) -> our venue names.
-#: Only spot venues whose wire protocol our adapters speak; e.g. BINANCE_FUTURES or
-#: the legacy COINBASE_PRO feed use other protocols and are deliberately absent.
-EXCHANGE_TO_VENUE = {
-    "BINANCE": "binance",
-    "COINBASE": "coinbase",
-    "KRAKEN": "kraken",
-    "BYBIT": "bybit",
-    "OKX": "okx",
-    "OKEX": "okx",  # cryptofeed's name for OKX before the 2022 rebrand
-    "GEMINI": "gemini",
-}
+#: cryptofeed exchange ids (header ``exchange`` / ``conn`` prefix) -> our venue names,
+#: from the registry (``arbtui.venues``: ``exchange`` and ``exchange_aliases``, e.g.
+#: OKEX, cryptofeed's name for OKX before the 2022 rebrand). Only spot venues whose
+#: wire protocol our adapters speak; e.g. BINANCE_FUTURES or the legacy COINBASE_PRO
+#: feed use other protocols and are deliberately absent.
+EXCHANGE_TO_VENUE = {x: s.name for s in venues.REGISTRY for x in (s.exchange, *s.exchange_aliases)}
 
 
 def venue_of_exchange(exchange: str) -> str | None:
-    return EXCHANGE_TO_VENUE.get(exchange.upper())
+    spec = venues.by_exchange(exchange)
+    return spec.name if spec is not None else None
 
 
 def exchange_of_venue(venue: str) -> str:
-    return venue.upper()
+    return venues.get(venue).exchange
 
 
 class RecordingError(Exception):

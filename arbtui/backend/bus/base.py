@@ -27,8 +27,9 @@ class Subscription:
     With ``coalesce`` set, messages sharing a coalesce key replace each other
     (keep the newest quote per venue+symbol: a detector only ever wants the
     latest top of book, and an old one is worse than none). Without it the
-    inbox is FIFO and drops the *oldest* message when full. Either way every
-    message that never reached the consumer is counted in ``dropped``.
+    inbox is FIFO and drops the *oldest* message when full. A message replaced
+    by a newer one of its key is counted in ``superseded`` (normal, by design);
+    one shed because the inbox was full, in ``dropped`` (never mixed).
     """
 
     def __init__(self, topic: str, name: str, maxsize: int,
@@ -38,6 +39,7 @@ class Subscription:
         self.name = name
         self.maxsize = maxsize
         self.dropped = 0
+        self.superseded = 0
         self.delivered = 0
         self._coalesce = coalesce
         self._latest: dict[Hashable, Any] = {}
@@ -50,6 +52,8 @@ class Subscription:
         #: history it must forget, because a Kafka consumer-group rebalance moved
         #: their partition to or from another process. The embedded bus never calls it.
         self.on_reset: Callable[[set[str], str], None] | None = None
+        #: Only these base assets' messages (a Kafka rates inbox); None = all.
+        self.bases: frozenset[str] | None = None
 
     def __len__(self) -> int:
         return len(self._latest) if self._coalesce else len(self._fifo)
@@ -61,7 +65,7 @@ class Subscription:
             k = self._coalesce(msg)
             latest = self._latest
             if k in latest:
-                self.dropped += 1
+                self.superseded += 1
                 del latest[k]  # re-insert so arrival order stays roughly fair
             elif len(latest) >= self.maxsize:
                 latest.pop(next(iter(latest)))

@@ -43,7 +43,8 @@ class EmbeddedBus(Bus):
             "state": "up",
             "published": dict(self.published),
             "subscriptions": {
-                f"{s.topic}/{s.name}": {"depth": len(s), "dropped": s.dropped, "delivered": s.delivered}
+                f"{s.topic}/{s.name}": {"depth": len(s), "dropped": s.dropped,
+                                      "superseded": s.superseded, "delivered": s.delivered}
                 for subs in self._subs.values() for s in subs
             },
         }

@@ -1,30 +1,21 @@
-"""Venue adapters, one module per venue, all shaped like ``base.VenueFeed``."""
+"""Venue adapters, one module per venue, all shaped like ``base.VenueFeed``.
+
+Which class speaks which venue is declared once, in ``arbtui.venues``."""
 
 from __future__ import annotations
 
-import importlib
-
+from arbtui import venues
 from arbtui.backend.feeds.base import VenueFeed
-
-_MODULES = {
-    "binance": "BinanceFeed",
-    "coinbase": "CoinbaseFeed",
-    "kraken": "KrakenFeed",
-    "bybit": "BybitFeed",
-    "okx": "OkxFeed",
-    "gemini": "GeminiFeed",
-}
 
 
 def feed_class(venue: str) -> type[VenueFeed]:
-    """The adapter class for ``venue`` (imported on demand)."""
-    mod = importlib.import_module(f"arbtui.backend.feeds.{venue}")
-    return getattr(mod, _MODULES[venue])
+    """The adapter class for ``venue`` (imported on demand from its registry entry)."""
+    return venues.get(venue).adapter_class()
 
 
 def available() -> list[str]:
     out = []
-    for v in _MODULES:
+    for v in venues.names():
         try:
             feed_class(v)
         except (ModuleNotFoundError, AttributeError):

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from arbtui.backend.book import Book
+from arbtui.backend.feeds.sync import BookSync
 from arbtui.backend.metrics import FEED_BUCKETS_S, Histogram, resync_kind
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
 
@@ -79,7 +80,7 @@ class Backoff:
     Reset only by ``healthy()`` after the connection has carried valid data for
     ``healthy_s`` — never because a subscribe call returned (cryptofeed resets
     on subscribe, so a server that kicks right after subscribing gets hammered
-    once a second forever; PROTOCOLS.md §9 #1).
+    once a second forever; docs/protocols.md, "Rules every venue shares").
     """
 
     def __init__(self, base: float = 1.0, cap: float = 60.0, healthy_s: float = 30.0,
@@ -101,12 +102,12 @@ class Backoff:
 
 
 class SymbolBook:
-    """Per-symbol book with its sync state. Adapters keep venue ids in ``seq``/``extra``."""
+    """Per-symbol book with its sync state: the venue's last id in ``seq``, the
+    adapter's typed bookkeeping in ``sync`` (``feeds/sync.py``)."""
 
     __slots__ = (
         "book",
         "changes",
-        "extra",
         "last_top",
         "last_update_ns",
         "next_resync",
@@ -116,10 +117,11 @@ class SymbolBook:
         "since_ns",
         "state",
         "symbol",
+        "sync",
         "vsym",
     )
 
-    def __init__(self, symbol: str, vsym: str, depth: int) -> None:
+    def __init__(self, symbol: str, vsym: str, depth: int, sync: BookSync) -> None:
         self.symbol = symbol
         self.vsym = vsym
         self.book = Book(depth)
@@ -128,7 +130,7 @@ class SymbolBook:
         self.since_ns = time.time_ns()
         self.changes = 0
         self.seq: int = -1
-        self.extra: dict[str, Any] = {}
+        self.sync = sync
         self.last_top: tuple | None = None
         self.last_update_ns = 0
         self.next_resync = 0.0
@@ -139,7 +141,7 @@ class VenueFeed:
     venue: ClassVar[str] = "?"
     default_url: ClassVar[str] = ""
     default_rest: ClassVar[str] = ""
-    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (PROTOCOLS §3).
+    #: Max inbound frame; Coinbase's first level2 snapshot is ~5 MB (docs/protocols.md#coinbase).
     max_frame: ClassVar[int] = 2 ** 20
     keepalive_s: ClassVar[float | None] = None
     #: No message at all for this long -> STALE and reconnect.
@@ -157,8 +159,12 @@ class VenueFeed:
     #: ``allow_crossed`` venues: how long a crossed book may stay crossed (withheld)
     #: before it counts as out of sync (``withhold_crossed``).
     crossed_grace_s: ClassVar[float] = 2.0
-    #: normalized symbol -> venue symbol, used when the instrument list is unavailable.
+    #: normalized symbol -> venue symbol, used when the instrument list is unavailable
+    #: (the registry's ``static_symbols``, ``arbtui.venues``).
     STATIC_SYMBOLS: ClassVar[dict[str, str]] = {}
+    #: The per-book sync state this adapter keeps (a ``BookSync`` subclass when
+    #: the venue needs more fields); every reset builds a fresh one.
+    sync_state: ClassVar[type[BookSync]] = BookSync
     #: Path (and query) of the venue's public instrument list under the REST base;
     #: "" when the adapter has none (the static table is then all there is).
     instruments_path: ClassVar[str] = ""
@@ -180,7 +186,7 @@ class VenueFeed:
             if vsym is None:
                 self.unknown_symbols.append(s)
                 continue
-            sb = SymbolBook(s, vsym, depth)
+            sb = SymbolBook(s, vsym, depth, self.sync_state())
             self.books[s] = sb
             self.by_vsym[vsym] = sb
         self.counters: dict[str, int] = {}
@@ -319,9 +325,9 @@ class VenueFeed:
         The book stays RESYNC (updates ignored) until the new snapshot: on one
         socket the old subscription's frames all precede the unsubscribe, so
         nothing stale can land on the fresh book. ``token`` names this attempt
-        (``sb.extra["resub"]``) so a later attempt or an ack can be told apart.
+        (``sb.sync.resub``) so a later attempt or an ack can be told apart.
         """
-        sb.extra["resub"] = token
+        sb.sync.resub = token
         self.set_state(sb, BookState.RESYNC, sb.reason or "resubscribing")
         sb.book.clear()
         self.count("resubscribes")
@@ -333,7 +339,7 @@ class VenueFeed:
         """A resubscribe that yields no snapshot (rejected, lost) must not leave
         the book in RESYNC forever: try again, still rate-limited."""
         await asyncio.sleep(self.resub_timeout_s)
-        if sb.extra.get("resub") == token and sb.state is not BookState.LIVE:
+        if sb.sync.resub == token and sb.state is not BookState.LIVE:
             self.count("resubscribe_timeouts")
             self.resync(sb, "no snapshot after resubscribe")
 
@@ -398,13 +404,13 @@ class VenueFeed:
         is withheld (STALE, ``reason``) and given ``crossed_grace_s`` to uncross:
         returns "withheld". Still crossed after that, it is out of sync: returns
         "desync" and the caller drops and resyncs it."""
-        x = sb.extra
+        x = sb.sync
         if not sb.book.crossed():
-            x.pop("crossed_since", None)
+            x.crossed_since = None
             return None
-        since = x.get("crossed_since")
+        since = x.crossed_since
         if since is None:
-            x["crossed_since"] = since = recv_ns
+            x.crossed_since = since = recv_ns
             self.count("crossed")
         sb.last_update_ns = recv_ns
         if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
@@ -427,7 +433,7 @@ class VenueFeed:
         for sb in self.books.values():
             sb.book.clear()
             sb.seq = -1
-            sb.extra.clear()
+            sb.sync = self.sync_state()
             sb.last_top = None
             self.set_state(sb, state, reason)
 

@@ -1,8 +1,10 @@
-"""Binance spot: ``@depth@100ms`` diff stream synced to REST snapshots (PROTOCOLS.md §2).
+"""Binance spot: ``@depth@100ms`` diff stream synced to REST snapshots
+(docs/protocols.md#binance).
 
 Book integrity is Binance's own update-id rule, per symbol:
 
-1. Buffer depth events until a REST snapshot arrives (remember the first ``U``).
+1. Buffer depth events until a REST snapshot arrives (the shared bridge,
+   ``bridge.py``; docs/protocols.md#bridging-a-rest-snapshot).
 2. Snapshot ``lastUpdateId`` < first buffered ``U``: the snapshot predates the
    buffer, so fetch again.
 3. Drop buffered events with ``u <= lastUpdateId``; the first kept event must
@@ -11,7 +13,7 @@ Book integrity is Binance's own update-id rule, per symbol:
 
 Snapshots are fetched concurrently, one task per symbol, under a REST weight
 budget: cryptofeed fetches them inline and serially (stalling every symbol)
-and clears every book on one symbol's gap (PROTOCOLS.md §9 #7).
+and clears every book on one symbol's gap.
 
 ``bookTicker`` shares the depth id space. It is not applied to the book (it
 carries one level, so it cannot say which deeper levels vanished). It is used
@@ -27,23 +29,45 @@ import asyncio
 import logging
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
+from arbtui.backend.feeds import bridge
 from arbtui.backend.feeds.base import RateLimiter, SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, BRIDGING, SYNCED, BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.binance")
+_SPEC = venues.get("binance")
 
 _decode = msgspec.json.decode
 
 #: Binance: at most 1024 streams per connection.
 _MAX_STREAMS = 1024
+
 #: Depth events buffered per symbol while its snapshot is in flight. Bounded
 #: memory: past it the buffer restarts (the snapshot would be stale anyway).
 _MAX_BUFFER = 5000
+
+
+@dataclass(slots=True, eq=False)
+class BinanceSync(BookSync):
+    """``BookSync`` plus Binance's snapshot task and checks. ``pending`` holds
+    depth events as ``Pending(U - 1, u, event)`` until the snapshot bridges them."""
+
+    #: Set by a restart: no new snapshot until the rate-limited resync releases it.
+    hold: bool = False
+    #: The snapshot-fetch task in flight, if any.
+    task: asyncio.Task | None = None
+    #: Latest bookTicker seen: (u, best bid px, best ask px).
+    ticker: tuple | None = None
+    #: A quiet-book check (``_verify_quiet``) is in flight / when it last finished.
+    checking: bool = False
+    verified_ns: int = 0
 
 
 def depth_weight(limit: int) -> int:
@@ -58,10 +82,10 @@ def depth_weight(limit: int) -> int:
 
 
 class BinanceFeed(VenueFeed):
-    venue = "binance"
-    default_url = "wss://stream.binance.com:9443"
-    default_rest = "https://api.binance.com"
-    instruments_path = "/api/v3/exchangeInfo"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame = 2 ** 22
     keepalive_s = None  # the SERVER pings every 20 s; websockets answers with a pong
     # No application heartbeat exists; a quiet symbol can be silent for a while,
@@ -91,14 +115,9 @@ class BinanceFeed(VenueFeed):
     rest_refused_wait_s: ClassVar[float] = 10.0
     #: How long a book waits for its first depth event before fetching the snapshot.
     first_event_wait_s: ClassVar[float] = 1.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT", "SOL-USDT": "SOLUSDT",
-        "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
-        "ETH-BTC": "ETHBTC", "SOL-BTC": "SOLBTC", "SOL-ETH": "SOLETH",
-        "BTC-EUR": "BTCEUR", "ETH-EUR": "ETHEUR", "SOL-EUR": "SOLEUR",
-        "BTC-FDUSD": "BTCFDUSD", "ETH-FDUSD": "ETHFDUSD", "SOL-FDUSD": "SOLFDUSD",
-        "USDC-USDT": "USDCUSDT",
-    }
+    sync_state: ClassVar[type[BookSync]] = BinanceSync
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
@@ -204,7 +223,7 @@ class BinanceFeed(VenueFeed):
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Only this symbol: its buffer restarts and one snapshot is fetched.
-        sb.extra["hold"] = False
+        sb.sync.hold = False
         self._ensure_sync(sb)
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
@@ -265,18 +284,16 @@ class BinanceFeed(VenueFeed):
         if not isinstance(U, int) or not isinstance(u, int) or U > u:
             self.frame_error("bad update ids", data)
             return
-        if sb.seq < 0:
-            buf: list = sb.extra.setdefault("buf", [])
-            if len(buf) >= _MAX_BUFFER:
+        if sb.sync.phase is not SYNCED:
+            # Binance's ids: the event moves the book from U - 1 to u (bridge.py).
+            if bridge.push(sb.sync.pending, bridge.Pending(U - 1, u, ev), _MAX_BUFFER):
                 self.count("buffer_overflow")
-                buf.clear()
-            buf.append(ev)
             self._ensure_sync(sb)
             return
         if u <= sb.seq:
             self.count("stale_events")  # already covered by the snapshot / book
             return
-        if U > sb.seq + 1:
+        if U > sb.seq + 1:  # the bridge's overlap rule, inline on the hot path
             self.count("gaps")
             self._restart(sb, f"gap: U={U} after id {sb.seq}")
             return
@@ -286,49 +303,50 @@ class BinanceFeed(VenueFeed):
         self._check_ticker(sb)
 
     def _apply(self, sb: SymbolBook, ev: dict, data) -> bool:
-        book = sb.book
         try:
-            for px, qty in ev["b"]:
-                book.set(True, px, qty)
-            for px, qty in ev["a"]:
-                book.set(False, px, qty)
-        except (BookError, KeyError, TypeError, ValueError) as e:
+            sb.book.apply_sides(ev["b"], ev["a"])
+        except (BookError, KeyError, TypeError, ValueError, IndexError) as e:
             # Half-applied: the book can no longer be trusted.
             self.frame_error(f"bad levels: {e}", data)
             self._restart(sb, f"bad frame: {e}")
             return False
-        book.truncate()
         sb.seq = ev["u"]
         return True
 
-    def _restart(self, sb: SymbolBook, reason: str) -> None:
-        """Stop applying to ``sb`` at once; buffer until the rate-limited re-snapshot."""
+    def _drop(self, sb: SymbolBook) -> None:
+        """Stop trusting ``sb``: buffer from now on, and hold the re-snapshot until
+        the base's rate-limited resync releases it (``resync_symbol``)."""
         sb.book.clear()
         sb.seq = -1
-        sb.extra["buf"] = []
-        sb.extra["hold"] = True  # released by resync_symbol (base rate limiter)
+        x = sb.sync
+        x.phase = AWAIT_SNAPSHOT
+        x.pending = []
+        x.hold = True
+
+    def _restart(self, sb: SymbolBook, reason: str) -> None:
+        """Stop applying to ``sb`` at once; buffer until the rate-limited re-snapshot."""
+        self._drop(sb)
         self.resync(sb, reason)
 
     def publish(self, sb, recv_ns, venue_ts_ns=0, seq=-1) -> None:
         was = sb.state
         super().publish(sb, recv_ns, venue_ts_ns, seq)
-        if was is BookState.LIVE and sb.state is BookState.RESYNC and sb.seq >= 0:
+        if was is BookState.LIVE and sb.state is BookState.RESYNC and sb.sync.phase is SYNCED:
             # Base saw a crossed book and asked for a resync: stop trusting it now.
-            sb.book.clear()
-            sb.seq = -1
-            sb.extra["buf"] = []
-            sb.extra["hold"] = True
+            self._drop(sb)
 
     # ------------------------------------------------------------------ snapshot sync
 
     def _ensure_sync(self, sb: SymbolBook) -> None:
-        if sb.extra.get("hold") or sb.extra.get("task") is not None:
+        x = sb.sync
+        if x.hold or x.task is not None:
             return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return
-        sb.extra["task"] = self.spawn(self._sync(sb))
+        x.phase = BRIDGING
+        x.task = self.spawn(self._sync(sb))
 
     async def _sync(self, sb: SymbolBook) -> None:
         try:
@@ -341,7 +359,7 @@ class BinanceFeed(VenueFeed):
                 # Counted in sleeps, not clock reads, so replay (which runs
                 # asyncio.sleep on recording time) waits recording time too.
                 for _ in range(int(self.first_event_wait_s / 0.02)):
-                    if sb.extra.get("buf"):
+                    if sb.sync.pending:
                         break
                     await asyncio.sleep(0.02)
                 await self._rest_slot(depth_weight(self.snapshot_limit))
@@ -365,8 +383,8 @@ class BinanceFeed(VenueFeed):
                     return
                 await asyncio.sleep(0.1)
         finally:
-            if sb.extra.get("task") is asyncio.current_task():
-                sb.extra["task"] = None
+            if sb.sync.task is asyncio.current_task():
+                sb.sync.task = None
 
     async def _quiet_watch(self) -> None:
         limit = self.quiet_check_s * 1e9
@@ -374,10 +392,11 @@ class BinanceFeed(VenueFeed):
             await asyncio.sleep(max(0.05, min(5.0, self.quiet_check_s / 4)))
             now = self.clock_ns()
             for sb in list(self.books.values()):
-                last = max(sb.last_update_ns, sb.extra.get("verified_ns", 0))
-                if (sb.state is BookState.LIVE and sb.seq >= 0 and not sb.extra.get("checking")
+                x = sb.sync
+                last = max(sb.last_update_ns, x.verified_ns)
+                if (sb.state is BookState.LIVE and x.phase is SYNCED and not x.checking
                         and now - last > limit):
-                    sb.extra["checking"] = True
+                    x.checking = True
                     self.spawn(self._verify_quiet(sb))
 
     async def _verify_quiet(self, sb: SymbolBook) -> None:
@@ -393,14 +412,14 @@ class BinanceFeed(VenueFeed):
                 if sb.state is BookState.LIVE and 0 <= sb.seq < last_id:
                     self.count("missed_events")
                     self._restart(sb, f"venue at id {last_id} but no events after {sb.seq}")
-            sb.extra["verified_ns"] = self.clock_ns()
+            sb.sync.verified_ns = self.clock_ns()
         except Exception as e:  # noqa: BLE001 - a failed check is retried next period
             self.count("snapshot_errors")
             self._rest_refused(e)
             log.warning("binance: quiet check of %s failed: %r", sb.vsym, e)
-            sb.extra["verified_ns"] = self.clock_ns()
+            sb.sync.verified_ns = self.clock_ns()
         finally:
-            sb.extra["checking"] = False
+            sb.sync.checking = False
 
     def _rest_refused(self, e: Exception) -> float:
         """429 (rate limit) or 418 (IP ban): stop ALL snapshot fetches for
@@ -425,7 +444,8 @@ class BinanceFeed(VenueFeed):
         await self._weight.take(weight)
 
     def _install(self, sb: SymbolBook, last_id: int, bids, asks) -> bool:
-        """Steps 3-4, synchronously so no event can slip in between. True when LIVE."""
+        """Steps 2-4 (the shared bridge rule, ``bridge.py``), synchronously so no
+        event can slip in between. True when LIVE."""
         try:
             sb.book.load(bids, asks)
         except (BookError, TypeError, ValueError, IndexError) as e:
@@ -433,28 +453,28 @@ class BinanceFeed(VenueFeed):
             log.warning("binance: bad snapshot for %s: %s", sb.vsym, e)
             sb.book.clear()
             return False
-        sb.book.truncate()
-        buf: list = sb.extra.get("buf", [])
-        kept = [ev for ev in buf if ev["u"] > last_id]
-        if kept and kept[0]["U"] > last_id + 1:
+        x = sb.sync
+        plan = bridge.bridge(last_id, x.pending, exact=False)
+        if plan.outcome is bridge.Outcome.TOO_OLD:
             # Step 2: the snapshot predates the first event we still hold: fetch again.
             self.count("snapshot_too_old")
             sb.book.clear()
-            sb.extra["buf"] = kept
+            x.pending = plan.kept
+            return False
+        if plan.outcome is bridge.Outcome.GAP:
+            # The buffer itself lost events: a newer snapshot must cover the hole.
+            self.count("gaps")
+            sb.book.clear()
+            x.pending = plan.kept[plan.gap_at:]
             return False
         sb.seq = last_id
-        sb.extra["buf"] = []
+        x.phase = SYNCED
+        x.pending = []
         last_ev = None
-        for ev in kept:
-            if ev["U"] > sb.seq + 1:
-                self.count("gaps")
-                sb.book.clear()
-                sb.seq = -1
-                sb.extra["buf"] = [e for e in kept if e["U"] >= ev["U"]]
-                return False
-            if not self._apply(sb, ev, None):
+        for p in plan.kept:
+            if not self._apply(sb, p.msg, None):
                 return True  # _apply already restarted this symbol
-            last_ev = ev
+            last_ev = p.msg
         self.set_state(sb, BookState.LIVE, "")
         recv_ns = self.clock_ns()
         self.publish(sb, recv_ns, _ms_to_ns(last_ev.get("E")) if last_ev else 0, sb.seq)
@@ -472,13 +492,13 @@ class BinanceFeed(VenueFeed):
             self.frame_error("bad bookTicker id", data)
             return
         self.count("book_tickers")
-        prev = sb.extra.get("bt")
+        prev = sb.sync.ticker
         if prev is None or u > prev[0]:
-            sb.extra["bt"] = (u, ev.get("b"), ev.get("a"))
+            sb.sync.ticker = (u, ev.get("b"), ev.get("a"))
         self._check_ticker(sb)
 
     def _check_ticker(self, sb: SymbolBook) -> None:
-        bt = sb.extra.get("bt")
+        bt = sb.sync.ticker
         if bt is None or sb.seq < 0 or bt[0] != sb.seq or sb.state is not BookState.LIVE:
             return
         self.count("bbo_checks")

@@ -1,11 +1,11 @@
 """Bybit v5 public **spot** order book adapter (``orderbook.{depth}.{SYMBOL}``).
 
-Gap detection is Bybit's own (PROTOCOLS.md §5): per topic, each delta's ``u``
+Gap detection is Bybit's own (docs/protocols.md#bybit): per topic, each delta's ``u``
 must be the previous ``u + 1``; any ``snapshot`` — or any message with
 ``u == 1``, which means Bybit's book service restarted and the message is a
 full book — resets the book; ``seq`` (the cross sequence) must keep
 increasing. Anything else resubscribes that topic only (cryptofeed never
-checks ``u``: PROTOCOLS.md §9 #8).
+checks ``u``).
 
 Bybit spot and linear perps share symbol strings (``BTCUSDT``), so only the
 spot endpoint feeds these books and the symbol map comes from
@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.bybit")
+_SPEC = venues.get("bybit")
 
 #: Spot book depths (1: 10 ms snapshots; 50: 20 ms; 200: 100 ms; 1000: 200 ms).
 DEPTHS = (1, 50, 200, 1000)
@@ -52,20 +56,28 @@ def _topic_depth(topic: str) -> tuple[int, str] | None:
     return int(parts[1]), parts[2]
 
 
+@dataclass(slots=True, eq=False)
+class BybitSync(BookSync):
+    #: Depth of the topic this book follows (replays may hold several per symbol).
+    depth: int | None = None
+    #: Last cross sequence ``seq`` (must keep increasing); ``SymbolBook.seq`` is ``u``.
+    xseq: int | None = None
+
+
 class BybitFeed(VenueFeed):
-    venue: ClassVar[str] = "bybit"
-    default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/spot"
-    default_rest: ClassVar[str] = "https://api.bybit.com"
-    instruments_path: ClassVar[str] = "/v5/market/instruments-info?category=spot"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame: ClassVar[int] = 4 * 2 ** 20  # depth-1000 snapshots are ~60 kB
     #: Bybit: send ``{"op":"ping"}`` every 20 s or the server drops the socket.
     keepalive_s: ClassVar[float | None] = 20.0
     #: A pong arrives every 20 s even on a quiet book; 30 s of nothing is dead.
     stale_after_s: ClassVar[float] = 30.0
     send_rate: ClassVar[float] = 10.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        f"{b}-{q}": f"{b}{q}" for b in ("BTC", "ETH", "SOL") for q in ("USDT", "USDC")
-    }
+    sync_state: ClassVar[type[BookSync]] = BybitSync
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
@@ -157,7 +169,7 @@ class BybitFeed(VenueFeed):
         # the one topic. The req_id lets a rejection ack name the book (_on_ack).
         self._req += 1
         rid = f"resync-{self._req}"
-        t = self.topic(sb, sb.extra.get("depth"))
+        t = self.topic(sb, sb.sync.depth)
         self.resubscribe_book(
             sb, [self._op("unsubscribe", [t]), self._op("subscribe", [t], rid)], rid)
 
@@ -200,7 +212,7 @@ class BybitFeed(VenueFeed):
             return
         for sb in self.books.values():
             # The spot ack names no topic unless it failed; then ret_msg does.
-            if (rid and sb.extra.get("resub") == rid) or self.topic(sb) in ret:
+            if (rid and sb.sync.resub == rid) or self.topic(sb) in ret:
                 self.set_state(sb, sb.state, f"subscribe rejected: {ret}")
 
     def _on_book(self, msg: dict, topic: str, recv_ns: int, data: Any) -> None:
@@ -223,14 +235,15 @@ class BybitFeed(VenueFeed):
             self.count("ignored_during_resync")
             return
         snap = typ == "snapshot" or u == 1
-        cur = sb.extra.get("depth")
+        x = sb.sync
+        cur = x.depth
         if depth != cur:
             # One book per symbol follows one topic: the subscribed depth live; in a
             # replay that recorded several depths of a symbol, the deepest one.
             if not snap or (cur is not None and depth < cur):
                 self.count("other_depth_ignored")
                 return
-            sb.extra["depth"] = depth
+            x.depth = depth
             sb.book.depth = depth
         if body.get("s", sb.vsym) != sb.vsym:
             self.frame_error("orderbook: symbol differs from topic", data, sb)
@@ -243,7 +256,7 @@ class BybitFeed(VenueFeed):
                 self.count("gaps")
                 self.resync(sb, f"u gap: expected {sb.seq + 1}, got {u}")
                 return
-            last_seq = sb.extra.get("seq")
+            last_seq = x.xseq
             if isinstance(seq, int) and isinstance(last_seq, int) and seq <= last_seq:
                 self.count("seq_regressions")
                 self.resync(sb, f"seq went back: {last_seq} -> {seq}")
@@ -252,23 +265,24 @@ class BybitFeed(VenueFeed):
             self.count("service_restarts")
         book = sb.book
         try:
+            bids = body.get("b") or ()
+            asks = body.get("a") or ()
+            for side in (bids, asks):
+                for lv in side:
+                    # Bybit sends strings; a number would lose its literal digits.
+                    if lv[0].__class__ is not str or lv[1].__class__ is not str:
+                        raise BookError(f"level not [str, str]: {lv!r}")
             if snap:
                 book.clear()
                 self.count("snapshots")
-            for key, is_bid in (("b", True), ("a", False)):
-                for lv in body.get(key) or ():
-                    px, qty = lv[0], lv[1]
-                    if not (isinstance(px, str) and isinstance(qty, str)):
-                        raise BookError(f"level not [str, str]: {lv!r}")
-                    book.set(is_bid, px, qty)
+            # Bybit keeps exactly N levels itself; the depth cap only guards it.
+            book.apply_sides(bids, asks)
         except (BookError, IndexError, TypeError, KeyError) as e:
             self.frame_error(f"orderbook level: {e}", data, sb)
             return
-        # Bybit keeps exactly N levels itself; truncating only guards the cap.
-        book.truncate()
         sb.seq = u
         if isinstance(seq, int):
-            sb.extra["seq"] = seq
+            x.xseq = seq
         if snap:
             self.set_state(sb, BookState.LIVE, "snapshot" if u != 1 else "service restart (u=1)")
         ts = msg.get("cts") or msg.get("ts") or 0

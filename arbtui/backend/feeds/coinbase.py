@@ -1,15 +1,15 @@
-"""Coinbase Advanced Trade ``level2`` (PROTOCOLS.md §3).
+"""Coinbase Advanced Trade ``level2`` (docs/protocols.md#coinbase).
 
 - One channel per subscribe message (the venue rejects lists), ``level2`` and
   ``heartbeats``, sent within 5 s of connecting or the venue disconnects.
 - Book frames arrive on channel ``l2_data``; asks are labelled ``offer``
-  (cryptofeed filters snapshot asks on ``"ask"`` and loses them all; §9 #2).
+  (cryptofeed filters snapshot asks on ``"ask"`` and loses them all).
 - Any ``snapshot`` event replaces that product's book, wherever it appears.
 - ``sequence_num`` is ONE counter per connection across every channel. A jump
   means some message was lost and nobody can tell which product it was for,
   so every level2 book on the connection goes RESYNC and level2 is
   re-subscribed (unsubscribe + subscribe gives fresh snapshots); cryptofeed
-  never checks it (§9 #3).
+  never checks it.
 - The first snapshot is ~5 MB (BTC-USD): ``max_frame`` is raised to 32 MiB.
   Frames are decoded into typed structs (about twice as fast as dicts, and a
   level of the wrong type rejects the whole message instead of half-applying
@@ -22,20 +22,23 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 import heapq
 import logging
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, SYNCED, BookSync
+from arbtui.backend.feeds.timestamps import rfc3339_ns
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.coinbase")
+_SPEC = venues.get("coinbase")
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -98,50 +101,17 @@ def _px(lv: _Level) -> float:
     return p
 
 
-_second_cache: dict[str, int] = {}
-
-
-def rfc3339_ns(s: str) -> int:
-    """``2026-08-09T21:05:48.483587501Z`` -> epoch ns, keeping all nine digits.
-
-    Sliced by position (the venue's fixed layout) with everything up to the
-    second cached (the frames of one second share it); anything else goes
-    through ``datetime`` (microseconds only). 0 if unparsable.
-    """
-    try:
-        # The venue's own layout (nine digits), second already seen: the head was
-        # validated when it was cached, so only the digits are left to check.
-        if len(s) == 30 and s[19] == "." and s[29] == "Z":
-            base = _second_cache.get(s[:19])
-            frac = s[20:29]
-            if base is not None and frac.isdigit():
-                return base + int(frac)
-        if len(s) >= 20 and s[-1] == "Z" and s[10] in "Tt ":
-            head = s[:19]
-            base = _second_cache.get(head)
-            if base is None:
-                secs = calendar.timegm((int(s[0:4]), int(s[5:7]), int(s[8:10]), 0, 0, 0, 0, 0, 0))
-                secs += int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
-                if len(_second_cache) > 256:
-                    _second_cache.clear()
-                base = _second_cache[head] = secs * 1_000_000_000
-            if s[19] != "." or len(s) == 21:
-                return base
-            frac = s[20:-1]
-            if not frac.isdigit():
-                raise ValueError(s)
-            return base + int((frac + "000000000")[:9])
-        dt = datetime.fromisoformat(s)
-        return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
-    except (ValueError, TypeError, IndexError):
-        return 0
+@dataclass(slots=True, eq=False)
+class CoinbaseSync(BookSync):
+    #: When level2 was resubscribed for this product (monotonic s), until its snapshot.
+    resub_at: float | None = None
 
 
 class CoinbaseFeed(VenueFeed):
-    venue = "coinbase"
-    default_url = "wss://advanced-trade-ws.coinbase.com"
-    default_rest = "https://api.coinbase.com"
-    instruments_path = "/api/v3/brokerage/market/products"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: The BTC-USD snapshot is one ~5 MB frame and grows with the book.
     max_frame = 32 * 2 ** 20
     keepalive_s = None  # liveness comes from the heartbeats channel, 1/s
@@ -152,14 +122,9 @@ class CoinbaseFeed(VenueFeed):
     send_rate = 4.0
     #: A resubscribed product whose fresh snapshot has not come by then: reconnect.
     resub_timeout_s: ClassVar[float] = 10.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        "BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD", "SOL-USD": "SOL-USD",
-        "ETH-BTC": "ETH-BTC", "SOL-BTC": "SOL-BTC", "SOL-ETH": "SOL-ETH",
-        "BTC-USDT": "BTC-USDT", "ETH-USDT": "ETH-USDT", "SOL-USDT": "SOL-USDT",
-        "USDT-USD": "USDT-USD", "USDT-USDC": "USDT-USDC",
-        "BTC-EUR": "BTC-EUR", "ETH-EUR": "ETH-EUR", "SOL-EUR": "SOL-EUR",
-        # BTC-USDC, ETH-USDC, SOL-USDC are aliases of the -USD books: not separate books.
-    }
+    sync_state: ClassVar[type[BookSync]] = CoinbaseSync
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
@@ -283,7 +248,7 @@ class CoinbaseFeed(VenueFeed):
                 self.count("unknown_symbol")
                 continue
             if ev.type == "update":
-                if sb.extra.get("await_snap", True):
+                if sb.sync.phase is not SYNCED:
                     self.count("updates_before_snapshot")  # legal right after (re)subscribing
                     continue
                 book = sb.book
@@ -332,15 +297,15 @@ class CoinbaseFeed(VenueFeed):
             return False
         book.truncate()
         self.count("snapshots")
-        sb.extra["await_snap"] = False
-        sb.extra.pop("resub_at", None)
+        sb.sync.phase = SYNCED
+        sb.sync.resub_at = None
         self.set_state(sb, BookState.LIVE, "")
         return True
 
     def _invalidate(self, sb: SymbolBook) -> None:
         sb.book.clear()
         sb.last_top = None
-        sb.extra["await_snap"] = True
+        sb.sync.phase = AWAIT_SNAPSHOT
 
     def resync(self, sb: SymbolBook, reason: str) -> None:
         # Whatever the cause (publish finding the book crossed, a bad frame),
@@ -385,7 +350,7 @@ class CoinbaseFeed(VenueFeed):
                 for pid in pids:
                     sb = self.by_vsym.get(pid)
                     if sb is not None:
-                        sb.extra["resub_at"] = now
+                        sb.sync.resub_at = now
         finally:
             self._resub_task = None
 
@@ -412,10 +377,10 @@ class CoinbaseFeed(VenueFeed):
         snapshot would leave the book in RESYNC forever, so reconnect instead."""
         now = time.monotonic()
         for sb in self.books.values():
-            t = sb.extra.get("resub_at")
-            if t is not None and sb.extra.get("await_snap") and now - t > self.resub_timeout_s:
+            t = sb.sync.resub_at
+            if t is not None and sb.sync.phase is not SYNCED and now - t > self.resub_timeout_s:
                 self.count("resubscribe_timeouts")
                 for b in self.books.values():
-                    b.extra.pop("resub_at", None)
+                    b.sync.resub_at = None
                 self.request_reconnect(f"no level2 snapshot {now - t:.0f}s after resubscribing {sb.vsym}")
                 return

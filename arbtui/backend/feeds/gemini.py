@@ -1,4 +1,4 @@
-"""Gemini market data v2 ``l2`` channel (PROTOCOLS.md §7).
+"""Gemini market data v2 ``l2`` channel (docs/protocols.md#gemini).
 
 v2 has no sequence numbers and no checksum, so a lost message cannot be
 detected directly. What this adapter relies on instead:
@@ -24,7 +24,8 @@ adapter falls back to reconnecting.
 
 Symbols: ``/v1/symbols/details/all`` with ``product_type``; ``…PERP`` swaps
 share base/quote with spot (BTCUSDCPERP is BTC/USDC), so rows are keyed by
-(product_type, base, quote) and only ``spot`` rows map (PROTOCOLS §9 #4).
+(product_type, base, quote) and only ``spot`` rows map
+(cryptofeed ignores ``product_type`` and maps BTC-USDC to the perp).
 """
 
 from __future__ import annotations
@@ -36,21 +37,50 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, SYNCED, BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.gemini")
+_SPEC = venues.get("gemini")
 _decode = msgspec.json.decode
 
-_FULL_MARKERS = ("trades", "auction_events")
+_SIDES = {"buy": True, "sell": False}
+_UNSET = msgspec.UNSET
+
+
+# gc=False: strings and lists only, never cycles (see coinbase.py).
+class _Change(msgspec.Struct, array_like=True, gc=False):
+    """One ``["buy"|"sell", price, quantity]`` change, named as ``Book.apply`` reads it."""
+
+    side: str
+    px: str
+    qty: str
+
+
+class _L2Updates(msgspec.Struct, gc=False):
+    """An ``l2_updates`` message decoded in one pass (nearly every frame we get).
+    Anything else (heartbeats, trades, a malformed change) fails here and takes
+    the untyped path, whose error handling is the rule."""
+
+    type: str
+    symbol: str
+    changes: list[_Change]
+    # Present (with any value) = a full book (module doc).
+    trades: msgspec.Raw | msgspec.UnsetType = _UNSET
+    auction_events: msgspec.Raw | msgspec.UnsetType = _UNSET
+
+
+_l2_decoder = msgspec.json.Decoder(_L2Updates)
 
 
 class GeminiFeed(VenueFeed):
-    venue: ClassVar[str] = "gemini"
-    default_url: ClassVar[str] = "wss://api.gemini.com/v2/marketdata"
-    default_rest: ClassVar[str] = "https://api.gemini.com"
-    instruments_path: ClassVar[str] = "/v1/symbols/details/all"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: Full books of ~5,000 levels per symbol plus 100 trades; 8 MiB is ample.
     max_frame: ClassVar[int] = 2 ** 23
     keepalive_s: ClassVar[float | None] = None  # the venue sends heartbeats; nothing to send
@@ -65,12 +95,8 @@ class GeminiFeed(VenueFeed):
     refresh_every_s: ClassVar[float] = 900.0
     #: Wait this long for a full book after a per-symbol re-subscribe.
     resubscribe_timeout_s: ClassVar[float] = 5.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        "BTC-USD": "BTCUSD", "ETH-USD": "ETHUSD", "SOL-USD": "SOLUSD",
-        "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT",
-        # Spot USDC pairs; never the BTCUSDCPERP/ETHUSDCPERP swaps.
-        "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -131,13 +157,25 @@ class GeminiFeed(VenueFeed):
         self.send(self._request("unsubscribe", [sb]))
         self.send(self._request("subscribe", [sb]))
         await asyncio.sleep(self.resubscribe_timeout_s)
-        if not sb.extra.get("synced") and ws is not None and self._ws is ws:
+        if sb.sync.phase is not SYNCED and ws is not None and self._ws is ws:
             self.count("resubscribe_timeouts")
             self.request_reconnect(f"resync {sb.symbol}: no full book after re-subscribe")
 
     # ------------------------------------------------------------ inbound
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        try:
+            msg = _l2_decoder.decode(data)
+        except ValueError:  # msgspec.DecodeError/ValidationError, and bytes that are not UTF-8
+            msg = None
+        if msg is not None and msg.type == "l2_updates":
+            sb = self.by_vsym.get(msg.symbol)
+            if sb is None:
+                self.count("ignored_msgs")
+                return
+            full = msg.trades is not _UNSET or msg.auction_events is not _UNSET
+            self._on_l2(sb, msg.changes, full, recv_ns, data)
+            return
         try:
             m = _decode(data)  # msgspec: same types as json.loads, ~2x faster per frame
         except ValueError:  # msgspec.DecodeError, and bytes that are not UTF-8
@@ -155,7 +193,7 @@ class GeminiFeed(VenueFeed):
                 self.count("venue_errors")
                 log.warning("gemini: venue error: %s", str(m)[:200])
                 for sb in self.books.values():
-                    if not sb.extra.get("synced"):
+                    if sb.sync.phase is not SYNCED:
                         self.set_state(sb, sb.state, f"venue error: {str(m)[:80]}")
             else:
                 self.count("ignored_msgs")  # trade, candles, auction_* messages
@@ -164,42 +202,37 @@ class GeminiFeed(VenueFeed):
         if sb is None:
             self.count("ignored_msgs")
             return
+        # The typed decode refused it: the changes are malformed (not a list of
+        # [side, price, quantity] strings), so the book is no longer the venue's.
         changes = m.get("changes")
         if not isinstance(changes, list):
             self._bad(sb, "l2_updates without changes", data)
-            return
-        x = sb.extra
-        full = any(k in m for k in _FULL_MARKERS)
-        if not x.get("synced"):
+        else:
+            self._bad(sb, "bad change: not [side, price, quantity] strings", data)
+
+    def _on_l2(self, sb: SymbolBook, changes: list[_Change], full: bool, recv_ns: int,
+               data: Any) -> None:
+        x = sb.sync
+        if x.phase is not SYNCED:
             # After connecting, the first message is the full book. After a
             # per-symbol re-subscribe, only a marked full book may reset it:
             # unmarked changes may be leftovers of the old subscription.
-            if x.get("await_full") and not full:
+            if x.phase is AWAIT_SNAPSHOT and not full:
                 self.count("ignored_while_resync")
                 return
             full = True
         if full:
-            if x.get("synced"):
+            if x.phase is SYNCED:
                 self.count("snapshots_midstream")
             sb.book.clear()
-            x.clear()
+            sb.sync = x = BookSync()
             self.count("snapshots")
-        book = sb.book
         try:
-            for ch in changes:
-                side, px, qty = ch[0], ch[1], ch[2]
-                if side == "buy":
-                    book.set(True, px, qty)
-                elif side == "sell":
-                    book.set(False, px, qty)
-                else:
-                    raise BookError(f"unknown side {side!r}")
-        except (BookError, IndexError, TypeError, KeyError) as e:
-            self._bad(sb, f"bad change: {e}", data)
+            sb.book.apply(changes, _SIDES)
+        except (BookError, KeyError) as e:
+            self._bad(sb, f"bad change: {e!r}", data)
             return
-        x["synced"] = True
-        if len(book.bids) > book.depth or len(book.asks) > book.depth:
-            book.truncate()
+        x.phase = SYNCED
         self._finish(sb, recv_ns)
 
     # ------------------------------------------------------------ state
@@ -208,8 +241,7 @@ class GeminiFeed(VenueFeed):
         # From now until the (possibly rate-limited) re-subscribe delivers a
         # full book, unmarked changes must not be mistaken for the first message.
         sb.book.clear()
-        sb.extra.clear()
-        sb.extra["await_full"] = True
+        sb.sync = BookSync(phase=AWAIT_SNAPSHOT)
         sb.last_top = None
 
     def _bad(self, sb: SymbolBook, reason: str, data: Any) -> None:

@@ -1,12 +1,12 @@
 """Kraken spot WebSocket v2 ``book`` adapter (v1 frames understood for replay).
 
 Kraken has no sequence numbers: the CRC32 over the top 10 levels is the only
-way to detect drift (PROTOCOLS.md §4). v2 sends ``price``/``qty`` as JSON
+way to detect drift (docs/protocols.md#kraken). v2 sends ``price``/``qty`` as JSON
 *numbers*, and the checksum is defined over their literal digits (trailing
 zeros count), so frames are decoded with a float hook that keeps each number's
 literal text, and each level keeps the exact text it arrived with. A mismatch resubscribes that one symbol,
 rate-limited, and never tears down the connection (cryptofeed's raise-and-
-reconnect drops every pair on the socket: PROTOCOLS.md §9 #9).
+reconnect drops every pair on the socket).
 
 Kraken does not send ``qty: 0`` for levels that fall out of the subscribed
 window, so each side is truncated to the subscribed depth after every message.
@@ -18,18 +18,20 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import Book, BookError, kraken_checksum
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.timestamps import rfc3339_ns
 from arbtui.model import BookState, Quote
 from arbtui.symbols import venue_symbol
 
 log = logging.getLogger("arbtui.feeds.kraken")
+_SPEC = venues.get("kraken")
 
 #: Depths the v2 ``book`` channel accepts.
 DEPTHS = (10, 25, 100, 500, 1000)
@@ -77,37 +79,6 @@ def num_text(v: Any) -> str:
     raise BookError(f"not a number: {v!r}")
 
 
-#: "<date>T<time up to the second><offset>" -> unix seconds: every book
-#: message carries a timestamp, and those of one second share this part.
-_second_cache: dict[str, int] = {}
-
-
-def rfc3339_ns(s: Any) -> int:
-    """``2023-10-06T17:35:55.440295Z`` -> unix ns (any number of fraction digits); 0 if absent."""
-    if not isinstance(s, str) or not s:
-        return 0
-    try:
-        main, frac = s, ""
-        tz = ""
-        if s.endswith("Z"):
-            main, tz = s[:-1], "+00:00"
-        elif len(s) > 6 and s[-6] in "+-" and s[-3] == ":":
-            main, tz = s[:-6], s[-6:]
-        if "." in main:
-            main, frac = main.split(".", 1)
-        head = main + (tz or "+00:00")
-        secs = _second_cache.get(head)
-        if secs is None:
-            secs = int(datetime.fromisoformat(head).timestamp())
-            if len(_second_cache) > 256:
-                _second_cache.clear()
-            _second_cache[head] = secs
-        ns = int(frac[:9].ljust(9, "0")) if frac else 0
-        return secs * 1_000_000_000 + ns
-    except ValueError:
-        return 0
-
-
 def _decimals(texts) -> int:
     return max((len(t.partition(".")[2]) for t in texts), default=0)
 
@@ -140,10 +111,10 @@ def v2_name(v1_pair: str) -> str:
 
 
 class KrakenFeed(VenueFeed):
-    venue: ClassVar[str] = "kraken"
-    default_url: ClassVar[str] = "wss://ws.kraken.com/v2"
-    default_rest: ClassVar[str] = "https://api.kraken.com"
-    instruments_path: ClassVar[str] = "/0/public/AssetPairs"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame: ClassVar[int] = 4 * 2 ** 20  # a depth-1000 snapshot of a busy pair is ~100 kB
     #: The watchdog asks this often; a ping goes out only after ~10 s of silence
     #: (Kraken sends heartbeats itself; the ping proves the path when they stop).
@@ -152,9 +123,8 @@ class KrakenFeed(VenueFeed):
     #: Heartbeats arrive ~1/s, so 15 s of nothing (ping unanswered) is a dead link.
     stale_after_s: ClassVar[float] = 15.0
     send_rate: ClassVar[float] = 5.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        f"{b}-{q}": f"{b}/{q}" for b in ("BTC", "ETH", "SOL") for q in ("USD", "USDT", "USDC")
-    }
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], **kw: Any) -> None:
         smap = dict(kw.pop("symbol_map", None) or self.STATIC_SYMBOLS)
@@ -254,7 +224,7 @@ class KrakenFeed(VenueFeed):
 
     async def resync_symbol(self, sb: SymbolBook) -> None:
         # Kraken's own advice: unsubscribe, then subscribe with snapshot:true.
-        gen = sb.extra.get("resub", 0) + 1
+        gen = (sb.sync.resub or 0) + 1
         self.resubscribe_book(sb, [self._sub("unsubscribe", [sb.vsym]),
                                    self._sub("subscribe", [sb.vsym])], gen)
 
@@ -345,19 +315,22 @@ class KrakenFeed(VenueFeed):
                 if snap:
                     book.clear()
                     self.count("snapshots")
-                for side, is_bid in (("bids", True), ("asks", False)):
-                    for lv in el.get(side) or ():
-                        book.set(is_bid, num_text(lv["price"]), num_text(lv["qty"]))
+                # Levels are objects with JSON-number prices: their literal text
+                # is the book's key string (the checksum is over those digits).
+                book.apply_sides(
+                    [(num_text(lv["price"]), num_text(lv["qty"])) for lv in el.get("bids") or ()],
+                    [(num_text(lv["price"]), num_text(lv["qty"])) for lv in el.get("asks") or ()])
             except (BookError, KeyError, TypeError) as e:
                 self.frame_error(f"book level: {e}", data, sb)
                 continue
-            book.truncate()
+            # Kraken sends no deletes for levels pushed out of the subscribed
+            # window: apply_sides has cut each side to the depth.
             want = el.get("checksum")
             if isinstance(want, int) and not isinstance(want, bool):
                 got = kraken_checksum(book)
                 if got != want and fixed_precision_checksum(book) == want:
                     # The literal digits lost trailing zeros the venue's checksum
-                    # used (PROTOCOLS §4: which rule the server applies is
+                    # used (docs/protocols.md#kraken: which rule the server applies is
                     # uncertain; ccxt #24461): the book itself is right.
                     self.count("checksum_ok_fixed_precision")
                 elif got != want:
@@ -424,19 +397,21 @@ class KrakenFeed(VenueFeed):
             if snap:
                 book.clear()
                 self.count("snapshots")
+            bids: list = []
+            asks: list = []
             for p in parts:
-                for key, is_bid in (("as", False), ("bs", True), ("a", False), ("b", True)):
+                for key, side in (("as", asks), ("bs", bids), ("a", asks), ("b", bids)):
                     for lv in p.get(key) or ():
                         # v1 sends strings: the raw text IS the checksum input.
-                        book.set(is_bid, lv[0], lv[1])
+                        side.append(lv)
                         if len(lv) > 2:
                             venue_ts = max(venue_ts, float(lv[2]))
                 if "c" in p:
                     want = int(p["c"])
+            book.apply_sides(bids, asks)
         except (BookError, IndexError, TypeError, ValueError) as e:
             self.frame_error(f"v1 level: {e}", data, sb)
             return
-        book.truncate()
         if want is not None:
             got = kraken_checksum(book)
             if got != want:

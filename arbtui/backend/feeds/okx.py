@@ -1,4 +1,4 @@
-"""OKX v5 public ``books`` channel (PROTOCOLS.md §6).
+"""OKX v5 public ``books`` channel (docs/protocols.md#okx).
 
 Book rules, per instrument:
 
@@ -32,7 +32,8 @@ book gets updates but no snapshot for ``snapshot_wait_s``, it is synced the
 Binance way instead: updates are buffered (bounded), ``/api/v5/market/books``
 is fetched, buffered updates with ``seqId <= snapshot seqId`` are dropped, the
 first one kept must bridge it (``prevSeqId <= snap < seqId``), then the chain
-rule applies. The REST ``seqId`` field is [uncertain] in PROTOCOLS §6: a REST
+rule applies (the shared bridge, ``bridge.py``). Whether the REST answer carries
+``seqId`` is not clearly documented: a REST
 snapshot without it cannot be bridged, so the book stays SYNCING (counted as
 ``rest_snapshot_without_seq``) rather than go LIVE on a guess.
 """
@@ -44,25 +45,44 @@ import json
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
 
+from arbtui import venues
 from arbtui.backend.book import BookError, okx_checksum
+from arbtui.backend.feeds import bridge
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
+from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, BRIDGING, NEW, SYNCED, BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.okx")
+_SPEC = venues.get("okx")
 _decode = msgspec.json.decode
 
 _CHANNEL = "books"
 
 
+@dataclass(slots=True, eq=False)
+class OkxSync(BookSync):
+    """``BookSync`` plus OKX's chain mode and REST-bridge bookkeeping. ``pending``
+    holds updates as ``Pending(prevSeqId, seqId, row)`` while no snapshot came."""
+
+    #: The snapshot carried a ``seqId``: every update must chain to it (2022-era
+    #: data has none and is checked by checksum only).
+    chained: bool = False
+    #: Receive time of the first buffered update (the REST fallback's clock).
+    first_update_ns: int | None = None
+    #: Names the REST fetch in flight (phase BRIDGING), so a stale answer is ignored.
+    rest_token: object | None = None
+
+
 class OkxFeed(VenueFeed):
-    venue: ClassVar[str] = "okx"
-    default_url: ClassVar[str] = "wss://ws.okx.com:8443/ws/v5/public"
-    default_rest: ClassVar[str] = "https://www.okx.com"
-    instruments_path: ClassVar[str] = "/api/v5/public/instruments?instType=SPOT"
+    venue: ClassVar[str] = _SPEC.name
+    default_url: ClassVar[str] = _SPEC.ws_url
+    default_rest: ClassVar[str] = _SPEC.rest_url
+    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: A 400-level snapshot is ~30 KB; 4 MiB leaves room for many instruments per frame.
     max_frame: ClassVar[int] = 2 ** 22
     #: How often the watchdog asks for a keepalive; ``keepalive_message`` decides.
@@ -88,13 +108,9 @@ class OkxFeed(VenueFeed):
     max_buffer: ClassVar[int] = 5000
     #: OKX allows < 64 KB of channel args per request.
     max_request_chars: ClassVar[int] = 60_000
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {
-        s: s for s in (
-            "BTC-USDT", "ETH-USDT", "SOL-USDT",
-            "BTC-USDC", "ETH-USDC", "SOL-USDC",
-            "BTC-USD", "ETH-USD", "SOL-USD",
-        )
-    }
+    sync_state: ClassVar[type[BookSync]] = OkxSync
+    #: The offline table is the registry's (``arbtui.venues``).
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -148,7 +164,7 @@ class OkxFeed(VenueFeed):
 
     def _requests(self, op: str, sbs: list[SymbolBook]) -> list[str]:
         """One request per batch of distinct args (cryptofeed re-sends an
-        accumulating list, burning the 480 ops/hour budget; PROTOCOLS §9 #5)."""
+        accumulating list, burning the 480 ops/hour budget)."""
         out: list[str] = []
         batch: list[dict[str, str]] = []
         size = 0
@@ -267,7 +283,7 @@ class OkxFeed(VenueFeed):
             # Errors carry no reliable arg; show them on every book still waiting
             # (e.g. 60018: an instId the venue does not list) so SYNCING says why.
             for sb in self.books.values():
-                if not sb.extra.get("synced"):
+                if sb.sync.phase is not SYNCED:
                     self.set_state(sb, sb.state, f"venue error {m.get('code')}: {str(m.get('msg'))[:80]}")
         elif ev == "notice":
             # e.g. 64008 "connection will soon be closed for a service upgrade":
@@ -287,28 +303,27 @@ class OkxFeed(VenueFeed):
             self._bad(sb, "bids/asks missing", data)
             return False
         seq, prev = row.get("seqId"), row.get("prevSeqId")
-        x = sb.extra
+        x = sb.sync
         book = sb.book
         if action == "snapshot":
             try:
                 book.load(bids, asks)
-            except (BookError, IndexError, TypeError) as e:
+            except (BookError, IndexError, TypeError, ValueError) as e:
                 self._bad(sb, f"bad snapshot level: {e}", data)
                 return False
-            for k in ("buffer", "first_update_ns", "rest_pending"):
-                x.pop(k, None)  # an in-band snapshot supersedes any REST sync under way
-            x["synced"] = True
-            x["chained"] = isinstance(seq, int)
+            # An in-band snapshot supersedes any REST sync under way.
+            sb.sync = x = OkxSync(phase=SYNCED, chained=isinstance(seq, int),
+                                  crossed_since=x.crossed_since)
             sb.seq = seq if isinstance(seq, int) else -1
             self.count("snapshots")
         else:
-            if not x.get("synced"):
+            if x.phase is not SYNCED:
                 # Before the first snapshot of a (re)subscription: old-subscription
                 # leftovers, or OKX's announced snapshot-less mode (module doc).
                 self.count("updates_before_snapshot")
-                self._buffer(sb, row, seq, prev, bids, asks, recv_ns)
+                self._buffer(sb, row, seq, prev, recv_ns)
                 return True
-            if x.get("chained"):
+            if x.chained:
                 if not isinstance(seq, int) or not isinstance(prev, int):
                     self._bad(sb, "update without seqId/prevSeqId", data)
                     return False
@@ -321,17 +336,12 @@ class OkxFeed(VenueFeed):
                 elif seq == prev:
                     self.count("keepalive_updates")
             try:
-                for r in bids:
-                    book.set(True, r[0], r[1])
-                for r in asks:
-                    book.set(False, r[0], r[1])
-            except (BookError, IndexError, TypeError) as e:
+                book.apply_sides(bids, asks)
+            except (BookError, IndexError, TypeError, ValueError) as e:
                 self._bad(sb, f"bad level: {e}", data)
                 return False
-            if x.get("chained"):
+            if x.chained:
                 sb.seq = seq
-        if len(book.bids) > book.depth or len(book.asks) > book.depth:
-            book.truncate()
         cs = row.get("checksum")
         if isinstance(cs, int) and cs != 0:
             # Only a non-zero checksum is meaningful: OKX sends 0 since 2026-06-23.
@@ -344,24 +354,22 @@ class OkxFeed(VenueFeed):
 
     # ------------------------------------------------------------ REST sync
 
-    def _buffer(self, sb: SymbolBook, row: dict, seq: Any, prev: Any, bids: list, asks: list,
-                recv_ns: int) -> None:
+    def _buffer(self, sb: SymbolBook, row: dict, seq: Any, prev: Any, recv_ns: int) -> None:
         if not isinstance(seq, int) or not isinstance(prev, int):
             return  # 2022-style frames cannot be bridged to a REST snapshot
-        x = sb.extra
-        buf = x.setdefault("buffer", [])
-        if len(buf) >= self.max_buffer:
-            buf.clear()
+        x = sb.sync
+        if bridge.push(x.pending, bridge.Pending(prev, seq, row), self.max_buffer):
             self.count("buffer_overflows")
-        buf.append((prev, seq, bids, asks, row.get("ts")))
-        t0 = x.setdefault("first_update_ns", recv_ns)
-        if x.get("rest_pending") or (recv_ns - t0) / 1e9 < self.snapshot_wait_s:
+        if x.first_update_ns is None:
+            x.first_update_ns = recv_ns
+        if x.rest_token is not None or (recv_ns - x.first_update_ns) / 1e9 < self.snapshot_wait_s:
             return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # synchronous replay without a loop: stay SYNCING, visibly
-        x["rest_pending"] = token = object()
+        x.rest_token = token = object()
+        x.phase = BRIDGING
         self.spawn(self._rest_snapshot(sb, token))
 
     async def _rest_snapshot(self, sb: SymbolBook, token: object) -> None:
@@ -373,51 +381,44 @@ class OkxFeed(VenueFeed):
         except Exception as e:  # noqa: BLE001 - a failed fetch is retried on a later update
             self.count("rest_errors")
             log.warning("okx: REST book for %s failed: %r", sb.vsym, e)
-            if sb.extra.get("rest_pending") is token:
-                sb.extra.pop("rest_pending")
-                sb.extra["first_update_ns"] = self.clock_ns()
+            x = sb.sync
+            if x.rest_token is token:
+                x.rest_token = None
+                x.phase = NEW
+                x.first_update_ns = self.clock_ns()
             return
-        x = sb.extra
-        if x.get("rest_pending") is not token or x.get("synced"):
+        x = sb.sync
+        if x.rest_token is not token or x.phase is SYNCED:
             return  # resynced meanwhile, or an in-band snapshot came after all
         if not isinstance(snap_seq, int):
             self.count("rest_snapshot_without_seq")
             self.set_state(sb, sb.state, "REST snapshot has no seqId: cannot bridge")
-            return  # keep rest_pending: do not hammer REST with the same useless answer
-        buf = x.get("buffer", [])
-        if buf and snap_seq < buf[0][0]:
+            return  # keep the token: do not hammer REST with the same useless answer
+        plan = bridge.bridge(snap_seq, x.pending, exact=True)
+        if plan.outcome is bridge.Outcome.TOO_OLD:
+            # Older than the first update kept (or a hole right at it): refetch
+            # on a later update; a newer snapshot bridges it.
             self.count("rest_snapshot_too_old")
-            x.pop("rest_pending")  # refetch on a later update
+            x.rest_token = None
+            x.phase = NEW
             return
-        kept = [e for e in buf if e[1] > snap_seq]
-        if kept and not (kept[0][0] <= snap_seq < kept[0][1]):
+        if plan.outcome is bridge.Outcome.GAP:
+            p = plan.kept[plan.gap_at]
             self.count("gaps")
-            self._resync(sb, f"REST snapshot {snap_seq} not bridged by update {kept[0][0]}->{kept[0][1]}")
+            self._resync(sb, f"seq gap in buffer: prevSeqId {p.first} != "
+                             f"{plan.kept[plan.gap_at - 1].last}")
             return
         book = sb.book
         try:
             book.load(bids, asks)
-            last = snap_seq
-            for i, (prev, seq, b_rows, a_rows, _ts) in enumerate(kept):
-                if i and prev != last:
-                    self.count("gaps")
-                    self._resync(sb, f"seq gap in buffer: prevSeqId {prev} != {last}")
-                    return
-                for r in b_rows:
-                    book.set(True, r[0], r[1])
-                for r in a_rows:
-                    book.set(False, r[0], r[1])
-                last = seq
-        except (BookError, IndexError, TypeError) as e:
+            for p in plan.kept:
+                book.apply_sides(p.msg["bids"], p.msg["asks"])
+        except (BookError, IndexError, TypeError, ValueError, KeyError) as e:
             self._bad(sb, f"bad REST/buffered level: {e}", body)
             return
-        if len(book.bids) > book.depth or len(book.asks) > book.depth:
-            book.truncate()
-        ts = kept[-1][4] if kept else d.get("ts")
-        x.clear()
-        x["synced"] = True
-        x["chained"] = True
-        sb.seq = last
+        ts = plan.kept[-1].msg.get("ts") if plan.kept else d.get("ts")
+        sb.sync = OkxSync(phase=SYNCED, chained=True)
+        sb.seq = plan.kept[-1].last if plan.kept else snap_seq
         self.count("rest_snapshots")
         try:
             ts_ns = int(ts or 0) * 1_000_000
@@ -430,7 +431,7 @@ class OkxFeed(VenueFeed):
     def _unsync(self, sb: SymbolBook) -> None:
         sb.book.clear()
         sb.seq = -1
-        sb.extra.clear()
+        sb.sync = OkxSync(phase=AWAIT_SNAPSHOT)
         sb.last_top = None
 
     def _resync(self, sb: SymbolBook, reason: str) -> None:
@@ -445,8 +446,7 @@ class OkxFeed(VenueFeed):
 
     def _finish(self, sb: SymbolBook, recv_ns: int, ts_ns: int, seq: int) -> None:
         """After a WHOLE message: crossed check, LIVE transition, publish."""
-        x = sb.extra
-        if not x.get("synced"):
+        if sb.sync.phase is not SYNCED:
             sb.last_update_ns = recv_ns
             return
         crossed = self.withhold_crossed(sb, recv_ns, "crossed book withheld (call auction?)")

@@ -1,6 +1,6 @@
 """Simulated Binance spot: combined/raw depth + bookTicker streams and REST depth.
 
-Wire format as PROTOCOLS.md §2: ``/stream?streams=a/b`` wraps each event as
+Wire format as docs/protocols.md#binance describes it: ``/stream?streams=a/b`` wraps each event as
 ``{"stream":..., "data":...}``, ``/ws/<stream>`` sends it bare; ``SUBSCRIBE`` /
 ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` frames are answered ``{"result":..,"id":..}``;
 more than 5 incoming frames in a second closes the connection like the venue.
@@ -118,6 +118,7 @@ class Sim(SimVenue):
                     pass  # the venue moved on; this client's stream silently lost it
                 elif gap and i == 0:
                     log.info("binance sim: gap fault: event %d-%d of %s not sent", first, self.ids[s], vs)
+                    gap = None
                 else:
                     self._broadcast(s, "depth", ev)
                 ot, nt = _top(old), _top(new)
@@ -134,6 +135,11 @@ class Sim(SimVenue):
                 self._broadcast(s, "depth", {"e": "depthUpdate", "E": now_ms, "s": vs,
                                              "U": self.ids[s], "u": self.ids[s],
                                              "b": [[px, "1.00000000"]], "a": []})
+
+        if gap:
+            # The first symbol did not move this tick: nothing to lose. Keep the
+            # fault for the next tick rather than drop it unseen.
+            self.pending_faults.append(gap)
 
     def _broadcast(self, symbol: str, kind: str, ev: dict) -> None:
         body = json.dumps(ev, separators=(",", ":"))

@@ -1,6 +1,6 @@
 """Bybit v5 public spot simulator (``orderbook.{depth}.{SYMBOL}`` topics).
 
-Speaks the spot shapes recorded from Bybit (PROTOCOLS.md §5): subscribe acks
+Speaks the spot shapes recorded from Bybit (docs/protocols.md#bybit): subscribe acks
 without ``req_id`` unless the client sent one, at most 10 args per request,
 a snapshot per topic then deltas whose ``u`` rises by exactly 1 per message,
 a ``seq`` cross sequence that only increases, ``ts``/``cts`` in ms, and the

@@ -1,6 +1,6 @@
 """Simulated Coinbase Advanced Trade: ``level2`` as ``l2_data`` plus ``heartbeats``.
 
-Wire format as PROTOCOLS.md §3: one channel per subscribe message (a
+Wire format as docs/protocols.md#coinbase describes it: one channel per subscribe message (a
 ``channels`` list gets an error), each (un)subscribe acknowledged by a
 ``subscriptions`` message listing everything the connection holds; level2
 starts with a full-book ``snapshot`` event per product, then ``update``

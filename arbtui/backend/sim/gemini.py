@@ -1,4 +1,5 @@
-"""Gemini market data v2 simulator: the ``l2`` subscription (PROTOCOLS.md §7).
+"""Gemini market data v2 simulator: the ``l2`` subscription
+(docs/protocols.md#gemini).
 
 Wire format as recorded on 2026-08-09: after ``{"type":"subscribe",
 "subscriptions":[{"name":"l2","symbols":[...]}]}`` (no ack) each symbol gets

@@ -1,7 +1,7 @@
 """Market model behind the venue simulator, calibrated on real recordings.
 
 One fair price per symbol follows a random walk whose per-second volatility is fitted
-to the recordings (``calibration.json``, written by ``python -m arbtui.backend.sim.fit``).
+to the recordings (``calibration.json``, written by ``python tools/fit_market.py``).
 Each venue quotes the fair price as it was ``lag`` ms ago (the price leader has no lag,
 the others follow; a prior, since no two venues were recorded at once), plus a small
 slowly reverting deviation of its own, with the fitted top-of-book spread and a book whose
@@ -29,7 +29,8 @@ from importlib import resources
 from typing import Any
 
 BASE_PRICES = {"BTC": 65000.0, "ETH": 1900.0, "SOL": 150.0, "XRP": 0.55, "DOGE": 0.12,
-               "ADA": 0.45, "LTC": 80.0, "AVAX": 30.0, "DOT": 6.0, "LINK": 14.0}
+               "ADA": 0.45, "LTC": 80.0, "AVAX": 30.0, "DOT": 6.0, "LINK": 14.0,
+               "USDT": 1.0, "USDC": 1.0}  # stablecoins: the conversion books (USDT-USD)
 
 
 @cache

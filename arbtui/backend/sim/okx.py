@@ -1,4 +1,5 @@
-"""OKX v5 public WebSocket simulator: the ``books`` channel (PROTOCOLS.md §6).
+"""OKX v5 public WebSocket simulator: the ``books`` channel
+(docs/protocols.md#okx).
 
 Speaks the real wire format: ``{"op":"subscribe","args":[...]}`` with one
 ack per arg, a ``snapshot`` (``prevSeqId -1``) then ``update`` frames chained

@@ -301,16 +301,16 @@ class SimVenue:
 
 
 def venue_classes() -> dict[str, type[SimVenue]]:
-    """Venue name -> simulator class; imported lazily so the core stays light."""
-    import importlib
+    """Venue name -> simulator class, from the registry (``arbtui.venues``);
+    imported lazily so the core stays light."""
+    from arbtui import venues
 
     out: dict[str, type[SimVenue]] = {}
-    for name in ("binance", "coinbase", "kraken", "bybit", "okx", "gemini"):
+    for spec in venues.REGISTRY:
         try:
-            mod = importlib.import_module(f"arbtui.backend.sim.{name}")
-        except ModuleNotFoundError:
+            out[spec.name] = spec.simulator_class()
+        except (ModuleNotFoundError, AttributeError):
             continue
-        out[name] = mod.Sim
     return out
 
 
@@ -334,15 +334,6 @@ class Simulator:
             v: classes[v](self.hub, symbols, seed=seed, faults=faults.get(v),
                           fault_every_s=fault_every_s) for v in venues
         }
-
-    @classmethod
-    def from_config(cls, s: Any, *, venues: list[str] | None = None,
-                    symbols: list[str] | None = None) -> Simulator:
-        """The simulator a ``[sim]`` table describes (one place, so a new knob reaches
-        every caller)."""
-        return cls(list(venues or s.venues), list(symbols or s.symbols), seed=s.seed,
-                   volatility_bps=s.volatility_bps, dislocation_rate=s.dislocation_rate,
-                   dislocation_bps=s.dislocation_bps, tick_ms=s.tick_ms, faults=s.faults)
 
     async def start(self) -> None:
         for v in self.venues.values():

@@ -1,0 +1,264 @@
+"""``ReplayEngine``: an ``Engine`` whose feeds are fed from recordings.
+
+Every recorded WebSocket connection gets its own adapter instance
+(``feed_class(venue)``), exactly as a live connection would; the driver
+(``driver.py``) hands it the recorded frames on replay time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from arbtui.backend.engine import Engine, EngineState
+from arbtui.backend.feeds.base import VenueFeed
+from arbtui.backend.replay.driver import ReplayDriver
+from arbtui.backend.replay.plan import Conn, ReplayPlan
+from arbtui.backend.replay.status import merge_status
+from arbtui.config import Config
+from arbtui.model import BookState, BookStatus, Quote, VenueStatus
+
+log = logging.getLogger("arbtui.replay")
+
+SWEEP_NS = 100_000_000  # the live sweeper runs every 100 ms
+
+
+class ReplayEngine(Engine):
+    """An ``Engine`` (same ``start/stop/snapshot/events_since/feeds/set_*`` surface) whose
+    quotes come from recordings. ``mode == "replay"``."""
+
+    def __init__(self, cfg: Config, files: list[str] | str, *, speed: float = 1.0,
+                 bus=None, roles: tuple[str, ...] = ("feed", "detect", "execute"),
+                 settle_rounds: int = 8) -> None:
+        if not cfg.journal.path:
+            # Replayed opportunities must never mix with a live session's record:
+            # by default they go to their own journal next to the live one.
+            from arbtui.backend.journal import default_path
+
+            cfg.journal.path = str(default_path().with_name("replay-journal.sqlite"))
+        super().__init__(cfg, mode="replay", bus=bus, roles=roles)
+        self.files = [files] if isinstance(files, str) else list(files)
+        # Read and plan now, not in start(): the dashboard asks for symbols() when it
+        # builds its widgets, and a missing or unreadable file should fail at once.
+        self.plan = ReplayPlan(self.files)
+        self.driver = ReplayDriver(self.plan, speed=speed, settle_rounds=settle_rounds,
+                                   on_time=self._on_time)
+        self.speed = self.driver.speed
+        self.detector.clock = self.driver.clock_ns
+        self.damage = self.plan.damage
+        self.conns = self.plan.conns
+        self.conn_feeds = self.driver.feeds
+        self.quote_listeners: list[Callable[[Quote], None]] = []
+        self.state_listeners: list[Callable[[BookStatus], None]] = []
+        self.quotes_out = 0
+        self._next_sweep = 0
+        for c in self.plan.replayable():
+            self._make_feed(c)
+        if not self.conn_feeds:
+            log.warning("replay: nothing to replay (no connection with a spot book subscription)")
+
+    def _make_feed(self, c: Conn) -> VenueFeed:
+        assert c.cls is not None
+        vc = self.cfg.venues.get(c.venue or "")
+        rest = ""
+        arch = self.plan.archives.get(c.venue or "")
+        if arch is not None and arch.all:
+            u = urllib.parse.urlsplit(arch.all[0].url)
+            rest = f"{u.scheme}://{u.netloc}"
+        feed = c.cls(list(c.symbols), self._on_quote, url=c.url, rest_url=rest,
+                     depth=vc.depth if vc else 1000, quote_depth=self.cfg.quote_depth,
+                     symbol_map=c.symbol_map)
+        feed.on_book_state = self._on_book_state
+        feed.conn_state_reason = "replay: waiting for its first frame"
+        if not feed.enabled:
+            feed.enabled = True
+        self.driver.attach(c, feed)
+        self.feeds.setdefault(c.venue or "?", feed)
+        return feed
+
+    # ------------------------------------------------------------------ driver facts
+
+    @property
+    def now_ns(self) -> int:
+        return self.driver.now_ns
+
+    @property
+    def finished(self) -> asyncio.Event:
+        return self.driver.finished
+
+    @property
+    def error(self) -> str | None:
+        return self.driver.error
+
+    @property
+    def lines_total(self) -> int:
+        return self.driver.lines_total
+
+    @property
+    def lines_done(self) -> int:
+        return self.driver.lines_done
+
+    @property
+    def http_served(self) -> int:
+        return self.driver.http_served
+
+    @property
+    def http_missing(self) -> int:
+        return self.driver.http_missing
+
+    def clock_ns(self) -> int:
+        return self.driver.now_ns
+
+    def _on_time(self, now_ns: int) -> None:
+        if "detect" in self.roles and now_ns >= self._next_sweep:
+            if self._next_sweep:
+                self._emit_all(self.detector.sweep())
+            self._next_sweep = now_ns + SWEEP_NS
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.bus.start()
+        if "execute" in self.roles:
+            await self._start_executor()
+        metrics = getattr(self.cfg, "metrics", None)
+        if metrics is not None and metrics.listen:
+            from arbtui.backend.prometheus import serve
+
+            self._metrics_server = serve(self, metrics.listen, asyncio.get_running_loop())
+        t = asyncio.get_running_loop().create_task(self._run_driver(), name="replay")
+        self._tasks.append(t)
+
+    async def _run_driver(self) -> None:
+        try:
+            await self.driver.run()
+        finally:
+            self._log_summary()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.driver.stop()
+        await super().stop()
+
+    async def wait_finished(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self.finished.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    # ------------------------------------------------------------------ hot path
+
+    def _on_quote(self, q: Quote) -> None:
+        # Every quote is stamped with replay time: the frame's receive time, or
+        # the recorded arrival of the REST answer that completed the book.
+        q.recv_ts_ns = self.now_ns
+        q.pub_ts_ns = time.time_ns()
+        if q.venue in self.detector.disabled_venues:
+            return
+        self.quotes_out += 1
+        self.latest[(q.venue, q.symbol)] = q
+        self.quote_rate.add()
+        self.bus.publish("quotes", q.symbol, q)
+        for fn in self.quote_listeners:
+            fn(q)
+        if "detect" in self.roles:
+            t0 = time.perf_counter_ns()
+            events = self.detector.on_quote(q)
+            self.detect_latency.add(time.perf_counter_ns() - t0)
+            if events:
+                self._emit_all(events)
+
+    def _on_book_state(self, st: BookStatus) -> None:
+        st.ts_ns = self.now_ns
+        if st.state is not BookState.LIVE:
+            self.latest.pop((st.venue, st.symbol), None)
+        self.bus.publish("status", st.symbol, st)
+        for fn in self.state_listeners:
+            fn(st)
+        if "detect" in self.roles:
+            self._emit_all(self.detector.on_book_state(st))
+
+    # ------------------------------------------------------------------ controls
+
+    def set_venue_enabled(self, venue: str, enabled: bool) -> None:
+        # Replay never opens sockets: a disabled venue's frames still build its
+        # books (so re-enabling is instant), its quotes just go nowhere.
+        self._emit_all(self.detector.set_venue_enabled(venue, enabled))
+        for f in self.conn_feeds:
+            if f.venue == venue:
+                f.enabled = enabled
+        if not enabled:
+            for k in [k for k in self.latest if k[0] == venue]:
+                self.latest.pop(k, None)
+
+    # ------------------------------------------------------------------ sampling
+
+    def symbols(self) -> list[str]:
+        out: list[str] = []
+        for f in self.conn_feeds:
+            for s in f.books:
+                if s not in out:
+                    out.append(s)
+        return out
+
+    def venue_statuses(self) -> dict[str, VenueStatus]:
+        by_venue: dict[str, list[VenueFeed]] = {}
+        for f in self.conn_feeds:
+            by_venue.setdefault(f.venue, []).append(f)
+        out: dict[str, VenueStatus] = {}
+        for v, fs in by_venue.items():
+            sts = [f.status() for f in fs]
+            out[v] = sts[0] if len(sts) == 1 else merge_status(v, sts)
+        return out
+
+    def snapshot(self) -> EngineState:
+        st = super().snapshot()
+        st.extra["replay"] = self.progress()
+        return st
+
+    def progress(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "lines": self.lines_done,
+            "lines_total": self.lines_total,
+            "replay_ts": self.now_ns / 1e9 if self.now_ns else None,
+            "speed": "max" if math.isinf(self.speed) else self.speed,
+            "finished": self.finished.is_set(),
+            "damage": [str(d) for d in self.damage],
+            "error": self.error,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        conns = []
+        for c in self.conns:
+            d: dict[str, Any] = {"file": c.path, "conn": c.conn, "venue": c.venue,
+                                 "frames": c.frames}
+            if c.skip:
+                d["skipped"] = c.skip
+            else:
+                d["symbols"] = c.symbols
+                assert c.feed is not None
+                st = c.feed.status()
+                d["counters"] = st.counters
+                d["books"] = {s: ss.state.value for s, ss in st.symbols.items()}
+            conns.append(d)
+        return {"type": "replay_summary", **self.progress(), "quotes": self.quotes_out,
+                "http_served": self.http_served, "http_missing": self.http_missing,
+                "opportunity_events": self.event_seq, "connections": conns}
+
+    def _log_summary(self) -> None:
+        s = self.summary()
+        for c in s["connections"]:
+            if "skipped" in c:
+                continue
+            log.info("replay: %s %s (%s): %d frames, books %s, counters %s", c["file"],
+                     c["conn"], c["venue"], c["frames"], c["books"], c["counters"])
+        log.info("replay: %d/%d lines, %d quotes, %d opportunity events%s", self.lines_done,
+                 self.lines_total, self.quotes_out, self.event_seq,
+                 f"; stopped early: {'; '.join(s['damage'])}" if self.damage else "")

@@ -1,0 +1,236 @@
+"""The venue registry: the ONE place a venue is declared.
+
+Everything else that needs a per-venue fact derives it from here: the list of
+known venues and their dashboard order (``model.VENUES``), how a normalized
+symbol is spelled on the wire (``symbols.venue_symbol``), the offline symbol
+table and public endpoints (the adapter's ``STATIC_SYMBOLS``,
+``default_url``/``default_rest``/``instruments_path``), the default taker fee
+(``config``), the adapter class (``feeds.feed_class``), the simulator class
+(``sim.server.venue_classes``), the exchange id in recordings
+(``recording.exchange_of_venue``/``venue_of_exchange``), and the adapter
+contract test (``tests/test_adapter_contract.py`` runs over every entry).
+
+Adding a venue = one adapter module (``backend/feeds/_template.py`` is the
+skeleton), one simulator module (``backend/sim/<venue>.py``) and one entry in
+``REGISTRY`` below; ``docs/architecture.md`` and ``docs/protocols.md`` say
+what each must do.
+
+This is a core module: it imports nothing of arbtui. Adapter and simulator
+classes are named as ``"module:Class"`` strings and imported on demand, so
+reading the registry never pulls in the backend, the simulator or Textual.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+
+class Fault(NamedTuple):
+    """A simulator fault the venue's protocol makes detectable, and the adapter
+    counter that proves it was caught (``sim_attrs``: simulator settings the
+    fault needs, e.g. OKX sends non-zero checksums only when asked)."""
+
+    counter: str
+    sim_attrs: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen(d: Mapping) -> Mapping:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class VenueSpec:
+    """Everything arbtui needs to know to speak one venue (see the module doc)."""
+
+    #: Our name for the venue: config tables, bus messages, UI.
+    name: str
+    #: Upper-case exchange id in recordings (``conn`` prefix / header ``exchange``),
+    #: cryptofeed's spelling, so its published sessions replay as ours do.
+    exchange: str
+    #: How BASE and QUOTE are joined on the wire, e.g. ``"{b}-{q}"``. Composition
+    #: only: venue symbols are never split (``BTCUSDT`` is ambiguous).
+    wire_symbol: str
+    #: Public WebSocket endpoint, REST base, and the instrument list's path.
+    ws_url: str
+    rest_url: str
+    instruments_path: str
+    #: ``"module:Class"`` of the adapter (a ``feeds.base.VenueFeed``) and of the
+    #: loopback simulator (a ``sim.server.SimVenue``).
+    adapter: str
+    simulator: str
+    #: Default taker fee when the venue's config table does not set one.
+    taker_fee_bps: float
+    #: Offline symbol table (normalized -> venue symbol) used when the instrument
+    #: list is unreachable; the live list replaces it.
+    static_symbols: Mapping[str, str]
+    #: Two symbols the simulator and adapter both carry, for the contract test.
+    test_symbols: tuple[str, str]
+    #: The API version we speak (docs/protocols.md has the rules per venue).
+    api: str
+    #: Simulator fault -> the counter the adapter raises on it (contract test).
+    detects: Mapping[str, Fault] = field(default_factory=dict)
+    #: Quotes carry the venue's event time / a sequence number (contract test).
+    venue_ts: bool = True
+    sequenced: bool = True
+    #: Other exchange ids recordings may carry for this venue (old brand names).
+    exchange_aliases: tuple[str, ...] = ()
+
+    def adapter_class(self) -> type:
+        return _load(self.adapter)
+
+    def simulator_class(self) -> type:
+        return _load(self.simulator)
+
+    def compose(self, symbol: str) -> str:
+        """Normalized ``BASE-QUOTE`` -> the venue's spelling (composition only)."""
+        base, _, quote = symbol.partition("-")
+        return self.wire_symbol.format(b=base, q=quote)
+
+
+def _load(ref: str) -> type:
+    mod, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _table(pairs: dict[str, str]) -> Mapping[str, str]:
+    return _frozen(pairs)
+
+
+def _cross(bases: tuple[str, ...], quotes: tuple[str, ...], fmt: str) -> Mapping[str, str]:
+    return _frozen({f"{b}-{q}": fmt.format(b=b, q=q) for b in bases for q in quotes})
+
+
+_BTC_ETH_SOL = ("BTC", "ETH", "SOL")
+
+#: Every venue arbtui speaks, in dashboard order (keys 1-6).
+REGISTRY: tuple[VenueSpec, ...] = (
+    VenueSpec(
+        name="binance", exchange="BINANCE", wire_symbol="{b}{q}",
+        ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com",
+        instruments_path="/api/v3/exchangeInfo",
+        adapter="arbtui.backend.feeds.binance:BinanceFeed",
+        simulator="arbtui.backend.sim.binance:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_table({
+            "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT", "SOL-USDT": "SOLUSDT",
+            "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
+            "ETH-BTC": "ETHBTC", "SOL-BTC": "SOLBTC", "SOL-ETH": "SOLETH",
+            "BTC-EUR": "BTCEUR", "ETH-EUR": "ETHEUR", "SOL-EUR": "SOLEUR",
+            "BTC-FDUSD": "BTCFDUSD", "ETH-FDUSD": "ETHFDUSD", "SOL-FDUSD": "SOLFDUSD",
+            "USDC-USDT": "USDCUSDT",
+        }),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket Streams (combined /stream, <sym>@depth@100ms + <sym>@bookTicker); "
+            "REST /api/v3/depth snapshots",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="coinbase", exchange="COINBASE", wire_symbol="{b}-{q}",
+        ws_url="wss://advanced-trade-ws.coinbase.com", rest_url="https://api.coinbase.com",
+        instruments_path="/api/v3/brokerage/market/products",
+        adapter="arbtui.backend.feeds.coinbase:CoinbaseFeed",
+        simulator="arbtui.backend.sim.coinbase:Sim",
+        taker_fee_bps=120.0,
+        static_symbols=_table({
+            "BTC-USD": "BTC-USD", "ETH-USD": "ETH-USD", "SOL-USD": "SOL-USD",
+            "ETH-BTC": "ETH-BTC", "SOL-BTC": "SOL-BTC", "SOL-ETH": "SOL-ETH",
+            "BTC-USDT": "BTC-USDT", "ETH-USDT": "ETH-USDT", "SOL-USDT": "SOL-USDT",
+            "USDT-USD": "USDT-USD", "USDT-USDC": "USDT-USDC",
+            "BTC-EUR": "BTC-EUR", "ETH-EUR": "ETH-EUR", "SOL-EUR": "SOL-EUR",
+            # BTC-USDC, ETH-USDC, SOL-USDC are aliases of the -USD books: not separate books.
+        }),
+        test_symbols=("BTC-USD", "ETH-USD"),
+        api="Advanced Trade WebSocket (level2 + heartbeats channels, unauthenticated)",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="kraken", exchange="KRAKEN", wire_symbol="{b}/{q}",
+        ws_url="wss://ws.kraken.com/v2", rest_url="https://api.kraken.com",
+        instruments_path="/0/public/AssetPairs",
+        adapter="arbtui.backend.feeds.kraken:KrakenFeed",
+        simulator="arbtui.backend.sim.kraken:Sim",
+        taker_fee_bps=40.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USD", "USDT", "USDC"), "{b}/{q}"),
+        test_symbols=("BTC-USD", "ETH-USD"),
+        api="Spot WebSocket v2 book channel (v1 frames read for replay of old recordings)",
+        # No sequence numbers: a lost update shows up as a checksum mismatch.
+        detects=_frozen({"gap": Fault("checksum_mismatch"),
+                         "checksum": Fault("checksum_mismatch")}),
+        sequenced=False,
+    ),
+    VenueSpec(
+        name="bybit", exchange="BYBIT", wire_symbol="{b}{q}",
+        ws_url="wss://stream.bybit.com/v5/public/spot", rest_url="https://api.bybit.com",
+        instruments_path="/v5/market/instruments-info?category=spot",
+        adapter="arbtui.backend.feeds.bybit:BybitFeed",
+        simulator="arbtui.backend.sim.bybit:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="v5 public spot WebSocket, orderbook.{depth}.{symbol}",
+        detects=_frozen({"gap": Fault("gaps"), "seq": Fault("seq_regressions")}),
+    ),
+    VenueSpec(
+        name="okx", exchange="OKX", exchange_aliases=("OKEX",), wire_symbol="{b}-{q}",
+        ws_url="wss://ws.okx.com:8443/ws/v5/public", rest_url="https://www.okx.com",
+        instruments_path="/api/v5/public/instruments?instType=SPOT",
+        adapter="arbtui.backend.feeds.okx:OkxFeed",
+        simulator="arbtui.backend.sim.okx:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_table({s: s for s in (
+            "BTC-USDT", "ETH-USDT", "SOL-USDT",
+            "BTC-USDC", "ETH-USDC", "SOL-USDC",
+            "BTC-USD", "ETH-USD", "SOL-USD",
+        )}),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="v5 public WebSocket, books channel (400 levels); REST /api/v5/market/books",
+        detects=_frozen({"gap": Fault("gaps"),
+                         "checksum": Fault("checksum_fail", _frozen({"checksums": True}))}),
+    ),
+    VenueSpec(
+        name="gemini", exchange="GEMINI", wire_symbol="{b}{q}",
+        ws_url="wss://api.gemini.com/v2/marketdata", rest_url="https://api.gemini.com",
+        instruments_path="/v1/symbols/details/all",
+        adapter="arbtui.backend.feeds.gemini:GeminiFeed",
+        simulator="arbtui.backend.sim.gemini:Sim",
+        taker_fee_bps=40.0,
+        static_symbols=_table({
+            "BTC-USD": "BTCUSD", "ETH-USD": "ETHUSD", "SOL-USD": "SOLUSD",
+            "BTC-USDT": "BTCUSDT", "ETH-USDT": "ETHUSDT",
+            # Spot USDC pairs; never the BTCUSDCPERP/ETHUSDCPERP swaps.
+            "BTC-USDC": "BTCUSDC", "ETH-USDC": "ETHUSDC", "SOL-USDC": "SOLUSDC",
+        }),
+        test_symbols=("BTC-USD", "ETH-USD"),
+        api="Market data v2 WebSocket, l2 channel",
+        # v2 has neither sequence numbers nor a checksum: a lost message cannot be
+        # seen on the wire (the periodic refresh bounds it; docs/protocols.md).
+        detects=_frozen({}),
+        venue_ts=False, sequenced=False,
+    ),
+)
+
+_BY_NAME: dict[str, VenueSpec] = {s.name: s for s in REGISTRY}
+_BY_EXCHANGE: dict[str, VenueSpec] = {
+    x: s for s in REGISTRY for x in (s.exchange, *s.exchange_aliases)}
+
+
+def names() -> tuple[str, ...]:
+    """Every registered venue, in dashboard order."""
+    return tuple(_BY_NAME)
+
+
+def get(name: str) -> VenueSpec:
+    """The spec of ``name``; a KeyError that lists the known venues otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown venue {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def by_exchange(exchange: str) -> VenueSpec | None:
+    """The venue a recording's exchange id (any case, old brand names too) stands for."""
+    return _BY_EXCHANGE.get(exchange.upper())
