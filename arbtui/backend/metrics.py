@@ -51,6 +51,14 @@ class Histogram:
             self.n += len(values)
             self.sum += float(values.sum())
 
+    def copy(self) -> Histogram:
+        """A frozen copy: the exporter reads it on its own thread while this one grows."""
+        h = Histogram(self.bounds)
+        h.counts = list(self.counts)
+        h.n = self.n
+        h.sum = self.sum
+        return h
+
     def buckets(self) -> list[tuple[str, int]]:
         """``(le, cumulative count)`` pairs ending with ``+Inf``, as Prometheus wants."""
         out, acc = [], 0

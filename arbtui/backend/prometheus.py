@@ -38,7 +38,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "arbtui_opportunities_opened": ("counter", "Opportunities opened, by venue pair (buy>sell)"),
     "arbtui_fills": ("counter", "Simulated order outcomes, by venue and outcome"),
     "arbtui_book_resyncs": ("counter", "Book resyncs, by venue and reason"),
-    "arbtui_bus_dropped": ("counter", "Messages lost by the bus (overflow or producer), by topic"),
+    "arbtui_bus_dropped": ("counter", ("Messages lost by the bus (an inbox overflowed, the Kafka "
+                                      "producer shed or failed them), by topic")),
+    "arbtui_bus_superseded": ("counter", ("Quotes replaced by a newer quote of the same book before "
+                                         "delivery (conflation by design, not a loss), by topic")),
     "arbtui_venue_reconnects": ("counter", "Venue reconnects"),
     "arbtui_venue_events": ("counter", "Venue adapter counters (gaps, checksums, frame errors, ...)"),
     "arbtui_realized_pnl": ("gauge", "Realized PnL of simulated execution, by currency"),
@@ -77,21 +80,24 @@ class EngineCollector:
                 k2 = (ev.venue, ev.status)
                 self._fills[k2] = self._fills.get(k2, 0) + 1
 
-    def _sample(self) -> tuple[Any, Any, dict[str, Any]]:
+    def _sample(self) -> tuple[Any, Any, dict[str, Any], dict[str, int]]:
         """Snapshot, tallies and histograms, taken on the engine's loop: scrapes arrive on
         the exporter's thread, and the engine's dicts are only consistent on its loop."""
 
-        async def take() -> tuple[Any, Any, dict[str, Any]]:
+        async def take() -> tuple[Any, Any, dict[str, Any], dict[str, int]]:
             st = self.engine.snapshot()
             self._tally()
             lat = getattr(self.engine, "detect_latency", None)
-            det = lat.histogram() if lat is not None and hasattr(lat, "histogram") else None
+            det = lat.histogram().copy() if lat is not None and hasattr(lat, "histogram") else None
             feeds: dict[str, Any] = {}
+            quotes: dict[str, int] = {}
             for f in list(getattr(self.engine, "feeds", {}).values()):
                 h = getattr(f, "latency_hist", None)
                 if h is not None and h.n:
-                    feeds[f.venue] = h
-            return st, det, feeds
+                    feeds[f.venue] = h.copy()
+                if hasattr(f, "quotes_out"):
+                    quotes[f.venue] = f.quotes_out
+            return st, det, feeds, quotes
 
         with self._lock:
             return asyncio.run_coroutine_threadsafe(take(), self.loop).result(timeout=5)
@@ -108,7 +114,7 @@ class EngineCollector:
             HistogramMetricFamily,
         )
 
-        st, det, feeds = self._sample()
+        st, det, feeds, local_quotes = self._sample()
 
         def fam(name: str, labels: list[str] | None = None):
             kind, doc = METRICS[name]
@@ -132,7 +138,9 @@ class EngineCollector:
         vstate = fam("arbtui_venue_state", ["venue", "state"])
         bstate = fam("arbtui_book_state", ["venue", "symbol", "state"])
         for v, vs in sorted(st.venues.items()):
-            quotes.add_metric([v], vs.counters.get("quotes", 0))
+            # The feed's own count when it runs in this process (read with its latency
+            # histogram, so the two agree); else what its status last reported.
+            quotes.add_metric([v], local_quotes.get(v, vs.counters.get("quotes", 0)))
             recon.add_metric([v], vs.reconnects)
             for k, n in sorted(vs.counters.items()):
                 if k.startswith("resyncs."):
@@ -170,19 +178,26 @@ class EngineCollector:
 
         bus = st.bus or {}
         dropped: dict[str, int] = {}
+        superseded: dict[str, int] = {}
         depth = fam("arbtui_bus_queue_depth", ["subscription"])
         for name, s in sorted((bus.get("subscriptions") or {}).items()):
             depth.add_metric([name], s.get("depth", 0))
             topic = name.split("/", 1)[0]
             dropped[topic] = dropped.get(topic, 0) + int(s.get("dropped", 0))
-        # Kafka: records the producer gave up on, by topic.
-        if isinstance(bus.get("dropped"), dict):
-            for topic, n in bus["dropped"].items():
-                dropped[topic] = dropped.get(topic, 0) + int(n)
+            superseded[topic] = superseded.get(topic, 0) + int(s.get("superseded", 0))
+        # Kafka producer, by topic: quotes shed or failed ("dropped"), reliable messages shed
+        # at the buffer bound ("lost"), quotes conflated before sending ("superseded").
+        for key, into in (("dropped", dropped), ("lost", dropped), ("superseded", superseded)):
+            if isinstance(bus.get(key), dict):
+                for topic, n in bus[key].items():
+                    into[topic] = into.get(topic, 0) + int(n)
         drops = fam("arbtui_bus_dropped", ["topic"])
         for topic, n in sorted(dropped.items()):
             drops.add_metric([topic], n)
-        yield from (depth, drops)
+        sup = fam("arbtui_bus_superseded", ["topic"])
+        for topic, n in sorted(superseded.items()):
+            sup.add_metric([topic], n)
+        yield from (depth, drops, sup)
 
         kafka = fam("arbtui_kafka_state", ["state"])
         if bus.get("kind") == "kafka":
