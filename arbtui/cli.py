@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from arbtui.runtime import pin_cpus
+from arbtui.runtime import check_args, pin_cpus
 
 #: subcommand -> (module in arbtui.commands, one line for ``arbtui --help``).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bad = check_args(args)
+    if bad:
+        print(f"arbtui: {bad}", file=sys.stderr)
+        return 2
     if args.cpus:
         try:
             pin_cpus(args.cpus)

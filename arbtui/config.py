@@ -10,6 +10,7 @@ as one line and exits 2.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -24,6 +25,9 @@ from arbtui.model import VENUES
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 MAX_BPS = 10_000.0
+#: Smallest max_quote_age_ms / conversion max_age_ms: twice the feeds' liveness
+#: refresh (arbtui.backend.feeds.base.LIVE_REFRESH_NS, 250 ms; a test checks the two agree).
+MIN_QUOTE_AGE_MS = 500.0
 
 
 class ConfigError(Exception):
@@ -391,12 +395,17 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             if u and not re.match(r"^(wss?|https?)://", u):
                 raise bad(f"{k}.{uk}", u, "must start with ws://, wss://, http:// or https://")
     d = cfg.detector
+    # A negative detection threshold works end to end: the per-unit hurdle then
+    # admits depth that loses up to that much (watching near-misses); execution
+    # below refuses it.
     for key in ("min_net_bps", "max_plausible_bps"):
         v = getattr(d, key)
         if not (-MAX_BPS < v < MAX_BPS):
             raise bad(f"detector.{key}", v, "NET bps threshold must be > -10000 and < 10000")
-    if d.max_quote_age_ms <= 0:
-        raise bad("detector.max_quote_age_ms", d.max_quote_age_ms, "must be > 0 ms")
+    if not (MIN_QUOTE_AGE_MS <= d.max_quote_age_ms < math.inf):
+        raise bad("detector.max_quote_age_ms", d.max_quote_age_ms,
+                  f"must be >= {MIN_QUOTE_AGE_MS:g} ms (twice the feeds' liveness refresh, "
+                  f"so a live book with a quiet top is never judged stale)")
     if d.flat_cost < 0:
         raise bad("detector.flat_cost", d.flat_cost, "must be >= 0")
     if not (0 < d.max_level_share <= 1):
@@ -413,16 +422,19 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             if base != cur or (conv.to and conv.to != to):
                 raise bad(f"detector.conversions.{cur}.book", conv.book,
                           f"a conversion book for {cur} must be {cur}-<target>")
-            if conv.max_age_ms <= 0:
-                raise bad(f"detector.conversions.{cur}.max_age_ms", conv.max_age_ms, "must be > 0 ms")
+            if not (MIN_QUOTE_AGE_MS <= conv.max_age_ms < math.inf):
+                raise bad(f"detector.conversions.{cur}.max_age_ms", conv.max_age_ms,
+                          f"must be >= {MIN_QUOTE_AGE_MS:g} ms (twice the feeds' liveness refresh)")
         elif conv.rate <= 0:
             raise bad(f"detector.conversions.{cur}.rate", conv.rate, "give book+venue, or a fixed rate > 0")
         elif not conv.to or conv.to == cur:
             raise bad(f"detector.conversions.{cur}.to", conv.to,
                       f"a fixed rate needs the target currency it converts {cur} into")
     e = cfg.execution
-    if not (-MAX_BPS < e.min_net_bps < MAX_BPS):
-        raise bad("execution.min_net_bps", e.min_net_bps, "NET bps threshold must be > -10000 and < 10000")
+    if not (0 <= e.min_net_bps < MAX_BPS):
+        raise bad("execution.min_net_bps", e.min_net_bps,
+                  "NET bps threshold must be >= 0 and < 10000 (simulated orders are only sent "
+                  "for depth expected to earn at least this)")
     for v, ms in e.latency_ms.items():
         if v not in VENUES:
             raise bad(f"execution.latency_ms.{v}", v, f"unknown venue; allowed: {', '.join(VENUES)}")
@@ -469,6 +481,9 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
         raise bad("metrics.listen", cfg.metrics.listen, 'must be "host:port", e.g. "127.0.0.1:9464"')
     if not (0 < cfg.journal.flush_ms <= 1000):
         raise bad("journal.flush_ms", cfg.journal.flush_ms, "must be > 0 and <= 1000 ms")
+    if not (0.1 <= cfg.headless.status_interval_s < math.inf):
+        raise bad("headless.status_interval_s", cfg.headless.status_interval_s,
+                  "must be >= 0.1 s (the status line is written at most ten times a second)")
     if not (1 <= cfg.quote_depth <= 100):
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
     return cfg

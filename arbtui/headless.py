@@ -20,20 +20,33 @@ from arbtui.backend.engine import Engine, EngineState
 from arbtui.backend.gcpolicy import tune_gc
 from arbtui.backend.shutdown import stop_event
 from arbtui.health import health_facts
+from arbtui.model import live_ns
 
 _enc = msgspec.json.Encoder()
 
 
-def status_record(st: EngineState) -> dict[str, Any]:
+def book_ages(st: EngineState, now_ns: int) -> dict[str, dict[str, dict[str, float]]]:
+    """venue -> symbol -> the book's two ages in ms (model.AGES_RULE): ``top_age_ms``
+    since its levels last changed, ``live_age_ms`` since its feed last proved it good."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (v, sym), q in st.quotes.items():
+        out.setdefault(v, {})[sym] = {"top_age_ms": round((now_ns - q.recv_ts_ns) / 1e6, 1),
+                                      "live_age_ms": round((now_ns - live_ns(q)) / 1e6, 1)}
+    return out
+
+
+def status_record(st: EngineState, now_ns: int | None = None) -> dict[str, Any]:
     """The ``status`` line: the health facts the dashboard header shows (arbtui.health),
-    per-venue detail, and the engine's extra sections (kafka, executor, detector...)."""
+    per-venue detail with each book's two ages, and the engine's extra sections
+    (kafka, executor, detector...). ``now_ns``: the engine's clock (replay time)."""
+    ages = book_ages(st, time.time_ns() if now_ns is None else now_ns)
     rec: dict[str, Any] = {
         "type": "status",
         "ts": time.time(),
         **health_facts(st),
         "venues": {
             v: {"state": s.state.value, "reason": s.reason, "msg_rate": round(s.msg_rate, 1),
-                "reconnects": s.reconnects, "counters": s.counters}
+                "reconnects": s.reconnects, "counters": s.counters, "books": ages.get(v, {})}
             for v, s in st.venues.items()
         },
     }
@@ -45,10 +58,16 @@ def status_record(st: EngineState) -> dict[str, Any]:
 
 
 def event_record(ev: Any) -> dict[str, Any]:
+    """One event as a JSON-able dict. An opportunity keeps, of its evaluation's
+    levels, the ones its size walk took (``buy_levels``/``sell_levels``: up to its
+    buy and sell limits); the rest of the book stays out of the stream."""
     d = msgspec.to_builtins(ev)
     kind = type(ev).__name__.lower()
-    d.pop("buy_book", None)
-    d.pop("sell_book", None)
+    asks, bids = d.pop("buy_book", None), d.pop("sell_book", None)
+    if asks is not None and bids is not None:
+        used = ev.size > 0
+        d["buy_levels"] = [lv for lv in asks if used and lv[0] <= ev.buy_limit]
+        d["sell_levels"] = [lv for lv in bids if used and lv[0] >= ev.sell_limit]
     return {"type": kind, **d}
 
 
@@ -77,12 +96,17 @@ class Reporter:
                 pass
             self.flush_events()
             if time.monotonic() >= next_status:
-                self.write(status_record(self.engine.snapshot()))
+                self.write(status_record(self.engine.snapshot(), self._now()))
                 self.out.flush()
                 next_status = time.monotonic() + self.status_interval
         self.flush_events()
-        self.write(status_record(self.engine.snapshot()))
+        self.write(status_record(self.engine.snapshot(), self._now()))
         self.out.flush()
+
+    def _now(self) -> int:
+        """The engine's own clock (a replay's virtual time), for the book ages."""
+        det = getattr(self.engine, "detector", None)
+        return det.clock() if det is not None else time.time_ns()
 
 
 async def run_headless(engine: Engine, duration: float | None, status_interval: float) -> int:

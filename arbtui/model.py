@@ -31,11 +31,30 @@ class BookState(str, enum.Enum):
     DISABLED = "DISABLED"
 
 
+#: The two ages of a book, as the README, config.toml and the help screen state
+#: them (tests hold them to these words).
+AGES_RULE = (
+    "Every book has two ages: top, since its best bid or ask last changed, and live, "
+    "since its feed last proved the book good (a frame applied to it, or a heartbeat, "
+    "ping or any frame on its connection while the book is LIVE). Only the live age "
+    "makes a book stale: past max_quote_age_ms its windows close and the conversions "
+    "it prices block, while a quiet top on a live book stays usable."
+)
+
+
 class Quote(msgspec.Struct, kw_only=True):
     """Top of book plus the first N levels of one venue's book for one symbol.
 
     Prices and sizes are floats for arithmetic; ``bid_px``/``ask_px`` etc. keep
     the venue's exact decimal strings for display and records.
+
+    Two times (``AGES_RULE``): ``recv_ts_ns`` is when the quoted levels last
+    changed, ``live_ts_ns`` when the book was last known good. A feed publishes
+    when the levels change and, while frames keep arriving, re-publishes the
+    SAME level lists with a newer ``live_ts_ns`` at a bounded cadence
+    (``feeds.base.LIVE_REFRESH_NS``): a liveness refresh, which a consumer
+    recognizes as unchanged levels (same list objects in process, equal lists
+    after Kafka).
     """
 
     venue: str
@@ -54,7 +73,19 @@ class Quote(msgspec.Struct, kw_only=True):
     recv_ts_ns: int = 0  # local wall-clock receive time of the frame that produced it
     seq: int = -1  # venue sequence / update id; -1 when the venue has none
     pub_ts_ns: int = 0  # when the feed handed it to the bus (feed -> bus hop latency)
+    #: local time the book was last known good: the last frame applied to it, or a
+    #: heartbeat / ping / frame on its connection while it was LIVE. 0 = not
+    #: reported (an older producer): the detector then uses ``recv_ts_ns``.
+    live_ts_ns: int = 0
+    #: the venue's own timestamp of that proof, 0 when the venue sends none
+    live_venue_ts_ns: int = 0
     v: int = SCHEMA_VERSION
+
+
+def live_ns(q: Quote) -> int:
+    """When ``q``'s book was last known good (its liveness time)."""
+    t = q.live_ts_ns
+    return max(q.recv_ts_ns, t)
 
 
 class OppEvent(str, enum.Enum):
@@ -64,7 +95,13 @@ class OppEvent(str, enum.Enum):
 
 
 class Opportunity(msgspec.Struct, kw_only=True):
-    """One cross-venue window, keyed by (symbol, buy venue, sell venue)."""
+    """One cross-venue window, keyed by (symbol, buy venue, sell venue).
+
+    Every event carries the numbers of exactly ONE evaluation: the levels it
+    walked (``buy_book``/``sell_book``), the fees, the rate, flat cost and
+    threshold it used, and the size, VWAPs and profit that came out. A CLOSED
+    event repeats the last evaluation that held, plus why it ended.
+    """
 
     id: str
     event: OppEvent
@@ -89,8 +126,8 @@ class Opportunity(msgspec.Struct, kw_only=True):
     suspect: bool = False
     reason: str = ""  # why it closed, or why it is suspect
     quote_recv_ts_ns: int = 0  # receive time of the quote that triggered this event
-    buy_book: list[tuple[float, float]] = []  # asks of the buy venue at detection
-    sell_book: list[tuple[float, float]] = []  # bids of the sell venue at detection
+    buy_book: list[tuple[float, float]] = []  # asks of the buy venue this evaluation walked
+    sell_book: list[tuple[float, float]] = []  # bids of the sell venue this evaluation walked
     # Cross-currency legs (BTC-USD vs BTC-USDT): the sell leg's own symbol and the
     # rate that converts its prices into the buy leg's currency (1.0 when equal).
     sell_symbol: str = ""  # "" = same as ``symbol``
@@ -99,7 +136,10 @@ class Opportunity(msgspec.Struct, kw_only=True):
     top_gross_bps: float = 0.0  # gross at the best ask/bid (gross_bps is at the VWAPs)
     buy_limit: float = 0.0  # worst ask level the size walk touched (buy IOC limit)
     sell_limit: float = 0.0  # worst bid level touched (sell IOC limit), sell currency
-    limited_by: str = ""  # what capped the size: edge, depth, max_notional, balances
+    limited_by: str = ""  # what capped the size: threshold, edge, depth, max_notional, balances
+    top_net_bps: float = 0.0  # marginal net edge of the first unit (best ask/bid, converted)
+    flat_cost: float = 0.0  # the flat cost this evaluation charged
+    min_net_bps: float = 0.0  # the threshold (per-unit hurdle) this evaluation applied
     owner: str = ""  # the detector process that owns this window (Kafka; "" in one process)
     v: int = SCHEMA_VERSION
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -92,3 +93,17 @@ def install_uvloop() -> None:
     except ImportError:
         return
     uvloop.install()
+
+
+def check_args(args: Any) -> str | None:
+    """Flag values argparse takes that would not do what they say (a negative
+    duration that exits at once, a zero speed that silently means --max): the
+    one-line error for them, or None."""
+    d = getattr(args, "duration", None)
+    if d is not None and not (0 < d < math.inf):
+        return f"--duration {d:g}: allowed: a number of seconds > 0"
+    s = getattr(args, "speed", None)
+    if s is not None and not s > 0:
+        return (f"--speed {s:g}: allowed: > 0 (times the recorded pace); "
+                f"use --max for as fast as possible")
+    return None

@@ -211,6 +211,51 @@ REGISTRY: tuple[VenueSpec, ...] = (
         detects=_frozen({}),
         venue_ts=False, sequenced=False,
     ),
+    VenueSpec(
+        name="kucoin", exchange="KUCOIN", wire_symbol="{b}-{q}",
+        # The real endpoint comes with a token from POST /api/v1/bullet-public.
+        ws_url="wss://ws-api-spot.kucoin.com/", rest_url="https://api.kucoin.com",
+        instruments_path="/api/v2/symbols",
+        adapter="arbtui.backend.feeds.kucoin:KucoinFeed",
+        simulator="arbtui.backend.sim.kucoin:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}-{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket (bullet-public token), /market/level2 increments; "
+            "REST /api/v1/market/orderbook/level2_100 snapshots",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="gate", exchange="GATEIO", wire_symbol="{b}_{q}",
+        ws_url="wss://api.gateio.ws/ws/v4/", rest_url="https://api.gateio.ws",
+        instruments_path="/api/v4/spot/currency_pairs",
+        adapter="arbtui.backend.feeds.gate:GateFeed",
+        simulator="arbtui.backend.sim.gate:Sim",
+        taker_fee_bps=10.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}_{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket v4, spot.order_book_update (U/u) bridged to REST "
+            "/api/v4/spot/order_book?with_id=true",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="bitstamp", exchange="BITSTAMP", wire_symbol="{b}{q}",
+        ws_url="wss://ws.bitstamp.net", rest_url="https://www.bitstamp.net",
+        instruments_path="/api/v2/trading-pairs-info/",
+        adapter="arbtui.backend.feeds.bitstamp:BitstampFeed",
+        simulator="arbtui.backend.sim.bitstamp:Sim",
+        taker_fee_bps=40.0,
+        # Bitstamp spells pairs lower case (btcusd); we keep them upper case and
+        # the adapter lower-cases them on the wire.
+        static_symbols=_cross(_BTC_ETH_SOL, ("USD", "EUR", "USDT", "USDC"), "{b}{q}"),
+        test_symbols=("BTC-USD", "ETH-USD"),
+        api="WebSocket API v2, order_book_<pair> (full top-100 books) live; recorded "
+            "diff_order_book_<pair> sessions bridged to REST /api/v2/order_book by microtimestamp",
+        # Every message is a whole book: a lost one is healed by the next. What
+        # can be seen is ordering: microtimestamp must only increase.
+        detects=_frozen({"seq": Fault("seq_regressions")}),
+        sequenced=False,
+    ),
 )
 
 _BY_NAME: dict[str, VenueSpec] = {s.name: s for s in REGISTRY}

@@ -70,8 +70,18 @@ def test_three_venues_each_pair_sized_on_its_own() -> None:
 
 def test_threshold_is_net_and_caps_apply() -> None:
     clock = Clock()
-    # 79.52 bps net < 80: nothing opens although gross is 99.7 bps.
+    # The threshold is a per-unit hurdle (edge.THRESHOLD_RULE). At 80 bps:
+    #   1   @ 100.0 vs 101.5  marginal 1.2985 / 100.1    = 129.72 bps >= 80: taken
+    #   0.5 @ 100.5 vs 101.5  marginal 0.7980 / 100.6005 =  79.32 bps <  80: stop
+    # (the whole-depth average, 79.52 bps, would have reported nothing).
     _d, out = two_venues(clock, min_net_bps=80.0)
+    assert len(out) == 1 and out[0].size == pytest.approx(1.0)
+    assert out[0].net_bps == pytest.approx(1.2985 / 100.1 * 1e4)
+    assert out[0].top_net_bps == pytest.approx(1.2985 / 100.1 * 1e4)
+    assert out[0].limited_by == "threshold" and out[0].min_net_bps == 80.0
+    # 129.72 bps < 130: the first unit does not clear it, nothing opens although
+    # gross is 150 bps at the top.
+    _d, out = two_venues(clock, min_net_bps=130.0)
     assert out == []
     _d, out = two_venues(clock, max_notional=100.0, max_level_share=0.5)
     # half of each level: 0.5 @ 100 vs 101.5 (notional 50), 0.25 @ 100.5 vs 101.5 (75.125),
@@ -136,7 +146,7 @@ def test_only_live_books_and_fresh_quotes() -> None:
     # Age: 2001 ms after kraken's receive time its quote no longer counts.
     clock.t += 2001 * MS
     swept = d.sweep()
-    assert [e.reason for e in swept] == ["kraken quote stale"]
+    assert [e.reason for e in swept] == ["kraken book stale (not live for 2001 ms)"]
     assert d.on_quote(mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1)], recv=clock.t)) == []
 
 
@@ -176,7 +186,7 @@ def test_cross_currency_with_live_conversion_book() -> None:
     # The rate goes stale (500 ms): the window closes with the reason.
     clock.t += 501 * MS
     swept = d.sweep()
-    assert len(swept) == 1 and "USDT-USD on kraken is 501 ms old" in swept[0].reason
+    assert len(swept) == 1 and "USDT-USD on kraken not live for 501 ms" in swept[0].reason
 
 
 def test_cross_currency_fixed_rate_and_groups() -> None:
@@ -229,7 +239,13 @@ def test_toggles_close_windows() -> None:
     assert d.on_quote(mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)], recv=clock.t)) == []
     d.set_venue_enabled("gemini", True)
     assert len(d.on_quote(mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1)], recv=clock.t))) == 1
-    assert [e.reason for e in d.set_threshold(100.0)] == ["threshold raised"]
+    # A new threshold re-sizes the window (per-unit hurdle): at 100 bps only the
+    # 129.72 bps first unit clears it; at 130 nothing does.
+    up = d.set_threshold(100.0)
+    assert [(e.event, e.size, e.limited_by) for e in up] == [(OppEvent.UPDATED, 1.0, "threshold")]
+    assert [e.reason for e in d.set_threshold(130.0)] == ["below threshold"]
+    # Lowered again, the window opens again without waiting for a new quote.
+    assert [e.event for e in d.set_threshold(2.0)] == [OppEvent.OPENED]
     d.set_threshold(2.0)
     d.on_quote(mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1)], recv=clock.t))
     assert [e.reason for e in d.set_symbol_enabled("BTC-USD", False)] == ["BTC-USD disabled"]

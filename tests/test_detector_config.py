@@ -21,7 +21,11 @@ CASES = [
     ("[detector.conversions.USDT]\nbook = 'USDT-USD'\nvenue = 'nyse'\n",
      "detector.conversions.USDT.venue", "'nyse'", "allowed"),
     ("[detector.conversions.USDT]\nbook = 'USDT-USD'\nvenue = 'kraken'\nmax_age_ms = 0.0\n",
-     "detector.conversions.USDT.max_age_ms", "0.0", "> 0"),
+     "detector.conversions.USDT.max_age_ms", "0.0", ">= 500"),
+    # Issue 12: values that were accepted but did not do what they say.
+    ("[execution]\nmin_net_bps = -1.0\n", "execution.min_net_bps", "-1.0", ">= 0"),
+    ("[headless]\nstatus_interval_s = 0.0\n", "headless.status_interval_s", "0.0", ">= 0.1"),
+    ("[detector]\nmax_quote_age_ms = 100.0\n", "detector.max_quote_age_ms", "100.0", ">= 500"),
     ("[detector]\nmax_level_share = 1.5\n", "detector.max_level_share", "1.5", "(0, 1]"),
     ("[execution]\ndefault_latency_ms = -5.0\n", "execution.default_latency_ms", "-5.0", ">= 0"),
     ("[execution]\none_leg_policy = 'pray'\n", "execution.one_leg_policy", "'pray'", "keep"),

@@ -9,7 +9,17 @@ import struct
 
 import pytest
 
-from arbtui.backend.edge import _EPS, Walk, gross_bps, marginal_profit, net_bps, net_profit, walk
+from arbtui.backend.edge import (
+    _EPS,
+    Walk,
+    gross_bps,
+    hurdle,
+    marginal_bps,
+    marginal_profit,
+    net_bps,
+    net_profit,
+    walk,
+)
 
 A = [(100.0, 1.0), (100.5, 2.0), (102.0, 5.0)]  # buy venue asks, best first
 B = [(101.5, 1.5), (101.0, 1.0), (100.0, 10.0)]  # sell venue bids, best first
@@ -78,8 +88,14 @@ def test_caps() -> None:
 def test_depth_limit_and_no_edge() -> None:
     w = walk([(100.0, 1.0)], [(101.0, 3.0)], 0, 0)
     assert (w.size, w.limited_by, w.profit) == (1.0, "depth", 1.0)
+    # A unit whose marginal edge equals the threshold is taken ("at least"): at
+    # threshold 0 a zero-edge unit counts (profit 0), above it nothing does.
     w = walk([(101.0, 1.0)], [(101.0, 3.0)], 0, 0)
+    assert (w.size, w.limited_by, w.profit) == (1.0, "depth", 0.0)
+    w = walk([(101.0, 1.0)], [(101.0, 3.0)], 0, 0, min_net_bps=0.01)
     assert w.size == 0 and w.limited_by == "edge" and w.profit == 0
+    w = walk([(101.0, 1.0)], [(100.0, 3.0)], 0, 0)
+    assert w.size == 0 and w.limited_by == "edge"
     assert walk([], [(101.0, 3.0)], 0, 0).size == 0
 
 
@@ -99,7 +115,50 @@ def test_walk_never_exceeds_visible_size() -> None:
     assert math.isfinite(w.net_bps)
 
 
-def _walk_reference(asks, bids, fee_a_bps, fee_b_bps, *, flat_cost=0.0, rate=1.0,
+def test_threshold_is_a_per_unit_hurdle() -> None:
+    """The issue's counter-example: a rich top in front of deep, thin depth."""
+    asks = [(100.0, 1.0), (100.2, 50.0)]
+    bids = [(100.5, 1.0), (100.41, 50.0)]
+    # top unit: 100.5*0.999 - 100*1.001 = 0.2995 over 100.1 -> 29.92 bps
+    # next:     100.41*0.999 - 100.2*1.001 = 0.00939 over 100.3002 -> 0.936 bps
+    assert marginal_bps(100.0, 100.5, 10, 10) == pytest.approx(0.2995 / 100.1 * 1e4)
+    assert marginal_bps(100.2, 100.41, 10, 10) == pytest.approx(0.00939 / 100.3002 * 1e4)
+    w = walk(asks, bids, 10, 10, min_net_bps=2.0)
+    assert w.size == 1.0
+    assert w.profit == pytest.approx(0.2995)
+    assert w.net_bps == pytest.approx(29.92, abs=0.01)
+    assert w.limited_by == "threshold"  # the next unit still earned, just under 2 bps
+    assert (w.buy_worst, w.sell_worst) == (100.0, 100.5)
+    # At a 0.5 bps hurdle the 0.936 bps depth clears too: 51 units at ~1.5 bps average.
+    w = walk(asks, bids, 10, 10, min_net_bps=0.5)
+    assert w.size == pytest.approx(51.0)
+    assert w.net_bps == pytest.approx((0.2995 + 50 * 0.00939) / (100.1 + 50 * 100.3002) * 1e4)
+    assert w.limited_by == "depth"
+    # Above the top unit's own edge nothing is taken.
+    w = walk(asks, bids, 10, 10, min_net_bps=30.0)
+    assert w.size == 0 and w.limited_by == "threshold"
+    # A negative hurdle takes units that lose up to that much: here every level.
+    w = walk([(100.0, 1.0), (100.3, 1.0)], [(100.1, 2.0)], 10, 10, min_net_bps=-15.0)
+    # second unit: 100.1*0.999 = 100.0 vs 100.3*1.001 = 100.4003 -> -39.9 bps: not taken
+    assert w.size == 1.0 and w.limited_by == "edge"
+    assert w.net_bps == pytest.approx((100.1 * 0.999 - 100.1) / 100.1 * 1e4)  # -10.0 bps
+
+
+def test_hurdle_is_the_marginal_bps_test() -> None:
+    """``bid*fb >= ask*fa*hurdle`` is ``marginal_bps >= threshold`` (away from rounding)."""
+    rng = random.Random(3)
+    for _ in range(20_000):
+        ask = rng.uniform(1, 1e5)
+        bid = ask * (1 + rng.uniform(-0.01, 0.01))
+        fa, fb, thr = rng.choice((0.0, 10.0, 25.0)), rng.choice((0.0, 10.0)), rng.uniform(-20, 20)
+        m = marginal_bps(ask, bid, fa, fb)
+        if abs(m - thr) < 1e-6:
+            continue
+        taken = bid * (1 - fb / 1e4) >= ask * (1 + fa / 1e4) * hurdle(thr)
+        assert taken == (m >= thr), (ask, bid, fa, fb, thr)
+
+
+def _walk_reference(asks, bids, fee_a_bps, fee_b_bps, *, min_net_bps=0.0, flat_cost=0.0, rate=1.0,
                     max_notional=math.inf, max_quote=math.inf, max_base=math.inf,
                     level_share=1.0) -> Walk:
     """The walk as first written (every cap computed for every chunk): what the
@@ -114,8 +173,9 @@ def _walk_reference(asks, bids, fee_a_bps, fee_b_bps, *, flat_cost=0.0, rate=1.0
     limited = "depth"
     while i < len(asks) and j < len(bids):
         pa, pb = asks[i][0], bids[j][0]
-        if pb * rate * fb - pa * fa <= 0:
-            limited = "edge"
+        # The per-unit hurdle: marginal net edge at least min_net_bps.
+        if not (pb * rate * fb >= pa * fa * (1 + min_net_bps / 1e4)):
+            limited = "threshold" if pb * rate * fb > pa * fa else "edge"
             break
         q = min(ra, rb)
         caps = (
@@ -189,7 +249,8 @@ def test_walk_matches_the_reference_bit_for_bit(seed) -> None:
         asks = levels(mid - rng.uniform(0, 3), 1)
         bids = levels(mid + rng.uniform(0, 3), -1)
         args = (asks, bids, rng.choice((0.0, 1.0, 10.0)), rng.choice((0.0, 2.5, 25.0)))
-        kw = {"flat_cost": rng.choice((0.0, 0.05)), "rate": rng.choice((1.0, 0.99, 1.02)),
+        kw = {"min_net_bps": rng.choice((0.0, 0.0, 2.0, 25.0, -5.0)),
+              "flat_cost": rng.choice((0.0, 0.05)), "rate": rng.choice((1.0, 0.99, 1.02)),
               "max_notional": rng.choice((math.inf, 1e4, 150.0, 0.0)),
               "max_quote": rng.choice((math.inf, math.inf, 60.0, 0.0, -1.0)),
               "max_base": rng.choice((math.inf, math.inf, 0.3, 0.0)),
@@ -198,7 +259,8 @@ def test_walk_matches_the_reference_bit_for_bit(seed) -> None:
         assert got == _bits(lambda a=args, k=kw: _walk_reference(*a, **k)), (args, kw)
         kinds.add(got if isinstance(got, str) else got[-1])
     # every way a walk can end was exercised
-    assert kinds >= {"edge", "depth", "max_notional", "quote_balance", "base_balance"}
+    assert kinds >= {"edge", "threshold", "depth", "max_notional", "quote_balance",
+                     "base_balance"}
 
 
 def test_marginal_profit_is_net_profit_of_one_unit_bit_for_bit() -> None:

@@ -130,7 +130,12 @@ def test_gates_suspect_threshold_disabled_direction() -> None:
     import msgspec
 
     assert ex.on_opportunity(msgspec.structs.replace(opp, suspect=True)) == []
-    assert ex.on_opportunity(msgspec.structs.replace(opp, net_bps=4.9)) == []
+    # The execution threshold is the same per-unit hurdle: the event's levels give
+    # a first unit of 129.72 bps, so at 130 bps nothing is sized (a 4.9 bps
+    # average net would not matter: the walk over the levels decides).
+    ex.set_threshold(130.0)
+    assert ex.on_opportunity(opp) == []
+    ex.set_threshold(5.0)
     rev = msgspec.structs.replace(opp, buy_price=opp.sell_price + 1, buy_vwap=opp.sell_vwap + 1)
     assert ex.on_opportunity(rev) == []
     assert ex.on_opportunity(msgspec.structs.replace(opp, event=OppEvent.UPDATED)) == []

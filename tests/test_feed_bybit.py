@@ -302,8 +302,10 @@ async def test_resubscribe_without_snapshot_is_retried():
     feed.resub_timeout_s = 0.2
     feed.feed_frame(REC_SNAP, 1)
     feed.feed_frame(_delta(62505427, 112488545900, b=[("65140.1", "1")]), 2)
-    for _ in range(200):
-        if feed.counters.get("resubscribe_timeouts", 0) >= 1:
+    for _ in range(500):
+        # Both: the deadline fires, then the retry it asks for runs in its own task.
+        if (feed.counters.get("resubscribe_timeouts", 0) >= 1
+                and feed.counters.get("resubscribes", 0) >= 2):
             break
         await asyncio.sleep(0.01)
     assert feed.counters["resubscribe_timeouts"] >= 1 and feed.counters["resubscribes"] >= 2

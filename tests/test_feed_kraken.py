@@ -330,8 +330,9 @@ async def test_resubscribe_without_snapshot_is_retried():
     bids, asks = [("10.0", "1.0")], [("11.0", "1.0")]
     feed.feed_frame(_snap("BTC/USD", bids, asks, kraken_checksum(_book_of(bids, asks))), 1)
     feed.feed_frame(_snap("BTC/USD", [("10.5", "1.0")], [], 7, typ="update"), 2)
-    for _ in range(200):
-        if feed.counters.get("resubscribe_timeouts", 0) >= 1:
+    for _ in range(500):
+        # Both: the deadline fires, then the retry it asks for runs in its own task.
+        if feed.counters.get("resubscribe_timeouts", 0) >= 1 and feed.counters["resubscribes"] >= 2:
             break
         await asyncio.sleep(0.01)
     assert feed.counters["resubscribe_timeouts"] >= 1 and feed.counters["resubscribes"] >= 2

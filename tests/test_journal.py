@@ -107,3 +107,51 @@ def test_kill_9_loses_only_the_uncommitted_batch_and_stays_readable(tmp_path) ->
     last = con.execute("SELECT max(ts_ns) FROM fills").fetchone()[0]
     print(f"journal kill -9: {len(ids)} rows kept, newest {(kill_ns - last) / 1e6:.1f} ms "
           "before the kill")
+
+
+async def test_recovery_closes_what_a_killed_role_left_open(tmp_path) -> None:
+    """The execute role restarted on Kafka: windows its predecessor journaled as opened
+    but never closed are reconciled like live ones (issue 14), never kept open."""
+    import asyncio
+
+    from arbtui.backend.bus import OPPORTUNITIES
+    from arbtui.backend.bus.embedded import EmbeddedBus
+    from arbtui.backend.reconcile import OpenWindows
+    from arbtui.model import OpenSet, OppEvent
+
+    def opp(i: str, ev: OppEvent, owner: str) -> Opportunity:
+        return Opportunity(id=i, event=ev, symbol="BTC-USD", buy_venue="a", sell_venue="b",
+                           buy_price=1.0, sell_price=2.0, gross_bps=1.0, net_bps=1.0,
+                           buy_fee_bps=0.0, sell_fee_bps=0.0, opened_ts_ns=1, ts_ns=1,
+                           owner=owner)
+
+    path = tmp_path / "j.sqlite"
+    j = Journal(path, flush_ms=5)
+    for e in (opp("dead", OppEvent.OPENED, "h/1/1"), opp("alive", OppEvent.OPENED, "h/2/2"),
+              opp("done", OppEvent.OPENED, "h/2/2"), opp("done", OppEvent.CLOSED, "h/2/2"),
+              opp("nobody", OppEvent.OPENED, "")):
+        j.append(e)
+    j.close()  # the previous execute role, gone
+
+    assert sorted(o.id for o in Journal(path).unclosed()) == ["alive", "dead", "nobody"]
+    j = Journal(path, flush_ms=5)
+    bus = EmbeddedBus(1000)
+    windows = OpenWindows(owner_timeout_s=0.5, snapshot_interval_s=0.1)
+    stop = False
+    task = asyncio.get_running_loop().create_task(j.run_from_bus(
+        bus, stopping=lambda: stop, windows=windows, up_since=lambda: 0.0))
+    await asyncio.sleep(0.05)
+    # h/2 is alive and still has "alive" open; h/1 never speaks again.
+    for seq in range(1, 12):
+        bus.publish(OPPORTUNITIES, "open-set", OpenSet(
+            owner="h/2/2", host="h", started_ns=2, seq=seq, ts_ns=time.time_ns(),
+            open=[opp("alive", OppEvent.OPENED, "h/2/2")]))
+        await asyncio.sleep(0.1)
+    stop = True
+    await task
+    j.close()
+    assert [o.id for o in Journal(path).unclosed()] == ["alive"]
+    with sqlite3.connect(path) as db:
+        reasons = dict(db.execute(
+            "SELECT opp_id, reason FROM opportunities WHERE event = 'closed'").fetchall())
+    assert reasons == {"done": "", "dead": "owner lost", "nobody": "owner lost"}

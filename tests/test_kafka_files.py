@@ -113,7 +113,7 @@ def test_local_config_loads_for_the_one_command_broker():
     assert cfg.bus.kafka.replication == 1 and cfg.bus.kafka.on_unreachable == "retry"
 
 
-async def test_local_broker_script_starts_a_broker_the_roles_can_use(tmp_path):
+def test_local_broker_script_starts_a_broker_the_roles_can_use(tmp_path):
     """kafka/local-broker.sh, run as documented, gives a broker a KafkaBus connects to."""
     import asyncio
     import os
@@ -132,10 +132,10 @@ async def test_local_broker_script_starts_a_broker_the_roles_can_use(tmp_path):
     proc = subprocess.Popen(["sh", str(KAFKA / "local-broker.sh"), str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    try:
+
+    async def connect() -> dict:
         cfg = configmod.load(KAFKA / "local.toml", use_user=False)
         cfg.bus.kafka.bootstrap_servers = f"127.0.0.1:{port}"
-        cfg.bus.kafka.topic_quotes = f"local{port}.quotes"
         bus = KafkaBus(cfg.bus)
         await bus.start()  # on_unreachable = "retry": waits for the broker to listen
         try:
@@ -143,9 +143,13 @@ async def test_local_broker_script_starts_a_broker_the_roles_can_use(tmp_path):
                 if bus.stats()["state"] == "up":
                     break
                 await asyncio.sleep(0.1)
-            assert bus.stats()["state"] == "up", bus.stats()["reason"]
+            return bus.stats()
         finally:
             await bus.stop()
+
+    try:
+        st = asyncio.run(connect())
+        assert st["state"] == "up", st["reason"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=10)

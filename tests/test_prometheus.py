@@ -15,9 +15,9 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from arbtui import config
-from arbtui.backend.engine import Engine
+from arbtui.backend.engine import Engine, EngineState
 from arbtui.backend.metrics import RESYNC_KINDS, Latency, resync_kind
-from arbtui.backend.prometheus import METRICS
+from arbtui.backend.prometheus import METRICS, EngineCollector
 from arbtui.commands.demo import simulator
 from arbtui.model import Fill, OppEvent, Opportunity
 
@@ -181,3 +181,39 @@ def test_resync_reasons_map_to_bounded_labels() -> None:
     for reason, kind in cases.items():
         assert resync_kind(reason) == kind, reason
         assert kind in RESYNC_KINDS
+
+
+class _Fixed(EngineCollector):
+    """The collector over a fixed engine state (no engine, no loop)."""
+
+    def __init__(self, st: EngineState) -> None:
+        super().__init__(None, None)
+        self.st = st
+
+    def _sample(self):
+        return self.st, None, {}, {}
+
+
+def test_superseded_dropped_and_lost_are_separate_series() -> None:
+    bus = {"kind": "kafka", "state": "up",
+           "subscriptions": {"quotes/detector": {"depth": 2, "dropped": 1, "superseded": 40}},
+           "published": {"quotes": 100, "opportunities": 7}, "superseded": {"quotes": 9},
+           "dropped": {"quotes": 3}, "retried": {"opportunities": 2},
+           "lost": {"opportunities": 1}, "delivered": {"opportunities": 6}}
+    st = EngineState(mode="LIVE", bus=bus, uptime_s=1.0, venues={}, quotes={},
+                     open_opportunities=[], quotes_per_s=0.0, detect_p50_ms=None,
+                     detect_p99_ms=None, min_net_bps=2.0, execution_enabled=False, event_seq=0)
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for fam in _Fixed(st).collect() for s in fam.samples}
+    # lost = inbox overflow + producer shed/failed + reliable messages lost; superseded apart
+    assert got[("arbtui_bus_dropped_total", (("topic", "quotes"),))] == 1 + 3
+    assert got[("arbtui_bus_dropped_total", (("topic", "opportunities"),))] == 1
+    assert got[("arbtui_bus_superseded_total", (("topic", "quotes"),))] == 40 + 9
+    assert got[("arbtui_bus_queue_depth", (("subscription", "quotes/detector"),))] == 2
+    k = {lab: v for (n, lab), v in got.items() if n == "arbtui_kafka_messages_total"}
+    assert k[(("outcome", "lost"), ("topic", "opportunities"))] == 1
+    assert k[(("outcome", "superseded"), ("topic", "quotes"))] == 9
+    assert k[(("outcome", "retried"), ("topic", "opportunities"))] == 2
+    assert k[(("outcome", "published"), ("topic", "quotes"))] == 100
+    assert got[("arbtui_kafka_state", (("state", "up"),))] == 1.0
+    assert got[("arbtui_kafka_state", (("state", "down"),))] == 0.0

@@ -34,10 +34,11 @@ from detector_fixtures import MS, Clock, mkq
 from arbtui import config as configmod
 from arbtui.backend.detector import Detector
 from arbtui.backend.sim.market import MarketModel, asset_params, calibration, price_tick
-from arbtui.config import VENUES
 from arbtui.model import OppEvent
 
 SYMBOLS = ["BTC-USD", "ETH-USD"]
+#: the venues a default demo simulates
+VENUES = list(configmod.load(use_user=False).sim.venues)
 TICK_MS = 50.0
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -213,3 +214,12 @@ def test_fit_reproduces_shipped_calibration(tmp_path) -> None:
     out = tmp_path / "cal.json"
     assert fit.main(["--recordings", str(RECORDINGS), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["model"] == calibration()["model"]
+
+
+def test_every_simulated_venue_has_its_priors() -> None:
+    from arbtui.config import VENUES as ALL
+
+    pri = calibration()["priors"]
+    for name in ("venue_lag_ms", "venue_spread_mult", "venue_size_mult"):
+        missing = [v for v in ALL if v not in pri[name]]
+        assert not missing, (name, missing, "add them in tools/fit_market.py PRIORS and refit")

@@ -164,8 +164,11 @@ async def test_execution_toggle_pause_clear_and_detail():
             "BTC-USD", "binance", "coinbase")
         from arbtui.ui.screens.detail import fee_math
 
-        math_text = fee_math(row, 0.0).plain
+        math_text = fee_math(row).plain
+        # One evaluation: the fee math redone from the event's own VWAPs, fees and
+        # flat cost gives the net and profit the event reports.
         assert f"{row.last.net_bps:+.2f} bps" in math_text
+        assert f"{row.last.profit:+,.4f}" in math_text
         assert "taker fee 10 bps" in math_text and "taker fee 20 bps" in math_text
         await pilot.press("escape")
         await pilot.press("c")

@@ -56,7 +56,7 @@ def test_recording_exchange_ids_round_trip(name):
 
 def test_unknown_venue_names_the_known_ones():
     with pytest.raises(KeyError, match="known: binance, coinbase"):
-        venues.get("kucoin")
+        venues.get("ftx")
 
 
 def test_config_fees_default_from_the_registry():

@@ -4,14 +4,20 @@ Books are indexed by BASE asset: a quote for BTC-USD on kraken is compared with
 every other venue's BTC book whose quote currency is comparable (the same
 currency, or one linked by a conversion inside a declared quote group). A
 quote update re-evaluates only the books of its own base asset, and walks
-depth only when the top of book already shows a profitable marginal unit, so
-cost is O(venues) plus the book walk, never a scan over all symbols.
+depth only when the top of book already shows a marginal unit that clears the
+threshold, so cost is O(venues) plus the book walk, never a scan over all
+symbols.
+
+The threshold is the per-unit hurdle of ``edge.py`` (``edge.THRESHOLD_RULE``):
+the walk takes depth while the marginal net edge is at least ``min_net_bps``,
+and a window needs a positive size, ``min_notional`` and a net edge after
+``flat_cost`` still at least ``min_net_bps``.
 
 The pair index: every (venue, symbol) book keeps its fee-adjusted top of book
-(ask x (1 + fee), bid x (1 - fee): the exact factors of ``edge.net_profit``),
-so for books of the same symbol "can this direction have a positive marginal
-edge" is one float comparison, decided bit for bit as ``marginal_profit``
-decides it. A quote evaluates only the directions that can have an edge plus
+(ask x (1 + fee) x hurdle, bid x (1 - fee): the exact products ``edge.walk``
+compares), so for books of the same symbol "can this direction's first unit
+clear the threshold" is one float comparison, decided bit for bit as the walk
+decides it. A quote evaluates only the directions that can clear it plus
 those with a window open (they must still update or close); when the base has
 one symbol, a max/min over the symbol's books rejects a quote with neither
 before any pair is looked at. A depth walk whose inputs (both level lists and
@@ -20,11 +26,17 @@ every parameter) equal the last walk of that direction reuses its result.
 walk reuse: the reference the tests compare the index with.
 
 An opportunity is keyed by (symbol, buy venue, sell venue, sell symbol): it
-OPENS when its NET edge at the depth-aware size reaches ``min_net_bps``,
-UPDATES while it lasts (tracking peak net and peak profit), and CLOSES when the
-edge falls below the threshold, a leg goes stale or non-LIVE, or its
-conversion rate disappears; the CLOSED event carries the lifetime in ms, which
-also lands in a per-venue-pair lifetime histogram.
+OPENS when the rule above holds, UPDATES while it lasts (tracking peak net and
+peak profit), and CLOSES when the rule stops holding, a leg goes stale or
+non-LIVE, or its conversion rate disappears; the CLOSED event carries the
+lifetime in ms, which also lands in a per-venue-pair lifetime histogram. Every
+event carries the numbers of one evaluation (``model.Opportunity``).
+
+Staleness is by book LIVENESS (``model.AGES_RULE``): a leg or a conversion
+book is stale when its ``live_ts_ns`` (the last time its feed proved it good)
+is older than the limit, not when its top has been quiet. Feeds re-publish an
+unchanged top with a newer ``live_ts_ns`` while frames arrive; such a refresh
+has the same levels, so the walk reuse below makes it cost an identity check.
 
 Everything time-dependent reads ``clock`` (injected), so replaying the same
 quote sequence with the same clock gives the same events.
@@ -42,9 +54,9 @@ from collections.abc import Callable
 import msgspec
 
 from arbtui import symbols as symmod
-from arbtui.backend.edge import Walk, gross_bps, marginal_profit, walk
+from arbtui.backend.edge import Walk, gross_bps, hurdle, marginal_bps, walk
 from arbtui.config import DetectorConfig
-from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote
+from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote, live_ns
 
 #: Venue quote currencies that are aliases of another currency's book, not a
 #: second book: Coinbase Advanced Trade serves BTC-USDC from the BTC-USD book
@@ -96,8 +108,8 @@ class _Base:
 class _Leg:
     """One venue's book of one canonical symbol."""
 
-    __slots__ = ("asset", "base", "ccy", "dirs", "ea", "eb", "fee", "grp", "key", "ma", "mb",
-                 "opens", "q", "qmap", "slot", "sym", "uid", "venue")
+    __slots__ = ("asset", "base", "ccy", "dirs", "ea", "eb", "fee", "grp", "key", "live", "ma",
+                 "mb", "opens", "q", "qmap", "slot", "sym", "uid", "venue")
 
     def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
                  uid: int) -> None:
@@ -106,8 +118,8 @@ class _Leg:
         self.asset, self.ccy = symmod.split(sym)
         self.key = (venue, sym)
         self.fee = fee
-        # Exactly edge.net_profit's factors, so ``bid * mb <= ask * ma`` is
-        # ``marginal_profit(ask, bid, fa, fb) <= 0`` for finite prices.
+        # Exactly edge.walk's factors, so ``bid * mb >= ask * ma * hurdle`` is the
+        # walk's own test of its first unit.
         self.ma = 1 + fee / 1e4
         self.mb = 1 - fee / 1e4
         self.base = base
@@ -118,9 +130,10 @@ class _Leg:
         grp.ebs.append(-_INF)
         self.uid = uid
         self.q: Quote | None = None  # the latest LIVE quote, None while absent
+        self.live = 0  # model.live_ns(q): when the book was last known good
         self.qmap: dict[str, Quote] | None = None  # Detector.quotes[sym]
-        self.ea = _INF
-        self.eb = -_INF
+        self.ea = _INF  # ask x (1 + fee) x hurdle
+        self.eb = -_INF  # bid x (1 - fee)
         #: other leg -> number of open windows between the two (either direction).
         self.opens: dict[_Leg, int] = {}
         #: sell leg -> the direction buying here and selling there.
@@ -168,6 +181,9 @@ class Detector:
         self._bases: dict[str, _Base] = {}
         self._groups: dict[str, _Group] = {}
         self.indexed = indexed
+        #: the threshold and its hurdle factor, as the index holds them (set_threshold)
+        self._thr = cfg.min_net_bps
+        self._h = hurdle(cfg.min_net_bps)
         self.book_state: dict[tuple[str, str], BookState] = {}
         self.open: dict[Key, _Open] = {}
         self.disabled_venues: set[str] = set()
@@ -194,8 +210,8 @@ class Detector:
         out: list[Opportunity] = []
         if not self.indexed:
             self._eval_pairs_all(leg, self.clock(), out, None)
-        elif not (leg.base.nsyms == 1 and not leg.opens and max(leg.grp.ebs) <= leg.ea
-                  and leg.eb <= min(leg.grp.eas)):
+        elif not (leg.base.nsyms == 1 and not leg.opens and max(leg.grp.ebs) < leg.ea
+                  and leg.eb < min(leg.grp.eas)):
             # (the test above is _eval_pairs' first line, here to spare the call
             # for the ~70 % of quotes it rejects)
             self._eval_pairs(leg, self.clock(), out, None)
@@ -252,7 +268,8 @@ class Detector:
         sym = leg.sym
         if sym != q.symbol:
             q = msgspec.structs.replace(q, symbol=sym)
-        if q.venue_ts_ns:
+        if q.venue_ts_ns and q.live_ts_ns <= q.recv_ts_ns:
+            # (a liveness refresh repeats its top's timestamps: one sample per top)
             d = self._offsets.get(venue)
             if d is None:
                 d = self._offsets[venue] = deque(maxlen=201)
@@ -267,7 +284,10 @@ class Detector:
         if qm is None:
             qm = leg.qmap = self.quotes.setdefault(sym, {})
         qm[venue] = q
-        ea = q.ask * leg.ma
+        t = q.live_ts_ns
+        r = q.recv_ts_ns
+        leg.live = max(r, t)
+        ea = q.ask * leg.ma * self._h
         eb = q.bid * leg.mb
         if ea * eb * 0.0 != 0.0:
             # inf or nan somewhere: no float comparison can rule a pair out, so
@@ -304,12 +324,12 @@ class Detector:
 
     def _eval_pairs(self, a: _Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
         """The directions between ``a`` and the other venues' books of its base asset
-        that can have a positive marginal edge, or have a window open."""
+        whose first unit can clear the threshold, or that have a window open."""
         opens = a.opens
         b = a.base
         ea, eb, g = a.ea, a.eb, a.grp
-        if b.nsyms == 1 and not opens and max(g.ebs) <= ea and eb <= min(g.eas):
-            return  # no other book bids above a's ask or asks below its bid (net of fees)
+        if b.nsyms == 1 and not opens and max(g.ebs) < ea and eb < min(g.eas):
+            return  # no other book's bid clears a's ask, nor a's bid another's ask (net, hurdle)
         av, sym, q = a.venue, a.sym, a.q
         dv, ds = self.disabled_venues, self.disabled_symbols
         is_open = self.open
@@ -317,8 +337,8 @@ class Detector:
             if x.grp is g:
                 if x is a:
                     continue
-                fwd = not (x.eb <= ea)
-                rev = not (eb <= x.ea)
+                fwd = not (x.eb < ea)
+                rev = not (eb < x.ea)
                 if not (fwd or rev or x in opens):
                     continue
                 if x.venue in dv or x.sym in ds:
@@ -356,9 +376,10 @@ class Detector:
                 seen.add(pk)
             if x.grp is a.grp:
                 q, oq, sym = a.q, x.q, a.sym
-                # Exact shortcut: with no gross edge either way (fees only make it worse)
-                # and nothing open for this pair, neither direction can open or close.
-                if (q.ask >= oq.bid and oq.ask >= q.bid
+                # Exact shortcut: with a gross LOSS either way, a threshold >= 0 (fees
+                # and the hurdle only make it worse) and nothing open for this pair,
+                # neither direction can open or close.
+                if (self._thr >= 0 and oq.bid < q.ask and q.bid < oq.ask
                         and (sym, av, x.venue, sym) not in self.open
                         and (sym, x.venue, av, sym) not in self.open):
                     continue
@@ -379,15 +400,17 @@ class Detector:
                     out.append(self._close(k, now, why))
             return
         # r_fwd converts osym's currency into sym's (the sell leg into the buy leg's).
-        # Exact shortcut: with no gross edge either way (fees only make it worse)
-        # and nothing open for this pair, neither direction can open or close.
-        if (q.ask >= oq.bid * r_fwd and oq.ask * r_fwd >= q.bid
+        # Exact shortcut: with a gross LOSS either way (the very products the walk
+        # forms), a threshold >= 0 (fees and the hurdle only make it worse) and
+        # nothing open for this pair, neither direction can open or close.
+        r_rev = 1.0 / r_fwd
+        if (self._thr >= 0 and oq.bid * r_fwd < q.ask and q.bid * r_rev < oq.ask
                 and (sym, a.venue, x.venue, osym) not in self.open
                 and (osym, x.venue, a.venue, sym) not in self.open):
             return
         trig = max(q.recv_ts_ns, oq.recv_ts_ns)
         self._eval(a, x, r_fwd, now, out, trig)
-        self._eval(x, a, 1.0 / r_fwd, now, out, trig)
+        self._eval(x, a, r_rev, now, out, trig)
 
     def on_book_state(self, st: BookStatus) -> list[Opportunity]:
         """A book left LIVE: forget its quote and close what depended on it, at once."""
@@ -425,12 +448,30 @@ class Detector:
         return self._close_where(lambda k: True, reason)
 
     def set_threshold(self, min_net_bps: float) -> list[Opportunity]:
+        """A new threshold re-sizes every window (it is a per-unit hurdle, so the
+        size moves with it), closes those it no longer admits and opens those it
+        now admits: every present book is evaluated again."""
         self.cfg.min_net_bps = min_net_bps
+        self._thr = min_net_bps
+        h = self._h = hurdle(min_net_bps)
+        for leg in self._canon.values():
+            q = leg.q
+            if q is None:
+                continue
+            ea = q.ask * leg.ma * h
+            eb = q.bid * leg.mb
+            if ea * eb * 0.0 != 0.0:
+                ea, eb = -_INF, _INF  # as in _apply
+            leg.ea = leg.grp.eas[leg.slot] = ea
         out: list[Opportunity] = []
         now = self.clock()
-        for key, o in list(self.open.items()):
-            if o.opp.net_bps < min_net_bps:
-                out.append(self._close(key, now, "threshold raised"))
+        seen: set = set()
+        ev = self._eval_pairs if self.indexed else self._eval_pairs_all
+        dv, ds = self.disabled_venues, self.disabled_symbols
+        for b in self._bases.values():
+            for leg in list(b.legs):
+                if leg.venue not in dv and leg.sym not in ds:
+                    ev(leg, now, out, seen)
         return out
 
     def sweep(self) -> list[Opportunity]:
@@ -443,11 +484,12 @@ class Detector:
         max_age = self.cfg.max_quote_age_ms * 1e6
         out: list[Opportunity] = []
         for key, o in list(self.open.items()):
-            sym, bv, sv, ssym = key
-            for v, s in ((bv, sym), (sv, ssym)):
-                q = self.quotes.get(s, {}).get(v)
-                if q is None or now - q.recv_ts_ns > max_age:
-                    out.append(self._close(key, now, f"{v} quote stale"))
+            sym, ssym = key[0], key[3]
+            for leg in (o.buy, o.sell):
+                if leg.q is None or now - leg.live > max_age:
+                    why = "book gone" if leg.q is None else \
+                        f"not live for {(now - leg.live) / 1e6:.0f} ms"
+                    out.append(self._close(key, now, f"{leg.venue} book stale ({why})"))
                     break
             else:
                 if ssym != sym and self._pair_rate(sym, ssym, now) is None:
@@ -504,10 +546,12 @@ class Detector:
         q = self.quotes.get(conv.book, {}).get(conv.venue)
         if q is None:
             return target, None, f"{ccy}->{target} rate: no LIVE {conv.book} book on {conv.venue}"
-        age_ms = (now - q.recv_ts_ns) / 1e6
+        # Aged by liveness: a USDT-USD book's top is quiet for minutes while its
+        # feed is perfectly live; only a silent or invalid book blocks the rate.
+        age_ms = (now - live_ns(q)) / 1e6
         if age_ms > conv.max_age_ms:
-            return target, None, (f"{ccy}->{target} rate: {conv.book} on {conv.venue} is "
-                                  f"{age_ms:.0f} ms old (max {conv.max_age_ms:.0f})")
+            return target, None, (f"{ccy}->{target} rate: {conv.book} on {conv.venue} not "
+                                  f"live for {age_ms:.0f} ms (max {conv.max_age_ms:.0f})")
         if not (0 < q.bid < _INF and 0 < q.ask < _INF):
             # Also NaN/inf (a quote decoded from a foreign producer): an infinite
             # rate would become 0 the other way round and divide by zero.
@@ -562,16 +606,23 @@ class Detector:
         cfg = self.cfg
         max_age = cfg.max_quote_age_ms * 1e6
         o = self.open.get(key)
-        if now - buy.recv_ts_ns > max_age or now - sell.recv_ts_ns > max_age:
+        # Liveness, not top age (model.AGES_RULE): a quiet top on a live book is usable.
+        if now - bl.live > max_age or now - sl.live > max_age:
             if o is not None:
-                out.append(self._close(key, now, "quote stale"))
+                x = bl if now - bl.live > max_age else sl
+                out.append(self._close(key, now, f"{x.venue} book stale (not live for "
+                                                 f"{(now - x.live) / 1e6:.0f} ms)"))
             return
         fa = bl.fee
         fb = sl.fee
         ba, sb = buy.ask, sell.bid
-        if ba <= 0 or sb <= 0 or marginal_profit(ba, sb * rate, fa, fb) <= 0:
+        thr = self._thr
+        # The walk's own test of its first unit (same products, same order): the
+        # best ask and bid must already clear the per-unit hurdle.
+        if not (ba > 0 and sb > 0 and sb * rate * sl.mb >= ba * bl.ma * self._h):
             if o is not None:
-                out.append(self._close(key, now, "edge gone"))
+                out.append(self._close(key, now, "below threshold"
+                                       if sb * rate * sl.mb > ba * bl.ma else "edge gone"))
             return
         max_quote = max_base = math.inf
         if self.balances is not None:
@@ -582,7 +633,8 @@ class Detector:
         self.counters["walks"] += 1
         asks = buy.asks or [(buy.ask, buy.ask_size)]
         bids = sell.bids or [(sell.bid, sell.bid_size)]
-        params = (rate, cfg.flat_cost, cfg.max_notional, max_quote, max_base, cfg.max_level_share)
+        params = (rate, cfg.flat_cost, cfg.max_notional, max_quote, max_base, cfg.max_level_share,
+                  thr)
         w = d.w
         # walk() is a pure function of its inputs: same inputs, same Walk. A
         # published Quote is never changed (feeds build new level lists for
@@ -593,15 +645,17 @@ class Detector:
                 and (d.bids is bids or d.bids == bids) and d.params == params):
             d.asks, d.bids = asks, bids
         else:
-            w = walk(asks, bids, fa, fb, flat_cost=cfg.flat_cost, rate=rate,
+            w = walk(asks, bids, fa, fb, min_net_bps=thr, flat_cost=cfg.flat_cost, rate=rate,
                      max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
                      level_share=cfg.max_level_share)
             if self.indexed:
                 d.asks, d.bids, d.params, d.w = asks, bids, params, w
-        if w.size <= 0 or w.notional < cfg.min_notional or w.net_bps < cfg.min_net_bps:
+        # The rule (edge.THRESHOLD_RULE): a positive size, min_notional, and the net
+        # edge after flat_cost still at least the threshold.
+        if w.size <= 0 or w.notional < cfg.min_notional or w.net_bps < thr:
             if o is not None:
-                why = "below min_notional" if w.size > 0 and w.notional < cfg.min_notional \
-                    else "edge gone"
+                why = (f"no size ({w.limited_by})" if w.size <= 0 else "below min_notional"
+                       if w.notional < cfg.min_notional else "below threshold after flat_cost")
                 out.append(self._close(key, now, why))
             return
         suspect = w.net_bps > cfg.max_plausible_bps
@@ -610,7 +664,8 @@ class Detector:
             # The same walk on the same top of book: every field below already
             # holds these values (peaks included) and no UPDATED is due.
             return
-        top_gross = gross_bps(buy.ask, sell.bid * rate)
+        top_gross = gross_bps(ba, sb * rate)
+        top_net = marginal_bps(ba, sb * rate, fa, fb)
         if o is None:
             self._seq += 1
             self.counters["opened"] += 1
@@ -625,10 +680,13 @@ class Detector:
                 sell_vwap=w.sell_vwap, profit=w.profit, peak_net_bps=w.net_bps,
                 peak_profit=w.profit, opened_ts_ns=now, ts_ns=now, suspect=suspect,
                 reason=f"implausible edge > {cfg.max_plausible_bps:g} bps" if suspect else "",
-                quote_recv_ts_ns=trigger_ns, buy_book=list(buy.asks), sell_book=list(sell.bids),
+                # The levels this evaluation walked: a published Quote's lists
+                # are never changed, so they are shared, not copied.
+                quote_recv_ts_ns=trigger_ns, buy_book=asks, sell_book=bids,
                 sell_symbol=sell.symbol, rate=rate, quote_ccy=bl.ccy,
                 top_gross_bps=top_gross, buy_limit=w.buy_worst, sell_limit=w.sell_worst,
-                limited_by=w.limited_by,
+                limited_by=w.limited_by, top_net_bps=top_net, flat_cost=cfg.flat_cost,
+                min_net_bps=thr,
             )
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
@@ -644,6 +702,9 @@ class Detector:
         p.size, p.buy_vwap, p.sell_vwap, p.profit = w.size, w.buy_vwap, w.sell_vwap, w.profit
         p.top_gross_bps, p.rate, p.limited_by = top_gross, rate, w.limited_by
         p.buy_limit, p.sell_limit = w.buy_worst, w.sell_worst
+        # One evaluation: the levels, fees and costs travel with the numbers they gave.
+        p.buy_book, p.sell_book, p.top_net_bps = asks, bids, top_net
+        p.buy_fee_bps, p.sell_fee_bps, p.flat_cost, p.min_net_bps = fa, fb, cfg.flat_cost, thr
         p.peak_net_bps = max(p.peak_net_bps, w.net_bps)
         p.peak_profit = max(p.peak_profit, w.profit)
         if suspect and not p.suspect:
@@ -661,7 +722,6 @@ class Detector:
         return msgspec.structs.replace(
             p, event=ev, ts_ns=now, lifetime_ms=(now - p.opened_ts_ns) / 1e6,
             reason=p.reason if reason is None else reason, quote_recv_ts_ns=trigger_ns,
-            buy_book=[], sell_book=[],
         )
 
     def _close(self, key: Key, now: int, reason: str) -> Opportunity:

@@ -13,14 +13,54 @@ the two legs quote in different currencies, ``bid`` is the sell venue's price
 already converted into the buy venue's currency (``rate`` below), so profit is
 always in the BUY leg's quote currency.
 
-``walk`` applies the same formula level by level to find the depth-aware size.
-Worked examples live in tests/test_edge.py.
+The threshold rule (``detector.min_net_bps`` to report, ``execution.min_net_bps``
+to trade; README and config.toml say the same):
+
+    A NET threshold is a per-unit hurdle. The size of an opportunity is the
+    depth whose marginal net edge (after both taker fees and the conversion
+    rate) is at least the threshold, within every cap (max_notional, wallet
+    balances, max_level_share). An opportunity opens when that size is
+    positive, its notional is at least min_notional, and its net edge after
+    flat_cost is still at least the threshold. Simulated execution sizes the
+    same way with execution.min_net_bps.
+
+A unit is taken when ``bid * rate * (1 - fee_b) >= ask * (1 + fee_a) * (1 +
+threshold / 10_000)``: its marginal net edge, ``(bid * rate * (1 - fee_b)) /
+(ask * (1 + fee_a)) - 1`` in bps, is at least the threshold. ``walk`` applies
+that test chunk by chunk; the detector's pair index and its top-of-book check
+apply the very same products (``hurdle``), so no shortcut can disagree with it.
+
+Worked example (the case that made this the rule): asks (100, 1), (100.2, 50);
+bids (100.5, 1), (100.41, 50); fees 10 + 10 bps; threshold 2 bps.
+
+    top unit:  100.5 * 0.999 = 100.3995 vs 100 * 1.001 = 100.1
+               marginal 0.2995 -> 0.2995 / 100.1 = 29.92 bps >= 2: taken (1 unit)
+    next unit: 100.41 * 0.999 = 100.30959 vs 100.2 * 1.001 = 100.3002
+               marginal 0.00939 -> 0.94 bps < 2: not taken; it would still
+               earn, so ``limited_by = "threshold"``
+    size 1, notional 100, profit 0.2995, net 29.92 bps >= 2: reported.
+
+Taking every unit that nets at least 0 instead would buy 51 units at an
+average 1.5 bps and report nothing at 2 bps: a thin, rich top in front of
+deep, barely profitable depth is the common real case, and the hurdle keeps
+it. More worked examples live in tests/test_edge.py.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+#: The rule as the README, config.toml and the help screen state it (tests hold
+#: them to these words).
+THRESHOLD_RULE = (
+    'A NET threshold is a per-unit hurdle. The size of an opportunity is the depth '
+    'whose marginal net edge (after both taker fees and the conversion rate) is at '
+    'least the threshold, within every cap (max_notional, wallet balances, '
+    'max_level_share). An opportunity opens when that size is positive, its notional '
+    'is at least min_notional, and its net edge after flat_cost is still at least the'
+    ' threshold. Simulated execution sizes the same way with execution.min_net_bps.'
+)
 
 
 def gross_bps(ask: float, bid: float) -> float:
@@ -47,6 +87,22 @@ def marginal_profit(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float) 
     return bid * (1 - fee_b_bps / 1e4) - ask * (1 + fee_a_bps / 1e4)
 
 
+def hurdle(min_net_bps: float) -> float:
+    """The factor a unit's fee-adjusted ask is multiplied by before it is compared
+    with its fee-adjusted, converted bid: ``1 + threshold / 10_000``.
+
+    A unit is taken iff ``bid * rate * (1 - fee_b) >= ask * (1 + fee_a) * hurdle``
+    (evaluated left to right, exactly so everywhere).
+    """
+    return 1 + min_net_bps / 1e4
+
+
+def marginal_bps(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float) -> float:
+    """Net edge of one more unit, in bps of its cost (``top_net_bps`` at the best
+    ask and bid). ``bid`` already converted into the buy leg's currency."""
+    return marginal_profit(ask, bid, fee_a_bps, fee_b_bps) / (ask * (1 + fee_a_bps / 1e4)) * 1e4
+
+
 @dataclass(slots=True)
 class Walk:
     """The depth-aware size and what it earns. Prices in each venue's own currency."""
@@ -60,7 +116,10 @@ class Walk:
     profit: float = 0.0  # buy currency, net of fees and flat cost
     gross_bps: float = 0.0  # at the VWAPs (sell converted)
     net_bps: float = 0.0  # at the VWAPs, net of fees and flat cost
-    limited_by: str = ""  # edge | depth | max_notional | quote_balance | base_balance
+    #: What ended the size: threshold (the next unit still earned, but less than
+    #: the threshold) | edge (the next unit would not earn) | depth | max_notional
+    #: | quote_balance | base_balance
+    limited_by: str = ""
 
 
 #: Float dust below which a remaining level or cap counts as used up.
@@ -68,21 +127,26 @@ _EPS = 1e-12
 
 
 def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
-         fee_a_bps: float, fee_b_bps: float, *, flat_cost: float = 0.0, rate: float = 1.0,
-         max_notional: float = math.inf, max_quote: float = math.inf,
-         max_base: float = math.inf, level_share: float = 1.0) -> Walk:
+         fee_a_bps: float, fee_b_bps: float, *, min_net_bps: float = 0.0,
+         flat_cost: float = 0.0, rate: float = 1.0, max_notional: float = math.inf,
+         max_quote: float = math.inf, max_base: float = math.inf,
+         level_share: float = 1.0) -> Walk:
     """Walk the buy venue's asks and the sell venue's bids together.
 
-    Takes every chunk whose marginal unit is still profitable (sell price
-    converted by ``rate`` times (1 - fee_b) above ask times (1 + fee_a)): the
-    flat cost is fixed, so profit only grows while that holds, and the largest
-    such size maximizes expected profit. Caps: ``max_notional`` on the buy
-    notional before fees, ``max_quote`` on the buy cost including the fee
-    (buy venue quote balance), ``max_base`` on the size (sell venue base
-    balance), and ``level_share`` of each visible level.
+    Takes every chunk whose marginal unit clears the threshold (sell price
+    converted by ``rate``, times (1 - fee_b), at least ask times (1 + fee_a)
+    times ``hurdle(min_net_bps)``) and stops at the first that does not: the
+    per-unit hurdle of the module docstring. Caps: ``max_notional`` on the buy
+    notional before fees, ``max_quote`` on the buy cost including the fee (buy
+    venue quote balance), ``max_base`` on the size (sell venue base balance),
+    and ``level_share`` of each visible level. ``flat_cost`` lowers the profit
+    and net edge, never the size: the caller checks the result against the
+    threshold again (the "net edge after flat_cost" part of the rule).
+    A NaN price or fee stops the walk ("edge"): no comparison with NaN holds.
     """
     fa = 1 + fee_a_bps / 1e4
     fb = 1 - fee_b_bps / 1e4
+    h = 1 + min_net_bps / 1e4  # hurdle(min_net_bps), inlined
     eps, inf = _EPS, math.inf
     na, nb = len(asks), len(bids)
     size = cost_px = proc_px = 0.0
@@ -101,14 +165,15 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
         pa = lv[0]
         ra = lv[1] * level_share
         pafa = pa * fa
+        hpa = pafa * h
         fast = no_wallet and 0.0 < pafa < inf and ra < inf
         lv = bids[0]
         pb = lv[0]
         rb = lv[1] * level_share
         pbf = pb * rate * fb
         while True:
-            if pbf - pafa <= 0:
-                limited = "edge"
+            if not pbf >= hpa:
+                limited = "threshold" if pbf > pafa else "edge"
                 break
             q = rb if rb < ra else ra  # noqa: FURB136 -- min(ra, rb) without the call
             cap_hit = ""
@@ -146,6 +211,7 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 pa = lv[0]
                 ra = lv[1] * level_share
                 pafa = pa * fa
+                hpa = pafa * h
                 fast = no_wallet and 0.0 < pafa < inf and ra < inf
             if rb <= eps:
                 j += 1

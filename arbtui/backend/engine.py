@@ -39,6 +39,7 @@ from arbtui.model import (
     Quote,
     SymbolStatus,
     VenueStatus,
+    live_ns,
 )
 
 log = logging.getLogger("arbtui.engine")
@@ -172,6 +173,7 @@ class Engine:
         # The executor reads the detector's clock, so under replay its latencies and
         # fill timestamps live on the same virtual timeline as the quotes.
         self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
+                                 level_share=cfg.detector.max_level_share,
                                  clock=lambda: self.detector.clock())
         if "detect" in self.roles:
             # Size opportunities to the paper wallets while execution is on.
@@ -282,10 +284,12 @@ class Engine:
             if rates is not None and len(rates):
                 # First, and only if newer than what the detector has: the group inbox
                 # may carry the same quotes when this process owns their partition.
+                # Newer by liveness: a refresh of a quiet conversion book keeps its
+                # top's recv time and must still reach the detector (model.AGES_RULE).
                 have = det.quotes
                 fresh = [q for q in rates.drain()
                          if (old := have.get(q.symbol, {}).get(q.venue)) is None
-                         or old.recv_ts_ns < q.recv_ts_ns]
+                         or live_ns(old) < live_ns(q)]
                 batch = fresh + batch
             if batch:
                 if self.mode == "view" or "feed" not in self.roles:
@@ -297,7 +301,7 @@ class Engine:
                 events = det.on_quotes(batch)
                 done = time.time_ns()
                 for q in batch:
-                    lat.add(done - q.recv_ts_ns)
+                    lat.add(done - live_ns(q))  # a liveness refresh keeps its top's recv time
                 if events:
                     self._emit_all(events)
             await asyncio.sleep(0)
@@ -361,7 +365,7 @@ class Engine:
                 self.latest[(q.venue, q.symbol)] = q
                 self.quote_rate.add()
                 if q.pub_ts_ns and q.recv_ts_ns:
-                    stages["feed"].add(q.pub_ts_ns - q.recv_ts_ns)
+                    stages["feed"].add(q.pub_ts_ns - live_ns(q))
                     stages["bus"].add(now - q.pub_ts_ns)
             mono = time.monotonic()
             for o in opps.drain():
@@ -498,7 +502,7 @@ class Engine:
         for (v, _), q in self.latest.items():
             vs = out.get(v)
             if vs is not None:
-                vs.last_msg_ns = max(vs.last_msg_ns, q.recv_ts_ns)
+                vs.last_msg_ns = max(vs.last_msg_ns, live_ns(q))
         return out
 
     def symbols(self) -> list[str]:

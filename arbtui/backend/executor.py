@@ -1,10 +1,15 @@
 """Simulated execution: paper wallets, latency, IOC taker orders, PnL.
 
-When execution is enabled and an opportunity OPENS at or above
-``execution.min_net_bps`` (and is not suspect), the executor checks the leg
-direction, sizes the trade to the wallets, and sends two IOC limit orders:
-buy on the cheaper venue at most at the worst ask level the detector's size
-walk touched, sell on the richer venue at least at the worst bid level. Each
+When execution is enabled and an opportunity OPENS (and is not suspect), the
+executor sizes the trade by the same rule the detector used
+(``edge.THRESHOLD_RULE``) with ``execution.min_net_bps``: it walks the levels the
+opportunity's evaluation carried, taking depth while the marginal net edge is at
+least that threshold, within the detector's size, ``execution.max_notional``
+and the free wallet balances; the trade goes out when that size is positive,
+its notional at least ``detector.min_notional`` and its net edge after
+``flat_cost`` at least the threshold. It then checks the leg direction and
+sends two IOC limit orders: buy on the cheaper venue at most at the worst ask
+level its walk touched, sell on the richer venue at least at the worst bid. Each
 order ARRIVES after its venue's latency (plus jitter) and fills against that
 venue's book as it is THEN (a window that closed in the meantime fills
 partially or not at all, which is the whole point of simulating it); a book
@@ -43,6 +48,7 @@ from arbtui import symbols as symmod
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
 from arbtui.backend.bus.base import quote_key
 from arbtui.backend.detector import canonical_symbol
+from arbtui.backend.edge import walk
 from arbtui.config import ExecutionConfig, WalletConfig
 from arbtui.model import BookState, BookStatus, Fill, OppEvent, Opportunity, Quote
 
@@ -108,12 +114,13 @@ class Wallets:
 class Executor:
     def __init__(self, cfg: ExecutionConfig, fees_bps: dict[str, float], *,
                  clock: Callable[[], int] = time.time_ns, rng: random.Random | None = None,
-                 min_notional: float = 0.0) -> None:
+                 min_notional: float = 0.0, level_share: float = 1.0) -> None:
         self.cfg = cfg
         self.fees = dict(fees_bps)
         self.clock = clock
         self.rng = rng or random.Random()
-        self.min_notional = min_notional
+        self.min_notional = min_notional  # detector.min_notional
+        self.level_share = level_share  # detector.max_level_share
         self.enabled = cfg.enabled
         self.wallets = Wallets(cfg)
         self.reserved: dict[tuple[str, str], float] = {}
@@ -162,18 +169,7 @@ class Executor:
         if opp.suspect:
             self.counters["skipped_suspect"] += 1
             return []
-        if opp.net_bps < self.cfg.min_net_bps:
-            self.counters["skipped_threshold"] += 1
-            return []
         rate = opp.rate or 1.0
-        # Leg direction: we BUY where the ask is lower and SELL where the bid is
-        # higher. A reversed pair would turn an edge into a guaranteed loss.
-        if not (opp.buy_price < opp.sell_price * rate and opp.buy_vwap < opp.sell_vwap * rate
-                and opp.net_bps > 0 and opp.buy_venue != opp.sell_venue):
-            self.counters["skipped_direction"] += 1
-            log.error("refusing %s: legs reversed (buy %s @ %s, sell %s @ %s)", opp.id,
-                      opp.buy_venue, opp.buy_price, opp.sell_venue, opp.sell_price)
-            return []
         bsym, ssym = opp.symbol, opp.sell_symbol or opp.symbol
         base, bq = symmod.split(bsym)
         sbase, sq = symmod.split(ssym)
@@ -182,14 +178,36 @@ class Executor:
         w.ensure(opp.buy_venue, base, "base")
         w.ensure(opp.sell_venue, sbase, "base")
         w.ensure(opp.sell_venue, sq, "quote")
-        fa = self.fees.get(opp.buy_venue, opp.buy_fee_bps) / 1e4
-        buy_limit = opp.buy_limit or opp.buy_price
-        sell_limit = opp.sell_limit or opp.sell_price
-        size = min(opp.size,
-                   self.cfg.max_notional / opp.buy_vwap,
-                   self.free(opp.sell_venue, sbase) * _SAFETY,
-                   self.free(opp.buy_venue, bq) / (buy_limit * (1 + fa)) * _SAFETY)
-        if size <= EPS or size * opp.buy_vwap < self.min_notional:
+        fa_bps = self.fees.get(opp.buy_venue, opp.buy_fee_bps)
+        fb_bps = self.fees.get(opp.sell_venue, opp.sell_fee_bps)
+        fa = fa_bps / 1e4
+        thr = self.cfg.min_net_bps
+        # The threshold rule, on the levels of the one evaluation the event carries
+        # (an event from an older producer without them: its top of book).
+        sized = walk(opp.buy_book or [(opp.buy_price, opp.size)],
+                     opp.sell_book or [(opp.sell_price, opp.size)], fa_bps, fb_bps,
+                     min_net_bps=thr, flat_cost=opp.flat_cost, rate=rate,
+                     max_notional=self.cfg.max_notional,
+                     max_quote=self.free(opp.buy_venue, bq) * _SAFETY,
+                     max_base=min(opp.size, self.free(opp.sell_venue, sbase) * _SAFETY),
+                     level_share=self.level_share)
+        if sized.size <= EPS or sized.net_bps < thr:
+            self.counters["skipped_threshold"] += 1
+            return []
+        buy_limit, sell_limit = sized.buy_worst, sized.sell_worst
+        # Leg direction: we BUY where the ask is lower and SELL where the bid is
+        # higher. A reversed pair (a corrupt or foreign event) would turn an edge
+        # into a guaranteed loss.
+        if not (opp.buy_price < opp.sell_price * rate and opp.buy_vwap < opp.sell_vwap * rate
+                and sized.buy_vwap <= sized.sell_vwap * rate and opp.buy_venue != opp.sell_venue):
+            self.counters["skipped_direction"] += 1
+            log.error("refusing %s: legs reversed (buy %s @ %s, sell %s @ %s)", opp.id,
+                      opp.buy_venue, opp.buy_price, opp.sell_venue, opp.sell_price)
+            return []
+        # The reservation holds the whole size at the limit price: keep it inside
+        # the free balance too (the walk capped the cost at the level prices).
+        size = min(sized.size, self.free(opp.buy_venue, bq) / (buy_limit * (1 + fa)) * _SAFETY)
+        if size <= EPS or size * sized.buy_vwap < self.min_notional:
             self.counters["skipped_size"] += 1
             return []
         now = self.clock()

@@ -174,6 +174,26 @@ class Journal:
                 "pending": len(self._pending), "dropped": self.dropped, "errors": self.errors,
                 "last_error": self.last_error}
 
+    def unclosed(self, limit: int = 100_000) -> list[Opportunity]:
+        """Windows the journal holds as opened but never closed (any session), newest
+        event each: a role that was killed left them so. Read on a connection of its own."""
+        con = connect(self.path)
+        try:
+            rows = con.execute(
+                "SELECT body FROM opportunities WHERE seq IN (SELECT MAX(seq) FROM opportunities"
+                " GROUP BY opp_id) AND event != 'closed' ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+        finally:
+            con.close()
+        dec = msgspec.json.Decoder(Opportunity)
+        out = []
+        for (body,) in rows:
+            try:
+                out.append(dec.decode(body))
+            except msgspec.DecodeError:
+                continue  # a row from another schema version: left as it is
+        return out
+
     # ------------------------------------------------------------------ bus role
 
     async def run_from_bus(self, bus, *, stopping=lambda: False, windows=None,
@@ -188,6 +208,19 @@ class Journal:
         from arbtui.backend.bus import FILLS, OPPORTUNITIES
         from arbtui.model import OpenSet
 
+        if windows is not None:
+            # Recovery: what a killed predecessor left open is reconciled like the rest
+            # (its owner's snapshots or silence close it); a window with no owner
+            # (one process) has nobody left to close it.
+            now, wall = time.monotonic(), time.time_ns()
+            for o in self.unclosed():
+                if o.owner:
+                    windows.on_event(o, now)
+                else:
+                    c = windows.close(o, "owner lost", wall)
+                    self.append(c)
+                    if on_reconciled is not None:
+                        on_reconciled(c)
         wake = asyncio.Event()
         subs = [bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
                 bus.subscribe(FILLS, "journal", maxsize=100_000, wake=wake)]

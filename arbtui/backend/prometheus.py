@@ -42,6 +42,9 @@ METRICS: dict[str, tuple[str, str]] = {
                                       "producer shed or failed them), by topic")),
     "arbtui_bus_superseded": ("counter", ("Quotes replaced by a newer quote of the same book before "
                                          "delivery (conflation by design, not a loss), by topic")),
+    "arbtui_kafka_messages": ("counter", ("Kafka producer messages by topic and outcome "
+                                         "(published, delivered, superseded, dropped, retried, "
+                                         "lost, duplicates); lost > 0 is the alarm")),
     "arbtui_venue_reconnects": ("counter", "Venue reconnects"),
     "arbtui_venue_events": ("counter", "Venue adapter counters (gaps, checksums, frame errors, ...)"),
     "arbtui_realized_pnl": ("gauge", "Realized PnL of simulated execution, by currency"),
@@ -56,6 +59,9 @@ METRICS: dict[str, tuple[str, str]] = {
 
 #: Kafka connection states the bus reports (one series each, 1 for the current one).
 KAFKA_STATES = ("connecting", "retrying", "up", "down", "unauthorized", "stopped")
+#: The Kafka producer's delivery outcomes the bus counts per topic.
+KAFKA_OUTCOMES = ("published", "delivered", "superseded", "dropped", "retried", "lost",
+                  "duplicates")
 
 
 class EngineCollector:
@@ -200,11 +206,15 @@ class EngineCollector:
         yield from (depth, drops, sup)
 
         kafka = fam("arbtui_kafka_state", ["state"])
+        kmsg = fam("arbtui_kafka_messages", ["topic", "outcome"])
         if bus.get("kind") == "kafka":
             cur = str(bus.get("state", ""))
             for s in sorted({*KAFKA_STATES, cur} - {""}):
                 kafka.add_metric([s], 1.0 if s == cur else 0.0)
-        yield kafka
+            for outcome in KAFKA_OUTCOMES:
+                for topic, n in sorted((bus.get(outcome) or {}).items()):
+                    kmsg.add_metric([topic, outcome], n)
+        yield from (kafka, kmsg)
 
         up = fam("arbtui_uptime_seconds")
         up.add_metric([], st.uptime_s)

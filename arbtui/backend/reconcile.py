@@ -138,6 +138,10 @@ class OpenWindows:
         return [self._close(o, reason, wall_ns) for o in list(self.open.values())
                 if o.owner == name]
 
+    def close(self, o: Opportunity, reason: str, wall_ns: int) -> Opportunity:
+        """Close one window now (its CLOSED event, with the reason)."""
+        return self._close(o, reason, wall_ns)
+
     def _close(self, o: Opportunity, reason: str, wall_ns: int) -> Opportunity:
         self.open.pop(o.id, None)
         self._remember_closed(o.id)

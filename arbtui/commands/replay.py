@@ -11,6 +11,7 @@ import sys
 from arbtui.backend.recording import RecordingError, RecordingReader
 from arbtui.backend.replay import QuotePrinter, ReplayEngine
 from arbtui.backend.shutdown import stop_event
+from arbtui.runtime import check_args
 from arbtui.config import Config
 
 
@@ -37,6 +38,10 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     from arbtui import runtime
 
     ns = build_parser().parse_args(argv)
+    bad = check_args(ns)
+    if bad:
+        print(f"arbtui replay: {bad}", file=sys.stderr)
+        return 2
     top = args or argparse.Namespace()
     config = ns.config or getattr(top, "config", None)
     log_file = ns.log_file or getattr(top, "log_file", None)

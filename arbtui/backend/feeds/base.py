@@ -47,6 +47,15 @@ log = logging.getLogger("arbtui.feeds")
 # runs once per book message.
 _LIVE = BookState.LIVE
 
+#: Liveness refresh cadence (model.AGES_RULE). Quotes are published when the
+#: quoted levels change; a LIVE book whose levels stay the same while its feed
+#: keeps proving it good (a frame applied to it, or any frame on its connection:
+#: data for other books, heartbeats, pongs) is re-published with the SAME level
+#: lists and a newer ``live_ts_ns`` at most this often. The detector ages books by
+#: that time, so a quiet top stays usable and a silent feed goes stale within
+#: ``max_quote_age_ms`` (config keeps that at least 2 x this cadence).
+LIVE_REFRESH_NS = 250_000_000
+
 
 class RateLimiter:
     """Token bucket: ``rate`` tokens per second, ``burst`` at most."""
@@ -108,9 +117,12 @@ class SymbolBook:
     __slots__ = (
         "book",
         "changes",
+        "last_quote",
         "last_top",
         "last_update_ns",
+        "live_venue_ns",
         "next_resync",
+        "pub_live_ns",
         "reason",
         "resync_pending",
         "seq",
@@ -132,7 +144,10 @@ class SymbolBook:
         self.seq: int = -1
         self.sync = sync
         self.last_top: tuple | None = None
-        self.last_update_ns = 0
+        self.last_update_ns = 0  # receive time of the last frame applied to this book
+        self.live_venue_ns = 0  # the venue's timestamp of that frame, 0 when none
+        self.last_quote: Quote | None = None  # the last Quote published for these levels
+        self.pub_live_ns = 0  # live_ts_ns of the last Quote published (or re-published)
         self.next_resync = 0.0
         self.resync_pending = False
 
@@ -221,6 +236,8 @@ class VenueFeed:
         #: Replay sets it to replay time: compare frame times (``recv_ns``) against
         #: ``self.clock_ns()``, never ``time.time_ns()``, or a replayed book looks years old.
         self.clock_ns: Callable[[], int] = time.time_ns
+        #: next frame time at which LIVE books with unchanged levels are re-published
+        self._live_due = 0
 
     # ================================================================ adapter API
 
@@ -239,6 +256,12 @@ class VenueFeed:
     async def resync_symbol(self, sb: SymbolBook) -> None:
         """Refresh one book. Default: the venue has no per-symbol way, so reconnect."""
         self.request_reconnect(f"resync {sb.symbol}")
+
+    async def resolve_url(self) -> str:
+        """The WebSocket URL of the next connection. Default: ``self.url``. Venues
+        that hand out a per-connection endpoint first (KuCoin's token from
+        ``bullet-public``) override it; replay never calls it."""
+        return self.url
 
     # ================================================================ helpers for adapters
 
@@ -361,13 +384,19 @@ class VenueFeed:
             self.latency_hist.observe((ms - self._latency_floor) / 1e3)
 
     def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
-        """After a WHOLE message is applied: crossed check, then emit a Quote if the top changed."""
+        """After a WHOLE message is applied: crossed check, then emit a Quote if the top
+        changed, or a liveness refresh if it did not for ``LIVE_REFRESH_NS``."""
         sb.last_update_ns = recv_ns
+        sb.live_venue_ns = venue_ts_ns
         if sb.state is not _LIVE:
             return
         book = sb.book
         if not book.top_dirty and sb.last_top is not None:
-            return  # every change in this message was below the quoted depth
+            # every change in this message was below the quoted depth: the book is
+            # proven good, its quote unchanged
+            if recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
+                self._refresh(sb, recv_ns)
+            return
         # The book keeps each level's floats: the quote's lists are read, not converted.
         top = book.take_top(self.quote_depth)
         fb, fa = top
@@ -386,17 +415,51 @@ class VenueFeed:
                 self.resync(sb, "crossed book")
             return
         if top == sb.last_top:
+            if recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
+                self._refresh(sb, recv_ns)
             return
         sb.last_top = top
         self.venue_latency(recv_ns, venue_ts_ns)
         bp, bq = book.bids[bid]
         ap, aq = book.asks[ask]
-        self.emit(Quote(
+        sb.pub_live_ns = recv_ns
+        sb.last_quote = q = Quote(
             venue=self.venue, symbol=sb.symbol,
             bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size,
             bids=fb, asks=fa, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
             venue_ts_ns=venue_ts_ns, recv_ts_ns=recv_ns, seq=seq,
+            live_ts_ns=recv_ns, live_venue_ts_ns=venue_ts_ns,
+        )
+        self.emit(q)
+
+    def _refresh(self, sb: SymbolBook, live_ns: int) -> None:
+        """Re-publish ``sb``'s last quote (same level lists, same top times) with
+        ``live_ts_ns = live_ns``: the book is proven good, its levels unchanged."""
+        q = sb.last_quote
+        if q is None or sb.last_top is None:
+            return
+        sb.pub_live_ns = live_ns
+        self.count("live_refreshes")
+        self.emit(Quote(
+            venue=q.venue, symbol=q.symbol, bid=q.bid, bid_size=q.bid_size, ask=q.ask,
+            ask_size=q.ask_size, bids=q.bids, asks=q.asks, bid_px=q.bid_px, bid_qty=q.bid_qty,
+            ask_px=q.ask_px, ask_qty=q.ask_qty, venue_ts_ns=q.venue_ts_ns,
+            recv_ts_ns=q.recv_ts_ns, seq=q.seq, live_ts_ns=live_ns,
+            live_venue_ts_ns=sb.live_venue_ns if sb.last_update_ns == live_ns else 0,
         ))
+
+    def connection_alive(self, recv_ns: int) -> None:
+        """A frame arrived on this connection (data, heartbeat, pong): it proves
+        every LIVE book on it is still being served, the venues' per-connection
+        heartbeats being the only ones they send. Books whose quote has not been
+        (re-)published for ``LIVE_REFRESH_NS`` are re-published; checked at most
+        once per ``LIVE_REFRESH_NS`` of frame time, so the hot path pays one compare."""
+        if recv_ns < self._live_due:
+            return
+        self._live_due = recv_ns + LIVE_REFRESH_NS
+        for sb in self.books.values():
+            if sb.state is _LIVE and recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
+                self._refresh(sb, recv_ns)
 
     def withhold_crossed(self, sb: SymbolBook, recv_ns: int, reason: str) -> str | None:
         """For ``allow_crossed`` venues, after a WHOLE message: None if the book is
@@ -428,6 +491,8 @@ class VenueFeed:
             self.on_message(data, recv_ns)
         except Exception as e:  # noqa: BLE001 - a bad frame must never kill the feed
             self.frame_error(f"{type(e).__name__}: {e}", data)
+        if recv_ns >= self._live_due:
+            self.connection_alive(recv_ns)
 
     def reset_books(self, state: BookState, reason: str) -> None:
         for sb in self.books.values():
@@ -435,6 +500,7 @@ class VenueFeed:
             sb.seq = -1
             sb.sync = self.sync_state()
             sb.last_top = None
+            sb.last_quote = None
             self.set_state(sb, state, reason)
 
     @staticmethod
@@ -501,13 +567,14 @@ class VenueFeed:
             self._reconnect_reason = None
             self.reset_books(BookState.SYNCING, "connecting")
             try:
+                url = await self.resolve_url()
                 async with websockets.connect(
-                    self.url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
+                    url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
                     ping_interval=None,  # keepalive is per venue, below; server pings get pongs
                     compression=None,
                 ) as ws:
                     if self.recorder is not None:
-                        self.recorder.on_connect(self.url, time.time_ns())
+                        self.recorder.on_connect(url, time.time_ns())
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise

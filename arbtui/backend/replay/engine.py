@@ -157,7 +157,8 @@ class ReplayEngine(Engine):
     def _on_quote(self, q: Quote) -> None:
         # Every quote is stamped with replay time: the frame's receive time, or
         # the recorded arrival of the REST answer that completed the book.
-        q.recv_ts_ns = self.now_ns
+        if q.live_ts_ns <= q.recv_ts_ns:  # a liveness refresh keeps its top's time
+            q.recv_ts_ns = q.live_ts_ns = self.now_ns
         q.pub_ts_ns = time.time_ns()
         if q.venue in self.detector.disabled_venues:
             return

@@ -1,4 +1,10 @@
-"""``enter``: one opportunity in full — both book sides at detection, the fee math, the fills."""
+"""``enter``: one opportunity in full — the levels, the fee math and the fills.
+
+Everything shown about the edge comes from ONE evaluation: the row's latest
+event carries the levels it walked, its fees, rate, flat cost and threshold, and
+the size, VWAPs and profit they gave (``model.Opportunity``). Nothing is
+recomputed from another book or from today's config.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +21,13 @@ from textual.widgets import Static
 
 from arbtui.backend.edge import gross_bps, net_bps, net_profit
 from arbtui.fmt import fmt_clock, fmt_lifetime, fmt_px, fmt_sz
+from arbtui.model import OppEvent
 from arbtui.ui.widgets.opportunity_log import OppRow
 
 
 def book_table(row: OppRow, levels: int = 10) -> Table:
-    o = row.first
+    """The levels of the row's latest evaluation; those its walk took are bold."""
+    o = row.last
     t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
     t.add_column(f"{o.buy_venue} ask size", justify="right")
     t.add_column(f"{o.buy_venue} ask (buy)", justify="right", style="red")
@@ -30,32 +38,44 @@ def book_table(row: OppRow, levels: int = 10) -> Table:
     for i in range(n):
         a = o.buy_book[i] if i < len(o.buy_book) else None
         b = o.sell_book[i] if i < len(o.sell_book) else None
-        t.add_row(fmt_sz(a[1]) if a else "", fmt_px(a[0]) if a else "", "│",
-                  fmt_px(b[0]) if b else "", fmt_sz(b[1]) if b else "")
+        used_a = a is not None and o.size > 0 and a[0] <= o.buy_limit
+        used_b = b is not None and o.size > 0 and b[0] >= o.sell_limit
+        t.add_row(Text(fmt_sz(a[1]) if a else "", "bold" if used_a else "dim"),
+                  Text(fmt_px(a[0]) if a else "", "bold red" if used_a else "red"), "│",
+                  Text(fmt_px(b[0]) if b else "", "bold green" if used_b else "green"),
+                  Text(fmt_sz(b[1]) if b else "", "bold" if used_b else "dim"))
     if n == 0:
         t.add_row("", "(books not captured)", "", "", "")
     return t
 
 
-def fee_math(row: OppRow, flat_cost: float) -> Text:
-    """The edge.py formula with this opportunity's numbers filled in."""
+def fee_math(row: OppRow) -> Text:
+    """The edge.py formula with the numbers of the row's latest evaluation filled in."""
     o = row.last
-    ask, bid, q = o.buy_price, o.sell_price, o.size
-    fa, fb = o.buy_fee_bps, o.sell_fee_bps
+    q, fa, fb, rate, flat = o.size, o.buy_fee_bps, o.sell_fee_bps, o.rate or 1.0, o.flat_cost
+    ask, bid = o.buy_vwap, o.sell_vwap * rate  # the sell VWAP in the buy leg's currency
+    ccy = f" {o.quote_ccy}" if o.quote_ccy else ""
     cost = q * ask * (1 + fa / 1e4)
     proceeds = q * bid * (1 - fb / 1e4)
-    profit = net_profit(ask, bid, q, fa, fb, flat_cost)
     t = Text()
-    t.append(f"buy   {q:.6g} @ {ask:.8g} on {o.buy_venue}, taker fee {fa:g} bps\n")
-    t.append(f"      cost     = size·ask·(1+fee) = {cost:,.4f}\n", "red")
-    t.append(f"sell  {q:.6g} @ {bid:.8g} on {o.sell_venue}, taker fee {fb:g} bps\n")
-    t.append(f"      proceeds = size·bid·(1−fee) = {proceeds:,.4f}\n", "green")
-    t.append(f"      flat cost = {flat_cost:,.4f}\n", "dim")
-    t.append(f"profit = proceeds − cost − flat = {profit:+,.4f}\n", "bold")
-    t.append(f"gross  = (bid−ask)/ask        = {gross_bps(ask, bid):+.2f} bps\n")
+    t.append(f"buy   {q:.6g} @ VWAP {o.buy_vwap:.8g} on {o.buy_venue} (levels up to "
+             f"{o.buy_limit:.8g}), taker fee {fa:g} bps\n")
+    t.append(f"      cost     = size·vwap·(1+fee) = {cost:,.4f}{ccy}\n", "red")
+    conv = f" × rate {rate:.6g}" if rate != 1.0 else ""
+    t.append(f"sell  {q:.6g} @ VWAP {o.sell_vwap:.8g}{conv} on {o.sell_venue} (levels down to "
+             f"{o.sell_limit:.8g}), taker fee {fb:g} bps\n")
+    t.append(f"      proceeds = size·vwap·(1−fee) = {proceeds:,.4f}{ccy}\n", "green")
+    t.append(f"      flat cost = {flat:,.4f}\n", "dim")
     if q > 0 and ask > 0:
+        t.append(f"profit = proceeds − cost − flat = "
+                 f"{net_profit(ask, bid, q, fa, fb, flat):+,.4f}{ccy}\n", "bold")
+        t.append(f"gross  = (vwap_s−vwap_b)/vwap_b = {gross_bps(ask, bid):+.2f} bps\n")
         t.append(f"net    = profit/cost          = "
-                 f"{net_bps(ask, bid, fa, fb, size=q, flat_cost=flat_cost):+.2f} bps", "bold")
+                 f"{net_bps(ask, bid, fa, fb, size=q, flat_cost=flat):+.2f} bps\n", "bold")
+    t.append(f"top    = best ask {o.buy_price:.8g} / bid {o.sell_price:.8g}: "
+             f"{o.top_net_bps:+.2f} bps net per unit\n")
+    t.append(f"size   = depth whose marginal net edge ≥ {o.min_net_bps:+.2f} bps "
+             f"(limited by {o.limited_by or '—'})", "dim")
     return t
 
 
@@ -72,7 +92,7 @@ def fills_table(row: OppRow) -> Table | Text:
     return t
 
 
-def detail_renderable(row: OppRow, flat_cost: float, now_ns: int) -> Group:
+def detail_renderable(row: OppRow, now_ns: int) -> Group:
     o = row.last
     head = Text()
     head.append(f"{o.symbol}  buy {o.buy_venue} → sell {o.sell_venue}\n", "bold")
@@ -85,9 +105,11 @@ def detail_renderable(row: OppRow, flat_cost: float, now_ns: int) -> Group:
                 f" · size {o.size:.6g} · profit {o.profit:+.4f} (peak {o.peak_profit:+.4f})")
     if o.suspect:
         head.append(f"\nSUSPECT: {o.reason or 'implausible edge'}", "bold magenta")
-    return Group(head, Text("\nbooks at detection", "bold underline"), book_table(row),
-                 Text("\nfee math (arbtui/backend/edge.py)", "bold underline"),
-                 fee_math(row, flat_cost), Text("\nfills", "bold underline"), fills_table(row))
+    when = ("at detection" if o.event is OppEvent.OPENED else "that last held before closing"
+            if o.event is OppEvent.CLOSED else f"at {fmt_clock(o.ts_ns, millis=True)} UTC")
+    return Group(head, Text(f"\nlevels of the evaluation {when}", "bold underline"),
+                 book_table(row), Text("\nfee math (arbtui/backend/edge.py)", "bold underline"),
+                 fee_math(row), Text("\nfills", "bold underline"), fills_table(row))
 
 
 class DetailScreen(ModalScreen[None]):
@@ -112,7 +134,7 @@ class DetailScreen(ModalScreen[None]):
         with VerticalScroll() as vs:
             vs.border_title = "opportunity"
             vs.border_subtitle = "esc to close"
-            yield Static(detail_renderable(self.row, self.cfg.detector.flat_cost, now))
+            yield Static(detail_renderable(self.row, now))
 
     def action_close(self) -> None:
         self.dismiss(None)

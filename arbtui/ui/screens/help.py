@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from arbtui.backend.edge import THRESHOLD_RULE
+from arbtui.model import AGES_RULE
 from arbtui.ui.screens.keymap import KEYMAP
 
 
@@ -48,7 +50,10 @@ class HelpScreen(ModalScreen[None]):
             vs.border_title = "arbtui keys"
             vs.border_subtitle = "esc / ? to close"
             yield Static(help_table())
-            yield Static(Text("Thresholds are NET: edge after both venues' taker fees.", "dim"))
+            # The same words as README.md and config.toml (tests hold all three to them).
+            yield Static(Text(f"Thresholds are NET: edge after both venues' taker fees. "
+                              f"{THRESHOLD_RULE}", "dim"))
+            yield Static(Text(AGES_RULE, "dim"))
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -10,12 +10,12 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
-from arbtui.config import MAX_BPS
+from arbtui.config import MAX_BPS, MIN_QUOTE_AGE_MS
 
 FIELDS = (
-    ("min_net_bps", "min NET edge (bps)", "detection threshold after both taker fees"),
-    ("max_quote_age_ms", "max quote age (ms)", "older quotes are ignored"),
-    ("exec_min_net_bps", "execution NET (bps)", "simulated orders only above this"),
+    ("min_net_bps", "min NET edge (bps)", "per-unit hurdle: depth is taken while its marginal NET edge is at least this"),
+    ("max_quote_age_ms", "max quote age (ms)", "a book not proven live this long is stale (>= 500)"),
+    ("exec_min_net_bps", "execution NET (bps)", "the same hurdle sizes simulated orders (>= 0)"),
 )
 
 
@@ -28,8 +28,11 @@ def validate(values: dict[str, str]) -> tuple[dict[str, float] | None, str]:
         except ValueError:
             return None, f"{label}: {raw!r} is not a number"
         if key == "max_quote_age_ms":
-            if not (0 < v <= 3_600_000):
-                return None, f"{label}: must be > 0 and <= 3600000"
+            if not (MIN_QUOTE_AGE_MS <= v <= 3_600_000):
+                return None, f"{label}: must be >= {MIN_QUOTE_AGE_MS:g} and <= 3600000"
+        elif key == "exec_min_net_bps":
+            if not (0 <= v < MAX_BPS):
+                return None, f"{label}: must be >= 0 and < 10000"
         elif not (-MAX_BPS < v < MAX_BPS):
             return None, f"{label}: must be > -10000 and < 10000"
         out[key] = v

@@ -14,7 +14,7 @@ from typing import Any
 from rich.text import Text
 
 from arbtui.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
-from arbtui.model import BookState, Quote, VenueStatus
+from arbtui.model import BookState, Quote, VenueStatus, live_ns
 from arbtui.ui.widgets.live_text import LiveText
 
 STATE_STYLE = {
@@ -120,7 +120,9 @@ def panel_text(p: PanelInput, width: int) -> Text:
             continue
         bid_style = BEST_BID if p.best_bid.get(sym) == q.bid else "green"
         ask_style = BEST_ASK if p.best_ask.get(sym) == q.ask else "red"
+        # Two ages (model.AGES_RULE): the top's, and the book's liveness where it differs.
         age = fmt_age_ms((p.now_ns - q.recv_ts_ns) / 1e6 if q.recv_ts_ns else None)
+        live = fmt_age_ms((p.now_ns - live_ns(q)) / 1e6) if q.live_ts_ns > q.recv_ts_ns else age
         out.append(" ")
         out.append(fmt_px(q.bid, pw), bid_style)
         if wide:
@@ -130,6 +132,8 @@ def panel_text(p: PanelInput, width: int) -> Text:
         if wide:
             out.append(" " + fmt_sz(q.ask_size), "dim")
         out.append(" " + age, "dim")
+        if live != age:
+            out.append(f" live {live.strip()}", "dim green")
         if size_lines:
             out.append("\n")
             out.append(f"{'  size':<{sw}} {fmt_sz(q.bid_size, pw)} {fmt_sz(q.ask_size, pw)}", "dim")

@@ -236,6 +236,7 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
                 self.down_since = time.monotonic()
                 self.state, self.reason = "down", err
                 log.warning("kafka: broker unreachable (%s)", err)
+            self.check_recovered()
             await asyncio.sleep(1.0)
 
     def stats(self) -> dict[str, Any]:

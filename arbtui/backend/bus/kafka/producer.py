@@ -48,6 +48,11 @@ _PASS_MAX = 4096
 #: Back-off of the reliable outbox after a failed record (seconds, doubling).
 _RETRY_MIN, _RETRY_MAX = 0.25, 5.0
 
+#: Delivery counts as recovered once records have been acknowledged and none has
+#: failed for this long: right after a broker restart some partitions answer
+#: while others still fail, and one episode must not log as several.
+_RECOVERED_AFTER_S = 2.0
+
 
 class ProducerSide:
     """The producing half of ``KafkaBus`` (the bus calls ``_init_producer``)."""
@@ -71,6 +76,8 @@ class ProducerSide:
         self._retry_delay = _RETRY_MIN
         # One warning when delivery starts failing, one when it recovers (with counts).
         self._failing_since: float | None = None
+        self._last_fail = 0.0
+        self._acked_since_fail = False
         self._fail_window: dict[str, int] = {}
 
     # ------------------------------------------------------------------ publish
@@ -246,7 +253,8 @@ class ProducerSide:
         if reliable:
             self._retry_delay = _RETRY_MIN
         if self._failing_since is not None:
-            self._recovered()
+            self._acked_since_fail = True
+            self.check_recovered()
 
     # ------------------------------------------------------------------ failures
 
@@ -269,6 +277,8 @@ class ProducerSide:
     def _delivery_failed(self, topic: str, e: BaseException, n: int = 1) -> None:
         self.delivery_errors[topic] = self.delivery_errors.get(topic, 0) + n
         self._fail_window[topic] = self._fail_window.get(topic, 0) + n
+        self._last_fail = time.monotonic()
+        self._acked_since_fail = False
         self.last_error = f"deliver {topic}: {type(e).__name__}: {e}"
         perm = missing_permission(e, self.k, self.names.get(topic, topic))
         if perm:
@@ -282,6 +292,14 @@ class ProducerSide:
             log.warning("kafka: delivery to %s failing (%s: %s); opportunities, fills and "
                         "states are kept and retried, quotes are dropped until it recovers",
                         self.names.get(topic, topic), type(e).__name__, e)
+
+    def check_recovered(self) -> None:
+        """Log the recovery once records are acknowledged again and none failed for
+        _RECOVERED_AFTER_S (also called by the health loop: a quiet role may get its
+        last acknowledgement before that)."""
+        if (self._failing_since is not None and self._acked_since_fail
+                and time.monotonic() - self._last_fail >= _RECOVERED_AFTER_S):
+            self._recovered()
 
     def _recovered(self) -> None:
         took = time.monotonic() - (self._failing_since or time.monotonic())

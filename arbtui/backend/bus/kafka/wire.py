@@ -196,11 +196,13 @@ def unpack(value: bytes | None) -> tuple[list[Any], str]:
 def dedup_key(m: Any) -> Hashable | None:
     """What makes a reliable message unique, for consumers that must see it once
     (a record retried after a lost acknowledgement arrives twice); None = no key."""
+    # A redelivery is the same message field for field; two events of one window
+    # can share a timestamp (one detector batch), so the key carries what they differ in.
     t = type(m)
     if t is Opportunity or t is model.Opportunity:
-        return ("o", m.id, m.event, m.ts_ns)
+        return ("o", m.id, m.event, m.ts_ns, m.net_bps, m.size, m.reason, m.suspect)
     if t is Fill or t is model.Fill:
-        return ("f", m.opp_id, m.venue, m.side, m.kind, m.ts_ns)
+        return ("f", m.opp_id, m.venue, m.side, m.kind, m.ts_ns, m.filled, m.vwap, m.status)
     if t is OpenSet or t is model.OpenSet:
         return ("s", m.owner, m.seq)
     return None
