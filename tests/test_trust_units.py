@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from detector_fixtures import MS, Clock, dcfg, mkq
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from arbtui.backend.detector import Detector
@@ -77,6 +77,7 @@ def test_every_pair_whose_top_clears_the_threshold_is_reported(sc) -> None:
         top = marginal_bps(asks[0][0], bids[0][0], fbuy, fsell)
         top_q = min(asks[0][1], bids[0][1])
         if top > thr + 1e-9 and top_q * asks[0][0] > min_notional:
+            event("a direction clears the threshold")
             assert (bv, sv) in opened, (bv, sv, top, thr)
             o = opened[(bv, sv)]
             assert o.size >= top_q * (1 - 1e-12)  # at least the whole first chunk
@@ -197,6 +198,8 @@ def _arbtui(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     (("--no-ui", "--demo", "--duration", "0"), "--duration 0: allowed"),
     (("replay", "nothing.jsonl.zst", "--speed", "0"), "--speed 0: allowed: > 0"),
     (("replay", "nothing.jsonl.zst", "--speed", "-2"), "--speed -2: allowed: > 0"),
+    (("record", "--demo", "--duration", "-1", "--out", "x.jsonl.zst"), "--duration -1: allowed"),
+    (("feed", "--demo", "--status-interval", "0"), "--status-interval 0: allowed: >= 0.1"),
 ])
 def test_flag_values_that_would_not_do_what_they_say_are_refused(tmp_path, args, needle):
     r = _arbtui(*args, tmp=tmp_path)
