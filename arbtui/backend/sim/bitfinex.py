@@ -143,7 +143,9 @@ class Sim(SimVenue):
                         await self._frame(ws, conn, f'{cid},"hb"')
                     continue
                 quiet[cid] = 0
-                for side, p, q in ch:
+                # One level per frame: removals first, so no state in between is
+                # crossed (the venue's engine never shows a crossed book either).
+                for side, p, q in sorted(ch, key=lambda c: c[2] != "0"):
                     if gap:
                         gap = None
                         conn.seq += 1  # lost on the way: its number is gone too
