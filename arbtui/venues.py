@@ -297,6 +297,21 @@ REGISTRY: tuple[VenueSpec, ...] = (
             "SNAPSHOT_AND_UPDATE (book + book.update u/pu); v2 full-book sessions replay",
         detects=_frozen({"gap": Fault("gaps")}),
     ),
+    VenueSpec(
+        name="htx", exchange="HTX", exchange_aliases=("HUOBI",), wire_symbol="{b}{q}",
+        ws_url="wss://api.huobi.pro/feed", rest_url="https://api.huobi.pro",
+        instruments_path="/v2/settings/common/symbols",
+        adapter="arbtui.backend.feeds.htx:HtxFeed",
+        simulator="arbtui.backend.sim.htx:Sim",
+        taker_fee_bps=20.0,
+        # HTX spells symbols lower case (btcusdt); we keep them upper case and
+        # the adapter lower-cases them on the wire.
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket /feed (gzip binary frames), market.$symbol.mbp.150 increments "
+            "(seqNum/prevSeqNum) bridged to a req snapshot; depth.step0 sessions replay",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
 )
 
 _BY_NAME: dict[str, VenueSpec] = {s.name: s for s in REGISTRY}
