@@ -1,5 +1,5 @@
-"""KuCoin, Gate, Bitstamp, Bitfinex and Crypto.com on real recorded sessions
-(cryptofeed's ``sample_data`` KUCOIN/GATEIO/BITSTAMP/BITFINEX/CRYPTO.COM.jsonl.zst,
+"""KuCoin, Gate, Bitstamp, Bitfinex, Crypto.com and HTX on real recorded sessions
+(cryptofeed's ``sample_data`` KUCOIN/GATEIO/BITSTAMP/BITFINEX/CRYPTO.COM/HUOBI.jsonl.zst,
 2021-2022, when present in ../shared/recordings or in
 ``$ARBTUI_RECORDINGS_DIR``; skipped otherwise).
 
@@ -19,6 +19,8 @@ each venue's documented rule:
   connection's sequence; a book channel's first frame is its snapshot, then
   ``[price, count, amount]`` levels (count 0 deletes, amount's sign is the side).
 * Crypto.com (API v2 era): every ``book`` message is a whole book.
+* HTX (Huobi 2021): gzip binary frames stored base64 (``b64``), decompressed
+  here with ``gzip``; every ``depth.step0`` message is a whole book.
 
 The recorded chains are whole, so no gap, resync or crossed book may appear.
 """
@@ -255,6 +257,34 @@ def cryptocom_reference(path) -> list[dict]:
     return [r for _, r in out]
 
 
+def htx_reference(path) -> list[dict]:
+    import gzip
+
+    _, lines, _ = read_all(path)
+    norm: dict[str, str] = {}
+    prev: dict[str, tuple | None] = {}
+    out: list[tuple[float, dict]] = []
+    for ln in lines:
+        if ln.t == "http" and "common/symbols" in ln.url:
+            for r in json.loads(ln.data)["data"]:
+                norm[r["symbol"]] = f"{r['base-currency'].upper()}-{r['quote-currency'].upper()}"
+        if ln.t != "recv":
+            continue
+        m = json.loads(gzip.decompress(ln.data), parse_float=str)
+        ch = m.get("ch", "")
+        if not ch.endswith(".depth.step0"):
+            continue
+        sym = ch.split(".")[1]
+        book = RefBook()
+        for side, is_bid in (("bids", True), ("asks", False)):
+            for px, q in m["tick"][side]:
+                book.set(is_bid, _bfx_text(px), _bfx_text(q))
+        prev[sym] = _emit(out, "htx", norm[sym], book, prev.get(sym), ln.ts,
+                          m["tick"].get("version", -1))
+    out.sort(key=lambda x: x[0])
+    return [r for _, r in out]
+
+
 async def _check(name, reference) -> None:
     path = _recording(name)
     expected = reference(path)
@@ -292,3 +322,7 @@ async def test_bitfinex_2021_seq_all_replay_matches_hand_built_books():
 
 async def test_cryptocom_2021_v2_full_books_replay_matches_hand_built_books():
     await _check("CRYPTO.COM.jsonl.zst", cryptocom_reference)
+
+
+async def test_htx_2021_gzip_depth_step0_replay_matches_hand_built_books():
+    await _check("HUOBI.jsonl.zst", htx_reference)
