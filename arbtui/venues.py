@@ -110,7 +110,7 @@ def _cross(bases: tuple[str, ...], quotes: tuple[str, ...], fmt: str) -> Mapping
 
 _BTC_ETH_SOL = ("BTC", "ETH", "SOL")
 
-#: Every venue arbtui speaks, in dashboard order (keys 1-6).
+#: Every venue arbtui speaks, in dashboard order (keys 1-9 toggle the first nine).
 REGISTRY: tuple[VenueSpec, ...] = (
     VenueSpec(
         name="binance", exchange="BINANCE", wire_symbol="{b}{q}",
