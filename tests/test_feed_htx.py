@@ -73,7 +73,7 @@ def test_snapshot_older_than_the_buffer_is_requested_again():
 
 
 def test_gap_drops_only_that_book_and_asks_for_a_snapshot():
-    f, sb, _, sent = _synced()
+    f, sb, _, _ = _synced()
     eth = f.books["ETH-USDT"]
     f.feed_frame(upd(104, 110, bids=[("9", "1")]), 4)
     f.feed_frame(upd(111, 115, bids=[("9", "2")]), 5)  # 110 -> 111: an update is missing

@@ -54,6 +54,8 @@ SEQ_ALL = 65536
 OB_CHECKSUM = 131072
 #: Levels per side we subscribe (the checksum covers 25, so the whole book is verified).
 BOOK_LEN = 25
+#: Bitfinex's public limit of channel subscriptions per connection.
+MAX_CHANNELS = 25
 #: Bitfinex's currency codes that differ from ours (pub:map:currency:sym).
 CCY_ALIASES = {"UST": "USDT", "UDC": "USDC", "EUT": "EURT", "TSD": "TUSD", "PAS": "PAX"}
 _BAD_ROW = (BookError, TypeError, ValueError, IndexError, AttributeError)
@@ -110,6 +112,11 @@ class BitfinexFeed(VenueFeed):
         super().__init__(symbols, emit, **kw)
         for sb in self.books.values():
             sb.book.depth = min(sb.book.depth, BOOK_LEN)
+        if len(self.books) > MAX_CHANNELS:
+            # The venue refuses subscriptions past its per-connection limit; one
+            # connection per adapter is all we open, so say so instead of failing silently.
+            log.warning("bitfinex: %d books but the venue allows %d channels per connection; "
+                        "the rest will be refused", len(self.books), MAX_CHANNELS)
         self._ids = itertools.count(1)
         self._conn_reset()
 
