@@ -12,6 +12,7 @@ from detector_fixtures import Clock, dcfg, mkq
 from arbtui import config
 from arbtui.backend.bus import OPPORTUNITIES, QUOTES, WALLETS
 from arbtui.backend.bus.embedded import EmbeddedBus
+from arbtui.backend.clock import Clock as LiveClock
 from arbtui.backend.detector import Detector
 from arbtui.backend.engine import Engine
 from arbtui.backend.executor import Executor
@@ -22,6 +23,13 @@ from arbtui.model import OppEvent, WalletState
 ASKS_A = [(100.0, 1.0), (100.5, 2.0), (102.0, 5.0)]
 BIDS_B = [(101.5, 1.5), (101.0, 1.0), (100.0, 10.0)]
 FEES = {"kraken": 10.0, "gemini": 10.0}
+
+
+class FixedClock(LiveClock):
+    """The live clock's waits and sleeps, with the time standing still at ``clock.t``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.now_ns = lambda: clock.t  # type: ignore[method-assign]
 
 
 async def _until(pred, what: str, timeout: float = 5.0) -> None:
@@ -110,7 +118,8 @@ async def test_one_process_engine_sizes_to_its_executor_wallets_over_the_bus(tmp
                              "gemini": WalletConfig(base=1.2, quote=0.0)}
     cfg.journal.path = str(tmp_path / "journal.sqlite")
     clock = Clock()
-    eng = Engine(cfg, roles=("detect", "execute"), bus=EmbeddedBus(1000), clock=clock)
+    eng = Engine(cfg, roles=("detect", "execute"), bus=EmbeddedBus(1000),
+                 clock=FixedClock(clock))
     await eng.start()
     try:
         await _until(lambda: eng.detect.state().sized_to_wallets, "executor wallets applied")
@@ -151,7 +160,8 @@ async def test_roles_are_subscribed_when_start_returns(tmp_path) -> None:
     cfg = config.load(use_user=False)
     cfg.journal.path = str(tmp_path / "journal.sqlite")
     clock = Clock()
-    eng = Engine(cfg, roles=("detect", "execute"), bus=EmbeddedBus(1000), clock=clock)
+    eng = Engine(cfg, roles=("detect", "execute"), bus=EmbeddedBus(1000),
+                 clock=FixedClock(clock))
     await eng.start()
     try:
         q = mkq("kraken", "BTC-USD", [(99.0, 1.0)], ASKS_A, recv=clock.t)

@@ -17,7 +17,8 @@ none of feed/detect/execute (``--role view``), and:
 Inputs can be injected: ``bus`` (any ``Bus``), ``sim`` (demo mode: the
 simulated market, started and stopped here, whose ``urls()`` the feeds
 connect to; the commands layer builds it, the backend never imports the
-simulator) and ``clock`` (ns; the detector's and executor's time).
+simulator) and ``clock`` (``backend.clock.Clock``: every role reads time and waits
+through it; replay passes a virtual one).
 
 On Kafka the engine also gives its detector an owner id (host/pid/start) and
 keeps ``windows`` (``backend.reconcile.OpenWindows``): the open windows as the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import time
 from collections import deque
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui.backend.bus import FILLS, Bus, make_bus
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor
 from arbtui.backend.feeds.base import VenueFeed
@@ -54,7 +57,7 @@ from arbtui.backend.roles import (
 )
 from arbtui.backend.roles.feed import quote_publisher, state_publisher
 from arbtui.config import Config
-from arbtui.model import Fill, Opportunity, Quote, VenueStatus
+from arbtui.model import BookStatus, Fill, Opportunity, Quote, VenueStatus
 
 #: The Kafka health fields the status line and header show.
 _KAFKA_FIELDS = ("state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
@@ -103,25 +106,27 @@ class EngineState:
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
                  roles: tuple[str, ...] = ("feed", "detect", "execute"), sim: Any = None,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Clock = LIVE) -> None:
         self.cfg = cfg
+        #: Every role reads time and waits through this clock (replay: a virtual one).
+        self.clock = clock
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
         #: demo mode: the simulated market the feeds connect to (start/stop/urls()).
         self.sim: Any = sim
         self._sim_started = False
-        self.sup = Supervisor()
-        self.market = Market()
+        self.sup = Supervisor(clock)
+        self.market = Market(clock)
         #: Opportunity and fill events, newest last, each with a sequence number.
         self.events: deque[tuple[int, Any]] = deque(maxlen=10_000)
         self.event_seq = 0
         self.detect_latency = Latency()
         #: Publish a quote / book state as a feed in this process does (what the
         #: benchmarks and external drivers feed the engine with).
-        self.publish_quote = quote_publisher(self.bus, self.market)
+        self.publish_quote = quote_publisher(self.bus, self.market, clock)
         self.publish_state = state_publisher(self.bus, self.market)
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # process uptime: wall time even in a replay
         self.started_ns = time.time_ns()
         self._metrics_server: Any = None
         # On Kafka every window names the detector process that owns it, and that
@@ -133,7 +138,7 @@ class Engine:
         #: Open windows as the consumers here know them (viewer, execute role's journal).
         self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s)
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        self.detector = Detector(cfg.detector, fees, clock=clock or time.time_ns)
+        self.detector = Detector(cfg.detector, fees, clock=clock.now_ns)
         # The detect role always exists: outside a detecting process it is not started
         # and only holds the threshold the header shows.
         self.detect = DetectRole(
@@ -141,7 +146,7 @@ class Engine:
             # a process whose feeds run elsewhere learns the quotes from the bus
             market=None if "feed" in roles else self.market, latency=self.detect_latency,
             owner=self.owner_id, host=host, started_ns=self.started_ns,
-            snapshot_interval_s=k.snapshot_interval_s)
+            snapshot_interval_s=k.snapshot_interval_s, clock=clock)
         self.feed: FeedRole | None = None
         #: venue -> its feed (the feed role's, once started)
         self.feeds: dict[str, VenueFeed] = {}
@@ -152,14 +157,14 @@ class Engine:
             self.view = ViewRole(self.bus, self.sup, market=self.market,
                                  on_event=lambda e: self.record_event(e),
                                  latency=self.detect_latency, windows=self.windows,
-                                 up_since=self._bus_up_since)
+                                 up_since=self._bus_up_since, clock=clock)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         await self.bus.start()
         if "feed" in self.roles:
-            await self._start_feed()
+            await self._start_feeds()
         if "detect" in self.roles:
             await self.detect.start()
         if "execute" in self.roles:
@@ -171,7 +176,8 @@ class Engine:
 
             self._metrics_server = serve(self, self.cfg.metrics.listen, asyncio.get_running_loop())
 
-    async def _start_feed(self) -> None:
+    async def _start_feeds(self) -> None:
+        """The feed role (replay overrides this: its driver plays the feeds)."""
         cfg = self.cfg
         endpoints = None
         if self.mode == "demo":
@@ -181,7 +187,7 @@ class Engine:
             self._sim_started = True
             endpoints = self.sim.urls()
         self.feed = FeedRole(cfg, self.bus, self.sup, feed_plan(cfg, endpoints),
-                             market=self.market)
+                             market=self.market, clock=self.clock)
         await self.feed.start()
         self.feeds = self.feed.feeds
         for v in self.feed.disabled_venues():
@@ -191,13 +197,15 @@ class Engine:
         """The simulated executor (paper wallets) and the durable journal."""
         cfg = self.cfg
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        # The executor reads the detector's clock, so under replay its latencies and
-        # fill timestamps live on the same virtual timeline as the quotes.
+        # The executor reads the engine's clock, so under replay its latencies and
+        # fill timestamps live on the same virtual timeline as the quotes; its
+        # jitter is seeded so a replay's fills repeat exactly.
         executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
                             level_share=cfg.detector.max_level_share,
-                            clock=lambda: self.detector.clock())
+                            clock=self.clock.now_ns,
+                            rng=random.Random(cfg.execution.jitter_seed))
         self.execute = ExecuteRole(executor, self.bus, on_fill=lambda f: self.record_event(f),
-                                   sup=self.sup)
+                                   sup=self.sup, clock=self.clock)
         await self.execute.start()
         if cfg.journal.enabled:
             # On Kafka the journal reconciles against the detectors' open sets,
@@ -268,6 +276,13 @@ class Engine:
         if bus.kind != "kafka":
             return self.started
         return bus.up_since if bus.state == "up" else None
+
+    def _on_quote(self, q: Quote) -> None:
+        """A quote from a feed this engine drives itself (replay's driver)."""
+        self.publish_quote(q)
+
+    def _on_book_state(self, st: BookStatus) -> None:
+        self.publish_state(st)
 
     def record_event(self, e: Opportunity | Fill) -> None:
         self.event_seq += 1

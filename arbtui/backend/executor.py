@@ -29,7 +29,7 @@ the free balance (balance minus what in-flight orders reserved) when sent and
 clipped to the balance again when they fill.
 
 ``Executor`` is synchronous and clock-injected (tests drive it step by step);
-``backend.roles.execute.ExecuteRole`` runs it on the bus with real timers.
+``backend.roles.execute.ExecuteRole`` runs it on the bus, waiting on the engine's clock.
 """
 
 from __future__ import annotations

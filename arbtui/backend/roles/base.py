@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from arbtui import symbols as symmod
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.metrics import Rate
 from arbtui.model import Quote
 
@@ -41,9 +42,9 @@ class Market:
     its feed no longer trusts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = LIVE) -> None:
         self.latest: dict[tuple[str, str], Quote] = {}
-        self.rate = Rate()
+        self.rate = Rate(clock)
 
     def add(self, q: Quote) -> None:
         self.latest[(q.venue, q.symbol)] = q

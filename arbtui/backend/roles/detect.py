@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ import msgspec
 from arbtui import symbols as symmod
 from arbtui.backend.bus import OPPORTUNITIES, QUOTES, STATUS, WALLETS, Bus
 from arbtui.backend.bus.base import Subscription, quote_key
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.metrics import Latency
 from arbtui.backend.roles.base import Market, Role
@@ -76,7 +76,8 @@ class DetectRole(Role):
     def __init__(self, detector: Detector, bus: Bus, sup: Supervisor, *,
                  on_event: Callable[[Opportunity], None], market: Market | None = None,
                  latency: Latency | None = None, owner: str = "", host: str = "",
-                 started_ns: int = 0, snapshot_interval_s: float = 2.0) -> None:
+                 started_ns: int = 0, snapshot_interval_s: float = 2.0,
+                 clock: Clock = LIVE) -> None:
         """``on_event`` sees every event this role publishes (the engine's event ring);
         ``market``, when given, records the quotes this role reads (a process whose
         feeds run elsewhere); ``latency`` takes receive -> evaluated per quote.
@@ -92,6 +93,7 @@ class DetectRole(Role):
         self.host = host
         self.started_ns = started_ns
         self.snapshot_interval_s = snapshot_interval_s
+        self.clock = clock
         self.wallets: WalletState | None = None
         #: The conversion books' base assets: read by every detector, kept through rebalances.
         self.rate_bases = frozenset(symmod.base_of(c.book)
@@ -150,13 +152,12 @@ class DetectRole(Role):
         lat = self.latency
         market = self.market
         sup = self.sup
+        clock = self.clock
         while not (self.stopping or sup.stopping):
-            if not len(quotes) and not len(status) and not (rates and len(rates)):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    self.apply_wallets()  # sized right before the next quote, not at it
-                    continue
+            if (not len(quotes) and not len(status) and not (rates and len(rates))
+                    and not await clock.wait(wake, 0.25)):
+                self.apply_wallets()  # sized right before the next quote, not at it
+                continue
             wake.clear()
             self.apply_wallets()
             for st in status.drain():
@@ -181,7 +182,7 @@ class DetectRole(Role):
                 # The whole batch is applied before any pair is judged, so a venue's
                 # new price never meets another's price superseded in the same batch.
                 events = det.on_quotes(batch)
-                done = time.time_ns()
+                done = clock.now_ns()
                 for q in batch:
                     lat.add(done - live_ns(q))  # a liveness refresh keeps its top's recv time
                 if events:
@@ -191,8 +192,9 @@ class DetectRole(Role):
     async def _sweep_loop(self) -> None:
         next_snap, seen_state, seen_rebalances = 0.0, "", 0
         bus: Any = self.bus
+        clock = self.clock
         while not (self.stopping or self.sup.stopping):
-            await asyncio.sleep(SWEEP_S)
+            await clock.sleep(SWEEP_S)
             self.emit(self.detector.sweep())
             if self.owner:
                 # Periodically, on (re)connect, and after a rebalance (a detector that
@@ -200,11 +202,11 @@ class DetectRole(Role):
                 state, reb = bus.state, bus.rebalances
                 why = ("connected" if state == "up" and seen_state != "up" else
                        "rebalance" if reb != seen_rebalances else
-                       "periodic" if time.monotonic() >= next_snap else "")
+                       "periodic" if clock.monotonic() >= next_snap else "")
                 seen_state, seen_rebalances = state, reb
                 if why and state == "up":
                     self.publish_open_set(why)
-                    next_snap = time.monotonic() + self.snapshot_interval_s
+                    next_snap = clock.monotonic() + self.snapshot_interval_s
 
     def emit(self, events: list[Opportunity]) -> None:
         owner = self.owner

@@ -22,6 +22,7 @@ from typing import Any
 
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, WALLETS, Bus
 from arbtui.backend.bus.base import quote_key
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import canonical_symbol
 from arbtui.backend.executor import Executor, Order
 from arbtui.backend.roles.base import Role
@@ -39,10 +40,13 @@ class ExecuteRole(Role):
 
     def __init__(self, executor: Executor, bus: Bus,
                  on_fill: Callable[[Fill], None] | None = None, *,
-                 sup: Supervisor | None = None) -> None:
+                 sup: Supervisor | None = None, clock: Clock = LIVE) -> None:
         """``on_fill`` sees every fill published (the engine's event ring). Without a
-        supervisor the role is driven by hand (``step``), as the tests do."""
+        supervisor the role is driven by hand (``step``), as the tests do. Orders wait
+        for their arrival on ``clock`` (the one the executor's timestamps come from):
+        in a replay, on recorded time, so fills do not depend on how fast it runs."""
         self.ex = executor
+        self.clock = clock
         self.bus = bus
         self.on_fill = on_fill
         self.sup = sup
@@ -131,16 +135,13 @@ class ExecuteRole(Role):
                 timeout = min(0.25, max(0.0, (self._heap[0][0] - self.ex.clock()) / 1e9))
             if timeout > 0 and not len(self._opps):
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                await self.clock.wait(self._wake, timeout)
             else:
                 await asyncio.sleep(0)
 
     async def _restate_loop(self) -> None:
         while not self.stopping:
-            await asyncio.sleep(RESTATE_S)
+            await self.clock.sleep(RESTATE_S)
             self.publish_wallets()
 
     # ------------------------------------------------------------------ commands

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from arbtui import symbols as symmod
 from arbtui.backend.bus import QUOTES, STATUS, Bus
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.roles.base import Market, Role
@@ -55,7 +55,8 @@ def feed_plan(cfg: Config, endpoints: dict[str, tuple[str, str]] | None = None,
     return plan
 
 
-def quote_publisher(bus: Bus, market: Market) -> Callable[[Quote], None]:
+def quote_publisher(bus: Bus, market: Market,
+                    clock: Clock = LIVE) -> Callable[[Quote], None]:
     """A feed's ``emit``: stamp the quote's publish time, record it in ``market``, publish.
 
     Built once with everything it touches bound, because it runs for every
@@ -65,7 +66,7 @@ def quote_publisher(bus: Bus, market: Market) -> Callable[[Quote], None]:
     latest = market.latest
     count = market.rate.add
     publish = bus.publish
-    now = time.time_ns  # wall time: the feed -> bus hop is measured across hosts
+    now = clock.now_ns  # live: wall time, the feed -> bus hop is measured across hosts
 
     def emit(q: Quote) -> None:
         q.pub_ts_ns = now()
@@ -92,13 +93,14 @@ class FeedRole(Role):
     name = "feed"
 
     def __init__(self, cfg: Config, bus: Bus, sup: Supervisor, plan: dict[str, dict[str, Any]],
-                 *, market: Market) -> None:
+                 *, market: Market, clock: Clock = LIVE) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.bus = bus
         self.sup = sup
         self.plan = {v: dict(p) for v, p in plan.items()}
         self.market = market
-        self.publish_quote = quote_publisher(bus, market)
+        self.publish_quote = quote_publisher(bus, market, clock)
         self.publish_state = state_publisher(bus, market)
         self.feeds: dict[str, VenueFeed] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -117,7 +119,8 @@ class FeedRole(Role):
             plan[v]["symbol_map"] = m
         for v, p in plan.items():
             kw = {k: x for k, x in p.items() if k != "enabled"}
-            feed = feed_class(v)(emit=self.publish_quote, quote_depth=self.cfg.quote_depth, **kw)
+            feed = feed_class(v)(emit=self.publish_quote, quote_depth=self.cfg.quote_depth,
+                                 clock=self.clock, **kw)
             feed.on_book_state = self.publish_state
             self.feeds[v] = feed
             if p["enabled"]:
@@ -150,10 +153,10 @@ class FeedRole(Role):
     # ------------------------------------------------------------------ hot path
 
     async def _restate_loop(self) -> None:
-        await asyncio.sleep(0.1)
+        await self.clock.sleep(0.1)
         while not (self.stopping or self.sup.stopping):
             self.restate()
-            await asyncio.sleep(RESTATE_S)
+            await self.clock.sleep(RESTATE_S)
 
     def restate(self) -> None:
         """Publish every book's current state (see the module docstring)."""

@@ -23,6 +23,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, Bus
@@ -134,6 +135,11 @@ class JournalRole(Role):
             self._task = None
         if self.journal is not None:
             self.journal.close()
+
+    @property
+    def path(self) -> Path | None:
+        """The journal file, or None when it is not open (off, or it could not be opened)."""
+        return self.journal.path if self.journal is not None else None
 
     def state(self) -> dict[str, Any] | None:
         """Path, appended/written counts, errors (a new dict), or None when not open."""

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from arbtui.backend.clock import LIVE, Clock
+
 log = logging.getLogger("arbtui.engine")
 
 
@@ -19,7 +21,8 @@ class Supervisor:
     role's ``stopping`` (set by that role's ``stop``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = LIVE) -> None:
+        self.clock = clock
         self.failures: dict[str, int] = {}
         self.tasks: list[asyncio.Task] = []
         self.stopping = False
@@ -39,7 +42,7 @@ class Supervisor:
                 except Exception:
                     self.count_failure(name)
                     log.exception("role %s failed; restarting in %.1fs", name, delay)
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                     delay = min(delay * 2, 30.0)
 
         t = asyncio.get_running_loop().create_task(supervised(), name=name)

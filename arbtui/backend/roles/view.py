@@ -15,13 +15,13 @@ publish, publish -> here, and quote receive -> opportunity are measured here.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
 from arbtui.backend.bus.base import quote_key
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.metrics import Latency
 from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles.base import Market, Role
@@ -57,7 +57,8 @@ class ViewRole(Role):
     def __init__(self, bus: Bus, sup: Supervisor, *, market: Market,
                  on_event: Callable[[Any], None], latency: Latency | None = None,
                  windows: OpenWindows | None = None,
-                 up_since: Callable[[], float | None] = lambda: None) -> None:
+                 up_since: Callable[[], float | None] = lambda: None,
+                 clock: Clock = LIVE) -> None:
         """``latency`` takes quote receive -> opportunity, the detection latency a
         viewer can see; ``up_since`` is the monotonic time the bus is up since (None
         while down): an owner is judged silent only while the bus is up."""
@@ -69,6 +70,7 @@ class ViewRole(Role):
         self.stages = {"feed": Latency(4096), "bus": Latency(4096), "detect": Latency(4096)}
         self.windows = windows if windows is not None else OpenWindows()
         self.up_since = up_since
+        self.clock = clock
         self.books: dict[tuple[str, str], BookStatus] = {}
         self._tasks: list[asyncio.Task] = []
 
@@ -93,15 +95,13 @@ class ViewRole(Role):
         stages = self.stages
         market = self.market
         windows = self.windows
+        clock = self.clock
         next_sweep = 0.0
         while not (self.stopping or self.sup.stopping):
             if not (len(quotes) or len(opps) or len(fills) or len(status)):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    pass  # on to the reconcile sweep
+                await clock.wait(wake, 0.25)  # either way on to the reconcile sweep
             wake.clear()
-            now = time.time_ns()  # wall time: compared with other hosts' wall stamps
+            now = clock.now_ns()  # live: wall time, compared with other hosts' wall stamps
             for st in status.drain():
                 if isinstance(st, BookStatus):
                     self.books[(st.venue, st.symbol)] = st
@@ -112,7 +112,7 @@ class ViewRole(Role):
                 if q.pub_ts_ns and q.recv_ts_ns:
                     stages["feed"].add(q.pub_ts_ns - live_ns(q))
                     stages["bus"].add(now - q.pub_ts_ns)
-            mono = time.monotonic()
+            mono = clock.monotonic()
             for o in opps.drain():
                 if isinstance(o, OpenSet):
                     for c in windows.on_snapshot(o, mono, now):
