@@ -261,6 +261,9 @@ def test_reliable_outbox_bound_is_loud_and_failed_records_are_retried_in_order(c
         def exception(self):
             return None
 
+        def result(self):
+            return type("Md", (), {"topic": "t", "partition": 0, "offset": 7})()
+
     # ...but only once nothing has failed for a while: right after a broker restart
     # some partitions answer while others still fail (one episode, not several).
     bus._rel_unacked = 1

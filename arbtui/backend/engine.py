@@ -544,7 +544,7 @@ class Engine:
         if b is not None:
             out["kafka"] = {k: b.get(k) for k in (
                 "state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
-                "superseded", "dropped", "retried", "lost", "duplicates", "idempotent",
+                "superseded", "dropped", "retried", "lost", "replayed", "duplicates", "idempotent",
                 "delivery_errors", "bad_records", "consumed", "assigned_partitions",
                 "rebalances", "log_resets", "last_error",
                 "hop_p50_ms", "hop_p99_ms")}

@@ -80,7 +80,7 @@ class EngineCollector:
             out = CounterMetricFamily("arbtui_kafka_messages", "Kafka producer messages",
                                       labels=["topic", "outcome"])
             for outcome in ("published", "delivered", "superseded", "dropped", "retried",
-                            "lost", "duplicates"):
+                            "lost", "replayed", "duplicates"):
                 for topic, n in (bus.get(outcome) or {}).items():
                     out.add_metric([topic, outcome], n)
             yield out
