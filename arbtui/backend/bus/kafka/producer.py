@@ -60,10 +60,11 @@ _RETRY_MIN, _RETRY_MAX = 0.25, 5.0
 #: Acknowledged reliable records kept for a replay if the cluster loses them.
 _RECENT_S = 60.0
 
-#: Delivery counts as recovered once records have been acknowledged and none has
-#: failed for this long: for seconds after a broker restart some partitions answer
-#: while others still fail (tansu answers UnknownError until its topics are back),
-#: and one episode must not log as several.
+#: Delivery counts as recovered once records have been acknowledged, none has
+#: failed for this long and the broker has been reachable for twice as long: for
+#: seconds after a broker restart some partitions answer while others still fail
+#: (tansu answers UnknownError until its topics are back), and one outage must not
+#: log as several episodes.
 _RECOVERED_AFTER_S = 5.0
 
 
@@ -321,8 +322,11 @@ class ProducerSide:
         """Log the recovery once records are acknowledged again and none failed for
         _RECOVERED_AFTER_S (also called by the health loop: a quiet role may get its
         last acknowledgement before that)."""
+        now = time.monotonic()
+        up = self.up_since if self.state == "up" else None
         if (self._failing_since is not None and self._acked_since_fail
-                and time.monotonic() - self._last_fail >= _RECOVERED_AFTER_S):
+                and now - self._last_fail >= _RECOVERED_AFTER_S
+                and up is not None and now - up >= 2 * _RECOVERED_AFTER_S):
             self._recovered()
 
     def _recovered(self) -> None:
