@@ -152,7 +152,9 @@ flush_ms = 20.0
                           everyone())
         assert {closes[i] for i in left_open} & RECONCILED, {closes[i] for i in left_open}
         assert all(e.get("owner") == owner for e in view.events() if e["id"] in left_open)
-        wait_for(split_ok, 60, "the group re-formed with the new detector", everyone())
+        # The group notices A's death only after its session timeout, then waits for every
+        # member to re-join: under load the dev broker takes a minute or more for that.
+        wait_for(split_ok, 120, "the group re-formed with the new detector", everyone())
 
         # ---- 2. kill -9 the broker with windows open, restart it on the same port
         if EXTERNAL:
@@ -170,7 +172,7 @@ flush_ms = 20.0
             wait_for(lambda p=p, before=before: p.kafka().get("state") == "up"
                      and p.kafka().get("outages", 0) > before[p.name], 40,
                      f"{p.name} back up, outage counted", everyone())
-        wait_for(split_ok, 60, "the group re-formed after the outage", everyone())
+        wait_for(split_ok, 120, "the group re-formed after the outage", everyone())
         t_up = time.time_ns()
         wait_for(lambda t_up=t_up: any(e["ts_ns"] > t_up for e in view.events()), 40,
                  "opportunities reaching the viewer again", everyone())
