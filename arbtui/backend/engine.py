@@ -102,7 +102,8 @@ class Engine:
         self._snap_seq = 0
         k = cfg.bus.kafka
         #: Open windows as the consumers here know them (viewer, execute role's journal).
-        self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s)
+        self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s,
+                                   not_before_ns=self.started_ns)
 
     # ------------------------------------------------------------------ lifecycle
 
