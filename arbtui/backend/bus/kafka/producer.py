@@ -131,13 +131,14 @@ class ProducerSide:
         venue+symbol, then, if that freed nothing, shed the oldest. False = drop
         the new one (everything is in flight, nothing queued to shed)."""
         q = self._outq
+        items = list(q)  # indexed below: a deque's middle is O(n) to reach
         newest: dict[tuple[str, str], int] = {}
-        for i, (_, _, m) in enumerate(q):
+        for i, (_, _, m) in enumerate(items):
             newest[(m.venue, m.symbol)] = i
-        if len(newest) < len(q):
+        if len(newest) < len(items):
             keep = sorted(newest.values())
-            self.superseded[topic] = self.superseded.get(topic, 0) + len(q) - len(keep)
-            self._outq = q = deque(q[i] for i in keep)
+            self.superseded[topic] = self.superseded.get(topic, 0) + len(items) - len(keep)
+            self._outq = q = deque([items[i] for i in keep])
         if len(q) + self._unacked < self.k.max_in_flight:
             return True
         self.dropped[topic] = self.dropped.get(topic, 0) + 1
