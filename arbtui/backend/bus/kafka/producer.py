@@ -41,11 +41,12 @@ import time
 from collections import deque
 from typing import Any
 
+from arbtui import model
 from arbtui.backend.bus.base import QUOTES, STATUS
 from arbtui.backend.bus.kafka.connection import missing_permission
 from arbtui.backend.bus.kafka.logs import log, quiet_stop
 from arbtui.backend.bus.kafka.partitioning import base_partitioner
-from arbtui.backend.bus.kafka.wire import PREFIX, WIRE, encode_batch
+from arbtui.backend.bus.kafka.wire import PREFIX, WIRE, encode_batch, unpack
 
 #: Logical topics whose messages may be coalesced or shed under pressure.
 LOSSY = frozenset({QUOTES})
@@ -81,8 +82,10 @@ class ProducerSide:
         self.retried: dict[str, int] = {}  # reliable messages sent again after a failure
         self.lost: dict[str, int] = {}  # reliable messages shed at reliable_buffer: LOUD
         self.replayed: dict[str, int] = {}  # acknowledged, then lost by the cluster: sent again
-        # (acked at monotonic s, topic name, partition, offset, timestamp ms, logical, chunk)
-        self._recent: deque[tuple[float, str, int, int, int, str, list]] = deque()
+        # (acked at monotonic s, topic name, partition, offset, timestamp ms, logical topic,
+        # the record's value, messages in it). The encoded bytes, not the messages: a
+        # minute of objects would be the garbage collector's to walk on every full pass.
+        self._recent: deque[tuple[float, str, int, int, int, str, bytes, int]] = deque()
         self._recent_n = 0
         self.idempotent = False
         self._outq: deque[tuple[str, str, Any]] = deque()  # quotes: (topic, key, message)
@@ -229,8 +232,8 @@ class ProducerSide:
                         continue
                     self.records[topic] = self.records.get(topic, 0) + 1
                     fut.add_done_callback(
-                        lambda f, t=topic, ch=chunk, rel=reliable, ts=ts_ms:
-                        self._on_ack(t, rel, ch, f, ts))
+                        lambda f, t=topic, ch=chunk, rel=reliable, ts=ts_ms, v=value:
+                        self._on_ack(t, rel, ch, f, ts, v))
             # The partition count can change (a topic re-created by another role):
             # re-read it whenever the client refreshed its metadata.
             for topic, (known, _) in list(parts.items()):
@@ -266,7 +269,7 @@ class ProducerSide:
         return groups
 
     def _on_ack(self, topic: str, reliable: bool, chunk: list, fut: asyncio.Future,
-                ts_ms: int = 0) -> None:
+                ts_ms: int = 0, value: bytes = b"") -> None:
         n = len(chunk)
         self._add_unacked(reliable, -n)
         e = (asyncio.CancelledError() if fut.cancelled() else fut.exception())
@@ -277,7 +280,7 @@ class ProducerSide:
         if reliable:
             self._retry_delay = _RETRY_MIN
             if topic != STATUS and n:
-                self._keep_recent(topic, chunk, fut.result(), ts_ms)
+                self._keep_recent(topic, n, fut.result(), ts_ms, value)
         if self._failing_since is not None:
             self._acked_since_fail = True
             self.check_recovered()
@@ -341,13 +344,13 @@ class ProducerSide:
 
     # ------------------------------------------------------------------ lost acknowledgements
 
-    def _keep_recent(self, topic: str, chunk: list, md: Any, ts_ms: int) -> None:
+    def _keep_recent(self, topic: str, n: int, md: Any, ts_ms: int, value: bytes) -> None:
         now = time.monotonic()
         r = self._recent
-        r.append((now, md.topic, md.partition, md.offset, ts_ms, topic, chunk))
-        self._recent_n += len(chunk)
+        r.append((now, md.topic, md.partition, md.offset, ts_ms, topic, value, n))
+        self._recent_n += n
         while r and (now - r[0][0] > _RECENT_S or self._recent_n > self.k.reliable_buffer):
-            self._recent_n -= len(r.popleft()[6])
+            self._recent_n -= r.popleft()[7]
 
     async def check_lost_acked(self) -> None:
         """After an outage: did the cluster keep what it acknowledged? Per partition,
@@ -358,7 +361,7 @@ class ProducerSide:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         newest: dict[Any, tuple[int, int]] = {}  # tp -> (offset, timestamp ms)
-        for _, name, part, off, ts, _, _ in self._recent:
+        for _, name, part, off, ts, _, _, _ in self._recent:
             newest[TopicPartition(name, part)] = (off, ts)
         c = AIOKafkaConsumer(**self._kw, group_id=None, enable_auto_commit=False)
         try:
@@ -381,11 +384,14 @@ class ProducerSide:
             return
         again = [e for e in self._recent if (e[1], e[2]) in gone]
         self._recent = deque(e for e in self._recent if (e[1], e[2]) not in gone)
-        self._recent_n = sum(len(e[6]) for e in self._recent)
+        self._recent_n = sum(e[7] for e in self._recent)
         msgs = []
-        for _, _, _, _, _, topic, chunk in again:
-            msgs += [(topic, k, m) for k, m in chunk]
-            self.replayed[topic] = self.replayed.get(topic, 0) + len(chunk)
+        for _, _, _, _, _, topic, value, _ in again:
+            for m in unpack(value)[0]:
+                if isinstance(m, model.OpenSet):
+                    continue  # periodic anyway; an old one proves nothing
+                msgs.append((topic, m.symbol, m))
+                self.replayed[topic] = self.replayed.get(topic, 0) + 1
         self._relq.extendleft(reversed(msgs))
         self._out_event.set()
         log.warning("kafka: the cluster lost %d acknowledged messages in %d partitions during "
