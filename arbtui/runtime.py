@@ -106,4 +106,7 @@ def check_args(args: Any) -> str | None:
     if s is not None and not s > 0:
         return (f"--speed {s:g}: allowed: > 0 (times the recorded pace); "
                 f"use --max for as fast as possible")
+    i = getattr(args, "status_interval", None)
+    if i is not None and not (0.1 <= i < math.inf):
+        return f"--status-interval {i:g}: allowed: >= 0.1 seconds"
     return None

@@ -7,7 +7,8 @@ table and public endpoints (the adapter's ``STATIC_SYMBOLS``,
 ``default_url``/``default_rest``/``instruments_path``), the default taker fee
 (``config``), the adapter class (``feeds.feed_class``), the simulator class
 (``sim.server.venue_classes``), the exchange id in recordings
-(``recording.exchange_of_venue``/``venue_of_exchange``), and the adapter
+(``recording.exchange_of_venue``/``venue_of_exchange``), the quote currencies
+a venue serves from another currency's book (``detector.QUOTE_ALIASES``), and the adapter
 contract test (``tests/test_adapter_contract.py`` runs over every entry).
 
 Adding a venue = one adapter module (``backend/feeds/_template.py`` is the
@@ -78,6 +79,9 @@ class VenueSpec:
     sequenced: bool = True
     #: Other exchange ids recordings may carry for this venue (old brand names).
     exchange_aliases: tuple[str, ...] = ()
+    #: Quote currencies the venue serves from another currency's book (not a
+    #: second book: comparing the two would be a fake edge), e.g. {"USDC": "USD"}.
+    quote_aliases: Mapping[str, str] = field(default_factory=dict)
 
     def adapter_class(self) -> type:
         return _load(self.adapter)
@@ -106,7 +110,7 @@ def _cross(bases: tuple[str, ...], quotes: tuple[str, ...], fmt: str) -> Mapping
 
 _BTC_ETH_SOL = ("BTC", "ETH", "SOL")
 
-#: Every venue arbtui speaks, in dashboard order (keys 1-6).
+#: Every venue arbtui speaks, in dashboard order (keys 1-9 toggle the first nine).
 REGISTRY: tuple[VenueSpec, ...] = (
     VenueSpec(
         name="binance", exchange="BINANCE", wire_symbol="{b}{q}",
@@ -146,6 +150,8 @@ REGISTRY: tuple[VenueSpec, ...] = (
         test_symbols=("BTC-USD", "ETH-USD"),
         api="Advanced Trade WebSocket (level2 + heartbeats channels, unauthenticated)",
         detects=_frozen({"gap": Fault("gaps")}),
+        # BTC-USDC is served from the BTC-USD book (same orders, same liquidity).
+        quote_aliases=_frozen({"USDC": "USD"}),
     ),
     VenueSpec(
         name="kraken", exchange="KRAKEN", wire_symbol="{b}/{q}",

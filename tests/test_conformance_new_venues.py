@@ -1,6 +1,6 @@
 """KuCoin, Gate and Bitstamp on real recorded sessions (cryptofeed's
 ``sample_data`` KUCOIN/GATEIO/BITSTAMP.jsonl.zst, 2021-2022, when present in
-../shared/recordings; skipped otherwise).
+../shared/recordings or in ``$ARBTUI_RECORDINGS_DIR``; skipped otherwise).
 
 Each file is replayed through the real CLI and in process, and every printed
 top of book is checked against books built BY HAND here from the raw lines
@@ -21,6 +21,8 @@ The recorded chains are whole, so no gap, resync or crossed book may appear.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from replay_fixtures import recording, replay_inprocess
@@ -36,6 +38,15 @@ from test_conformance_recordings import (
 from arbtui.backend.recording import read_all
 
 FALSE_ALARMS = ("gaps", "resyncs", "crossed", "frame_errors", "seq_regressions", "task_errors")
+
+
+def _recording(name: str) -> Path:
+    """../shared/recordings/<name>, else $ARBTUI_RECORDINGS_DIR/<name> (e.g.
+    cryptofeed's sample_data), else skip saying why."""
+    extra = os.environ.get("ARBTUI_RECORDINGS_DIR")
+    if extra and (Path(extra) / name).is_file():
+        return Path(extra) / name
+    return recording(name)
 
 
 def _emit(out, venue, sym, book, prev, ts, seq):
@@ -170,7 +181,7 @@ def bitstamp_reference(path) -> list[dict]:
 
 
 async def _check(name, reference) -> None:
-    path = recording(name)
+    path = _recording(name)
     expected = reference(path)
     assert len(expected) > 20
     printed = _cli_quotes(path)

@@ -154,7 +154,7 @@ def test_hurdle_is_the_marginal_bps_test() -> None:
         m = marginal_bps(ask, bid, fa, fb)
         if abs(m - thr) < 1e-6:
             continue
-        taken = bid * (1 - fb / 1e4) >= ask * (1 + fa / 1e4) * hurdle(thr)
+        taken = bid * (1 - fb / 1e4) >= ask * ((1 + fa / 1e4) * hurdle(thr))
         assert taken == (m >= thr), (ask, bid, fa, fb, thr)
 
 
@@ -174,7 +174,7 @@ def _walk_reference(asks, bids, fee_a_bps, fee_b_bps, *, min_net_bps=0.0, flat_c
     while i < len(asks) and j < len(bids):
         pa, pb = asks[i][0], bids[j][0]
         # The per-unit hurdle: marginal net edge at least min_net_bps.
-        if not (pb * rate * fb >= pa * fa * (1 + min_net_bps / 1e4)):
+        if not (pb * rate * fb >= pa * (fa * (1 + min_net_bps / 1e4))):
             limited = "threshold" if pb * rate * fb > pa * fa else "edge"
             break
         q = min(ra, rb)

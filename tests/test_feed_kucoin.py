@@ -67,6 +67,13 @@ async def test_crossed_and_malformed_and_drop():
             r.assert_top_matches_sim(s)
 
 
+async def test_refused_token_is_retried_with_backoff():
+    async with Rig("kucoin", SYMS, sim_attrs={"refuse_tokens": 2}) as r:
+        await r.wait(lambda: r.c("connect_errors") == 2, "two refused token calls")
+        await r.live()
+        assert r.sim.tokens == 1 and r.sim.connects == 1 and r.feed.reconnects == 2
+
+
 async def test_ping_interval_from_bullet_and_pong():
     async with Rig("kucoin", SYMS, sim_attrs={"ping_interval_ms": 300}) as r:
         await r.live()

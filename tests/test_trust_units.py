@@ -197,6 +197,8 @@ def _arbtui(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     (("--no-ui", "--demo", "--duration", "0"), "--duration 0: allowed"),
     (("replay", "nothing.jsonl.zst", "--speed", "0"), "--speed 0: allowed: > 0"),
     (("replay", "nothing.jsonl.zst", "--speed", "-2"), "--speed -2: allowed: > 0"),
+    (("record", "--demo", "--duration", "-1", "--out", "x.jsonl.zst"), "--duration -1: allowed"),
+    (("feed", "--demo", "--status-interval", "0"), "--status-interval 0: allowed: >= 0.1"),
 ])
 def test_flag_values_that_would_not_do_what_they_say_are_refused(tmp_path, args, needle):
     r = _arbtui(*args, tmp=tmp_path)

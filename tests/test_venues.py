@@ -121,3 +121,9 @@ def test_protocols_doc_covers_every_venue_and_every_pointer_resolves():
     assert pointers
     for name, a in pointers:
         assert a in anchors, f"{name}: docs/protocols.md#{a} is no heading"
+
+
+def test_detector_quote_aliases_come_from_the_registry():
+    from arbtui.backend.detector import QUOTE_ALIASES
+
+    assert QUOTE_ALIASES == {("coinbase", "USDC"): "USD"}

@@ -54,6 +54,7 @@ from collections.abc import Callable
 import msgspec
 
 from arbtui import symbols as symmod
+from arbtui import venues
 from arbtui.backend.edge import Walk, gross_bps, hurdle, marginal_bps, walk
 from arbtui.config import DetectorConfig
 from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote, live_ns
@@ -61,7 +62,9 @@ from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote, li
 #: Venue quote currencies that are aliases of another currency's book, not a
 #: second book: Coinbase Advanced Trade serves BTC-USDC from the BTC-USD book
 #: (same order book, same liquidity), so comparing them would be a fake edge.
-QUOTE_ALIASES: dict[tuple[str, str], str] = {("coinbase", "USDC"): "USD"}
+#: Declared per venue in the registry (``arbtui.venues``, ``quote_aliases``).
+QUOTE_ALIASES: dict[tuple[str, str], str] = {
+    (s.name, q): to for s in venues.REGISTRY for q, to in s.quote_aliases.items()}
 
 #: Upper edges (ms) of the lifetime histogram buckets; the last bucket is open.
 LIFETIME_BUCKETS_MS: tuple[float, ...] = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
@@ -109,18 +112,19 @@ class _Leg:
     """One venue's book of one canonical symbol."""
 
     __slots__ = ("asset", "base", "ccy", "dirs", "ea", "eb", "fee", "grp", "key", "live", "ma",
-                 "mb", "opens", "q", "qmap", "slot", "sym", "uid", "venue")
+                 "mah", "mb", "opens", "q", "qmap", "slot", "sym", "uid", "venue")
 
     def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
-                 uid: int) -> None:
+                 uid: int, h: float) -> None:
         self.venue = venue
         self.sym = sym
         self.asset, self.ccy = symmod.split(sym)
         self.key = (venue, sym)
         self.fee = fee
-        # Exactly edge.walk's factors, so ``bid * mb >= ask * ma * hurdle`` is the
-        # walk's own test of its first unit.
+        # Exactly edge.walk's factors, so ``bid * mb >= ask * mah`` is the walk's own
+        # test of its first unit (mah = (1 + fee) x hurdle, as the walk forms it).
         self.ma = 1 + fee / 1e4
+        self.mah = self.ma * h
         self.mb = 1 - fee / 1e4
         self.base = base
         self.grp = grp
@@ -254,7 +258,7 @@ class Detector:
             if g is None:
                 g = self._groups[sym] = _Group()
             leg = self._canon[(venue, sym)] = _Leg(venue, sym, self.fees.get(venue, 0.0), b, g,
-                                                    len(self._canon))
+                                                    len(self._canon), self._h)
         self._legs[(venue, symbol)] = leg
         return leg
 
@@ -268,12 +272,14 @@ class Detector:
         sym = leg.sym
         if sym != q.symbol:
             q = msgspec.structs.replace(q, symbol=sym)
-        if q.venue_ts_ns and q.live_ts_ns <= q.recv_ts_ns:
+        lt = q.live_ts_ns
+        rt = q.recv_ts_ns
+        if q.venue_ts_ns and lt <= rt:
             # (a liveness refresh repeats its top's timestamps: one sample per top)
             d = self._offsets.get(venue)
             if d is None:
                 d = self._offsets[venue] = deque(maxlen=201)
-            d.append((q.recv_ts_ns - q.venue_ts_ns) / 1e6)
+            d.append((rt - q.venue_ts_ns) / 1e6)
         st = self.book_state.get(leg.key)
         if st is not None and st is not BookState.LIVE:
             # A quote published before its book left LIVE can be drained after the
@@ -284,10 +290,8 @@ class Detector:
         if qm is None:
             qm = leg.qmap = self.quotes.setdefault(sym, {})
         qm[venue] = q
-        t = q.live_ts_ns
-        r = q.recv_ts_ns
-        leg.live = max(r, t)
-        ea = q.ask * leg.ma * self._h
+        leg.live = lt if lt > rt else rt  # noqa: FURB136 -- model.live_ns(q) without the call
+        ea = q.ask * leg.mah
         eb = q.bid * leg.mb
         if ea * eb * 0.0 != 0.0:
             # inf or nan somewhere: no float comparison can rule a pair out, so
@@ -455,10 +459,11 @@ class Detector:
         self._thr = min_net_bps
         h = self._h = hurdle(min_net_bps)
         for leg in self._canon.values():
+            leg.mah = leg.ma * h
             q = leg.q
             if q is None:
                 continue
-            ea = q.ask * leg.ma * h
+            ea = q.ask * leg.mah
             eb = q.bid * leg.mb
             if ea * eb * 0.0 != 0.0:
                 ea, eb = -_INF, _INF  # as in _apply
@@ -619,7 +624,7 @@ class Detector:
         thr = self._thr
         # The walk's own test of its first unit (same products, same order): the
         # best ask and bid must already clear the per-unit hurdle.
-        if not (ba > 0 and sb > 0 and sb * rate * sl.mb >= ba * bl.ma * self._h):
+        if not (ba > 0 and sb > 0 and sb * rate * sl.mb >= ba * bl.mah):
             if o is not None:
                 out.append(self._close(key, now, "below threshold"
                                        if sb * rate * sl.mb > ba * bl.ma else "edge gone"))

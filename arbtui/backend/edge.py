@@ -24,8 +24,8 @@ to trade; README and config.toml say the same):
     flat_cost is still at least the threshold. Simulated execution sizes the
     same way with execution.min_net_bps.
 
-A unit is taken when ``bid * rate * (1 - fee_b) >= ask * (1 + fee_a) * (1 +
-threshold / 10_000)``: its marginal net edge, ``(bid * rate * (1 - fee_b)) /
+A unit is taken when ``bid * rate * (1 - fee_b) >= ask * ((1 + fee_a) * (1 +
+threshold / 10_000))``: its marginal net edge, ``(bid * rate * (1 - fee_b)) /
 (ask * (1 + fee_a)) - 1`` in bps, is at least the threshold. ``walk`` applies
 that test chunk by chunk; the detector's pair index and its top-of-book check
 apply the very same products (``hurdle``), so no shortcut can disagree with it.
@@ -91,8 +91,9 @@ def hurdle(min_net_bps: float) -> float:
     """The factor a unit's fee-adjusted ask is multiplied by before it is compared
     with its fee-adjusted, converted bid: ``1 + threshold / 10_000``.
 
-    A unit is taken iff ``bid * rate * (1 - fee_b) >= ask * (1 + fee_a) * hurdle``
-    (evaluated left to right, exactly so everywhere).
+    A unit is taken iff ``bid * rate * (1 - fee_b) >= ask * ((1 + fee_a) * hurdle)``
+    (the fee factor times the hurdle first, exactly so everywhere: the detector keeps
+    that product per book).
     """
     return 1 + min_net_bps / 1e4
 
@@ -146,7 +147,7 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
     """
     fa = 1 + fee_a_bps / 1e4
     fb = 1 - fee_b_bps / 1e4
-    h = 1 + min_net_bps / 1e4  # hurdle(min_net_bps), inlined
+    fah = fa * (1 + min_net_bps / 1e4)  # (1 + fee_a) * hurdle(min_net_bps), inlined
     eps, inf = _EPS, math.inf
     na, nb = len(asks), len(bids)
     size = cost_px = proc_px = 0.0
@@ -165,7 +166,7 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
         pa = lv[0]
         ra = lv[1] * level_share
         pafa = pa * fa
-        hpa = pafa * h
+        hpa = pa * fah
         fast = no_wallet and 0.0 < pafa < inf and ra < inf
         lv = bids[0]
         pb = lv[0]
@@ -211,7 +212,7 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 pa = lv[0]
                 ra = lv[1] * level_share
                 pafa = pa * fa
-                hpa = pafa * h
+                hpa = pa * fah
                 fast = no_wallet and 0.0 < pafa < inf and ra < inf
             if rb <= eps:
                 j += 1

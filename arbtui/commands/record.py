@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    bad = runtime.check_args(ns)
+    if bad:
+        print(f"arbtui record: {bad}", file=sys.stderr)
+        return 2
     top = args or argparse.Namespace()
     cfg = runtime.load_config(argparse.Namespace(config=ns.config or getattr(top, "config", None),
                                                  seed=getattr(top, "seed", None)))

@@ -11,8 +11,8 @@ import sys
 from arbtui.backend.recording import RecordingError, RecordingReader
 from arbtui.backend.replay import QuotePrinter, ReplayEngine
 from arbtui.backend.shutdown import stop_event
-from arbtui.runtime import check_args
 from arbtui.config import Config
+from arbtui.runtime import check_args
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,6 +73,10 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace) -> int:
     from arbtui import runtime
 
     ns = _parser(command).parse_args(argv)
+    bad = runtime.check_args(ns)
+    if bad:
+        print(f"arbtui {command}: {bad}", file=sys.stderr)
+        return 2
     # Options given before the subcommand (``arbtui --config x feed``) count too.
     for name in ("config", "duration", "log_file", "cpus", "seed", "demo"):
         if getattr(ns, name, None) in (None, False) and getattr(args, name, None) not in (None, False):

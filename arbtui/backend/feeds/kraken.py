@@ -95,10 +95,12 @@ def fixed_precision_checksum(book: Book) -> int:
     pdp = max(pdp, _decimals(p for p, _ in book.asks.values()))
     qdp = _decimals(q for _, q in book.bids.values())
     qdp = max(qdp, _decimals(q for _, q in book.asks.values()))
+
+    def fixed_text(levels: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(f"{Decimal(p):.{pdp}f}", f"{Decimal(q):.{qdp}f}") for p, q in levels]
+
     fixed = Book(book.depth)
-    for side, is_bid in ((book.top_bids(10), True), (book.top_asks(10), False)):
-        for p, q in side:
-            fixed.set(is_bid, f"{Decimal(p):.{pdp}f}", f"{Decimal(q):.{qdp}f}")
+    fixed.apply_sides(fixed_text(book.top_bids(10)), fixed_text(book.top_asks(10)))
     return kraken_checksum(fixed)
 
 

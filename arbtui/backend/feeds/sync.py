@@ -6,6 +6,10 @@ venue's stream (``SymbolBook.sync``), instead of string keys in a dict.
 book: waiting for the first snapshot, waiting for a snapshot after a resync,
 bridging a REST snapshot with buffered updates, or following the stream.
 
+Venues whose only re-snapshot is unsubscribe + subscribe on the same socket
+(Kraken, Bybit) need no phase of their own: the book is trusted exactly while
+it is LIVE, and ``resub`` names the resubscribe in flight.
+
 An adapter whose venue needs more per-book fields subclasses ``BookSync``
 (a slotted dataclass, so a misspelt field is an error, not a new key) and
 names it in ``VenueFeed.sync_state``. Every reset builds a fresh instance.

@@ -94,9 +94,14 @@ class Sim(SimVenue):
         for i, s in enumerate(self.symbols):
             new = self.book(s)
             first = i == 0
-            if stale and first and s in self.last_frame:
-                self._send(s, self.last_frame[s])  # an older book, again: out of order
+            if stale and first:
+                if s in self.last_frame:
+                    self._send(s, self.last_frame[s])  # an older book, again: out of order
+                else:
+                    self.pending_faults.append("seq")  # nothing sent yet to repeat
             if new == self.cur[s] and not (crossed and first):
+                if gap and first:
+                    self.pending_faults.append("gap")  # no book to lose this tick
                 continue
             self.cur[s] = new
             bids = [[p, q] for p, q in new.sorted_bids()[:100]]

@@ -78,6 +78,8 @@ class Sim(SimVenue):
             first = self.ids[s] + 1
             self.ids[s] += len(ch)
             if full and i == 0:
+                if gap:
+                    self.pending_faults.append("gap")  # this tick carries the full book
                 self._send(s, {"t": now_ms, "full": True, "s": self.vsym[s], "u": self.ids[s],
                                "b": [[p, q] for p, q in new.sorted_bids()[:100]],
                                "a": [[p, q] for p, q in new.sorted_asks()[:100]]}, now_ms)

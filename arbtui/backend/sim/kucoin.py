@@ -3,8 +3,9 @@ the public REST level2_100 snapshot (docs/protocols.md#kucoin).
 
 ``POST /api/v1/bullet-public`` answers this simulator's own WebSocket endpoint
 and a token; a WebSocket connection without a token is refused as the venue
-does. After ``welcome`` the client subscribes (``ack`` when ``response`` is
-true) and sends ``ping`` frames (answered ``pong`` with the same id).
+does (``refuse_tokens = n`` refuses the next n token calls). After
+``welcome`` the client subscribes (``ack`` when ``response`` is true) and
+sends ``ping`` frames (answered ``pong`` with the same id).
 
 Sequences are per symbol and venue-wide: every level change of a tick takes
 the next sequence, its row carries it, and the message says
@@ -57,6 +58,8 @@ class Sim(SimVenue):
         self.cur: dict[str, VenueBook] = {s: self.book(s) for s in self.symbols}
         self.conns: set[_Conn] = set()
         self.tokens = 0
+        #: The next n bullet-public calls are refused (KuCoin's "too many requests").
+        self.refuse_tokens = 0
         self.pings = 0
         self.snapshot_requests = 0
 
@@ -160,6 +163,9 @@ class Sim(SimVenue):
         url = urllib.parse.urlsplit(path)
         q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
         if url.path == "/api/v1/bullet-public":
+            if self.refuse_tokens > 0:
+                self.refuse_tokens -= 1
+                return 200, '{"code":"429000","msg":"Too Many Requests"}'
             self.tokens += 1
             return 200, json.dumps({"code": "200000", "data": {
                 "token": f"simtoken{self.tokens}",
