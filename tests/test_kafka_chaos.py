@@ -178,6 +178,9 @@ flush_ms = 20.0
                  "opportunities reaching the viewer again", everyone())
 
     # ---- 3. freeze the market and balance the books
+    # (with windows open: a detector that just gained partitions starts them clean)
+    wait_for(lambda: all(_open_ids(d.events()) for d in dets.values()), 40,
+             "windows open at both detectors before the freeze", everyone())
     _kill9(feed)
     time.sleep(1.0)  # orders in flight land; the last events leave the outboxes
     live = list(dets.values())
