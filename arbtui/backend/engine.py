@@ -197,9 +197,12 @@ class Engine:
                 # On Kafka the journal reconciles against the detectors' open sets,
                 # so it never keeps a window opened without a close after an outage.
                 windows = self.windows if self.bus.kind == "kafka" else None
+                # It runs until stop() cancels it (its last drain is in a finally): it
+                # must not quit when stopping begins, while the executor, still running
+                # until its own cancellation, can publish a last fill.
                 self._spawn("journal", lambda: journal.run_from_bus(
-                    self.bus, stopping=lambda: self._stopping, windows=windows,
-                    up_since=self._bus_up_since, on_reconciled=self.record_event))
+                    self.bus, windows=windows, up_since=self._bus_up_since,
+                    on_reconciled=self.record_event))
 
     def _spawn(self, name: str, fn) -> None:
         """Run a role under a supervisor: a crash is logged, counted and the role restarted."""
