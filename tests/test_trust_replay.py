@@ -10,9 +10,17 @@ Counter-example: Bybit asks (100, 1), (100.2, 50); Gemini bids (100.5, 1),
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import HealthCheck, event, given, settings
 from replay_fixtures import replay_inprocess
+from test_trust_units import pair
 from trust_fixtures import TwoVenueRecording, trust_cfg
+
+from arbtui.backend.edge import marginal_bps
 
 ASKS = [(100.0, 1.0), (100.2, 50.0)]  # bybit, we buy here
 BIDS = [(100.5, 1.0), (100.41, 50.0)]  # gemini, we sell here
@@ -140,3 +148,41 @@ enabled = false
         ages = status["venues"]["gemini"]["books"]["BTC-USDT"]
         # the top last changed at 0.2 s; the book was proven live up to the end (3 s)
         assert ages["top_age_ms"] > ages["live_age_ms"] + 2000
+
+
+# --------------------------------------------------------------------- the rule as a property,
+# through the real path: each example is a recording replayed through both adapters.
+
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(pair())
+def test_replayed_pairs_whose_top_clears_the_threshold_are_reported(sc) -> None:
+    """Any direction whose top-of-book marginal net edge clears the threshold, with the
+    top unit's notional above min_notional, is reported by a replay; and everything
+    reported obeys the rule."""
+    (a_bids, a_asks), (b_bids, b_asks), (fa, fb), thr, min_notional = sc
+    with tempfile.TemporaryDirectory(prefix="arbtui-trust-") as d:
+        r = TwoVenueRecording(Path(d) / "p.jsonl.zst")
+        r.bybit(0.1, a_bids, a_asks, snapshot=True)
+        r.gemini_book(0.2, b_bids, b_asks)
+        r.bybit_pong(0.5)
+        cfg = trust_cfg(thr)
+        cfg.venues["bybit"].taker_fee_bps, cfg.venues["gemini"].taker_fee_bps = fa, fb
+        cfg.detector.min_notional = min_notional
+        evs = asyncio.run(events_of(r.close(), cfg))
+    opened = {(e["buy_venue"], e["sell_venue"]): e for e in evs if e["event"] == "opened"}
+    for (bv, asks, fbuy), (sv, bids, fsell) in (
+            (("bybit", a_asks, fa), ("gemini", b_bids, fb)),
+            (("gemini", b_asks, fb), ("bybit", a_bids, fa))):
+        top = marginal_bps(asks[0][0], bids[0][0], fbuy, fsell)
+        top_q = min(asks[0][1], bids[0][1])
+        if top > thr + 1e-9 and top_q * asks[0][0] > min_notional:
+            event("a direction clears the threshold")
+            assert (bv, sv) in opened, (bv, sv, top, thr, evs)
+            assert opened[(bv, sv)]["size"] >= top_q * (1 - 1e-12)
+        if (bv, sv) in opened:
+            o = opened[(bv, sv)]
+            assert o["net_bps"] >= thr and o["size"] * o["buy_vwap"] >= min_notional
+            assert top >= thr - 1e-9

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from detector_fixtures import MS, Clock, dcfg, mkq
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from arbtui.backend.detector import Detector
@@ -77,6 +77,7 @@ def test_every_pair_whose_top_clears_the_threshold_is_reported(sc) -> None:
         top = marginal_bps(asks[0][0], bids[0][0], fbuy, fsell)
         top_q = min(asks[0][1], bids[0][1])
         if top > thr + 1e-9 and top_q * asks[0][0] > min_notional:
+            event("a direction clears the threshold")
             assert (bv, sv) in opened, (bv, sv, top, thr)
             o = opened[(bv, sv)]
             assert o.size >= top_q * (1 - 1e-12)  # at least the whole first chunk
