@@ -410,9 +410,12 @@ class _EngineProbe:
         engine.record_event = record_event
 
     def dropped(self) -> int:
-        """Quotes superseded in the detector's inbox by a newer one of the same venue+symbol."""
+        """Quotes that reached the detector's inbox and were never evaluated: superseded
+        by a newer one of the same venue+symbol, or shed by a full inbox (the bus counts
+        the two apart since issue 14; this probe wants both)."""
         subs = self.engine.bus.stats().get("subscriptions", {})
-        return sum(int(st.get("dropped", 0)) for name, st in subs.items() if "quote" in name)
+        return sum(int(st.get("dropped", 0)) + int(st.get("superseded", 0))
+                   for name, st in subs.items() if "quote" in name)
 
     def counts(self) -> tuple[int, int]:
         """(evaluated since warm-up, superseded since warm-up)."""
@@ -902,9 +905,12 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                     res.notes.append(f"KafkaBus sent {bst['published'].get(QUOTES, 0)} quotes in "
                                      f"{bst['records'][QUOTES]} records")
                 dropped_at_producer = sum(bus.stats().get("dropped", {}).values())
-                if dropped_at_producer:
-                    res.notes.append(f"KafkaBus dropped {dropped_at_producer} oldest quotes at "
-                                     f"the producer (max_in_flight={k.max_in_flight})")
+                superseded_at_producer = sum(bus.stats().get("superseded", {}).values())
+                if dropped_at_producer or superseded_at_producer:
+                    res.notes.append(f"KafkaBus at the producer (max_in_flight="
+                                     f"{k.max_in_flight}): {superseded_at_producer} quotes "
+                                     f"superseded by a newer one, {dropped_at_producer} oldest "
+                                     f"dropped")
             if producer_stop is not None:
                 await producer_stop()
                 producer_stop = None

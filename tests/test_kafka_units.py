@@ -282,12 +282,19 @@ def test_reliable_outbox_bound_is_loud_and_failed_records_are_retried_in_order(c
         def exception(self):
             return None
 
+        def result(self):
+            return type("Md", (), {"topic": "t", "partition": 0, "offset": 7})()
+
     # ...but only once nothing has failed for a while: right after a broker restart
     # some partitions answer while others still fail (one episode, not several).
     bus._rel_unacked = 1
     bus._on_ack(OPPORTUNITIES, True, [("BTC-USD", _opp(9))], Done())
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
-    bus._last_fail -= 5.0  # as if 5 s passed without a failure
+    bus._last_fail -= 5.0  # as if 5 s passed without a failure...
+    bus.state, bus.up_since = "up", time.monotonic() - 5.0
+    bus.check_recovered()  # ...but the broker is back for only 5 s: same episode
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    bus.up_since -= 5.0
     bus.check_recovered()  # the health loop's once-a-second check
     bus._on_ack(OPPORTUNITIES, True, [], Done())
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

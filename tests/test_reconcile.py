@@ -99,3 +99,18 @@ def test_a_snapshot_from_history_proves_nothing():
     for seq in (1, 2):
         assert w.on_snapshot(snap("d1", seq, 12 * S), 0.0, 200 * S) == []
     assert set(w.open) == {"x"} and w.stale_snapshots == 2 and w.learned == 0
+
+
+def test_a_snapshot_taken_before_the_consumer_started_is_history():
+    """--since reads the topics from the past: snapshots there are out of order with
+    the events, even when only seconds old."""
+    w = OpenWindows(owner_timeout_s=8, snapshot_interval_s=2, not_before_ns=100 * S)
+    x = opp("x", "d1", 97 * S)
+    w.on_event(x, 0.0)
+    for seq in (1, 2):
+        assert w.on_snapshot(snap("d1", seq, 98 * S + seq), 0.1, 101 * S) == []
+    assert set(w.open) == {"x"} and w.stale_snapshots == 2
+    # A snapshot from after the start counts.
+    w.on_snapshot(snap("d1", 3, 102 * S), 2.0, 102 * S)
+    closed = w.on_snapshot(snap("d1", 4, 104 * S), 4.0, 104 * S)
+    assert [c.id for c in closed] == ["x"]

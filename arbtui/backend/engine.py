@@ -61,7 +61,8 @@ from arbtui.model import BookStatus, Fill, Opportunity, Quote, VenueStatus
 
 #: The Kafka health fields the status line and header show.
 _KAFKA_FIELDS = ("state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
-                 "superseded", "dropped", "retried", "lost", "duplicates", "idempotent",
+                 "superseded", "dropped", "retried", "lost", "replayed", "duplicates",
+                 "idempotent",
                  "delivery_errors", "bad_records", "consumed", "assigned_partitions",
                  "rebalances", "log_resets", "last_error", "hop_p50_ms", "hop_p99_ms")
 
@@ -136,7 +137,8 @@ class Engine:
                          if self.bus.kind == "kafka" and "detect" in roles else "")
         k = cfg.bus.kafka
         #: Open windows as the consumers here know them (viewer, execute role's journal).
-        self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s)
+        self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s,
+                                   not_before_ns=self.started_ns)
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
         self.detector = Detector(cfg.detector, fees, clock=clock.now_ns)
         # The detect role always exists: outside a detecting process it is not started

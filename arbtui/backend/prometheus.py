@@ -44,7 +44,7 @@ METRICS: dict[str, tuple[str, str]] = {
                                          "delivery (conflation by design, not a loss), by topic")),
     "arbtui_kafka_messages": ("counter", ("Kafka producer messages by topic and outcome "
                                          "(published, delivered, superseded, dropped, retried, "
-                                         "lost, duplicates); lost > 0 is the alarm")),
+                                         "lost, replayed, duplicates); lost > 0 is the alarm")),
     "arbtui_venue_reconnects": ("counter", "Venue reconnects"),
     "arbtui_venue_events": ("counter", "Venue adapter counters (gaps, checksums, frame errors, ...)"),
     "arbtui_realized_pnl": ("gauge", "Realized PnL of simulated execution, by currency"),
@@ -61,7 +61,7 @@ METRICS: dict[str, tuple[str, str]] = {
 KAFKA_STATES = ("connecting", "retrying", "up", "down", "unauthorized", "stopped")
 #: The Kafka producer's delivery outcomes the bus counts per topic.
 KAFKA_OUTCOMES = ("published", "delivered", "superseded", "dropped", "retried", "lost",
-                  "duplicates")
+                  "replayed", "duplicates")
 
 
 class EngineCollector:

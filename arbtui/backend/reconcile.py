@@ -17,9 +17,10 @@ role's journal) reconciles against it:
   closed with ``owner lost``; when a newer detector process appears on the same
   host while the old one is silent, they close at once with ``detector restarted``;
 - windows a snapshot lists that the consumer never saw open are added;
-- a snapshot older than a few intervals (history read with ``--since``, or a
-  partition re-read after an outage) is ignored: out of order with the events
-  it would judge, it proves nothing; a fresh one follows within an interval;
+- a snapshot taken before this consumer started (history read with ``--since``)
+  or older than a few intervals (a partition re-read after an outage) is ignored:
+  out of order with the events it would judge, it proves nothing; a fresh one
+  follows within an interval;
 - an id once closed is never reopened: a late OPENED/UPDATED for it (a retried
   record arriving after the snapshot that closed it) is ignored.
 
@@ -54,7 +55,8 @@ class _Owner:
 
 
 class OpenWindows:
-    def __init__(self, owner_timeout_s: float = 8.0, snapshot_interval_s: float = 2.0) -> None:
+    def __init__(self, owner_timeout_s: float = 8.0, snapshot_interval_s: float = 2.0,
+                 not_before_ns: int = 0) -> None:
         self.owner_timeout_s = owner_timeout_s
         self.snapshot_interval_s = snapshot_interval_s
         self.open: dict[str, Opportunity] = {}
@@ -64,6 +66,7 @@ class OpenWindows:
         self.ignored_late = 0  # events for ids already closed
         self.stale_snapshots = 0
         self._stale_ns = int(max(5.0, 2.5 * snapshot_interval_s) * 1e9)
+        self.not_before_ns = not_before_ns  # snapshots taken before this are history
         self._closed: set[str] = set()
         self._closed_order: deque[str] = deque()
 
@@ -85,7 +88,7 @@ class OpenWindows:
 
     def on_snapshot(self, s: OpenSet, now: float, wall_ns: int) -> list[Opportunity]:
         """Reconcile against one owner's open set; returns the CLOSED events synthesized."""
-        if wall_ns - s.ts_ns > self._stale_ns:
+        if s.ts_ns < self.not_before_ns or wall_ns - s.ts_ns > self._stale_ns:
             self.stale_snapshots += 1
             return []
         ow = self.owners.get(s.owner)

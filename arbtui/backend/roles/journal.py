@@ -112,7 +112,10 @@ class JournalRole(Role):
 
         next_sweep = 0.0
         try:
-            while not (self.stopping or self.sup.stopping):
+            # It runs until stop() cancels it (its last drain is in the finally): it must
+            # not quit when the process starts stopping, while the executor, running
+            # until its own cancellation, can still publish a last fill.
+            while not self.stopping:
                 if not any(len(s) for s in subs):
                     try:
                         await asyncio.wait_for(wake.wait(), 0.25)

@@ -229,8 +229,11 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
                                 time.monotonic() - (self.down_since or time.monotonic()),
                                 THIN_LOGS.suppressed)
                     self.down_since = None
+                    was_down = self.state == "down"
                     self.state, self.reason = "up", ""
                     self.up_since = time.monotonic()
+                    if was_down:
+                        asyncio.get_running_loop().create_task(self.check_lost_acked())
             elif self.state != "down":
                 if self.state == "up":
                     self.outages += 1
@@ -260,6 +263,7 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
             "dropped": dict(self.dropped),
             "retried": dict(self.retried),
             "lost": dict(self.lost),
+            "replayed": dict(self.replayed),
             "duplicates": dict(self.duplicates),
             "idempotent": self.idempotent,
             "in_flight": self.pending(),

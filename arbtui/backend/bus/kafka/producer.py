@@ -22,6 +22,15 @@ The policy differs by what a lost message costs:
   without limit; if that bound is ever hit the oldest message is LOST, counted
   in ``lost`` and flagged in the bus state (the status line says so in red), and
   the detectors' open-set snapshots reconcile the viewers and the journal.
+
+An acknowledgement is not the end of it: a broker that loses its log (an
+in-memory dev broker restarted, an unclean leader election) loses records it
+had acknowledged but nobody had read yet. So the last minute of acknowledged
+reliable records is kept (``_recent``), and after every outage each partition's
+newest one is looked up by its timestamp: if the log no longer has it, every
+kept record of that partition is sent again (``replayed``; consumers drop the
+ones they already had by id). Book states are not replayed: they are restated
+every few seconds anyway, and an old one would briefly undo a newer one.
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ import time
 from collections import deque
 from typing import Any
 
-from arbtui.backend.bus.base import QUOTES
+from arbtui import model
+from arbtui.backend.bus.base import QUOTES, STATUS
 from arbtui.backend.bus.kafka.connection import missing_permission
-from arbtui.backend.bus.kafka.logs import log
+from arbtui.backend.bus.kafka.logs import log, quiet_stop
 from arbtui.backend.bus.kafka.partitioning import base_partitioner
-from arbtui.backend.bus.kafka.wire import PREFIX, WIRE, encode_batch
+from arbtui.backend.bus.kafka.wire import PREFIX, WIRE, encode_batch, unpack
 
 #: Logical topics whose messages may be coalesced or shed under pressure.
 LOSSY = frozenset({QUOTES})
@@ -48,10 +58,15 @@ _PASS_MAX = 4096
 #: Back-off of the reliable outbox after a failed record (seconds, doubling).
 _RETRY_MIN, _RETRY_MAX = 0.25, 5.0
 
-#: Delivery counts as recovered once records have been acknowledged and none has
-#: failed for this long: right after a broker restart some partitions answer
-#: while others still fail, and one episode must not log as several.
-_RECOVERED_AFTER_S = 2.0
+#: Acknowledged reliable records kept for a replay if the cluster loses them.
+_RECENT_S = 60.0
+
+#: Delivery counts as recovered once records have been acknowledged, none has
+#: failed for this long and the broker has been reachable for twice as long: for
+#: seconds after a broker restart some partitions answer while others still fail
+#: (tansu answers UnknownError until its topics are back), and one outage must not
+#: log as several episodes.
+_RECOVERED_AFTER_S = 5.0
 
 
 class ProducerSide:
@@ -66,6 +81,12 @@ class ProducerSide:
         self.dropped: dict[str, int] = {}  # quotes shed or failed: never reached the broker
         self.retried: dict[str, int] = {}  # reliable messages sent again after a failure
         self.lost: dict[str, int] = {}  # reliable messages shed at reliable_buffer: LOUD
+        self.replayed: dict[str, int] = {}  # acknowledged, then lost by the cluster: sent again
+        # (acked at monotonic s, topic name, partition, offset, timestamp ms, logical topic,
+        # the record's value, messages in it). The encoded bytes, not the messages: a
+        # minute of objects would be the garbage collector's to walk on every full pass.
+        self._recent: deque[tuple[float, str, int, int, int, str, bytes, int]] = deque()
+        self._recent_n = 0
         self.idempotent = False
         self._outq: deque[tuple[str, str, Any]] = deque()  # quotes: (topic, key, message)
         self._relq: deque[tuple[str, str, Any]] = deque()  # reliable topics
@@ -113,13 +134,14 @@ class ProducerSide:
         venue+symbol, then, if that freed nothing, shed the oldest. False = drop
         the new one (everything is in flight, nothing queued to shed)."""
         q = self._outq
+        items = list(q)  # indexed below: a deque's middle is O(n) to reach
         newest: dict[tuple[str, str], int] = {}
-        for i, (_, _, m) in enumerate(q):
+        for i, (_, _, m) in enumerate(items):
             newest[(m.venue, m.symbol)] = i
-        if len(newest) < len(q):
+        if len(newest) < len(items):
             keep = sorted(newest.values())
-            self.superseded[topic] = self.superseded.get(topic, 0) + len(q) - len(keep)
-            self._outq = q = deque(q[i] for i in keep)
+            self.superseded[topic] = self.superseded.get(topic, 0) + len(items) - len(keep)
+            self._outq = q = deque([items[i] for i in keep])
         if len(q) + self._unacked < self.k.max_in_flight:
             return True
         self.dropped[topic] = self.dropped.get(topic, 0) + 1
@@ -199,15 +221,19 @@ class ProducerSide:
                     try:
                         value = encode_batch(topic, [m for _, m in chunk], qfmt)
                         est[topic] = max(64.0, len(value) / n)
+                        # An explicit timestamp: after an outage a record is found again
+                        # by it (see check_lost_acked).
+                        ts_ms = time.time_ns() // 1_000_000
                         fut = await producer.send(self.names.get(topic, topic), value,
-                                                  key=key, partition=p)
+                                                  key=key, partition=p, timestamp_ms=ts_ms)
                     except Exception as e:  # noqa: BLE001 - counted, surfaced, never fatal
                         self._add_unacked(reliable, -n)
                         self._failed(reliable, topic, [(topic, k, m) for k, m in chunk], e)
                         continue
                     self.records[topic] = self.records.get(topic, 0) + 1
                     fut.add_done_callback(
-                        lambda f, t=topic, ch=chunk, rel=reliable: self._on_ack(t, rel, ch, f))
+                        lambda f, t=topic, ch=chunk, rel=reliable, ts=ts_ms, v=value:
+                        self._on_ack(t, rel, ch, f, ts, v))
             # The partition count can change (a topic re-created by another role):
             # re-read it whenever the client refreshed its metadata.
             for topic, (known, _) in list(parts.items()):
@@ -242,7 +268,8 @@ class ProducerSide:
                 g[1].append((key, msg))
         return groups
 
-    def _on_ack(self, topic: str, reliable: bool, chunk: list, fut: asyncio.Future) -> None:
+    def _on_ack(self, topic: str, reliable: bool, chunk: list, fut: asyncio.Future,
+                ts_ms: int = 0, value: bytes = b"") -> None:
         n = len(chunk)
         self._add_unacked(reliable, -n)
         e = (asyncio.CancelledError() if fut.cancelled() else fut.exception())
@@ -252,6 +279,8 @@ class ProducerSide:
         self.delivered[topic] = self.delivered.get(topic, 0) + n
         if reliable:
             self._retry_delay = _RETRY_MIN
+            if topic != STATUS and n:
+                self._keep_recent(topic, n, fut.result(), ts_ms, value)
         if self._failing_since is not None:
             self._acked_since_fail = True
             self.check_recovered()
@@ -297,8 +326,11 @@ class ProducerSide:
         """Log the recovery once records are acknowledged again and none failed for
         _RECOVERED_AFTER_S (also called by the health loop: a quiet role may get its
         last acknowledgement before that)."""
+        now = time.monotonic()
+        up = self.up_since if self.state == "up" else None
         if (self._failing_since is not None and self._acked_since_fail
-                and time.monotonic() - self._last_fail >= _RECOVERED_AFTER_S):
+                and now - self._last_fail >= _RECOVERED_AFTER_S
+                and up is not None and now - up >= 2 * _RECOVERED_AFTER_S):
             self._recovered()
 
     def _recovered(self) -> None:
@@ -309,6 +341,62 @@ class ProducerSide:
         log.warning("kafka: delivery recovered after %.1fs: failed %s; retried so far %s, "
                     "quotes dropped %s, lost %s", took, failed, dict(self.retried),
                     dict(self.dropped), dict(self.lost))
+
+    # ------------------------------------------------------------------ lost acknowledgements
+
+    def _keep_recent(self, topic: str, n: int, md: Any, ts_ms: int, value: bytes) -> None:
+        now = time.monotonic()
+        r = self._recent
+        r.append((now, md.topic, md.partition, md.offset, ts_ms, topic, value, n))
+        self._recent_n += n
+        while r and (now - r[0][0] > _RECENT_S or self._recent_n > self.k.reliable_buffer):
+            self._recent_n -= r.popleft()[7]
+
+    async def check_lost_acked(self) -> None:
+        """After an outage: did the cluster keep what it acknowledged? Per partition,
+        the newest kept record is looked up by its timestamp; a log that no longer has
+        it lost them all, and every kept record of that partition is sent again."""
+        if not self._recent:
+            return
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        newest: dict[Any, tuple[int, int]] = {}  # tp -> (offset, timestamp ms)
+        for _, name, part, off, ts, _, _, _ in self._recent:
+            newest[TopicPartition(name, part)] = (off, ts)
+        c = AIOKafkaConsumer(**self._kw, group_id=None, enable_auto_commit=False)
+        try:
+            await asyncio.wait_for(c.start(), 10)
+            found = await asyncio.wait_for(
+                c.offsets_for_times({tp: ts for tp, (_, ts) in newest.items()}), 10)
+        except Exception as e:  # noqa: BLE001 - cannot tell: keep what we have, say so
+            log.warning("kafka: cannot check whether the cluster kept acknowledged records "
+                        "(%s: %s)", type(e).__name__, e)
+            return
+        finally:
+            await quiet_stop(c)
+        gone = set()
+        for tp, (off, ts) in newest.items():
+            ot = found.get(tp)
+            # Kept: the earliest record at/after our timestamp is ours (or shares its ms).
+            if ot is None or ot.timestamp != ts or ot.offset > off:
+                gone.add((tp.topic, tp.partition))
+        if not gone:
+            return
+        again = [e for e in self._recent if (e[1], e[2]) in gone]
+        self._recent = deque(e for e in self._recent if (e[1], e[2]) not in gone)
+        self._recent_n = sum(e[7] for e in self._recent)
+        msgs = []
+        for _, _, _, _, _, topic, value, _ in again:
+            for m in unpack(value)[0]:
+                if isinstance(m, model.OpenSet):
+                    continue  # periodic anyway; an old one proves nothing
+                msgs.append((topic, m.symbol, m))
+                self.replayed[topic] = self.replayed.get(topic, 0) + 1
+        self._relq.extendleft(reversed(msgs))
+        self._out_event.set()
+        log.warning("kafka: the cluster lost %d acknowledged messages in %d partitions during "
+                    "the outage; sending them again (consumers drop what they already had): %s",
+                    len(msgs), len(gone), dict(self.replayed))
 
     def pending(self) -> int:
         """Messages queued or unacknowledged (both outboxes)."""
