@@ -388,8 +388,8 @@ class ProducerSide:
         msgs = []
         for _, _, _, _, _, topic, value, _ in again:
             for m in unpack(value)[0]:
-                if isinstance(m, model.OpenSet):
-                    continue  # periodic anyway; an old one proves nothing
+                if isinstance(m, (model.OpenSet, model.WalletState)):
+                    continue  # states, periodic anyway: an old one proves nothing
                 msgs.append((topic, m.symbol, m))
                 self.replayed[topic] = self.replayed.get(topic, 0) + 1
         self._relq.extendleft(reversed(msgs))
