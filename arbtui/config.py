@@ -134,8 +134,10 @@ class SimConfig(_S):
     seed: int = 7
     venues: list[str] = msgspec.field(default_factory=lambda: list(VENUES))
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-USD", "ETH-USD"])
-    volatility_bps: float = 0.5  # per-step std dev of the fair price
-    dislocation_rate: float = 0.5  # dislocations per second per symbol
+    # None = fitted to the real recordings (arbtui/backend/sim/calibration.json)
+    volatility_bps: float | None = None  # std dev of a venue mid's 1 s return, bps
+    dislocation_rate: float | None = None  # venue dislocations per second per symbol
+    dislocation_bps: float | None = None  # median size of a dislocation, bps
     tick_ms: float = 50.0
     faults: dict[str, list[str]] = {}
 
@@ -471,8 +473,11 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     for i, sym in enumerate(s.symbols):
         if not SYMBOL_RE.match(sym):
             raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
-    if s.volatility_bps < 0 or s.dislocation_rate < 0 or s.tick_ms <= 0:
-        raise bad("sim.volatility_bps", s.volatility_bps, "volatility, dislocation_rate >= 0; tick_ms > 0")
+    for key in ("volatility_bps", "dislocation_rate", "dislocation_bps"):
+        if getattr(s, key) is not None and getattr(s, key) < 0:
+            raise bad(f"sim.{key}", getattr(s, key), "must be >= 0 (leave it out for the fitted value)")
+    if s.tick_ms <= 0:
+        raise bad("sim.tick_ms", s.tick_ms, "must be > 0")
     if cfg.metrics.listen and not re.match(r"^[\w.\-\[\]:]*:\d{1,5}$", cfg.metrics.listen):
         raise bad("metrics.listen", cfg.metrics.listen, 'must be "host:port", e.g. "127.0.0.1:9464"')
     if not (0 < cfg.journal.flush_ms <= 1000):

@@ -124,9 +124,15 @@ def topic_prefix() -> str:
 
 def kafka_toml(bootstrap: str, prefix: str, *, partitions: int = 12, extra: str = "",
                kafka_extra: str = "") -> str:
-    """A config file pointing arbtui at ``bootstrap`` with per-test topic names."""
+    """A config file pointing arbtui at ``bootstrap`` with per-test topic names.
+
+    The demo market is made lively (unless ``extra`` has its own ``[sim]``): these tests
+    wait for opportunities and fills within seconds, the calibrated market opens a few
+    a minute."""
+    lively = "" if "[sim]" in extra else "[sim]\ndislocation_rate = 3.0\ndislocation_bps = 20.0\n"
     return f"""
 {extra}
+{lively}
 
 [bus]
 kind = "kafka"

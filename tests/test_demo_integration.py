@@ -25,6 +25,9 @@ async def test_demo_engine_finds_opportunities_within_10s(monkeypatch, tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     cfg = config.load(use_user=False)
+    # The calibrated demo opens a few windows a minute; this test wants one in seconds.
+    cfg.sim.dislocation_rate = 3.0
+    cfg.sim.dislocation_bps = 20.0
     engine = Engine(cfg, mode="demo", sim=simulator(cfg))
     await engine.start()
     try:
@@ -49,7 +52,10 @@ async def test_demo_engine_finds_opportunities_within_10s(monkeypatch, tmp_path)
 
 def test_headless_cli_json_lines_and_sigterm(tmp_path):
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path))
-    p = subprocess.Popen([sys.executable, "-m", "arbtui", "--demo", "--no-ui", "--duration", "10"],
+    lively = tmp_path / "lively.toml"  # the calibrated demo is quieter than 6 s allow
+    lively.write_text("[sim]\ndislocation_rate = 3.0\ndislocation_bps = 20.0\n")
+    p = subprocess.Popen([sys.executable, "-m", "arbtui", "--demo", "--no-ui", "--duration", "10",
+                          "--config", str(lively)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     time.sleep(6)
     p.send_signal(signal.SIGTERM)

@@ -49,7 +49,8 @@ async def _record(out: Path, venues: list[str], seconds: float = RECORD_S, *,
     cfg = default_cfg()
     own = sim is None
     if own:
-        sim = Simulator(venues, SYMBOLS, seed=11, tick_ms=50.0, dislocation_rate=2.0)
+        sim = Simulator(venues, SYMBOLS, seed=11, tick_ms=50.0, dislocation_rate=2.0,
+                        dislocation_bps=30.0)  # lively: the calibrated demo is quieter
         await sim.start()
     live: list = []
     try:
@@ -146,7 +147,9 @@ async def test_several_files_merge_by_time(tmp_path):
     pair = [v for v in ("binance", "kraken", "okx") if v in VENUES][:2]
     if len(pair) < 2:
         pytest.skip("needs two simulated venues")
-    sim = Simulator(pair, SYMBOLS, seed=5, tick_ms=50.0, dislocation_rate=2.0)
+    # lively on purpose: the pair's fee hurdle is tens of bps and the recording 2 s long
+    sim = Simulator(pair, SYMBOLS, seed=5, tick_ms=50.0, dislocation_rate=4.0,
+                    dislocation_bps=80.0)
     await sim.start()
     try:
         fa, fb = tmp_path / f"{pair[0]}.jsonl.zst", tmp_path / f"{pair[1]}.jsonl.zst"

@@ -116,3 +116,42 @@ def test_report_errors(tmp_path) -> None:
     with pytest.raises(ReportError):
         parse_since("5 parsecs")
     assert parse_since("2h", now_s=10_000.0) == int((10_000 - 7200) * 1e9)
+
+
+def test_report_histograms_label_every_bucket() -> None:
+    """Each bucket is a row of its own: label, bar, count, so no label is thinned away."""
+    from arbtui.backend.detector import LIFETIME_BUCKETS_MS
+    from arbtui.commands.report import NET_BUCKETS_BPS, _bucket_labels, render
+
+    lt_labels = _bucket_labels(LIFETIME_BUCKETS_MS, "ms")
+    ne_labels = _bucket_labels(NET_BUCKETS_BPS, "bps")
+    # the tallest lifetime bucket is 250-500ms, the one plotext used to leave unlabelled
+    lt_counts = [i + 1 for i in range(len(lt_labels))]
+    lt_counts[lt_labels.index("250-500ms")] = 99
+    ne_counts = [0, 3, 0, 7, 1, 0, 0, 0, 2]
+    empty = {"n": 0, "min": None, "p50": None, "p90": None, "max": None}
+    rep = {
+        "journal": "x", "first_ts_ns": None, "last_ts_ns": None, "sessions": 1,
+        "opportunity_events": 1, "opportunities": 1, "suspect": 0, "per_symbol": {},
+        "per_venue_pair": {}, "realized_pnl": {}, "pnl_series": {},
+        "executions": {"trades": 0, "fills": 0, "by_status": {}, "one_legged": 0, "partial": 0,
+                       "unwinds": 0, "by_venue": {}, "fees": {}},
+        "net_edge_bps": {**empty, "n": 13, "buckets": ne_labels, "counts": ne_counts},
+        "lifetime_ms": {**empty, "n": 150, "buckets": lt_labels, "counts": lt_counts},
+    }
+    for width in (60, 80, 120):
+        out = render(rep, width=width, color=False, charts=True)
+        lines = out.splitlines()
+        for title, labels, counts in (
+                ("opportunity lifetime (closed windows)", lt_labels, lt_counts),
+                ("peak NET edge per opportunity (bps, after fees)", ne_labels, ne_counts)):
+            i = lines.index(title)
+            rows = lines[i + 1:i + 1 + len(labels)]
+            for row, lab, c in zip(rows, labels, counts, strict=True):
+                head, _, tail = row.partition("│")
+                assert head.strip() == lab, (width, row)
+                assert tail.split()[-1] == str(c) if c else tail.strip() == "0", (width, row)
+                assert len(row) <= width, (width, row)
+            bars = [r.count("█") for r in rows]
+            assert bars.index(max(bars)) == counts.index(max(counts))
+            assert all((b > 0) == (c > 0) or c * 10 < max(counts) for b, c in zip(bars, counts))

@@ -74,7 +74,10 @@ async def test_soak_faults_recover(tmp_path, monkeypatch):
     cfg.sim.venues = VENUES
     cfg.sim.symbols = SYMBOLS
     cfg.sim.tick_ms = 50.0
-    cfg.sim.dislocation_rate = 0.2
+    # Lively: the OKX-outage check needs other pairs to open windows within ~10 s,
+    # more than the calibrated demo's few a minute.
+    cfg.sim.dislocation_rate = 2.0
+    cfg.sim.dislocation_bps = 20.0
     journal = tmp_path / "journal.sqlite"
     if hasattr(cfg, "journal") and hasattr(cfg.journal, "path"):
         cfg.journal.path = str(journal)

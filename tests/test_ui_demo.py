@@ -42,6 +42,10 @@ def demo_app(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     cfg = configmod.load(use_user=False)
     cfg.journal.path = str(tmp_path / "journal.sqlite")
+    # Lively on purpose: these tests want fills within seconds; the calibrated demo
+    # market opens only a few windows a minute.
+    cfg.sim.dislocation_rate = 3.0
+    cfg.sim.dislocation_bps = 20.0
     eng = Engine(cfg, mode="demo", sim=simulator(cfg))
     return ArbApp(eng, cfg, threaded=True), eng
 

@@ -23,4 +23,4 @@ def simulator(cfg: Config, *, venues: list[str] | None = None,
     s = cfg.sim
     return Simulator(list(venues or s.venues), list(symbols or s.symbols), seed=s.seed,
                      volatility_bps=s.volatility_bps, dislocation_rate=s.dislocation_rate,
-                     tick_ms=s.tick_ms, faults=s.faults)
+                     dislocation_bps=s.dislocation_bps, tick_ms=s.tick_ms, faults=s.faults)

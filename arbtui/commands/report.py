@@ -215,6 +215,29 @@ def _ts(ns: int | None) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def hbars(title: str, labels: list[str], counts: list[int], width: int, color: bool) -> str:
+    """A histogram as one row per bucket: label, bar, count.
+
+    plotext's vertical bar chart thins its x labels when they do not fit the width, so
+    buckets lost their labels (``250-500ms`` vanished and the tallest bar sat beside
+    ``500-1000ms``). A row per bucket labels every bucket at any width, empty ones too, so
+    the scale reads the same between reports.
+    """
+    lw = max(len(lab) for lab in labels)
+    cw = max(len(str(c)) for c in counts)
+    room = max(1, width - lw - cw - 4)
+    top = max(counts) or 1
+    rows = [title]
+    for lab, c in zip(labels, counts, strict=True):
+        n = round(c / top * room)
+        bar = "█" * n if n or not c else "▏"  # a non-empty bucket always shows a mark
+        pad = " " * (room - len(bar))
+        if color and c:
+            bar = f"\x1b[36m{bar}\x1b[0m"
+        rows.append(f"{lab:>{lw}} │{bar}{pad} {c:>{cw}}")
+    return "\n".join(rows)
+
+
 def _charts(r: dict[str, Any], width: int, color: bool) -> list[str]:
     import plotext as plt
 
@@ -233,14 +256,12 @@ def _charts(r: dict[str, Any], width: int, color: bool) -> list[str]:
 
     ne = r["net_edge_bps"]
     if ne["n"]:
-        setup("peak NET edge per opportunity (bps, after fees)")
-        plt.bar(ne["buckets"], ne["counts"])
-        out.append(build())
+        out.append(hbars("peak NET edge per opportunity (bps, after fees)", ne["buckets"],
+                         ne["counts"], width, color))
     lt = r["lifetime_ms"]
     if lt["n"]:
-        setup("opportunity lifetime (closed windows)")
-        plt.bar(lt["buckets"], lt["counts"])
-        out.append(build())
+        out.append(hbars("opportunity lifetime (closed windows)", lt["buckets"], lt["counts"],
+                         width, color))
     for ccy, pts in r["pnl_series"].items():
         if not pts:
             continue

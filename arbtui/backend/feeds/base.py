@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import statistics
 import urllib.request
@@ -37,6 +38,7 @@ from typing import Any, ClassVar
 from arbtui.backend.book import Book
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds.sync import BookSync
+from arbtui.backend.metrics import FEED_BUCKETS_S, Histogram, resync_kind
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
 
 log = logging.getLogger("arbtui.feeds")
@@ -219,6 +221,9 @@ class VenueFeed:
         self.backoff = Backoff()
         self.conn_state_reason = "not started"
         self._latency: deque[float] = deque(maxlen=600)  # recv - venue ts, ms
+        self._latency_floor = math.inf
+        self.latency_hist = Histogram(FEED_BUCKETS_S)  # arbtui_feed_latency_seconds
+        self.quotes_out = 0  # arbtui_quotes_total
         self._outbox: asyncio.Queue[str] | None = None
         self._ws: Any = None
         self._stop = asyncio.Event() if _has_loop() else None
@@ -324,6 +329,7 @@ class VenueFeed:
     def resync(self, sb: SymbolBook, reason: str) -> None:
         """Mark ONE book RESYNC and refresh it, rate-limited per venue."""
         self.count("resyncs")
+        self.count(f"resyncs.{resync_kind(reason)}")  # arbtui_book_resyncs_total{reason}
         self.set_state(sb, BookState.RESYNC, reason)
         sb.last_top = None
         if sb.resync_pending:
@@ -371,8 +377,15 @@ class VenueFeed:
             self.spawn(ws.close())
 
     def venue_latency(self, recv_ns: int, venue_ts_ns: int) -> None:
+        """Called once per published quote: counts it, and keeps its receive delay."""
+        self.quotes_out += 1
         if venue_ts_ns:
-            self._latency.append((recv_ns - venue_ts_ns) / 1e6)
+            ms = (recv_ns - venue_ts_ns) / 1e6
+            self._latency.append(ms)
+            # The histogram is skew-corrected like feed_latency_ms: the smallest delay
+            # seen on this feed stands for clock offset + fastest path.
+            self._latency_floor = min(self._latency_floor, ms)
+            self.latency_hist.observe((ms - self._latency_floor) / 1e3)
 
     def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
         """After a WHOLE message is applied: crossed check, then emit a Quote if the top
@@ -684,7 +697,8 @@ class VenueFeed:
         return VenueStatus(
             venue=self.venue, state=state, reason=reason, connected=self.connected,
             last_msg_ns=self.last_msg_ns, reconnects=self.reconnects, msg_rate=self.msg_rate,
-            symbols=syms, counters=dict(self.counters), feed_latency_ms=lat, clock_offset_ms=offset,
+            symbols=syms, counters={**self.counters, "quotes": self.quotes_out},
+            feed_latency_ms=lat, clock_offset_ms=offset,
         )
 
     def live_symbols(self) -> list[str]:

@@ -1,33 +1,52 @@
-"""Market model behind the venue simulator.
+"""Market model behind the venue simulator, calibrated on real recordings.
 
-One fair price per symbol moves as a random walk in discrete ticks. Each venue
-quotes around its *view* of the fair price with its own spread, depth and size
-noise. A dislocation is a jump in the fair price that one venue reacts to late
-(20-500 ms), so real cross-venue windows open and close. Everything is driven
-by one seeded RNG and a tick counter, never by the wall clock, so a seed gives
-the same market every run.
+One fair price per symbol follows a random walk whose per-second volatility is fitted
+to the recordings (``calibration.json``, written by ``python tools/fit_market.py``).
+Each venue quotes the fair price as it was ``lag`` ms ago (the price leader has no lag,
+the others follow; a prior, since no two venues were recorded at once), plus a small
+slowly reverting deviation of its own, with the fitted top-of-book spread and a book whose
+level spacing and level sizes follow the fitted depth profile.
+
+Net opportunities come from *dislocations*: a sweep knocks one venue's quotes away from
+the rest by a log-normal amount (usually a few bps, now and then tens) and makers refill
+it with a half-life of a few hundred ms. The fair price itself does not jump, so a
+two-minute demo moves BTC by tenths of a percent, as in a quiet real hour.
+
+Everything is driven by one seeded RNG and a tick counter, never by the wall clock, so a
+seed gives the same market every run.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
 
 BASE_PRICES = {"BTC": 65000.0, "ETH": 1900.0, "SOL": 150.0, "XRP": 0.55, "DOGE": 0.12,
                "ADA": 0.45, "LTC": 80.0, "AVAX": 30.0, "DOT": 6.0, "LINK": 14.0,
                "USDT": 1.0, "USDC": 1.0}  # stablecoins: the conversion books (USDT-USD)
 
-# Per-venue personality: spread in bps, level count, tick multiplier, size scale.
-VENUE_PROFILE = {
-    "binance": (0.4, 1.0, 1.5),
-    "coinbase": (0.8, 1.0, 1.0),
-    "kraken": (1.2, 1.0, 0.8),
-    "bybit": (0.6, 1.0, 1.2),
-    "okx": (0.6, 1.0, 1.2),
-    "gemini": (1.5, 1.0, 0.6),
-}
+
+@cache
+def calibration() -> dict[str, Any]:
+    """The fitted parameters shipped with the package (``calibration.json``)."""
+    return json.loads(resources.files("arbtui.backend.sim").joinpath("calibration.json")
+                      .read_text(encoding="utf-8"))
+
+
+def asset_params(symbol: str) -> dict[str, Any]:
+    assets = calibration()["model"]["assets"]
+    return assets.get(symbol.split("-")[0], assets["default"])
+
+
+def _venue_prior(name: str, venue: str, default: float) -> float:
+    return float(calibration()["priors"][name].get(venue, default))
 
 
 def price_tick(symbol: str) -> float:
@@ -47,9 +66,10 @@ def decimals(step: float) -> int:
 
 @dataclass
 class Dislocation:
+    """One venue's quotes knocked ``bps`` away from the rest, decaying as makers refill."""
+
     venue: str
-    until_tick: int
-    frozen_price: float
+    bps: float
 
 
 @dataclass
@@ -80,53 +100,94 @@ def diff(old: VenueBook, new: VenueBook) -> list[tuple[str, str, str]]:
 
 
 class MarketModel:
+    """``volatility_bps`` (per second), ``dislocation_rate`` (per symbol per second) and
+    ``dislocation_bps`` (median size) default to the calibration; pass numbers to
+    override them, e.g. a livelier demo or ``dislocation_rate=0`` for book-only tests."""
+
     def __init__(self, symbols: list[str], venues: list[str], *, seed: int = 7,
-                 volatility_bps: float = 0.5, dislocation_rate: float = 0.5,
+                 volatility_bps: float | None = None, dislocation_rate: float | None = None,
                  tick_ms: float = 50.0, levels: int = 20,
-                 dislocation_bps: tuple[float, float] = (5.0, 80.0)) -> None:
+                 dislocation_bps: float | None = None) -> None:
+        cal = calibration()
+        disl = cal["priors"]["dislocation"]
+        dev = cal["model"]["venue_dev"]
         self.symbols = list(symbols)
         self.venues = list(venues)
         self.rng = random.Random(seed)
-        self.vol = volatility_bps / 1e4
-        self.p_dislocate = dislocation_rate * tick_ms / 1000.0
         self.tick_ms = tick_ms
         self.levels = levels
-        self.dislocation_bps = dislocation_bps
         self.tick = 0
+        dt = tick_ms / 1000.0
+        rate = disl["rate_per_s"] if dislocation_rate is None else dislocation_rate
+        self.p_dislocate = min(1.0, rate * dt)
+        self.disl_median = disl["median_bps"] if dislocation_bps is None else dislocation_bps
+        self.disl_sigma = disl["sigma_ln"]
+        self.disl_decay = 0.5 ** (tick_ms / disl["halflife_ms"])
+        # Venue deviation: an AR(1) (discrete Ornstein-Uhlenbeck) around the lagged fair.
+        self.dev_a = 0.5 ** (tick_ms / dev["halflife_ms"])
+        # 1 s variance of a deviation of std 1 (an AR(1) with this half-life)
+        dev_unit_1s = 2 * (1 - 0.5 ** (1000.0 / dev["halflife_ms"]))
+        self.vol: dict[str, float] = {}
+        self.dev_sd: dict[str, float] = {}
+        for s in self.symbols:
+            if volatility_bps is not None:
+                target = volatility_bps / 1e4
+            else:
+                target = asset_params(s)["vol_bps_per_s"] / 1e4
+            # A venue's mid moves with the fair price plus its own deviation, and the
+            # fitted number is a venue mid's volatility: the deviation takes at most half
+            # of its variance (a still market, like the recorded ETH, keeps venues close)
+            # and the fair price's walk gets the rest.
+            sd = min(dev["std_bps"] / 1e4, target * math.sqrt(0.5 / dev_unit_1s))
+            self.dev_sd[s] = sd
+            self.vol[s] = math.sqrt(max(target ** 2 - sd ** 2 * dev_unit_1s, 0.0) * dt)
+        self.lag_ticks = {v: round(_venue_prior("venue_lag_ms", v, 100.0) / tick_ms)
+                          for v in self.venues}
+        hist = max(self.lag_ticks.values(), default=0) + 1
         self.fair = {s: BASE_PRICES.get(s.split("-")[0], 100.0) for s in self.symbols}
+        self.history = {s: deque([p] * hist, maxlen=hist) for s, p in self.fair.items()}
         self.dislocations: dict[str, list[Dislocation]] = {s: [] for s in self.symbols}
-        # Each venue's own noise around fair, re-drawn slowly.
-        self.noise = {(v, s): 0.0 for v in self.venues for s in self.symbols}
+        self.noise = {(v, s): self.rng.gauss(0.0, self.dev_sd[s])
+                      for v in self.venues for s in self.symbols}
         self.books: dict[tuple[str, str], VenueBook] = {}
+        self._levels: dict[tuple[str, str, int, int], tuple[str, str]] = {}
         self.base = dict(self.fair)
-        self.grid = {s: max(1, round(p * 0.5e-4 / price_tick(s))) for s, p in self.fair.items()}
+        # Deeper levels sit on a grid at the fitted level spacing, fixed in price, so a
+        # small move shifts a few levels (a realistic delta stream) instead of re-pricing
+        # the whole book.
+        self.grid = {s: max(1, round(p * asset_params(s)["level_gap_bps"] / 1e4 / price_tick(s)))
+                     for s, p in self.fair.items()}
         self._rebuild_all()
 
     def venue_price(self, venue: str, symbol: str) -> float:
-        for d in self.dislocations[symbol]:
-            if d.venue == venue:
-                return d.frozen_price
-        return self.fair[symbol] * (1 + self.noise[(venue, symbol)])
+        """The mid this venue quotes now: the fair price ``lag`` ago, its own deviation,
+        and any dislocation it is in."""
+        h = self.history[symbol]
+        lagged = h[-1 - min(self.lag_ticks[venue], len(h) - 1)]
+        bps = sum(d.bps for d in self.dislocations[symbol] if d.venue == venue)
+        return lagged * (1 + self.noise[(venue, symbol)] + bps / 1e4)
 
     def step(self) -> None:
-        """Advance one tick: walk fair prices, maybe open a dislocation, rebuild books."""
+        """Advance one tick: walk fair prices, age and maybe open dislocations, rebuild."""
         self.tick += 1
         rng = self.rng
+        a = self.dev_a
         for s in self.symbols:
-            self.dislocations[s] = [d for d in self.dislocations[s] if d.until_tick > self.tick]
+            b = self.dev_sd[s] * math.sqrt(1 - a ** 2)
+            live = []
+            for d in self.dislocations[s]:
+                d.bps *= self.disl_decay
+                if abs(d.bps) >= 0.05:
+                    live.append(d)
+            self.dislocations[s] = live
             if len(self.venues) > 1 and rng.random() < self.p_dislocate:
-                lag_ms = rng.uniform(20, 500)
-                v = rng.choice(self.venues)
-                if not any(d.venue == v for d in self.dislocations[s]):
-                    frozen = self.venue_price(v, s)
-                    jump = rng.uniform(*self.dislocation_bps) / 1e4 * rng.choice((-1, 1))
-                    self.fair[s] *= 1 + jump
-                    until = self.tick + max(1, int(lag_ms / self.tick_ms))
-                    self.dislocations[s].append(Dislocation(v, until, frozen))
-            self.fair[s] *= 1 + rng.gauss(0.0, self.vol)
+                size = self.disl_median * math.exp(rng.gauss(0.0, self.disl_sigma))
+                self.dislocations[s].append(
+                    Dislocation(rng.choice(self.venues), size * rng.choice((-1, 1))))
+            self.fair[s] *= math.exp(rng.gauss(0.0, self.vol[s]))
+            self.history[s].append(self.fair[s])
             for v in self.venues:
-                if rng.random() < 0.1:
-                    self.noise[(v, s)] = rng.gauss(0.0, 0.5e-4)
+                self.noise[(v, s)] = a * self.noise[(v, s)] + rng.gauss(0.0, b)
         self._rebuild_all()
 
     def _rebuild_all(self) -> None:
@@ -135,29 +196,41 @@ class MarketModel:
                 self.books[(v, s)] = self._build(v, s)
 
     def _build(self, venue: str, symbol: str) -> VenueBook:
-        spread_bps, _, size_scale = VENUE_PROFILE.get(venue, (1.0, 1.0, 1.0))
+        par = asset_params(symbol)
+        spread_bps = par["spread_bps"] * _venue_prior("venue_spread_mult", venue, 1.0)
         mid = self.venue_price(venue, symbol)
         tick = price_tick(symbol)
         dp = decimals(tick)
-        # Levels sit on a grid ~0.5 bps apart so a small move shifts a few levels
-        # (a realistic delta stream) instead of re-pricing the whole book.
         step = self.grid[symbol]
-        half = max(tick, mid * spread_bps / 2e4)
-        best_bid = math.floor((mid - half) / tick / step) * step
-        best_ask = math.ceil((mid + half) / tick / step) * step
+        half = mid * spread_bps / 2e4
+        # The top sits at the fitted spread on the venue's tick; deeper levels on the grid.
+        best_bid = math.floor((mid - half) / tick + 1e-9)
+        best_ask = math.ceil((mid + half) / tick - 1e-9)
         if best_ask <= best_bid:
-            best_ask = best_bid + step
-        base_size = 50_000.0 / self.base[symbol] * size_scale  # ~$50k per level, fixed so sizes persist
+            best_ask = best_bid + 1
+        # Fixed per symbol (not per tick) so a level's size persists while prices move.
+        median = par["level_notional_usd"] / self.base[symbol] * _venue_prior(
+            "venue_size_mult", venue, 1.0)
+        # Level sizes are log-normal like the recorded ones; the spread of the log is
+        # capped so a demo book is not mostly one wall.
+        sigma = min(1.5, par.get("level_notional_ln_sigma") or 1.0)
         book = VenueBook()
-        # Sizes depend on (price level, a slowly changing epoch) so most levels
-        # persist between ticks and the stream carries real deltas, not snapshots.
-        for i in range(self.levels):
-            for is_bid, idx in ((True, best_bid - i * step), (False, best_ask + i * step)):
+        cache = self._levels
+        if len(cache) > 200_000:  # a pure function of its key: dropping it changes nothing
+            cache.clear()
+        bid_idx = [best_bid] + [(best_bid - 1) // step * step - i * step
+                                for i in range(self.levels - 1)]
+        ask_idx = [best_ask] + [-((-best_ask - 1) // step) * step + i * step
+                                for i in range(self.levels - 1)]
+        for is_bid, idxs in ((True, bid_idx), (False, ask_idx)):
+            for idx in idxs:
                 epoch = (self.tick + idx % 20) // 20  # staggered: ~1 in 20 levels resized per tick
-                # crc32, not hash(): str hashes are salted per process (PYTHONHASHSEED).
-                h = random.Random(zlib.crc32(f"{venue}|{symbol}|{idx}|{epoch}".encode()))
-                size = base_size * (0.2 + h.random() * 1.8)
-                px = f"{idx * tick:.{dp}f}"
-                qty = f"{size:.8f}"
-                (book.bids if is_bid else book.asks)[px] = qty
+                key = (venue, symbol, idx, epoch)
+                lvl = cache.get(key)
+                if lvl is None:
+                    # crc32, not hash(): str hashes are salted per process (PYTHONHASHSEED).
+                    h = random.Random(zlib.crc32(f"{venue}|{symbol}|{idx}|{epoch}".encode()))
+                    size = median * math.exp(h.gauss(0.0, sigma))
+                    lvl = cache[key] = (f"{idx * tick:.{dp}f}", f"{size:.8f}")
+                (book.bids if is_bid else book.asks)[lvl[0]] = lvl[1]
         return book

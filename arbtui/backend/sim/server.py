@@ -318,14 +318,16 @@ class Simulator:
     """The whole simulated market: model + hub + one server per venue."""
 
     def __init__(self, venues: list[str], symbols: list[str], *, seed: int = 7,
-                 volatility_bps: float = 0.5, dislocation_rate: float = 0.5, tick_ms: float = 50.0,
+                 volatility_bps: float | None = None, dislocation_rate: float | None = None,
+                 dislocation_bps: float | None = None, tick_ms: float = 50.0,
                  faults: dict[str, list[str]] | None = None, fault_every_s: float = 5.0) -> None:
         classes = venue_classes()
         missing = [v for v in venues if v not in classes]
         if missing:
             raise ValueError(f"no simulator for venue(s): {', '.join(missing)}")
         self.model = MarketModel(symbols, venues, seed=seed, volatility_bps=volatility_bps,
-                                 dislocation_rate=dislocation_rate, tick_ms=tick_ms)
+                                 dislocation_rate=dislocation_rate,
+                                 dislocation_bps=dislocation_bps, tick_ms=tick_ms)
         self.hub = SimHub(self.model)
         faults = faults or {}
         self.venues: dict[str, SimVenue] = {
