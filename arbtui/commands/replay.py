@@ -140,10 +140,12 @@ def _report(engine: ReplayEngine, out) -> None:
     """The run's ``arbtui report`` summary: one JSON line on stdout, the table on stderr."""
     from arbtui.commands import report
 
+    from arbtui.backend.journal import resolve_path
+
     if engine.journal is None:
         print("arbtui replay: journal off: no report", file=sys.stderr)
         return
-    path = Path(engine.journal.path)
+    path = resolve_path(engine.cfg.journal.path)  # the replay's own (ReplayEngine set it)
     try:
         r = report.build(path)
     except report.ReportError as e:
