@@ -20,7 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("roles", "run the detect role: quotes -> opportunities topic (Kafka bus)"),
     "execute": ("roles", "run the execute role: opportunities -> simulated fills, journal"),
     "record": ("record", "capture live (or --demo) venue sessions into a recording for replay"),
-    "replay": ("replay", "play recordings back through the live adapters (dashboard or headless)"),
+    "replay": ("replay", "play recordings back through the live engine on recorded time "
+                         "(dashboard or headless; --execution trades them)"),
+    "sweep": ("sweep", "replay with execution once per combination of config values, "
+                       "table/heatmap of PnL"),
     "report": ("report", "summarize the opportunity/fill journal (terminal charts or --json)"),
     "bench": ("bench", "run the benchmark suite (source checkout only)"),
 }

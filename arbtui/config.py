@@ -81,6 +81,7 @@ class ExecutionConfig(_S):
     latency_ms: dict[str, float] = {}
     default_latency_ms: float = 50.0  # venues missing from latency_ms
     jitter_ms: float = 0.0
+    jitter_seed: int = 0  # the jitter's random sequence: a replay's fills repeat exactly
     max_notional: float = 5_000.0
     one_leg_policy: Literal["keep", "unwind"] = "keep"
     wallets: dict[str, WalletConfig] = {}

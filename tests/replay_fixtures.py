@@ -99,3 +99,56 @@ BAD_COUNTERS = ("gaps", "crossed", "resyncs", "frame_errors", "checksum_mismatch
 def bad_counters(feed) -> dict[str, int]:
     c = feed.status().counters
     return {k: c[k] for k in BAD_COUNTERS if c.get(k)}
+
+
+# ---------------------------------------------------------------------- execution replays
+
+SIM_SYMBOLS = ["BTC-USD", "ETH-USD"]
+
+
+def record_sim(out: Path, seconds: float = 5.0, *, venues: list[str] | None = None,
+               dislocation_rate: float = 12.0, seed: int = 7) -> Path:
+    """Record the loopback simulator through the live adapters (many dislocations)."""
+    import asyncio
+
+    from arbtui import symbols as symmod
+    from arbtui.backend.record import record_session
+    from arbtui.backend.sim.server import Simulator
+
+    venues = venues or ["coinbase", "kraken", "okx", "bybit", "gemini"]
+
+    async def run() -> None:
+        sim = Simulator(venues, SIM_SYMBOLS, seed=seed, tick_ms=50.0,
+                        dislocation_rate=dislocation_rate)
+        await sim.start()
+        try:
+            urls = {v: sim.urls()[v] for v in venues}
+            maps = {v: symmod.sim_symbol_map(v, SIM_SYMBOLS) for v in venues if v != "binance"}
+            await record_session(default_cfg(), venues, SIM_SYMBOLS, seconds, str(out),
+                                 urls=urls, symbol_maps=maps)
+        finally:
+            await asyncio.wait_for(sim.stop(), 10)
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    return out
+
+
+def execution_cfg():
+    """Execution on, tuned so one replay of a simulator session shows every case:
+    a slow venue (one-legged and rejected legs, unwinds), jitter, small wallets
+    (sizes capped, balance exhausted) and sizes that walk the book (partials)."""
+    from arbtui.config import WalletConfig
+
+    cfg = default_cfg()
+    cfg.detector.min_net_bps = 1.0
+    cfg.detector.max_notional = 500_000.0
+    e = cfg.execution
+    e.enabled = True
+    e.min_net_bps = 1.0
+    e.latency_ms = {"coinbase": 5.0, "kraken": 150.0, "okx": 40.0}
+    e.jitter_ms = 20.0
+    e.one_leg_policy = "unwind"
+    e.max_notional = 500_000.0
+    e.wallets = {"kraken": WalletConfig(base=0.02, quote=1500.0),
+                 "okx": WalletConfig(base=0.5, quote=400.0)}
+    return cfg

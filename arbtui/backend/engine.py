@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 from collections import deque
@@ -23,6 +24,7 @@ import msgspec
 from arbtui import symbols as symmod
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus, make_bus
 from arbtui.backend.bus.base import quote_key
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
@@ -66,8 +68,11 @@ class EngineState:
 
 class Engine:
     def __init__(self, cfg: Config, *, mode: str = "live", bus: Bus | None = None,
-                 roles: tuple[str, ...] = ("feed", "detect", "execute"), sim: Any = None) -> None:
+                 roles: tuple[str, ...] = ("feed", "detect", "execute"), sim: Any = None,
+                 clock: Clock = LIVE) -> None:
         self.cfg = cfg
+        #: Every role reads time and waits through this clock (replay: a virtual one).
+        self.clock = clock
         self.mode = mode  # live | demo | replay | view
         self.roles = roles
         self.bus = bus or make_bus(cfg)
@@ -78,16 +83,16 @@ class Engine:
         self._sim_started = False
         self.feeds: dict[str, VenueFeed] = {}
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        self.detector = Detector(cfg.detector, fees)
+        self.detector = Detector(cfg.detector, fees, clock=clock.now_ns)
         self.executor: Any = None
         self.journal: Any = None
         self.latest: dict[tuple[str, str], Quote] = {}
         #: Opportunity and fill events, newest last, each with a sequence number.
         self.events: deque[tuple[int, Any]] = deque(maxlen=10_000)
         self.event_seq = 0
-        self.quote_rate = Rate()
+        self.quote_rate = Rate(clock)
         self.detect_latency = Latency()
-        self.started = time.monotonic()
+        self.started = time.monotonic()  # process uptime: wall time even in a replay
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self.failures: dict[str, int] = {}
@@ -150,7 +155,8 @@ class Engine:
             plan[v]["symbol_map"] = m
         for v, p in plan.items():
             enabled = p.pop("enabled")
-            feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth, **p)
+            feed = feed_class(v)(emit=self._on_quote, quote_depth=cfg.quote_depth,
+                                 clock=self.clock, **p)
             feed.on_book_state = self._on_book_state
             self.feeds[v] = feed
             if enabled:
@@ -170,15 +176,18 @@ class Engine:
 
         cfg = self.cfg
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
-        # The executor reads the detector's clock, so under replay its latencies and
-        # fill timestamps live on the same virtual timeline as the quotes.
+        # The executor reads the engine's clock, so under replay its latencies and
+        # fill timestamps live on the same virtual timeline as the quotes; its
+        # jitter is seeded so a replay's fills repeat exactly.
         self.executor = Executor(cfg.execution, fees, min_notional=cfg.detector.min_notional,
                                  level_share=cfg.detector.max_level_share,
-                                 clock=lambda: self.detector.clock())
+                                 clock=self.clock.now_ns,
+                                 rng=random.Random(cfg.execution.jitter_seed))
         if "detect" in self.roles:
             # Size opportunities to the paper wallets while execution is on.
             self.detector.balances = self.executor.balance_cap
-        self.exec_role = ExecutorRole(self.executor, self.bus, on_fill=self.record_event)
+        self.exec_role = ExecutorRole(self.executor, self.bus, on_fill=self.record_event,
+                                      clock=self.clock)
         self._spawn("executor", self.exec_role.run)
         if cfg.journal.enabled:
             import sqlite3
@@ -214,7 +223,7 @@ class Engine:
                 except Exception:  # noqa: BLE001 - a role must never die silently
                     self.failures[name] = self.failures.get(name, 0) + 1
                     log.exception("role %s failed; restarting in %.1fs", name, delay)
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                     delay = min(delay * 2, 30.0)
 
         self._tasks.append(asyncio.get_running_loop().create_task(supervised(), name=name))
@@ -246,7 +255,7 @@ class Engine:
     # ------------------------------------------------------------------ hot path
 
     def _on_quote(self, q: Quote) -> None:
-        q.pub_ts_ns = time.time_ns()
+        q.pub_ts_ns = self.clock.now_ns()
         self.latest[(q.venue, q.symbol)] = q
         self.quote_rate.add()
         self.bus.publish(QUOTES, q.symbol, q)
@@ -263,6 +272,7 @@ class Engine:
         quotes.on_reset = self._forget_symbols  # Kafka rebalance moved these symbols
         det = self.detector
         lat = self.detect_latency
+        clock = self.clock
         # The conversion books (USDT-USD for USDT) live in ONE base asset's partition,
         # but every detector process needs them: on Kafka they are read outside the
         # consumer group, from just their partitions.
@@ -271,11 +281,9 @@ class Engine:
         rates = (self.bus.subscribe_rates(self._rate_bases, wake=wake)
                  if self._rate_bases and hasattr(self.bus, "subscribe_rates") else None)
         while not self._stopping:
-            if not len(quotes) and not len(status) and not (rates and len(rates)):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    continue
+            if (not len(quotes) and not len(status) and not (rates and len(rates))
+                    and not await clock.wait(wake, 0.25)):
+                continue
             wake.clear()
             for st in status.drain():
                 if isinstance(st, BookStatus):
@@ -299,7 +307,7 @@ class Engine:
                 # The whole batch is applied before any pair is judged, so a venue's
                 # new price never meets another's price superseded in the same batch.
                 events = det.on_quotes(batch)
-                done = time.time_ns()
+                done = clock.now_ns()
                 for q in batch:
                     lat.add(done - live_ns(q))  # a liveness refresh keeps its top's recv time
                 if events:
@@ -324,7 +332,7 @@ class Engine:
                 prev = det.book_state.get((v, sym))
                 self._emit_all(det.on_book_state(BookStatus(
                     venue=v, symbol=sym, state=BookState.RESYNC, reason=reason,
-                    ts_ns=time.time_ns())))
+                    ts_ns=self.clock.now_ns())))
                 # Forget the quote, not the book's real state (the status topic owns it).
                 if prev is None:
                     det.book_state.pop((v, sym), None)
@@ -350,12 +358,9 @@ class Engine:
         next_sweep = 0.0
         while not self._stopping:
             if not (len(quotes) or len(opps) or len(fills) or len(status)):
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
-                except TimeoutError:
-                    pass
+                await self.clock.wait(wake, 0.25)
             wake.clear()
-            now = time.time_ns()
+            now = self.clock.now_ns()
             for st in status.drain():
                 if isinstance(st, BookStatus):
                     self.remote_books[(st.venue, st.symbol)] = st
@@ -405,9 +410,10 @@ class Engine:
 
     async def _sweep_loop(self) -> None:
         next_states = 0.0
+        clock = self.clock
         next_snap, seen_state, seen_rebalances = 0.0, "", 0
         while not self._stopping:
-            await asyncio.sleep(0.1)
+            await clock.sleep(0.1)
             if "detect" in self.roles:
                 self._emit_all(self.detector.sweep())
                 if self.owner_id:
@@ -416,15 +422,15 @@ class Engine:
                     state, reb = self.bus.state, getattr(self.bus, "rebalances", 0)
                     why = ("connected" if state == "up" and seen_state != "up" else
                            "rebalance" if reb != seen_rebalances else
-                           "periodic" if time.monotonic() >= next_snap else "")
+                           "periodic" if clock.monotonic() >= next_snap else "")
                     seen_state, seen_rebalances = state, reb
                     if why and state == "up":
                         self._publish_open_set(why)
-                        next_snap = time.monotonic() + self.cfg.bus.kafka.snapshot_interval_s
-            if self.bus.kind == "kafka" and self.feeds and time.monotonic() >= next_states:
+                        next_snap = clock.monotonic() + self.cfg.bus.kafka.snapshot_interval_s
+            if self.bus.kind == "kafka" and self.feeds and clock.monotonic() >= next_states:
                 # Book states are published on change only; a viewer or detector that
                 # starts later learns them from this periodic re-statement.
-                next_states = time.monotonic() + 5.0
+                next_states = clock.monotonic() + 5.0
                 for f in self.feeds.values():
                     for sb in f.books.values():
                         self.bus.publish(STATUS, sb.symbol, BookStatus(

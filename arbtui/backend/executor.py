@@ -47,6 +47,7 @@ from typing import Any
 from arbtui import symbols as symmod
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
 from arbtui.backend.bus.base import quote_key
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import canonical_symbol
 from arbtui.backend.edge import walk
 from arbtui.config import ExecutionConfig, WalletConfig
@@ -449,9 +450,13 @@ class ExecutorRole:
     """
 
     def __init__(self, executor: Executor, bus: Bus,
-                 on_fill: Callable[[Fill], None] | None = None) -> None:
+                 on_fill: Callable[[Fill], None] | None = None, clock: Clock = LIVE) -> None:
         self.ex = executor
         self.bus = bus
+        #: Orders wait for their arrival on this clock (the same one the executor's
+        #: timestamps come from): in a replay, on recorded time, so fills do not
+        #: depend on how fast the replay runs.
+        self.clock = clock
         self.on_fill = on_fill
         self.books: dict[tuple[str, str], Quote] = {}
         self.state: dict[tuple[str, str], BookState] = {}
@@ -507,14 +512,10 @@ class ExecutorRole:
             self.step()
             timeout = 0.25
             if self._heap:
-                # Capped: under replay the clock is virtual and may run faster than wall time.
                 timeout = min(0.25, max(0.0, (self._heap[0][0] - self.ex.clock()) / 1e9))
             if timeout > 0 and not len(self._opps):
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                await self.clock.wait(self._wake, timeout)
             else:
                 await asyncio.sleep(0)
 

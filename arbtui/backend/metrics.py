@@ -9,10 +9,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import time
 from collections import deque
 
 import numpy as np
+
+from arbtui.backend.clock import LIVE, Clock
 
 #: Prometheus histogram bucket upper bounds, seconds: detection takes microseconds,
 #: a venue's feed milliseconds to seconds.
@@ -136,11 +137,13 @@ def resync_kind(reason: str) -> str:
 
 
 class Rate:
-    """Events per second over the last sampling interval."""
+    """Events per second over the last sampling interval (on the engine's clock: in a
+    replay, quotes per second of recorded time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = LIVE) -> None:
+        self.clock = clock
         self.total = 0
-        self._t = time.monotonic()
+        self._t = clock.monotonic()
         self._n = 0
         self.value = 0.0
 
@@ -148,7 +151,7 @@ class Rate:
         self.total += n
 
     def sample(self) -> float:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         dt = now - self._t
         if dt >= 0.5:
             self.value = (self.total - self._n) / dt

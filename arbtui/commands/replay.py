@@ -1,12 +1,23 @@
 """``arbtui replay FILE...``: replay recordings in the dashboard, headless (events as
-JSON lines) or as top-of-book lines (``--print-quotes``)."""
+JSON lines) or as top-of-book lines (``--print-quotes``).
+
+With ``--execution`` (or ``execution.enabled`` in the config) the simulated
+executor trades on the replayed opportunities on recorded time; headless, its
+fills are ``"type": "fill"`` lines beside the opportunities. A replay writes its
+own journal (``--journal PATH``, else a fresh file under the state dir; never the
+live one) and, headless, ends with a ``"type": "report"`` line: the ``arbtui
+report`` summary of that journal (opportunities, fills, realized PnL by venue
+pair, fees, and the detected profit the latency model lost).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+from pathlib import Path
 
 from arbtui.backend.recording import RecordingError, RecordingReader
 from arbtui.backend.replay import QuotePrinter, ReplayEngine
@@ -31,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="config file merged over the defaults")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("--log-file", metavar="PATH", help="diagnostics log (default: stderr)")
+    p.add_argument("--execution", action="store_true",
+                   help="trade the opportunities with the simulated executor (paper wallets)")
+    p.add_argument("--journal", metavar="PATH",
+                   help="this replay's journal (default: a new file under the state dir's "
+                        "arbtui/replays/; never the live journal)")
     return p
 
 
@@ -49,11 +65,21 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     duration = ns.duration if ns.duration is not None else getattr(top, "duration", None)
     speed = 0.0 if ns.max else (ns.speed if ns.speed is not None else getattr(top, "speed", 1.0))
     cfg = runtime.load_config(argparse.Namespace(config=config, seed=getattr(top, "seed", None)))
+    if ns.execution:
+        cfg.execution.enabled = True
+    if ns.journal:
+        from arbtui.backend.journal import resolve_path
+
+        live = resolve_path(cfg.journal.path).resolve()
+        if Path(ns.journal).expanduser().resolve() == live:
+            print(f"arbtui replay: --journal {ns.journal} is the live journal; a replay "
+                  "writes its own", file=sys.stderr)
+            return 2
     if not (no_ui or ns.print_quotes):
-        return _run_dashboard(cfg, ns.files, speed, top)
+        return _run_dashboard(cfg, ns.files, speed, top, ns.journal)
     runtime.setup_logging(log_file)
     try:
-        engine = ReplayEngine(cfg, ns.files, speed=speed)
+        engine = ReplayEngine(cfg, ns.files, speed=speed, journal_path=ns.journal)
     except RecordingError as e:
         print(f"arbtui replay: {e}", file=sys.stderr)
         return 2
@@ -102,13 +128,36 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
         return 0
     for d in engine.damage:
         print(f"arbtui replay: {d}", file=sys.stderr)
+    if printer is None:
+        _report(engine, out)
     if engine.error:
         print(f"arbtui replay: failed: {engine.error}", file=sys.stderr)
         return 1
     return 3 if engine.damage else 0
 
 
-def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Namespace) -> int:
+def _report(engine: ReplayEngine, out) -> None:
+    """The run's ``arbtui report`` summary: one JSON line on stdout, the table on stderr."""
+    from arbtui.commands import report
+
+    if engine.journal is None:
+        print("arbtui replay: journal off: no report", file=sys.stderr)
+        return
+    path = Path(engine.journal.path)
+    try:
+        r = report.build(path)
+    except report.ReportError as e:
+        print(f"arbtui replay: {e}", file=sys.stderr)
+        return
+    r.pop("pnl_series", None)  # the chart's data; the journal keeps it
+    out.write(json.dumps({"type": "report", **r}, separators=(",", ":")) + "\n")
+    out.flush()
+    sys.stderr.write(report.render(r, color=False, charts=False))
+    print(f"arbtui replay: journal {path} (arbtui report --journal {path})", file=sys.stderr)
+
+
+def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Namespace,
+                   journal: str | None = None) -> int:
     from arbtui import runtime
     from arbtui.commands.run import run_dashboard  # Textual only on the dashboard path
 
@@ -120,6 +169,7 @@ def _run_dashboard(cfg: Config, files: list[str], speed: float, top: argparse.Na
         return 2
     ns = argparse.Namespace(**vars(top)) if vars(top) else argparse.Namespace()
     ns.replay = files
+    ns.replay_journal = journal
     ns.speed = speed
     ns.no_ui = False
     ns.role = getattr(ns, "role", "all")

@@ -121,6 +121,11 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
             r["median_peak_net_bps"] = statistics.median(pk) if pk else None
             r["max_peak_net_bps"] = max(pk) if pk else None
             r["median_lifetime_ms"] = statistics.median(lt) if lt else None
+    # What the detector expected when each window opened (the executor trades on
+    # that event): its size and profit, to compare with what the fills realized.
+    opened = {oid: (size, profit, bv, sv, ccy) for oid, size, profit, bv, sv, ccy in con.execute(
+        "SELECT opp_id, size, profit, buy_venue, sell_venue, quote_ccy FROM opportunities "
+        "WHERE event = 'opened' AND ts_ns >= ?", (since_ns,))}
     fills = con.execute(
         "SELECT ts_ns, opp_id, venue, side, kind, filled, requested, fee, fee_ccy, status, "
         "reason, pnl, pnl_ccy FROM fills WHERE ts_ns >= ? ORDER BY ts_ns, seq",
@@ -132,8 +137,16 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
     series: dict[str, list[tuple[int, float]]] = {}
     one_legged = partial_trades = unwinds = 0
     traded = set()
-    for ts, oid, venue, side, kind, _filled, _req, fee, fee_ccy, status, reason, p, pccy in fills:
+    pnl_by_pair: dict[str, dict[str, float]] = {}
+    expected: dict[str, float] = {}
+    for ts, oid, venue, side, kind, _filled, req, fee, fee_ccy, status, reason, p, pccy in fills:
         traded.add(oid)
+        o = opened.get(oid)
+        if o is not None and kind == "leg" and side == "buy" and o[0]:
+            # The detected profit of the part the executor sent (wallets and
+            # max_notional may have sized it under the detector's size).
+            size, profit, _bv, _sv, occy = o
+            expected[occy or "?"] = expected.get(occy or "?", 0.0) + profit * req / size
         by_status[status] = by_status.get(status, 0) + 1
         v = by_venue.setdefault(venue, {"buy": 0, "sell": 0})
         v[side] = v.get(side, 0) + 1
@@ -148,6 +161,9 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
         if pccy:
             pnl[pccy] = pnl.get(pccy, 0.0) + p
             series.setdefault(pccy, []).append((ts, pnl[pccy]))
+            pair = f"{o[2]}>{o[3]}" if o is not None else "?"
+            pp = pnl_by_pair.setdefault(pair, {})
+            pp[pccy] = pp.get(pccy, 0.0) + p
     first = con.execute("SELECT min(ts_ns), max(ts_ns), count(DISTINCT session) FROM "
                         "opportunities WHERE ts_ns >= ?", (since_ns,)).fetchone()
     con.close()
@@ -172,6 +188,12 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
             "unwinds": unwinds, "fees": fees,
         },
         "realized_pnl": pnl,
+        "realized_pnl_by_venue_pair": dict(sorted(pnl_by_pair.items())),
+        # Detected (at the window's opening, for the quantity sent) minus realized:
+        # what order latency, book moves by arrival, one-legged trades and their
+        # unwinds cost. Fees are in both sides, so they do not count as lost.
+        "detected_profit_traded": expected,
+        "latency_loss": {c: expected[c] - pnl.get(c, 0.0) for c in sorted(expected)},
         "pnl_series": {c: [[t, v] for t, v in s] for c, s in series.items()},
     }
 
@@ -291,6 +313,13 @@ def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: b
         add("  fees paid " + ", ".join(f"{a:,.4f} {c}" for c, a in sorted(e["fees"].items())))
     add("REALIZED PnL " + (", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["realized_pnl"].items()))
                            or "none"))
+    for pair, by_ccy in r.get("realized_pnl_by_venue_pair", {}).items():
+        add(f"  {pair:<22} " + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(by_ccy.items())))
+    if r.get("detected_profit_traded"):
+        add("DETECTED PROFIT of what was sent "
+            + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["detected_profit_traded"].items()))
+            + "   lost to latency and book moves "
+            + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["latency_loss"].items())))
     if charts:
         for c in _charts(r, width, color):
             add("")

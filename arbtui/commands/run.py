@@ -47,7 +47,8 @@ def make_engine(cfg: Any, mode: str, args: argparse.Namespace) -> Any:
         from arbtui.backend.replay import ReplayEngine
 
         try:
-            return ReplayEngine(cfg, args.replay, speed=args.speed)
+            return ReplayEngine(cfg, args.replay, speed=args.speed,
+                                journal_path=getattr(args, "replay_journal", None))
         except RecordingError as e:  # missing/unreadable file: one line, exit 2
             print(f"arbtui: {e}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -30,13 +30,13 @@ import logging
 import math
 import random
 import statistics
-import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from arbtui.backend.book import Book
+from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds.sync import BookSync
 from arbtui.backend.metrics import FEED_BUCKETS_S, Histogram, resync_kind
 from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
@@ -60,14 +60,15 @@ LIVE_REFRESH_NS = 250_000_000
 class RateLimiter:
     """Token bucket: ``rate`` tokens per second, ``burst`` at most."""
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, clock: Clock = LIVE) -> None:
         self.rate = rate
         self.burst = burst
         self.tokens = burst
-        self.t = time.monotonic()
+        self.clock = clock
+        self.t = clock.monotonic()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
         self.t = now
 
@@ -80,7 +81,7 @@ class RateLimiter:
 
     async def take(self, n: float = 1.0) -> None:
         while not self.try_take(n):
-            await asyncio.sleep(max(0.005, (n - self.tokens) / self.rate))
+            await self.clock.sleep(max(0.005, (n - self.tokens) / self.rate))
 
 
 class Backoff:
@@ -133,13 +134,14 @@ class SymbolBook:
         "vsym",
     )
 
-    def __init__(self, symbol: str, vsym: str, depth: int, sync: BookSync) -> None:
+    def __init__(self, symbol: str, vsym: str, depth: int, sync: BookSync,
+                 now_ns: int = 0) -> None:
         self.symbol = symbol
         self.vsym = vsym
         self.book = Book(depth)
         self.state = BookState.SYNCING
         self.reason = "connecting"
-        self.since_ns = time.time_ns()
+        self.since_ns = now_ns
         self.changes = 0
         self.seq: int = -1
         self.sync = sync
@@ -186,7 +188,12 @@ class VenueFeed:
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], *, url: str = "",
                  rest_url: str = "", depth: int = 1000, quote_depth: int = 10,
-                 symbol_map: dict[str, str] | None = None) -> None:
+                 symbol_map: dict[str, str] | None = None, clock: Clock = LIVE) -> None:
+        #: Every time read and timer of the adapter goes through this clock (replay
+        #: hands in its virtual clock): compare frame times (``recv_ns``) against
+        #: ``self.clock_ns()``, never ``time.time_ns()``, or a replayed book looks years old.
+        self.clock = clock
+        self.clock_ns: Callable[[], int] = clock.now_ns
         self.url = url or self.default_url
         self.rest_url = (rest_url or self.default_rest).rstrip("/")
         self.depth = depth
@@ -201,7 +208,7 @@ class VenueFeed:
             if vsym is None:
                 self.unknown_symbols.append(s)
                 continue
-            sb = SymbolBook(s, vsym, depth, self.sync_state())
+            sb = SymbolBook(s, vsym, depth, self.sync_state(), clock.now_ns())
             self.books[s] = sb
             self.by_vsym[vsym] = sb
         self.counters: dict[str, int] = {}
@@ -222,20 +229,17 @@ class VenueFeed:
         self._stop = asyncio.Event() if _has_loop() else None
         self._tasks: set[asyncio.Task] = set()
         self._reconnect_reason: str | None = None
-        self._resync_limiter = RateLimiter(self.resyncs_per_min / 60.0, max(1.0, self.resyncs_per_min / 2))
-        self._rate_t = time.monotonic()
+        self._resync_limiter = RateLimiter(self.resyncs_per_min / 60.0,
+                                           max(1.0, self.resyncs_per_min / 2), clock)
+        self._rate_t = clock.monotonic()
         self._rate_n = 0
-        self._log_budget = RateLimiter(1.0, 10.0)
+        self._log_budget = RateLimiter(1.0, 10.0, clock)
         self.http_get_impl: Callable[[str], Any] | None = None  # replay injects recorded bodies
         #: Called on every book state change (the engine publishes it on the status topic).
         self.on_book_state: Callable[[BookStatus], None] | None = None
         #: Optional tap set by ``arbtui record`` (``recording.FeedRecorder``): the live
         #: loop reports every connect, sent frame, received frame and REST body to it.
         self.recorder: Any = None
-        #: "Now" in ns for an adapter's own age checks (quiet books, resubscribe timeouts).
-        #: Replay sets it to replay time: compare frame times (``recv_ns``) against
-        #: ``self.clock_ns()``, never ``time.time_ns()``, or a replayed book looks years old.
-        self.clock_ns: Callable[[], int] = time.time_ns
         #: next frame time at which LIVE books with unchanged levels are re-published
         self._live_due = 0
 
@@ -284,7 +288,7 @@ class VenueFeed:
 
         body = await asyncio.to_thread(_get)
         if self.recorder is not None:
-            self.recorder.on_http(url, body, time.time_ns())
+            self.recorder.on_http(url, body, self.clock_ns())
         return body
 
     def spawn(self, coro) -> asyncio.Task:
@@ -361,7 +365,7 @@ class VenueFeed:
     async def _resub_deadline(self, sb: SymbolBook, token: Any) -> None:
         """A resubscribe that yields no snapshot (rejected, lost) must not leave
         the book in RESYNC forever: try again, still rate-limited."""
-        await asyncio.sleep(self.resub_timeout_s)
+        await self.clock.sleep(self.resub_timeout_s)
         if sb.sync.resub == token and sb.state is not BookState.LIVE:
             self.count("resubscribe_timeouts")
             self.resync(sb, "no snapshot after resubscribe")
@@ -561,7 +565,7 @@ class VenueFeed:
                 self.reconnects += 1
                 delay = self.backoff.next_delay()
                 self.conn_state_reason = f"reconnecting in {delay:.1f}s ({self._reconnect_reason})"
-                if await _wait(self._stop, delay):
+                if await self.clock.wait(self._stop, delay):
                     break
             first = False
             self._reconnect_reason = None
@@ -574,7 +578,7 @@ class VenueFeed:
                     compression=None,
                 ) as ws:
                     if self.recorder is not None:
-                        self.recorder.on_connect(url, time.time_ns())
+                        self.recorder.on_connect(url, self.clock_ns())
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
@@ -594,7 +598,7 @@ class VenueFeed:
         self._ws = ws
         self.connected = True
         self.conn_state_reason = "connected"
-        opened = time.monotonic()
+        opened = self.clock.monotonic()
         self._outbox = asyncio.Queue()
         self.spawn(self._writer(ws))
         self.spawn(self._watchdog(ws, opened))
@@ -602,7 +606,7 @@ class VenueFeed:
             self.send(m)
         await self.on_open()
         async for data in ws:
-            recv_ns = time.time_ns()
+            recv_ns = self.clock_ns()
             if self.recorder is not None:
                 self.recorder.on_recv(data, recv_ns)
             self.feed_frame(data, recv_ns)
@@ -618,23 +622,24 @@ class VenueFeed:
             text = await self._outbox.get()
             await ws.send(text)
             if self.recorder is not None:
-                self.recorder.on_send(text, time.time_ns())
-            await asyncio.sleep(gap)
+                self.recorder.on_send(text, self.clock_ns())
+            await self.clock.sleep(gap)
 
     async def _watchdog(self, ws, opened: float) -> None:
         """Keepalive, staleness, healthy-period backoff reset, proactive reconnect."""
-        last_ping = time.monotonic()
+        clock = self.clock
+        last_ping = clock.monotonic()
         healthy_since: float | None = None
         while True:
-            await asyncio.sleep(0.25)
-            now = time.monotonic()
+            await clock.sleep(0.25)
+            now = clock.monotonic()
             self._update_rate(now)
             if self.keepalive_s and now - last_ping >= self.keepalive_s:
                 msg = self.keepalive_message()
                 if msg:
                     self.send(msg)
                 last_ping = now
-            age = (time.time_ns() - self.last_msg_ns) / 1e9 if self.last_msg_ns else now - opened
+            age = (clock.now_ns() - self.last_msg_ns) / 1e9 if self.last_msg_ns else now - opened
             if age > self.stale_after_s:
                 for sb in self.books.values():
                     self.set_state(sb, BookState.STALE, f"no data for {age:.1f}s")
@@ -707,13 +712,4 @@ def _has_loop() -> bool:
         asyncio.get_running_loop()
         return True
     except RuntimeError:
-        return False
-
-
-async def _wait(ev: asyncio.Event, timeout: float) -> bool:
-    """Sleep up to ``timeout``; True if ``ev`` was set meanwhile."""
-    try:
-        await asyncio.wait_for(ev.wait(), timeout)
-        return True
-    except TimeoutError:
         return False

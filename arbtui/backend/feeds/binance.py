@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -122,7 +121,8 @@ class BinanceFeed(VenueFeed):
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
         self.snapshot_limit = max(5, min(self.depth, 5000))
-        self._weight = RateLimiter(self.rest_weight_per_min / 60.0, self.rest_weight_per_min / 2)
+        self._weight = RateLimiter(self.rest_weight_per_min / 60.0, self.rest_weight_per_min / 2,
+                                   self.clock)
         self._lower: dict[str, SymbolBook] = {sb.vsym.lower(): sb for sb in self.books.values()}
         self._sub_id = 0
         self._rest_paused_until = 0.0
@@ -357,11 +357,11 @@ class BinanceFeed(VenueFeed):
                 # fetch anyway; the first event after the snapshot still has to
                 # bridge its id (U <= id+1), or it is a gap and we fetch again.
                 # Counted in sleeps, not clock reads, so replay (which runs
-                # asyncio.sleep on recording time) waits recording time too.
+                # self.clock.sleep on recording time) waits recording time too.
                 for _ in range(int(self.first_event_wait_s / 0.02)):
                     if sb.sync.pending:
                         break
-                    await asyncio.sleep(0.02)
+                    await self.clock.sleep(0.02)
                 await self._rest_slot(depth_weight(self.snapshot_limit))
                 url = f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit={self.snapshot_limit}"
                 try:
@@ -375,13 +375,13 @@ class BinanceFeed(VenueFeed):
                     self.count("snapshot_errors")
                     log.warning("binance: snapshot %s failed: %r", sb.vsym, e)
                     pause = self._rest_refused(e)
-                    await asyncio.sleep(max(delay, pause))
+                    await self.clock.sleep(max(delay, pause))
                     delay = min(delay * 2, 30.0)
                     continue
                 self.count("snapshots")
                 if self._install(sb, last_id, bids, asks):
                     return
-                await asyncio.sleep(0.1)
+                await self.clock.sleep(0.1)
         finally:
             if sb.sync.task is asyncio.current_task():
                 sb.sync.task = None
@@ -389,7 +389,7 @@ class BinanceFeed(VenueFeed):
     async def _quiet_watch(self) -> None:
         limit = self.quiet_check_s * 1e9
         while True:
-            await asyncio.sleep(max(0.05, min(5.0, self.quiet_check_s / 4)))
+            await self.clock.sleep(max(0.05, min(5.0, self.quiet_check_s / 4)))
             now = self.clock_ns()
             for sb in list(self.books.values()):
                 x = sb.sync
@@ -408,7 +408,7 @@ class BinanceFeed(VenueFeed):
                 raise TypeError("lastUpdateId is not an integer")
             self.count("quiet_checks")
             if sb.state is BookState.LIVE and last_id > sb.seq:
-                await asyncio.sleep(self.quiet_grace_s)
+                await self.clock.sleep(self.quiet_grace_s)
                 if sb.state is BookState.LIVE and 0 <= sb.seq < last_id:
                     self.count("missed_events")
                     self._restart(sb, f"venue at id {last_id} but no events after {sb.seq}")
@@ -434,13 +434,13 @@ class BinanceFeed(VenueFeed):
             wait = 0.0
         wait = wait or self.rest_refused_wait_s
         # Shared by every symbol's fetch (see _rest_slot).
-        self._rest_paused_until = max(self._rest_paused_until, time.monotonic() + wait)
+        self._rest_paused_until = max(self._rest_paused_until, self.clock.monotonic() + wait)
         return wait
 
     async def _rest_slot(self, weight: int) -> None:
         """Wait out a 429/418 pause, then take ``weight`` from the budget."""
-        while (left := self._rest_paused_until - time.monotonic()) > 0:
-            await asyncio.sleep(left)
+        while (left := self._rest_paused_until - self.clock.monotonic()) > 0:
+            await self.clock.sleep(left)
         await self._weight.take(weight)
 
     def _install(self, sb: SymbolBook, last_id: int, bids, asks) -> bool:

@@ -263,7 +263,7 @@ class BitstampFeed(VenueFeed):
                 self.count("snapshot_errors")
                 log.warning("bitstamp: REST book %s failed: %r", sb.vsym, e)
                 sb.book.clear()
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
             break

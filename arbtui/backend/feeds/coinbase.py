@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -346,7 +345,7 @@ class CoinbaseFeed(VenueFeed):
                 self.count("resubscribes")
                 self.send(self._sub("unsubscribe", "level2", pids))
                 self.send(self._sub("subscribe", "level2", pids))
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 for pid in pids:
                     sb = self.by_vsym.get(pid)
                     if sb is not None:
@@ -375,7 +374,7 @@ class CoinbaseFeed(VenueFeed):
     def _check_resubscribed(self) -> None:
         """Heartbeats tick once a second: a resubscribe that never brought its
         snapshot would leave the book in RESYNC forever, so reconnect instead."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for sb in self.books.values():
             t = sb.sync.resub_at
             if t is not None and sb.sync.phase is not SYNCED and now - t > self.resub_timeout_s:

@@ -30,7 +30,6 @@ share base/quote with spot (BTCUSDCPERP is BTC/USDC), so rows are keyed by
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, ClassVar
@@ -156,7 +155,7 @@ class GeminiFeed(VenueFeed):
         self.count("resubscribes")
         self.send(self._request("unsubscribe", [sb]))
         self.send(self._request("subscribe", [sb]))
-        await asyncio.sleep(self.resubscribe_timeout_s)
+        await self.clock.sleep(self.resubscribe_timeout_s)
         if sb.sync.phase is not SYNCED and ws is not None and self._ws is ws:
             self.count("resubscribe_timeouts")
             self.request_reconnect(f"resync {sb.symbol}: no full book after re-subscribe")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -219,7 +218,7 @@ class KrakenFeed(VenueFeed):
     def keepalive_message(self) -> str | None:
         if not self.last_msg_ns:
             return None
-        if (time.time_ns() - self.last_msg_ns) / 1e9 < self.idle_ping_s:
+        if (self.clock_ns() - self.last_msg_ns) / 1e9 < self.idle_ping_s:
             return None
         self.count("pings")
         return json.dumps({"method": "ping", "req_id": self._next_id()})

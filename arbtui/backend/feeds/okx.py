@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -188,12 +187,12 @@ class OkxFeed(VenueFeed):
         return msgs
 
     def _note_ops(self, n: int) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for _ in range(n):
             self._ops.append(now)
 
     def _ops_left(self) -> int:
-        cutoff = time.monotonic() - 3600.0
+        cutoff = self.clock.monotonic() - 3600.0
         while self._ops and self._ops[0] < cutoff:
             self._ops.popleft()
         return self.ops_per_hour - len(self._ops)

@@ -184,13 +184,13 @@ class RestSyncedFeed(VenueFeed):
                 for _ in range(int(self.first_event_wait_s / 0.02)):
                     if st.pending:
                         break
-                    await asyncio.sleep(0.02)
+                    await self.clock.sleep(0.02)
                 try:
                     snap_id, bids, asks, ts_ns = self.parse_snapshot(await self._fetch(sb))
                 except Exception as e:  # noqa: BLE001 - network or venue error: retry
                     self.count("snapshot_errors")
                     log.warning("%s: snapshot %s failed: %r", self.venue, sb.vsym, e)
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                     delay = min(delay * 2, 30.0)
                     continue
                 self.count("snapshots")
@@ -198,7 +198,7 @@ class RestSyncedFeed(VenueFeed):
                     return  # reset, or an in-band full book came first
                 if self._install(sb, st, snap_id, bids, asks, ts_ns):
                     return
-                await asyncio.sleep(0.1)
+                await self.clock.sleep(0.1)
         finally:
             if st.task is asyncio.current_task():
                 st.task = None

@@ -5,12 +5,13 @@ One concept per module:
 - ``archive``: recorded REST answers and how a request finds its answer;
 - ``plan``: the first pass over the files (connections, subscriptions, symbol
   maps) and the time-merged timeline;
-- ``driver``: replay time, pacing (``--speed`` / ``--max``) and handing lines to
-  the adapters;
-- ``engine``: ``ReplayEngine``, the engine whose feeds are the driver's adapters;
+- ``driver``: moves the ``VirtualClock`` (``backend/clock.py``) through the
+  recording, paces it (``--speed`` / ``--max``) and hands lines to the adapters;
+- ``engine``: ``ReplayEngine``, the live engine whose feed role is the driver;
+- ``outcome``: what a replay with execution produced, counted like ``arbtui report``;
 - ``printer``: ``--print-quotes`` output; ``status``: several connections, one venue.
 
-The command line (``arbtui replay``) lives in ``arbtui.commands.replay``.
+The command lines (``arbtui replay``, ``arbtui sweep``) live in ``arbtui.commands``.
 """
 
 from arbtui.backend.replay.archive import HttpArchive, ReplayHTTPError, url_key

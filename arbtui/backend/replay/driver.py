@@ -8,21 +8,18 @@ the time they were recorded: the adapter sees the same interleaving of snapshot
 and stream it saw live.
 
 ``--speed X`` paces replay time at X times real time; ``--max`` (speed 0/inf)
-runs as fast as the CPU allows. Time stops at the recording's last line.
+runs as fast as the CPU allows; the pace changes when things happen in wall
+time, never what happens. Time stops at the recording's last line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import heapq
-import itertools
 import logging
 import math
-from collections.abc import Callable
-from typing import Any
 
-from arbtui.backend.feeds.base import RateLimiter, VenueFeed
+from arbtui.backend.clock import VirtualClock
+from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.recording import Line
 from arbtui.backend.replay.archive import ReplayHTTPError
 from arbtui.backend.replay.plan import Conn, ReplayPlan
@@ -33,56 +30,33 @@ log = logging.getLogger("arbtui.replay")
 #: In paced mode, recorded silences longer than this are skipped in wall time
 #: (several files may be years apart); virtual time still jumps, so staleness holds.
 MAX_PACED_GAP_S = 5.0
-
-
-class VirtualLimiter(RateLimiter):
-    """The adapters' resync rate limiter on replay time, so resyncs are deterministic."""
-
-    def __init__(self, rate: float, burst: float, driver: ReplayDriver) -> None:
-        self._drv = driver
-        super().__init__(rate, burst)
-        self.t = driver.now_ns / 1e9
-
-    def _refill(self) -> None:
-        now = self._drv.now_ns / 1e9
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.t) * self.rate)
-        self.t = now
-
-    async def take(self, n: float = 1.0) -> None:
-        while not self.try_take(n):
-            await self._drv.sleep_virtual(max(0.005, (n - self.tokens) / self.rate))
-
-
-#: Set in the replay driver's context; tasks the adapters spawn while handling a
-#: replayed frame inherit it (asyncio copies the context into new tasks).
-_REPLAY: contextvars.ContextVar[ReplayDriver | None] = contextvars.ContextVar(
-    "arbtui_replay", default=None)
-_real_sleep = asyncio.sleep
-
-
-async def _sleep(delay: float, result: Any = None) -> Any:
-    """``asyncio.sleep`` that runs on replay time inside replayed adapters."""
-    drv = _REPLAY.get()
-    if drv is None or delay <= 0 or drv.stopping:
-        return await _real_sleep(delay, result)
-    await drv.sleep_virtual(delay)
-    return result
-
-
-def _install_virtual_sleep() -> None:
-    if asyncio.sleep is not _sleep:
-        asyncio.sleep = _sleep  # type: ignore[assignment]
+#: A stretch of recorded time longer than this with no recorded line (files days
+#: apart, a feed that went silent) is slept through like a suspended process:
+#: timers run normally for this long, then time leaps to the next line and every
+#: timer that came due meanwhile fires once, there. Without it a periodic timer
+#: (the 100 ms sweep) would fire ~10 times per recorded second of the gap.
+MAX_IDLE_NS = 60_000_000_000
+#: Fallback when the event loop does not expose its ready queue (uvloop): this many
+#: scheduler rounds after each step (enough for frame -> detector -> executor).
+SETTLE_ROUNDS = 8
 
 
 class ReplayDriver:
-    """Owns replay time; ``run()`` is the task that replays the plan's timeline."""
+    """Moves a ``VirtualClock`` through the plan's timeline; ``run()`` is its task.
 
-    def __init__(self, plan: ReplayPlan, *, speed: float = 0.0, settle_rounds: int = 8,
-                 on_time: Callable[[int], None] | None = None) -> None:
+    Each step is one recorded line or one due timer (an adapter's sleep, the
+    sweeper, an order's arrival, a recorded REST answer), in time order; a timer
+    due at the same time as a frame fires first. After each step the driver
+    lets every task that step woke (adapter tasks, the detector, the executor)
+    run until all of them wait again, so the order of events never depends on
+    scheduling or on the pace.
+    """
+
+    def __init__(self, plan: ReplayPlan, clock: VirtualClock, *, speed: float = 0.0,
+                 settle_rounds: int = SETTLE_ROUNDS) -> None:
         self.plan = plan
+        self.clock = clock
         self.speed = math.inf if (speed is None or speed <= 0) else float(speed)
-        self.on_time = on_time
-        self.now_ns = 0
         self.stopping = False
         self.finished = asyncio.Event()
         self.feeds: list[VenueFeed] = []
@@ -92,43 +66,28 @@ class ReplayDriver:
         self.http_missing = 0
         self.error: str | None = None
         self._settle_rounds = settle_rounds
-        self._pending: list[tuple[int, int, asyncio.Future, Any]] = []
-        self._pseq = itertools.count()
         self._wake = asyncio.Event()
+        clock.on_schedule = self._wake.set
         self._used: dict[int, set[int]] = {}
         self._wall0 = 0.0
         self._rec0 = 0
         self._last_ns = 0
         self._end_ns = 0
 
+    @property
+    def now_ns(self) -> int:
+        return self.clock.now
+
     def attach(self, c: Conn, feed: VenueFeed) -> None:
-        """Connect an adapter to this driver's time and REST answers."""
+        """Connect an adapter (built on this driver's clock) to the recorded REST answers."""
         c.feed = feed
-        feed.clock_ns = self.clock_ns
 
         async def http_get(url: str, _feed: VenueFeed = feed) -> str:
             return await self._http_get(_feed, url)
 
         feed.http_get_impl = http_get
-        feed._resync_limiter = VirtualLimiter(feed.resyncs_per_min / 60.0,
-                                              max(1.0, feed.resyncs_per_min / 2), self)
         self.feeds.append(feed)
         self.lines_total += c.n_lines
-
-    # ------------------------------------------------------------------ virtual time
-
-    def clock_ns(self) -> int:
-        """Replay time (ns): what "now" means for ages shown while replaying."""
-        return self.now_ns
-
-    async def sleep_virtual(self, seconds: float) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        self._push(self.now_ns + int(seconds * 1e9), fut, None)
-        await fut
-
-    def _push(self, due_ns: int, fut: asyncio.Future, value: Any) -> None:
-        heapq.heappush(self._pending, (due_ns, next(self._pseq), fut, value))
-        self._wake.set()
 
     async def _http_get(self, feed: VenueFeed, url: str) -> str:
         arch = self.plan.archives.get(feed.venue)
@@ -140,20 +99,13 @@ class ReplayDriver:
             raise ReplayHTTPError(f"no recorded response for {url}")
         used.add(r.idx)
         self.http_served += 1
-        if r.ts_ns <= self.now_ns:
-            return r.body
-        fut = asyncio.get_running_loop().create_future()
-        self._push(r.ts_ns, fut, r.body)
-        return await fut
+        return await self.clock.deliver_at(r.ts_ns, r.body)
 
-    def _set_now(self, t: int) -> None:
-        self.now_ns = max(self.now_ns, t)
-        if self.on_time is not None:
-            self.on_time(self.now_ns)
+    # ------------------------------------------------------------------ pacing
 
     async def _wait_until(self, due_ns: int) -> bool:
         """Paced mode: sleep until ``due_ns`` is due in wall time. False if woken early
-        (a new, possibly earlier, pending item arrived)."""
+        (a new, possibly earlier, timer was scheduled)."""
         if math.isinf(self.speed):
             return True
         loop = asyncio.get_running_loop()
@@ -174,19 +126,27 @@ class ReplayDriver:
             return True
 
     async def _settle(self) -> None:
-        """Let adapter tasks woken by the last frame / answer run to their next wait,
-        so the order of events never depends on scheduling."""
-        rounds = self._settle_rounds if any(f._tasks for f in self.feeds) else 1
-        for _ in range(rounds):
+        """Run every task the last step woke until all of them wait again.
+
+        asyncio runs ready callbacks in FIFO order, so with time virtual the same
+        steps give the same interleaving; the ready queue tells when it is empty.
+        """
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        if ready is None:
+            for _ in range(self._settle_rounds):
+                await asyncio.sleep(0)
+            return
+        for _ in range(10_000):
             await asyncio.sleep(0)
+            if not ready:
+                return
 
     # ------------------------------------------------------------------ driver
 
     async def run(self) -> None:
-        self._wake = asyncio.Event()
-        _install_virtual_sleep()
-        _REPLAY.set(self)  # this task's context only, inherited by what adapters spawn
         try:
+            # Roles spawned with the engine subscribe when they first run: let them.
+            await self._settle()
             await self._drive()
         except asyncio.CancelledError:
             raise
@@ -201,50 +161,41 @@ class ReplayDriver:
         for f in self.feeds:
             for t in list(f._tasks):
                 t.cancel()
-        for _, _, fut, _ in self._pending:
-            if not fut.done():
-                fut.cancel()
+        self.clock.close()
 
     async def _drive(self) -> None:
+        clock = self.clock
         timeline = self.plan.timeline()
         nxt = next(timeline, None)
-        if nxt is not None:
-            self.now_ns = nxt[0]
+        self._end_ns = clock.now
         while not self.stopping:
-            due_p = self._pending[0][0] if self._pending else None
-            if nxt is None and (due_p is None or due_p > self._end_ns):
+            due = clock.next_due()
+            if nxt is None and (due is None or due > self._end_ns):
                 # The recording is over: time stops at its last line (no sweep ages
-                # the final books, no adapter timer fires past the end), except for
-                # REST answers that were recorded after the last frame.
-                late = [e for e in self._pending if e[3] is not None]
-                if not late:
+                # the final books, no timer fires past the end), except for REST
+                # answers that were recorded after the last frame.
+                late = clock.next_recorded()
+                if late is None:
                     break
-                first = min(late)
-                self._pending.remove(first)
-                heapq.heapify(self._pending)
-                if not await self._wait_until(first[0]):
-                    heapq.heappush(self._pending, first)
+                if not await self._wait_until(late):
                     continue
-                self._set_now(first[0])
-                self._end_ns = max(self._end_ns, first[0])
-                if not first[2].done():
-                    first[2].set_result(first[3])
+                clock.fire_next(recorded_only=True)
+                self._end_ns = max(self._end_ns, clock.now)
                 await self._settle()
                 continue
-            if due_p is not None and (nxt is None or due_p <= nxt[0]):
-                if not await self._wait_until(due_p):
+            if due is not None and (nxt is None or due <= nxt[0]):
+                if nxt is not None and due > self._end_ns + MAX_IDLE_NS:
+                    clock.advance(nxt[0])  # the leap: overdue timers fire at the next line
+                if not await self._wait_until(max(due, clock.now)):
                     continue
-                _, _, fut, value = heapq.heappop(self._pending)
-                self._set_now(due_p)
-                if not fut.done():
-                    fut.set_result(value)
+                clock.fire_next()
                 await self._settle()
                 continue
             assert nxt is not None
             t, _ci, ln, c = nxt
             if not await self._wait_until(t):
                 continue
-            self._set_now(t)
+            clock.advance(t)
             self._end_ns = max(self._end_ns, t)
             self._process(ln, c)
             self.lines_done += 1
@@ -261,7 +212,7 @@ class ReplayDriver:
         # earlier one went quiet, is a reconnect: the old books are no longer fed.
         for o in self.plan.conns:
             if (o is not c and o.opened and o.feed is not None and o.venue == c.venue
-                    and o.last_recv_ns <= self.now_ns and set(o.symbols) & set(c.symbols)
+                    and o.last_recv_ns <= self.clock.now and set(o.symbols) & set(c.symbols)
                     and o.feed.connected):
                 o.feed.reset_books(BookState.STALE, f"superseded by {c.conn}")
                 o.feed.connected = False
@@ -285,4 +236,4 @@ class ReplayDriver:
             self._open(c)
         if ln.t == "recv":
             c.frames += 1
-            c.feed.feed_frame(ln.data, self.now_ns)  # type: ignore[union-attr]
+            c.feed.feed_frame(ln.data, self.clock.now)  # type: ignore[union-attr]

@@ -1,8 +1,12 @@
-"""``ReplayEngine``: an ``Engine`` whose feeds are fed from recordings.
+"""``ReplayEngine``: the live ``Engine`` whose feed role is the replay driver.
 
 Every recorded WebSocket connection gets its own adapter instance
 (``feed_class(venue)``), exactly as a live connection would; the driver
-(``driver.py``) hands it the recorded frames on replay time.
+(``driver.py``) hands it the recorded frames on replay time. Everything after
+the adapters is the live engine unchanged: quotes and book states go on the
+bus, the detector role drains them in batches, the executor role trades on
+the opportunities topic, the sweeper closes stale windows, the journal records;
+all of them on the engine's clock, which here is the driver's ``VirtualClock``.
 """
 
 from __future__ import annotations
@@ -10,22 +14,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from arbtui.backend.clock import VirtualClock
 from arbtui.backend.engine import Engine, EngineState
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.replay.driver import ReplayDriver
 from arbtui.backend.replay.plan import Conn, ReplayPlan
 from arbtui.backend.replay.status import merge_status
 from arbtui.config import Config
-from arbtui.model import BookState, BookStatus, Quote, VenueStatus
+from arbtui.model import BookStatus, Quote, VenueStatus
 
 log = logging.getLogger("arbtui.replay")
 
-SWEEP_NS = 100_000_000  # the live sweeper runs every 100 ms
+
+def replay_journal_path() -> Path:
+    """A fresh journal for one replay: ``<state>/arbtui/replays/<UTC time>-<pid>.sqlite``."""
+    from arbtui.backend.journal import default_path
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return default_path().parent / "replays" / f"{stamp}-{os.getpid()}.sqlite"
 
 
 class ReplayEngine(Engine):
@@ -34,29 +47,38 @@ class ReplayEngine(Engine):
 
     def __init__(self, cfg: Config, files: list[str] | str, *, speed: float = 1.0,
                  bus=None, roles: tuple[str, ...] = ("feed", "detect", "execute"),
-                 settle_rounds: int = 8) -> None:
-        if not cfg.journal.path:
-            # Replayed opportunities must never mix with a live session's record:
-            # by default they go to their own journal next to the live one.
-            from arbtui.backend.journal import default_path
-
-            cfg.journal.path = str(default_path().with_name("replay-journal.sqlite"))
-        super().__init__(cfg, mode="replay", bus=bus, roles=roles)
-        self.files = [files] if isinstance(files, str) else list(files)
+                 settle_rounds: int = 8, journal_path: str | None = None) -> None:
+        # Replayed opportunities and fills must never mix with a live session's
+        # record: the configured journal is the live one, so a replay writes the
+        # one it is given, else its own file under the state dir (replay_journal_path).
+        cfg.journal.path = journal_path or str(replay_journal_path())
+        files = [files] if isinstance(files, str) else list(files)
         # Read and plan now, not in start(): the dashboard asks for symbols() when it
         # builds its widgets, and a missing or unreadable file should fail at once.
-        self.plan = ReplayPlan(self.files)
-        self.driver = ReplayDriver(self.plan, speed=speed, settle_rounds=settle_rounds,
-                                   on_time=self._on_time)
+        plan = ReplayPlan(files)
+        clock = VirtualClock(plan.start_ns)
+        if bus is None:
+            # The embedded bus, whatever [bus] kind says: a step of the driver is only
+            # over once every role has seen its messages, which the in-process bus
+            # guarantees and Kafka (a broker round trip per step, the live topics
+            # shared with a running cluster) does not. Not done yet: replay on Kafka.
+            if cfg.bus.kind != "embedded":
+                log.warning("replay: bus.kind = %r ignored; replays run on the embedded bus",
+                            cfg.bus.kind)
+            from arbtui.backend.bus.embedded import EmbeddedBus
+
+            bus = EmbeddedBus(cfg.bus.queue_size)
+        super().__init__(cfg, mode="replay", bus=bus, roles=roles, clock=clock)
+        self.files = files
+        self.plan = plan
+        self.driver = ReplayDriver(plan, clock, speed=speed, settle_rounds=settle_rounds)
         self.speed = self.driver.speed
-        self.detector.clock = self.driver.clock_ns
         self.damage = self.plan.damage
         self.conns = self.plan.conns
         self.conn_feeds = self.driver.feeds
         self.quote_listeners: list[Callable[[Quote], None]] = []
         self.state_listeners: list[Callable[[BookStatus], None]] = []
         self.quotes_out = 0
-        self._next_sweep = 0
         for c in self.plan.replayable():
             self._make_feed(c)
         if not self.conn_feeds:
@@ -72,7 +94,7 @@ class ReplayEngine(Engine):
             rest = f"{u.scheme}://{u.netloc}"
         feed = c.cls(list(c.symbols), self._on_quote, url=c.url, rest_url=rest,
                      depth=vc.depth if vc else 1000, quote_depth=self.cfg.quote_depth,
-                     symbol_map=c.symbol_map)
+                     symbol_map=c.symbol_map, clock=self.clock)
         feed.on_book_state = self._on_book_state
         feed.conn_state_reason = "replay: waiting for its first frame"
         if not feed.enabled:
@@ -85,7 +107,7 @@ class ReplayEngine(Engine):
 
     @property
     def now_ns(self) -> int:
-        return self.driver.now_ns
+        return self.clock.now_ns()
 
     @property
     def finished(self) -> asyncio.Event:
@@ -112,25 +134,13 @@ class ReplayEngine(Engine):
         return self.driver.http_missing
 
     def clock_ns(self) -> int:
-        return self.driver.now_ns
-
-    def _on_time(self, now_ns: int) -> None:
-        if "detect" in self.roles and now_ns >= self._next_sweep:
-            if self._next_sweep:
-                self._emit_all(self.detector.sweep())
-            self._next_sweep = now_ns + SWEEP_NS
+        return self.clock.now_ns()
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        await self.bus.start()
-        if "execute" in self.roles:
-            await self._start_executor()
-        metrics = getattr(self.cfg, "metrics", None)
-        if metrics is not None and metrics.listen:
-            from arbtui.backend.prometheus import serve
-
-            self._metrics_server = serve(self, metrics.listen, asyncio.get_running_loop())
+    async def _start_feeds(self) -> None:
+        """The feed role: the driver instead of sockets (``Engine.start`` starts the
+        detector, executor, sweeper and journal roles as live)."""
         t = asyncio.get_running_loop().create_task(self._run_driver(), name="replay")
         self._tasks.append(t)
 
@@ -158,32 +168,19 @@ class ReplayEngine(Engine):
         # Every quote is stamped with replay time: the frame's receive time, or
         # the recorded arrival of the REST answer that completed the book.
         if q.live_ts_ns <= q.recv_ts_ns:  # a liveness refresh keeps its top's time
-            q.recv_ts_ns = q.live_ts_ns = self.now_ns
-        q.pub_ts_ns = time.time_ns()
+            q.recv_ts_ns = q.live_ts_ns = self.clock.now
         if q.venue in self.detector.disabled_venues:
             return
         self.quotes_out += 1
-        self.latest[(q.venue, q.symbol)] = q
-        self.quote_rate.add()
-        self.bus.publish("quotes", q.symbol, q)
         for fn in self.quote_listeners:
             fn(q)
-        if "detect" in self.roles:
-            t0 = time.perf_counter_ns()
-            events = self.detector.on_quote(q)
-            self.detect_latency.add(time.perf_counter_ns() - t0)
-            if events:
-                self._emit_all(events)
+        super()._on_quote(q)
 
     def _on_book_state(self, st: BookStatus) -> None:
-        st.ts_ns = self.now_ns
-        if st.state is not BookState.LIVE:
-            self.latest.pop((st.venue, st.symbol), None)
-        self.bus.publish("status", st.symbol, st)
+        st.ts_ns = self.clock.now
         for fn in self.state_listeners:
             fn(st)
-        if "detect" in self.roles:
-            self._emit_all(self.detector.on_book_state(st))
+        super()._on_book_state(st)
 
     # ------------------------------------------------------------------ controls
 

@@ -68,6 +68,11 @@ class ReplayPlan:
     def replayable(self) -> list[Conn]:
         return [c for c in self.conns if not c.skip]
 
+    @property
+    def start_ns(self) -> int:
+        """Replay time at the start: the first line of any replayed connection."""
+        return min((c.first_ns for c in self.replayable()), default=0)
+
     def _read(self) -> None:
         by_conn: dict[tuple[int, str], Conn] = {}
         for fi, path in enumerate(self.files):
