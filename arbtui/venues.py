@@ -262,6 +262,56 @@ REGISTRY: tuple[VenueSpec, ...] = (
         detects=_frozen({"seq": Fault("seq_regressions")}),
         sequenced=False,
     ),
+    VenueSpec(
+        name="bitfinex", exchange="BITFINEX", wire_symbol="t{b}{q}",
+        ws_url="wss://api-pub.bitfinex.com/ws/2", rest_url="https://api-pub.bitfinex.com",
+        instruments_path="/v2/conf/pub:list:pair:exchange",
+        adapter="arbtui.backend.feeds.bitfinex:BitfinexFeed",
+        simulator="arbtui.backend.sim.bitfinex:Sim",
+        taker_fee_bps=20.0,
+        # Bitfinex spells USDT "UST" and USDC "UDC"; composition (simulator) uses ours.
+        static_symbols=_table({
+            "BTC-USD": "tBTCUSD", "ETH-USD": "tETHUSD", "SOL-USD": "tSOLUSD",
+            "BTC-USDT": "tBTCUST", "ETH-USDT": "tETHUST", "SOL-USDT": "tSOLUST",
+            "BTC-EUR": "tBTCEUR", "ETH-EUR": "tETHEUR", "ETH-BTC": "tETHBTC",
+        }),
+        test_symbols=("BTC-USD", "ETH-USD"),
+        api="WebSocket API v2 (info version 2), book channel P0/F0/len 25 with conf flags "
+            "SEQ_ALL + OB_CHECKSUM",
+        # One sequence per connection (a lost message of any channel) and a CRC32
+        # of the top 25 levels per book.
+        detects=_frozen({"gap": Fault("gaps"), "checksum": Fault("checksum_mismatch")}),
+        venue_ts=False,
+    ),
+    VenueSpec(
+        name="cryptocom", exchange="CRYPTOCOM", exchange_aliases=("CRYPTO.COM", "CRYPTO"),
+        wire_symbol="{b}_{q}",
+        ws_url="wss://stream.crypto.com/exchange/v1/market", rest_url="https://api.crypto.com",
+        instruments_path="/exchange/v1/public/get-instruments",
+        adapter="arbtui.backend.feeds.cryptocom:CryptocomFeed",
+        simulator="arbtui.backend.sim.cryptocom:Sim",
+        taker_fee_bps=25.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USD"), "{b}_{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Exchange API v1 market WebSocket, book.{instrument}.{depth} with "
+            "SNAPSHOT_AND_UPDATE (book + book.update u/pu); v2 full-book sessions replay",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
+    VenueSpec(
+        name="htx", exchange="HTX", exchange_aliases=("HUOBI",), wire_symbol="{b}{q}",
+        ws_url="wss://api.huobi.pro/feed", rest_url="https://api.huobi.pro",
+        instruments_path="/v2/settings/common/symbols",
+        adapter="arbtui.backend.feeds.htx:HtxFeed",
+        simulator="arbtui.backend.sim.htx:Sim",
+        taker_fee_bps=20.0,
+        # HTX spells symbols lower case (btcusdt); we keep them upper case and
+        # the adapter lower-cases them on the wire.
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT", "USDC"), "{b}{q}"),
+        test_symbols=("BTC-USDT", "ETH-USDT"),
+        api="Spot WebSocket /feed (gzip binary frames), market.$symbol.mbp.150 increments "
+            "(seqNum/prevSeqNum) bridged to a req snapshot; depth.step0 sessions replay",
+        detects=_frozen({"gap": Fault("gaps")}),
+    ),
 )
 
 _BY_NAME: dict[str, VenueSpec] = {s.name: s for s in REGISTRY}

@@ -107,8 +107,11 @@ SIM_SYMBOLS = ["BTC-USD", "ETH-USD"]
 
 
 def record_sim(out: Path, seconds: float = 5.0, *, venues: list[str] | None = None,
-               dislocation_rate: float = 12.0, seed: int = 7) -> Path:
-    """Record the loopback simulator through the live adapters (many dislocations)."""
+               dislocation_rate: float = 12.0, dislocation_bps: float = 30.0,
+               seed: int = 7) -> Path:
+    """Record the loopback simulator through the live adapters (many dislocations, and
+    large ones: the calibrated default market is quiet, and the execution tests need
+    sizes that walk the book into partial fills)."""
     import asyncio
 
     from arbtui import symbols as symmod
@@ -119,7 +122,7 @@ def record_sim(out: Path, seconds: float = 5.0, *, venues: list[str] | None = No
 
     async def run() -> None:
         sim = Simulator(venues, SIM_SYMBOLS, seed=seed, tick_ms=50.0,
-                        dislocation_rate=dislocation_rate)
+                        dislocation_rate=dislocation_rate, dislocation_bps=dislocation_bps)
         await sim.start()
         try:
             urls = {v: sim.urls()[v] for v in venues}

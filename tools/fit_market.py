@@ -54,17 +54,20 @@ PRIORS: dict[str, Any] = {
                 "engines and feed batching). Values are round-number assumptions.",
         "binance": 0, "okx": 40, "bybit": 60, "kucoin": 80, "coinbase": 100, "gate": 120,
         "kraken": 200, "bitstamp": 250, "gemini": 300,
+        "htx": 100, "cryptocom": 120, "bitfinex": 150,
     },
     "venue_spread_mult": {
         "_why": "Measured spreads are one to a few ticks on Coinbase and OKX; thinner venues "
                 "(Kraken, Gemini) quote wider. Multipliers of the fitted spread, assumed.",
         "binance": 1.0, "okx": 1.0, "bybit": 1.2, "kucoin": 1.2, "coinbase": 1.0, "gate": 1.5,
         "kraken": 2.0, "bitstamp": 2.0, "gemini": 3.0,
+        "htx": 1.2, "cryptocom": 1.5, "bitfinex": 1.5,
     },
     "venue_size_mult": {
         "_why": "Relative depth near the top, assumed from public volume rankings.",
         "binance": 1.5, "okx": 1.2, "bybit": 1.2, "kucoin": 1.0, "coinbase": 1.0, "gate": 0.8,
         "kraken": 0.8, "bitstamp": 0.6, "gemini": 0.5,
+        "htx": 1.0, "cryptocom": 0.8, "bitfinex": 0.8,
     },
     "dislocation": {
         "_why": "A sweep on one venue moves its top away from the others and it decays as "

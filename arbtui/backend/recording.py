@@ -78,6 +78,9 @@ class Line(msgspec.Struct, kw_only=True):
     addr: str | None = None
     url: str | None = None
     enc: str | None = None  # "b64" when a binary frame was stored base64-encoded
+    #: cryptofeed's spelling of a binary frame: base64 in ``b64``, no ``data``
+    #: (its HUOBI sessions: gzip frames). Read as ``data`` bytes, like ``enc``.
+    b64: str | None = None
     lineno: int = 0
     venue: str | None = None  # filled by the reader from the conn prefix or header
 
@@ -252,6 +255,14 @@ class RecordingReader:
                 if ln.t not in LINE_TYPES:
                     self.skipped += 1
                     continue
+                if ln.data is None and ln.b64 is not None:
+                    try:
+                        ln.data = base64.b64decode(ln.b64, validate=True)
+                    except ValueError:
+                        self._pending_damage = "b64 frame is not base64"
+                        self._damage_line = self._lineno
+                        break
+                    ln.b64 = None
                 if (ln.t == "recv" and ln.data is None) or (ln.t == "http" and ln.url is None):
                     self._pending_damage = f"{ln.t} line without its payload"
                     self._damage_line = self._lineno
