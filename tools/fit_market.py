@@ -81,6 +81,12 @@ PRIORS: dict[str, Any] = {
         "sigma_ln": 0.75,
         "halflife_ms": 400.0,
     },
+    "requote": {
+        "_why": "A venue's top moves at the fitted top-change rate, on a sweep, or when it "
+                "has drifted this far from where the venue would quote now (a maker leaving "
+                "it further would be picked off). Assumed.",
+        "stale_bps": 2.0,
+    },
     "venue_dev_fallback": {
         "_why": "How far one spot venue's mid strays from the common price besides its lag: "
                 "no simultaneous spot venues were recorded; the OKX spot/future basis "

@@ -144,14 +144,15 @@ class EngineCollector:
         vstate = fam("arbtui_venue_state", ["venue", "state"])
         bstate = fam("arbtui_book_state", ["venue", "symbol", "state"])
         for v, vs in sorted(st.venues.items()):
-            # The feed's own count when it runs in this process (read with its latency
-            # histogram, so the two agree); else what its status last reported.
-            quotes.add_metric([v], local_quotes.get(v, vs.counters.get("quotes", 0)))
+            # Counted by the feed itself, so only where the feed runs in this process (a
+            # Kafka view/detect process serves the venues' states, the feed process these).
+            if v in local_quotes:
+                quotes.add_metric([v], local_quotes[v])
             recon.add_metric([v], vs.reconnects)
             for k, n in sorted(vs.counters.items()):
                 if k.startswith("resyncs."):
                     resyncs.add_metric([v, k.split(".", 1)[1]], n)
-                elif k not in ("quotes", "resyncs"):
+                elif k != "resyncs":
                     events.add_metric([v, k], n)
             for s in BookState:
                 vstate.add_metric([v, s.value], 1.0 if vs.state is s else 0.0)

@@ -138,12 +138,13 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
 
 def _report(engine: ReplayEngine, out) -> None:
     """The run's ``arbtui report`` summary: one JSON line on stdout, the table on stderr."""
+    from arbtui.backend.journal import resolve_path
     from arbtui.commands import report
 
-    path = engine.journal.path if engine.journal is not None else None
-    if path is None:
+    if engine.journal is None:
         print("arbtui replay: journal off: no report", file=sys.stderr)
         return
+    path = resolve_path(engine.cfg.journal.path)  # the replay's own (ReplayEngine set it)
     try:
         r = report.build(path)
     except report.ReportError as e:

@@ -697,7 +697,9 @@ class VenueFeed:
         return VenueStatus(
             venue=self.venue, state=state, reason=reason, connected=self.connected,
             last_msg_ns=self.last_msg_ns, reconnects=self.reconnects, msg_rate=self.msg_rate,
-            symbols=syms, counters={**self.counters, "quotes": self.quotes_out},
+            # quotes_out stays out of the counters: a status is republished when it changes,
+            # and a count that moves with every quote would flood the status topic.
+            symbols=syms, counters=dict(self.counters),
             feed_latency_ms=lat, clock_offset_ms=offset,
         )
 

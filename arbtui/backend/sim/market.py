@@ -149,6 +149,13 @@ class MarketModel:
         self.dislocations: dict[str, list[Dislocation]] = {s: [] for s in self.symbols}
         self.noise = {(v, s): self.rng.gauss(0.0, self.dev_sd[s])
                       for v in self.venues for s in self.symbols}
+        # Quotes are sticky, as on a real venue: a top moves when the venue requotes (at
+        # the fitted top-change rate), when a sweep hits it, or when it has drifted
+        # further than a maker would leave it (it would be picked off).
+        self.requote_p = {s: min(1.0, asset_params(s).get("top_changes_per_s", 20.0) * dt)
+                          for s in self.symbols}
+        self.stale_bps = float(cal["priors"].get("requote", {}).get("stale_bps", 2.0))
+        self.quoted = {(v, s): self.venue_price(v, s) for v in self.venues for s in self.symbols}
         self.books: dict[tuple[str, str], VenueBook] = {}
         self._levels: dict[tuple[str, str, int, int], tuple[str, str]] = {}
         self.base = dict(self.fair)
@@ -180,14 +187,20 @@ class MarketModel:
                 if abs(d.bps) >= 0.05:
                     live.append(d)
             self.dislocations[s] = live
+            swept = ""
             if len(self.venues) > 1 and rng.random() < self.p_dislocate:
                 size = self.disl_median * math.exp(rng.gauss(0.0, self.disl_sigma))
-                self.dislocations[s].append(
-                    Dislocation(rng.choice(self.venues), size * rng.choice((-1, 1))))
+                swept = rng.choice(self.venues)
+                self.dislocations[s].append(Dislocation(swept, size * rng.choice((-1, 1))))
             self.fair[s] *= math.exp(rng.gauss(0.0, self.vol[s]))
             self.history[s].append(self.fair[s])
+            p, stale = self.requote_p[s], self.stale_bps / 1e4
             for v in self.venues:
                 self.noise[(v, s)] = a * self.noise[(v, s)] + rng.gauss(0.0, b)
+                target = self.venue_price(v, s)
+                q = self.quoted[(v, s)]
+                if rng.random() < p or v == swept or abs(target / q - 1) > stale:
+                    self.quoted[(v, s)] = target
         self._rebuild_all()
 
     def _rebuild_all(self) -> None:
@@ -198,7 +211,7 @@ class MarketModel:
     def _build(self, venue: str, symbol: str) -> VenueBook:
         par = asset_params(symbol)
         spread_bps = par["spread_bps"] * _venue_prior("venue_spread_mult", venue, 1.0)
-        mid = self.venue_price(venue, symbol)
+        mid = self.quoted[(venue, symbol)]
         tick = price_tick(symbol)
         dp = decimals(tick)
         step = self.grid[symbol]
