@@ -40,6 +40,12 @@ has the same levels, so the walk reuse below makes it cost an identity check.
 
 Everything time-dependent reads ``clock`` (injected), so replaying the same
 quote sequence with the same clock gives the same events.
+
+Why one module past ~600 lines: the index (``_Leg``/``_Base``/``_Group``), the
+depth-walk reuse and the window lifecycle share slotted private records that the
+per-quote path reads attribute by attribute; splitting them across modules would
+either publish those internals or add a call per quote on the hot path
+(BENCHMARKS.md keeps the µs per quote). The reference evaluation lives in tests.
 """
 
 from __future__ import annotations

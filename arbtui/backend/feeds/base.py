@@ -20,6 +20,11 @@ The adapter never touches a socket: it calls ``self.send(text)`` and
 ``await self.http_get(url)``. The live loop (``run``) supplies a WebSocket and
 urllib; replay supplies recorded frames and recorded HTTP bodies. So live,
 simulator and replay all go through the same parser and book code.
+
+Why one module past ~600 lines: ``VenueFeed`` is the one adapter shape, and its
+connection loop, per-book resync and publish path (with the liveness refresh)
+act on the same per-book state under one rule set; the pacing helpers and
+``SymbolBook`` beside it are the small types those three parts share.
 """
 
 from __future__ import annotations
