@@ -155,3 +155,15 @@ def execution_cfg():
     e.wallets = {"kraken": WalletConfig(base=0.02, quote=1500.0),
                  "okx": WalletConfig(base=0.5, quote=400.0)}
     return cfg
+
+
+def quote_top_changes(quotes) -> list[tuple]:
+    """(venue, symbol, bid px, bid qty, ask px, ask qty) at each change of a book's top."""
+    last: dict = {}
+    out = []
+    for q in quotes:
+        top = (q.bid_px, q.bid_qty, q.ask_px, q.ask_qty)
+        if last.get((q.venue, q.symbol)) != top:
+            last[(q.venue, q.symbol)] = top
+            out.append((q.venue, q.symbol, *top))
+    return out

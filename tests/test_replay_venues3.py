@@ -14,7 +14,14 @@ import subprocess
 import sys
 
 import pytest
-from replay_fixtures import REPO, bad_counters, default_cfg, replay_cli, replay_inprocess
+from replay_fixtures import (
+    REPO,
+    bad_counters,
+    default_cfg,
+    quote_top_changes,
+    replay_cli,
+    replay_inprocess,
+)
 
 from arbtui import symbols as symmod
 from arbtui.backend.record import record_session
@@ -24,17 +31,6 @@ from arbtui.backend.sim.server import Simulator
 
 VENUES = ["bitfinex", "cryptocom", "htx"]
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
-
-
-def _tops(quotes) -> list[tuple]:
-    last: dict = {}
-    out = []
-    for q in quotes:
-        top = (q.bid_px, q.bid_qty, q.ask_px, q.ask_qty)
-        if last.get((q.venue, q.symbol)) != top:
-            last[(q.venue, q.symbol)] = top
-            out.append((q.venue, q.symbol, *top))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +74,7 @@ async def test_replay_matches_live_top_for_top(recorded):
     # HTX frames: binary on the wire, bytes again when read back (gzip magic).
     htx = [ln.data for ln in lines if ln.t == "recv" and ln.conn.startswith("HTX.")]
     assert htx and all(isinstance(d, bytes) and d[:2] == b"\x1f\x8b" for d in htx)
-    expected = _tops(live)
+    expected = quote_top_changes(live)
     assert {e[0] for e in expected} == set(VENUES), "every venue went live while recording"
     run = await replay_inprocess([path])
     got = [(q["venue"], q["symbol"], q["bid"], q["bid_size"], q["ask"], q["ask_size"])
