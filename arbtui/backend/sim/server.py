@@ -305,13 +305,9 @@ def venue_classes() -> dict[str, type[SimVenue]]:
     imported lazily so the core stays light."""
     from arbtui import venues
 
-    out: dict[str, type[SimVenue]] = {}
-    for spec in venues.REGISTRY:
-        try:
-            out[spec.name] = spec.simulator_class()
-        except (ModuleNotFoundError, AttributeError):
-            continue
-    return out
+    # Every registered venue has a simulator (the contract test relies on it), so a
+    # failing import is a bug to see, not a venue to skip.
+    return {spec.name: spec.simulator_class() for spec in venues.REGISTRY}
 
 
 class Simulator:
