@@ -45,17 +45,12 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from arbtui import venues
 from arbtui.backend.book import BookError
 from arbtui.backend.feeds.base import SymbolBook, VenueFeed
 from arbtui.backend.feeds.sync import AWAIT_SNAPSHOT, SYNCED, BookSync
 from arbtui.model import BookState
 
 log = logging.getLogger("arbtui.feeds.template")
-
-#: Your registry entry (``venues.get("<venue>")``). The template has none, so
-#: it borrows the shape of one to stay importable.
-_SPEC = venues.REGISTRY[0]
 
 _decode = msgspec.json.decode
 
@@ -70,12 +65,13 @@ class TemplateSync(BookSync):
 
 
 class TemplateFeed(VenueFeed):
-    # Endpoints and the offline symbol table come from the registry entry.
+    # Endpoints and the offline symbol table come from the registry entry named by
+    # ``venue`` (VenueFeed.__init_subclass__). The template has no entry, so one
+    # example row keeps it constructible; a real adapter drops this line.
     venue: ClassVar[str] = "template"
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
+    STATIC_SYMBOLS: ClassVar[dict[str, str]] = {"BTC-USDT": "BTCUSDT"}
+    #: Cap books at the levels the venue's book channel carries (None: no cap).
+    max_depth: ClassVar[int | None] = None
     sync_state: ClassVar[type[BookSync]] = TemplateSync
     #: The venue's documented limits (say where each comes from).
     max_frame: ClassVar[int] = 4 * 2 ** 20  # largest snapshot frame, with room

@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+from arbtui import venues
 from arbtui.backend.book import Book
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds.sync import BookSync
@@ -190,6 +191,23 @@ class VenueFeed:
     #: Path (and query) of the venue's public instrument list under the REST base;
     #: "" when the adapter has none (the static table is then all there is).
     instruments_path: ClassVar[str] = ""
+    #: Most levels a side the venue's book feed carries (None: no cap of its own).
+    max_depth: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        # An adapter names its venue; the endpoints and the offline symbol table come
+        # from that venue's registry entry (arbtui/venues.py), the one place a venue
+        # is declared, unless the adapter sets them itself.
+        name = cls.__dict__.get("venue")
+        if name not in venues.names():
+            return
+        spec = venues.get(name)
+        for attr, value in (("default_url", spec.ws_url), ("default_rest", spec.rest_url),
+                            ("instruments_path", spec.instruments_path),
+                            ("STATIC_SYMBOLS", dict(spec.static_symbols))):
+            if attr not in cls.__dict__:
+                setattr(cls, attr, value)
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], *, url: str = "",
                  rest_url: str = "", depth: int = 1000, quote_depth: int = 10,
@@ -201,7 +219,9 @@ class VenueFeed:
         self.clock_ns: Callable[[], int] = clock.now_ns
         self.url = url or self.default_url
         self.rest_url = (rest_url or self.default_rest).rstrip("/")
-        self.depth = depth
+        # A book never holds more levels than the venue's feed carries, whatever
+        # ``depth`` asks for (the deeper levels would never be updated).
+        self.depth = depth if self.max_depth is None else min(depth, self.max_depth)
         self.quote_depth = quote_depth
         self.emit = emit
         smap = symbol_map or self.STATIC_SYMBOLS
@@ -213,7 +233,7 @@ class VenueFeed:
             if vsym is None:
                 self.unknown_symbols.append(s)
                 continue
-            sb = SymbolBook(s, vsym, depth, self.sync_state(), clock.now_ns())
+            sb = SymbolBook(s, vsym, self.depth, self.sync_state(), clock.now_ns())
             self.books[s] = sb
             self.by_vsym[vsym] = sb
         self.counters: dict[str, int] = {}

@@ -82,9 +82,6 @@ def depth_weight(limit: int) -> int:
 
 class BinanceFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame = 2 ** 22
     keepalive_s = None  # the SERVER pings every 20 s; websockets answers with a pong
     # No application heartbeat exists; a quiet symbol can be silent for a while,
@@ -116,7 +113,6 @@ class BinanceFeed(VenueFeed):
     first_event_wait_s: ClassVar[float] = 1.0
     sync_state: ClassVar[type[BookSync]] = BinanceSync
     #: The offline table is the registry's (``arbtui.venues``).
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)

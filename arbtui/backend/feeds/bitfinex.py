@@ -95,10 +95,7 @@ class BitfinexSync(BookSync):
 
 class BitfinexFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
+    max_depth: ClassVar[int | None] = BOOK_LEN
     sync_state: ClassVar[type[BookSync]] = BitfinexSync
     max_frame: ClassVar[int] = 2 ** 20
     #: Bitfinex sends ``hb`` per channel every 15 s when quiet; we ping as well.
@@ -110,8 +107,6 @@ class BitfinexFeed(VenueFeed):
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, BOOK_LEN)
         if len(self.books) > MAX_CHANNELS:
             # The venue refuses subscriptions past its per-connection limit; one
             # connection per adapter is all we open, so say so instead of failing silently.

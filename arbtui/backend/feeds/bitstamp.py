@@ -67,9 +67,7 @@ class BitstampSync(BookSync):
 
 class BitstampFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
+    max_depth: ClassVar[int | None] = 100
     max_frame: ClassVar[int] = 2 ** 22
     keepalive_s: ClassVar[float | None] = 10.0
     #: Heartbeats are answered, so silence this long is a dead link.
@@ -81,13 +79,10 @@ class BitstampFeed(VenueFeed):
     send_rate: ClassVar[float] = 10.0
     #: Diffs buffered per book while its REST book is fetched (diff channel).
     max_buffer: ClassVar[int] = 5000
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
     sync_state: ClassVar[type[BookSync]] = BitstampSync
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, 100)
         self.by_channel: dict[str, tuple[SymbolBook, bool]] = {}
         for sb in self.books.values():
             p = sb.vsym.lower()

@@ -66,9 +66,6 @@ class BybitSync(BookSync):
 
 class BybitFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame: ClassVar[int] = 4 * 2 ** 20  # depth-1000 snapshots are ~60 kB
     #: Bybit: send ``{"op":"ping"}`` every 20 s or the server drops the socket.
     keepalive_s: ClassVar[float | None] = 20.0
@@ -77,7 +74,6 @@ class BybitFeed(VenueFeed):
     send_rate: ClassVar[float] = 10.0
     sync_state: ClassVar[type[BookSync]] = BybitSync
     #: The offline table is the registry's (``arbtui.venues``).
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)

@@ -108,9 +108,6 @@ class CoinbaseSync(BookSync):
 
 class CoinbaseFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: The BTC-USD snapshot is one ~5 MB frame and grows with the book.
     max_frame = 32 * 2 ** 20
     keepalive_s = None  # liveness comes from the heartbeats channel, 1/s
@@ -123,7 +120,6 @@ class CoinbaseFeed(VenueFeed):
     resub_timeout_s: ClassVar[float] = 10.0
     sync_state: ClassVar[type[BookSync]] = CoinbaseSync
     #: The offline table is the registry's (``arbtui.venues``).
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)

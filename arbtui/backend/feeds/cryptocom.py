@@ -59,10 +59,7 @@ def _rows(rows: Any) -> list[tuple[str, str]]:
 
 class CryptocomFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
+    max_depth: ClassVar[int | None] = DEPTH
     max_frame: ClassVar[int] = 2 ** 21
     #: The venue sends heartbeats every 30 s; the client answers, never pings.
     keepalive_s: ClassVar[float | None] = None
@@ -74,8 +71,6 @@ class CryptocomFeed(VenueFeed):
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, DEPTH)
         self._ids = itertools.count(1)
         self.by_channel = {self._channel(sb): sb for sb in self.books.values()}
 

@@ -45,21 +45,13 @@ _SNAPSHOT_LEVELS = 100
 
 class GateFeed(RestSyncedFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
+    max_depth: ClassVar[int | None] = _SNAPSHOT_LEVELS
     max_frame: ClassVar[int] = 2 ** 22
     #: Gate's own client sends ``spot.ping`` every 10 s.
     keepalive_s: ClassVar[float | None] = 10.0
     #: Updates come every 100 ms on a moving book and pings are answered.
     stale_after_s: ClassVar[float] = 30.0
     send_rate: ClassVar[float] = 10.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
-
-    def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
-        super().__init__(symbols, emit, **kw)
-        for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, _SNAPSHOT_LEVELS)
 
     # ------------------------------------------------------------ symbols
 

@@ -77,9 +77,6 @@ _l2_decoder = msgspec.json.Decoder(_L2Updates)
 
 class GeminiFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: Full books of ~5,000 levels per symbol plus 100 trades; 8 MiB is ample.
     max_frame: ClassVar[int] = 2 ** 23
     keepalive_s: ClassVar[float | None] = None  # the venue sends heartbeats; nothing to send
@@ -95,7 +92,6 @@ class GeminiFeed(VenueFeed):
     #: Wait this long for a full book after a per-symbol re-subscribe.
     resubscribe_timeout_s: ClassVar[float] = 5.0
     #: The offline table is the registry's (``arbtui.venues``).
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -69,10 +69,7 @@ def decode_frame(data: str | bytes) -> Any:
 
 class HtxFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
+    max_depth: ClassVar[int | None] = LEVELS
     max_frame: ClassVar[int] = 2 ** 21
     #: The venue pings (every 5 s); we only answer.
     keepalive_s: ClassVar[float | None] = None
@@ -83,8 +80,6 @@ class HtxFeed(VenueFeed):
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, LEVELS)
         # HTX spells symbols lower case on the wire; ours are upper case.
         self.by_wire = {sb.vsym.lower(): sb for sb in self.books.values()}
         self._ids = itertools.count(1)

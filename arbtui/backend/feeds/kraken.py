@@ -113,9 +113,6 @@ def v2_name(v1_pair: str) -> str:
 
 class KrakenFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
     max_frame: ClassVar[int] = 4 * 2 ** 20  # a depth-1000 snapshot of a busy pair is ~100 kB
     #: The watchdog asks this often; a ping goes out only after ~10 s of silence
     #: (Kraken sends heartbeats itself; the ping proves the path when they stop).
@@ -125,7 +122,6 @@ class KrakenFeed(VenueFeed):
     stale_after_s: ClassVar[float] = 15.0
     send_rate: ClassVar[float] = 5.0
     #: The offline table is the registry's (``arbtui.venues``).
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit: Callable[[Quote], None], **kw: Any) -> None:
         smap = dict(kw.pop("symbol_map", None) or self.STATIC_SYMBOLS)

@@ -53,9 +53,7 @@ _SNAPSHOT_LEVELS = 100
 
 class KucoinFeed(RestSyncedFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
+    max_depth: ClassVar[int | None] = _SNAPSHOT_LEVELS
     max_frame: ClassVar[int] = 2 ** 22
     #: The bullet answer's ``pingInterval`` (18 s in 2025) replaces this per connection.
     keepalive_s: ClassVar[float | None] = 18.0
@@ -65,12 +63,9 @@ class KucoinFeed(RestSyncedFeed):
     max_conn_life_s: ClassVar[float | None] = 23.5 * 3600
     #: KuCoin limits client messages to 100 per 10 s per connection.
     send_rate: ClassVar[float] = 5.0
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        for sb in self.books.values():
-            sb.book.depth = min(sb.book.depth, _SNAPSHOT_LEVELS)
         self._ids = itertools.count(1)
         self._custom_url = bool(self.url) and self.url != self.default_url
 

@@ -79,9 +79,6 @@ class OkxSync(BookSync):
 
 class OkxFeed(VenueFeed):
     venue: ClassVar[str] = _SPEC.name
-    default_url: ClassVar[str] = _SPEC.ws_url
-    default_rest: ClassVar[str] = _SPEC.rest_url
-    instruments_path: ClassVar[str] = _SPEC.instruments_path
     #: A 400-level snapshot is ~30 KB; 4 MiB leaves room for many instruments per frame.
     max_frame: ClassVar[int] = 2 ** 22
     #: How often the watchdog asks for a keepalive; ``keepalive_message`` decides.
@@ -109,7 +106,6 @@ class OkxFeed(VenueFeed):
     max_request_chars: ClassVar[int] = 60_000
     sync_state: ClassVar[type[BookSync]] = OkxSync
     #: The offline table is the registry's (``arbtui.venues``).
-    STATIC_SYMBOLS: ClassVar[dict[str, str]] = dict(_SPEC.static_symbols)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
