@@ -141,6 +141,20 @@ class Opportunity(msgspec.Struct, kw_only=True):
     flat_cost: float = 0.0  # the flat cost this evaluation charged
     min_net_bps: float = 0.0  # the threshold (per-unit hurdle) this evaluation applied
     owner: str = ""  # the detector process that owns this window (Kafka; "" in one process)
+    # Kind of window (issue 18): "spot" = the same symbol bought on one venue and sold
+    # on another; "basis" = spot bought, perpetual sold (``sell_symbol`` ends -PERP);
+    # "perp" = perp vs perp across venues. ``edge.py`` states each formula.
+    kind: str = "spot"
+    basis_bps: float = 0.0  # perp price over spot price, bps (basis kind)
+    funding_rate: float = 0.0  # the perp's current funding rate per interval (fraction)
+    funding_interval_h: float = 0.0  # hours between fundings (0 = unknown)
+    next_funding_ts_ns: int = 0
+    carry_apr: float = 0.0  # annualized carry of holding the position (fraction per year)
+    # Catchability (issue 17): P(both legs still fill at >= threshold after our round
+    # trip) and the expected value profit x p_catch; None until a model has estimated it.
+    p_catch: float | None = None
+    ev: float | None = None  # quote currency, like ``profit``
+    ev_bps: float | None = None
     v: int = SCHEMA_VERSION
 
 
@@ -180,6 +194,22 @@ class Fill(msgspec.Struct, kw_only=True):
     sent_ts_ns: int = 0  # when the order left; ts_ns is its arrival at the venue
     pnl: float = 0.0  # realized PnL booked when this fill completed the trade
     pnl_ccy: str = ""
+    v: int = SCHEMA_VERSION
+
+
+class Funding(msgspec.Struct, kw_only=True):
+    """Perpetual-futures venue state for one perp symbol (issue 18): funding, mark and
+    index. Published by perp feeds beside their quotes; read by basis detection."""
+
+    venue: str
+    symbol: str  # normalized, e.g. BTC-USDT-PERP
+    rate: float  # current (predicted) funding rate for the next interval, fraction
+    interval_h: float = 8.0
+    next_funding_ts_ns: int = 0  # venue time of the next funding
+    mark: float = 0.0
+    index: float = 0.0
+    ts_ns: int = 0  # venue event time (0 = none)
+    recv_ts_ns: int = 0
     v: int = SCHEMA_VERSION
 
 
