@@ -56,6 +56,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -209,6 +210,9 @@ class Detector:
                                          "ignored_not_live": 0, "walks": 0}
         self._seq = 0
         self.evaluated = 0
+        #: The catch-probability model (``backend.catch.CatchModel``), or None: called
+        #: once per emitted event (never per quote) to set p_catch/ev/ev_bps.
+        self.catch: Any = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -685,6 +689,8 @@ class Detector:
                 limited_by=w.limited_by, top_net_bps=top_net, flat_cost=cfg.flat_cost,
                 min_net_bps=thr,
             )
+            if self.catch is not None:
+                self.catch.opened(opp, buy, sell)
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
             self.open[key] = o = _Open(msgspec.structs.replace(opp), bl, sl)
@@ -704,6 +710,8 @@ class Detector:
         p.buy_fee_bps, p.sell_fee_bps, p.flat_cost, p.min_net_bps = fa, fb, cfg.flat_cost, thr
         p.peak_net_bps = max(p.peak_net_bps, w.net_bps)
         p.peak_profit = max(p.peak_profit, w.profit)
+        if self.catch is not None:
+            self.catch.evaluated(p, now)  # does the window still hold at its opening limits?
         if suspect and not p.suspect:
             # Once suspect, always suspect: a window that ever showed an
             # implausible edge is a data problem, not a trade.
@@ -716,6 +724,8 @@ class Detector:
 
     def _event(self, p: Opportunity, ev: OppEvent, now: int, trigger_ns: int,
                reason: str | None = None) -> Opportunity:
+        if self.catch is not None:
+            self.catch.event(p, ev, now)  # sets p_catch/ev/ev_bps on the window's record
         return msgspec.structs.replace(
             p, event=ev, ts_ns=now, lifetime_ms=(now - p.opened_ts_ns) / 1e6,
             reason=p.reason if reason is None else reason, quote_recv_ts_ns=trigger_ns,

@@ -7,7 +7,8 @@ opportunity's evaluation carried, taking depth while the marginal net edge is at
 least that threshold, within the detector's size, ``execution.max_notional``
 and the free wallet balances; the trade goes out when that size is positive,
 its notional at least ``detector.min_notional`` and its net edge after
-``flat_cost`` at least the threshold. It then checks the leg direction and
+``flat_cost`` at least the threshold (and, when ``min_p_catch``/``min_ev`` are set,
+the opportunity's catch probability and expected value clear them). It then checks the leg direction and
 sends two IOC limit orders: buy on the cheaper venue at most at the worst ask
 level its walk touched, sell on the richer venue at least at the worst bid. Each
 order ARRIVES after its venue's latency (plus jitter) and fills against that
@@ -126,7 +127,7 @@ class Executor:
         self.counters: dict[str, int] = {
             k: 0 for k in ("trades", "orders", "filled", "partial", "rejected", "one_legged",
                            "imbalanced", "unwinds", "skipped_suspect", "skipped_threshold",
-                           "skipped_direction", "skipped_size")}
+                           "skipped_direction", "skipped_size", "skipped_catch")}
         self.in_flight: dict[int, Order] = {}
         self.pnl_series: list[tuple[int, str, float]] = []  # (ts, ccy, cumulative), bounded
         self._ids = itertools.count(1)
@@ -199,6 +200,9 @@ class Executor:
         if sized.size <= EPS or sized.net_bps < thr:
             self.counters["skipped_threshold"] += 1
             return []
+        if (self.cfg.min_p_catch > 0 or self.cfg.min_ev > 0) and not self._catchable(opp, sized.profit):
+            self.counters["skipped_catch"] += 1
+            return []
         buy_limit, sell_limit = sized.buy_worst, sized.sell_worst
         # Leg direction: we BUY where the ask is lower and SELL where the bid is
         # higher. A reversed pair (a corrupt or foreign event) would turn an edge
@@ -226,6 +230,16 @@ class Executor:
         t.orders = [buy, sell]
         self.counters["trades"] += 1
         return [buy, sell]
+
+    def _catchable(self, opp: Opportunity, profit: float) -> bool:
+        """``[execution] min_p_catch`` / ``min_ev`` (backend/catch.py): the window must be
+        likely enough to still be there when the legs arrive, and the profit of the size
+        this executor would send, times that chance, worth enough. An event without an
+        estimate (no model ran) does not meet a requirement."""
+        pc = opp.p_catch
+        if pc is None:
+            return False
+        return pc >= self.cfg.min_p_catch and profit * pc >= self.cfg.min_ev
 
     def _order(self, opp: Opportunity, venue: str, sym: str, side: str, qty: float, limit: float,
                now: int, t: Trade, kind: str = "leg") -> Order:

@@ -42,12 +42,25 @@ CREATE TABLE IF NOT EXISTS fills (
     symbol TEXT, side TEXT, kind TEXT, requested REAL, filled REAL, vwap REAL, fee REAL,
     fee_ccy TEXT, status TEXT, reason TEXT, pnl REAL, pnl_ccy TEXT, body BLOB);
 CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
-"""
+""" + """
+CREATE TABLE IF NOT EXISTS catch_windows (
+    seq INTEGER PRIMARY KEY, session INTEGER, mode TEXT, ts_ns INTEGER, symbol TEXT,
+    buy_venue TEXT, sell_venue TEXT, excess_bps REAL, lifetime_ms REAL, held_ms REAL);
+CREATE TABLE IF NOT EXISTS catch_outcomes (
+    seq INTEGER PRIMARY KEY, session INTEGER, mode TEXT, ts_ns INTEGER, opp_id TEXT,
+    symbol TEXT, buy_venue TEXT, sell_venue TEXT, p_catch REAL, caught INTEGER,
+    net_bps REAL, threshold_bps REAL, why TEXT);
+"""  # catch_*: the history and calibration of backend/catch.py (CatchJournal writes them)
 
 _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, sell_symbol, "
             "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
             "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_CATCH_WIN_SQL = ("INSERT INTO catch_windows (session, mode, ts_ns, symbol, buy_venue, "
+                  "sell_venue, excess_bps, lifetime_ms, held_ms) VALUES (?,?,?,?,?,?,?,?,?)")
+_CATCH_OUT_SQL = ("INSERT INTO catch_outcomes (session, mode, ts_ns, opp_id, symbol, buy_venue, "
+                  "sell_venue, p_catch, caught, net_bps, threshold_bps, why) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 _FILL_SQL = ("INSERT INTO fills (session, ts_ns, opp_id, venue, symbol, side, kind, requested, "
              "filled, vwap, fee, fee_ccy, status, reason, pnl, pnl_ccy, body) "
              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
@@ -91,6 +104,9 @@ class Journal:
         self._idle = threading.Condition()
         # Open on the caller's thread so a bad path fails loudly at start, not later.
         self._con = connect(self.path)
+        #: ``backend.catch.CatchJournal`` (set by the journal role before events flow):
+        #: the catch_windows / catch_outcomes rows of each batch. None: not written.
+        self.catch: Any = None
         self._thread = threading.Thread(target=self._run, name="arbtui-journal", daemon=True)
         self._thread.start()
 
@@ -136,12 +152,17 @@ class Journal:
                     fills.append((s, e.ts_ns, e.opp_id, e.venue, e.symbol, e.side, e.kind,
                                   e.requested, e.filled, e.vwap, e.fee, e.fee_ccy, e.status,
                                   e.reason, e.pnl, e.pnl_ccy, enc(e)))
+            cwins, couts = self.catch.rows(batch, s) if self.catch is not None else ((), ())
             try:
                 with self._con:
                     if opps:
                         self._con.executemany(_OPP_SQL, opps)
                     if fills:
                         self._con.executemany(_FILL_SQL, fills)
+                    if cwins:
+                        self._con.executemany(_CATCH_WIN_SQL, cwins)
+                    if couts:
+                        self._con.executemany(_CATCH_OUT_SQL, couts)
                 self.written += len(batch)
             except sqlite3.Error as e:  # disk full, locked too long: count, log, keep running
                 self.errors += 1

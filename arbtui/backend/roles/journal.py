@@ -43,8 +43,10 @@ class JournalRole(Role):
     def __init__(self, cfg: JournalConfig, bus: Bus, sup: Supervisor, *,
                  windows: OpenWindows | None = None,
                  up_since: Callable[[], float | None] = lambda: None,
-                 on_reconciled: Callable[[Opportunity], None] | None = None) -> None:
-        """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring)."""
+                 on_reconciled: Callable[[Opportunity], None] | None = None,
+                 catch: Any = None) -> None:
+        """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring);
+        ``catch`` (a ``backend.catch.CatchJournal``) adds the catch_* rows."""
         self.cfg = cfg
         self.bus = bus
         self.sup = sup
@@ -52,6 +54,7 @@ class JournalRole(Role):
         self.up_since = up_since
         self.on_reconciled = on_reconciled
         self.journal: Journal | None = None
+        self.catch = catch
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -62,6 +65,7 @@ class JournalRole(Role):
             log.error("journal off: cannot open %s: %s", path, e)
             self.sup.count_failure("journal")
             return
+        self.journal.catch = self.catch
         # Subscribed here (see DetectRole.start): nothing published after start() is missed.
         self._wake = wake = asyncio.Event()
         self._subs = [self.bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),
