@@ -2,59 +2,62 @@
 
 ``p_catch`` of an opportunity is the probability that BOTH legs, each arriving
 after its venue's round trip, still fill in full at a net edge at or above the
-execution threshold (``execution.min_net_bps``). The round trip of a leg is
+execution threshold (``execution.min_net_bps``; ``CAUGHT_RULE`` says exactly what
+"caught" means). The round trip of a leg is
 
-    L_leg = execution.latency_ms[venue] (+ jitter) + feed latency of its trigger quote
+    L_leg = execution.latency_ms[venue] + U(0, jitter_ms) + feed latency of its trigger quote
 
-where the feed latency is how late the quote that made us see the window was
+where the feed latency is how late the quote that showed us the window was
 (receive time minus venue time, less the smallest such delay seen from that
 venue: the floor stands for clock offset plus the fastest path, as the feeds'
-own ``feed_latency_ms`` does). Both effects add up: the window we see is
-already ``feed`` ms old at the venue, and our order needs ``latency`` more ms to
-get there. Both legs must fill, so the slower leg decides: ``L = max(L_buy,
-L_sell)``; the uniform jitter (0..jitter_ms) is integrated with three points.
+own ``feed_latency_ms`` does). Both add up: the book we saw was already ``feed``
+ms old at the venue, and our order needs ``latency`` more ms to get there.
 
-What it is estimated from, per (buy venue, sell venue) and per EXCESS edge
-bucket (opening net minus the execution threshold, ``EXCESS_EDGES_BPS``):
+What the estimate conditions on. At the opening the model sizes the trade as the
+executor will (``edge.walk`` at the execution threshold over the levels the
+event carries, within the detector's size): a size and two IOC limits. A window
+then HOLDS on a leg while that leg's book still has the size within its limit:
+asks at or under the buy limit, bids at or over the sell limit. The model
+watches both books after the opening, through the window's close and beyond
+(until the leg stops holding or ``HORIZON_MS``): the window closing is NOT the
+event that matters, because the executor fills against the books, and with
+execution on our own orders close windows (the detector sizes to the wallets
+our orders just reserved). So each past window yields two durations,
+``held_buy_ms`` and ``held_sell_ms``, and
 
-- ``S(L)``, the survival of past windows: the share whose lifetime exceeded
-  ``L`` (the latency budget view plots it);
-- ``H(L)``, what the edge did after ``L`` ms in those windows: the share that
-  were still open at ``L`` with the edge still at or above the execution
-  threshold AND the size still at least the size they opened with (an IOC
-  order of the opening size fills in full only if that depth is still there).
-  A window "stops holding" at its first emitted event that breaks either
-  condition; ``held_ms <= lifetime_ms``.
+    p_catch = P(held_buy > L_buy and held_sell > L_sell)
 
-``p_catch`` at the opening is ``H(L)``. At an update ``t`` ms into the window it
-conditions on the window having survived ``t``: ``H(t + L) / S(t)`` (capped at
-1). Why these conditions: the pair fixes the venues' latencies and how fast
-their makers refill (a dislocation on a slow venue lasts longer), the excess
-edge says how far a price has to move back before the edge is gone (a big
-dislocation decays for longer before it crosses the threshold), and the age
-says the window already outlived the ones that die at once. What it does NOT
-condition on: book depth beyond the size, volatility regime, time of day.
+estimated over past windows of the same (buy venue, sell venue) and EXCESS edge
+bucket (opening net minus the execution threshold, ``EXCESS_EDGES_BPS``), the
+jitter integrated exactly (uniform, per leg). At an update ``t`` ms into the
+window it conditions on both legs having held ``t``: the same ratio among past
+windows that held ``t``. Why these conditions: the pair fixes the venues'
+latencies and how fast their makers refill (a dislocation on a slow venue lasts
+longer), the excess edge says how far a price must move back before the
+limits stop filling, and the age says the window already outlived those that
+die at once. Not conditioned on: volatility regime, time of day, book depth
+beyond the size. A book leaving LIVE is not watched (the executor would reject
+the leg; rare, so it is left out).
 
 Cold start: every estimate is a Beta posterior mean with a stated prior, in
-three levels. Per grid latency ``L``, a (pair, bucket) cell has the prior
-``Beta(w·m, w·(1-m))`` (``w = PRIOR_WEIGHT`` pseudo-windows) whose mean ``m`` is
-the pair's estimate over all buckets; the pair's has the same prior around the
-estimate of all pairs pooled; and that one has the stated prior mean
-``PRIOR_CURVE(L) = 0.5 ** (L / PRIOR_HALF_LIFE_MS)``: a window's chance to hold
-halves every 50 ms (makers refill a swept venue within tens to hundreds of ms).
-History replaces each prior as it accumulates: with ``n`` windows the prior
-weighs ``w / (n + w)``, so a new pair borrows from the others at once. Counts fade by half once a cell holds
-``MAX_WINDOWS`` windows, so the model follows a market that changes.
+three levels: a (pair, bucket) cell has the prior ``Beta(w·m, w·(1-m))`` (``w =
+PRIOR_WEIGHT`` pseudo-windows) whose mean ``m`` is the pair's estimate over all
+buckets; the pair's has the same prior around the estimate of all pairs
+pooled; and that one has the stated prior mean ``0.5 ** (L / PRIOR_HALF_LIFE_MS)``
+(``L`` the slower leg's round trip): a leg's chance to hold halves every 50 ms
+(makers refill a swept venue within tens to hundreds of ms). History replaces
+each prior as it accumulates: with ``n`` windows the prior weighs ``w / (n + w)``,
+so a new pair borrows from the others at once. Each level keeps the newest
+``RING`` windows, so the model follows a market that changes.
 
 History comes from the journal (``catch_windows`` rows of earlier sessions of
-the same mode, ``load_windows``) and from the running session (every window
-the detector closes). The hot path is cheap: the detector calls ``opened`` once
-per OPENED event and ``event`` per UPDATED/CLOSED event (never per quote); an
-estimate is a bisect and three interpolations over a cached curve.
+the same mode, ``load_windows``) and from the running session. The per-quote
+cost is one truthiness test while no window is watched and a dict lookup while
+some are; an estimate (once per OPENED/UPDATED event) is a few numpy operations
+over at most ``RING`` windows per level.
 
-``CatchJournal`` turns the event stream into the journal's rows: one
-``catch_windows`` row per closed window and one ``catch_outcomes`` row per
-executed opportunity (the calibration's ground truth, ``CatchOutcomes``).
+``lifetime_ms`` (how long the window stayed open) is kept beside for the
+survival curve the latency-budget view draws next to P(catch).
 """
 
 from __future__ import annotations
@@ -68,30 +71,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from arbtui.backend.edge import walk
 from arbtui.config import ExecutionConfig
 from arbtui.model import Fill, OppEvent, Opportunity, Quote
 
 #: Upper edges (bps) of the excess-edge buckets (opening net minus the execution
 #: threshold). Bucket 0 is "below the threshold".
-EXCESS_EDGES_BPS: tuple[float, ...] = (0.0, 1.0, 2.5, 5.0, 10.0, 25.0)
-#: The latencies (ms) the survival and hold curves are kept at; in between they are
-#: interpolated linearly, beyond the last they stay at the last value.
+EXCESS_EDGES_BPS: tuple[float, ...] = (0.0, 2.5, 10.0, 25.0, 50.0)
+#: A leg still holding this long after the opening is not watched any longer: it
+#: counts as holding beyond every round trip the model is asked about.
+HORIZON_MS = 2000.0
+#: The latencies (ms) the latency-budget curves are drawn at.
 L_GRID_MS: tuple[float, ...] = (0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
-                                1000, 1500, 2000, 3000, 5000, 10000)
-#: Pseudo-windows the prior is worth.
+                                1000, 1500, 2000)
+#: Pseudo-windows each level's prior is worth.
 PRIOR_WEIGHT = 4.0
-#: Half-life (ms) of the prior survival curve.
+#: Half-life (ms) of the stated prior: P(hold L) = 0.5 ** (L / PRIOR_HALF_LIFE_MS).
 PRIOR_HALF_LIFE_MS = 50.0
-PRIOR_CURVE: tuple[float, ...] = tuple(0.5 ** (L / PRIOR_HALF_LIFE_MS) for L in L_GRID_MS)
-#: A cell's counts are halved once it holds this many windows (old market fades).
-MAX_WINDOWS = 2000
+#: Windows kept per level (cell, pair, all pairs): the newest.
+RING = 512
 #: Windows read from the journal at start (newest first).
 HISTORY_LIMIT = 50_000
 #: Predicted-probability buckets of the reliability table.
 RELIABILITY_EDGES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-#: Jitter quadrature: the three points (fractions of jitter_ms) of a uniform.
-_JITTER_Q = (1 / 6, 1 / 2, 5 / 6)
-_NG = len(L_GRID_MS)
+_INF = math.inf
 
 
 def excess_bucket(excess_bps: float) -> int:
@@ -109,66 +114,73 @@ def bucket_label(b: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class WindowRecord:
-    """One closed window, as history: pair, excess edge at opening, how long it lived
-    and how long it held (edge >= execution threshold at the opening size)."""
+    """One past window, as history: pair, excess edge at opening, how long each leg
+    held (``HORIZON_MS`` or more = held through the horizon) and how long it was open."""
 
     buy_venue: str
     sell_venue: str
     symbol: str
     excess_bps: float
     lifetime_ms: float
-    held_ms: float
+    held_buy_ms: float
+    held_sell_ms: float
     ts_ns: int = 0
 
 
-class _Counts:
-    __slots__ = ("alive", "held", "n")
+class _Ring:
+    """The newest ``RING`` windows of one level, as arrays for vectorized estimates."""
+
+    __slots__ = ("hb", "hs", "life", "n", "pos")
 
     def __init__(self) -> None:
-        self.n = 0.0
-        self.alive = [0.0] * _NG
-        self.held = [0.0] * _NG
+        self.hb = np.zeros(RING)
+        self.hs = np.zeros(RING)
+        self.life = np.zeros(RING)
+        self.n = 0
+        self.pos = 0
 
-    def add(self, lifetime_ms: float, held_ms: float) -> None:
-        self.n += 1
-        alive, held = self.alive, self.held
-        for i, L in enumerate(L_GRID_MS):
-            if lifetime_ms <= L:
-                break
-            alive[i] += 1
-            if held_ms > L:
-                held[i] += 1
-        if self.n >= MAX_WINDOWS:
-            self.n *= 0.5
-            self.alive = [x * 0.5 for x in alive]
-            self.held = [x * 0.5 for x in held]
+    def add(self, r: WindowRecord) -> None:
+        i = self.pos
+        # held through the horizon: beyond any round trip asked about
+        self.hb[i] = _INF if r.held_buy_ms >= HORIZON_MS else r.held_buy_ms
+        self.hs[i] = _INF if r.held_sell_ms >= HORIZON_MS else r.held_sell_ms
+        self.life[i] = r.lifetime_ms
+        self.pos = (i + 1) % RING
+        self.n = min(RING, self.n + 1)
+
+    def counts(self, lb: float, ls: float, jitter: float, age: float) -> tuple[float, float]:
+        """(sum over windows that held ``age`` on both legs of P(both still hold at their
+        arrival), number of those windows)."""
+        n = self.n
+        hb, hs = self.hb[:n], self.hs[:n]
+        if age > 0:
+            keep = (hb > age) & (hs > age)
+            hb, hs = hb[keep], hs[keep]
+        if jitter > 0:
+            # arrival = age + L + U(0, jitter): P(held > arrival) is linear in the jitter
+            pb = np.clip((hb - age - lb) / jitter, 0.0, 1.0)
+            ps = np.clip((hs - age - ls) / jitter, 0.0, 1.0)
+            return float(np.dot(pb, ps)), float(hb.size)
+        return float(np.count_nonzero((hb > age + lb) & (hs > age + ls))), float(hb.size)
+
+    def survival(self, L: float) -> float:
+        n = self.n
+        return float(np.count_nonzero(self.life[:n] > L)) / n if n else 0.0
 
 
-def _posterior(k: list[float], n: float, prior: Iterable[float], w: float = PRIOR_WEIGHT
-               ) -> list[float]:
-    return [(ki + w * m) / (n + w) for ki, m in zip(k, prior, strict=True)]
-
-
-def interp(curve: list[float] | tuple[float, ...], L: float) -> float:
-    """``curve`` (on ``L_GRID_MS``) at ``L`` ms."""
-    if L <= 0:
-        return curve[0]
-    i = bisect.bisect_right(L_GRID_MS, L)
-    if i >= _NG:
-        return curve[-1]
-    x0, x1 = L_GRID_MS[i - 1], L_GRID_MS[i]
-    y0 = curve[i - 1]
-    return y0 + (curve[i] - y0) * (L - x0) / (x1 - x0)
+def prior_hold(lb: float, ls: float, jitter: float) -> float:
+    """The stated prior: the slower leg's mean arrival, halving every PRIOR_HALF_LIFE_MS
+    (memoryless, so the window's age does not enter)."""
+    return 0.5 ** ((max(lb, ls) + jitter / 2) / PRIOR_HALF_LIFE_MS)
 
 
 class CatchStats:
-    """Counts per (pair, bucket) and per pair, and their posterior curves (cached)."""
+    """Past windows per (pair, bucket), per pair and pooled, and the estimate."""
 
     def __init__(self) -> None:
-        self.cells: dict[tuple[str, str, int], _Counts] = {}
-        self.pairs: dict[tuple[str, str], _Counts] = {}
-        self.all = _Counts()  # every pair pooled
-        self._cache: dict[tuple, tuple[list[float], list[float]]] = {}
+        self.cells: dict[tuple[str, str, int], _Ring] = {}
+        self.pairs: dict[tuple[str, str], _Ring] = {}
+        self.all = _Ring()
         self.windows = 0
         self.version = 0
 
@@ -176,152 +188,106 @@ class CatchStats:
         pk = (r.buy_venue, r.sell_venue)
         ck = (*pk, excess_bucket(r.excess_bps))
         for table, k in ((self.cells, ck), (self.pairs, pk)):
-            c = table.get(k)  # type: ignore[call-overload]
-            if c is None:
-                c = table[k] = _Counts()  # type: ignore[index]
-            c.add(r.lifetime_ms, r.held_ms)
-        self.all.add(r.lifetime_ms, r.held_ms)
-        # The pooled curve moved: every pair's and cell's prior with it.
-        self._cache.clear()
+            ring = table.get(k)  # type: ignore[call-overload]
+            if ring is None:
+                ring = table[k] = _Ring()  # type: ignore[index]
+            ring.add(r)
+        self.all.add(r)
         self.windows += 1
         self.version += 1
 
-    def pooled_curves(self) -> tuple[list[float], list[float]]:
-        """(H, S) of every pair pooled: data plus the stated prior ``PRIOR_CURVE``."""
-        got = self._cache.get(())
-        if got is None:
-            c = self.all
-            got = self._cache[()] = (_posterior(c.held, c.n, PRIOR_CURVE),
-                                     _posterior(c.alive, c.n, PRIOR_CURVE))
-        return got
+    def estimate(self, buy: str, sell: str, bucket: int | None, lb: float, ls: float,
+                 jitter: float = 0.0, age: float = 0.0) -> float:
+        """P(both legs hold to their arrival | both held ``age``): the Beta posterior mean
+        of the cell (``bucket`` None: the pair) on the pair's, on the pooled, on the prior."""
+        w = PRIOR_WEIGHT
+        m = prior_hold(lb, ls, jitter)
+        for ring in (self.all, self.pairs.get((buy, sell)),
+                     None if bucket is None else self.cells.get((buy, sell, bucket))):
+            if ring is None:
+                break
+            k, n = ring.counts(lb, ls, jitter, age)
+            m = (k + w * m) / (n + w)
+        return min(1.0, max(0.0, m))
 
-    def pair_curves(self, buy: str, sell: str) -> tuple[list[float], list[float]]:
-        """(H, S) of the pair pooled over buckets, with the pooled curves as prior mean."""
-        k = (buy, sell)
-        got = self._cache.get(k)
-        if got is None:
-            gh, gs = self.pooled_curves()
-            c = self.pairs.get(k)
-            got = (gh, gs) if c is None else (_posterior(c.held, c.n, gh), _posterior(c.alive, c.n, gs))
-            self._cache[k] = got
-        return got
-
-    def curves(self, buy: str, sell: str, bucket: int) -> tuple[list[float], list[float]]:
-        """(H, S) of one cell: its data with the pair's curves as the prior mean."""
-        k = (buy, sell, bucket)
-        got = self._cache.get(k)
-        if got is None:
-            ph, ps = self.pair_curves(buy, sell)
-            c = self.cells.get(k)
-            got = (ph, ps) if c is None else (_posterior(c.held, c.n, ph), _posterior(c.alive, c.n, ps))
-            self._cache[k] = got
-        return got
-
-    def count(self, buy: str, sell: str) -> float:
-        c = self.pairs.get((buy, sell))
-        return 0.0 if c is None else c.n
+    def count(self, buy: str, sell: str) -> int:
+        r = self.pairs.get((buy, sell))
+        return 0 if r is None else r.n
 
 
-def fillable(p: Opportunity, size: float, buy_limit: float, sell_limit: float) -> bool:
-    """Would IOC orders of ``size`` at these limits both fill in full against the books
-    of ``p``'s evaluation? (What the simulated executor will check at arrival.)"""
-    need = size * (1 - 1e-9)
+class _Watch:
+    """One window followed by the model: sized at the opening like the executor, then
+    each leg's book checked at every quote until the leg stops holding or the horizon."""
+
+    __slots__ = ("bucket", "buy_key", "buy_limit", "closed_ms", "excess", "hb", "hs", "lb",
+                 "ls", "opened_ns", "p", "sell_key", "sell_limit", "size")
+
+    def __init__(self, p: Opportunity, excess: float) -> None:
+        self.p = p  # the OPENED event (names, for the record)
+        self.excess = excess
+        self.bucket = excess_bucket(excess)
+        self.opened_ns = p.opened_ts_ns
+        self.buy_key = (p.buy_venue, p.symbol)
+        self.sell_key = (p.sell_venue, p.sell_symbol or p.symbol)
+        self.size = 0.0
+        self.buy_limit = self.sell_limit = 0.0
+        self.lb = self.ls = 0.0
+        self.hb = self.hs = -1.0  # held ms per leg, -1 while it holds
+        self.closed_ms = -1.0  # lifetime, -1 while open
+
+    def done(self) -> bool:
+        return self.hb >= 0 and self.hs >= 0 and self.closed_ms >= 0
+
+    def record(self) -> WindowRecord:
+        p = self.p
+        return WindowRecord(p.buy_venue, p.sell_venue, p.symbol, self.excess, self.closed_ms,
+                            self.hb, self.hs, self.opened_ns)
+
+
+def _asks_hold(asks: list, limit: float, need: float) -> bool:
     got = 0.0
-    for px, sz in p.buy_book:
-        if px > buy_limit:
-            break
-        got += sz
-        if got >= need:
-            break
-    else:
-        return False
-    got = 0.0
-    for px, sz in p.sell_book:
-        if px < sell_limit:
-            break
+    for px, sz in asks:
+        if px > limit:
+            return False
         got += sz
         if got >= need:
             return True
     return False
 
 
-class _Window:
-    """An open window as the model follows it: fixed at the opening, plus when it
-    stopped holding (-1 while it holds)."""
-
-    __slots__ = ("L", "bucket", "buy_limit", "excess", "held_ms", "opened_ns", "sell_limit",
-                 "size")
-
-    def __init__(self, p: Opportunity, thr: float, L: float = 0.0) -> None:
-        self.L = L
-        self.excess = p.net_bps - thr
-        self.bucket = excess_bucket(self.excess)
-        self.opened_ns = p.opened_ts_ns
-        self.size = p.size
-        self.buy_limit = p.buy_limit
-        self.sell_limit = p.sell_limit
-        self.held_ms = -1.0 if self.excess >= 0 else 0.0
-
-    def check(self, p: Opportunity, now_ns: int, thr: float) -> None:
-        """One evaluation of the window: does it still hold?"""
-        if self.held_ms < 0 and (p.net_bps < thr or not (
-                p.buy_book and p.sell_book
-                and fillable(p, self.size, self.buy_limit, self.sell_limit))):
-            self.held_ms = max(0.0, (now_ns - self.opened_ns) / 1e6)
-
-    def record(self, p: Opportunity, now_ns: int) -> WindowRecord:
-        life = max(0.0, (now_ns - self.opened_ns) / 1e6)
-        held = life if self.held_ms < 0 else min(self.held_ms, life)
-        return WindowRecord(p.buy_venue, p.sell_venue, p.symbol, self.excess, life, held, now_ns)
-
-
-class WindowTracker:
-    """Follows windows through their EMITTED events and yields a ``WindowRecord`` at each
-    close: the journal's history when the detector runs in another process (Kafka). It
-    sees the books of emitted events only, so ``held_ms`` is coarser than the model's own
-    (which checks every evaluation); in one process the journal takes the model's.
-
-    ``threshold()`` is the execution threshold, read at each event (the operator may
-    move it). Suspect windows are data problems, not market behaviour: not recorded."""
-
-    def __init__(self, threshold: Callable[[], float], max_open: int = 50_000) -> None:
-        self.threshold = threshold
-        self.max_open = max_open
-        self.open: OrderedDict[str, _Window] = OrderedDict()
-
-    def add(self, e: Opportunity) -> WindowRecord | None:
-        ev = e.event
-        if ev is OppEvent.OPENED:
-            self.open[e.id] = _Window(e, self.threshold())
-            if len(self.open) > self.max_open:
-                self.open.popitem(last=False)  # a killed detector's windows never close
-            return None
-        w = self.open.get(e.id)
-        if w is None:
-            return None
-        if ev is not OppEvent.CLOSED:
-            w.check(e, e.ts_ns, self.threshold())
-            return None
-        del self.open[e.id]
-        return None if e.suspect else w.record(e, e.ts_ns)
+def _bids_hold(bids: list, limit: float, need: float) -> bool:
+    got = 0.0
+    for px, sz in bids:
+        if px < limit:
+            return False
+        got += sz
+        if got >= need:
+            return True
+    return False
 
 
 class CatchModel:
     """The detector's estimator (see the module docstring). ``cfg`` is the live
-    ``[execution]`` table: latencies, jitter and the threshold are read at each call.
-    ``closed`` holds the windows closed since the journal last took them (one process:
-    the journal writes the model's own records as history)."""
+    ``[execution]`` table: latencies, jitter, threshold and max_notional are read at
+    each call. ``closed`` holds the finished windows until the journal takes them
+    (``keep_closed``: a ``CatchJournal`` in this process writes them as history)."""
 
-    def __init__(self, cfg: ExecutionConfig, history: Iterable[WindowRecord] = ()) -> None:
+    def __init__(self, cfg: ExecutionConfig, history: Iterable[WindowRecord] = (), *,
+                 level_share: float = 1.0) -> None:
         self.cfg = cfg
+        self.level_share = level_share  # detector.max_level_share, as the executor sizes
         self.stats = CatchStats()
-        self._open: dict[str, _Window] = {}
+        #: (venue, canonical symbol) -> the windows watching that book
+        self.watched: dict[tuple[str, str], dict[str, _Watch]] = {}
+        self._by_id: dict[str, _Watch] = {}
+        #: watches in opening order, to retire them at the horizon
+        self._fifo: deque[_Watch] = deque()
         #: venue -> smallest (receive - venue time) seen, ms: clock offset + fastest path
         self._floor: dict[str, float] = {}
         self._curves_version = -1
         self._curves: dict[str, Any] = {}
         self.closed: deque[WindowRecord] = deque(maxlen=100_000)
-        self.keep_closed = False  # a CatchJournal takes them
+        self.keep_closed = False
         for r in history:
             self.stats.add(r)
         self.history_windows = self.stats.windows
@@ -338,43 +304,98 @@ class CatchModel:
             self._floor[q.venue] = f = d
         return d - f
 
-    def round_trip_ms(self, buy_venue: str, sell_venue: str, feed_buy: float = 0.0,
-                      feed_sell: float = 0.0) -> float:
-        """The slower leg's latency plus its trigger's feed latency (no jitter)."""
-        lat = self.cfg.latency_ms
-        d = self.cfg.default_latency_ms
-        return max(lat.get(buy_venue, d) + feed_buy, lat.get(sell_venue, d) + feed_sell)
+    def latency_ms(self, venue: str) -> float:
+        return self.cfg.latency_ms.get(venue, self.cfg.default_latency_ms)
 
     def opened(self, opp: Opportunity, buy_q: Quote | None, sell_q: Quote | None) -> None:
-        """An OPENED event: estimate and set ``p_catch``/``ev``/``ev_bps`` on it."""
-        L = self.round_trip_ms(opp.buy_venue, opp.sell_venue, self.feed_ms(buy_q),
-                               self.feed_ms(sell_q))
-        w = self._open[opp.id] = _Window(opp, self.cfg.min_net_bps, L)
-        self._set(opp, self.estimate(opp.buy_venue, opp.sell_venue, w.bucket, L))
+        """An OPENED event: size it as the executor will, start watching its books,
+        estimate and set ``p_catch``/``ev``/``ev_bps`` on it."""
+        cfg = self.cfg
+        thr = cfg.min_net_bps
+        x = _Watch(opp, opp.net_bps - thr)
+        x.lb = self.latency_ms(opp.buy_venue) + self.feed_ms(buy_q)
+        x.ls = self.latency_ms(opp.sell_venue) + self.feed_ms(sell_q)
+        w = walk(opp.buy_book or [(opp.buy_price, opp.size)],
+                 opp.sell_book or [(opp.sell_price, opp.size)], opp.buy_fee_bps,
+                 opp.sell_fee_bps, min_net_bps=thr, flat_cost=opp.flat_cost, rate=opp.rate or 1.0,
+                 max_notional=cfg.max_notional, max_base=opp.size, level_share=self.level_share)
+        if w.size <= 0 or w.net_bps < thr:
+            x.hb = x.hs = 0.0  # the executor will not send it: nothing to catch
+        else:
+            x.size, x.buy_limit, x.sell_limit = w.size * (1 - 1e-9), w.buy_worst, w.sell_worst
+            for k in (x.buy_key, x.sell_key):
+                self.watched.setdefault(k, {})[opp.id] = x
+        self._by_id[opp.id] = x
+        self._fifo.append(x)
+        self._retire(opp.opened_ts_ns)
+        self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
+                                           cfg.jitter_ms))
 
-    def evaluated(self, p: Opportunity, now_ns: int) -> None:
-        """The open window ``p`` was re-evaluated (emitted or not): does it still hold?"""
-        w = self._open.get(p.id)
-        if w is not None and w.held_ms < 0:
-            w.check(p, now_ns, self.cfg.min_net_bps)
+    def book(self, venue: str, sym: str, q: Quote) -> None:
+        """A quote for a watched book (the detector calls this only while ``watched``)."""
+        ws = self.watched.get((venue, sym))
+        if not ws:
+            return
+        t = q.recv_ts_ns
+        for oid, x in list(ws.items()):
+            ms = max(0.0, (t - x.opened_ns) / 1e6)
+            if (venue, sym) == x.buy_key and x.hb < 0 and (
+                    ms >= HORIZON_MS or not _asks_hold(q.asks or [(q.ask, q.ask_size)],
+                                                       x.buy_limit, x.size)):
+                x.hb = min(ms, HORIZON_MS)
+            if (venue, sym) == x.sell_key and x.hs < 0 and (
+                    ms >= HORIZON_MS or not _bids_hold(q.bids or [(q.bid, q.bid_size)],
+                                                       x.sell_limit, x.size)):
+                x.hs = min(ms, HORIZON_MS)
+            if (x.hb >= 0 if (venue, sym) == x.buy_key else x.hs >= 0):
+                del ws[oid]
+                if not ws:
+                    del self.watched[(venue, sym)]
+            if x.done():
+                self._finish(x)
 
     def event(self, p: Opportunity, ev: OppEvent, now_ns: int) -> None:
         """Before an UPDATED or CLOSED event of ``p`` (the open window's record) is
-        emitted: re-estimate at its age; at the close, learn from the window."""
-        w = self._open.get(p.id)
-        if w is None:
+        emitted: re-estimate at its age; at the close, note its lifetime."""
+        x = self._by_id.get(p.id)
+        if x is None:
             return
+        t = max(0.0, (now_ns - x.opened_ns) / 1e6)
         if ev is OppEvent.CLOSED:
-            del self._open[p.id]
-            if not p.suspect:
-                r = w.record(p, now_ns)
-                self.stats.add(r)
-                if self.keep_closed:
-                    self.closed.append(r)
+            x.closed_ms = t
+            self._retire(now_ns)
+            if x.done():
+                self._finish(x)
             self._set(p, p.p_catch if p.p_catch is not None else 0.0)
             return
-        t = (now_ns - w.opened_ns) / 1e6
-        self._set(p, self.estimate(p.buy_venue, p.sell_venue, w.bucket, w.L, age_ms=t))
+        self._set(p, self.stats.estimate(p.buy_venue, p.sell_venue, x.bucket, x.lb, x.ls,
+                                         self.cfg.jitter_ms, age=t))
+
+    def _retire(self, now_ns: int) -> None:
+        """Legs still holding at the horizon hold beyond it (their books went quiet)."""
+        fifo = self._fifo
+        while fifo and (now_ns - fifo[0].opened_ns) / 1e6 >= HORIZON_MS:
+            x = fifo.popleft()
+            for k, attr in ((x.buy_key, "hb"), (x.sell_key, "hs")):
+                if getattr(x, attr) < 0:
+                    setattr(x, attr, HORIZON_MS)
+                ws = self.watched.get(k)
+                if ws is not None:
+                    ws.pop(x.p.id, None)
+                    if not ws:
+                        del self.watched[k]
+            if x.done():
+                self._finish(x)
+
+    def _finish(self, x: _Watch) -> None:
+        if self._by_id.pop(x.p.id, None) is None:
+            return
+        if x.p.suspect:
+            return  # a data problem, not market behaviour
+        r = x.record()
+        self.stats.add(r)
+        if self.keep_closed:
+            self.closed.append(r)
 
     @staticmethod
     def _set(opp: Opportunity, pc: float) -> None:
@@ -382,38 +403,38 @@ class CatchModel:
         opp.ev = opp.profit * pc
         opp.ev_bps = opp.net_bps * pc
 
-    # ----------------------------------------------------------- estimates
+    # ----------------------------------------------------------- views
 
-    def estimate(self, buy: str, sell: str, bucket: int, L: float, age_ms: float = 0.0) -> float:
-        H, S = self.stats.curves(buy, sell, bucket)
-        j = self.cfg.jitter_ms
-        t = age_ms + L
-        if j > 0:
-            h = sum(interp(H, t + j * q) for q in _JITTER_Q) / 3
-        else:
-            h = interp(H, t)
-        if age_ms > 0:
-            s = interp(S, age_ms)
-            return min(1.0, h / s) if s > 1e-12 else 0.0
-        return min(1.0, h)
+    def round_trip_ms(self, buy_venue: str, sell_venue: str) -> float:
+        """The slower leg's configured latency (no jitter, no feed latency)."""
+        return max(self.latency_ms(buy_venue), self.latency_ms(sell_venue))
 
     def curves(self) -> dict[str, Any]:
-        """Per pair (``buy>sell``): P(catch) and survival on ``L_GRID_MS`` (pooled over
-        buckets), the windows behind them and the pair's configured round trip.
-        Cached until a window closes (the dashboard samples this 10x a second)."""
+        """Per pair (``buy>sell``): P(catch) with both legs at round trip L, and the
+        windows' survival, on ``L_GRID_MS``; the windows behind them; the pair's
+        configured round trip. Cached until a window is added (the dashboard samples
+        this 10x a second)."""
         st = self.stats
         if st.version != self._curves_version:
-            out = {}
-            for (b, s) in sorted(st.pairs):
-                H, S = st.pair_curves(b, s)
-                out[f"{b}>{s}"] = {"p_catch": [round(x, 4) for x in H],
-                                   "survival": [round(x, 4) for x in S],
-                                   "windows": round(st.count(b, s)),
-                                   "round_trip_ms": self.round_trip_ms(b, s)}
-            self._curves = {"grid_ms": list(L_GRID_MS), "pairs": out, "windows": st.windows,
-                            "history_windows": self.history_windows}
+            self._curves = latency_budget(st)
+            self._curves["history_windows"] = self.history_windows
+            for k, v in self._curves["pairs"].items():
+                b, _, s = k.partition(">")
+                v["round_trip_ms"] = self.round_trip_ms(b, s)
             self._curves_version = st.version
         return self._curves
+
+
+def latency_budget(st: CatchStats, grid: Iterable[float] = L_GRID_MS) -> dict[str, Any]:
+    """P(catch) vs a round trip ``L`` on both legs, per pair (pooled over buckets, with
+    the pooled prior), and the survival of the windows' lifetimes."""
+    grid = list(grid)
+    out = {}
+    for (b, s), ring in sorted(st.pairs.items(), key=lambda kv: (-kv[1].n, kv[0])):
+        out[f"{b}>{s}"] = {"p_catch": [round(st.estimate(b, s, None, L, L), 4) for L in grid],
+                           "survival": [round(ring.survival(L), 4) for L in grid],
+                           "windows": ring.n}
+    return {"grid_ms": grid, "pairs": out, "windows": st.windows}
 
 
 # ------------------------------------------------------------------ ground truth
@@ -500,13 +521,14 @@ class CatchJournal:
 
     def __init__(self, mode: str, threshold: Callable[[], float],
                  model: CatchModel | None = None) -> None:
-        """With ``model`` (the detector runs in this process) the windows are the model's
-        own records; without, they are followed from the events (``WindowTracker``)."""
+        """``model``: the detector's, when it runs in this process; its finished windows
+        become ``catch_windows`` rows (history for later sessions). A journal in a process
+        without a detector (Kafka roles) writes the calibration rows only: the windows'
+        books are watched where the detector runs."""
         self.mode = mode
         self.model = model
         if model is not None:
             model.keep_closed = True
-        self.windows = WindowTracker(threshold)
         self.outcomes = CatchOutcomes(threshold)
 
     def rows(self, batch: Iterable[Any], session: int) -> tuple[list[tuple], list[tuple]]:
@@ -518,10 +540,6 @@ class CatchJournal:
             while closed:
                 recs.append(closed.popleft())  # deque: safe against the engine's thread
         for e in batch:
-            if isinstance(e, Opportunity) and self.model is None:
-                r = self.windows.add(e)
-                if r is not None:
-                    recs.append(r)
             if isinstance(e, (Opportunity, Fill)):
                 o = self.outcomes.add(e)
                 if o is not None:
@@ -530,7 +548,7 @@ class CatchJournal:
                                  None if math.isnan(o.net_bps) else o.net_bps,
                                  o.threshold_bps, o.why))
         wins = [(session, m, r.ts_ns, r.symbol, r.buy_venue, r.sell_venue, r.excess_bps,
-                 r.lifetime_ms, r.held_ms) for r in recs]
+                 r.lifetime_ms, r.held_buy_ms, r.held_sell_ms) for r in recs]
         return wins, outs
 
 
@@ -544,7 +562,8 @@ def load_windows(path: str | Path, mode: str, limit: int = HISTORY_LIMIT) -> lis
         con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
         try:
             rows = con.execute(
-                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, held_ms, ts_ns "
+                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, held_buy_ms, "
+                "held_sell_ms, ts_ns "
                 "FROM catch_windows WHERE mode = ? ORDER BY seq DESC LIMIT ?",
                 (mode, limit)).fetchall()
         finally:

@@ -210,8 +210,8 @@ class Detector:
                                          "ignored_not_live": 0, "walks": 0}
         self._seq = 0
         self.evaluated = 0
-        #: The catch-probability model (``backend.catch.CatchModel``), or None: called
-        #: once per emitted event (never per quote) to set p_catch/ev/ev_bps.
+        #: The catch-probability model (``backend.catch.CatchModel``), or None: called per
+        #: emitted event (sets p_catch/ev/ev_bps) and per quote of a book it watches.
         self.catch: Any = None
 
     # ------------------------------------------------------------------ inputs
@@ -315,6 +315,9 @@ class Detector:
             if g.npresent == 1:
                 b.nsyms += 1
         leg.q = q
+        c = self.catch
+        if c is not None and c.watched:
+            c.book(venue, sym, q)  # a window's legs are watched past its opening
         if venue in self.disabled_venues or sym in self.disabled_symbols:
             return None
         return leg
@@ -710,8 +713,6 @@ class Detector:
         p.buy_fee_bps, p.sell_fee_bps, p.flat_cost, p.min_net_bps = fa, fb, cfg.flat_cost, thr
         p.peak_net_bps = max(p.peak_net_bps, w.net_bps)
         p.peak_profit = max(p.peak_profit, w.profit)
-        if self.catch is not None:
-            self.catch.evaluated(p, now)  # does the window still hold at its opening limits?
         if suspect and not p.suspect:
             # Once suspect, always suspect: a window that ever showed an
             # implausible edge is a data problem, not a trade.

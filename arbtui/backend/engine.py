@@ -233,7 +233,7 @@ class Engine:
             from arbtui.backend.journal import resolve_path
 
             history = load_windows(resolve_path(cfg.journal.path), self.mode)
-        return CatchModel(cfg.execution, history)
+        return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share)
 
     async def stop(self) -> None:
         # The detector first: on Kafka it closes its windows while the bus still delivers.
