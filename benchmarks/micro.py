@@ -242,6 +242,41 @@ def detector_cost(nv: int, ns: int, n: int, repeats: int) -> dict:
             "baseline_reports": base_found}
 
 
+def detector_catch_cost(nv: int, ns: int, n: int, repeats: int) -> dict:
+    """``Detector.on_quote`` µs/quote with the catch model (backend/catch.py: p_catch at
+    each open/update, each open window's books watched per quote) and without, the same
+    quotes, runs interleaved; thread CPU time (the machine is shared)."""
+    from arbtui.backend.catch import CatchModel
+    from arbtui.backend.detector import Detector
+    from arbtui.config import ExecutionConfig
+    from benchmarks.e2e import bench_config
+
+    m = load.Market(nv, ns, seed=5)
+    quotes = [load.quote_of(m, mm) for mm in m.stream(n)]
+    cfg = bench_config(m.venues)
+    fees = {v: 1.0 for v in m.venues}
+    res: dict[str, list[float]] = {"off": [], "on": []}
+    events = {"off": 0, "on": 0}
+    for _ in range(repeats):
+        for mode in ("off", "on"):
+            now = time.time_ns()
+            for i, q in enumerate(quotes):
+                q.recv_ts_ns = now + i * 100_000  # 0.1 ms apart: windows age, watches retire
+            det = Detector(cfg.detector, fees, clock=lambda t=now: t)
+            if mode == "on":
+                det.catch = CatchModel(ExecutionConfig())
+            on_quote = det.on_quote
+            k = 0
+            gc.collect()
+            t = time.thread_time_ns()
+            for q in quotes:
+                k += len(on_quote(q))
+            res[mode].append((time.thread_time_ns() - t) / n / 1e3)
+            events[mode] = k
+    return {"venues": nv, "symbols": ns, "quotes": n, "off_us": res["off"], "on_us": res["on"],
+            "events": events}
+
+
 # ---------------------------------------------------------------------- book memory
 
 

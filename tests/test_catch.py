@@ -5,9 +5,11 @@ execution of a simulator recording made here (and the shared recordings when pre
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from pathlib import Path
 
+import msgspec
 import pytest
 from replay_fixtures import execution_cfg, record_sim
 
@@ -19,11 +21,12 @@ from arbtui.model import Fill, OppEvent, Opportunity, Quote
 
 
 def _opp(i: int, event=OppEvent.OPENED, net=10.0, size=1.0, t_ms=0.0, **kw) -> Opportunity:
-    base = dict(id=f"o{i}", event=event, symbol="BTC-USD", buy_venue="okx", sell_venue="kraken",
-                buy_price=100.0, sell_price=100.2, gross_bps=20.0, net_bps=net, buy_fee_bps=0,
-                sell_fee_bps=0, size=size, profit=2.0, opened_ts_ns=0, ts_ns=int(t_ms * 1e6),
-                lifetime_ms=t_ms, buy_book=[(100.0, 1.0)], sell_book=[(100.2, 1.0)],
-                buy_limit=100.0, sell_limit=100.2)
+    base = {"id": f"o{i}", "event": event, "symbol": "BTC-USD", "buy_venue": "okx",
+            "sell_venue": "kraken", "buy_price": 100.0, "sell_price": 100.2, "gross_bps": 20.0,
+            "net_bps": net, "buy_fee_bps": 0, "sell_fee_bps": 0, "size": size, "profit": 2.0,
+            "opened_ts_ns": 0, "ts_ns": int(t_ms * 1e6), "lifetime_ms": t_ms,
+            "buy_book": [(100.0, 1.0)], "sell_book": [(100.2, 1.0)], "buy_limit": 100.0,
+            "sell_limit": 100.2}
     base.update(kw)
     return Opportunity(**base)
 
@@ -63,10 +66,10 @@ def test_cold_start_is_the_stated_prior_and_history_replaces_it():
     o5 = _opp(5)
     catch.CatchModel(cfg, _hist(200, 1000.0, 30.0, 1000.0)).opened(o5, None, None)
     assert o5.p_catch > 0.97
-    # jitter: arrival uniform over 50..110 ms against a sell leg holding 80 ms: ~1/2
-    cfg.jitter_ms = 60.0
+    # jitter: arrival uniform over 50..150 ms against a sell leg holding 100 ms: ~1/2
+    cfg.jitter_ms = 100.0
     o6 = _opp(6)
-    catch.CatchModel(cfg, _hist(400, 1000.0, 1000.0, 80.0)).opened(o6, None, None)
+    catch.CatchModel(cfg, _hist(400, 1000.0, 1000.0, 100.0)).opened(o6, None, None)
     assert o6.p_catch == pytest.approx(0.5, abs=0.03)
 
 
@@ -92,19 +95,19 @@ def test_the_model_watches_each_leg_past_the_close():
     o = _opp(1, net=20.0)
     m.opened(o, None, None)
     assert set(m.watched) == {("okx", "BTC-USD"), ("kraken", "BTC-USD")}
-    m.book("okx", "BTC-USD", _quote("okx", ask=100.0, t_ms=10))  # still at the limit: holds
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=100.0, t_ms=10))  # still at the limit: holds
     # the window closes (say our own order took the balance): the books are still watched
     m.event(o, OppEvent.CLOSED, int(20e6))
     assert not m.closed
-    m.book("okx", "BTC-USD", _quote("okx", ask=100.05, t_ms=30))  # past the buy limit
-    m.book("kraken", "BTC-USD", _quote("kraken", bid=100.2, size=0.5, t_ms=45))  # too thin
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=100.05, t_ms=30))  # past the buy limit
+    m.book(("kraken", "BTC-USD"), _quote("kraken", bid=100.2, size=0.5, t_ms=45))  # too thin
     r = m.closed.popleft()
     assert (r.lifetime_ms, r.held_buy_ms, r.held_sell_ms) == (20.0, 30.0, 45.0)
     assert not m.watched and m.stats.windows == 1
     # a leg whose book goes quiet holds through the horizon
     o2 = _opp(2, net=20.0)
     m.opened(o2, None, None)
-    m.book("okx", "BTC-USD", _quote("okx", ask=101.0, t_ms=5))
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=101.0, t_ms=5))
     m.event(o2, OppEvent.CLOSED, int(10e6))
     m.opened(_opp(3, net=20.0, opened_ts_ns=int(3000e6)), None, None)  # time passes
     r2 = m.closed.popleft()
@@ -194,11 +197,11 @@ def demo(tmp_path_factory):
     rec = record_sim(d / "sim.jsonl.zst")
     journal = d / "j.sqlite"
     eng = asyncio.run(_replay_with_journal([rec], journal))
-    return eng, journal
+    return eng, journal, rec
 
 
 def test_demo_replay_events_carry_p_catch_and_report_is_calibrated(demo):
-    eng, journal = demo
+    eng, journal, _rec = demo
     opps = [e for _, e in eng.events if isinstance(e, Opportunity)]
     assert opps and all(e.p_catch is not None and 0 <= e.p_catch <= 1 for e in opps)
     assert all(e.ev == pytest.approx(e.profit * e.p_catch) for e in opps)
@@ -209,22 +212,26 @@ def test_demo_replay_events_carry_p_catch_and_report_is_calibrated(demo):
     # Calibration in the large: the observed catches lie within 3 standard deviations of
     # the sum of the predictions (independent Bernoulli trials: sd = sqrt(sum p(1-p))).
     assert abs(c["z"]) <= 3.0, c
-    # Per bucket, the observed rate's 95 % Wilson interval holds the mean prediction in
-    # most populated buckets (a few misses among ~10 buckets are noise at 95 %).
-    rel = [b for b in c["reliability"] if b["n"] >= 5]
-    assert rel and sum(not b["within_noise"] for b in rel) <= max(1, len(rel) // 3), rel
+    # Per populated bucket (n >= 5), the mean prediction lies inside the observed rate's
+    # 99.9 % Wilson interval (z = 3.29: with ~6 buckets tested on a fresh recording each
+    # run, a calibrated model fails this well under 1 % of the time; 95 % would fail a
+    # perfect model in about a quarter of runs).
+    for b in c["reliability"]:
+        if b["n"] >= 5:
+            lo, hi = catch.wilson(b["caught"], b["n"], z=3.29)
+            assert lo <= b["predicted"] <= hi, (b, c["reliability"])
     # The dashboard's latency budget: curves per pair, non-increasing in latency.
     curves = eng.catch.curves()["pairs"]
     assert curves
     for v in curves.values():
         p = v["p_catch"]
-        assert all(a >= b - 1e-12 for a, b in zip(p, p[1:], strict=False))
+        assert all(a >= b - 1e-12 for a, b in itertools.pairwise(p))
 
 
 def test_the_model_is_not_a_constant(demo):
     """A model that always says the base rate would pass calibration in the large: the
     predictions must spread across buckets."""
-    eng, journal = demo
+    _eng, journal, _rec = demo
     c = _check_report(journal)
     assert sum(1 for b in c["reliability"] if b["n"]) >= 3
     assert not math.isnan(c["predicted_caught"])
@@ -246,3 +253,82 @@ def test_shared_recordings_report(tmp_path):
     assert r["catch"]["executed"] == 0 and r["catch"]["brier"] is None
     assert "CATCHABILITY executed 0" in text and "Brier —" in text
     assert "nothing to calibrate yet" in text
+
+
+async def test_detail_screen_draws_the_pairs_latency_budget():
+    import ui_fixtures
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from arbtui.ui.screens.detail import DetailScreen, latency_budget
+
+    app, eng, _clock = ui_fixtures.make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ui_fixtures.seed_market(eng)
+        app.dashboard.sample(force=True)
+        row = app.dashboard.log_widget.selected()
+        assert row is not None and row.last.p_catch is not None
+        b, s = row.last.buy_venue, row.last.sell_venue
+        for i in range(50):  # windows of this pair whose legs held 20..69 ms
+            eng.catch.stats.add(catch.WindowRecord(b, s, "BTC-USD", 5.0, 100.0, 20.0 + i, 500.0))
+        app.dashboard.sample(force=True)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        assert len(app.screen.query(Static)) == 2  # the evaluation, then the latency budget
+        curves = app.dashboard.last_state.extra["catch"]
+        c = curves["pairs"][f"{b}>{s}"]
+        assert c["windows"] == 50
+        # P(catch) falls from ~1 (both legs arrive in 5 ms) to ~0 past 70 ms
+        grid = curves["grid_ms"]
+        assert c["p_catch"][grid.index(5)] > 0.9 and c["p_catch"][grid.index(100)] < 0.1
+        con = Console(width=100, record=True)
+        con.print(latency_budget(row, curves))
+        text = con.export_text()
+        assert f"latency budget {b}>{s}: P(catch) by round trip, 50 windows" in text
+        assert "round trip ms" in text and f"p_catch {row.last.p_catch:.2f}" in text
+
+
+def test_history_comes_from_earlier_sessions_of_the_same_mode(tmp_path):
+    from arbtui.backend.engine import Engine
+    from arbtui.backend.journal import Journal
+
+    path = tmp_path / "j.sqlite"
+    for mode, n in (("demo", 3), ("live", 5)):
+        model = catch.CatchModel(ExecutionConfig())
+        j = Journal(path, flush_ms=5)
+        j.catch = catch.CatchJournal(mode, lambda: 5.0, model)
+        for i in range(n):
+            model.closed.append(catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, 10.0 + i,
+                                                   5.0, 7.0, i))
+        j.append(_opp(i))  # the writer takes the model's windows with each batch
+        assert j.flush()
+        j.close()
+    assert [r.lifetime_ms for r in catch.load_windows(path, "demo")] == [10.0, 11.0, 12.0]
+    assert len(catch.load_windows(path, "live")) == 5
+    assert catch.load_windows(tmp_path / "none.sqlite", "demo") == []
+    cfg = configmod.load(use_user=False)
+    cfg.journal.path = str(path)
+    assert Engine(cfg, mode="demo", roles=("detect",)).catch.history_windows == 3
+    assert Engine(cfg, mode="live", roles=("detect",)).catch.history_windows == 5
+    # a replay learns only from its own recorded windows: the same files, the same p_catch
+    assert Engine(cfg, mode="replay", roles=("detect",)).catch.history_windows == 0
+
+
+def test_a_sweep_cell_reports_the_same_calibration(demo):
+    """A sweep cell counts in memory what the journal's catch_outcomes hold for one replay
+    of the same file and config (the replay is deterministic)."""
+    from arbtui.commands import sweep
+
+    _eng, journal, rec = demo
+    cfg = execution_cfg()
+    raw = msgspec.to_builtins(cfg)
+    cell = sweep.run_cell([str(rec)], raw)
+    from arbtui.commands import report_catch
+
+    c = report_catch.build(journal)
+    got = cell["catch"]
+    assert (got["executed"], got["caught"]) == (c["executed"], c["caught"])
+    assert got["brier"] == pytest.approx(c["brier"])
+    table = sweep.render_table([{**cell, "k": 1}], ["k"])
+    assert "caught/pred" in table and f"{got['caught']}/{got['predicted']:.1f}" in table

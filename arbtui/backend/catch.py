@@ -47,14 +47,14 @@ pooled; and that one has the stated prior mean ``0.5 ** (L / PRIOR_HALF_LIFE_MS)
 (``L`` the slower leg's round trip): a leg's chance to hold halves every 50 ms
 (makers refill a swept venue within tens to hundreds of ms). History replaces
 each prior as it accumulates: with ``n`` windows the prior weighs ``w / (n + w)``,
-so a new pair borrows from the others at once. Each level keeps the newest
-``RING`` windows, so the model follows a market that changes.
+so a new pair borrows from the others at once. Each level's counts are halved
+once they hold ``MAX_WINDOWS`` windows, so the model follows a market that changes.
 
 History comes from the journal (``catch_windows`` rows of earlier sessions of
 the same mode, ``load_windows``) and from the running session. The per-quote
-cost is one truthiness test while no window is watched and a dict lookup while
-some are; an estimate (once per OPENED/UPDATED event) is a few numpy operations
-over at most ``RING`` windows per level.
+cost is one dict lookup (is this book watched?) plus, for a watched book, a
+walk of its levels per watching window; an estimate (once per OPENED/UPDATED event) is a few bilinear lookups per level in
+counts kept on the latency grid (``L_GRID_MS``; a window adds itself once).
 
 ``lifetime_ms`` (how long the window stayed open) is kept beside for the
 survival curve the latency-budget view draws next to P(catch).
@@ -82,21 +82,21 @@ from arbtui.model import Fill, OppEvent, Opportunity, Quote
 EXCESS_EDGES_BPS: tuple[float, ...] = (0.0, 2.5, 10.0, 25.0, 50.0)
 #: A leg still holding this long after the opening is not watched any longer: it
 #: counts as holding beyond every round trip the model is asked about.
-HORIZON_MS = 2000.0
+HORIZON_MS = 1000.0
 #: The latencies (ms) the latency-budget curves are drawn at.
-L_GRID_MS: tuple[float, ...] = (0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
-                                1000, 1500, 2000)
+L_GRID_MS: tuple[float, ...] = (0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500,
+                                750, 1000)
 #: Pseudo-windows each level's prior is worth.
 PRIOR_WEIGHT = 4.0
 #: Half-life (ms) of the stated prior: P(hold L) = 0.5 ** (L / PRIOR_HALF_LIFE_MS).
 PRIOR_HALF_LIFE_MS = 50.0
-#: Windows kept per level (cell, pair, all pairs): the newest.
-RING = 512
+#: A level's counts are halved once they hold this many windows.
+MAX_WINDOWS = 2000
 #: Windows read from the journal at start (newest first).
 HISTORY_LIMIT = 50_000
 #: Predicted-probability buckets of the reliability table.
 RELIABILITY_EDGES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-_INF = math.inf
+_NG = len(L_GRID_MS)
 
 
 def excess_bucket(excess_bps: float) -> int:
@@ -127,45 +127,71 @@ class WindowRecord:
     ts_ns: int = 0
 
 
-class _Ring:
-    """The newest ``RING`` windows of one level, as arrays for vectorized estimates."""
+class _Table:
+    """Past windows of one level as counts on ``L_GRID_MS``: ``both[i, j]`` = windows
+    whose buy leg held beyond ``L[i]`` and sell leg beyond ``L[j]``, ``alive[i]`` = windows
+    open beyond ``L[i]``, ``n`` = windows. Adding a window is one numpy slice increment
+    (the quadrant of grid points it held beyond); an estimate reads a few cells with
+    ``item``. Once ``n`` reaches ``MAX_WINDOWS`` every count is halved (old market fades)."""
 
-    __slots__ = ("hb", "hs", "life", "n", "pos")
+    __slots__ = ("alive", "both", "n")
 
     def __init__(self) -> None:
-        self.hb = np.zeros(RING)
-        self.hs = np.zeros(RING)
-        self.life = np.zeros(RING)
-        self.n = 0
-        self.pos = 0
+        self.both = np.zeros((_NG, _NG))
+        self.alive = np.zeros(_NG)
+        self.n = 0.0
 
     def add(self, r: WindowRecord) -> None:
-        i = self.pos
-        # held through the horizon: beyond any round trip asked about
-        self.hb[i] = _INF if r.held_buy_ms >= HORIZON_MS else r.held_buy_ms
-        self.hs[i] = _INF if r.held_sell_ms >= HORIZON_MS else r.held_sell_ms
-        self.life[i] = r.lifetime_ms
-        self.pos = (i + 1) % RING
-        self.n = min(RING, self.n + 1)
+        g = L_GRID_MS
+        # bisect_left = the grid points strictly below: the leg held beyond each of them
+        i = _NG if r.held_buy_ms >= HORIZON_MS else bisect.bisect_left(g, r.held_buy_ms)
+        j = _NG if r.held_sell_ms >= HORIZON_MS else bisect.bisect_left(g, r.held_sell_ms)
+        self.both[:i, :j] += 1.0
+        self.alive[:bisect.bisect_left(g, r.lifetime_ms)] += 1.0
+        self.n += 1.0
+        if self.n >= MAX_WINDOWS:
+            self.both *= 0.5
+            self.alive *= 0.5
+            self.n *= 0.5
 
-    def counts(self, lb: float, ls: float, jitter: float, age: float) -> tuple[float, float]:
-        """(sum over windows that held ``age`` on both legs of P(both still hold at their
-        arrival), number of those windows)."""
-        n = self.n
-        hb, hs = self.hb[:n], self.hs[:n]
-        if age > 0:
-            keep = (hb > age) & (hs > age)
-            hb, hs = hb[keep], hs[keep]
-        if jitter > 0:
-            # arrival = age + L + U(0, jitter): P(held > arrival) is linear in the jitter
-            pb = np.clip((hb - age - lb) / jitter, 0.0, 1.0)
-            ps = np.clip((hs - age - ls) / jitter, 0.0, 1.0)
-            return float(np.dot(pb, ps)), float(hb.size)
-        return float(np.count_nonzero((hb > age + lb) & (hs > age + ls))), float(hb.size)
+    def held(self, x: float, y: float) -> float:
+        """Windows whose buy leg held beyond ``x`` ms and sell leg beyond ``y`` (bilinear
+        between grid points; beyond the horizon, the horizon's count)."""
+        return self.at(_cell(x), _cell(y))
+
+    def at(self, cx: tuple[int, float], cy: tuple[int, float]) -> float:
+        """``held`` at grid positions ``_cell`` already found."""
+        i, fx = cx
+        j, fy = cy
+        get = self.both.item
+        v0 = get(i, j)
+        if fy:
+            v0 += (get(i, j + 1) - v0) * fy
+        if not fx:
+            return v0
+        v1 = get(i + 1, j)
+        if fy:
+            v1 += (get(i + 1, j + 1) - v1) * fy
+        return v0 + (v1 - v0) * fx
 
     def survival(self, L: float) -> float:
-        n = self.n
-        return float(np.count_nonzero(self.life[:n] > L)) / n if n else 0.0
+        if not self.n:
+            return 0.0
+        i, f = _cell(L)
+        get = self.alive.item
+        v = get(i) if f == 0.0 else get(i) + (get(i + 1) - get(i)) * f
+        return v / self.n
+
+
+def _cell(x: float) -> tuple[int, float]:
+    """Grid index at or below ``x`` and the fraction towards the next point."""
+    g = L_GRID_MS
+    if x <= 0:
+        return 0, 0.0
+    if x >= g[-1]:
+        return _NG - 1, 0.0
+    i = bisect.bisect_right(g, x) - 1
+    return i, (x - g[i]) / (g[i + 1] - g[i])
 
 
 def prior_hold(lb: float, ls: float, jitter: float) -> float:
@@ -178,9 +204,9 @@ class CatchStats:
     """Past windows per (pair, bucket), per pair and pooled, and the estimate."""
 
     def __init__(self) -> None:
-        self.cells: dict[tuple[str, str, int], _Ring] = {}
-        self.pairs: dict[tuple[str, str], _Ring] = {}
-        self.all = _Ring()
+        self.cells: dict[tuple[str, str, int], _Table] = {}
+        self.pairs: dict[tuple[str, str], _Table] = {}
+        self.all = _Table()
         self.windows = 0
         self.version = 0
 
@@ -190,7 +216,7 @@ class CatchStats:
         for table, k in ((self.cells, ck), (self.pairs, pk)):
             ring = table.get(k)  # type: ignore[call-overload]
             if ring is None:
-                ring = table[k] = _Ring()  # type: ignore[index]
+                ring = table[k] = _Table()  # type: ignore[index]
             ring.add(r)
         self.all.add(r)
         self.windows += 1
@@ -199,20 +225,33 @@ class CatchStats:
     def estimate(self, buy: str, sell: str, bucket: int | None, lb: float, ls: float,
                  jitter: float = 0.0, age: float = 0.0) -> float:
         """P(both legs hold to their arrival | both held ``age``): the Beta posterior mean
-        of the cell (``bucket`` None: the pair) on the pair's, on the pooled, on the prior."""
+        of the cell (``bucket`` None: the pair) on the pair's, on the pooled, on the prior.
+
+        A leg arrives at ``age + L + U(0, jitter)``; the uniform is integrated with the
+        two-point midpoint rule per leg (four points for the two independent legs)."""
         w = PRIOR_WEIGHT
         m = prior_hold(lb, ls, jitter)
-        for ring in (self.all, self.pairs.get((buy, sell)),
-                     None if bucket is None else self.cells.get((buy, sell, bucket))):
-            if ring is None:
+        if jitter > 0:
+            q1, q2 = jitter / 4, 3 * jitter / 4
+            bx = (_cell(age + lb + q1), _cell(age + lb + q2))
+            sy = (_cell(age + ls + q1), _cell(age + ls + q2))
+            pts = [(x, y) for x in bx for y in sy]
+        else:
+            pts = [(_cell(age + lb), _cell(age + ls))]
+        den = _cell(age) if age > 0 else None
+        inv = 1.0 / len(pts)
+        for t in (self.all, self.pairs.get((buy, sell)),
+                  None if bucket is None else self.cells.get((buy, sell, bucket))):
+            if t is None or not t.n:
                 break
-            k, n = ring.counts(lb, ls, jitter, age)
+            k = sum(t.at(x, y) for x, y in pts) * inv
+            n = t.n if den is None else t.at(den, den)
             m = (k + w * m) / (n + w)
         return min(1.0, max(0.0, m))
 
     def count(self, buy: str, sell: str) -> int:
         r = self.pairs.get((buy, sell))
-        return 0 if r is None else r.n
+        return 0 if r is None else round(r.n)
 
 
 class _Watch:
@@ -315,14 +354,20 @@ class CatchModel:
         x = _Watch(opp, opp.net_bps - thr)
         x.lb = self.latency_ms(opp.buy_venue) + self.feed_ms(buy_q)
         x.ls = self.latency_ms(opp.sell_venue) + self.feed_ms(sell_q)
-        w = walk(opp.buy_book or [(opp.buy_price, opp.size)],
-                 opp.sell_book or [(opp.sell_price, opp.size)], opp.buy_fee_bps,
-                 opp.sell_fee_bps, min_net_bps=thr, flat_cost=opp.flat_cost, rate=opp.rate or 1.0,
-                 max_notional=cfg.max_notional, max_base=opp.size, level_share=self.level_share)
-        if w.size <= 0 or w.net_bps < thr:
+        if thr == opp.min_net_bps and opp.size * opp.buy_vwap <= cfg.max_notional:
+            # the executor's walk would be the detector's own: same levels, threshold, caps
+            size, bl, sl, net = opp.size, opp.buy_limit, opp.sell_limit, opp.net_bps
+        else:
+            w = walk(opp.buy_book or [(opp.buy_price, opp.size)],
+                     opp.sell_book or [(opp.sell_price, opp.size)], opp.buy_fee_bps,
+                     opp.sell_fee_bps, min_net_bps=thr, flat_cost=opp.flat_cost,
+                     rate=opp.rate or 1.0, max_notional=cfg.max_notional, max_base=opp.size,
+                     level_share=self.level_share)
+            size, bl, sl, net = w.size, w.buy_worst, w.sell_worst, w.net_bps
+        if size <= 0 or net < thr:
             x.hb = x.hs = 0.0  # the executor will not send it: nothing to catch
         else:
-            x.size, x.buy_limit, x.sell_limit = w.size * (1 - 1e-9), w.buy_worst, w.sell_worst
+            x.size, x.buy_limit, x.sell_limit = size * (1 - 1e-9), bl, sl
             for k in (x.buy_key, x.sell_key):
                 self.watched.setdefault(k, {})[opp.id] = x
         self._by_id[opp.id] = x
@@ -331,26 +376,30 @@ class CatchModel:
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
                                            cfg.jitter_ms))
 
-    def book(self, venue: str, sym: str, q: Quote) -> None:
-        """A quote for a watched book (the detector calls this only while ``watched``)."""
-        ws = self.watched.get((venue, sym))
+    def book(self, key: tuple[str, str], q: Quote) -> None:
+        """A quote for a book some window watches (``key`` = (venue, canonical symbol);
+        the detector calls this only for a key in ``watched``)."""
+        ws = self.watched.get(key)
         if not ws:
             return
         t = q.recv_ts_ns
+        asks = bids = None
         for oid, x in list(ws.items()):
             ms = max(0.0, (t - x.opened_ns) / 1e6)
-            if (venue, sym) == x.buy_key and x.hb < 0 and (
-                    ms >= HORIZON_MS or not _asks_hold(q.asks or [(q.ask, q.ask_size)],
-                                                       x.buy_limit, x.size)):
-                x.hb = min(ms, HORIZON_MS)
-            if (venue, sym) == x.sell_key and x.hs < 0 and (
-                    ms >= HORIZON_MS or not _bids_hold(q.bids or [(q.bid, q.bid_size)],
-                                                       x.sell_limit, x.size)):
-                x.hs = min(ms, HORIZON_MS)
-            if (x.hb >= 0 if (venue, sym) == x.buy_key else x.hs >= 0):
+            if key == x.buy_key and x.hb < 0:
+                if asks is None:
+                    asks = q.asks or [(q.ask, q.ask_size)]
+                if ms >= HORIZON_MS or not _asks_hold(asks, x.buy_limit, x.size):
+                    x.hb = min(ms, HORIZON_MS)
+            if key == x.sell_key and x.hs < 0:
+                if bids is None:
+                    bids = q.bids or [(q.bid, q.bid_size)]
+                if ms >= HORIZON_MS or not _bids_hold(bids, x.sell_limit, x.size):
+                    x.hs = min(ms, HORIZON_MS)
+            if (x.hb >= 0 if key == x.buy_key else x.hs >= 0):
                 del ws[oid]
                 if not ws:
-                    del self.watched[(venue, sym)]
+                    del self.watched[key]
             if x.done():
                 self._finish(x)
 
@@ -433,7 +482,7 @@ def latency_budget(st: CatchStats, grid: Iterable[float] = L_GRID_MS) -> dict[st
     for (b, s), ring in sorted(st.pairs.items(), key=lambda kv: (-kv[1].n, kv[0])):
         out[f"{b}>{s}"] = {"p_catch": [round(st.estimate(b, s, None, L, L), 4) for L in grid],
                            "survival": [round(ring.survival(L), 4) for L in grid],
-                           "windows": ring.n}
+                           "windows": round(ring.n)}
     return {"grid_ms": grid, "pairs": out, "windows": st.windows}
 
 

@@ -316,8 +316,8 @@ class Detector:
                 b.nsyms += 1
         leg.q = q
         c = self.catch
-        if c is not None and c.watched:
-            c.book(venue, sym, q)  # a window's legs are watched past its opening
+        if c is not None and leg.key in c.watched:
+            c.book(leg.key, q)  # a window's legs are watched past its opening
         if venue in self.disabled_venues or sym in self.disabled_symbols:
             return None
         return leg

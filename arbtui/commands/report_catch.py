@@ -105,9 +105,9 @@ def render(r: dict[str, Any]) -> list[str]:
     """The section's text lines (tables only)."""
     if not r:
         return []
-    lines = ["", f"CATCHABILITY executed {r['executed']}  caught {r['caught']}  predicted "
-             f"{r['predicted_caught']:.1f}  (z {_f(r['z'], 2)})  Brier {_f(r['brier'])}  "
-             f"(base rate {_f(r['brier_base_rate'])})"]
+    lines = ["", (f"CATCHABILITY executed {r['executed']}  caught {r['caught']}  predicted "
+                  f"{r['predicted_caught']:.1f}  (z {_f(r['z'], 2)})  Brier {_f(r['brier'])}  "
+                  f"(base rate {_f(r['brier_base_rate'])})")]
     lines.append(f"  {r['rule']}")
     lines.append(f"  {'predicted':<10} {'n':>5} {'mean pred':>9} {'observed':>9} "
                  f"{'95% interval':>15}")
