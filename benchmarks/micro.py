@@ -262,7 +262,8 @@ def detector_catch_cost(nv: int, ns: int, n: int, repeats: int) -> dict:
             now = time.time_ns()
             for i, q in enumerate(quotes):
                 q.recv_ts_ns = now + i * 100_000  # 0.1 ms apart: windows age, watches retire
-            det = Detector(cfg.detector, fees, clock=lambda t=now: t)
+            clock = [now]  # the detector's clock follows the quotes, as in a replay
+            det = Detector(cfg.detector, fees, clock=lambda c=clock: c[0])
             if mode == "on":
                 det.catch = CatchModel(ExecutionConfig())
             on_quote = det.on_quote
@@ -270,6 +271,7 @@ def detector_catch_cost(nv: int, ns: int, n: int, repeats: int) -> dict:
             gc.collect()
             t = time.thread_time_ns()
             for q in quotes:
+                clock[0] = q.recv_ts_ns
                 k += len(on_quote(q))
             res[mode].append((time.thread_time_ns() - t) / n / 1e3)
             events[mode] = k

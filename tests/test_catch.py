@@ -5,7 +5,6 @@ execution of a simulator recording made here (and the shared recordings when pre
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 from pathlib import Path
 
@@ -38,8 +37,9 @@ def _quote(venue, ask=100.0, bid=100.2, t_ms=0.0, size=1.0) -> Quote:
 
 
 def _hist(n, life, hb, hs=None):
-    return [catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, life, hb,
-                               hb if hs is None else hs) for _ in range(n)]
+    """``n`` windows whose buy leg filled for ``hb`` ms and sell leg for ``hs``."""
+    return [catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, life, catch.held_path(hb),
+                               catch.held_path(hb if hs is None else hs)) for _ in range(n)]
 
 
 def test_cold_start_is_the_stated_prior_and_history_replaces_it():
@@ -82,42 +82,49 @@ def test_feed_latency_adds_to_the_round_trip():
                      bids=[], asks=[], bid_px="1", bid_qty="1", ask_px="1", ask_qty="1",
                      venue_ts_ns=1_000_000_000, recv_ts_ns=1_000_000_000 + int(delay_ms * 1e6))
     assert m.feed_ms(q("okx", 3.0)) == 0.0  # the first sample is the floor (clock offset)
-    assert m.feed_ms(q("okx", 33.0)) == pytest.approx(30.0)
+    assert m.feed_ms(q("okx", 33.0)) == pytest.approx(30.0)  # median of (3, 33): upper
+    assert m.feed_ms(q("okx", 13.0)) == pytest.approx(10.0)  # median of 3, 13, 33
+    assert m.feed_ms(q("okx", 500.0)) == pytest.approx(30.0)  # one late frame: a sample
     o = _opp(1)
     m.opened(o, q("okx", 33.0), q("kraken", 0.0))
     assert m._by_id["o1"].lb == pytest.approx(50.0) and m._by_id["o1"].ls == 20.0
 
 
 def test_the_model_watches_each_leg_past_the_close():
-    cfg = ExecutionConfig(min_net_bps=5.0)
+    cfg = ExecutionConfig(min_net_bps=5.0, latency_ms={"okx": 20.0, "kraken": 30.0})
     m = catch.CatchModel(cfg)
     m.keep_closed = True
     o = _opp(1, net=20.0)
     m.opened(o, None, None)
     assert set(m.watched) == {("okx", "BTC-USD"), ("kraken", "BTC-USD")}
-    m.book(("okx", "BTC-USD"), _quote("okx", ask=100.0, t_ms=10))  # still at the limit: holds
-    # the window closes (say our own order took the balance): the books are still watched
+    x = m._by_id["o1"]
+    assert x.horizon == catch.WATCH_ROUND_TRIPS * 30.0 + catch.WATCH_MIN_MS  # 190 ms
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=100.0, t_ms=10))  # still at the limit
+    # the window closes (say our own order took the balance): its books are still watched
     m.event(o, OppEvent.CLOSED, int(20e6))
-    assert not m.closed
     m.book(("okx", "BTC-USD"), _quote("okx", ask=100.05, t_ms=30))  # past the buy limit
     m.book(("kraken", "BTC-USD"), _quote("kraken", bid=100.2, size=0.5, t_ms=45))  # too thin
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=99.99, t_ms=60))  # back inside the limit
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=101.0, t_ms=195))  # past the horizon
+    assert not m.closed
+    m.opened(_opp(2, net=20.0, opened_ts_ns=int(200e6)), None, None)  # time passes
     r = m.closed.popleft()
-    assert (r.lifetime_ms, r.held_buy_ms, r.held_sell_ms) == (20.0, 30.0, 45.0)
-    assert not m.watched and m.stats.windows == 1
-    # a leg whose book goes quiet holds through the horizon
-    o2 = _opp(2, net=20.0)
-    m.opened(o2, None, None)
-    m.book(("okx", "BTC-USD"), _quote("okx", ask=101.0, t_ms=5))
-    m.event(o2, OppEvent.CLOSED, int(10e6))
-    m.opened(_opp(3, net=20.0, opened_ts_ns=int(3000e6)), None, None)  # time passes
-    r2 = m.closed.popleft()
-    assert (r2.held_buy_ms, r2.held_sell_ms) == (5.0, catch.HORIZON_MS)
-    # below the execution threshold at the opening: nothing to send, nothing to hold
+    assert r.lifetime_ms == 20.0 and r.watched_ms == 190.0
+    assert r.buy_path == ((0.0, True), (30.0, False), (60.0, True))
+    assert r.sell_path == ((0.0, True), (45.0, False))
+    assert ("okx", "BTC-USD") in m.watched and m.stats.windows == 1  # o2 is watched now
+    # what the record teaches: the buy leg fillable at 20 ms and again from 60 ms
+    H = catch.CatchStats()
+    H.add(r)
+    assert H.estimate("okx", "kraken", None, 20.0, 40.0) > H.estimate("okx", "kraken", None,
+                                                                      40.0, 40.0)
+    # below the execution threshold at the opening: nothing to send, never fillable
     o4 = _opp(4, net=4.0, opened_ts_ns=int(3000e6), sell_book=[(100.04, 1.0)],
               sell_price=100.04, sell_limit=100.04)
     m.opened(o4, None, None)
     m.event(o4, OppEvent.CLOSED, int(3050e6))
-    assert m.closed.popleft().held_buy_ms == 0.0
+    r4 = [r for r in m.closed if r.ts_ns == int(3000e6)][0]
+    assert r4.buy_path == ((0.0, False),) and o4.p_catch is not None
 
 
 def test_caught_rule():
@@ -220,12 +227,12 @@ def test_demo_replay_events_carry_p_catch_and_report_is_calibrated(demo):
         if b["n"] >= 5:
             lo, hi = catch.wilson(b["caught"], b["n"], z=3.29)
             assert lo <= b["predicted"] <= hi, (b, c["reliability"])
-    # The dashboard's latency budget: curves per pair, non-increasing in latency.
-    curves = eng.catch.curves()["pairs"]
-    assert curves
-    for v in curves.values():
-        p = v["p_catch"]
-        assert all(a >= b - 1e-12 for a, b in itertools.pairwise(p))
+    # The dashboard's latency budget: a curve per pair on the grid, probabilities.
+    curves = eng.catch.curves()
+    assert curves["pairs"]
+    for v in curves["pairs"].values():
+        assert len(v["p_catch"]) == len(curves["grid_ms"])
+        assert all(0 <= p <= 1 for p in v["p_catch"] + v["survival"])
 
 
 def test_the_model_is_not_a_constant(demo):
@@ -269,8 +276,10 @@ async def test_detail_screen_draws_the_pairs_latency_budget():
         row = app.dashboard.log_widget.selected()
         assert row is not None and row.last.p_catch is not None
         b, s = row.last.buy_venue, row.last.sell_venue
-        for i in range(50):  # windows of this pair whose legs held 20..69 ms
-            eng.catch.stats.add(catch.WindowRecord(b, s, "BTC-USD", 5.0, 100.0, 20.0 + i, 500.0))
+        for i in range(50):  # windows of this pair whose buy legs filled for 20..69 ms
+            eng.catch.stats.add(catch.WindowRecord(b, s, "BTC-USD", 5.0, 100.0,
+                                                   catch.held_path(20.0 + i),
+                                                   catch.held_path(500.0)))
         app.dashboard.sample(force=True)
         await pilot.press("enter")
         await pilot.pause()
@@ -300,11 +309,16 @@ def test_history_comes_from_earlier_sessions_of_the_same_mode(tmp_path):
         j.catch = catch.CatchJournal(mode, lambda: 5.0, model)
         for i in range(n):
             model.closed.append(catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, 10.0 + i,
-                                                   5.0, 7.0, i))
+                                                   catch.held_path(5.0),
+                                                   ((0.0, True), (7.0, False), (9.5, True)),
+                                                   300.0, i))
         j.append(_opp(i))  # the writer takes the model's windows with each batch
         assert j.flush()
         j.close()
-    assert [r.lifetime_ms for r in catch.load_windows(path, "demo")] == [10.0, 11.0, 12.0]
+    demo = catch.load_windows(path, "demo")
+    assert [r.lifetime_ms for r in demo] == [10.0, 11.0, 12.0]
+    assert demo[0].sell_path == ((0.0, True), (7.0, False), (9.5, True))
+    assert demo[0].watched_ms == 300.0
     assert len(catch.load_windows(path, "live")) == 5
     assert catch.load_windows(tmp_path / "none.sqlite", "demo") == []
     cfg = configmod.load(use_user=False)

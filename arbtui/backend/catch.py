@@ -5,56 +5,61 @@ after its venue's round trip, still fill in full at a net edge at or above the
 execution threshold (``execution.min_net_bps``; ``CAUGHT_RULE`` says exactly what
 "caught" means). The round trip of a leg is
 
-    L_leg = execution.latency_ms[venue] + U(0, jitter_ms) + feed latency of its trigger quote
+    L_leg = execution.latency_ms[venue] + U(0, jitter_ms) + feed latency of its venue
 
-where the feed latency is how late the quote that showed us the window was
-(receive time minus venue time, less the smallest such delay seen from that
-venue: the floor stands for clock offset plus the fastest path, as the feeds'
-own ``feed_latency_ms`` does). Both add up: the book we saw was already ``feed``
-ms old at the venue, and our order needs ``latency`` more ms to get there.
+where the feed latency is how late that venue's triggering quotes arrive (the
+median of their receive time minus venue time, less the smallest such delay
+seen from the venue: the floor stands for clock offset plus the fastest path,
+as the feeds' own ``feed_latency_ms`` does). Both add up: the book we saw was
+already ``feed`` ms old at the venue, and our order needs ``latency`` more ms.
 
 What the estimate conditions on. At the opening the model sizes the trade as the
 executor will (``edge.walk`` at the execution threshold over the levels the
-event carries, within the detector's size): a size and two IOC limits. A window
-then HOLDS on a leg while that leg's book still has the size within its limit:
-asks at or under the buy limit, bids at or over the sell limit. The model
-watches both books after the opening, through the window's close and beyond
-(until the leg stops holding or ``HORIZON_MS``): the window closing is NOT the
-event that matters, because the executor fills against the books, and with
-execution on our own orders close windows (the detector sizes to the wallets
-our orders just reserved). So each past window yields two durations,
-``held_buy_ms`` and ``held_sell_ms``, and
+event carries, within the detector's size): a size and two IOC limits. A leg is
+FILLABLE at a moment when its book has that size inside its limit (asks at or
+under the buy limit, bids at or over the sell limit): exactly what the simulated
+executor checks when the order arrives. The model watches both books on every
+quote from the opening on, through the window's close and beyond: the window
+closing is not what matters (the executor fills against the books, and with
+execution on our own orders close windows, because the detector sizes to the
+balances they reserve), and a book that moved away can come back. Each window
+is watched ``WATCH_ROUND_TRIPS`` of its own slower round trip plus
+``WATCH_MIN_MS`` (at most ``HORIZON_MS``) and leaves, per leg, its path of
+fillable / not fillable, so
 
-    p_catch = P(held_buy > L_buy and held_sell > L_sell)
+    p_catch = P(buy leg fillable at L_buy and sell leg fillable at L_sell)
 
-estimated over past windows of the same (buy venue, sell venue) and EXCESS edge
-bucket (opening net minus the execution threshold, ``EXCESS_EDGES_BPS``), the
-jitter integrated exactly (uniform, per leg). At an update ``t`` ms into the
-window it conditions on both legs having held ``t``: the same ratio among past
-windows that held ``t``. Why these conditions: the pair fixes the venues'
-latencies and how fast their makers refill (a dislocation on a slow venue lasts
-longer), the excess edge says how far a price must move back before the
-limits stop filling, and the age says the window already outlived those that
-die at once. Not conditioned on: volatility regime, time of day, book depth
-beyond the size. A book leaving LIVE is not watched (the executor would reject
-the leg; rare, so it is left out).
+over past windows of the same (buy venue, sell venue) and EXCESS edge bucket
+(opening net minus the execution threshold, ``EXCESS_EDGES_BPS``), counted on a
+latency grid (``L_GRID_MS``) and averaged exactly over each leg's uniform
+jitter. On an update ``t`` ms into the window it conditions on both legs being
+fillable at ``t``: P(fillable at t + L) / P(fillable at t), capped at 1. Why these
+conditions: the pair fixes the venues' latencies and how fast their makers
+refill (a dislocation on a slow venue lasts longer), the excess edge says how
+far a price must move back before the limits stop filling, and the age says the
+window outlived those that die at once. Not conditioned on: volatility regime,
+time of day, book depth beyond the size, our own wallets (a fill the balance
+cuts short is a miss the model does not see), a book leaving LIVE.
 
 Cold start: every estimate is a Beta posterior mean with a stated prior, in
 three levels: a (pair, bucket) cell has the prior ``Beta(w·m, w·(1-m))`` (``w =
-PRIOR_WEIGHT`` pseudo-windows) whose mean ``m`` is the pair's estimate over all
-buckets; the pair's has the same prior around the estimate of all pairs
+PRIOR_WEIGHT`` = 8 pseudo-windows) whose mean ``m`` is the pair's estimate over
+all buckets; the pair's has the same prior around the estimate of all pairs
 pooled; and that one has the stated prior mean ``0.5 ** (L / PRIOR_HALF_LIFE_MS)``
-(``L`` the slower leg's round trip): a leg's chance to hold halves every 50 ms
-(makers refill a swept venue within tens to hundreds of ms). History replaces
-each prior as it accumulates: with ``n`` windows the prior weighs ``w / (n + w)``,
-so a new pair borrows from the others at once. Each level's counts are halved
-once they hold ``MAX_WINDOWS`` windows, so the model follows a market that changes.
+(``L`` the slower leg's round trip): a leg's chance to still fill halves every
+25 ms. The prior is deliberately pessimistic: an estimate that promises catches
+before any evidence costs money, one that is too shy only skips trades until
+the first windows (watched a few round trips, so within ~0.1-0.5 s) replace it.
+With ``n`` windows a level's prior weighs ``w / (n + w)``, so a new pair borrows
+from the others at once. Each level's counts are halved once they hold
+``MAX_WINDOWS`` windows, so the model follows a market that changes.
 
 History comes from the journal (``catch_windows`` rows of earlier sessions of
 the same mode, ``load_windows``) and from the running session. The per-quote
-cost is one dict lookup (is this book watched?) plus, for a watched book, a
-walk of its levels per watching window; an estimate (once per OPENED/UPDATED event) is a few bilinear lookups per level in
-counts kept on the latency grid (``L_GRID_MS``; a window adds itself once).
+cost is one dict lookup (is this book watched?) plus, for a watched book, a walk
+of its levels per watching window; an estimate (once per OPENED/UPDATED event)
+reads a few cells per level of counts kept on the grid (a window adds itself
+once, with one numpy outer product).
 
 ``lifetime_ms`` (how long the window stayed open) is kept beside for the
 survival curve the latency-budget view draws next to P(catch).
@@ -63,6 +68,10 @@ survival curve the latency-budget view draws next to P(catch).
 from __future__ import annotations
 
 import bisect
+import functools
+import heapq
+import itertools
+import json
 import math
 import sqlite3
 from collections import OrderedDict, deque
@@ -80,18 +89,26 @@ from arbtui.model import Fill, OppEvent, Opportunity, Quote
 #: Upper edges (bps) of the excess-edge buckets (opening net minus the execution
 #: threshold). Bucket 0 is "below the threshold".
 EXCESS_EDGES_BPS: tuple[float, ...] = (0.0, 2.5, 10.0, 25.0, 50.0)
-#: A leg still holding this long after the opening is not watched any longer: it
-#: counts as holding beyond every round trip the model is asked about.
+#: The longest a window's books are watched after its opening (the latency budget's
+#: right end). A window is watched ``WATCH_ROUND_TRIPS`` of its own slower round trip
+#: (+ jitter) plus ``WATCH_MIN_MS``, up to this: long enough for every estimate made
+#: about it, short enough to learn from it quickly.
 HORIZON_MS = 1000.0
-#: The latencies (ms) the latency-budget curves are drawn at.
-L_GRID_MS: tuple[float, ...] = (0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500,
-                                750, 1000)
+WATCH_ROUND_TRIPS = 3.0
+WATCH_MIN_MS = 100.0
+#: The latencies (ms) the counts are kept at (between them: linear). Fine where round
+#: trips live: holding times are mostly short, so their survival is convex there and a
+#: coarse grid would interpolate above it (a model too sure of catching).
+L_GRID_MS: tuple[float, ...] = (*range(0, 100, 5), *range(100, 200, 10), *range(200, 500, 25),
+                                *range(500, 1001, 100))
 #: Pseudo-windows each level's prior is worth.
-PRIOR_WEIGHT = 4.0
+PRIOR_WEIGHT = 8.0
 #: Half-life (ms) of the stated prior: P(hold L) = 0.5 ** (L / PRIOR_HALF_LIFE_MS).
-PRIOR_HALF_LIFE_MS = 50.0
+PRIOR_HALF_LIFE_MS = 25.0
 #: A level's counts are halved once they hold this many windows.
 MAX_WINDOWS = 2000
+#: Trigger-quote delays per venue whose median is its feed latency.
+FEED_SAMPLES = 31
 #: Windows read from the journal at start (newest first).
 HISTORY_LIMIT = 50_000
 #: Predicted-probability buckets of the reliability table.
@@ -112,75 +129,154 @@ def bucket_label(b: int) -> str:
     return f"{e[b - 1]:g}-{e[b]:g}"
 
 
+LegPath = tuple[tuple[float, bool], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class WindowRecord:
-    """One past window, as history: pair, excess edge at opening, how long each leg
-    held (``HORIZON_MS`` or more = held through the horizon) and how long it was open."""
+    """One past window, as history: pair, excess edge at opening, how long it was open,
+    and for each leg when IOC orders sized at the opening would have filled: the leg's
+    path, ``((0.0, fillable), (ms, fillable), ...)``, one entry per change, over the
+    first ``watched_ms`` after the opening (later latencies: unknown for this window)."""
 
     buy_venue: str
     sell_venue: str
     symbol: str
     excess_bps: float
     lifetime_ms: float
-    held_buy_ms: float
-    held_sell_ms: float
+    buy_path: LegPath
+    sell_path: LegPath
+    watched_ms: float = HORIZON_MS
     ts_ns: int = 0
 
 
-class _Table:
-    """Past windows of one level as counts on ``L_GRID_MS``: ``both[i, j]`` = windows
-    whose buy leg held beyond ``L[i]`` and sell leg beyond ``L[j]``, ``alive[i]`` = windows
-    open beyond ``L[i]``, ``n`` = windows. Adding a window is one numpy slice increment
-    (the quadrant of grid points it held beyond); an estimate reads a few cells with
-    ``item``. Once ``n`` reaches ``MAX_WINDOWS`` every count is halved (old market fades)."""
+def held_path(held_ms: float) -> LegPath:
+    """The path of a leg that filled from the opening until ``held_ms`` and not after."""
+    return ((0.0, True),) if held_ms >= HORIZON_MS else ((0.0, True), (held_ms, False))
 
-    __slots__ = ("alive", "both", "n")
+
+def _flags(path: LegPath, k: int) -> list[float]:
+    """Fillable (1.0) or not at the first ``k`` grid latencies: the state of the last
+    change at or before each."""
+    out = []
+    n = len(path)
+    i = 0
+    state = 1.0 if path[0][1] else 0.0
+    for L in L_GRID_MS[:k]:
+        while i + 1 < n and path[i + 1][0] <= L:
+            i += 1
+            state = 1.0 if path[i][1] else 0.0
+        out.append(state)
+    return out
+
+
+class _Table:
+    """Past windows of one level as counts on ``L_GRID_MS``: ``num[i, j]`` = windows whose
+    buy leg was fillable at ``L[i]`` and sell leg at ``L[j]``, among ``den[max(i, j)]``
+    windows watched that long; ``alive[i]`` = windows open beyond ``L[i]`` among
+    ``closed``. Adding a window is a few numpy slice operations; an estimate reads a few
+    cells with ``item``. Once ``n`` reaches ``MAX_WINDOWS`` every count is halved (old
+    market fades)."""
+
+    __slots__ = ("alive", "closed", "den", "n", "num")
 
     def __init__(self) -> None:
-        self.both = np.zeros((_NG, _NG))
+        self.num = np.zeros((_NG, _NG))
+        self.den = np.zeros(_NG)
         self.alive = np.zeros(_NG)
+        self.closed = 0.0
         self.n = 0.0
 
-    def add(self, r: WindowRecord) -> None:
-        g = L_GRID_MS
-        # bisect_left = the grid points strictly below: the leg held beyond each of them
-        i = _NG if r.held_buy_ms >= HORIZON_MS else bisect.bisect_left(g, r.held_buy_ms)
-        j = _NG if r.held_sell_ms >= HORIZON_MS else bisect.bisect_left(g, r.held_sell_ms)
-        self.both[:i, :j] += 1.0
-        self.alive[:bisect.bisect_left(g, r.lifetime_ms)] += 1.0
+    def add(self, both: np.ndarray | None, k: int, alive_k: int) -> None:
+        """One window: ``both`` its fillable-on-both-legs flags on the first ``k`` grid
+        latencies (it was watched that long), ``alive_k`` grid latencies it outlived
+        (-1: lifetime unknown)."""
+        if k:
+            self.num[:k, :k] += both
+            self.den[:k] += 1.0
+        if alive_k >= 0:
+            self.alive[:alive_k] += 1.0
+            self.closed += 1.0
         self.n += 1.0
         if self.n >= MAX_WINDOWS:
-            self.both *= 0.5
-            self.alive *= 0.5
+            for a in (self.num, self.den, self.alive):
+                a *= 0.5
+            self.closed *= 0.5
             self.n *= 0.5
 
-    def held(self, x: float, y: float) -> float:
-        """Windows whose buy leg held beyond ``x`` ms and sell leg beyond ``y`` (bilinear
-        between grid points; beyond the horizon, the horizon's count)."""
-        return self.at(_cell(x), _cell(y))
-
-    def at(self, cx: tuple[int, float], cy: tuple[int, float]) -> float:
-        """``held`` at grid positions ``_cell`` already found."""
-        i, fx = cx
-        j, fy = cy
-        get = self.both.item
-        v0 = get(i, j)
-        if fy:
-            v0 += (get(i, j + 1) - v0) * fy
-        if not fx:
-            return v0
-        v1 = get(i + 1, j)
-        if fy:
-            v1 += (get(i + 1, j + 1) - v1) * fy
-        return v0 + (v1 - v0) * fx
+    def avg(self, wx: _W, wy: _W) -> tuple[float, float]:
+        """(fillable on both legs, watched), averaged with the weights of ``_weights``
+        (a point: bilinear; an interval: the mean over it)."""
+        px, py = wx[0], wy[0]
+        if len(px) * len(py) > 4:  # a jitter interval: two small matrix products
+            k = float(wx[1] @ self.num @ wy[1])
+        else:
+            num = self.num.item
+            k = 0.0
+            for i, a in px:
+                for j, b in py:
+                    k += a * b * num(i, j)
+        den = self.den.item
+        n = 0.0
+        for i, a in px:
+            for j, b in py:
+                n += a * b * den(max(j, i))
+        return k, n
 
     def survival(self, L: float) -> float:
-        if not self.n:
+        if not self.closed:
             return 0.0
         i, f = _cell(L)
         get = self.alive.item
         v = get(i) if f == 0.0 else get(i) + (get(i + 1) - get(i)) * f
-        return v / self.n
+        return v / self.closed
+
+
+_W = tuple[list[tuple[int, float]], np.ndarray]
+
+
+def _weights(x: float, width: float = 0.0) -> _W:
+    """Grid weights that give a grid function, interpolated linearly, at ``x`` (``width``
+    0) or averaged over ``[x, x + width]``: how a uniform jitter is integrated exactly.
+    As (index, weight) pairs and as a dense vector; cached at 0.1 ms resolution (the
+    same latencies come back at every opening)."""
+    return _weights_q(round(x * 10), round(width * 10))
+
+
+@functools.lru_cache(maxsize=8192)
+def _weights_q(x10: int, width10: int) -> _W:
+    x, width = x10 / 10, width10 / 10
+    pairs = _weight_pairs(x, width)
+    dense = np.zeros(_NG)
+    for i, w in pairs:
+        dense[i] = w
+    return pairs, dense
+
+
+def _weight_pairs(x: float, width: float) -> list[tuple[int, float]]:
+    g = L_GRID_MS
+    if width <= 0:
+        i, f = _cell(x)
+        return [(i, 1.0)] if not f else [(i, 1.0 - f), (i + 1, f)]
+    lo, hi = max(0.0, x), max(0.0, x + width)
+    acc: dict[int, float] = {}
+    if hi > g[-1]:  # beyond the last grid point the function stays at its last value
+        acc[_NG - 1] = hi - max(lo, g[-1])
+        hi = min(hi, g[-1])
+    k = bisect.bisect_right(g, lo) - 1
+    while k < _NG - 1 and lo < hi:
+        x0, x1 = g[k], g[k + 1]
+        u, v = max(lo, x0), min(hi, x1)
+        if v > u:
+            h = x1 - x0
+            # integrals over [u, v] of the two hat functions of this segment
+            tu, tv = (u - x0) / h, (v - x0) / h
+            right = h * (tv * tv - tu * tu) / 2
+            acc[k] = acc.get(k, 0.0) + (v - u) - right
+            acc[k + 1] = acc.get(k + 1, 0.0) + right
+        k += 1
+    total = sum(acc.values())
+    return [(i, w / total) for i, w in acc.items()] if total > 0 else _weight_pairs(x, 0.0)
 
 
 def _cell(x: float) -> tuple[int, float]:
@@ -213,41 +309,45 @@ class CatchStats:
     def add(self, r: WindowRecord) -> None:
         pk = (r.buy_venue, r.sell_venue)
         ck = (*pk, excess_bucket(r.excess_bps))
-        for table, k in ((self.cells, ck), (self.pairs, pk)):
-            ring = table.get(k)  # type: ignore[call-overload]
-            if ring is None:
-                ring = table[k] = _Table()  # type: ignore[index]
-            ring.add(r)
-        self.all.add(r)
+        # the window's counts once, then added to its three levels
+        k = bisect.bisect_right(L_GRID_MS, r.watched_ms)  # grid latencies it was watched to
+        both = np.outer(_flags(r.buy_path, k), _flags(r.sell_path, k)) if k else None
+        ak = bisect.bisect_left(L_GRID_MS, r.lifetime_ms) if r.lifetime_ms >= 0 else -1
+        for table, key in ((self.cells, ck), (self.pairs, pk)):
+            t = table.get(key)  # type: ignore[call-overload]
+            if t is None:
+                t = table[key] = _Table()  # type: ignore[index]
+            t.add(both, k, ak)
+        self.all.add(both, k, ak)
         self.windows += 1
         self.version += 1
 
     def estimate(self, buy: str, sell: str, bucket: int | None, lb: float, ls: float,
                  jitter: float = 0.0, age: float = 0.0) -> float:
-        """P(both legs hold to their arrival | both held ``age``): the Beta posterior mean
-        of the cell (``bucket`` None: the pair) on the pair's, on the pooled, on the prior.
+        """P(both legs fillable at their arrival | both fillable at ``age``): the Beta
+        posterior mean of the cell (``bucket`` None: the pair) on the pair's, on the
+        pooled, on the prior; at an age, the ratio of the two such estimates (capped at 1).
+        A leg arrives at ``age + L + U(0, jitter)``: the counts are averaged over that
+        interval exactly (piecewise linear between grid points), per leg."""
+        levels = (self.all, self.pairs.get((buy, sell)),
+                  None if bucket is None else self.cells.get((buy, sell, bucket)))
+        p = self._posterior(levels, _weights(age + lb, jitter), _weights(age + ls, jitter),
+                            prior_hold(lb, ls, jitter))
+        if age > 0:
+            w = _weights(age)
+            base = self._posterior(levels, w, w, prior_hold(age, age, 0.0))
+            p = p / base if base > 1e-12 else 0.0
+        return min(1.0, max(0.0, p))
 
-        A leg arrives at ``age + L + U(0, jitter)``; the uniform is integrated with the
-        two-point midpoint rule per leg (four points for the two independent legs)."""
+    @staticmethod
+    def _posterior(levels: tuple, wx: _W, wy: _W, m: float) -> float:
         w = PRIOR_WEIGHT
-        m = prior_hold(lb, ls, jitter)
-        if jitter > 0:
-            q1, q2 = jitter / 4, 3 * jitter / 4
-            bx = (_cell(age + lb + q1), _cell(age + lb + q2))
-            sy = (_cell(age + ls + q1), _cell(age + ls + q2))
-            pts = [(x, y) for x in bx for y in sy]
-        else:
-            pts = [(_cell(age + lb), _cell(age + ls))]
-        den = _cell(age) if age > 0 else None
-        inv = 1.0 / len(pts)
-        for t in (self.all, self.pairs.get((buy, sell)),
-                  None if bucket is None else self.cells.get((buy, sell, bucket))):
+        for t in levels:
             if t is None or not t.n:
                 break
-            k = sum(t.at(x, y) for x, y in pts) * inv
-            n = t.n if den is None else t.at(den, den)
+            k, n = t.avg(wx, wy)
             m = (k + w * m) / (n + w)
-        return min(1.0, max(0.0, m))
+        return m
 
     def count(self, buy: str, sell: str) -> int:
         r = self.pairs.get((buy, sell))
@@ -256,10 +356,12 @@ class CatchStats:
 
 class _Watch:
     """One window followed by the model: sized at the opening like the executor, then
-    each leg's book checked at every quote until the leg stops holding or the horizon."""
+    each leg's book checked at every quote until ``HORIZON_MS``, whether the window is
+    still open or not; the path records each change of "fillable"."""
 
-    __slots__ = ("bucket", "buy_key", "buy_limit", "closed_ms", "excess", "hb", "hs", "lb",
-                 "ls", "opened_ns", "p", "sell_key", "sell_limit", "size")
+    __slots__ = ("bok", "bp", "bucket", "buy_key", "buy_limit", "closed_ms", "excess",
+                 "horizon", "lb", "ls", "opened_ns", "p", "retired", "sell_key", "sell_limit",
+                 "size", "sok", "sp")
 
     def __init__(self, p: Opportunity, excess: float) -> None:
         self.p = p  # the OPENED event (names, for the record)
@@ -271,16 +373,18 @@ class _Watch:
         self.size = 0.0
         self.buy_limit = self.sell_limit = 0.0
         self.lb = self.ls = 0.0
-        self.hb = self.hs = -1.0  # held ms per leg, -1 while it holds
+        # the walk at the opening just found the size inside both limits: fillable
+        self.bok = self.sok = True
+        self.bp: list[tuple[float, bool]] = [(0.0, True)]
+        self.sp: list[tuple[float, bool]] = [(0.0, True)]
+        self.horizon = HORIZON_MS  # how long its books are watched (set at the opening)
+        self.retired = False  # past the horizon (or never watched)
         self.closed_ms = -1.0  # lifetime, -1 while open
-
-    def done(self) -> bool:
-        return self.hb >= 0 and self.hs >= 0 and self.closed_ms >= 0
 
     def record(self) -> WindowRecord:
         p = self.p
         return WindowRecord(p.buy_venue, p.sell_venue, p.symbol, self.excess, self.closed_ms,
-                            self.hb, self.hs, self.opened_ns)
+                            tuple(self.bp), tuple(self.sp), self.horizon, self.opened_ns)
 
 
 def _asks_hold(asks: list, limit: float, need: float) -> bool:
@@ -319,10 +423,12 @@ class CatchModel:
         #: (venue, canonical symbol) -> the windows watching that book
         self.watched: dict[tuple[str, str], dict[str, _Watch]] = {}
         self._by_id: dict[str, _Watch] = {}
-        #: watches in opening order, to retire them at the horizon
-        self._fifo: deque[_Watch] = deque()
+        #: (horizon time, seq, watch): retired when their horizon passes
+        self._due: list[tuple[int, int, _Watch]] = []
+        self._seq = itertools.count()
         #: venue -> smallest (receive - venue time) seen, ms: clock offset + fastest path
         self._floor: dict[str, float] = {}
+        self._delays: dict[str, deque[float]] = {}
         self._curves_version = -1
         self._curves: dict[str, Any] = {}
         self.closed: deque[WindowRecord] = deque(maxlen=100_000)
@@ -334,14 +440,23 @@ class CatchModel:
     # ----------------------------------------------------------- inputs (detector hook)
 
     def feed_ms(self, q: Quote | None) -> float:
-        """How late ``q`` was, skew-corrected (0 when the venue sends no timestamp)."""
+        """The feed latency of ``q``'s venue, measured on the trigger quotes: the median
+        of the last ``FEED_SAMPLES`` delays (receive - venue time) less the smallest seen
+        (clock offset + fastest path). The median, not ``q``'s own delay: one frame held
+        up by a GC pause or a busy loop says little about the venue's book at arrival.
+        0 when the venue sends no timestamp."""
         if q is None or not q.venue_ts_ns:
             return 0.0
         d = (q.recv_ts_ns - q.venue_ts_ns) / 1e6
-        f = self._floor.get(q.venue)
+        v = q.venue
+        f = self._floor.get(v)
         if f is None or d < f:
-            self._floor[q.venue] = f = d
-        return d - f
+            self._floor[v] = f = d
+        recent = self._delays.get(v)
+        if recent is None:
+            recent = self._delays[v] = deque(maxlen=FEED_SAMPLES)
+        recent.append(d)
+        return sorted(recent)[len(recent) // 2] - f
 
     def latency_ms(self, venue: str) -> float:
         return self.cfg.latency_ms.get(venue, self.cfg.default_latency_ms)
@@ -364,14 +479,19 @@ class CatchModel:
                      rate=opp.rate or 1.0, max_notional=cfg.max_notional, max_base=opp.size,
                      level_share=self.level_share)
             size, bl, sl, net = w.size, w.buy_worst, w.sell_worst, w.net_bps
+        self._by_id[opp.id] = x
         if size <= 0 or net < thr:
-            x.hb = x.hs = 0.0  # the executor will not send it: nothing to catch
+            # the executor will not send it: nothing to catch
+            x.bp, x.sp, x.retired = [(0.0, False)], [(0.0, False)], True
         else:
             x.size, x.buy_limit, x.sell_limit = size * (1 - 1e-9), bl, sl
+            # Watched for a few round trips of its own (the latencies an estimate asks
+            # about), so it teaches the model within ~0.1-0.5 s instead of at the horizon.
+            x.horizon = min(HORIZON_MS, WATCH_ROUND_TRIPS * (max(x.lb, x.ls) + cfg.jitter_ms)
+                            + WATCH_MIN_MS)
             for k in (x.buy_key, x.sell_key):
                 self.watched.setdefault(k, {})[opp.id] = x
-        self._by_id[opp.id] = x
-        self._fifo.append(x)
+            heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._retire(opp.opened_ts_ns)
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
                                            cfg.jitter_ms))
@@ -384,24 +504,26 @@ class CatchModel:
             return
         t = q.recv_ts_ns
         asks = bids = None
-        for oid, x in list(ws.items()):
-            ms = max(0.0, (t - x.opened_ns) / 1e6)
-            if key == x.buy_key and x.hb < 0:
+        for x in ws.values():
+            ms = (t - x.opened_ns) / 1e6
+            if ms >= x.horizon:
+                continue  # _retire ends it
+            if ms < 0:
+                ms = 0.0
+            if key == x.buy_key:
                 if asks is None:
                     asks = q.asks or [(q.ask, q.ask_size)]
-                if ms >= HORIZON_MS or not _asks_hold(asks, x.buy_limit, x.size):
-                    x.hb = min(ms, HORIZON_MS)
-            if key == x.sell_key and x.hs < 0:
+                ok = _asks_hold(asks, x.buy_limit, x.size)
+                if ok is not x.bok:
+                    x.bok = ok
+                    x.bp.append((ms, ok))
+            else:
                 if bids is None:
                     bids = q.bids or [(q.bid, q.bid_size)]
-                if ms >= HORIZON_MS or not _bids_hold(bids, x.sell_limit, x.size):
-                    x.hs = min(ms, HORIZON_MS)
-            if (x.hb >= 0 if key == x.buy_key else x.hs >= 0):
-                del ws[oid]
-                if not ws:
-                    del self.watched[key]
-            if x.done():
-                self._finish(x)
+                ok = _bids_hold(bids, x.sell_limit, x.size)
+                if ok is not x.sok:
+                    x.sok = ok
+                    x.sp.append((ms, ok))
 
     def event(self, p: Opportunity, ev: OppEvent, now_ns: int) -> None:
         """Before an UPDATED or CLOSED event of ``p`` (the open window's record) is
@@ -413,7 +535,7 @@ class CatchModel:
         if ev is OppEvent.CLOSED:
             x.closed_ms = t
             self._retire(now_ns)
-            if x.done():
+            if x.retired:
                 self._finish(x)
             self._set(p, p.p_catch if p.p_catch is not None else 0.0)
             return
@@ -421,19 +543,18 @@ class CatchModel:
                                          self.cfg.jitter_ms, age=t))
 
     def _retire(self, now_ns: int) -> None:
-        """Legs still holding at the horizon hold beyond it (their books went quiet)."""
-        fifo = self._fifo
-        while fifo and (now_ns - fifo[0].opened_ns) / 1e6 >= HORIZON_MS:
-            x = fifo.popleft()
-            for k, attr in ((x.buy_key, "hb"), (x.sell_key, "hs")):
-                if getattr(x, attr) < 0:
-                    setattr(x, attr, HORIZON_MS)
+        """Stop watching windows whose horizon passed; record the closed ones."""
+        due = self._due
+        while due and due[0][0] <= now_ns:
+            x = heapq.heappop(due)[2]
+            x.retired = True
+            for k in (x.buy_key, x.sell_key):
                 ws = self.watched.get(k)
                 if ws is not None:
                     ws.pop(x.p.id, None)
                     if not ws:
                         del self.watched[k]
-            if x.done():
+            if x.closed_ms >= 0:
                 self._finish(x)
 
     def _finish(self, x: _Watch) -> None:
@@ -597,7 +718,7 @@ class CatchJournal:
                                  None if math.isnan(o.net_bps) else o.net_bps,
                                  o.threshold_bps, o.why))
         wins = [(session, m, r.ts_ns, r.symbol, r.buy_venue, r.sell_venue, r.excess_bps,
-                 r.lifetime_ms, r.held_buy_ms, r.held_sell_ms) for r in recs]
+                 r.lifetime_ms, _enc(r.buy_path), _enc(r.sell_path), r.watched_ms) for r in recs]
         return wins, outs
 
 
@@ -611,15 +732,27 @@ def load_windows(path: str | Path, mode: str, limit: int = HISTORY_LIMIT) -> lis
         con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
         try:
             rows = con.execute(
-                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, held_buy_ms, "
-                "held_sell_ms, ts_ns "
+                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, buy_path, "
+                "sell_path, watched_ms, ts_ns "
                 "FROM catch_windows WHERE mode = ? ORDER BY seq DESC LIMIT ?",
                 (mode, limit)).fetchall()
         finally:
             con.close()
     except sqlite3.Error:
         return []  # an older journal without the table: cold start
-    return [WindowRecord(*r) for r in reversed(rows)]
+    return [record_of_row(r) for r in reversed(rows)]
+
+
+def _enc(path: LegPath) -> str:
+    return json.dumps([[t, int(ok)] for t, ok in path], separators=(",", ":"))
+
+
+def record_of_row(r: tuple) -> WindowRecord:
+    """A ``catch_windows`` row (buy, sell, symbol, excess, lifetime, buy path, sell path,
+    watched ms, ts) as a record."""
+    b, s, sym, ex, life, bp, sp, watched, ts = r
+    return WindowRecord(b, s, sym, ex, life, tuple((t, bool(ok)) for t, ok in json.loads(bp)),
+                        tuple((t, bool(ok)) for t, ok in json.loads(sp)), watched, ts)
 
 
 # ------------------------------------------------------------------ calibration summary

@@ -45,8 +45,8 @@ CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
 """ + """
 CREATE TABLE IF NOT EXISTS catch_windows (
     seq INTEGER PRIMARY KEY, session INTEGER, mode TEXT, ts_ns INTEGER, symbol TEXT,
-    buy_venue TEXT, sell_venue TEXT, excess_bps REAL, lifetime_ms REAL, held_buy_ms REAL,
-    held_sell_ms REAL);
+    buy_venue TEXT, sell_venue TEXT, excess_bps REAL, lifetime_ms REAL, buy_path TEXT,
+    sell_path TEXT, watched_ms REAL);
 CREATE TABLE IF NOT EXISTS catch_outcomes (
     seq INTEGER PRIMARY KEY, session INTEGER, mode TEXT, ts_ns INTEGER, opp_id TEXT,
     symbol TEXT, buy_venue TEXT, sell_venue TEXT, p_catch REAL, caught INTEGER,
@@ -58,8 +58,8 @@ _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, s
             "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _CATCH_WIN_SQL = ("INSERT INTO catch_windows (session, mode, ts_ns, symbol, buy_venue, "
-                  "sell_venue, excess_bps, lifetime_ms, held_buy_ms, held_sell_ms) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?)")
+                  "sell_venue, excess_bps, lifetime_ms, buy_path, sell_path, watched_ms) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?)")
 _CATCH_OUT_SQL = ("INSERT INTO catch_outcomes (session, mode, ts_ns, opp_id, symbol, buy_venue, "
                   "sell_venue, p_catch, caught, net_bps, threshold_bps, why) "
                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")

@@ -25,6 +25,7 @@ from arbtui.backend.catch import (
     WindowRecord,
     brier,
     latency_budget,
+    record_of_row,
     reliability,
 )
 
@@ -46,14 +47,14 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
                 "SELECT buy_venue, sell_venue, p_catch, caught, net_bps FROM catch_outcomes "
                 "WHERE ts_ns >= ? ORDER BY seq", (since_ns,)).fetchall()
             wins = con.execute(
-                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, held_buy_ms, "
-                "held_sell_ms, ts_ns FROM catch_windows WHERE ts_ns >= ? ORDER BY seq", (since_ns,)).fetchall()
+                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, buy_path, "
+                "sell_path, watched_ms, ts_ns FROM catch_windows WHERE ts_ns >= ? ORDER BY seq", (since_ns,)).fetchall()
         except sqlite3.Error:
             return {}  # a journal from before the catch tables
     finally:
         con.close()
     return summarize([(f"{b}>{s}", p, bool(c)) for b, s, p, c, _n in outs],
-                     [WindowRecord(*w) for w in wins])
+                     [record_of_row(w) for w in wins])
 
 
 def summarize(outcomes: list[tuple[str, float, bool]], windows: list[WindowRecord]
