@@ -98,18 +98,18 @@ def test_the_model_watches_each_leg_past_the_close():
     m.opened(o, None, None)
     assert set(m.watched) == {("okx", "BTC-USD"), ("kraken", "BTC-USD")}
     x = m._by_id["o1"]
-    assert x.horizon == catch.WATCH_ROUND_TRIPS * 30.0 + catch.WATCH_MIN_MS  # 190 ms
+    assert x.horizon == catch.WATCH_ROUND_TRIPS * 30.0 + catch.WATCH_MIN_MS  # 110 ms
     m.book(("okx", "BTC-USD"), _quote("okx", ask=100.0, t_ms=10))  # still at the limit
     # the window closes (say our own order took the balance): its books are still watched
     m.event(o, OppEvent.CLOSED, int(20e6))
     m.book(("okx", "BTC-USD"), _quote("okx", ask=100.05, t_ms=30))  # past the buy limit
     m.book(("kraken", "BTC-USD"), _quote("kraken", bid=100.2, size=0.5, t_ms=45))  # too thin
     m.book(("okx", "BTC-USD"), _quote("okx", ask=99.99, t_ms=60))  # back inside the limit
-    m.book(("okx", "BTC-USD"), _quote("okx", ask=101.0, t_ms=195))  # past the horizon
+    m.book(("okx", "BTC-USD"), _quote("okx", ask=101.0, t_ms=115))  # past the horizon
     assert not m.closed
-    m.opened(_opp(2, net=20.0, opened_ts_ns=int(200e6)), None, None)  # time passes
+    m.opened(_opp(2, net=20.0, opened_ts_ns=int(120e6)), None, None)  # time passes
     r = m.closed.popleft()
-    assert r.lifetime_ms == 20.0 and r.watched_ms == 190.0
+    assert r.lifetime_ms == 20.0 and r.watched_ms == x.horizon == 110.0
     assert r.buy_path == ((0.0, True), (30.0, False), (60.0, True))
     assert r.sell_path == ((0.0, True), (45.0, False))
     assert ("okx", "BTC-USD") in m.watched and m.stats.windows == 1  # o2 is watched now

@@ -94,8 +94,8 @@ EXCESS_EDGES_BPS: tuple[float, ...] = (0.0, 2.5, 10.0, 25.0, 50.0)
 #: (+ jitter) plus ``WATCH_MIN_MS``, up to this: long enough for every estimate made
 #: about it, short enough to learn from it quickly.
 HORIZON_MS = 1000.0
-WATCH_ROUND_TRIPS = 3.0
-WATCH_MIN_MS = 100.0
+WATCH_ROUND_TRIPS = 2.0
+WATCH_MIN_MS = 50.0
 #: The latencies (ms) the counts are kept at (between them: linear). Fine where round
 #: trips live: holding times are mostly short, so their survival is convex there and a
 #: coarse grid would interpolate above it (a model too sure of catching).
@@ -206,21 +206,15 @@ class _Table:
 
     def avg(self, wx: _W, wy: _W) -> tuple[float, float]:
         """(fillable on both legs, watched), averaged with the weights of ``_weights``
-        (a point: bilinear; an interval: the mean over it)."""
-        px, py = wx[0], wy[0]
-        if len(px) * len(py) > 4:  # a jitter interval: two small matrix products
-            k = float(wx[1] @ self.num @ wy[1])
-        else:
-            num = self.num.item
-            k = 0.0
-            for i, a in px:
-                for j, b in py:
-                    k += a * b * num(i, j)
-        den = self.den.item
-        n = 0.0
-        for i, a in px:
-            for j, b in py:
-                n += a * b * den(max(j, i))
+        (a point: bilinear; an interval: the mean over it). Scalar reads: for the few
+        cells involved they cost less than numpy products would."""
+        num, den = self.num.item, self.den.item
+        k = n = 0.0
+        for i, a in wx:
+            for j, b in wy:
+                ab = a * b
+                k += ab * num(i, j)
+                n += ab * den(max(i, j))
         return k, n
 
     def survival(self, L: float) -> float:
@@ -232,25 +226,20 @@ class _Table:
         return v / self.closed
 
 
-_W = tuple[list[tuple[int, float]], np.ndarray]
+_W = list[tuple[int, float]]
 
 
 def _weights(x: float, width: float = 0.0) -> _W:
     """Grid weights that give a grid function, interpolated linearly, at ``x`` (``width``
     0) or averaged over ``[x, x + width]``: how a uniform jitter is integrated exactly.
-    As (index, weight) pairs and as a dense vector; cached at 0.1 ms resolution (the
-    same latencies come back at every opening)."""
-    return _weights_q(round(x * 10), round(width * 10))
+    Cached at 0.5 ms resolution (the grid steps 5 ms; the same latencies come back at
+    every opening)."""
+    return _weights_q(round(x * 2), round(width * 2))
 
 
 @functools.lru_cache(maxsize=8192)
-def _weights_q(x10: int, width10: int) -> _W:
-    x, width = x10 / 10, width10 / 10
-    pairs = _weight_pairs(x, width)
-    dense = np.zeros(_NG)
-    for i, w in pairs:
-        dense[i] = w
-    return pairs, dense
+def _weights_q(x2: int, width2: int) -> _W:
+    return _weight_pairs(x2 / 2, width2 / 2)
 
 
 def _weight_pairs(x: float, width: float) -> list[tuple[int, float]]:
@@ -429,6 +418,8 @@ class CatchModel:
         #: venue -> smallest (receive - venue time) seen, ms: clock offset + fastest path
         self._floor: dict[str, float] = {}
         self._delays: dict[str, deque[float]] = {}
+        #: watched book -> the level lists of its last quote checked
+        self._last: dict[tuple[str, str], tuple[list, list]] = {}
         self._curves_version = -1
         self._curves: dict[str, Any] = {}
         self.closed: deque[WindowRecord] = deque(maxlen=100_000)
@@ -502,6 +493,11 @@ class CatchModel:
         ws = self.watched.get(key)
         if not ws:
             return
+        # A liveness refresh re-publishes the same level lists: nothing to check.
+        last = self._last.get(key)
+        if last is not None and last[0] is q.asks and last[1] is q.bids:
+            return
+        self._last[key] = (q.asks, q.bids)
         t = q.recv_ts_ns
         asks = bids = None
         for x in ws.values():
@@ -554,6 +550,7 @@ class CatchModel:
                     ws.pop(x.p.id, None)
                     if not ws:
                         del self.watched[k]
+                        self._last.pop(k, None)
             if x.closed_ms >= 0:
                 self._finish(x)
 
