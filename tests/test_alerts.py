@@ -16,7 +16,7 @@ from aiohttp import web
 from detector_fixtures import Clock, dcfg, mkq
 
 from arbtui import config
-from arbtui.backend.alerts import Alert, Alerter, payload
+from arbtui.backend.alerts import Alert, Alerter, HttpPoster, Webhook, payload
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, STATUS
 from arbtui.backend.bus.embedded import EmbeddedBus
 from arbtui.backend.clock import Clock as LiveClock
@@ -58,6 +58,12 @@ class Hooks:
         body = await req.read()
         if path == "/fail":
             return web.Response(status=500, text="boom")
+        if path == "/flaky" and self.hits[path] <= 2:
+            return web.Response(status=503, text="busy")
+        if path == "/slow-down" and self.hits[path] == 1:
+            return web.Response(status=429, headers={"Retry-After": "0.05"})
+        if path == "/bad-request":
+            return web.Response(status=400, text="invalid_payload")
         if path == "/hang":
             self.hanging += 1
             try:
@@ -273,6 +279,27 @@ async def test_a_failing_webhook_never_stalls_detection(hooks, tmp_path) -> None
         assert tone == "bad" and text.startswith("alerts FAIL 2/3")
     finally:
         await eng.stop()
+
+
+async def test_retry_is_bounded_and_health_recovers(hooks) -> None:
+    """5xx and 429 are retried (429 after its Retry-After), a 400 is not; a webhook that
+    answers again is ok again."""
+    cfg = AlertsConfig(retries=3, backoff_s=0.01, timeout_s=2.0)
+    poster = HttpPoster()
+    try:
+        for path, hits, ok in (("/flaky", 3, True), ("/slow-down", 2, True),
+                               ("/bad-request", 1, False)):
+            w = Webhook(hooks.url(path), cfg, poster.post)
+            task = asyncio.create_task(w.run())
+            w.put(b'{"text": "x"}')
+            await _until(lambda w=w: w.sent + w.failed == 1, path)
+            task.cancel()
+            assert hooks.hits[path] == hits == w.attempts and w.retries == hits - 1
+            st = w.state()
+            assert st["state"] == ("ok" if ok else "failing"), st
+            assert st["last_error"] == ("" if ok else "HTTP 400 invalid_payload")
+    finally:
+        await poster.close()
 
 
 async def test_venue_down_rule_on_the_virtual_clock(hooks) -> None:

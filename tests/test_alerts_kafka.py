@@ -68,7 +68,7 @@ def test_arbtui_alerts_without_webhooks_exits_2(tmp_path) -> None:
     p = tmp_path / "k.toml"
     p.write_text(kafka_toml("127.0.0.1:9", "x"))
     r = subprocess.run([sys.executable, "-m", "arbtui", "alerts", "--config", str(p)],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT,
+                       capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
                        env=dict(os.environ, XDG_CONFIG_HOME=str(tmp_path)))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "[alerts] webhooks is empty" in r.stderr and r.stdout == ""

@@ -455,6 +455,8 @@ class Webhook:
             else:
                 if 200 <= status < 300:
                     self.sent += 1
+                    if self.consecutive_failures:
+                        log.info("webhook %s ok again", self.label)
                     self.consecutive_failures = 0
                     self.last_error = ""
                     return
@@ -464,9 +466,12 @@ class Webhook:
                     break
             self._failed(err)
         self.failed += 1
-        log.warning("alert to %s given up: %s", self.label, self.last_error)
 
     def _failed(self, err: str) -> None:
+        # Logged when the endpoint turns bad, not per alert: a dead webhook under a
+        # storm of alerts must not become a storm of log lines (the counts say the rest).
+        if not self.consecutive_failures:
+            log.warning("webhook %s failing: %s", self.label, err)
         self.consecutive_failures += 1
         self.last_error = err
 
