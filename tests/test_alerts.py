@@ -436,3 +436,21 @@ def test_alerts_config_errors_name_file_key_and_allowed(tmp_path, toml, key) -> 
     assert str(p) in msg and key in msg and "\n" not in msg
     if key == "alerts.format":
         assert "'json', 'slack', 'telegram'" in msg
+
+
+def test_a_bad_alerts_key_stops_the_cli_with_one_line_and_exit_2(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    p = tmp_path / "bad.toml"
+    p.write_text('[alerts]\nformat = "pagerduty"\n')
+    r = subprocess.run([sys.executable, "-m", "arbtui", "--config", str(p), "--no-ui"],
+                       capture_output=True, text=True, timeout=60, check=False,
+                       cwd=Path(__file__).resolve().parents[1],
+                       env=dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg")))
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "bad.toml" in line and "alerts.format" in line and "'pagerduty'" in line
+    assert "'json', 'slack', 'telegram'" in line

@@ -15,6 +15,7 @@ so a deployment sends each alert once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,8 @@ from arbtui.backend.roles.base import Role
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.config import AlertsConfig
 from arbtui.model import BookStatus, Fill, Opportunity
+
+log = logging.getLogger("arbtui.alerts")
 
 #: Seconds between checks of the time-based rules (venue down, bus down).
 TICK_S = 0.5
@@ -54,6 +57,8 @@ class AlertsRole(Role):
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
+        if not self.alerter.active_rules():
+            log.warning("[alerts] has webhooks but no rule is on: nothing will be sent")
         self._wake = wake = asyncio.Event()
         # Subscribed here, before start() returns, so nothing published after it is missed.
         self._subs = [self.bus.subscribe(t, "alerts", wake=wake)
