@@ -211,7 +211,7 @@ def alerts_fields(a: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:
     if bad:
         h = bad[0]
         txt = f"alerts FAIL {len(bad)}/{len(a['webhooks'])} {h['last_error'] or ''}"
-        return [(1, "alerts", _clip(txt.strip()), BAD)]
+        return [(0, "alerts", _clip(txt.strip(), 28), BAD)]
     if a["dropped"]:
         return [(2, "alerts", f"alerts dropped {a['dropped']}", WARN)]
     return [(5, "alerts", f"alerts {a['sent']}", PLAIN)]

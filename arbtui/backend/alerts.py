@@ -450,8 +450,9 @@ class Webhook:
             except TimeoutError:
                 err = f"timed out after {cfg.timeout_s:g}s"
             except Exception as e:  # noqa: BLE001 - any transport failure is the endpoint's
-                err = (f"{type(e).__name__}: {e}".replace(self.url, self.label)
-                       if str(e) else type(e).__name__)
+                # aiohttp's messages name the host ("Cannot connect to host ..."); a
+                # message that quotes the URL must not leak its path (the secret part).
+                err = str(e).replace(self.url, self.label) or type(e).__name__
             else:
                 if 200 <= status < 300:
                     self.sent += 1
