@@ -274,9 +274,10 @@ async def test_a_failing_webhook_never_stalls_detection(hooks, tmp_path) -> None
         assert "timed out" in h_hang["last_error"]
         for path, w in (("/fail", fail), ("/hang", hang)):  # the server saw them (one in flight)
             assert 0 <= w.attempts - hooks.hits[path] <= 1
-        fields = {k: (t, tone) for _, k, t, tone in health_fields(health_facts(eng.snapshot()))}
-        text, tone = fields["alerts"]
-        assert tone == "bad" and text.startswith("alerts FAIL 2/3")
+        fields = {k: (p, t, tone) for p, k, t, tone in health_fields(health_facts(eng.snapshot()))}
+        prio, text, tone = fields["alerts"]
+        # a fault: priority 0, so the header keeps it (clipped) even at 80 columns
+        assert (prio, tone) == (0, "bad") and text.startswith("alerts FAIL 2/3")
     finally:
         await eng.stop()
 
