@@ -361,7 +361,21 @@ async def test_venue_down_rule_on_the_virtual_clock(hooks) -> None:
         await run_to(t2 + 31 * S)
         await _until(lambda: len(posts()) == 3, "third post")
         assert posts()[2] == ("venue_down", "firing") and hooks.got["/ok"][2]["suppressed"] == 1
-        assert hooks.hits == {"/ok": 3}
+        # The operator switches okx off (its feed stops, its books go STALE): no outage,
+        # and no resolve for the open episode; back on, its books count from then.
+        role.set_venue_enabled("okx", False)
+        t3 = clock.now
+        bus.publish(STATUS, "BTC-USD", BookStatus(venue="okx", symbol="BTC-USD",
+                                                  state=BookState.STALE, ts_ns=t3))
+        await run_to(t3 + 300 * S)  # off for 300 s (the cooldown passes meanwhile)
+        role.set_venue_enabled("okx", True)
+        await run_to(t3 + 320 * S)
+        assert role.alerter.raised == {"venue_down": 3}  # nothing new
+        await run_to(t3 + 331 * S)  # 31 s after it was switched back on, still not live
+        await _until(lambda: len(posts()) == 4, "fourth post")
+        assert hooks.got["/ok"][3]["text"] in (  # counted from the switch, not the STALE
+            f"okx not live for {d}s: BTC-USD STALE, ETH-USD SYNCING" for d in (30, 31))
+        assert hooks.hits == {"/ok": 4}
     finally:
         clock.close()
         await stop_role(role, bus, sup)

@@ -148,6 +148,9 @@ class Alerter:
         #: (venue, symbol) -> (state, since_ns, reason) of books not LIVE
         self._bad_books: dict[tuple[str, str], tuple[str, int, str]] = {}
         self._conds: dict[tuple[str, str], _Cond] = {}
+        #: venues the operator switched off: their feed stops and its books go STALE,
+        #: which is no outage
+        self.disabled_venues: set[str] = set()
         self._windows: OrderedDict[str, None] = OrderedDict()
         #: realized PnL per currency, summed from the fills seen
         self.pnl: dict[str, float] = {}
@@ -248,8 +251,20 @@ class Alerter:
             self._bad_books[k] = (st.state.value, since, st.reason)
         return self._venue(st.venue, now)
 
+    def set_venue_enabled(self, venue: str, enabled: bool, now: int) -> None:
+        """The operator's switch: a venue switched off raises nothing (and an open
+        episode is dropped without a resolve); switched on, its books count from now."""
+        if enabled:
+            self.disabled_venues.discard(venue)
+            for k, (st, _, r) in list(self._bad_books.items()):
+                if k[0] == venue:
+                    self._bad_books[k] = (st, now, r)
+        else:
+            self.disabled_venues.add(venue)
+            self._conds.pop(("venue_down", venue), None)
+
     def _venue(self, venue: str, now: int) -> list[Alert]:
-        if self.cfg.venue_down_s is None:
+        if self.cfg.venue_down_s is None or venue in self.disabled_venues:
             return []
         bad = {sym: b for (v, sym), b in self._bad_books.items() if v == venue}
         since = min((b[1] for b in bad.values()), default=now)

@@ -310,6 +310,8 @@ class Engine:
         self.detect.set_venue_enabled(venue, enabled)
         if self.feed is not None:
             self.feed.set_venue_enabled(venue, enabled)
+        if self.alerts is not None:
+            self.alerts.set_venue_enabled(venue, enabled)
 
     def set_symbol_enabled(self, symbol: str, enabled: bool) -> None:
         self.detect.set_symbol_enabled(symbol, enabled)

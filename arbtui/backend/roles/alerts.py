@@ -88,6 +88,9 @@ class AlertsRole(Role):
             for w in self.webhooks:
                 w.put(body)
 
+    def set_venue_enabled(self, venue: str, enabled: bool) -> None:
+        self.alerter.set_venue_enabled(venue, enabled, self.clock.now_ns())
+
     def process(self) -> None:
         """Evaluate everything pending and the time-based rules, once."""
         al, now = self.alerter, self.clock.now_ns()
