@@ -110,7 +110,7 @@ MAX_WINDOWS = 2000
 #: Trigger-quote delays per venue whose median is its feed latency.
 FEED_SAMPLES = 31
 #: Windows read from the journal at start (newest first).
-HISTORY_LIMIT = 50_000
+HISTORY_LIMIT = 5_000
 #: Predicted-probability buckets of the reliability table.
 RELIABILITY_EDGES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _NG = len(L_GRID_MS)
