@@ -45,13 +45,16 @@ Cold start: every estimate is a Beta posterior mean with a stated prior, in
 three levels: a (pair, bucket) cell has the prior ``Beta(w·m, w·(1-m))`` (``w =
 PRIOR_WEIGHT`` = 8 pseudo-windows) whose mean ``m`` is the pair's estimate over
 all buckets; the pair's has the same prior around the estimate of all pairs
-pooled; and that one has the stated prior mean ``0.5 ** (L / PRIOR_HALF_LIFE_MS)``
-(``L`` the slower leg's round trip): a leg's chance to still fill halves every
-25 ms. The prior is deliberately pessimistic: an estimate that promises catches
-before any evidence costs money, one that is too shy only skips trades until
-the first windows (watched a few round trips, so within ~0.1-0.5 s) replace it.
-With ``n`` windows a level's prior weighs ``w / (n + w)``, so a new pair borrows
-from the others at once. Each level's counts are halved once they hold
+pooled; and that one has the stated prior ``Beta(2·m0, 2·(1-m0))``
+(``STATED_PRIOR_WEIGHT`` = 2) with ``m0 = 0.5 ** (L / PRIOR_HALF_LIFE_MS)`` (``L``
+the slower leg's round trip): a leg's chance to still fill halves every 25 ms.
+The stated prior is pessimistic and weak: an estimate that promises catches
+before any evidence costs money, and the first windows (each watched two of its
+round trips, so within ~0.1-0.4 s) should replace it at once, whatever the
+market. With ``n`` windows a level's prior weighs ``w / (n + w)``, so a new pair
+borrows from the others at once. Windows the executor would not send (no size
+at the execution threshold, or under min_notional) get ``p_catch`` 0 and are not
+history: the estimate is about windows that are traded. Each level's counts are halved once they hold
 ``MAX_WINDOWS`` windows, so the model follows a market that changes.
 
 History comes from the journal (``catch_windows`` rows of earlier sessions of
@@ -101,7 +104,9 @@ WATCH_MIN_MS = 50.0
 #: coarse grid would interpolate above it (a model too sure of catching).
 L_GRID_MS: tuple[float, ...] = (*range(0, 100, 5), *range(100, 200, 10), *range(200, 500, 25),
                                 *range(500, 1001, 100))
-#: Pseudo-windows each level's prior is worth.
+#: Pseudo-windows the stated prior is worth (the pooled level's prior), and what the
+#: level above is worth as the prior of a pair and of a pair's bucket.
+STATED_PRIOR_WEIGHT = 2.0
 PRIOR_WEIGHT = 8.0
 #: Half-life (ms) of the stated prior: P(hold L) = 0.5 ** (L / PRIOR_HALF_LIFE_MS).
 PRIOR_HALF_LIFE_MS = 25.0
@@ -330,8 +335,7 @@ class CatchStats:
 
     @staticmethod
     def _posterior(levels: tuple, wx: _W, wy: _W, m: float) -> float:
-        w = PRIOR_WEIGHT
-        for t in levels:
+        for t, w in zip(levels, (STATED_PRIOR_WEIGHT, PRIOR_WEIGHT, PRIOR_WEIGHT), strict=True):
             if t is None or not t.n:
                 break
             k, n = t.avg(wx, wy)
@@ -405,9 +409,11 @@ class CatchModel:
     (``keep_closed``: a ``CatchJournal`` in this process writes them as history)."""
 
     def __init__(self, cfg: ExecutionConfig, history: Iterable[WindowRecord] = (), *,
-                 level_share: float = 1.0) -> None:
+                 level_share: float = 1.0, min_notional: float = 0.0) -> None:
         self.cfg = cfg
-        self.level_share = level_share  # detector.max_level_share, as the executor sizes
+        # detector.max_level_share and detector.min_notional, as the executor sizes
+        self.level_share = level_share
+        self.min_notional = min_notional
         self.stats = CatchStats()
         #: (venue, canonical symbol) -> the windows watching that book
         self.watched: dict[tuple[str, str], dict[str, _Watch]] = {}
@@ -470,20 +476,21 @@ class CatchModel:
                      rate=opp.rate or 1.0, max_notional=cfg.max_notional, max_base=opp.size,
                      level_share=self.level_share)
             size, bl, sl, net = w.size, w.buy_worst, w.sell_worst, w.net_bps
-        self._by_id[opp.id] = x
-        if size <= 0 or net < thr:
-            # the executor will not send it: nothing to catch
-            x.bp, x.sp, x.retired = [(0.0, False)], [(0.0, False)], True
-        else:
-            x.size, x.buy_limit, x.sell_limit = size * (1 - 1e-9), bl, sl
-            # Watched for a few round trips of its own (the latencies an estimate asks
-            # about), so it teaches the model within ~0.1-0.5 s instead of at the horizon.
-            x.horizon = min(HORIZON_MS, WATCH_ROUND_TRIPS * (max(x.lb, x.ls) + cfg.jitter_ms)
-                            + WATCH_MIN_MS)
-            for k in (x.buy_key, x.sell_key):
-                self.watched.setdefault(k, {})[opp.id] = x
-            heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._retire(opp.opened_ts_ns)
+        if size <= 0 or net < thr or size * opp.buy_vwap < self.min_notional:
+            # The executor will not send it: no order, nothing to catch. Not history
+            # either: the estimate is for windows that are traded.
+            self._set(opp, 0.0)
+            return
+        self._by_id[opp.id] = x
+        x.size, x.buy_limit, x.sell_limit = size * (1 - 1e-9), bl, sl
+        # Watched for a few round trips of its own (the latencies an estimate asks
+        # about), so it teaches the model within ~0.1-0.5 s instead of at the horizon.
+        x.horizon = min(HORIZON_MS, WATCH_ROUND_TRIPS * (max(x.lb, x.ls) + cfg.jitter_ms)
+                        + WATCH_MIN_MS)
+        for k in (x.buy_key, x.sell_key):
+            self.watched.setdefault(k, {})[opp.id] = x
+        heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
                                            cfg.jitter_ms))
 

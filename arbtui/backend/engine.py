@@ -247,7 +247,8 @@ class Engine:
             from arbtui.backend.journal import resolve_path
 
             history = load_windows(resolve_path(cfg.journal.path), self.mode)
-        return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share)
+        return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share,
+                          min_notional=cfg.detector.min_notional)
 
     async def stop(self) -> None:
         # The detector first: on Kafka it closes its windows while the bus still delivers.
