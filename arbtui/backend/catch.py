@@ -100,10 +100,15 @@ HORIZON_MS = 1000.0
 WATCH_ROUND_TRIPS = 2.0
 WATCH_MIN_MS = 50.0
 #: The latencies (ms) the counts are kept at (between them: linear). Fine where round
-#: trips live: holding times are mostly short, so their survival is convex there and a
-#: coarse grid would interpolate above it (a model too sure of catching).
+#: trips live: whether a leg still fills changes fastest in the first ~100 ms, where a
+#: coarse grid would interpolate over the changes (a model too sure of catching).
 L_GRID_MS: tuple[float, ...] = (*range(0, 100, 5), *range(100, 200, 10), *range(200, 500, 25),
                                 *range(500, 1001, 100))
+#: The round trips (ms) the latency-budget curves are drawn at, and how often (s) the
+#: dashboard's copy is recomputed.
+BUDGET_GRID_MS: tuple[float, ...] = (0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150,
+                                     200, 250, 300, 400, 500, 750, 1000)
+CURVES_EVERY_S = 1.0
 #: Pseudo-windows the stated prior is worth (the pooled level's prior), and what the
 #: level above is worth as the prior of a pair and of a pair's bucket.
 STATED_PRIOR_WEIGHT = 2.0
@@ -123,15 +128,6 @@ _NG = len(L_GRID_MS)
 
 def excess_bucket(excess_bps: float) -> int:
     return bisect.bisect_left(EXCESS_EDGES_BPS, excess_bps)
-
-
-def bucket_label(b: int) -> str:
-    e = EXCESS_EDGES_BPS
-    if b == 0:
-        return f"<{e[0]:g}"
-    if b >= len(e):
-        return f">{e[-1]:g}"
-    return f"{e[b - 1]:g}-{e[b]:g}"
 
 
 LegPath = tuple[tuple[float, bool], ...]
@@ -427,6 +423,7 @@ class CatchModel:
         #: watched book -> the level lists of its last quote checked
         self._last: dict[tuple[str, str], tuple[list, list]] = {}
         self._curves_version = -1
+        self._curves_at = -math.inf
         self._curves: dict[str, Any] = {}
         self.closed: deque[WindowRecord] = deque(maxlen=100_000)
         self.keep_closed = False
@@ -583,13 +580,17 @@ class CatchModel:
         """The slower leg's configured latency (no jitter, no feed latency)."""
         return max(self.latency_ms(buy_venue), self.latency_ms(sell_venue))
 
-    def curves(self) -> dict[str, Any]:
+    def curves(self, now_s: float | None = None) -> dict[str, Any]:
         """Per pair (``buy>sell``): P(catch) with both legs at round trip L, and the
-        windows' survival, on ``L_GRID_MS``; the windows behind them; the pair's
-        configured round trip. Cached until a window is added (the dashboard samples
-        this 10x a second)."""
+        windows' survival, on ``BUDGET_GRID_MS``; the windows behind them; the pair's
+        configured round trip. Recomputed when windows were added, and with ``now_s``
+        (the caller's monotonic clock) at most once per ``CURVES_EVERY_S`` unless a pair
+        is new: the dashboard samples this 10x a second while windows keep closing."""
         st = self.stats
-        if st.version != self._curves_version:
+        if st.version != self._curves_version and (
+                now_s is None or now_s - self._curves_at >= CURVES_EVERY_S
+                or len(st.pairs) != len(self._curves.get("pairs", ()))):  # a new pair: now
+            self._curves_at = now_s if now_s is not None else 0.0
             self._curves = latency_budget(st)
             self._curves["history_windows"] = self.history_windows
             for k, v in self._curves["pairs"].items():
@@ -599,7 +600,7 @@ class CatchModel:
         return self._curves
 
 
-def latency_budget(st: CatchStats, grid: Iterable[float] = L_GRID_MS) -> dict[str, Any]:
+def latency_budget(st: CatchStats, grid: Iterable[float] = BUDGET_GRID_MS) -> dict[str, Any]:
     """P(catch) vs a round trip ``L`` on both legs, per pair (pooled over buckets, with
     the pooled prior), and the survival of the windows' lifetimes."""
     grid = list(grid)

@@ -384,7 +384,8 @@ class Engine:
             extra["executor"] = self.execute.state()
         if detecting:
             extra["detector"] = {**det.status, "sized_to_wallets": det.sized_to_wallets}
-            extra["catch"] = self.catch.curves()  # the latency budget per pair (cached)
+            # the latency budget per pair (recomputed at most once a second)
+            extra["catch"] = self.catch.curves(self.clock.monotonic())
         if self.journal is not None and (js := self.journal.state()) is not None:
             extra["journal"] = js
         if self.alerts is not None:
