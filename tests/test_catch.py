@@ -217,9 +217,13 @@ def test_demo_replay_events_carry_p_catch_and_report_is_calibrated(demo):
     assert c["executed"] >= 20, c["executed"]
     assert c["windows"] > c["executed"] / 2
     assert 0 <= c["brier"] <= 1
-    # Calibration in the large: the observed catches lie within 3 standard deviations of
+    # Calibration in the large: the observed catches lie within 3.5 standard deviations of
     # the sum of the predictions (independent Bernoulli trials: sd = sqrt(sum p(1-p))).
-    assert abs(c["z"]) <= 3.0, c
+    # Measured over 14 recordings: z spread with sd ~1.1 around -0.7 (max |z| 2.24); a
+    # recording made while the machine is loaded shifts the market the model learns within
+    # 5 s, hence 3.5, not 3. A model off by half (say 0.5 for a 0.25 rate, 60 trades) is at
+    # |z| ~ 5.
+    assert abs(c["z"]) <= 3.5, c
     # Per populated bucket (n >= 5), the mean prediction lies inside the observed rate's
     # 99.9 % Wilson interval (z = 3.29), in all buckets but at most one. A fresh recording
     # each run, ~6 buckets each: a perfect model would miss a 95 % interval somewhere in
