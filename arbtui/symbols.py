@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from arbtui import venues
 
-
 #: ``BTC-USDT-PERP`` is the perpetual on BTC-USDT (``arbtui.venues``).
 is_perp = venues.is_perp
 underlying = venues.underlying
