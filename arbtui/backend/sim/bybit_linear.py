@@ -76,7 +76,11 @@ class Sim(bybit.Sim):
                 "indexPrice": f"{st['index']:.2f}", "fundingRate": f"{st['rate']:.6f}",
                 "nextFundingTime": str(next_funding_ms(now_ms)), "fundingIntervalHour": "8"}
 
+    #: Bybit pushes linear tickers every 100 ms.
+    tickers_ms: ClassVar[float] = 100.0
+
     async def _tickers(self, ws, tickers: dict[str, dict[str, str]]) -> None:
+        every = max(1, round(self.tickers_ms / self.hub.model.tick_ms))
         while True:
             for vsym in sorted(tickers):
                 held = tickers[vsym]
@@ -93,4 +97,7 @@ class Sim(bybit.Sim):
                 self.tickers_sent += 1
                 await self.send(ws, {"topic": f"tickers.{vsym}", "type": typ, "data": body,
                                      "cs": self.rng.randrange(10 ** 9), "ts": bybit._ms()})
-            await self.hub.wait_tick()
+            while True:
+                await self.hub.wait_tick()
+                if self.hub.model.tick % every == 0:
+                    break

@@ -143,17 +143,23 @@ class Sim(okx.Sim):
         self.state_pushes += 1
         await self.send(ws, {"arg": {"channel": key[0], "instId": key[1]}, "data": [row]})
 
+    #: Push cadence per channel (ms): OKX pushes mark-price every 200 ms and
+    #: index-tickers every 100 ms when they change; funding-rate every 30-90 s on
+    #: the venue, every second here so a short session sees it move.
+    cadence_ms: ClassVar[dict[str, float]] = {"funding-rate": 1000.0, "mark-price": 200.0,
+                                              "index-tickers": 100.0}
+
     async def _state_loop(self, ws, held: dict, state: dict) -> None:
-        per_s = max(1, round(1000.0 / self.hub.model.tick_ms))
+        every = {ch: max(1, round(ms / self.hub.model.tick_ms))
+                 for ch, ms in self.cadence_ms.items()}
         while True:
             await self.hub.wait_tick()
             if time.monotonic() < state["silent_until"]:
                 continue
             tick = self.hub.model.tick
             for key in sorted(held):
-                if key[0] == "funding-rate" and tick % per_s:
-                    continue
-                await self._push_state(ws, key, held)
+                if tick % every[key[0]] == 0:
+                    await self._push_state(ws, key, held)
 
     # ------------------------------------------------------------ REST
 
