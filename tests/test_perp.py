@@ -347,3 +347,26 @@ async def test_replay_of_the_perp_simulators_matches_live(recorded):
     for f in feeds:
         assert not {k: n for k, n in bad_counters(f).items() if k not in ("gaps", "resyncs")}, (
             f.venue, f.status().counters)
+
+
+def test_usdm_continuity_is_pu_and_the_first_event_after_a_snapshot_straddles_it():
+    # Real USD-M ids (cryptofeed's 2021 SUSHIUSDT session): U jumps between events,
+    # and the snapshot's lastUpdateId (605926) falls inside an event, not at its pu.
+    from arbtui.backend.feeds.binance_usdm import BinanceUsdmFeed
+
+    feed = BinanceUsdmFeed(["BTC-USDT-PERP"], lambda q: None)
+    sb = feed.books["BTC-USDT-PERP"]
+    sb.seq = 600859605926
+    sb.sync.straddle = True
+    assert feed.gap_in(sb, {"U": 600859605926, "u": 600859607423, "pu": 600859604824}) is None
+    sb.seq = 600859607423
+    assert feed.gap_in(sb, {"U": 600859607950, "u": 600859609417, "pu": 600859607423}) is None
+    sb.seq = 600859609417
+    # A lost event: the next pu names an id we never applied.
+    assert "gap" in feed.gap_in(sb, {"U": 600859611803, "u": 600859613122, "pu": 600859611095})
+    # After a snapshot, an event that starts past it left a hole.
+    sb.sync.straddle = True
+    assert "after snapshot" in feed.gap_in(sb, {"U": 600859611803, "u": 600859613122,
+                                                "pu": 600859611095})
+    assert feed.snapshot_limit_for(100) == 100 and feed.snapshot_limit_for(101) == 500
+    assert feed.snapshot_limit_for(5000) == 1000 and feed.snapshot_weight(1000) == 20

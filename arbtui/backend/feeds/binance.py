@@ -67,6 +67,9 @@ class BinanceSync(BookSync):
     #: A quiet-book check (``_verify_quiet``) is in flight / when it last finished.
     checking: bool = False
     verified_ns: int = 0
+    #: The book was just installed from a snapshot with no buffered event after it:
+    #: the next event must straddle the snapshot id rather than chain to it (USD-M).
+    straddle: bool = False
 
 
 def depth_weight(limit: int) -> int:
@@ -499,6 +502,7 @@ class BinanceFeed(VenueFeed):
         sb.seq = last_id
         x.phase = SYNCED
         x.pending = []
+        x.straddle = not plan.kept
         last_ev = None
         for p in plan.kept:
             if not self._apply(sb, p.msg, None):

@@ -76,6 +76,16 @@ class BinanceUsdmFeed(BinanceFeed):
 
     def gap_in(self, sb: SymbolBook, ev: dict) -> str | None:
         pu = ev.get("pu")
+        x = sb.sync
+        if x.straddle:
+            # First event after a snapshot that no buffered event followed: it must
+            # straddle the snapshot id (pu <= lastUpdateId < u; u > id is checked
+            # before): nothing between the snapshot and it can be missing. From the
+            # next one on, pu chains exactly.
+            x.straddle = False
+            if isinstance(pu, int) and pu <= sb.seq:
+                return None
+            return f"gap: first event after snapshot {sb.seq} starts at pu={pu}"
         if pu != sb.seq:
             return f"gap: pu={pu} after id {sb.seq}"
         return None
