@@ -11,6 +11,11 @@ table and public endpoints (the adapter's ``STATIC_SYMBOLS``,
 a venue serves from another currency's book (``detector.QUOTE_ALIASES``), and the adapter
 contract test (``tests/test_adapter_contract.py`` runs over every entry).
 
+Perpetual futures are venues of their own (``market="perp"``: ``binance-usdm``
+beside ``binance``), naming the spot venue of their exchange (``spot_venue``)
+and their contracts (``contracts``: the instrument table, ``Instrument``), so
+every size can be given in base units; their symbols are ``BASE-QUOTE-PERP``.
+
 Adding a venue = one adapter module (``backend/feeds/_template.py`` is the
 skeleton), one simulator module (``backend/sim/<venue>.py``) and one entry in
 ``REGISTRY`` below; ``docs/architecture.md`` and ``docs/protocols.md`` say
