@@ -178,8 +178,8 @@ def test_perp_tracks_spot_with_a_varying_basis_and_funding_follows_it():
 
 
 class FundingRig(SimFeedRig):
-    def __init__(self, venue: str) -> None:
-        super().__init__(venue, list(PERP_SYMS), tick_ms=25.0)
+    def __init__(self, venue: str, syms: list[str] = PERP_SYMS) -> None:
+        super().__init__(venue, list(syms), tick_ms=25.0)
         self.funding: list[Funding] = []
 
     def make_feed(self):
@@ -218,6 +218,27 @@ async def test_funding_mark_and_index_from_each_perp_simulator(venue):
             assert 0 < q.bid_size < 100 and 0 < q.ask_size < 100
         assert not bad_counters(rig.feed), rig.feed.status().counters
         assert rig.feed.counters["funding_updates"] == len(rig.funding)
+
+
+async def test_okx_inverse_swap_simulated_in_contracts_published_in_base_units():
+    # BTC-USD-SWAP: 100 USD a contract, settled in BTC (no BTC-USD spot in this market:
+    # the perp walks on its own and its index is a basis away).
+    async with FundingRig("okx-swap", ["BTC-USD-PERP"]) as rig:
+        await rig.wait(rig.all_live, "book live")
+        await rig.wait(lambda: rig.last_quote("BTC-USD-PERP") and "BTC-USD-PERP" in rig.feed.funding,
+                       "quote and funding")
+        await rig.hub.stop()
+        await asyncio.sleep(0.3)
+        vb = rig.sim.book("BTC-USD-PERP")  # what the venue sent: contracts
+        (bpx, bct), (apx, act) = vb.sorted_bids()[0], vb.sorted_asks()[0]
+        assert bct.isdigit() and act.isdigit()  # whole contracts
+        q = rig.last_quote("BTC-USD-PERP")
+        assert (q.bid_px, q.ask_px) == (bpx, apx)
+        # contracts x 100 USD / price, by hand
+        assert q.bid_size == pytest.approx(int(bct) * 100 / float(bpx), rel=1e-9)
+        assert q.ask_size == pytest.approx(int(act) * 100 / float(apx), rel=1e-9)
+        f = rig.feed.funding["BTC-USD-PERP"]
+        assert f.index == pytest.approx(f.mark, rel=1e-2) and f.interval_h == 8.0
 
 
 # ------------------------------------------------------------------ the funding topic
