@@ -13,7 +13,7 @@ import pytest
 from replay_fixtures import execution_cfg, record_sim
 
 from arbtui import config as configmod
-from arbtui.backend import catch
+from arbtui.backend import calibration, catch
 from arbtui.backend.executor import Executor
 from arbtui.config import ExecutionConfig
 from arbtui.model import Fill, OppEvent, Opportunity, Quote
@@ -134,13 +134,16 @@ def test_caught_rule():
     def leg(side, status, filled, vwap):
         return Fill(opp_id="o1", venue="okx", symbol="BTC-USD", side=side, requested=1.0,
                     filled=filled, vwap=vwap, fee=0.0, ts_ns=1, status=status)
-    ok = catch.judge(o, leg("buy", "filled", 1.0, 100.0), leg("sell", "filled", 1.0, 100.2), 5.0)
+    ok = calibration.judge(o, leg("buy", "filled", 1.0, 100.0), leg("sell", "filled", 1.0, 100.2),
+                           5.0)
     assert ok.caught and ok.net_bps == pytest.approx(20.0)
-    thin = catch.judge(o, leg("buy", "filled", 1.0, 100.0), leg("sell", "filled", 1.0, 100.04), 5.0)
+    thin = calibration.judge(o, leg("buy", "filled", 1.0, 100.0),
+                             leg("sell", "filled", 1.0, 100.04), 5.0)
     assert not thin.caught and thin.why.startswith("net 4.00 < 5")
-    part = catch.judge(o, leg("buy", "partial", 0.5, 100.0), leg("sell", "filled", 1.0, 100.2), 5.0)
+    part = calibration.judge(o, leg("buy", "partial", 0.5, 100.0),
+                             leg("sell", "filled", 1.0, 100.2), 5.0)
     assert not part.caught and part.why == "buy partial"
-    tr = catch.CatchOutcomes(lambda: 5.0)
+    tr = calibration.CatchOutcomes(lambda: 5.0)
     assert tr.add(o) is None
     assert tr.add(leg("sell", "filled", 1.0, 100.2)) is None
     assert tr.add(leg("buy", "filled", 1.0, 100.0)).caught
@@ -233,7 +236,7 @@ def test_demo_replay_events_carry_p_catch_and_report_is_calibrated(demo):
     misses = []
     for b in c["reliability"]:
         if b["n"] >= 5:
-            lo, hi = catch.wilson(b["caught"], b["n"], z=3.29)
+            lo, hi = calibration.wilson(b["caught"], b["n"], z=3.29)
             if not lo <= b["predicted"] <= hi:
                 misses.append(b)
     assert len(misses) <= 1, (misses, c["reliability"])
@@ -316,7 +319,7 @@ def test_history_comes_from_earlier_sessions_of_the_same_mode(tmp_path):
     for mode, n in (("demo", 3), ("live", 5)):
         model = catch.CatchModel(ExecutionConfig())
         j = Journal(path, flush_ms=5)
-        j.catch = catch.CatchJournal(mode, lambda: 5.0, model)
+        j.catch = calibration.CatchJournal(mode, lambda: 5.0, model)
         for i in range(n):
             model.closed.append(catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, 10.0 + i,
                                                    catch.held_path(5.0),

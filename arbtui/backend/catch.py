@@ -46,16 +46,17 @@ three levels: a (pair, bucket) cell has the prior ``Beta(w·m, w·(1-m))`` (``w 
 PRIOR_WEIGHT`` = 8 pseudo-windows) whose mean ``m`` is the pair's estimate over
 all buckets; the pair's has the same prior around the estimate of all pairs
 pooled; and that one has the stated prior ``Beta(2·m0, 2·(1-m0))``
-(``STATED_PRIOR_WEIGHT`` = 2) with ``m0 = 0.5 ** (L / PRIOR_HALF_LIFE_MS)`` (``L``
-the slower leg's round trip): a leg's chance to still fill halves every 25 ms.
-The stated prior is pessimistic and weak: an estimate that promises catches
-before any evidence costs money, and the first windows (each watched two of its
-round trips, so within ~0.1-0.4 s) should replace it at once, whatever the
-market. With ``n`` windows a level's prior weighs ``w / (n + w)``, so a new pair
-borrows from the others at once. Windows the executor would not send (no size
-at the execution threshold, or under min_notional) get ``p_catch`` 0 and are not
-history: the estimate is about windows that are traded. Each level's counts are halved once they hold
-``MAX_WINDOWS`` windows, so the model follows a market that changes.
+(``STATED_PRIOR_WEIGHT`` = 2) with ``m0 = 0.5 ** (L / PRIOR_HALF_LIFE_MS)``
+(``L`` the slower leg's round trip): a leg's chance to still fill halves every
+25 ms. The stated prior is pessimistic and weak: an estimate that promises
+catches before any evidence costs money, and the first windows (each watched two
+of its round trips, so within ~0.1-0.4 s) should replace it at once, whatever
+the market. With ``n`` windows a level's prior weighs ``w / (n + w)``, so a new
+pair borrows from the others at once. Windows the executor would not send (no
+size at the execution threshold, or under min_notional) get ``p_catch`` 0 and
+are not history: the estimate is about windows that are traded. Each level's
+counts are halved once they hold ``MAX_WINDOWS`` windows, so the model follows a
+market that changes.
 
 History comes from the journal (``catch_windows`` rows of earlier sessions of
 the same mode, ``load_windows``) and from the running session. The per-quote
@@ -77,8 +78,8 @@ import itertools
 import json
 import math
 import sqlite3
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ import numpy as np
 
 from arbtui.backend.edge import walk
 from arbtui.config import ExecutionConfig
-from arbtui.model import Fill, OppEvent, Opportunity, Quote
+from arbtui.model import OppEvent, Opportunity, Quote
 
 #: Upper edges (bps) of the excess-edge buckets (opening net minus the execution
 #: threshold). Bucket 0 is "below the threshold".
@@ -121,8 +122,6 @@ MAX_WINDOWS = 2000
 FEED_SAMPLES = 31
 #: Windows read from the journal at start (newest first).
 HISTORY_LIMIT = 5_000
-#: Predicted-probability buckets of the reliability table.
-RELIABILITY_EDGES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _NG = len(L_GRID_MS)
 
 
@@ -612,119 +611,7 @@ def latency_budget(st: CatchStats, grid: Iterable[float] = BUDGET_GRID_MS) -> di
     return {"grid_ms": grid, "pairs": out, "windows": st.windows}
 
 
-# ------------------------------------------------------------------ ground truth
-
-
-@dataclass(frozen=True, slots=True)
-class CatchOutcome:
-    """One executed opportunity: what was predicted and what the fills said."""
-
-    opp_id: str
-    symbol: str
-    buy_venue: str
-    sell_venue: str
-    p_catch: float
-    caught: bool
-    net_bps: float  # realized, at the fill VWAPs, after fees and flat cost (nan: no match)
-    threshold_bps: float
-    why: str
-    ts_ns: int
-
-
-CAUGHT_RULE = (
-    "caught = both IOC legs filled their whole requested quantity (status 'filled') and "
-    "the net edge realized at the two fill VWAPs, after both fees and flat_cost, is at "
-    "least execution.min_net_bps")
-
-
-class CatchOutcomes:
-    """The simulated executor's verdict on each prediction (``CAUGHT_RULE``).
-
-    Fed the event stream in order (OPENED opportunities with a ``p_catch``, then
-    the leg fills); yields a ``CatchOutcome`` when both legs of an executed
-    opportunity are in. Opportunities never traded are forgotten after
-    ``max_pending``."""
-
-    def __init__(self, threshold: Callable[[], float], max_pending: int = 20_000) -> None:
-        self.threshold = threshold
-        self.max_pending = max_pending
-        self._opened: OrderedDict[str, Opportunity] = OrderedDict()
-        self._legs: dict[str, Fill] = {}
-
-    def add(self, e: Opportunity | Fill) -> CatchOutcome | None:
-        if isinstance(e, Opportunity):
-            if e.event is OppEvent.OPENED and e.p_catch is not None:
-                self._opened[e.id] = e
-                if len(self._opened) > self.max_pending:
-                    old, _ = self._opened.popitem(last=False)
-                    self._legs.pop(old, None)
-            return None
-        if e.kind != "leg" or e.opp_id not in self._opened:
-            return None
-        other = self._legs.pop(e.opp_id, None)
-        if other is None:
-            self._legs[e.opp_id] = e
-            return None
-        opp = self._opened.pop(e.opp_id)
-        b, s = (e, other) if e.side == "buy" else (other, e)
-        return judge(opp, b, s, self.threshold())
-
-
-def judge(opp: Opportunity, b: Fill, s: Fill, thr: float) -> CatchOutcome:
-    """``CAUGHT_RULE`` applied to one executed opportunity's two leg fills."""
-    m = min(b.filled, s.filled)
-    net = math.nan
-    if m > 0 and b.vwap > 0:
-        cost = m * b.vwap + b.fee * (m / b.filled)
-        proceeds = (m * s.vwap - s.fee * (m / s.filled)) * (opp.rate or 1.0)
-        net = (proceeds - cost - opp.flat_cost) / cost * 1e4
-    why = ""
-    for f in (b, s):
-        if f.status != "filled":
-            why = f"{f.side} {f.status}"
-            break
-    if not why and not net >= thr:
-        why = f"net {net:.2f} < {thr:g} bps"
-    return CatchOutcome(opp.id, opp.symbol, opp.buy_venue, opp.sell_venue,
-                        float(opp.p_catch or 0.0), not why, net, thr, why or "caught",
-                        max(b.ts_ns, s.ts_ns))
-
-
-class CatchJournal:
-    """The journal writer's part: rows for ``catch_windows`` and ``catch_outcomes``
-    from one batch of events (called on the writer thread only)."""
-
-    def __init__(self, mode: str, threshold: Callable[[], float],
-                 model: CatchModel | None = None) -> None:
-        """``model``: the detector's, when it runs in this process; its finished windows
-        become ``catch_windows`` rows (history for later sessions). A journal in a process
-        without a detector (Kafka roles) writes the calibration rows only: the windows'
-        books are watched where the detector runs."""
-        self.mode = mode
-        self.model = model
-        if model is not None:
-            model.keep_closed = True
-        self.outcomes = CatchOutcomes(threshold)
-
-    def rows(self, batch: Iterable[Any], session: int) -> tuple[list[tuple], list[tuple]]:
-        outs: list[tuple] = []
-        m = self.mode
-        recs: list[WindowRecord] = []
-        if self.model is not None:
-            closed = self.model.closed
-            while closed:
-                recs.append(closed.popleft())  # deque: safe against the engine's thread
-        for e in batch:
-            if isinstance(e, (Opportunity, Fill)):
-                o = self.outcomes.add(e)
-                if o is not None:
-                    outs.append((session, m, o.ts_ns, o.opp_id, o.symbol, o.buy_venue,
-                                 o.sell_venue, o.p_catch, int(o.caught),
-                                 None if math.isnan(o.net_bps) else o.net_bps,
-                                 o.threshold_bps, o.why))
-        wins = [(session, m, r.ts_ns, r.symbol, r.buy_venue, r.sell_venue, r.excess_bps,
-                 r.lifetime_ms, _enc(r.buy_path), _enc(r.sell_path), r.watched_ms) for r in recs]
-        return wins, outs
+# ------------------------------------------------------------------ history
 
 
 def load_windows(path: str | Path, mode: str, limit: int = HISTORY_LIMIT) -> list[WindowRecord]:
@@ -748,7 +635,8 @@ def load_windows(path: str | Path, mode: str, limit: int = HISTORY_LIMIT) -> lis
     return [record_of_row(r) for r in reversed(rows)]
 
 
-def _enc(path: LegPath) -> str:
+def encode_path(path: LegPath) -> str:
+    """A leg path as the journal stores it (JSON)."""
     return json.dumps([[t, int(ok)] for t, ok in path], separators=(",", ":"))
 
 
@@ -758,44 +646,3 @@ def record_of_row(r: tuple) -> WindowRecord:
     b, s, sym, ex, life, bp, sp, watched, ts = r
     return WindowRecord(b, s, sym, ex, life, tuple((t, bool(ok)) for t, ok in json.loads(bp)),
                         tuple((t, bool(ok)) for t, ok in json.loads(sp)), watched, ts)
-
-
-# ------------------------------------------------------------------ calibration summary
-
-
-def reliability(preds: list[tuple[float, bool]]) -> list[dict[str, Any]]:
-    """Predicted-probability buckets -> count, mean predicted, observed rate and its
-    95 % Wilson interval (the counts' binomial noise)."""
-    edges = RELIABILITY_EDGES
-    acc: list[list] = [[0, 0.0, 0] for _ in range(len(edges) + 1)]
-    for p, c in preds:
-        a = acc[bisect.bisect_right(edges, p) if p < 1.0 else len(edges)]
-        a[0] += 1
-        a[1] += p
-        a[2] += int(c)
-    out = []
-    lo_edges = (0.0, *edges)
-    hi_edges = (*edges, 1.0)
-    for (n, sp, k), lo, hi in zip(acc, lo_edges, hi_edges, strict=True):
-        w_lo, w_hi = wilson(k, n)
-        out.append({"bucket": f"{lo:.1f}-{hi:.1f}", "n": n,
-                    "predicted": sp / n if n else None, "observed": k / n if n else None,
-                    "caught": k, "ci95": [w_lo, w_hi] if n else None,
-                    "within_noise": (w_lo <= sp / n <= w_hi) if n else None})
-    return out
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    ph = k / n
-    d = 1 + z * z / n
-    c = (ph + z * z / (2 * n)) / d
-    h = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
-def brier(preds: list[tuple[float, bool]]) -> float | None:
-    if not preds:
-        return None
-    return sum((p - c) ** 2 for p, c in preds) / len(preds)

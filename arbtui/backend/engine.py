@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui.backend.bus import FILLS, Bus, make_bus
-from arbtui.backend.catch import CatchJournal, CatchModel, load_windows
+from arbtui.backend.calibration import CatchJournal
+from arbtui.backend.catch import CatchModel, load_windows
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor

@@ -7,14 +7,16 @@ opportunity's evaluation carried, taking depth while the marginal net edge is at
 least that threshold, within the detector's size, ``execution.max_notional``
 and the free wallet balances; the trade goes out when that size is positive,
 its notional at least ``detector.min_notional`` and its net edge after
-``flat_cost`` at least the threshold (and, when ``min_p_catch``/``min_ev`` are set,
-the opportunity's catch probability and expected value clear them). It then checks the leg direction and
+``flat_cost`` at least the threshold. It then checks the leg direction and
 sends two IOC limit orders: buy on the cheaper venue at most at the worst ask
 level its walk touched, sell on the richer venue at least at the worst bid. Each
 order ARRIVES after its venue's latency (plus jitter) and fills against that
 venue's book as it is THEN (a window that closed in the meantime fills
 partially or not at all, which is the whole point of simulating it); a book
 that is missing or not LIVE at arrival fills nothing.
+
+With ``min_p_catch`` / ``min_ev`` set, the opportunity must also carry a catch
+probability and an expected value (``backend/catch.py``) that clear them.
 
 When both legs are in, the matched quantity's PnL is realized. An imbalance
 (one-legged or partial) is handled by ``one_leg_policy``: "keep" leaves the
@@ -200,7 +202,8 @@ class Executor:
         if sized.size <= EPS or sized.net_bps < thr:
             self.counters["skipped_threshold"] += 1
             return []
-        if (self.cfg.min_p_catch > 0 or self.cfg.min_ev > 0) and not self._catchable(opp, sized.profit):
+        if ((self.cfg.min_p_catch > 0 or self.cfg.min_ev > 0)
+                and not self._catchable(opp, sized.profit)):
             self.counters["skipped_catch"] += 1
             return []
         buy_limit, sell_limit = sized.buy_worst, sized.sell_worst

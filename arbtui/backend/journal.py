@@ -106,7 +106,7 @@ class Journal:
         self._idle = threading.Condition()
         # Open on the caller's thread so a bad path fails loudly at start, not later.
         self._con = connect(self.path)
-        #: ``backend.catch.CatchJournal`` (set by the journal role before events flow):
+        #: ``backend.calibration.CatchJournal`` (set by the journal role before events flow):
         #: the catch_windows / catch_outcomes rows of each batch. None: not written.
         self.catch: Any = None
         self._thread = threading.Thread(target=self._run, name="arbtui-journal", daemon=True)

@@ -1,7 +1,7 @@
 """The catchability section of ``arbtui report``: calibration and latency budget.
 
 Calibration: every executed opportunity's predicted ``p_catch`` against what the
-simulated executor did with it (``backend.catch.CAUGHT_RULE``), from the
+simulated executor did with it (``backend.calibration.CAUGHT_RULE``), from the
 journal's ``catch_outcomes`` table: a reliability table (predicted bucket ->
 observed catch rate, counts, 95 % Wilson interval of the observed rate), the
 Brier score overall and per venue pair, and a plotext reliability plot.
@@ -19,15 +19,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from arbtui.backend.catch import (
-    CAUGHT_RULE,
-    CatchStats,
-    WindowRecord,
-    brier,
-    latency_budget,
-    record_of_row,
-    reliability,
-)
+from arbtui.backend.calibration import CAUGHT_RULE, brier, reliability
+from arbtui.backend.catch import CatchStats, WindowRecord, latency_budget, record_of_row
 
 #: Round-trip latencies (ms) the latency-budget table shows.
 BUDGET_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000)
@@ -48,7 +41,8 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
                 "WHERE ts_ns >= ? ORDER BY seq", (since_ns,)).fetchall()
             wins = con.execute(
                 "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, buy_path, "
-                "sell_path, watched_ms, ts_ns FROM catch_windows WHERE ts_ns >= ? ORDER BY seq", (since_ns,)).fetchall()
+                "sell_path, watched_ms, ts_ns FROM catch_windows WHERE ts_ns >= ? ORDER BY seq",
+                (since_ns,)).fetchall()
         except sqlite3.Error:
             return {}  # a journal from before the catch tables
     finally:

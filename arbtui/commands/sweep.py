@@ -136,7 +136,7 @@ def build_cells(base: dict[str, Any], grid: list[tuple[str, list[Any]]]
 def run_cell(files: list[str], raw: dict[str, Any]) -> dict[str, Any]:
     """One replay at --max with execution on; the counts of ``Outcome``. Runs in a
     worker process (top-level and picklable)."""
-    from arbtui.backend.catch import CatchOutcomes, brier
+    from arbtui.backend.calibration import CatchOutcomes, brier
     from arbtui.backend.replay import ReplayEngine
     from arbtui.backend.replay.outcome import Outcome
 

@@ -46,7 +46,7 @@ class JournalRole(Role):
                  on_reconciled: Callable[[Opportunity], None] | None = None,
                  catch: Any = None) -> None:
         """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring);
-        ``catch`` (a ``backend.catch.CatchJournal``) adds the catch_* rows."""
+        ``catch`` (a ``backend.calibration.CatchJournal``) adds the catch_* rows."""
         self.cfg = cfg
         self.bus = bus
         self.sup = sup
