@@ -2,7 +2,7 @@
 
 ``p_catch`` of an opportunity is the probability that BOTH legs, each arriving
 after its venue's round trip, still fill in full at a net edge at or above the
-execution threshold (``execution.min_net_bps``; ``CAUGHT_RULE`` says exactly what
+execution threshold (``execution.min_net_bps``; ``calibration.CAUGHT_RULE`` says what
 "caught" means). The round trip of a leg is
 
     L_leg = execution.latency_ms[venue] + U(0, jitter_ms) + feed latency of its venue
