@@ -7,6 +7,8 @@ Benchmarks (``--only`` takes any of them, comma separated):
   kafka     end to end on a fresh broker: bare aiokafka pipe, arbtui KafkaBus, baseline
   memory    RSS over time at 5 k quotes/s (10 min in the full run) and book memory
   ui        the dashboard under 20 k quotes/s: key -> screen, detection with/without UI
+  peer      arbtui's adapters beside cryptofeed's feed classes on the same recorded
+            frames (needs the `peer` extra; skipped with one line without it)
 The report (markdown) goes to stdout; ``--json`` keeps every raw figure,
 ``--append FILE`` appends the report to a file and ``--record`` writes it to a new
 date-named file in benchmarks/results/ (BENCHMARKS.md summarises those files).
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from benchmarks import stats
 
-ALL = ("parse", "detector", "embedded", "kafka", "memory", "ui")
+ALL = ("parse", "detector", "embedded", "kafka", "memory", "ui", "peer")
 
 
 def _log(msg: str) -> None:
@@ -295,8 +297,25 @@ def bench_ui(plan: Plan, out: dict) -> list[str]:
     return md
 
 
+def bench_peer(plan: Plan, out: dict) -> list[str]:
+    from benchmarks import peer
+
+    why = peer.available()
+    if why:
+        out["peer"] = {"skipped": why}
+        _log(f"peer: skipped: {why}")
+        return ["### Peer: cryptofeed on the same frames", "", f"_Skipped: {why}_"]
+    seconds = 3.0 if plan.quick else 20.0
+    _log(f"peer: recordings + simulator ({seconds:g} s), {plan.micro_repeats} alternated "
+         "repeats ...")
+    res = peer.run(plan.micro_repeats, seconds)
+    out["peer"] = res
+    return ["### Peer: cryptofeed on the same frames (one core, handler time only)", ""] \
+        + peer.table(res)
+
+
 RUNNERS = {"parse": bench_parse, "detector": bench_detector, "embedded": bench_embedded,
-           "kafka": bench_kafka, "memory": bench_memory, "ui": bench_ui}
+           "kafka": bench_kafka, "memory": bench_memory, "ui": bench_ui, "peer": bench_peer}
 
 
 def _have(*xs: float) -> bool:
@@ -403,6 +422,16 @@ def targets(out: dict) -> list[str]:
             f"max {r['rss_max_mb']:.0f} MB, {r['growth_mb_per_min']:+.2f} MB/min after warm-up",
             (r["rss_max_mb"] <= 250 and abs(r["growth_after_warmup_mb"]) <= 5)
             if r["seconds"] >= 120 else None)
+    pe = out.get("peer")
+    if isinstance(pe, dict) and pe.get("rows"):
+        for r in pe["rows"]:
+            a, c = stats.spread(r["arbtui"])["median"], stats.spread(r["defaults"])["median"]
+            x = _ratio(a, c)
+            if x is None:
+                continue
+            need = 3.0 if r["venue"] == "coinbase" else 1.5
+            add(f"Ahead of cryptofeed (defaults) ≥ {need:g}×: {r['venue']}, {r['source']}",
+                f"{x:.2f}× ({a:,.0f} vs {c:,.0f} update frames/s)", x >= need)
     if not rows:
         return []
     return (["### Targets (this run's medians)", "", "| target | measured | |", "|---|---|---|"]

@@ -99,7 +99,8 @@ async def _replay_timed(path: str) -> dict[str, dict]:
 SIM_TICK_MS = 10.0
 
 
-def record_sim(venues: list[str], seconds: float, out_dir: str) -> str:
+def record_sim(venues: list[str], seconds: float, out_dir: str,
+               symbols: str = "BTC-USD,ETH-USD") -> str:
     """Record the built-in simulator with ``arbtui record --demo`` (the live adapters).
 
     The simulator steps every 10 ms here (100 book messages/s per venue and
@@ -109,7 +110,7 @@ def record_sim(venues: list[str], seconds: float, out_dir: str) -> str:
     conf = Path(out_dir) / "sim.toml"
     conf.write_text(f"[sim]\ntick_ms = {SIM_TICK_MS}\n")
     cmd = [sys.executable, "-m", "arbtui", "record", "--demo", "--config", str(conf),
-           "--venues", ",".join(venues), "--symbols", "BTC-USD,ETH-USD",
+           "--venues", ",".join(venues), "--symbols", symbols,
            "--duration", str(seconds), "--out", out]
     last: Exception | None = None
     for _ in range(2):
