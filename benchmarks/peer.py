@@ -153,6 +153,12 @@ async def _arbtui_run(path: str) -> tuple[dict[str, dict], dict[str, dict[str, t
     eng = ReplayEngine(cfg, [path], speed=0, roles=("feed",),
                        journal_path=str(Path(tempfile.gettempdir()) / "arbtui-peer.sqlite"))
     await eng.start()
+    # As every arbtui mode runs (arbtui.headless, the dashboard, the roles): startup
+    # objects frozen out of the collector, young collections rarer. cryptofeed runs
+    # at its own defaults (it sets no policy).
+    from arbtui.backend.gcpolicy import tune_gc
+
+    restore_gc = tune_gc()
     acc: dict[str, dict] = {}
     perf, over = _clock()
     quotes = [0]
@@ -180,7 +186,10 @@ async def _arbtui_run(path: str) -> tuple[dict[str, dict], dict[str, dict[str, t
                 _a["upd_ns"] += dt
 
         c.feed.feed_frame = timed
-    ok = await eng.wait_finished(300)
+    try:
+        ok = await eng.wait_finished(300)
+    finally:
+        restore_gc()
     tops: dict[str, dict[str, tuple]] = defaultdict(dict)
     for c in eng.conns:
         if c.feed is None:
