@@ -464,7 +464,10 @@ def sources(sim_seconds: float, tmp: str, sim: list[str] | None = None) -> list[
     out = [(p.name, str(p)) for p in micro.recordings()]
     venues = sim or sorted(CRYPTOFEED_ID)
     try:
-        out.append((f"simulator ({sim_seconds:g} s)", micro.record_sim(venues, sim_seconds, tmp)))
+        # USDT pairs: cryptofeed's Bybit finds spot books by a known quote currency,
+        # and USD is not one of them.
+        out.append((f"simulator ({sim_seconds:g} s)",
+                    micro.record_sim(venues, sim_seconds, tmp, "BTC-USDT,ETH-USDT")))
     except (RuntimeError, OSError) as e:
         print(f"  (simulator recording failed: {e})", file=sys.stderr)
     return out
