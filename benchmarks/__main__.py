@@ -315,9 +315,12 @@ def bench_targets(plan: Plan, out: dict) -> list[str]:
     out["detector"] = [micro.detector_cost(5, 50, n, plan.micro_repeats)]
     md = ["### The four targets' points (issue 19)", ""] + bench_detector_table(out["detector"])
     warm = 0.3 if plan.quick else 0.5
+    # Saturation without Kafka too: it shows what bounds the Kafka figure (the feed
+    # process's adapter when both saturate at about the same rate).
     specs = [Spec("embedded", 5, 50, 5000.0, plan.window, warm),
-             Spec("embedded", 5, 50, 5000.0, plan.window, warm, source="quotes")]
-    _log("targets: embedded 5x50 at 5 k/s ...")
+             Spec("embedded", 5, 50, 5000.0, plan.window, warm, source="quotes"),
+             Spec("embedded", 5, 50, None, plan.window, warm)]
+    _log("targets: embedded 5x50 at 5 k/s and saturation ...")
     res = _alternated(specs, plan)
     out["embedded"] = [dict(r.as_dict(), spec=vars(s)) for s, r in res]
     md += ["", "#### Embedded", ""] + _e2e_table(res)
