@@ -24,6 +24,8 @@ from arbtui import venues
 from arbtui.model import VENUES
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+#: A perpetual-futures symbol: its underlying BASE-QUOTE plus ``-PERP`` (perp venues only).
+PERP_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}-PERP$")
 MAX_BPS = 10_000.0
 #: Smallest max_quote_age_ms / conversion max_age_ms: twice the feeds' liveness
 #: refresh (arbtui.backend.feeds.base.LIVE_REFRESH_NS, 250 ms; a test checks the two agree).
@@ -96,6 +98,7 @@ class KafkaConfig(_S):
     topic_fills: str = "arbtui.fills"
     topic_status: str = "arbtui.status"
     topic_wallets: str = "arbtui.wallets"
+    topic_funding: str = "arbtui.funding"
     partitions: int = 12
     replication: int = 1
     acks: Literal[0, 1, "all"] = 1
@@ -133,8 +136,12 @@ class UIConfig(_S):
 
 class SimConfig(_S):
     seed: int = 7
-    venues: list[str] = msgspec.field(default_factory=lambda: list(VENUES))
+    venues: list[str] = msgspec.field(default_factory=lambda: list(venues.spot_names()))
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-USD", "ETH-USD"])
+    #: Add the perpetual-futures venues to the demo: every perp venue joins ``venues``,
+    #: and for each base asset of ``symbols`` the spot ``BASE-USDT`` (same-venue
+    #: basis) and ``BASE-USDT-PERP`` join ``symbols`` (``validate`` expands them).
+    perps: bool = False
     # None = fitted to the real recordings (arbtui/backend/sim/calibration.json)
     volatility_bps: float | None = None  # std dev of a venue mid's 1 s return, bps
     dislocation_rate: float | None = None  # venue dislocations per second per symbol
@@ -157,6 +164,31 @@ class HeadlessConfig(_S):
     status_interval_s: float = 5.0
 
 
+class AlertsConfig(_S):
+    """Webhook alerts (``backend/alerts.py``; docs/alerts.md). No webhook = off; every
+    rule is off until its key is set."""
+
+    webhooks: list[str] = []  # URLs, or "env:VAR" (a webhook URL is a secret)
+    format: Literal["json", "slack", "telegram"] = "json"
+    telegram_chat_id: str = ""  # the chat a telegram sendMessage goes to
+    timeout_s: float = 5.0  # one delivery attempt, connect to response
+    retries: int = 3  # further attempts after a failed one
+    backoff_s: float = 1.0  # delay before the first retry, doubling (capped at 60 s)
+    queue_size: int = 100  # alerts waiting per webhook; past it the oldest is dropped
+    cooldown_s: float = 300.0  # one rule+subject is sent at most once per this
+    burst: int = 5  # per-rule token bucket: this many at once ...
+    per_minute: float = 6.0  # ... refilled at this rate
+    # Rules: None = off.
+    opportunity_min_net_bps: float | None = None
+    opportunity_min_ev: float | None = None
+    opportunity_min_p_catch: float | None = None
+    venue_down_s: float | None = None
+    bus_down_s: float | None = None
+    pnl_below: float | None = None
+    pnl_above: float | None = None
+    one_leg: bool = False
+
+
 class Config(_S):
     venues: dict[str, VenueConfig] = {}
     detector: DetectorConfig = msgspec.field(default_factory=DetectorConfig)
@@ -167,6 +199,7 @@ class Config(_S):
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     headless: HeadlessConfig = msgspec.field(default_factory=HeadlessConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     quote_depth: int = 10  # levels per side carried in each Quote
 
     def enabled_venues(self) -> list[str]:
@@ -387,8 +420,12 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             vc.taker_fee_bps = venues.get(name).taker_fee_bps
         if not (0 <= vc.taker_fee_bps < MAX_BPS):
             raise bad(f"{k}.taker_fee_bps", vc.taker_fee_bps, "must be >= 0 and < 10000 bps")
+        perp = venues.get(name).is_perp
         for i, s in enumerate(vc.symbols):
-            if not SYMBOL_RE.match(s):
+            if perp and not PERP_SYMBOL_RE.match(s):
+                raise bad(f"{k}.symbols[{i}]", s, f"{name} lists perpetual futures: symbol must "
+                          "be BASE-QUOTE-PERP in capitals, e.g. BTC-USDT-PERP")
+            if not perp and not SYMBOL_RE.match(s):
                 raise bad(f"{k}.symbols[{i}]", s, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
         if not (1 <= vc.depth <= 5000):
             raise bad(f"{k}.depth", vc.depth, "must be between 1 and 5000 levels")
@@ -472,8 +509,11 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
         if v not in VENUES:
             raise bad(f"sim.venues[{i}]", v, f"unknown venue; allowed: {', '.join(VENUES)}")
     for i, sym in enumerate(s.symbols):
-        if not SYMBOL_RE.match(sym):
-            raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
+        if not (SYMBOL_RE.match(sym) or PERP_SYMBOL_RE.match(sym)):
+            raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE (or BASE-QUOTE-PERP "
+                      "for the perp venues) in capitals, e.g. BTC-USD")
+    if s.perps:
+        expand_sim_perps(s)
     for key in ("volatility_bps", "dislocation_rate", "dislocation_bps"):
         if getattr(s, key) is not None and getattr(s, key) < 0:
             raise bad(f"sim.{key}", getattr(s, key), "must be >= 0 (leave it out for the fitted value)")
@@ -488,7 +528,70 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
                   "must be >= 0.1 s (the status line is written at most ten times a second)")
     if not (1 <= cfg.quote_depth <= 100):
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
+    _validate_alerts(cfg.alerts, bad)
     return cfg
+
+
+def expand_sim_perps(s: SimConfig) -> None:
+    """``[sim] perps = true``: the perp venues join the demo, and for each base asset
+    of ``symbols`` so do ``BASE-USDT`` (the spot leg on the same exchange) and
+    ``BASE-USDT-PERP`` (every simulated perp venue is a linear USDT-margined one)."""
+    for v in venues.perp_names():
+        if v not in s.venues:
+            s.venues.append(v)
+    bases: list[str] = []
+    for sym in s.symbols:
+        b = sym.partition("-")[0]
+        if b not in bases and b not in ("USDT", "USDC"):
+            bases.append(b)
+    for b in bases:
+        for sym in (f"{b}-USDT", f"{b}-USDT-PERP"):
+            if sym not in s.symbols:
+                s.symbols.append(sym)
+
+
+def _validate_alerts(a: AlertsConfig, bad: Any) -> None:
+    """[alerts]: ranges a delivery loop and a rate limiter can work with."""
+    for i, u in enumerate(a.webhooks):
+        if not re.match(r"^(https?://[^/\s]+|env:\w+$)", u):
+            raise bad(f"alerts.webhooks[{i}]", u,
+                      'must be an http:// or https:// URL, or "env:VAR" to read it from the '
+                      "environment")
+    if a.format == "telegram" and a.webhooks and not a.telegram_chat_id:
+        raise bad("alerts.format", a.format,
+                  "needs alerts.telegram_chat_id, the chat sendMessage posts to")
+    if not (0 < a.timeout_s <= 120):
+        raise bad("alerts.timeout_s", a.timeout_s, "must be > 0 and <= 120 s")
+    if not (0 <= a.retries <= 10):
+        raise bad("alerts.retries", a.retries, "must be between 0 and 10")
+    if not (0 < a.backoff_s <= 60):
+        raise bad("alerts.backoff_s", a.backoff_s, "must be > 0 and <= 60 s")
+    if not (1 <= a.queue_size <= 100_000):
+        raise bad("alerts.queue_size", a.queue_size, "must be between 1 and 100000")
+    if not (0 <= a.cooldown_s < math.inf):
+        raise bad("alerts.cooldown_s", a.cooldown_s, "must be >= 0 s")
+    if not (1 <= a.burst <= 1000):
+        raise bad("alerts.burst", a.burst, "must be between 1 and 1000")
+    if not (0 < a.per_minute <= 6000):
+        raise bad("alerts.per_minute", a.per_minute, "must be > 0 and <= 6000")
+    if a.opportunity_min_net_bps is not None and not (-MAX_BPS < a.opportunity_min_net_bps < MAX_BPS):
+        raise bad("alerts.opportunity_min_net_bps", a.opportunity_min_net_bps,
+                  "NET bps must be > -10000 and < 10000 (leave it out: rule off)")
+    if a.opportunity_min_p_catch is not None and not (0 <= a.opportunity_min_p_catch <= 1):
+        raise bad("alerts.opportunity_min_p_catch", a.opportunity_min_p_catch,
+                  "a probability must be in [0, 1] (leave it out: rule off)")
+    if a.opportunity_min_ev is not None and not math.isfinite(a.opportunity_min_ev):
+        raise bad("alerts.opportunity_min_ev", a.opportunity_min_ev, "must be a finite number")
+    for key in ("venue_down_s", "bus_down_s"):
+        v = getattr(a, key)
+        if v is not None and not (0 <= v < math.inf):
+            raise bad(f"alerts.{key}", v, "must be >= 0 s (leave it out: rule off)")
+    for key in ("pnl_below", "pnl_above"):
+        v = getattr(a, key)
+        if v is not None and not math.isfinite(v):
+            raise bad(f"alerts.{key}", v, "must be a finite number (leave it out: rule off)")
+    if a.pnl_below is not None and a.pnl_above is not None and a.pnl_below >= a.pnl_above:
+        raise bad("alerts.pnl_below", a.pnl_below, "must be below alerts.pnl_above")
 
 
 # --------------------------------------------------------------------------- save
