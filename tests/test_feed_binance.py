@@ -333,3 +333,7 @@ async def test_typed_depth_path_and_generic_path_agree_on_the_recording(monkeypa
                      {s: sb.book.top_asks(50) for s, sb in feed.books.items()}))
     assert runs[0] == runs[1]
     assert len(runs[0][0]) > 100
+    # USD-M chains by pu, not U: its own rules, so never the spot-typed path.
+    from arbtui.backend.feeds.binance_usdm import BinanceUsdmFeed
+
+    assert feed._typed_depth and not BinanceUsdmFeed(["BTC-USDT"], print)._typed_depth

@@ -174,6 +174,11 @@ class BinanceFeed(VenueFeed):
                         len(self.over_limit), ", ".join(self.over_limit[:10]))
         self._streams = self.streams()
         self.url = self.connect_url(self.url, self._streams[:self.url_streams])
+        # The typed path inlines spot's depth rules (U <= id + 1): a subclass with its
+        # own continuity or apply rule (USD-M's pu chain) keeps the generic path.
+        cls = type(self)
+        self._typed_depth = (cls.gap_in is BinanceFeed.gap_in and cls._apply is BinanceFeed._apply
+                             and cls._on_depth is BinanceFeed._on_depth)
 
     @staticmethod
     def snapshot_limit_for(depth: int) -> int:
@@ -284,7 +289,7 @@ class BinanceFeed(VenueFeed):
         self._ensure_sync(sb)
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
-        if TYPED_DEPTH and data.__class__ is str and '"depthUpdate"' in data:
+        if TYPED_DEPTH and self._typed_depth and data.__class__ is str and '"depthUpdate"' in data:
             try:
                 ev = _depth_decoder.decode(data).data
             except msgspec.DecodeError:  # also ValidationError: another shape
@@ -370,8 +375,9 @@ class BinanceFeed(VenueFeed):
         self._check_ticker(sb)
 
     def _on_depth_typed(self, ev: _DepthEvent, recv_ns: int, data) -> bool:
-        """``_on_depth`` for a typed event of a SYNCED book; False: the generic path
-        must handle this frame (unknown symbol, book syncing, bad ids)."""
+        """``_on_depth`` (spot's rules, ``gap_in`` inline) for a typed event of a SYNCED
+        book; False: the generic path must handle this frame (unknown symbol, book
+        syncing, bad ids)."""
         s = ev.s
         sb = self.by_vsym.get(s) or self._lower.get(s.lower())
         if sb is None or sb.sync.phase is not SYNCED:
