@@ -6,19 +6,22 @@ cost of "decode a venue frame and keep the book". It builds C extensions from
 source, so it is an optional extra (``pip install -e '.[peer]'``); without it
 this benchmark is skipped with one line.
 
-What is timed, per frame, on both sides: only the frame handler.
+One driver for both: every run is a ``ReplayEngine`` replay of the recording,
+as ``arbtui replay`` drives the adapters (virtual clock, REST answers from the
+recording, the same connection split). What is timed, per frame, is only the
+handler, in this thread's CPU time minus the clock's own cost:
 
-- arbtui: ``feed.feed_frame(data, recv_ns)`` of the real adapter, driven by
-  ``ReplayEngine`` exactly as ``arbtui replay`` drives it (REST snapshots from
-  the recording, the same connection split) — the same harness as the parse
-  benchmark (``micro._replay_timed``). That includes the venue checks
-  (sequence ids, checksums, crossed books), the depth cap and a top-10 quote
-  object per change of the quoted levels.
-- cryptofeed: ``await feed.message_handler(data, conn, ts)`` of its feed class
-  for the venue, built with ``subscription={L2_BOOK: symbols}`` and one L2
-  callback, its connections' ``subscribe`` run against a connection that
-  writes nowhere, REST answers (instrument lists, Binance depth snapshots)
-  served from the recording. Two modes:
+- arbtui: the real adapter's ``feed_frame(data, recv_ns)``, with everything it
+  does live (the venue's sequence/checksum/crossed-book rules, the exact book
+  with its depth cap, a top-10 quote per change of the quoted levels); its
+  quote sink is a no-op counter, and the process runs under arbtui's GC policy
+  (``tune_gc``) as every arbtui mode does;
+- cryptofeed: in a separate replay of the same file, the same frame at the same
+  point goes to ``feed.message_handler(data, conn, ts)`` of its feed class for
+  the venue instead (built with ``subscription={L2_BOOK: symbols}``, its
+  ``subscribe`` run against a connection that writes nowhere, REST reads served
+  from the recording; the coroutine runs to completion in place, which is what
+  ``await`` does). Two modes:
 
   * ``defaults``: unlimited depth, no checksum, no cross check, a no-op book
     callback (what cryptofeed does if the user reads nothing);
@@ -33,11 +36,11 @@ because one 5 MB Coinbase snapshot would otherwise dominate it). Repeats are
 alternated (arbtui, cryptofeed defaults, cryptofeed top, arbtui, ...) so
 machine load hits all three alike; figures are medians and [min–max].
 
-Tops: after the run, each symbol's best bid and ask (price and size) of both
-libraries are compared as decimals; any difference is reported. cryptofeed
-2.4.1 reads Coinbase Advanced Trade snapshot asks only when ``side == "ask"``,
-but the venue sends ``"offer"``: its Coinbase books have no asks until updates
-add some, so its best ask is wrong — counted as its disagreement, not a match.
+Tops: after each run, each symbol's 10 best levels a side (price and size) of
+both libraries are compared as decimals; any difference is reported.
+cryptofeed 2.4.1 reads Coinbase Advanced Trade snapshot asks only when
+``side == "ask"``, but the venue sends ``"offer"``: its Coinbase books have no
+asks until updates add some — counted as its disagreement, not a match.
 """
 
 from __future__ import annotations
