@@ -195,3 +195,21 @@ async def test_kafka_config_bus_override_and_unreachable_cluster(exec_recording)
     with pytest.raises(BusError, match="cannot connect"):
         await eng.start()
     await eng.stop()
+
+
+def test_private_config_renames_every_topic_and_keeps_the_cluster():
+    from arbtui.backend.replay.kafka import private_bus_config
+
+    bcfg = default_cfg().bus
+    bcfg.kafka.fetch_max_wait_ms = 100
+    bcfg.kafka.acks = 0
+    p = private_bus_config(bcfg, "RID").kafka
+    k = bcfg.kafka
+    names = [f for f in k.__struct_fields__ if f.startswith("topic_")]
+    assert len(names) >= 5
+    for f in names:
+        assert getattr(p, f) == f"{getattr(k, f)}.replay-RID"
+    assert p.group_id == f"{k.group_id}.replay-RID"
+    assert p.bootstrap_servers == k.bootstrap_servers and p.security_protocol == k.security_protocol
+    assert p.partitions == 1 and p.fetch_max_wait_ms == 1 and p.acks == 1
+    assert k.topic_quotes == "arbtui.quotes"  # the configured one is not changed

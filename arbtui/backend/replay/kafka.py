@@ -68,13 +68,12 @@ def private_bus_config(bcfg: Any, rid: str) -> Any:
     group names, one partition per topic, a short fetch wait, no linger."""
     k = bcfg.kafka
     suffix = f".replay-{rid}"
+    # Every topic_* key, including ones added after this was written: a topic left
+    # with its configured name would be a live deployment's.
+    topics = {f: getattr(k, f) + suffix for f in k.__struct_fields__ if f.startswith("topic_")}
     pk = msgspec.structs.replace(
         k,
-        topic_quotes=k.topic_quotes + suffix,
-        topic_opportunities=k.topic_opportunities + suffix,
-        topic_fills=k.topic_fills + suffix,
-        topic_status=k.topic_status + suffix,
-        topic_wallets=k.topic_wallets + suffix,
+        **topics,
         group_id=k.group_id + suffix,
         partitions=1,
         fetch_max_wait_ms=min(k.fetch_max_wait_ms, REPLAY_FETCH_WAIT_MS),
