@@ -213,3 +213,34 @@ def test_private_config_renames_every_topic_and_keeps_the_cluster():
     assert p.bootstrap_servers == k.bootstrap_servers and p.security_protocol == k.security_protocol
     assert p.partitions == 1 and p.fetch_max_wait_ms == 1 and p.acks == 1
     assert k.topic_quotes == "arbtui.quotes"  # the configured one is not changed
+
+
+async def test_broker_lost_mid_replay_fails_it_with_the_reason(exec_recording, tmp_path):
+    """A round that cannot complete ends the replay with what it waited for; it never
+    hangs and never goes on with half-delivered steps."""
+    from kafka_broker import EXTERNAL, Broker
+
+    if EXTERNAL:
+        pytest.skip("kills the broker: only with the tests' own tansu")
+    broker = Broker(tmp_path)
+    broker.start()
+    try:
+        cfg = execution_cfg()
+        cfg.bus.kafka.bootstrap_servers = broker.bootstrap
+        eng = ReplayEngine(cfg, [str(exec_recording)], speed=1.0, bus_kind="kafka")
+        await eng.start()
+        try:
+            for _ in range(100):  # until a few rounds went over the broker
+                if eng.bus.rounds > 20:
+                    break
+                await asyncio.sleep(0.05)
+            assert eng.bus.rounds > 20
+            broker.kill()
+            assert await eng.wait_finished(60), "the replay hung on a dead broker"
+            assert eng.error and "delivery round incomplete" in eng.error, eng.error
+            assert eng.lines_done < eng.lines_total
+        finally:
+            await eng.stop()
+        assert eng.bus.topics_deleted is False
+    finally:
+        broker.stop()

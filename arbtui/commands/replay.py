@@ -144,9 +144,6 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
         print(f"arbtui replay: {d}", file=sys.stderr)
     if printer is None:
         _report(engine, out)
-    if engine.error:
-        print(f"arbtui replay: failed: {engine.error}", file=sys.stderr)
-        return 1
     rs = engine.bus.stats().get("replay")
     if rs is not None:
         print(f"arbtui replay: kafka {engine.cfg.bus.kafka.bootstrap_servers}: "
@@ -154,6 +151,9 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
               f"broker; topics *.replay-{rs['run_id']} "
               f"{'deleted' if rs['topics_deleted'] else 'NOT deleted (see the log)'}",
               file=sys.stderr)
+    if engine.error:
+        print(f"arbtui replay: failed: {engine.error}", file=sys.stderr)
+        return 1
     return 3 if engine.damage else 0
 
 

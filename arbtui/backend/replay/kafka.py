@@ -207,7 +207,7 @@ class ReplayKafkaBus(KafkaBus):
             self._progress.clear()
             left = deadline - time.monotonic()
             if left <= 0 or self.state not in ("up", "connecting"):
-                raise BusError(self._stuck())
+                raise BusError(self._stuck(time.monotonic() - t0))
             try:
                 await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
             except TimeoutError:
@@ -218,14 +218,14 @@ class ReplayKafkaBus(KafkaBus):
         self.rounds += 1
         return True
 
-    def _stuck(self) -> str:
+    def _stuck(self, waited: float) -> str:
         behind = []
         for (name, p), end in sorted(self._acked_end.items()):
             for kind in self._readers(name):
                 got = self._fetched.get((kind, name, p), 0)
                 if got < end:
                     behind.append(f"{name}[{p}] {kind} at {got}/{end}")
-        return (f"kafka replay: delivery round not complete after {BARRIER_TIMEOUT_S:.0f}s "
+        return (f"kafka replay: delivery round incomplete after {waited:.1f}s "
                 f"(bus {self.state} {self.reason}; {self.pending()} messages unacknowledged; "
                 f"behind: {', '.join(behind) or 'none'}; last error: {self.last_error or '-'})")
 
@@ -254,12 +254,21 @@ class ReplayKafkaBus(KafkaBus):
         # Deliver what is still staged: the journal drains its inboxes once more on stop.
         if self._staged:
             self._release()
+        up = self.state == "up"  # stop() says "stopped"
         await super().stop()
-        await self.delete_topics()
+        await self.delete_topics(up)
 
-    async def delete_topics(self) -> None:
-        """Remove this run's private topics (consumer groups expire by themselves)."""
+    async def delete_topics(self, up: bool = True) -> None:
+        """Remove this run's private topics (no consumer group was joined). ``up``: the
+        broker was reachable when the replay stopped."""
         names = list(self.names.values())
+        if not up:
+            # Down (or never up): asking would only time out. An in-memory broker took
+            # them with it; a real cluster still has them.
+            self.topics_deleted = False
+            log.warning("kafka replay: broker not reachable; the replay's topics %s were not "
+                        "deleted", ", ".join(names))
+            return
         try:
             from aiokafka.admin import AIOKafkaAdminClient
 
