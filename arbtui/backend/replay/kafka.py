@@ -125,8 +125,8 @@ class ReplayKafkaBus(KafkaBus):
     def _ensure_consumers(self) -> None:
         # The detector's quotes are read without the consumer group: a replay has one
         # detector, so the group would only share one partition with itself, and
-        # joining it costs seconds of rebalance delay per run (~5 s on tansu), every
-        # sweep cell included. The records and the inbox (QuoteInbox) are the same.
+        # joining it costs seconds of rebalance delay per run (~5 s on tansu). The
+        # records and the inbox (QuoteInbox) are the same.
         for topic, subs in self._group_subs.items():
             self._free_subs.setdefault(topic, []).extend(subs)
         self._group_subs.clear()
