@@ -122,8 +122,10 @@ class DetectRole(Role):
                        self.sup.spawn("sweeper", self._sweep_loop)]
 
     async def stop(self) -> None:
-        if self._tasks and self.bus.kind == "kafka":
+        if self._tasks and self.bus.kind == "kafka" and self.owner:
             # Published before the bus drains, so viewers and executors see them.
+            # (Without an owner, a replay: its one process keeps its windows as the
+            # embedded bus does, and the replay's last lines do not depend on the bus.)
             self.emit(self.detector.close_all("detector stopped"))
             self.publish_open_set("stopping")
         self.stopping = True
