@@ -1,6 +1,7 @@
 """Bus transports: ``embedded`` (default) and ``kafka``."""
 
 from arbtui.backend.bus.base import (
+    CONTROL,
     FILLS,
     OPPORTUNITIES,
     QUOTES,
@@ -10,7 +11,7 @@ from arbtui.backend.bus.base import (
     Subscription,
 )
 
-__all__ = ["FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
+__all__ = ["CONTROL", "FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
            "make_bus"]
 
 

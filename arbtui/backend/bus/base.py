@@ -20,7 +20,10 @@ FILLS = "fills"
 STATUS = "status"
 #: The executor's free balances (model.WalletState), read by every detector.
 WALLETS = "wallets"
-TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS)
+#: Operator commands (model.Control) and the roles' answers (model.ControlAck); every
+#: instance of a role reads it (never through a consumer group) and nothing is dropped.
+CONTROL = "control"
+TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS, CONTROL)
 
 
 class Subscription:

@@ -18,7 +18,7 @@ from typing import Any, Union
 import msgspec
 
 from arbtui import model
-from arbtui.backend.bus.base import FILLS, OPPORTUNITIES, QUOTES, STATUS, WALLETS
+from arbtui.backend.bus.base import CONTROL, FILLS, OPPORTUNITIES, QUOTES, STATUS, WALLETS
 
 # Tagged subclasses of the model Structs: decoding yields instances that ARE
 # model.Quote etc. (isinstance holds), so consumers cannot tell the transports apart.
@@ -52,7 +52,16 @@ class WalletState(model.WalletState, tag="wallet_state", tag_field="type"):
     pass
 
 
-WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState)
+class Control(model.Control, tag="control", tag_field="type"):
+    pass
+
+
+class ControlAck(model.ControlAck, tag="control_ack", tag_field="type"):
+    pass
+
+
+WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState, Control,
+        ControlAck)
 #: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
 PREFIX: dict[type, bytes] = {}
 for _w in WIRE:
@@ -110,6 +119,7 @@ ALLOWED: dict[str, tuple[type, ...]] = {
     FILLS: (model.Fill,),
     STATUS: (model.BookStatus, model.VenueStatus),
     WALLETS: (model.WalletState,),
+    CONTROL: (model.Control, model.ControlAck),
 }
 
 
@@ -210,4 +220,8 @@ def dedup_key(m: Any) -> Hashable | None:
         return ("f", m.opp_id, m.venue, m.side, m.kind, m.ts_ns, m.filled, m.vwap, m.status)
     if t is OpenSet or t is model.OpenSet:
         return ("s", m.owner, m.seq)
+    if t is Control or t is model.Control:
+        return ("c", m.id)
+    if t is ControlAck or t is model.ControlAck:
+        return ("a", m.control_id, m.role, m.owner, m.ts_ns)
     return None
