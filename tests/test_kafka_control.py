@@ -52,6 +52,10 @@ def test_desk_pending_until_every_detector_acks_mixed_thresholds_and_unacked():
     for owner, thr in (("h/1/1", 2.0), ("h/2/1", 3.0)):
         desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner=owner,
                                applied={"min_net_bps": thr}))
+    # An old statement (history read with --since) says nothing about now.
+    desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner="h/0/1",
+                           applied={"min_net_bps": 9.0}, ts_ns=clock.now_ns() - 60 * 10**9))
+    assert desk.summary()["detectors"] == 2
     # Two detectors that disagree: the header says so instead of picking one.
     assert threshold_text(desk.summary()) == ("thr mixed 2.0/3.0", "warn")
     ctl = desk.new("threshold", {"min_net_bps": 2.5})

@@ -275,6 +275,8 @@ class ControlDesk:
         self.pending[ctl.id] = _Pending(ctl, self.clock.monotonic(), expect)
 
     def on_ack(self, a: ControlAck) -> None:
+        if a.ts_ns and self.clock.now_ns() - a.ts_ns > self.forget_s * 1e9:
+            return  # history (a viewer started with --since): says nothing about now
         now = self.clock.monotonic()
         key = (a.role, a.owner)
         if a.cmd == "stopped":
