@@ -102,6 +102,12 @@ async def test_one_process_applies_commands_through_the_agent_and_acks_on_the_bu
     eng.set_threshold(float("nan"))  # refused with a reason, the threshold kept
     (_, ack) = sub.drain()
     assert not ack.ok and "min_net_bps" in ack.error and eng.detector.cfg.min_net_bps == 7.5
+    eng.set_symbol_enabled("ETH-USD", False)
+    (_, ack) = sub.drain()
+    assert ack.ok and ack.applied["disabled_symbols"] == ["ETH-USD"]
+    assert eng.snapshot().disabled_symbols == {"ETH-USD"}
+    eng.set_execution(True)  # no executor in this process: nobody acks, the flag is kept
+    assert [type(m) for m in sub.drain()] == [Control] and eng.snapshot().execution_enabled
 
 
 async def test_view_dashboard_plus_posts_a_control_and_leaves_no_local_detector_changed():
@@ -179,7 +185,7 @@ async def test_view_commands_applied_and_acked_by_detector_and_executor_over_kaf
         await asyncio.wait_for(view.bus.free_ready.wait(), 15)
         exe = await start(Engine(cfg(), roles=("execute",)))
         fcfg = cfg()
-        await start(Engine(fcfg, mode="demo", roles=("feed",), sim=simulator(fcfg)))
+        feed = await start(Engine(fcfg, mode="demo", roles=("feed",), sim=simulator(fcfg)))
 
         def ctl():
             return view.snapshot().extra["control"]
@@ -237,6 +243,16 @@ async def test_view_commands_applied_and_acked_by_detector_and_executor_over_kaf
         assert list(st.venues) == order and order != ["kraken", "binance", "coinbase"]
         assert any(vs.feed_latency_ms is not None for vs in st.venues.values())
         assert st.symbols[0] == "BTC-USD"  # the symbol the feed publishes, with data
+
+        # A venue toggle: the detector drops the venue, the feed process stops its feed;
+        # both acknowledge, and the viewer shows the venue disabled.
+        view.set_venue_enabled("kraken", False)
+        assert "kraken" in view.snapshot().disabled_venues  # pending, shown as requested
+        await until(lambda: not ctl()["pending"], 10, "the venue ack")
+        assert "kraken" in det.detector.disabled_venues
+        await until(lambda: desk.of("feed")[0]["disabled_venues"] == ["kraken"], 10, "feed ack")
+        assert not feed.feeds["kraken"].enabled and feed.feeds["binance"].enabled
+        assert "kraken" in view.snapshot().disabled_venues
 
         # A stopping role says so: the viewer forgets it at once (no stale threshold).
         engines.remove(det)
