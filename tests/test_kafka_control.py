@@ -149,6 +149,42 @@ async def test_view_dashboard_plus_posts_a_control_and_leaves_no_local_detector_
         await app.action_quit()
 
 
+async def test_viewer_venue_health_order_pnl_and_a_silent_feed(monkeypatch):
+    """The viewer's own bookkeeping on the embedded bus: venue health from the feeds'
+    statements in config order, PnL from fills by currency, and a feed process that
+    went silent shown STALE instead of its last rate."""
+    from arbtui.backend.bus import STATUS
+    from arbtui.backend.roles import Market, Supervisor, ViewRole
+    from arbtui.backend.roles import view as viewmod
+    from arbtui.model import BookState, VenueStatus
+
+    bus, sup = EmbeddedBus(), Supervisor()
+    role = ViewRole(bus, sup, market=Market(), on_event=lambda e: None,
+                    venue_order=("binance", "coinbase", "kraken"))
+    await role.start()
+    try:
+        for v in ("kraken", "binance"):  # arrival order is not the panel order
+            bus.publish(STATUS, v, VenueStatus(venue=v, state=BookState.LIVE, connected=True,
+                                               msg_rate=40.0, feed_latency_ms=1.5))
+        for pnl, ccy in ((2.0, "USD"), (0.0, "USD"), (1.5, "USD")):
+            bus.publish(FILLS, "BTC-USD", Fill(opp_id="o", venue="binance", symbol="BTC-USD",
+                                               side="sell", requested=1, filled=1, vwap=1,
+                                               fee=0, ts_ns=1, status="filled", pnl=pnl,
+                                               pnl_ccy=ccy))
+        await until(lambda: role.fills == 3, 5, "fills read")
+        st = role.venue_statuses()
+        assert list(st) == ["binance", "kraken"] and st["kraken"].msg_rate == 40.0
+        assert role.pnl()["pnl"] == 3.5 and role.pnl()["pnl_ccy"] == "USD"
+        monkeypatch.setattr(viewmod, "FEED_SILENT_S", 0.0)
+        await asyncio.sleep(0.01)
+        st = role.venue_statuses()["kraken"]
+        assert st.state is BookState.STALE and st.msg_rate == 0.0
+        assert "no status from its feed" in st.reason
+    finally:
+        await role.stop()
+        await sup.stop()
+
+
 # ----------------------------------------------------------------------------- Kafka
 
 

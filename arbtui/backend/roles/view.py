@@ -49,6 +49,10 @@ from arbtui.model import (
     live_ns,
 )
 
+#: A feed process states each venue's health every second; silent this long, its last
+#: statement is not shown as current (the process may be gone).
+FEED_SILENT_S = 5.0
+
 #: Worst last: a venue's state is its worst book's.
 _ORDER = [BookState.LIVE, BookState.SYNCING, BookState.STALE, BookState.RESYNC,
           BookState.DISABLED]
@@ -87,6 +91,7 @@ class ViewRole(Role):
         self.books: dict[tuple[str, str], BookStatus] = {}
         #: venue -> the health its feed process last stated (rates, latency)
         self.feed_status: dict[str, VenueStatus] = {}
+        self._feed_heard: dict[str, float] = {}  # venue -> monotonic
         #: venue panels in this order (the config's), venues it does not name after
         self.venue_order = tuple(venue_order)
         #: commands sent from here and the settings the roles acknowledge
@@ -133,6 +138,7 @@ class ViewRole(Role):
                         market.drop(st.venue, st.symbol)
                 elif isinstance(st, VenueStatus):
                     self.feed_status[st.venue] = st
+                    self._feed_heard[st.venue] = clock.monotonic()
             for m in control.drain():
                 if isinstance(m, ControlAck):
                     desk.on_ack(m)
@@ -172,9 +178,14 @@ class ViewRole(Role):
         and latency, book states, worst book state wins) plus the quotes seen, in the
         config's venue order (not arrival order)."""
         out: dict[str, VenueStatus] = {}
+        mono = self.clock.monotonic()
         for v, fs in self.feed_status.items():
             # A copy: the message may be the one the feed process holds (embedded bus).
-            out[v] = msgspec.structs.replace(fs, symbols=dict(fs.symbols))
+            vs = out[v] = msgspec.structs.replace(fs, symbols=dict(fs.symbols))
+            silent = mono - self._feed_heard.get(v, mono)
+            if silent > FEED_SILENT_S:
+                vs.msg_rate, vs.connected = 0.0, False
+                vs.state, vs.reason = BookState.STALE, f"no status from its feed for {silent:.0f}s"
         for (v, sym), st in self.books.items():
             vs = out.get(v) or out.setdefault(v, VenueStatus(venue=v, state=BookState.LIVE,
                                                              connected=True))
