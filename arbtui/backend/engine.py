@@ -400,29 +400,23 @@ class Engine:
             extra["journal"] = js
         # Roles the supervisor restarted, by name: shown, never silent.
         extra["role_failures"] = dict(self.sup.failures)
-        if ctl is not None:
-            return EngineState(
-                mode=self.mode.upper(), bus=bus, uptime_s=time.monotonic() - self.started,
-                venues=self.venue_statuses(), quotes=dict(self.market.latest),
-                open_opportunities=list(view.open), quotes_per_s=self.market.rate.sample(),
-                detect_p50_ms=p50, detect_p99_ms=p99, min_net_bps=ctl["min_net_bps"],
-                execution_enabled=ctl["execution_enabled"], event_seq=self.event_seq,
-                extra=extra, max_quote_age_ms=ctl["max_quote_age_ms"],
-                execution_min_net_bps=ctl["execution_min_net_bps"],
-                disabled_venues=ctl["disabled_venues"], disabled_symbols=ctl["disabled_symbols"],
-                fees=det.fees, symbols=tuple(self.symbols()), feed_venues=(),
-                executing=ctl["executing"])
+        s = ctl or {
+            "min_net_bps": det.min_net_bps, "execution_enabled": self.cfg.execution.enabled,
+            "max_quote_age_ms": det.max_quote_age_ms,
+            "execution_min_net_bps": self.cfg.execution.min_net_bps,
+            "disabled_venues": det.disabled_venues, "disabled_symbols": det.disabled_symbols,
+            "executing": self.execute is not None}
         return EngineState(
             mode=self.mode.upper(), bus=bus, uptime_s=time.monotonic() - self.started,
             venues=self.venue_statuses(), quotes=dict(self.market.latest),
             open_opportunities=list(det.open if detecting or view is None else view.open),
             quotes_per_s=self.market.rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
-            min_net_bps=det.min_net_bps, execution_enabled=self.cfg.execution.enabled,
-            event_seq=self.event_seq, extra=extra, max_quote_age_ms=det.max_quote_age_ms,
-            execution_min_net_bps=self.cfg.execution.min_net_bps,
-            disabled_venues=det.disabled_venues, disabled_symbols=det.disabled_symbols,
+            min_net_bps=s["min_net_bps"], execution_enabled=s["execution_enabled"],
+            event_seq=self.event_seq, extra=extra, max_quote_age_ms=s["max_quote_age_ms"],
+            execution_min_net_bps=s["execution_min_net_bps"],
+            disabled_venues=s["disabled_venues"], disabled_symbols=s["disabled_symbols"],
             fees=det.fees, symbols=tuple(self.symbols()),
-            feed_venues=tuple(self.feeds), executing=self.execute is not None)
+            feed_venues=tuple(self.feeds), executing=s["executing"])
 
     def _view_settings(self, det: Any) -> dict[str, Any]:
         """The settings a viewer shows: acknowledged by the roles, pending commands laid
