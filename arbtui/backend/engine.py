@@ -49,6 +49,7 @@ from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.metrics import Latency
 from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles import (
+    AlertsRole,
     DetectRole,
     ExecuteRole,
     FeedRole,
@@ -58,7 +59,7 @@ from arbtui.backend.roles import (
     ViewRole,
     feed_plan,
 )
-from arbtui.backend.roles.control import CONTROL_KEY, ControlAgent, ControlDesk
+from arbtui.backend.roles.control import CONTROL_KEY, ControlAgent, ControlDesk, VenueSwitch
 from arbtui.backend.roles.feed import quote_publisher, state_publisher
 from arbtui.config import Config
 from arbtui.model import BookStatus, Control, Fill, Opportunity, Quote, VenueStatus
@@ -166,6 +167,8 @@ class Engine:
         if "detect" in roles:
             self.control.register(self.detect)
         self._ctl_n = 0
+        #: webhook alerts: built in start() when this process is the one that sends them
+        self.alerts: AlertsRole | None = None
         if mode == "view" or not roles:
             self.view = ViewRole(self.bus, self.sup, market=self.market,
                                  on_event=lambda e: self.record_event(e),
@@ -187,6 +190,12 @@ class Engine:
             await self._start_executor()
         if self.view is not None:
             await self.view.start()
+        if self._sends_alerts():
+            self.alerts = AlertsRole(self.cfg.alerts, self.bus, self.sup, clock=self.clock)
+            await self.alerts.start()
+            # A venue the operator switches off is no outage: the alerts role hears of it
+            # like the detector and the feed (from any process's console).
+            self.control.register(VenueSwitch("alerts", self.alerts.set_venue_enabled))
         if self.bus.kind == "kafka":
             # Only another process can send commands; here they are applied directly.
             await self.control.start()
@@ -194,6 +203,14 @@ class Engine:
             from arbtui.backend.prometheus import serve
 
             self._metrics_server = serve(self, self.cfg.metrics.listen, asyncio.get_running_loop())
+
+    def _sends_alerts(self) -> bool:
+        """Alerts go out from ONE process: a whole engine in one process, or the
+        ``arbtui alerts`` role on Kafka (never a feed/detect/execute process, never a
+        viewer or a replay)."""
+        whole = {"feed", "detect", "execute"} <= set(self.roles)
+        return bool(self.cfg.alerts.webhooks) and self.mode != "replay" and (
+            whole or "alerts" in self.roles)
 
     async def _start_feeds(self) -> None:
         """The feed role (replay overrides this: its driver plays the feeds)."""
@@ -243,7 +260,7 @@ class Engine:
         # The detector first: on Kafka it closes its windows while the bus still delivers.
         await self.detect.stop()
         self.sup.stopping = True
-        for role in (self.feed, self.execute, self.view):
+        for role in (self.feed, self.execute, self.view, self.alerts):
             if role is not None:
                 await role.stop()
         await self.sup.stop()  # anything else spawned under the supervisor
@@ -398,6 +415,8 @@ class Engine:
             extra["detector"] = {**det.status, "sized_to_wallets": det.sized_to_wallets}
         if self.journal is not None and (js := self.journal.state()) is not None:
             extra["journal"] = js
+        if self.alerts is not None:
+            extra["alerts"] = self.alerts.state()
         # Roles the supervisor restarted, by name: shown, never silent.
         extra["role_failures"] = dict(self.sup.failures)
         s = ctl or {

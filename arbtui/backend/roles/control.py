@@ -6,8 +6,9 @@ Who applies what (``OWNERS``):
     threshold       {"min_net_bps": x}           detect
     max_quote_age   {"ms": x}                    detect
     symbol          {"symbol": s, "enabled": b}  detect
-    venue           {"venue": v, "enabled": b}   detect (leaves detection) and feed
-                                                 (stops / restarts that venue's feed)
+    venue           {"venue": v, "enabled": b}   detect (leaves detection), feed (stops /
+                                                 restarts that venue's feed) and alerts (a
+                                                 venue switched off is no outage)
     execution       {"enabled": b}               execute
     exec_threshold  {"min_net_bps": x}           execute
 
@@ -53,7 +54,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "threshold": ("detect",),
     "max_quote_age": ("detect",),
     "symbol": ("detect",),
-    "venue": ("detect", "feed"),
+    "venue": ("detect", "feed", "alerts"),
     "execution": ("execute",),
     "exec_threshold": ("execute",),
 }
@@ -79,6 +80,26 @@ class Applier(Protocol):
 class NotOwned(Exception):
     """Raised by ``apply_control`` for a command about something this instance does not
     have (a feed process asked to toggle a venue another feed process runs): no ack."""
+
+
+class VenueSwitch:
+    """A role that only needs to hear of venue toggles (the alerts role), as an Applier."""
+
+    def __init__(self, name: str, fn: Any) -> None:
+        self.name = name
+        self._fn = fn
+        self._off: set[str] = set()
+
+    def apply_control(self, cmd: str, args: dict[str, Any]) -> None:
+        venue = args.get("venue")
+        if cmd != "venue" or not isinstance(venue, str):
+            raise ValueError(f"{cmd} {args}: not a venue toggle")
+        on = flag(args)
+        self._fn(venue, on)
+        (self._off.discard if on else self._off.add)(venue)
+
+    def control_state(self) -> dict[str, Any]:
+        return {"disabled_venues": sorted(self._off)}
 
 
 def finite(args: dict[str, Any], key: str, lo: float, hi: float) -> float:
@@ -433,5 +454,6 @@ def commands_text(summary: dict[str, Any]) -> tuple[str, str]:
 
 
 __all__ = ["OWNERS", "TIMEOUT_S", "Applier", "ControlAgent", "ControlDesk", "NotOwned",
+           "VenueSwitch",
            "commands_text",
            "describe", "threshold_text"]
