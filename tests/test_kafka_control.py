@@ -110,6 +110,24 @@ async def test_one_process_applies_commands_through_the_agent_and_acks_on_the_bu
     assert [type(m) for m in sub.drain()] == [Control] and eng.snapshot().execution_enabled
 
 
+def test_agent_applies_once_per_id_only_for_the_roles_that_own_the_command():
+    from arbtui.backend.roles import Supervisor
+    from arbtui.backend.roles.control import ControlAgent, VenueSwitch
+
+    bus = EmbeddedBus()
+    agent = ControlAgent(bus, Supervisor(), "h/1/1")
+    seen: list[tuple[str, bool]] = []
+    agent.register(VenueSwitch("alerts", lambda v, on: seen.append((v, on))))
+    off = Control(id="v#1", cmd="venue", args={"venue": "kraken", "enabled": False})
+    (ack,) = agent.apply(off)
+    assert ack.role == "alerts" and ack.applied == {"disabled_venues": ["kraken"]}
+    assert agent.apply(off) == []  # a redelivery is not applied twice
+    assert agent.apply(Control(id="t#1", cmd="threshold", args={"min_net_bps": 1.0})) == []
+    assert agent.apply(Control(id="v#2", cmd="venue", owner="other/2/2",
+                               args={"venue": "okx", "enabled": False})) == []
+    assert seen == [("kraken", False)]
+
+
 async def test_view_dashboard_plus_posts_a_control_and_leaves_no_local_detector_changed():
     """Pilot: ``+`` in a view-mode dashboard posts a threshold command on the control
     topic (what was posted is asserted), changes nothing locally, shows it pending, and
