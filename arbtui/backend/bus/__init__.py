@@ -3,6 +3,7 @@
 from arbtui.backend.bus.base import (
     CONTROL,
     FILLS,
+    FUNDING,
     OPPORTUNITIES,
     QUOTES,
     STATUS,
@@ -11,7 +12,8 @@ from arbtui.backend.bus.base import (
     Subscription,
 )
 
-__all__ = ["CONTROL", "FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
+__all__ = ["CONTROL", "FILLS", "FUNDING", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus",
+           "Subscription",
            "make_bus"]
 
 

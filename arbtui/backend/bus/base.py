@@ -20,10 +20,19 @@ FILLS = "fills"
 STATUS = "status"
 #: The executor's free balances (model.WalletState), read by every detector.
 WALLETS = "wallets"
+#: Perp venue state (model.Funding: funding rate, next funding time, mark, index),
+#: keyed by the perp symbol; every detector reads all of it (outside the Kafka
+#: consumer group, like the rates), coalesced to the newest per venue and symbol.
+FUNDING = "funding"
 #: Operator commands (model.Control) and the roles' answers (model.ControlAck); every
 #: instance of a role reads it (never through a consumer group) and nothing is dropped.
 CONTROL = "control"
-TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS, CONTROL)
+TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS, FUNDING, CONTROL)
+
+
+def funding_key(f: Any) -> tuple[str, str]:
+    """Coalesce key of a funding inbox: only the newest state per venue and symbol matters."""
+    return (f.venue, f.symbol)
 
 
 class Subscription:

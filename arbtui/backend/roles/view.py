@@ -28,8 +28,8 @@ from typing import Any
 
 import msgspec
 
-from arbtui.backend.bus import CONTROL, FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
-from arbtui.backend.bus.base import quote_key
+from arbtui.backend.bus import CONTROL, FILLS, FUNDING, OPPORTUNITIES, QUOTES, STATUS, Bus
+from arbtui.backend.bus.base import funding_key, quote_key
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.metrics import Latency
 from arbtui.backend.reconcile import OpenWindows
@@ -110,6 +110,8 @@ class ViewRole(Role):
                       bus.subscribe(FILLS, "viewer", wake=wake),
                       bus.subscribe(STATUS, "viewer", wake=wake),
                       bus.subscribe(CONTROL, "viewer", wake=wake))
+        # Perp venue state (funding, mark, index): the newest per venue and symbol.
+        self._funding = bus.subscribe(FUNDING, "viewer", coalesce=funding_key, wake=wake)
         self._tasks = [self.sup.spawn("viewer", self._loop)]
 
     async def stop(self) -> None:
@@ -166,6 +168,8 @@ class ViewRole(Role):
                         ccy = f.pnl_ccy or f.fee_ccy
                         self.realized[ccy] = self.realized.get(ccy, 0.0) + f.pnl
                 self.on_event(f)
+            for fu in self._funding.drain():
+                market.add_funding(fu)
             if mono >= next_sweep:
                 next_sweep = mono + 0.5
                 desk.sweep()

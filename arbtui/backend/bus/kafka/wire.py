@@ -18,7 +18,15 @@ from typing import Any, Union
 import msgspec
 
 from arbtui import model
-from arbtui.backend.bus.base import CONTROL, FILLS, OPPORTUNITIES, QUOTES, STATUS, WALLETS
+from arbtui.backend.bus.base import (
+    CONTROL,
+    FILLS,
+    FUNDING,
+    OPPORTUNITIES,
+    QUOTES,
+    STATUS,
+    WALLETS,
+)
 
 # Tagged subclasses of the model Structs: decoding yields instances that ARE
 # model.Quote etc. (isinstance holds), so consumers cannot tell the transports apart.
@@ -52,6 +60,10 @@ class WalletState(model.WalletState, tag="wallet_state", tag_field="type"):
     pass
 
 
+class Funding(model.Funding, tag="funding", tag_field="type"):
+    pass
+
+
 class Control(model.Control, tag="control", tag_field="type"):
     pass
 
@@ -60,8 +72,8 @@ class ControlAck(model.ControlAck, tag="control_ack", tag_field="type"):
     pass
 
 
-WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState, Control,
-        ControlAck)
+WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState, Funding,
+        Control, ControlAck)
 #: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
 PREFIX: dict[type, bytes] = {}
 for _w in WIRE:
@@ -119,6 +131,7 @@ ALLOWED: dict[str, tuple[type, ...]] = {
     FILLS: (model.Fill,),
     STATUS: (model.BookStatus, model.VenueStatus),
     WALLETS: (model.WalletState,),
+    FUNDING: (model.Funding,),
     CONTROL: (model.Control, model.ControlAck),
 }
 
