@@ -99,6 +99,7 @@ class KafkaConfig(_S):
     topic_status: str = "arbtui.status"
     topic_wallets: str = "arbtui.wallets"
     topic_funding: str = "arbtui.funding"
+    topic_control: str = "arbtui.control"
     partitions: int = 12
     replication: int = 1
     acks: Literal[0, 1, "all"] = 1

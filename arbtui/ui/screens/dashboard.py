@@ -53,6 +53,9 @@ class DashboardScreen(Screen):
         syms = list(self.last_state.symbols)
         want = cfg.ui.focused_symbol
         self.focus_sym = want if want in syms else (syms[0] if syms else "")
+        #: A viewer learns the symbols from the bus: until the operator picks one, the
+        #: focus moves to a symbol that has quotes (the configured one may have none).
+        self._auto_focus = True
         self.paused = False
         self.seq = 0  # last engine event sequence drained into the log
         self.missed = 0  # events that fell out of the engine ring before we drained them
@@ -151,6 +154,8 @@ class DashboardScreen(Screen):
             # Replay: quote ages, lifetimes and the clock are on the recording's time.
             now = int(rp["replay_ts"] * 1e9)
         self.ticks += 1
+        if self._auto_focus and state.mode == "VIEW" and state.quotes:
+            self._focus_with_data(state)
         venues = list(state.venues)
         for (v, _s) in state.quotes:
             if v not in venues:
@@ -176,6 +181,14 @@ class DashboardScreen(Screen):
                 if visible:
                     self.chart.redraw(state.min_net_bps, now)
                 self.wallets.show(state.extra)
+
+    def _focus_with_data(self, state: Any) -> None:
+        have = {s for _, s in state.quotes}
+        if self.focus_sym in have:
+            return
+        pick = next((s for s in state.symbols if s in have), None)
+        if pick is not None:
+            self.focus_sym = pick
 
     def _sync_panels(self, venues: list[str]) -> None:
         if venues == self.venue_order:
@@ -280,6 +293,7 @@ class DashboardScreen(Screen):
         def done(focused: str | None) -> None:
             if focused:
                 self.focus_sym = focused
+                self._auto_focus = False
             self._after()
 
         self.app.push_screen(
@@ -292,6 +306,7 @@ class DashboardScreen(Screen):
             return
         i = syms.index(self.focus_sym) if self.focus_sym in syms else -1
         self.focus_sym = syms[(i + step) % len(syms)]
+        self._auto_focus = False
         self._after()
 
     def action_threshold(self, delta: float) -> None:
@@ -327,7 +342,10 @@ class DashboardScreen(Screen):
     def action_execution(self) -> None:
         on = not self.last_state.execution_enabled
         self.engine.set_execution(on)
-        if on and not self.last_state.executing:
+        if self.last_state.mode == "VIEW":
+            # Sent on the control topic; the header shows it pending until acknowledged.
+            self.notify(f"execution {'ON' if on else 'OFF'} sent to the executors", timeout=2)
+        elif on and not self.last_state.executing:
             self.notify("execution flag ON, but no simulated executor runs in this process",
                         severity="warning")
         else:
