@@ -104,8 +104,8 @@ def venue_word(s: Any) -> tuple[str, str]:
     reason = str(getattr(s, "reason", "") or "")
     if state in ("SYNCING", "STALE") and not getattr(s, "connected", True):
         m = _RETRY.match(reason)
-        if m:
-            reason = f"retry in {m.group(1)} ({m.group(2)})"
+        if m:  # short enough for a venue panel's state line, the error class first
+            reason = f"{m.group(2)}, retry {float(m.group(1)[:-1]):.0f}s"
         if getattr(s, "last_msg_ns", 0):
             return "RECONNECTING", reason
         if not getattr(s, "reconnects", 0) and reason in ("", "connecting"):
