@@ -230,3 +230,16 @@ async def test_sort_by_ev_keeps_the_selected_row_and_o_toggles_it():
         await pilot.pause()
         assert log.sort == "time" and log.view() == ["o0", "o1", "o2", "o3", "o9"]
         assert log.selected().last.id == "o0"
+
+
+async def test_a_click_on_a_footer_key_runs_it():
+    from arbtui.ui.widgets.keybar import KeyBar
+
+    app, _eng, _clock = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        bar = app.dashboard.query_one(KeyBar)
+        start, _end, action = next(sp for sp in bar._spans if sp[2] == "execution")
+        assert not app.dashboard.last_state.execution_enabled
+        await pilot.click(KeyBar, offset=(start + 1, 0))
+        await pilot.pause()
+        assert action == "execution" and app.dashboard.last_state.execution_enabled

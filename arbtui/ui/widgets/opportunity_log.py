@@ -217,7 +217,6 @@ class OpportunityLog(ScrollView, can_focus=True):
         self._header: Strip | None = None
         self._plan: tuple[Col, ...] = ()
         self._plan_w = -1
-        self.width_total = sum(c.width for c in COLUMNS if not c.replaces)
 
     @property
     def row_count(self) -> int:
@@ -379,8 +378,9 @@ class OpportunityLog(ScrollView, can_focus=True):
         # 64 rows so a steady stream of new rows pays that once per 64, not per frame.
         rows = len(self.order) + 1
         height = max(64, -(-rows // 64) * 64) if rows > self.size.height else rows
-        if self.virtual_size.height != height or self.virtual_size.width != self.width_total:
-            self.virtual_size = Size(self.width_total, height)
+        # Width 0: the columns are planned to the width there is, nothing to scroll sideways.
+        if self.virtual_size.height != height or self.virtual_size.width != 0:
+            self.virtual_size = Size(0, height)
 
     # ------------------------------------------------------------------ rendering
 
