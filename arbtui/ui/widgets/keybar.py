@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from rich.style import Style
 from rich.text import Text
-
-from arbtui.ui.widgets.live_text import LiveText
+from textual.strip import Strip
+from textual.widget import Widget
 
 KEY_STYLE = "bold #ffa62b"  # Textual's footer key colour
 SEP = "  "
@@ -66,34 +67,40 @@ def footer_text(items: list[Item], priority: tuple[str, ...],
     return out, spans
 
 
-class KeyBar(LiveText):
-    """One line docked at the bottom; re-planned when the width changes."""
+class KeyBar(Widget):
+    """One line docked at the bottom, planned for the width it is drawn at."""
 
     DEFAULT_CSS = """
     KeyBar { dock: bottom; height: 1; background: $panel; color: $foreground; }
     """
 
     def __init__(self, items: list[Item], priority: tuple[str, ...], **kw: Any) -> None:
-        super().__init__("", **kw)
+        super().__init__(**kw)
         self.items = items
         self.priority = priority
+        self._text = Text()
         self._spans: list[tuple[int, int, str]] = []
+        self._strip: Strip | None = None
         self._planned = -1
 
-    def on_mount(self) -> None:
-        self._replan()
+    @property
+    def plain(self) -> str:
+        self._plan(self.content_size.width)
+        return self._text.plain
 
-    def on_resize(self) -> None:
-        super().on_resize()
-        self._replan()
+    def _plan(self, width: int) -> None:
+        # Planned where it is drawn: the width is the one on screen, whatever order the
+        # first layout and resize events came in.
+        if width != self._planned:
+            self._planned = width
+            self._text, self._spans = footer_text(self.items, self.priority, width)
+            self._strip = Strip(list(self._text.render(self.app.console)), self._text.cell_len)
 
-    def _replan(self) -> None:
-        w = self.content_size.width or self.app.size.width
-        if w == self._planned:
-            return
-        self._planned = w
-        text, self._spans = footer_text(self.items, self.priority, w)
-        self.set_text(text)
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        self._plan(width)
+        assert self._strip is not None
+        return self._strip.crop_extend(0, width, Style()).apply_style(self.rich_style)
 
     async def on_click(self, event: Any) -> None:
         for start, end, action in self._spans:
