@@ -235,6 +235,9 @@ def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
         out.append((0, "drops", _clip(txt), BAD))
     if by_topic.get("quotes", 0) > 0:
         out.append((4, "quote_drops", f"quotes shed {by_topic['quotes']}", PLAIN))
+    if b.get("superseded"):
+        # Shown as what it is, where there is room: information, never an alarm.
+        out.append((6, "superseded", f"superseded {fmt_rate(b['superseded'])}", PLAIN))
     j = f.get("journal") or {}
     if j.get("lost") or j.get("errors"):
         # The journal's writer could not commit (disk full, locked): records are gone.

@@ -212,7 +212,9 @@ def test_lost_reliable_messages_are_loud_and_superseded_quotes_are_not_drops():
                                                   "delivered": 10}
     rec = status_record(st)
     assert rec["bus"]["superseded"] == 49 and rec["bus"]["drops"] == 0
-    assert "drops" not in _header(st, 400)
+    assert "drops" not in _header(st, 400) and "DROPPED" not in _header(st, 400)
+    # Counted and shown as superseded (last to get room), never as a drop.
+    assert "superseded 49" in _header(st, 400) and "superseded" not in _header(st, 80)
     # The reliable outbox hit its bound: shown first, in red, even at 80 columns.
     st.bus["lost"] = {"opportunities": 2}
     fields = {key: (p, tone) for p, key, _t, tone in health_fields(health_facts(st))}
