@@ -243,3 +243,16 @@ async def test_a_click_on_a_footer_key_runs_it():
         await pilot.click(KeyBar, offset=(start + 1, 0))
         await pilot.pause()
         assert action == "execution" and app.dashboard.last_state.execution_enabled
+
+
+def test_perp_venues_never_read_as_their_spot_sibling():
+    from arbtui.ui.widgets.opportunity_log import short_venue
+    from arbtui.venues import REGISTRY
+
+    names = [s.name for s in REGISTRY]
+    for width in (4, 9):
+        shorts = [short_venue(v, width) for v in names]
+        assert all(len(x) <= width for x in shorts)
+        assert len(set(shorts)) == len(shorts), (width, shorts)
+    assert short_venue("binance-usdm") == "binU" and short_venue("binance") == "bina"
+    assert short_venue("binance-usdm", 9) == "binance·U" and short_venue("okx-swap", 9) == "okx-swap"

@@ -128,8 +128,18 @@ def _num_options(x: float | None, kind: str) -> tuple[str, ...]:
     return (fmt_px(x, 10).strip(), f"{x:.0f}", f"{x / 1e6:.0f}M")
 
 
-def short_venue(v: str) -> str:
-    return v[:4]
+def short_venue(v: str, width: int = 4) -> str:
+    """A venue name in ``width`` letters: whole when it fits, else its head and the first
+    letter of its market suffix (``binance-usdm`` -> ``binU`` / ``binance·U``), so a perp
+    venue never reads as its spot sibling (``bina``)."""
+    if len(v) <= width:
+        return v
+    head, _, tail = v.partition("-")
+    if not tail:
+        return v[:width]
+    if width <= 4:
+        return head[: width - 1] + tail[0].upper()
+    return head[: width - 2] + "·" + tail[0].upper()
 
 
 #: One rendered cell: (text, style). Plain strings, so a row is no work for the GC.
@@ -476,7 +486,7 @@ def row_cell(row: OppRow, c: Col, now_ns: int, edge: str = "") -> Cell:
     elif k == "route":
         text = f"{short_venue(o.buy_venue)}→{short_venue(o.sell_venue)}"
     elif k == "route_full":
-        text = f"{o.buy_venue[:9]}→{o.sell_venue[:9]}"
+        text = f"{short_venue(o.buy_venue, 9)}→{short_venue(o.sell_venue, 9)}"
     elif k == "kind":
         text = (o.kind or "spot")[:1].upper()
         style = dim if text == "S" else f"bold cyan {dim}".strip()
