@@ -153,7 +153,7 @@ class SimConfig(_S):
 
 class JournalConfig(_S):
     enabled: bool = True
-    path: str = ""  # "" = $XDG_STATE_HOME/arbtui/journal.sqlite
+    path: str = ""  # "" = per mode under $XDG_STATE_HOME/arbtui/: journal.sqlite, demo-journal.sqlite
     flush_ms: float = 50.0
 
 

@@ -117,6 +117,9 @@ class Engine:
         #: Every role reads time and waits through this clock (replay: a virtual one).
         self.clock = clock
         self.mode = mode  # live | demo | replay | view
+        #: What the journal records this session as (and its default file): the mode,
+        #: or "demo" for an execute role trading a simulated market (commands/roles.py).
+        self.journal_mode = mode
         self.roles = roles
         self.bus = bus or make_bus(cfg)
         #: demo mode: the simulated market the feeds connect to (start/stop/urls()).
@@ -252,7 +255,8 @@ class Engine:
             self.journal = JournalRole(
                 cfg.journal, self.bus, self.sup,
                 windows=self.windows if self.bus.kind == "kafka" else None,
-                up_since=self._bus_up_since, on_reconciled=lambda e: self.record_event(e))
+                up_since=self._bus_up_since, on_reconciled=lambda e: self.record_event(e),
+                mode=self.journal_mode)
             await self.journal.start()
 
     async def stop(self) -> None:

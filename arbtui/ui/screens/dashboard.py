@@ -24,20 +24,31 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from arbtui.config import MAX_BPS
 from arbtui.model import BookState
-from arbtui.ui.screens.keymap import bindings
+from arbtui.ui.screens.keymap import FOOTER_PRIORITY, bindings, footer_items
 from arbtui.ui.widgets.header import HeaderBar, header_text
-from arbtui.ui.widgets.opportunity_log import OpportunityLog
+from arbtui.ui.widgets.keybar import KeyBar
+from arbtui.ui.widgets.opportunity_log import SCROLLBAR_W, OpportunityLog, needed_width
 from arbtui.ui.widgets.sparklines import LatencySparks
 from arbtui.ui.widgets.spread_chart import SpreadChart
 from arbtui.ui.widgets.venue_panel import PanelInput, VenuePanel
 from arbtui.ui.widgets.wallets import WalletsPanel
 
-NARROW = 100  # below this many columns the charts give way to the log
+SIDE_W = 46  # the charts column (#side in app.tcss)
+LOG_CHROME = 2  # the log's border, left and right
+#: Below this many columns the charts give way to the log: beside them the log keeps
+#: its columns up to the catch probability (time, symbol, venues, NET, profit, size,
+#: life, kind, P; opportunity_log.COLUMNS), whole.
+NARROW = SIDE_W + LOG_CHROME + SCROLLBAR_W + needed_width("p")
 PANEL_MIN_W = 38
+
+
+def log_width(term_width: int, charts: bool) -> int:
+    """The opportunity log's content width on a ``term_width`` terminal (the CSS layout:
+    the charts column beside it or not; tests hold the real widget to this)."""
+    return term_width - LOG_CHROME - (SIDE_W if charts else 0)
 
 
 class DashboardScreen(Screen):
@@ -78,7 +89,7 @@ class DashboardScreen(Screen):
             with Vertical(id="side"):
                 yield LatencySparks(id="sparks")
                 yield SpreadChart(id="chart")
-        yield Footer(compact=True)
+        yield KeyBar(footer_items(), FOOTER_PRIORITY, id="keys")
 
     def on_mount(self) -> None:
         if self.app._exit_renderables:
@@ -250,6 +261,8 @@ class DashboardScreen(Screen):
     def _update_log_title(self, state: Any) -> None:
         n_open = len(state.open_opportunities)
         title = f"opportunities · open {n_open} · ≥{state.min_net_bps:+.1f} bps net"
+        if self.log_widget.sort == "ev":
+            title += " · by EV"
         if self.paused:
             title += f" · PAUSED +{max(0, state.event_seq - self.seq)} new"
         if self.missed:
@@ -368,6 +381,13 @@ class DashboardScreen(Screen):
         from arbtui.ui.screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(row, self.cfg))
+
+    def action_sort(self) -> None:
+        log = self.log_widget
+        log.set_sort("ev" if log.sort == "time" else "time")
+        self.notify("log sorted by EV (highest first)" if log.sort == "ev"
+                    else "log in time order", timeout=2)
+        self._after()
 
     def action_charts(self) -> None:
         cur = self.show_charts if self.show_charts is not None else not self.has_class("-narrow")
