@@ -727,7 +727,7 @@ def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
     k = cfg.bus.kafka
     k.bootstrap_servers = bootstrap
     for name in ("topic_quotes", "topic_opportunities", "topic_fills", "topic_status",
-                 "topic_wallets"):
+                 "topic_wallets", "topic_control"):
         setattr(k, name, getattr(k, name) + suffix)
     k.group_id = k.group_id + suffix + f".{os.getpid()}"
 
