@@ -28,8 +28,12 @@ BUDGET_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000)
 CHART_PAIRS = 6
 
 
-def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
-    """The section as plain data ({} for a journal without the catch tables)."""
+def build(path: Path, since_ns: int = 0, sessions: list[int] | None = None) -> dict[str, Any]:
+    """The section as plain data ({} for a journal without the catch tables), of the
+    given ``sessions`` only (None: all; ``report --mode`` picks them)."""
+    only = ""
+    if sessions is not None:  # integers from the journal's sessions table
+        only = f" AND session IN ({','.join(str(int(x)) for x in sessions) or 'NULL'})"
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     except sqlite3.Error:
@@ -38,10 +42,11 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
         try:
             outs = con.execute(
                 "SELECT buy_venue, sell_venue, p_catch, caught, net_bps FROM catch_outcomes "
-                "WHERE ts_ns >= ? ORDER BY seq", (since_ns,)).fetchall()
+                f"WHERE ts_ns >= ?{only} ORDER BY seq", (since_ns,)).fetchall()
             wins = con.execute(
                 "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, buy_path, "
-                "sell_path, watched_ms, ts_ns FROM catch_windows WHERE ts_ns >= ? ORDER BY seq",
+                f"sell_path, watched_ms, ts_ns FROM catch_windows WHERE ts_ns >= ?{only} "
+                "ORDER BY seq",
                 (since_ns,)).fetchall()
         except sqlite3.Error:
             return {}  # a journal from before the catch tables

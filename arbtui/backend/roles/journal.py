@@ -44,10 +44,12 @@ class JournalRole(Role):
                  windows: OpenWindows | None = None,
                  up_since: Callable[[], float | None] = lambda: None,
                  on_reconciled: Callable[[Opportunity], None] | None = None,
-                 catch: Any = None) -> None:
+                 mode: str = "live", catch: Any = None) -> None:
         """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring);
+        ``mode`` (live/demo/replay) picks the default file and is recorded with the session;
         ``catch`` (a ``backend.calibration.CatchJournal``) adds the catch_* rows."""
         self.cfg = cfg
+        self.mode = mode
         self.bus = bus
         self.sup = sup
         self.windows = windows
@@ -58,9 +60,9 @@ class JournalRole(Role):
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        path = resolve_path(self.cfg.path)
+        path = resolve_path(self.cfg.path, self.mode)
         try:
-            self.journal = Journal(path, self.cfg.flush_ms)
+            self.journal = Journal(path, self.cfg.flush_ms, mode=self.mode)
         except (OSError, sqlite3.Error) as e:
             log.error("journal off: cannot open %s: %s", path, e)
             self.sup.count_failure("journal")
