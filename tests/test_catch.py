@@ -318,7 +318,7 @@ def test_history_comes_from_earlier_sessions_of_the_same_mode(tmp_path):
     path = tmp_path / "j.sqlite"
     for mode, n in (("demo", 3), ("live", 5)):
         model = catch.CatchModel(ExecutionConfig())
-        j = Journal(path, flush_ms=5)
+        j = Journal(path, flush_ms=5, mode=mode)
         j.catch = calibration.CatchJournal(mode, lambda: 5.0, model)
         for i in range(n):
             model.closed.append(catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, 10.0 + i,
@@ -334,6 +334,12 @@ def test_history_comes_from_earlier_sessions_of_the_same_mode(tmp_path):
     assert demo[0].watched_ms == 300.0
     assert len(catch.load_windows(path, "live")) == 5
     assert catch.load_windows(tmp_path / "none.sqlite", "demo") == []
+    # the report's --mode limits the catch section to that mode's sessions
+    from arbtui.commands import report
+
+    assert report.build(path, mode="demo")["catch"]["windows"] == 3
+    assert report.build(path, mode="live")["catch"]["windows"] == 5
+    assert report.build(path, mode="all")["catch"]["windows"] == 8
     cfg = configmod.load(use_user=False)
     cfg.journal.path = str(path)
     assert Engine(cfg, mode="demo", roles=("detect",)).catch.history_windows == 3
