@@ -212,6 +212,17 @@ class DashboardScreen(Screen):
         for v in list(self.panels):
             if v not in venues:
                 self.panels.pop(v).remove()
+        # The grid shows panels in mount order: a venue first seen after others (a viewer
+        # learns them from the bus) must still take its place in the given order.
+        box, prev = self.venues_box, None
+        for v in venues:
+            p = self.panels[v]
+            if prev is None:
+                if box.children and box.children[0] is not p:
+                    box.move_child(p, before=0)
+            else:
+                box.move_child(p, after=prev)
+            prev = p
         self.venue_order = venues
         self._relayout()
 
