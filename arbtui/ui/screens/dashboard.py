@@ -214,15 +214,13 @@ class DashboardScreen(Screen):
                 self.panels.pop(v).remove()
         # The grid shows panels in mount order: a venue first seen after others (a viewer
         # learns them from the bus) must still take its place in the given order.
-        box, prev = self.venues_box, None
-        for v in venues:
-            p = self.panels[v]
-            if prev is None:
-                if box.children and box.children[0] is not p:
-                    box.move_child(p, before=0)
-            else:
+        box = self.venues_box
+        want = [self.panels[v] for v in venues]
+        if [c for c in box.children if c in want] != want:
+            for prev, p in zip(want, want[1:]):
                 box.move_child(p, after=prev)
-            prev = p
+            if box.children and box.children[0] is not want[0]:
+                box.move_child(want[0], before=0)
         self.venue_order = venues
         self._relayout()
 
