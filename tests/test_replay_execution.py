@@ -4,8 +4,8 @@ config give the same opportunities AND fills, whatever the pace."""
 from __future__ import annotations
 
 import pytest
-from replay_fixtures import execution_cfg, replay_inprocess
 from replay_fixtures import exec_recording as shared_exec_recording
+from replay_fixtures import execution_cfg, replay_inprocess
 
 
 @pytest.fixture(scope="module")
