@@ -436,3 +436,42 @@ def test_grid_sampled_watcher_gives_the_reference_answers(nv, gap_us, jitter):
     assert any(not all(f) for r in slow[1] for f in r[3:])  # legs that stopped filling
     assert fast[0] == slow[0]
     assert fast[1] == slow[1]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("execution.min_p_catch", 0.5), ("execution.min_ev", 1.0),
+    ("alerts.opportunity_min_p_catch", 0.5), ("alerts.opportunity_min_ev", 0.0)])
+def test_catch_off_refuses_thresholds_on_its_numbers(key, value):
+    raw = configmod._read_toml(configmod.default_config_path())
+    raw["detector"]["catch"] = False
+    configmod.validate(raw)  # off alone is fine
+    table, _, k = key.partition(".")
+    raw.setdefault(table, {})[k] = value
+    with pytest.raises(configmod.ConfigError) as e:
+        configmod.validate(raw)
+    assert f"key '{key}' = {value!r}" in str(e.value) and "detector.catch = true" in str(e.value)
+    raw["detector"]["catch"] = "no"
+    with pytest.raises(configmod.ConfigError) as e:
+        configmod.validate(raw)
+    assert "detector.catch" in str(e.value)
+
+
+def test_catch_off_means_no_model_and_no_estimates():
+    from arbtui.backend.detector import Detector
+    from arbtui.backend.engine import Engine
+    from benchmarks import load
+    from benchmarks.e2e import bench_config
+
+    cfg = configmod.load(use_user=False)
+    cfg.detector.catch = False
+    eng = Engine(cfg, mode="demo", roles=("detect",))
+    assert eng.catch is None and eng.detector.catch is None
+    m = load.Market(3, 4, seed=7)
+    bcfg = bench_config(m.venues)
+    for on in (False, True):
+        bcfg.detector.catch = on
+        det = Detector(bcfg.detector, {v: 1.0 for v in m.venues}, clock=lambda: 0)
+        det.catch = catch.model_for(bcfg)
+        opps = [e for mm in m.stream(1500) for e in det.on_quote(load.quote_of(m, mm))]
+        assert opps
+        assert all((e.p_catch is not None) is on and (e.ev is not None) is on for e in opps)

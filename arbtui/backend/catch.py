@@ -91,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from arbtui.backend.edge import walk
-from arbtui.config import ExecutionConfig
+from arbtui.config import Config, ExecutionConfig
 from arbtui.model import OppEvent, Opportunity, Quote
 
 #: Upper edges (bps) of the excess-edge buckets (opening net minus the execution
@@ -691,6 +691,15 @@ class CatchModel:
                 v["round_trip_ms"] = self.round_trip_ms(b, s)
             self._curves_version = st.version
         return self._curves
+
+
+def model_for(cfg: Config, history: Iterable[WindowRecord] = ()) -> CatchModel | None:
+    """The detector's model as ``cfg`` asks for it: None with ``[detector] catch = false``
+    (an operator on a busy box saves its per-window cost; p_catch / ev stay None)."""
+    if not cfg.detector.catch:
+        return None
+    return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share,
+                      min_notional=cfg.detector.min_notional)
 
 
 def latency_budget(st: CatchStats, grid: Iterable[float] = BUDGET_GRID_MS) -> dict[str, Any]:
