@@ -355,8 +355,8 @@ class _Leg:
     (or the window retires). So a leg costs work per grid point it crosses, not per
     quote of its book: between crossings it sits in its book's heap."""
 
-    __slots__ = ("buy", "done", "gi", "k", "limit", "need", "ok", "opened_ns", "path", "seq0",
-                 "w")
+    __slots__ = ("buy", "done", "gi", "horizon", "k", "limit", "need", "ok", "opened_ns", "path",
+                 "seq0", "w")
 
     def __init__(self, w: _Watch, buy: bool) -> None:
         self.w = w
@@ -368,6 +368,7 @@ class _Leg:
         self.path: list[tuple[float, bool]] = [(0.0, True)]
         self.gi = 0  # the first grid latency whose state is not known yet
         self.k = _NG  # grid latencies within the horizon (set at the opening)
+        self.horizon = HORIZON_MS
         self.seq0 = 0  # the book's quote count at the opening: later quotes are this leg's
         self.done = False
 
@@ -553,6 +554,7 @@ class CatchModel:
                 bw = self.watched[key] = _Book()
             bw.ids.add(opp.id)
             leg.limit, leg.need, leg.k, leg.seq0 = limit, x.size, k, bw.seq
+            leg.horizon = x.horizon
             heapq.heappush(bw.heap, (x.opened_ns, next(self._seq), leg))
         heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
@@ -581,26 +583,28 @@ class CatchModel:
         """A quote at ``t`` replaces ``bw.q``: each leg due before ``t`` had ``bw.q``'s state
         (if that quote came after its opening; else its own) at every grid latency from
         its next one up to ``t``."""
-        h, cur, g = bw.heap, bw.q, L_GRID_MS
-        while h and h[0][0] < t:
-            leg = heapq.heappop(h)[2]
+        h, cur, seq, g = bw.heap, bw.q, bw.seq, L_GRID_MS
+        while h:
+            top = h[0]
+            if top[0] >= t:
+                return
+            leg = top[2]
             if leg.done:
+                heapq.heappop(h)
                 continue
-            ok = leg.ok
-            if cur is not None and bw.seq > leg.seq0:
+            if cur is not None and seq > leg.seq0:
                 ok = _holds(leg, cur)
                 if ok is not leg.ok:
                     leg.ok = ok
                     leg.path.append((float(g[leg.gi]), ok))
             ms = (t - leg.opened_ns) / 1e6
-            if ms >= leg.w.horizon:
+            gi = bisect.bisect_left(g, ms)
+            if ms >= leg.horizon or gi >= leg.k:
                 leg.done = True  # every latency it is needed for has passed
+                heapq.heappop(h)
                 continue
-            gi = leg.gi = bisect.bisect_left(g, ms)
-            if gi >= leg.k:
-                leg.done = True
-                continue
-            heapq.heappush(h, (leg.opened_ns + g[gi] * 1_000_000, next(self._seq), leg))
+            leg.gi = gi
+            heapq.heapreplace(h, (leg.opened_ns + g[gi] * 1_000_000, next(self._seq), leg))
 
     def _settle(self, leg: _Leg, bw: _Book | None) -> None:
         """The window retires: the leg's remaining grid latencies take the state of its
@@ -611,7 +615,7 @@ class CatchModel:
         cur = None if bw is None else bw.q
         if cur is None or bw.seq <= leg.seq0 or leg.gi >= leg.k:  # type: ignore[union-attr]
             return
-        if (cur.recv_ts_ns - leg.opened_ns) / 1e6 >= leg.w.horizon:
+        if (cur.recv_ts_ns - leg.opened_ns) / 1e6 >= leg.horizon:
             return  # past the horizon: not this window's
         ok = _holds(leg, cur)
         if ok is not leg.ok:
