@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS opportunities (
     symbol TEXT, sell_symbol TEXT, buy_venue TEXT, sell_venue TEXT, gross_bps REAL,
     net_bps REAL, size REAL, buy_vwap REAL, sell_vwap REAL, profit REAL, quote_ccy TEXT,
     lifetime_ms REAL, peak_net_bps REAL, peak_profit REAL, suspect INTEGER, reason TEXT,
-    body BLOB);
+    body BLOB, kind TEXT NOT NULL DEFAULT 'spot', basis_bps REAL, carry_apr REAL);
 CREATE INDEX IF NOT EXISTS opportunities_ts ON opportunities (ts_ns);
 CREATE TABLE IF NOT EXISTS fills (
     seq INTEGER PRIMARY KEY, session INTEGER, ts_ns INTEGER, opp_id TEXT, venue TEXT,
@@ -46,8 +46,13 @@ CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
 
 _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, sell_symbol, "
             "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
-            "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+            "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body, "
+            "kind, basis_bps, carry_apr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+#: Columns added after the first schema (issue 18: opportunity kinds), appended to an
+#: older journal's table when it is opened for writing; its rows were all spot windows.
+_ADDED_OPP_COLUMNS = (("kind", "TEXT NOT NULL DEFAULT 'spot'"), ("basis_bps", "REAL"),
+                      ("carry_apr", "REAL"))
 _FILL_SQL = ("INSERT INTO fills (session, ts_ns, opp_id, venue, symbol, side, kind, requested, "
              "filled, vwap, fee, fee_ccy, status, reason, pnl, pnl_ccy, body) "
              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
@@ -68,6 +73,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(SCHEMA)
+    have = {r[1] for r in con.execute("PRAGMA table_info(opportunities)")}
+    for col, decl in _ADDED_OPP_COLUMNS:
+        if col not in have:
+            con.execute(f"ALTER TABLE opportunities ADD COLUMN {col} {decl}")
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', '1')")
     con.commit()
     return con
@@ -131,7 +140,9 @@ class Journal:
                                  e.sell_symbol or e.symbol, e.buy_venue, e.sell_venue,
                                  e.gross_bps, e.net_bps, e.size, e.buy_vwap, e.sell_vwap,
                                  e.profit, e.quote_ccy, e.lifetime_ms, e.peak_net_bps,
-                                 e.peak_profit, int(e.suspect), e.reason, enc(e)))
+                                 e.peak_profit, int(e.suspect), e.reason, enc(e), e.kind,
+                                 e.basis_bps if e.kind == "basis" else None,
+                                 e.carry_apr if e.kind != "spot" else None))
                 elif isinstance(e, Fill):
                     fills.append((s, e.ts_ns, e.opp_id, e.venue, e.symbol, e.side, e.kind,
                                   e.requested, e.filled, e.vwap, e.fee, e.fee_ccy, e.status,
