@@ -6,7 +6,7 @@ Three kinds of window (``model.Opportunity.kind``), one rule (``edge.THRESHOLD_R
   detector's own pair index, unchanged);
 - ``perp``: the same perpetual symbol (``BASE-QUOTE-PERP``: same contract type and
   settlement currency, since the symbol names both) bought on one venue and sold
-  on another. Perp books live in an index of their own (``index_base``), so the
+  on another. Each perp symbol has an index of its own (``index_base``), so the
   detector runs its spot machinery over them unchanged, and a spot quote never
   meets a perp book in the spot loop;
 - ``basis``: spot ``BASE-QUOTE`` bought on venue A, ``BASE-QUOTE-PERP`` sold on
@@ -22,7 +22,7 @@ Funding (``model.Funding``, from the perp feeds) is venue state: kept here per p
 book, copied onto the windows that use it, never a reason to open or close one.
 
 Execution model (``executor.py``): a perp sell opens a SHORT position held as a
-negative balance of the asset named by the perp symbol itself (``assets``), fully
+negative balance of the asset named by the perp symbol itself (``instrument_assets``), fully
 collateralized (1x) by the perp venue's settlement-currency wallet; no funding is
 booked and nothing is ever liquidated (``docs/architecture.md``, "Basis").
 """
@@ -58,7 +58,7 @@ def partner(symbol: str) -> str:
     return spot_of(symbol) if is_perp(symbol) else perp_of(symbol)
 
 
-def assets(symbol: str) -> tuple[str, str]:
+def instrument_assets(symbol: str) -> tuple[str, str]:
     """(what a position is held in, the quote/settlement currency).
 
     Spot ``BTC-USDT`` -> (BTC, USDT). Perp ``BTC-USDT-PERP`` -> (BTC-USDT-PERP, USDT):
@@ -66,15 +66,16 @@ def assets(symbol: str) -> tuple[str, str]:
     units, named by its symbol; margin, fees and PnL are in the settlement currency.
     """
     if is_perp(symbol):
-        base, quote = symmod.split(spot_of(symbol))
-        return symbol, quote
+        return symbol, symmod.quote_of(spot_of(symbol))
     return symmod.split(symbol)
 
 
 def index_base(symbol: str) -> str:
-    """The detector's pair-index key: the base asset, perps apart from spot."""
-    base = symmod.base_of(symbol)
-    return base + PERP_SUFFIX if is_perp(symbol) else base
+    """The detector's pair-index key: a spot symbol's base asset (BTC-USD meets BTC-USDT
+    through a conversion), a perp's own symbol: perps meet only the same symbol, i.e. the
+    same settlement currency (BTC-USD-PERP, often coin-margined, never meets BTC-USDT-PERP),
+    and never a spot book in the spot loop."""
+    return symbol if is_perp(symbol) else symmod.base_of(symbol)
 
 
 def kind_of(buy_perp: bool, sell_perp: bool) -> str:

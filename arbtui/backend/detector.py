@@ -126,7 +126,7 @@ class _Leg:
                  uid: int, h: float) -> None:
         self.venue = venue
         self.sym = sym
-        self.asset, self.ccy = basismod.assets(sym)
+        self.asset, self.ccy = basismod.instrument_assets(sym)
         self.perp = basismod.is_perp(sym)
         self.key = (venue, sym)
         self.fee = fee
@@ -547,6 +547,7 @@ class Detector:
             "clock_offset_ms": self.clock_offsets_ms(),
             "lifetime_buckets_ms": list(LIFETIME_BUCKETS_MS),
             "lifetimes": self.lifetime_histograms(),
+            "funding": self.basis.rows(),
         }
 
     # ------------------------------------------------------------------ conversions

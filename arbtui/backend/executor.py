@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui import symbols as symmod
-from arbtui.backend.basis import assets, is_perp, short_cap
+from arbtui.backend.basis import instrument_assets, is_perp, short_cap
 from arbtui.backend.edge import walk
 from arbtui.config import ExecutionConfig, WalletConfig
 from arbtui.model import Fill, OppEvent, Opportunity, Quote, WalletState
@@ -190,8 +190,8 @@ class Executor:
             return []
         rate = opp.rate or 1.0
         bsym, ssym = opp.symbol, opp.sell_symbol or opp.symbol
-        base, bq = assets(bsym)
-        sbase, sq = assets(ssym)
+        base, bq = instrument_assets(bsym)
+        sbase, sq = instrument_assets(ssym)
         short = is_perp(ssym)  # the sell opens (or adds to) a collateralized short
         w = self.wallets
         w.ensure(opp.buy_venue, bq, "quote")
@@ -266,7 +266,7 @@ class Executor:
         Returns the fills to publish and any follow-up (unwind) orders sent.
         """
         self.in_flight.pop(order.id, None)
-        base, ccy = assets(order.symbol)
+        base, ccy = instrument_assets(order.symbol)
         if order.reserved:
             asset = ccy if order.side == "buy" or is_perp(order.symbol) else base
             self._reserve(order.venue, asset, -order.reserved)
@@ -288,7 +288,7 @@ class Executor:
         return [fill], followups
 
     def _fill(self, o: Order, book: Quote | None, live: bool) -> Fill:
-        base, ccy = assets(o.symbol)
+        base, ccy = instrument_assets(o.symbol)
         margined = is_perp(o.symbol)  # a perp sell is paid for like a buy (1x collateral)
         now = self.clock()
         f = self.fees.get(o.venue, 0.0) / 1e4
@@ -359,8 +359,8 @@ class Executor:
         opp, b, s = t.opp, t.buy, t.sell
         assert b is not None and s is not None
         rate = opp.rate or 1.0
-        ccy_b = assets(b.symbol)[1]
-        ccy_s = assets(s.symbol)[1]
+        ccy_b = instrument_assets(b.symbol)[1]
+        ccy_s = instrument_assets(s.symbol)[1]
         cost_u = b.vwap * (1 + self.fees.get(b.venue, 0.0) / 1e4)  # per unit, buy ccy
         proc_u = s.vwap * (1 - self.fees.get(s.venue, 0.0) / 1e4)  # per unit, sell ccy
         m = min(b.filled, s.filled)
@@ -398,7 +398,7 @@ class Executor:
     def _settle_unwind(self, t: Trade, o: Order, fill: Fill) -> None:
         b, s = t.buy, t.sell
         assert b is not None and s is not None
-        ccy = assets(o.symbol)[1]
+        ccy = instrument_assets(o.symbol)[1]
         f = self.fees.get(o.venue, 0.0) / 1e4
         if fill.filled <= EPS:
             fill.reason = (fill.reason + "; " if fill.reason else "") + "inventory kept"

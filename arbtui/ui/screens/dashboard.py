@@ -29,6 +29,7 @@ from textual.widgets import Footer
 from arbtui.config import MAX_BPS
 from arbtui.model import BookState
 from arbtui.ui.screens.keymap import bindings
+from arbtui.ui.widgets.funding import FundingPanel
 from arbtui.ui.widgets.header import HeaderBar, header_text
 from arbtui.ui.widgets.opportunity_log import OpportunityLog
 from arbtui.ui.widgets.sparklines import LatencySparks
@@ -71,6 +72,7 @@ class DashboardScreen(Screen):
         with Horizontal(id="lower"):
             with Vertical(id="left"):
                 yield OpportunityLog(cap=self.cfg.ui.log_lines, id="log")
+                yield FundingPanel(id="funding")  # shows itself once a perp book is quoted
                 yield WalletsPanel(id="wallets")
             with Vertical(id="side"):
                 yield LatencySparks(id="sparks")
@@ -85,6 +87,7 @@ class DashboardScreen(Screen):
         self.sparks = self.query_one(LatencySparks)
         self.chart = self.query_one(SpreadChart)
         self.wallets = self.query_one(WalletsPanel)
+        self.funding = self.query_one(FundingPanel)
         self.venues_box = self.query_one("#venues", Container)
         self.log_widget.border_title = "opportunities"
         self.log_widget.focus()
@@ -176,6 +179,7 @@ class DashboardScreen(Screen):
                 if visible:
                     self.chart.redraw(state.min_net_bps, now)
                 self.wallets.show(state.extra)
+                self.funding.show(state.extra, state.quotes, now)
 
     def _sync_panels(self, venues: list[str]) -> None:
         if venues == self.venue_order:
