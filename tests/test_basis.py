@@ -283,3 +283,13 @@ def test_basis_through_journal_and_report(tmp_path) -> None:
     con = connect(old)  # opened for writing: the columns are added, old rows are spot
     assert con.execute("SELECT kind FROM opportunities").fetchall() == [("spot",)]
     con.close()
+
+
+def test_basis_benchmark_runs_both_shapes() -> None:
+    """benchmarks.basis on a tiny market: the perp shape makes all three kinds."""
+    from benchmarks.basis import cost, table
+
+    spot, perp = cost(3, 2, 0, 3000, 1), cost(3, 2, 1, 3000, 1)
+    assert set(spot["events"]) == {"spot"}
+    assert {"spot", "basis", "perp"} >= set(perp["events"]) >= {"basis"}
+    assert "| 3×2 | perp: 2 spot + 1 perp venues |" in table([spot, perp])
