@@ -44,3 +44,32 @@ def test_funding_rows_come_from_the_detector_status() -> None:
     assert (r["venue"], r["symbol"], r["rate"]) == ("okx-swap", "ETH-USDT-PERP", -0.0002)
     assert r["carry_apr"] == pytest.approx(-0.0002 * 6 * 365)  # -43.8 % a year
     assert funding_rows({}) == [] and funding_rows(None) == []
+
+
+async def test_dashboard_shows_the_panel_once_a_perp_is_quoted() -> None:
+    """Hidden on a spot-only dashboard; shown with the perp's funding and basis once a perp
+    book is quoted and funded (the real app and engine, tests/ui_fixtures.py)."""
+    from ui_fixtures import T0, make_app, quote, seed_market
+
+    from arbtui.ui.widgets.funding import FundingPanel
+
+    app, eng, _clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await seed_market(eng)
+        app.dashboard.sample(force=True)
+        await pilot.pause()
+        panel = app.dashboard.query_one(FundingPanel)
+        assert not panel.display
+        # the engine runs on the app's loop in tests: the detector is ours to call here
+        eng.detector.on_funding(Funding(venue="binance", symbol="BTC-USD-PERP", rate=0.0001,
+                                        interval_h=8.0, next_funding_ts_ns=T0 + 2 * HOUR,
+                                        mark=64_040.0, index=64_000.0))
+        # perp mid 64 045.0 over the median BTC-USD spot mid (64 005 binance, 64 010
+        # coinbase: 64 007.5) = 5.86 bps
+        await eng.push(quote("binance", "BTC-USD-PERP", 64_040.00, 64_050.00))
+        app.dashboard.sample(force=True)
+        await pilot.pause()
+        assert panel.display
+        (line,) = [x for x in panel.plain.splitlines() if x.startswith("BTC-USD-PERP")]
+        assert line.split()[1:3] == ["binance", "+0.0100%/8h"]
+        assert line.split()[4:] == ["+10.95%", f"{(64_045 / 64_007.5 - 1) * 1e4:+.1f}", "+6.2"]
