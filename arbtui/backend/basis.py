@@ -124,7 +124,7 @@ class Basis:
         for o in det.open.values():
             p = o.opp
             if p.kind != "spot" and f.venue in (p.buy_venue, p.sell_venue):
-                self.decorate(p, o.buy, o.sell)
+                self.carry(p, o.buy, o.sell)
 
     # ------------------------------------------------------------------ pairs
 
@@ -158,12 +158,18 @@ class Basis:
 
     def decorate(self, p: Opportunity, buy, sell) -> None:
         """Basis, funding and carry of a basis or perp window (``edge.py`` formulas),
-        from the books and funding of the evaluation ``p`` carries."""
-        fs = self.funding.get((sell.venue, sell.sym))
+        from the books of the evaluation ``p`` carries (the legs' current quotes: the
+        detector calls this right after evaluating them) and the latest funding."""
         if p.kind == "basis":
             bq, sq = buy.q, sell.q
             if bq is not None and sq is not None:
                 p.basis_bps = basis_bps(mid(bq.bid, bq.ask), mid(sq.bid, sq.ask))
+        self.carry(p, buy, sell)
+
+    def carry(self, p: Opportunity, buy, sell) -> None:
+        """Funding and carry only (a new funding state changes nothing else)."""
+        fs = self.funding.get((sell.venue, sell.sym))
+        if p.kind == "basis":
             if fs is not None:
                 p.funding_rate, p.funding_interval_h = fs.rate, fs.interval_h
                 p.next_funding_ts_ns = fs.next_funding_ts_ns
