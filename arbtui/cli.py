@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "feed": ("roles", "run the feed role: venues -> quotes topic (Kafka bus; --demo: simulator)"),
     "detect": ("roles", "run the detect role: quotes -> opportunities topic (Kafka bus)"),
     "execute": ("roles", "run the execute role: opportunities -> simulated fills, journal"),
+    "alerts": ("roles", "run the alerts role: opportunities, states, fills -> webhooks (Kafka)"),
     "record": ("record", "capture live (or --demo) venue sessions into a recording for replay"),
     "replay": ("replay", "play recordings back through the live engine on recorded time "
                          "(dashboard or headless; --execution trades them)"),

@@ -157,6 +157,31 @@ class HeadlessConfig(_S):
     status_interval_s: float = 5.0
 
 
+class AlertsConfig(_S):
+    """Webhook alerts (``backend/alerts.py``; docs/alerts.md). No webhook = off; every
+    rule is off until its key is set."""
+
+    webhooks: list[str] = []  # URLs, or "env:VAR" (a webhook URL is a secret)
+    format: Literal["json", "slack", "telegram"] = "json"
+    telegram_chat_id: str = ""  # the chat a telegram sendMessage goes to
+    timeout_s: float = 5.0  # one delivery attempt, connect to response
+    retries: int = 3  # further attempts after a failed one
+    backoff_s: float = 1.0  # delay before the first retry, doubling (capped at 60 s)
+    queue_size: int = 100  # alerts waiting per webhook; past it the oldest is dropped
+    cooldown_s: float = 300.0  # one rule+subject is sent at most once per this
+    burst: int = 5  # per-rule token bucket: this many at once ...
+    per_minute: float = 6.0  # ... refilled at this rate
+    # Rules: None = off.
+    opportunity_min_net_bps: float | None = None
+    opportunity_min_ev: float | None = None
+    opportunity_min_p_catch: float | None = None
+    venue_down_s: float | None = None
+    bus_down_s: float | None = None
+    pnl_below: float | None = None
+    pnl_above: float | None = None
+    one_leg: bool = False
+
+
 class Config(_S):
     venues: dict[str, VenueConfig] = {}
     detector: DetectorConfig = msgspec.field(default_factory=DetectorConfig)
@@ -167,6 +192,7 @@ class Config(_S):
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     headless: HeadlessConfig = msgspec.field(default_factory=HeadlessConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     quote_depth: int = 10  # levels per side carried in each Quote
 
     def enabled_venues(self) -> list[str]:
@@ -488,7 +514,52 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
                   "must be >= 0.1 s (the status line is written at most ten times a second)")
     if not (1 <= cfg.quote_depth <= 100):
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
+    _validate_alerts(cfg.alerts, bad)
     return cfg
+
+
+def _validate_alerts(a: AlertsConfig, bad: Any) -> None:
+    """[alerts]: ranges a delivery loop and a rate limiter can work with."""
+    for i, u in enumerate(a.webhooks):
+        if not re.match(r"^(https?://[^/\s]+|env:\w+$)", u):
+            raise bad(f"alerts.webhooks[{i}]", u,
+                      'must be an http:// or https:// URL, or "env:VAR" to read it from the '
+                      "environment")
+    if a.format == "telegram" and a.webhooks and not a.telegram_chat_id:
+        raise bad("alerts.format", a.format,
+                  "needs alerts.telegram_chat_id, the chat sendMessage posts to")
+    if not (0 < a.timeout_s <= 120):
+        raise bad("alerts.timeout_s", a.timeout_s, "must be > 0 and <= 120 s")
+    if not (0 <= a.retries <= 10):
+        raise bad("alerts.retries", a.retries, "must be between 0 and 10")
+    if not (0 < a.backoff_s <= 60):
+        raise bad("alerts.backoff_s", a.backoff_s, "must be > 0 and <= 60 s")
+    if not (1 <= a.queue_size <= 100_000):
+        raise bad("alerts.queue_size", a.queue_size, "must be between 1 and 100000")
+    if not (0 <= a.cooldown_s < math.inf):
+        raise bad("alerts.cooldown_s", a.cooldown_s, "must be >= 0 s")
+    if not (1 <= a.burst <= 1000):
+        raise bad("alerts.burst", a.burst, "must be between 1 and 1000")
+    if not (0 < a.per_minute <= 6000):
+        raise bad("alerts.per_minute", a.per_minute, "must be > 0 and <= 6000")
+    if a.opportunity_min_net_bps is not None and not (-MAX_BPS < a.opportunity_min_net_bps < MAX_BPS):
+        raise bad("alerts.opportunity_min_net_bps", a.opportunity_min_net_bps,
+                  "NET bps must be > -10000 and < 10000 (leave it out: rule off)")
+    if a.opportunity_min_p_catch is not None and not (0 <= a.opportunity_min_p_catch <= 1):
+        raise bad("alerts.opportunity_min_p_catch", a.opportunity_min_p_catch,
+                  "a probability must be in [0, 1] (leave it out: rule off)")
+    if a.opportunity_min_ev is not None and not math.isfinite(a.opportunity_min_ev):
+        raise bad("alerts.opportunity_min_ev", a.opportunity_min_ev, "must be a finite number")
+    for key in ("venue_down_s", "bus_down_s"):
+        v = getattr(a, key)
+        if v is not None and not (0 <= v < math.inf):
+            raise bad(f"alerts.{key}", v, "must be >= 0 s (leave it out: rule off)")
+    for key in ("pnl_below", "pnl_above"):
+        v = getattr(a, key)
+        if v is not None and not math.isfinite(v):
+            raise bad(f"alerts.{key}", v, "must be a finite number (leave it out: rule off)")
+    if a.pnl_below is not None and a.pnl_above is not None and a.pnl_below >= a.pnl_above:
+        raise bad("alerts.pnl_below", a.pnl_below, "must be below alerts.pnl_above")
 
 
 # --------------------------------------------------------------------------- save

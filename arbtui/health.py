@@ -111,6 +111,7 @@ def health_facts(st: Any) -> dict[str, Any]:
         "venues_total": len(venues),
         "venues_not_live": not_live,
         "role_failures": dict(failures) if isinstance(failures, dict) else {},
+        "alerts": alerts_facts(extra),
     }
 
 
@@ -181,7 +182,40 @@ def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
         (5, "open_opportunities", f"open {f['open_opportunities']}", PLAIN),  # also in the log title
         (3, "uptime_s", f"up {fmt_uptime(f['uptime_s'])}", PLAIN),
     ]
-    return out
+    return out + alerts_fields(f.get("alerts"))
 
 
-__all__ = ["BAD", "OK", "WARN", "bus_text", "health_facts", "health_fields", "mode_label", "pnl_of"]
+# ---------------------------------------------------------------- webhook alerts
+
+
+def alerts_facts(extra: dict[str, Any]) -> dict[str, Any] | None:
+    """The alerts role's health (None when this process sends no alerts): per webhook
+    its host, ok/failing/idle, counts and last error; what the limits held back."""
+    a = extra.get("alerts")
+    if not isinstance(a, dict):
+        return None
+    hooks = [{k: h.get(k) for k in ("target", "state", "sent", "failed", "retries", "dropped",
+                                    "queued", "last_error")} for h in a.get("webhooks") or ()]
+    return {"webhooks": hooks, "failing": sum(h["state"] == "failing" for h in hooks),
+            "sent": sum(int(h["sent"] or 0) for h in hooks),
+            "dropped": sum(int(h["dropped"] or 0) for h in hooks),
+            "suppressed": int(a.get("suppressed") or 0), "rules": list(a.get("rules") or ())}
+
+
+def alerts_fields(a: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:
+    """A failing webhook is a fault (kept at 80 columns, with its error); alerts dropped
+    from a full queue warn; a healthy one yields to everything else."""
+    if not a:
+        return []
+    bad = [h for h in a["webhooks"] if h["state"] == "failing"]
+    if bad:
+        h = bad[0]
+        txt = f"alerts FAIL {len(bad)}/{len(a['webhooks'])} {h['last_error'] or ''}"
+        return [(0, "alerts", _clip(txt.strip(), 28), BAD)]
+    if a["dropped"]:
+        return [(2, "alerts", f"alerts dropped {a['dropped']}", WARN)]
+    return [(5, "alerts", f"alerts {a['sent']}", PLAIN)]
+
+
+__all__ = ["BAD", "OK", "WARN", "alerts_facts", "alerts_fields", "bus_text", "health_facts",
+           "health_fields", "mode_label", "pnl_of"]

@@ -46,6 +46,7 @@ from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.metrics import Latency
 from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles import (
+    AlertsRole,
     DetectRole,
     ExecuteRole,
     FeedRole,
@@ -155,6 +156,8 @@ class Engine:
         self.execute: ExecuteRole | None = None
         self.journal: JournalRole | None = None
         self.view: ViewRole | None = None
+        #: webhook alerts: built in start() when this process is the one that sends them
+        self.alerts: AlertsRole | None = None
         if mode == "view" or not roles:
             self.view = ViewRole(self.bus, self.sup, market=self.market,
                                  on_event=lambda e: self.record_event(e),
@@ -173,10 +176,21 @@ class Engine:
             await self._start_executor()
         if self.view is not None:
             await self.view.start()
+        if self._sends_alerts():
+            self.alerts = AlertsRole(self.cfg.alerts, self.bus, self.sup, clock=self.clock)
+            await self.alerts.start()
         if self.cfg.metrics.listen:
             from arbtui.backend.prometheus import serve
 
             self._metrics_server = serve(self, self.cfg.metrics.listen, asyncio.get_running_loop())
+
+    def _sends_alerts(self) -> bool:
+        """Alerts go out from ONE process: a whole engine in one process, or the
+        ``arbtui alerts`` role on Kafka (never a feed/detect/execute process, never a
+        viewer or a replay)."""
+        whole = {"feed", "detect", "execute"} <= set(self.roles)
+        return bool(self.cfg.alerts.webhooks) and self.mode != "replay" and (
+            whole or "alerts" in self.roles)
 
     async def _start_feeds(self) -> None:
         """The feed role (replay overrides this: its driver plays the feeds)."""
@@ -222,7 +236,7 @@ class Engine:
         # The detector first: on Kafka it closes its windows while the bus still delivers.
         await self.detect.stop()
         self.sup.stopping = True
-        for role in (self.feed, self.execute, self.view):
+        for role in (self.feed, self.execute, self.view, self.alerts):
             if role is not None:
                 await role.stop()
         await self.sup.stop()  # anything else spawned under the supervisor
@@ -296,6 +310,8 @@ class Engine:
         self.detect.set_venue_enabled(venue, enabled)
         if self.feed is not None:
             self.feed.set_venue_enabled(venue, enabled)
+        if self.alerts is not None:
+            self.alerts.set_venue_enabled(venue, enabled)
 
     def set_symbol_enabled(self, symbol: str, enabled: bool) -> None:
         self.detect.set_symbol_enabled(symbol, enabled)
@@ -352,6 +368,8 @@ class Engine:
             extra["detector"] = {**det.status, "sized_to_wallets": det.sized_to_wallets}
         if self.journal is not None and (js := self.journal.state()) is not None:
             extra["journal"] = js
+        if self.alerts is not None:
+            extra["alerts"] = self.alerts.state()
         # Roles the supervisor restarted, by name: shown, never silent.
         extra["role_failures"] = dict(self.sup.failures)
         return EngineState(

@@ -1,4 +1,5 @@
-"""Role processes on the Kafka bus: ``arbtui feed``, ``arbtui detect``, ``arbtui execute``.
+"""Role processes on the Kafka bus: ``arbtui feed``, ``arbtui detect``, ``arbtui execute``,
+``arbtui alerts``.
 
 Each runs ONE role of the engine headless (JSON lines on stdout: the events it
 produces and a status line carrying the Kafka state), so a role can live on
@@ -21,6 +22,7 @@ ROLE_HELP = {
     "feed": "venues -> quotes topic (with --demo: the built-in venue simulator)",
     "detect": "quotes topic -> opportunities topic (run any number in one consumer group)",
     "execute": "opportunities topic -> simulated fills and journal",
+    "alerts": "opportunities, status and fills topics -> webhook alerts ([alerts] in the config)",
 }
 
 
@@ -93,6 +95,10 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace) -> int:
     if cfg.bus.kind != "kafka":
         print(f"arbtui {command}: needs bus.kind = \"kafka\" in the config (a role process on "
               "the embedded bus would talk to nobody; run plain `arbtui` instead)", file=sys.stderr)
+        return 2
+    if command == "alerts" and not cfg.alerts.webhooks:
+        print(f"arbtui {command}: [alerts] webhooks is empty in the config: there is nowhere "
+              "to send alerts to", file=sys.stderr)
         return 2
     runtime.setup_logging(ns.log_file)
     return run_role(cfg, command, demo=bool(getattr(ns, "demo", False)), duration=ns.duration,

@@ -17,6 +17,7 @@ setting and act at once. Roles talk to each other only through the bus:
     execute (ExecuteRole)  opportunities, quotes, status -> fills, wallets
     journal (JournalRole)  opportunities, fills -> SQLite
     view    (ViewRole)     quotes, status, opportunities, fills -> what a dashboard shows
+    alerts  (AlertsRole)   opportunities, status, fills -> webhook alerts (``[alerts]``)
 
 so the same classes compose into one process (``backend.engine.Engine``, on the
 embedded bus or Kafka) and into one process per role (``arbtui feed|detect|
@@ -30,6 +31,7 @@ role; stop them in reverse order of their data flow (detect first, so its
 closing events still reach the bus), then ``await sup.stop()`` and the bus.
 """
 
+from arbtui.backend.roles.alerts import AlertsRole
 from arbtui.backend.roles.base import Market, Role
 from arbtui.backend.roles.detect import DetectRole, DetectState
 from arbtui.backend.roles.execute import ExecuteRole
@@ -38,5 +40,5 @@ from arbtui.backend.roles.journal import JournalRole
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.backend.roles.view import ViewRole, ViewState
 
-__all__ = ["DetectRole", "DetectState", "ExecuteRole", "FeedRole", "JournalRole", "Market",
+__all__ = ["AlertsRole", "DetectRole", "DetectState", "ExecuteRole", "FeedRole", "JournalRole", "Market",
            "Role", "Supervisor", "ViewRole", "ViewState", "feed_plan"]
