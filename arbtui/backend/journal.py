@@ -48,11 +48,6 @@ _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, s
             "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
             "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body, "
             "kind, basis_bps, carry_apr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-
-#: Columns added after the first schema (issue 18: opportunity kinds), appended to an
-#: older journal's table when it is opened for writing; its rows were all spot windows.
-_ADDED_OPP_COLUMNS = (("kind", "TEXT NOT NULL DEFAULT 'spot'"), ("basis_bps", "REAL"),
-                      ("carry_apr", "REAL"))
 _FILL_SQL = ("INSERT INTO fills (session, ts_ns, opp_id, venue, symbol, side, kind, requested, "
              "filled, vwap, fee, fee_ccy, status, reason, pnl, pnl_ccy, body) "
              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
@@ -73,13 +68,24 @@ def connect(path: str | Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(SCHEMA)
-    have = {r[1] for r in con.execute("PRAGMA table_info(opportunities)")}
-    for col, decl in _ADDED_OPP_COLUMNS:
-        if col not in have:
-            con.execute(f"ALTER TABLE opportunities ADD COLUMN {col} {decl}")
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', '1')")
     con.commit()
+    _add_opp_columns(con)
     return con
+
+
+#: Columns added after the first schema (issue 18: opportunity kinds), appended to an
+#: older journal's table when it is opened for writing; its rows were all spot windows.
+_ADDED_OPP_COLUMNS = (("kind", "TEXT NOT NULL DEFAULT 'spot'"), ("basis_bps", "REAL"),
+                      ("carry_apr", "REAL"))
+
+
+def _add_opp_columns(con: sqlite3.Connection) -> None:
+    have = {r[1] for r in con.execute("PRAGMA table_info(opportunities)")}
+    with con:
+        for col, decl in _ADDED_OPP_COLUMNS:
+            if col not in have:
+                con.execute(f"ALTER TABLE opportunities ADD COLUMN {col} {decl}")
 
 
 class Journal:
