@@ -24,6 +24,8 @@ from arbtui import venues
 from arbtui.model import VENUES
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+#: A perpetual-futures symbol: its underlying BASE-QUOTE plus ``-PERP`` (perp venues only).
+PERP_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}-PERP$")
 MAX_BPS = 10_000.0
 #: Smallest max_quote_age_ms / conversion max_age_ms: twice the feeds' liveness
 #: refresh (arbtui.backend.feeds.base.LIVE_REFRESH_NS, 250 ms; a test checks the two agree).
@@ -96,6 +98,7 @@ class KafkaConfig(_S):
     topic_fills: str = "arbtui.fills"
     topic_status: str = "arbtui.status"
     topic_wallets: str = "arbtui.wallets"
+    topic_funding: str = "arbtui.funding"
     partitions: int = 12
     replication: int = 1
     acks: Literal[0, 1, "all"] = 1
@@ -133,8 +136,12 @@ class UIConfig(_S):
 
 class SimConfig(_S):
     seed: int = 7
-    venues: list[str] = msgspec.field(default_factory=lambda: list(VENUES))
+    venues: list[str] = msgspec.field(default_factory=lambda: list(venues.spot_names()))
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTC-USD", "ETH-USD"])
+    #: Add the perpetual-futures venues to the demo: every perp venue joins ``venues``,
+    #: and for each base asset of ``symbols`` the spot ``BASE-USDT`` (same-venue
+    #: basis) and ``BASE-USDT-PERP`` join ``symbols`` (``validate`` expands them).
+    perps: bool = False
     # None = fitted to the real recordings (arbtui/backend/sim/calibration.json)
     volatility_bps: float | None = None  # std dev of a venue mid's 1 s return, bps
     dislocation_rate: float | None = None  # venue dislocations per second per symbol
@@ -413,8 +420,12 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             vc.taker_fee_bps = venues.get(name).taker_fee_bps
         if not (0 <= vc.taker_fee_bps < MAX_BPS):
             raise bad(f"{k}.taker_fee_bps", vc.taker_fee_bps, "must be >= 0 and < 10000 bps")
+        perp = venues.get(name).is_perp
         for i, s in enumerate(vc.symbols):
-            if not SYMBOL_RE.match(s):
+            if perp and not PERP_SYMBOL_RE.match(s):
+                raise bad(f"{k}.symbols[{i}]", s, f"{name} lists perpetual futures: symbol must "
+                          "be BASE-QUOTE-PERP in capitals, e.g. BTC-USDT-PERP")
+            if not perp and not SYMBOL_RE.match(s):
                 raise bad(f"{k}.symbols[{i}]", s, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
         if not (1 <= vc.depth <= 5000):
             raise bad(f"{k}.depth", vc.depth, "must be between 1 and 5000 levels")
@@ -498,8 +509,11 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
         if v not in VENUES:
             raise bad(f"sim.venues[{i}]", v, f"unknown venue; allowed: {', '.join(VENUES)}")
     for i, sym in enumerate(s.symbols):
-        if not SYMBOL_RE.match(sym):
-            raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE in capitals, e.g. BTC-USD")
+        if not (SYMBOL_RE.match(sym) or PERP_SYMBOL_RE.match(sym)):
+            raise bad(f"sim.symbols[{i}]", sym, "symbol must be BASE-QUOTE (or BASE-QUOTE-PERP "
+                      "for the perp venues) in capitals, e.g. BTC-USD")
+    if s.perps:
+        expand_sim_perps(s)
     for key in ("volatility_bps", "dislocation_rate", "dislocation_bps"):
         if getattr(s, key) is not None and getattr(s, key) < 0:
             raise bad(f"sim.{key}", getattr(s, key), "must be >= 0 (leave it out for the fitted value)")
@@ -516,6 +530,24 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
     _validate_alerts(cfg.alerts, bad)
     return cfg
+
+
+def expand_sim_perps(s: SimConfig) -> None:
+    """``[sim] perps = true``: the perp venues join the demo, and for each base asset
+    of ``symbols`` so do ``BASE-USDT`` (the spot leg on the same exchange) and
+    ``BASE-USDT-PERP`` (every simulated perp venue is a linear USDT-margined one)."""
+    for v in venues.perp_names():
+        if v not in s.venues:
+            s.venues.append(v)
+    bases: list[str] = []
+    for sym in s.symbols:
+        b = sym.partition("-")[0]
+        if b not in bases and b not in ("USDT", "USDC"):
+            bases.append(b)
+    for b in bases:
+        for sym in (f"{b}-USDT", f"{b}-USDT-PERP"):
+            if sym not in s.symbols:
+                s.symbols.append(sym)
 
 
 def _validate_alerts(a: AlertsConfig, bad: Any) -> None:

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from arbtui import venues
 
+#: ``BTC-USDT-PERP`` is the perpetual on BTC-USDT (``arbtui.venues``).
+is_perp = venues.is_perp
+underlying = venues.underlying
+
 
 def split(symbol: str) -> tuple[str, str]:
-    base, _, quote = symbol.partition("-")
+    """(base, quote); a perp ``BTC-USDT-PERP`` splits as its underlying (BTC, USDT):
+    its sizes are base units and its prices and fees are in the quote currency."""
+    base, _, quote = venues.underlying(symbol).partition("-")
     return base, quote
 
 
@@ -33,7 +39,15 @@ def venue_symbol(venue: str, symbol: str) -> str:
 
 
 def sim_symbol_map(venue: str, symbols: list[str]) -> dict[str, str]:
-    return {s: venue_symbol(venue, s) for s in symbols}
+    """The simulator's spelling of the symbols ``venue`` serves (a spot venue
+    serves spot symbols, a perp venue ``-PERP`` ones)."""
+    spec = venues.get(venue)
+    return {s: spec.compose(s) for s in symbols if spec.serves(s)}
+
+
+def perp_of(symbol: str) -> str:
+    """``BTC-USDT`` -> ``BTC-USDT-PERP``."""
+    return venues.underlying(symbol) + venues.PERP_SUFFIX
 
 
 def group_of(ccy: str, groups: list[list[str]]) -> int | None:

@@ -11,6 +11,11 @@ table and public endpoints (the adapter's ``STATIC_SYMBOLS``,
 a venue serves from another currency's book (``detector.QUOTE_ALIASES``), and the adapter
 contract test (``tests/test_adapter_contract.py`` runs over every entry).
 
+Perpetual futures are venues of their own (``market="perp"``: ``binance-usdm``
+beside ``binance``), naming the spot venue of their exchange (``spot_venue``)
+and their contracts (``contracts``: the instrument table, ``Instrument``), so
+every size can be given in base units; their symbols are ``BASE-QUOTE-PERP``.
+
 Adding a venue = one adapter module (``backend/feeds/_template.py`` is the
 skeleton), one simulator module (``backend/sim/<venue>.py``) and one entry in
 ``REGISTRY`` below; ``docs/architecture.md`` and ``docs/protocols.md`` say
@@ -26,6 +31,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -41,6 +47,75 @@ class Fault(NamedTuple):
 
 def _frozen(d: Mapping) -> Mapping:
     return MappingProxyType(dict(d))
+
+
+#: Normalized perpetual symbols end in this suffix: ``BTC-USDT-PERP`` is the perp
+#: whose underlying is BTC-USDT (docs/protocols.md, "Perpetual futures").
+PERP_SUFFIX = "-PERP"
+
+
+def is_perp(symbol: str) -> bool:
+    return symbol.endswith(PERP_SUFFIX)
+
+
+def underlying(symbol: str) -> str:
+    """``BTC-USDT-PERP`` -> ``BTC-USDT``; a spot symbol is its own underlying."""
+    return symbol.removesuffix(PERP_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What one unit of a venue's book size is (the instrument table, issue 18).
+
+    ``kind``: ``"spot"`` (sizes are base units), ``"linear"`` (a contract is
+    ``ct_val`` units of the base, settled in ``settle``), ``"inverse"`` (a
+    contract is worth ``ct_val`` units of the QUOTE currency, settled in the
+    base). Every size arbtui shows or publishes is in base units:
+    ``base_size`` converts a book level's size to them."""
+
+    kind: str = "spot"
+    ct_val: str = "1"
+    settle: str = ""
+
+    @property
+    def unit(self) -> bool:
+        """Sizes on the wire are already base units (no conversion needed)."""
+        return self.kind != "inverse" and Decimal(self.ct_val) == 1
+
+    def base_size(self, px: str, qty: str) -> str:
+        """One level's size in base units, as an exact decimal string (no exponent).
+
+        linear: contracts x ct_val; inverse: contracts x ct_val / price (the
+        contract's quote value bought at that price), rounded to 12 places."""
+        q = Decimal(qty)
+        if self.kind == "inverse":
+            d = (q * Decimal(self.ct_val) / Decimal(px)).quantize(Decimal("1e-12"))
+        else:
+            d = q * Decimal(self.ct_val)
+        out = format(d.normalize(), "f") if d else "0"
+        return out
+
+    def base_float(self, px: float, qty: float) -> float:
+        """``base_size`` on floats (the quote's levels), rounded to 12 places so a
+        linear 12.34 x 0.01 reads 0.1234, not 0.12340000000000001."""
+        if self.kind == "inverse":
+            return round(qty * float(self.ct_val) / px, 12)
+        return round(qty * float(self.ct_val), 12)
+
+    def base_levels(self, levels: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Book levels (price, venue size) -> (price, base units)."""
+        if self.unit:
+            return levels
+        f = self.base_float
+        return [(p, f(p, q)) for p, q in levels]
+
+
+def decimal_text(x: float) -> str:
+    """A float as a plain decimal string (no exponent) that reads back as the same float."""
+    return format(Decimal(repr(x)), "f")
+
+
+SPOT = Instrument()
 
 
 @dataclass(frozen=True)
@@ -82,6 +157,30 @@ class VenueSpec:
     #: Quote currencies the venue serves from another currency's book (not a
     #: second book: comparing the two would be a fake edge), e.g. {"USDC": "USD"}.
     quote_aliases: Mapping[str, str] = field(default_factory=dict)
+    #: ``"spot"`` or ``"perp"``: a perp venue is its own registry entry
+    #: (``binance-usdm`` beside ``binance``) whose books are perpetual futures
+    #: under ``BASE-QUOTE-PERP`` symbols (docs/protocols.md, "Perpetual futures").
+    market: str = "spot"
+    #: A perp venue: the spot venue of the same exchange (one account, one
+    #: operator), so "same venue" spot-vs-perp is recognized.
+    spot_venue: str = ""
+    #: Perp venue: normalized symbol -> its contract (size unit, linear/inverse,
+    #: settlement). A perp symbol missing here is a linear contract of 1 base unit.
+    contracts: Mapping[str, Instrument] = field(default_factory=dict)
+
+    @property
+    def is_perp(self) -> bool:
+        return self.market == "perp"
+
+    def instrument(self, symbol: str) -> Instrument:
+        """What one unit of ``symbol``'s book size is on this venue."""
+        if not self.is_perp:
+            return SPOT
+        return self.contracts.get(symbol) or Instrument("linear", "1", quote_of_symbol(symbol))
+
+    def serves(self, symbol: str) -> bool:
+        """A spot venue serves spot symbols, a perp venue perp symbols."""
+        return is_perp(symbol) == self.is_perp
 
     def adapter_class(self) -> type:
         return _load(self.adapter)
@@ -90,9 +189,15 @@ class VenueSpec:
         return _load(self.simulator)
 
     def compose(self, symbol: str) -> str:
-        """Normalized ``BASE-QUOTE`` -> the venue's spelling (composition only)."""
-        base, _, quote = symbol.partition("-")
+        """Normalized ``BASE-QUOTE`` (or ``BASE-QUOTE-PERP`` on a perp venue, whose
+        ``wire_symbol`` says how the contract is spelled) -> the venue's spelling
+        (composition only)."""
+        base, _, quote = underlying(symbol).partition("-")
         return self.wire_symbol.format(b=base, q=quote)
+
+
+def quote_of_symbol(symbol: str) -> str:
+    return underlying(symbol).partition("-")[2]
 
 
 def _load(ref: str) -> type:
@@ -104,8 +209,13 @@ def _table(pairs: dict[str, str]) -> Mapping[str, str]:
     return _frozen(pairs)
 
 
-def _cross(bases: tuple[str, ...], quotes: tuple[str, ...], fmt: str) -> Mapping[str, str]:
-    return _frozen({f"{b}-{q}": fmt.format(b=b, q=q) for b in bases for q in quotes})
+def _cross(bases: tuple[str, ...], quotes: tuple[str, ...], fmt: str,
+           wire: str | None = None) -> Mapping[str, str]:
+    """{normalized: venue symbol} for every base x quote. With ``wire``, ``fmt``
+    spells the normalized side (``"{b}{q}-PERP"`` -> ``BTC-USDT-PERP``)."""
+    if wire is None:
+        return _frozen({f"{b}-{q}": fmt.format(b=b, q=q) for b in bases for q in quotes})
+    return _frozen({f"{b}-{q}-PERP": wire.format(b=b, q=q) for b in bases for q in quotes})
 
 
 _BTC_ETH_SOL = ("BTC", "ETH", "SOL")
@@ -312,6 +422,73 @@ REGISTRY: tuple[VenueSpec, ...] = (
             "(seqNum/prevSeqNum) bridged to a req snapshot; depth.step0 sessions replay",
         detects=_frozen({"gap": Fault("gaps")}),
     ),
+    # ------------------------------------------------ perpetual futures (issue 18)
+    # One entry per perp market, beside its exchange's spot entry (``spot_venue``):
+    # a different endpoint, fee schedule and book, so a separate venue id; symbols
+    # are BASE-QUOTE-PERP and sizes are converted to base units by ``contracts``.
+    VenueSpec(
+        name="binance-usdm", exchange="BINANCE_FUTURES", wire_symbol="{b}{q}",
+        ws_url="wss://fstream.binance.com", rest_url="https://fapi.binance.com",
+        instruments_path="/fapi/v1/exchangeInfo",
+        adapter="arbtui.backend.feeds.binance_usdm:BinanceUsdmFeed",
+        simulator="arbtui.backend.sim.binance_usdm:Sim",
+        taker_fee_bps=5.0,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT",), "{b}{q}-PERP", "{b}{q}"),
+        test_symbols=("BTC-USDT-PERP", "ETH-USDT-PERP"),
+        api="USD-M Futures WebSocket (combined /stream, <sym>@depth@100ms with pu + "
+            "<sym>@markPrice@1s); REST /fapi/v1/depth snapshots",
+        # USD-M chains every event to the one before it: pu == previous u.
+        detects=_frozen({"gap": Fault("gaps")}),
+        market="perp", spot_venue="binance",
+        # USD-M quantities are base units (contract size 1 base).
+        contracts=_frozen({f"{b}-USDT-PERP": Instrument("linear", "1", "USDT")
+                           for b in _BTC_ETH_SOL}),
+    ),
+    VenueSpec(
+        name="bybit-linear", exchange="BYBIT_LINEAR", wire_symbol="{b}{q}",
+        ws_url="wss://stream.bybit.com/v5/public/linear", rest_url="https://api.bybit.com",
+        instruments_path="/v5/market/instruments-info?category=linear",
+        adapter="arbtui.backend.feeds.bybit_linear:BybitLinearFeed",
+        simulator="arbtui.backend.sim.bybit_linear:Sim",
+        taker_fee_bps=5.5,
+        static_symbols=_cross(_BTC_ETH_SOL, ("USDT",), "{b}{q}-PERP", "{b}{q}"),
+        test_symbols=("BTC-USDT-PERP", "ETH-USDT-PERP"),
+        api="v5 public linear WebSocket, orderbook.{depth}.{symbol} + tickers.{symbol}",
+        detects=_frozen({"gap": Fault("gaps"), "seq": Fault("seq_regressions")}),
+        market="perp", spot_venue="bybit",
+        # Linear perpetual quantities are base units.
+        contracts=_frozen({f"{b}-USDT-PERP": Instrument("linear", "1", "USDT")
+                           for b in _BTC_ETH_SOL}),
+    ),
+    VenueSpec(
+        name="okx-swap", exchange="OKX_SWAP", wire_symbol="{b}-{q}-SWAP",
+        ws_url="wss://ws.okx.com:8443/ws/v5/public", rest_url="https://www.okx.com",
+        instruments_path="/api/v5/public/instruments?instType=SWAP",
+        adapter="arbtui.backend.feeds.okx_swap:OkxSwapFeed",
+        simulator="arbtui.backend.sim.okx_swap:Sim",
+        taker_fee_bps=5.0,
+        static_symbols=_table({
+            "BTC-USDT-PERP": "BTC-USDT-SWAP", "ETH-USDT-PERP": "ETH-USDT-SWAP",
+            "SOL-USDT-PERP": "SOL-USDT-SWAP",
+            "BTC-USD-PERP": "BTC-USD-SWAP", "ETH-USD-PERP": "ETH-USD-SWAP",
+            "UNI-USD-PERP": "UNI-USD-SWAP",
+        }),
+        test_symbols=("BTC-USDT-PERP", "ETH-USDT-PERP"),
+        api="v5 public WebSocket, books (400 levels, CRC32 checksum) + funding-rate + "
+            "mark-price + index-tickers; REST /api/v5/market/books",
+        detects=_frozen({"gap": Fault("gaps"),
+                         "checksum": Fault("checksum_fail", _frozen({"checksums": True}))}),
+        market="perp", spot_venue="okx",
+        # OKX swap sizes are CONTRACTS (instruments: ctVal, ctValCcy, ctType).
+        contracts=_frozen({
+            "BTC-USDT-PERP": Instrument("linear", "0.01", "USDT"),
+            "ETH-USDT-PERP": Instrument("linear", "0.1", "USDT"),
+            "SOL-USDT-PERP": Instrument("linear", "1", "USDT"),
+            "BTC-USD-PERP": Instrument("inverse", "100", "BTC"),
+            "ETH-USD-PERP": Instrument("inverse", "10", "ETH"),
+            "UNI-USD-PERP": Instrument("inverse", "10", "UNI"),
+        }),
+    ),
 )
 
 _BY_NAME: dict[str, VenueSpec] = {s.name: s for s in REGISTRY}
@@ -322,6 +499,16 @@ _BY_EXCHANGE: dict[str, VenueSpec] = {
 def names() -> tuple[str, ...]:
     """Every registered venue, in dashboard order."""
     return tuple(_BY_NAME)
+
+
+def spot_names() -> tuple[str, ...]:
+    """The spot venues, in dashboard order."""
+    return tuple(s.name for s in REGISTRY if not s.is_perp)
+
+
+def perp_names() -> tuple[str, ...]:
+    """The perpetual-futures venues, in dashboard order."""
+    return tuple(s.name for s in REGISTRY if s.is_perp)
 
 
 def get(name: str) -> VenueSpec:

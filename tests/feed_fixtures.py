@@ -31,6 +31,17 @@ def read_recording(name: str) -> list[dict]:
     return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
 
 
+def _sim_class(venue: str) -> type:
+    """The venue's simulator: its registry entry's, else ``sim/<venue>.py`` (the
+    templates, which have no entry)."""
+    from arbtui import venues
+
+    try:
+        return venues.get(venue).simulator_class()
+    except KeyError:
+        return importlib.import_module(f"arbtui.backend.sim.{venue}").Sim
+
+
 class SimFeedRig:
     #: How often ``wait`` re-checks its predicate.
     poll_s: float = 0.01
@@ -42,7 +53,7 @@ class SimFeedRig:
         # No dislocations: these tests compare books, not opportunities.
         self.model = MarketModel(symbols, [venue], seed=seed, tick_ms=tick_ms, dislocation_rate=0.0)
         self.hub = SimHub(self.model)
-        self.sim = importlib.import_module(f"arbtui.backend.sim.{venue}").Sim(self.hub, symbols, seed=seed)
+        self.sim = _sim_class(venue)(self.hub, symbols, seed=seed)
         self.quotes: list[Quote] = []
         self.states: list[BookStatus] = []
         self.feed: Any = None

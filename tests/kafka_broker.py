@@ -145,6 +145,7 @@ topic_opportunities = "{prefix}.opportunities"
 topic_fills = "{prefix}.fills"
 topic_status = "{prefix}.status"
 topic_wallets = "{prefix}.wallets"
+topic_funding = "{prefix}.funding"
 partitions = {partitions}
 fetch_max_wait_ms = 20
 {kafka_extra}

@@ -86,8 +86,18 @@ class ContractRig(SimFeedRig):
             assert sb.book.top_bids(10) == vb.sorted_bids()[:10], s
             assert sb.book.top_asks(10) == vb.sorted_asks()[:10], s
             q = self.last_quote(s)
-            assert q is not None and (q.bid_px, q.bid_qty) == vb.sorted_bids()[0], s
-            assert (q.ask_px, q.ask_qty) == vb.sorted_asks()[0], s
+            inst = self.spec.instrument(s)
+            assert q is not None and (q.bid_px, q.bid_qty) == in_base(inst, vb.sorted_bids()[0]), s
+            assert (q.ask_px, q.ask_qty) == in_base(inst, vb.sorted_asks()[0]), s
+
+
+def in_base(inst: venues.Instrument, level: tuple[str, str] | None) -> tuple[str, str] | None:
+    """A book level (venue px/size strings) as a quote shows it: size in base units
+    (a perp whose book counts contracts, e.g. OKX swaps; spot levels unchanged)."""
+    if level is None or inst.unit:
+        return level
+    px, qty = level
+    return px, venues.decimal_text(inst.base_float(float(px), float(qty)))
 
 
 def quote_shape_errors(spec: venues.VenueSpec, feed: Any, q: Quote, symbols: list[str]) -> list[str]:
@@ -116,11 +126,14 @@ def quote_shape_errors(spec: venues.VenueSpec, feed: Any, q: Quote, symbols: lis
     sb = feed.books.get(q.symbol)
     if sb is not None:
         book = sb.book
+        inst = spec.instrument(q.symbol)  # quotes are in base units whatever the book counts
         need(sb.state is BookState.LIVE, "published from a book that is not LIVE")
-        need(book.best_bid() == (q.bid_px, q.bid_qty) and book.best_ask() == (q.ask_px, q.ask_qty),
+        need(in_base(inst, book.best_bid()) == (q.bid_px, q.bid_qty)
+             and in_base(inst, book.best_ask()) == (q.ask_px, q.ask_qty),
              "quote is not the book's top")
         bids, asks = book.top_floats(QUOTE_DEPTH)
-        need(list(q.bids) == bids and list(q.asks) == asks, "levels are not the book's")
+        need(list(q.bids) == inst.base_levels(bids) and list(q.asks) == inst.base_levels(asks),
+             "levels are not the book's")
     return errs
 
 

@@ -34,6 +34,14 @@ from arbtui.model import BookState, Quote
 from arbtui.symbols import sim_symbol_map
 
 SYMS = ["BTC-USD", "ETH-USD"]
+PERP_SYMS = ["BTC-USDT-PERP", "ETH-USDT-PERP"]
+
+
+def syms_for(venue: str) -> list[str]:
+    """Spot venues quote SYMS, perp venues their perpetuals."""
+    from arbtui import venues
+
+    return PERP_SYMS if venues.get(venue).is_perp else SYMS
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 VENUES = available()  # every registered venue (arbtui.venues)
 
@@ -49,13 +57,14 @@ def _path_key(url: str) -> str:
 
 async def _capture(venue: str, seconds: float = 1.5) -> tuple[list[str | bytes], dict[str, str]]:
     """Real frames of one live session against the venue's simulator."""
-    sim = Simulator([venue], SYMS, seed=11, tick_ms=20)
+    syms = syms_for(venue)
+    sim = Simulator([venue], syms, seed=11, tick_ms=20)
     await sim.start()
     url, rest = sim.urls()[venue]
     frames: list[str | bytes] = []
     https: dict[str, str] = {}
-    feed = feed_class(venue)(SYMS, lambda q: None, url=url, rest_url=rest, depth=50,
-                             symbol_map=sim_symbol_map(venue, SYMS))
+    feed = feed_class(venue)(syms, lambda q: None, url=url, rest_url=rest, depth=50,
+                             symbol_map=sim_symbol_map(venue, syms))
     orig = feed.feed_frame
 
     def tap(data, ns):
@@ -114,8 +123,10 @@ def mutate(frame: str, kind: int, rng: random.Random) -> str:
 class Checker:
     def __init__(self, venue: str, https: dict[str, str]) -> None:
         self.quotes: list[Quote] = []
-        self.feed = feed_class(venue)(SYMS, self.quotes.append, url="ws://127.0.0.1:9/", rest_url="http://127.0.0.1:9",
-                                      depth=50, symbol_map=sim_symbol_map(venue, SYMS))
+        syms = syms_for(venue)
+        self.feed = feed_class(venue)(syms, self.quotes.append, url="ws://127.0.0.1:9/",
+                                      rest_url="http://127.0.0.1:9",
+                                      depth=50, symbol_map=sim_symbol_map(venue, syms))
         self.feed.send = lambda text: None  # no socket: resync requests go nowhere
 
         async def http(u: str) -> str:

@@ -311,3 +311,33 @@ async def test_lz4_compressed_roundtrip(buses):
     got = await collect(sub, 50)
     assert sorted(o.symbol for o in got) == sorted(f"S{i}-USD" for i in range(50))
     assert not pub.stats()["delivery_errors"]
+
+
+async def test_every_detector_gets_every_funding_state_outside_the_group(buses):
+    """Perp venue state (issue 18): the detectors of one consumer group split the
+    quotes, but each of them reads ALL of the funding topic (groupless, like the
+    conversion rates), whichever quote partitions it owns."""
+    from arbtui.backend.bus import FUNDING
+
+    prefix = topic_prefix()
+    pub = await buses(prefix)
+    a, b = await buses(prefix), await buses(prefix)
+    for bus in (a, b):  # the quotes go through the group: each owns some partitions
+        bus.subscribe(QUOTES, "detector")
+    fa, fb = a.subscribe(FUNDING, "detector"), b.subscribe(FUNDING, "detector")
+    await until(lambda: len(a.stats()["assigned_partitions"]) + len(b.stats()["assigned_partitions"])
+                == 12 and a.stats()["assigned_partitions"] and b.stats()["assigned_partitions"],
+                40, "both detectors assigned")
+    await asyncio.wait_for(a.free_ready.wait(), 15)
+    await asyncio.wait_for(b.free_ready.wait(), 15)
+    syms = [f"P{i}-USDT-PERP" for i in range(8)]
+    for i, s in enumerate(syms):
+        pub.publish(FUNDING, s, model.Funding(venue="okx-swap", symbol=s, rate=1e-4 * i,
+                                              next_funding_ts_ns=i, mark=100.0 + i,
+                                              index=99.0 + i))
+    got_a = await collect(fa, len(syms))
+    got_b = await collect(fb, len(syms))
+    assert sorted(f.symbol for f in got_a) == sorted(syms) == sorted(f.symbol for f in got_b)
+    assert all(isinstance(f, model.Funding) for f in got_a + got_b)
+    assert {f.symbol: f.mark for f in got_a}["P3-USDT-PERP"] == 103.0
+    assert a.names[FUNDING] == f"{prefix}.funding" and pub.stats()["delivery_errors"] == {}

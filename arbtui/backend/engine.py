@@ -56,7 +56,7 @@ from arbtui.backend.roles import (
     ViewRole,
     feed_plan,
 )
-from arbtui.backend.roles.feed import quote_publisher, state_publisher
+from arbtui.backend.roles.feed import funding_publisher, quote_publisher, state_publisher
 from arbtui.config import Config
 from arbtui.model import BookStatus, Fill, Opportunity, Quote, VenueStatus
 
@@ -128,6 +128,7 @@ class Engine:
         #: benchmarks and external drivers feed the engine with).
         self.publish_quote = quote_publisher(self.bus, self.market, clock)
         self.publish_state = state_publisher(self.bus, self.market)
+        self.publish_funding = funding_publisher(self.bus, self.market)  # perp venue state
         self.started = time.monotonic()  # process uptime: wall time even in a replay
         self.started_ns = time.time_ns()
         self._metrics_server: Any = None

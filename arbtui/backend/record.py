@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui import __version__ as _version
+from arbtui import venues as venmod
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.recording import FeedRecorder, RecordingWriter, exchange_of_venue
 from arbtui.config import Config
-from arbtui.model import BookStatus, Quote
+from arbtui.model import BookStatus, Funding, Quote
 
 log = logging.getLogger("arbtui.record")
 
@@ -88,14 +89,16 @@ async def record_session(cfg: Config, venues: list[str], symbols: list[str] | No
                          symbol_maps: dict[str, dict[str, str]] | None = None,
                          on_quote: Callable[[Quote], None] | None = None,
                          on_state: Callable[[BookStatus], None] | None = None,
+                         on_funding: Callable[[Funding], None] | None = None,
                          stop: asyncio.Event | None = None) -> RecordResult:
     """Run the live adapters of ``venues`` for ``duration`` seconds (or until ``stop``)
     and record them into ``out``. ``urls`` overrides (ws, rest) per venue (the
     simulator); ``symbol_maps`` skips the instrument-list fetch for those venues."""
     result = RecordResult(out)
     classes = {v: feed_class(v) for v in venues}
-    per_venue_syms = {v: list(symbols) if symbols else list(cfg.venues[v].symbols)
-                      if v in cfg.venues else [] for v in venues}
+    # A spot venue records the spot symbols, a perp venue the -PERP ones.
+    per_venue_syms = {v: [s for s in symbols if venmod.get(v).serves(s)] if symbols
+                      else list(cfg.venues[v].symbols) if v in cfg.venues else [] for v in venues}
     exchange = exchange_of_venue(venues[0]) if len(venues) == 1 else "MULTI"
     header_cfg: dict[str, Any] = {"venues": {}}
     extra: dict[str, Any] = {"producer": f"arbtui {_version}"}
@@ -133,6 +136,7 @@ async def record_session(cfg: Config, venues: list[str], symbols: list[str] | No
         for s in feed.unknown_symbols:
             log.warning("record: %s has no symbol %s; not recorded", v, s)
         feed.on_book_state = on_state
+        feed.on_funding = on_funding
         feeds[v] = feed
         # The map actually used, for replays of venues (or the simulator) whose
         # recording holds no instrument list.

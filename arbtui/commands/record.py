@@ -20,7 +20,7 @@ from arbtui import symbols as symmod
 from arbtui.backend.record import record_session
 from arbtui.backend.shutdown import stop_event
 from arbtui.commands.demo import simulator
-from arbtui.config import SYMBOL_RE, Config
+from arbtui.config import PERP_SYMBOL_RE, SYMBOL_RE, Config
 from arbtui.model import VENUES
 
 log = logging.getLogger("arbtui.record")
@@ -71,9 +71,9 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
         return 2
     symbols = _csv(ns.symbols) if ns.symbols else (list(cfg.sim.symbols) if demo else None)
     for s in symbols or []:
-        if not SYMBOL_RE.match(s):
-            print(f"arbtui record: symbol {s!r} must be BASE-QUOTE in capitals, e.g. BTC-USD",
-                  file=sys.stderr)
+        if not (SYMBOL_RE.match(s) or PERP_SYMBOL_RE.match(s)):
+            print(f"arbtui record: symbol {s!r} must be BASE-QUOTE in capitals, e.g. BTC-USD "
+                  "(BASE-QUOTE-PERP for the perp venues, e.g. BTC-USDT-PERP)", file=sys.stderr)
             return 2
     try:
         return asyncio.run(_main(cfg, venues, symbols, duration, ns.out, demo))

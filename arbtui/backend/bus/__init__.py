@@ -2,6 +2,7 @@
 
 from arbtui.backend.bus.base import (
     FILLS,
+    FUNDING,
     OPPORTUNITIES,
     QUOTES,
     STATUS,
@@ -10,7 +11,7 @@ from arbtui.backend.bus.base import (
     Subscription,
 )
 
-__all__ = ["FILLS", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
+__all__ = ["FILLS", "FUNDING", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
            "make_bus"]
 
 

@@ -20,7 +20,16 @@ FILLS = "fills"
 STATUS = "status"
 #: The executor's free balances (model.WalletState), read by every detector.
 WALLETS = "wallets"
-TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS)
+#: Perp venue state (model.Funding: funding rate, next funding time, mark, index),
+#: keyed by the perp symbol; every detector reads all of it (outside the Kafka
+#: consumer group, like the rates), coalesced to the newest per venue and symbol.
+FUNDING = "funding"
+TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS, FUNDING)
+
+
+def funding_key(f: Any) -> tuple[str, str]:
+    """Coalesce key of a funding inbox: only the newest state per venue and symbol matters."""
+    return (f.venue, f.symbol)
 
 
 class Subscription:

@@ -45,7 +45,7 @@ from arbtui.backend.book import Book
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds.sync import BookSync
 from arbtui.backend.metrics import FEED_BUCKETS_S, Histogram, resync_kind
-from arbtui.model import BookState, BookStatus, Quote, SymbolStatus, VenueStatus
+from arbtui.model import BookState, BookStatus, Funding, Quote, SymbolStatus, VenueStatus
 
 log = logging.getLogger("arbtui.feeds")
 
@@ -262,6 +262,10 @@ class VenueFeed:
         self.http_get_impl: Callable[[str], Any] | None = None  # replay injects recorded bodies
         #: Called on every book state change (the engine publishes it on the status topic).
         self.on_book_state: Callable[[BookStatus], None] | None = None
+        #: Perp venues: called with every funding/mark/index update (the engine
+        #: publishes it on the funding topic); ``funding`` keeps the latest per symbol.
+        self.on_funding: Callable[[Funding], None] | None = None
+        self.funding: dict[str, Funding] = {}
         #: Optional tap set by ``arbtui record`` (``recording.FeedRecorder``): the live
         #: loop reports every connect, sent frame, received frame and REST body to it.
         self.recorder: Any = None
@@ -338,6 +342,14 @@ class VenueFeed:
             if self.on_book_state is not None:
                 self.on_book_state(BookStatus(venue=self.venue, symbol=sb.symbol, state=state,
                                               reason=reason, ts_ns=self.clock_ns()))
+
+    def publish_funding(self, f: Funding) -> None:
+        """A perp venue's funding rate / next funding time / mark / index for one
+        symbol (``model.Funding``): kept as the latest, handed to ``on_funding``."""
+        self.funding[f.symbol] = f
+        self.count("funding_updates")
+        if self.on_funding is not None:
+            self.on_funding(f)
 
     def frame_error(self, reason: str, data: Any = None, sb: SymbolBook | None = None) -> None:
         """A malformed frame: counted, logged (rate-limited), never fatal.

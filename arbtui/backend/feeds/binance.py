@@ -67,6 +67,9 @@ class BinanceSync(BookSync):
     #: A quiet-book check (``_verify_quiet``) is in flight / when it last finished.
     checking: bool = False
     verified_ns: int = 0
+    #: The book was just installed from a snapshot with no buffered event after it:
+    #: the next event must straddle the snapshot id rather than chain to it (USD-M).
+    straddle: bool = False
 
 
 def depth_weight(limit: int) -> int:
@@ -113,10 +116,15 @@ class BinanceFeed(VenueFeed):
     first_event_wait_s: ClassVar[float] = 1.0
     sync_state: ClassVar[type[BookSync]] = BinanceSync
     #: The offline table is the registry's (``arbtui.venues``).
+    #: REST depth snapshot path (USD-M futures: ``/fapi/v1/depth``, binance_usdm.py).
+    depth_path: ClassVar[str] = "/api/v3/depth"
+    #: How buffered events chain in the snapshot bridge: spot ids are contiguous
+    #: (``U <= last + 1``, overlaps legal); USD-M chains exactly (``pu == last u``).
+    bridge_exact: ClassVar[bool] = False
 
     def __init__(self, symbols: list[str], emit, **kw: Any) -> None:
         super().__init__(symbols, emit, **kw)
-        self.snapshot_limit = max(5, min(self.depth, 5000))
+        self.snapshot_limit = self.snapshot_limit_for(self.depth)
         self._weight = RateLimiter(self.rest_weight_per_min / 60.0, self.rest_weight_per_min / 2,
                                    self.clock)
         self._lower: dict[str, SymbolBook] = {sb.vsym.lower(): sb for sb in self.books.values()}
@@ -137,6 +145,30 @@ class BinanceFeed(VenueFeed):
                         len(self.over_limit), ", ".join(self.over_limit[:10]))
         self._streams = self.streams()
         self.url = self.connect_url(self.url, self._streams[:self.url_streams])
+
+    @staticmethod
+    def snapshot_limit_for(depth: int) -> int:
+        return max(5, min(depth, 5000))
+
+    @staticmethod
+    def snapshot_weight(limit: int) -> int:
+        return depth_weight(limit)
+
+    def pending_of(self, ev: dict) -> bridge.Pending:
+        """A buffered depth event as the bridge sees it: it moves the book from
+        ``U - 1`` to ``u`` (spot ids are contiguous)."""
+        return bridge.Pending(ev["U"] - 1, ev["u"], ev)
+
+    def gap_in(self, sb: SymbolBook, ev: dict) -> str | None:
+        """Why ``ev`` (newer than the book) does not continue it, or None (spot:
+        ``U <= id + 1``)."""
+        U = ev["U"]
+        return f"gap: U={U} after id {sb.seq}" if U > sb.seq + 1 else None
+
+    def on_event(self, e: Any, ev: dict, recv_ns: int, data: Any) -> bool:
+        """An event type this venue has beyond depth/bookTicker (USD-M: markPriceUpdate).
+        True when handled."""
+        return False
 
     # ------------------------------------------------------------------ symbols
 
@@ -255,6 +287,8 @@ class BinanceFeed(VenueFeed):
             # Binance warns before maintenance closes the socket; leave first.
             self.count("server_shutdown")
             self.request_reconnect("serverShutdown from venue")
+        elif self.on_event(e, ev, recv_ns, data):
+            pass
         elif stream is not None or e is not None:
             self.count("ignored")
         else:
@@ -282,16 +316,17 @@ class BinanceFeed(VenueFeed):
             return
         if sb.sync.phase is not SYNCED:
             # Binance's ids: the event moves the book from U - 1 to u (bridge.py).
-            if bridge.push(sb.sync.pending, bridge.Pending(U - 1, u, ev), _MAX_BUFFER):
+            if bridge.push(sb.sync.pending, self.pending_of(ev), _MAX_BUFFER):
                 self.count("buffer_overflow")
             self._ensure_sync(sb)
             return
         if u <= sb.seq:
             self.count("stale_events")  # already covered by the snapshot / book
             return
-        if U > sb.seq + 1:  # the bridge's overlap rule, inline on the hot path
+        gap = self.gap_in(sb, ev)  # the bridge's continuity rule, inline on the hot path
+        if gap is not None:
             self.count("gaps")
-            self._restart(sb, f"gap: U={U} after id {sb.seq}")
+            self._restart(sb, gap)
             return
         if not self._apply(sb, ev, data):
             return
@@ -358,8 +393,9 @@ class BinanceFeed(VenueFeed):
                     if sb.sync.pending:
                         break
                     await self.clock.sleep(0.02)
-                await self._rest_slot(depth_weight(self.snapshot_limit))
-                url = f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit={self.snapshot_limit}"
+                await self._rest_slot(self.snapshot_weight(self.snapshot_limit))
+                url = (f"{self.rest_url}{self.depth_path}?symbol={sb.vsym}"
+                       f"&limit={self.snapshot_limit}")
                 try:
                     body = await self.http_get(url)
                     snap = _decode(body)
@@ -397,8 +433,8 @@ class BinanceFeed(VenueFeed):
 
     async def _verify_quiet(self, sb: SymbolBook) -> None:
         try:
-            await self._rest_slot(depth_weight(5))
-            body = await self.http_get(f"{self.rest_url}/api/v3/depth?symbol={sb.vsym}&limit=5")
+            await self._rest_slot(self.snapshot_weight(5))
+            body = await self.http_get(f"{self.rest_url}{self.depth_path}?symbol={sb.vsym}&limit=5")
             last_id = _decode(body)["lastUpdateId"]
             if not isinstance(last_id, int):
                 raise TypeError("lastUpdateId is not an integer")
@@ -450,7 +486,7 @@ class BinanceFeed(VenueFeed):
             sb.book.clear()
             return False
         x = sb.sync
-        plan = bridge.bridge(last_id, x.pending, exact=False)
+        plan = bridge.bridge(last_id, x.pending, exact=self.bridge_exact)
         if plan.outcome is bridge.Outcome.TOO_OLD:
             # Step 2: the snapshot predates the first event we still hold: fetch again.
             self.count("snapshot_too_old")
@@ -466,6 +502,7 @@ class BinanceFeed(VenueFeed):
         sb.seq = last_id
         x.phase = SYNCED
         x.pending = []
+        x.straddle = not plan.kept
         last_ev = None
         for p in plan.kept:
             if not self._apply(sb, p.msg, None):

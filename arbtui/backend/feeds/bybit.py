@@ -40,11 +40,11 @@ MAX_ARGS_CHARS = 21_000
 _decoder = msgspec.json.Decoder()
 
 
-def sub_depth(depth: int) -> int:
-    for d in DEPTHS:
+def sub_depth(depth: int, depths: tuple[int, ...] = DEPTHS) -> int:
+    for d in depths:
         if depth <= d:
             return d
-    return DEPTHS[-1]
+    return depths[-1]
 
 
 def _topic_depth(topic: str) -> tuple[int, str] | None:
@@ -74,10 +74,13 @@ class BybitFeed(VenueFeed):
     send_rate: ClassVar[float] = 10.0
     sync_state: ClassVar[type[BookSync]] = BybitSync
     #: The offline table is the registry's (``arbtui.venues``).
+    #: The v5 category this adapter's endpoint serves, and its book depths.
+    category: ClassVar[str] = "spot"
+    depths: ClassVar[tuple[int, ...]] = DEPTHS
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
-        self.sub_depth = sub_depth(self.depth)
+        self.sub_depth = sub_depth(self.depth, self.depths)
         for sb in self.books.values():
             sb.book.depth = self.sub_depth
         self._req = 0
@@ -120,7 +123,8 @@ class BybitFeed(VenueFeed):
         symbol strings for other products and yield nothing.
         """
         path = url.split("?", 1)[0].rstrip("/")
-        if any(path.endswith(c) for c in ("/linear", "/inverse", "/option")):
+        cat = path.rsplit("/", 1)[-1]
+        if cat in ("spot", "linear", "inverse", "option") and cat != cls.category:
             return []
         out: list[str] = []
         for msg in cls.sent_objects(sent_frames):
@@ -146,8 +150,16 @@ class BybitFeed(VenueFeed):
             msg["req_id"] = req_id
         return json.dumps(msg, separators=(",", ":"))
 
+    def extra_topics(self) -> list[str]:
+        """Topics beside the books (linear: ``tickers.{symbol}`` for funding)."""
+        return []
+
+    def on_topic(self, topic: str, msg: dict, recv_ns: int, data: Any) -> bool:
+        """A non-book topic of this adapter's (``extra_topics``); True when handled."""
+        return False
+
     def subscribe_messages(self) -> list[str]:
-        topics = [self.topic(sb) for sb in self.books.values()]
+        topics = [self.topic(sb) for sb in self.books.values()] + self.extra_topics()
         total = sum(len(t) + 3 for t in topics)
         if total > MAX_ARGS_CHARS:
             self.count("args_over_limit")
@@ -184,6 +196,8 @@ class BybitFeed(VenueFeed):
         if isinstance(topic, str):
             if topic.startswith("orderbook."):
                 self._on_book(msg, topic, recv_ns, data)
+            elif self.on_topic(topic, msg, recv_ns, data):
+                pass
             else:
                 self.count("other_topics")
             return

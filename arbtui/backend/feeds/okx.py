@@ -245,7 +245,8 @@ class OkxFeed(VenueFeed):
             self.frame_error("no arg", data)
             return
         if arg.get("channel") != _CHANNEL:
-            self.count("ignored_msgs")  # tickers/trades sharing the connection
+            if not self.on_channel(arg, m, recv_ns, data):
+                self.count("ignored_msgs")  # tickers/trades sharing the connection
             return
         sb = self.by_vsym.get(arg.get("instId"))
         if sb is None:
@@ -267,6 +268,11 @@ class OkxFeed(VenueFeed):
                 ts_ns = 0
             seq = sb.seq
         self._finish(sb, recv_ns, ts_ns, seq)
+
+    def on_channel(self, arg: dict, m: dict, recv_ns: int, data: str) -> bool:
+        """A push on a channel other than ``books`` (the swap adapter's funding-rate,
+        mark-price, index-tickers); True when handled."""
+        return False
 
     def _on_event(self, m: dict, data: str) -> None:
         ev = m.get("event")

@@ -28,7 +28,7 @@ from arbtui.backend.replay.driver import ReplayDriver
 from arbtui.backend.replay.plan import Conn, ReplayPlan
 from arbtui.backend.replay.status import merge_status
 from arbtui.config import Config
-from arbtui.model import BookStatus, Quote, VenueStatus
+from arbtui.model import BookStatus, Funding, Quote, VenueStatus
 
 log = logging.getLogger("arbtui.replay")
 
@@ -78,6 +78,7 @@ class ReplayEngine(Engine):
         self.conn_feeds = self.driver.feeds
         self.quote_listeners: list[Callable[[Quote], None]] = []
         self.state_listeners: list[Callable[[BookStatus], None]] = []
+        self.funding_listeners: list[Callable[[Funding], None]] = []
         self.quotes_out = 0
         for c in self.plan.replayable():
             self._make_feed(c)
@@ -96,6 +97,7 @@ class ReplayEngine(Engine):
                      depth=vc.depth if vc else 1000, quote_depth=self.cfg.quote_depth,
                      symbol_map=c.symbol_map, clock=self.clock)
         feed.on_book_state = self._on_book_state
+        feed.on_funding = self._on_funding
         feed.conn_state_reason = "replay: waiting for its first frame"
         if not feed.enabled:
             feed.enabled = True
@@ -175,6 +177,14 @@ class ReplayEngine(Engine):
         for fn in self.quote_listeners:
             fn(q)
         super()._on_quote(q)
+
+    def _on_funding(self, f: Funding) -> None:
+        """A perp venue's funding/mark/index, on the funding topic as live (its
+        ``recv_ts_ns`` on replay time)."""
+        f.recv_ts_ns = self.clock.now
+        for fn in self.funding_listeners:
+            fn(f)
+        self.publish_funding(f)
 
     def _on_book_state(self, st: BookStatus) -> None:
         st.ts_ns = self.clock.now

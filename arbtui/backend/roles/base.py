@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from arbtui import symbols as symmod
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.metrics import Rate
-from arbtui.model import Quote
+from arbtui.model import Funding, Quote
 
 
 class Role(ABC):
@@ -44,6 +44,8 @@ class Market:
 
     def __init__(self, clock: Clock = LIVE) -> None:
         self.latest: dict[tuple[str, str], Quote] = {}
+        #: The latest perp venue state per (venue, perp symbol) (the funding topic).
+        self.funding: dict[tuple[str, str], Funding] = {}
         self.rate = Rate(clock)
 
     def add(self, q: Quote) -> None:
@@ -55,6 +57,9 @@ class Market:
         for q in batch:
             latest[(q.venue, q.symbol)] = q
         self.rate.add(len(batch))
+
+    def add_funding(self, f: Funding) -> None:
+        self.funding[(f.venue, f.symbol)] = f
 
     def drop(self, venue: str, symbol: str) -> None:
         self.latest.pop((venue, symbol), None)

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 from arbtui import symbols as symmod
-from arbtui.backend.bus import QUOTES, STATUS, Bus
+from arbtui import venues as venmod
+from arbtui.backend.bus import FUNDING, QUOTES, STATUS, Bus
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.roles.base import Market, Role
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.config import Config
-from arbtui.model import BookState, BookStatus, Quote, VenueStatus
+from arbtui.model import BookState, BookStatus, Funding, Quote, VenueStatus
 
 log = logging.getLogger("arbtui.engine")
 
@@ -44,7 +45,8 @@ def feed_plan(cfg: Config, endpoints: dict[str, tuple[str, str]] | None = None,
         syms = list(symbols if symbols is not None else cfg.sim.symbols)
         for v, (url, rest) in endpoints.items():
             vc = cfg.venues.get(v)
-            plan[v] = {"symbols": list(syms), "url": url, "rest_url": rest,
+            served = [s for s in syms if venmod.get(v).serves(s)]  # spot vs -PERP symbols
+            plan[v] = {"symbols": served, "url": url, "rest_url": rest,
                        "depth": vc.depth if vc else 1000,
                        "symbol_map": symmod.sim_symbol_map(v, syms),
                        "enabled": vc.enabled if vc else True}
@@ -77,6 +79,17 @@ def quote_publisher(bus: Bus, market: Market,
     return emit
 
 
+def funding_publisher(bus: Bus, market: Market) -> Callable[[Funding], None]:
+    """A perp feed's ``on_funding``: record the venue state in ``market``, publish it
+    on the funding topic (keyed by the perp symbol, like its quotes)."""
+
+    def on_funding(f: Funding) -> None:
+        market.add_funding(f)
+        bus.publish(FUNDING, f.symbol, f)
+
+    return on_funding
+
+
 def state_publisher(bus: Bus, market: Market) -> Callable[[BookStatus], None]:
     """A feed's ``on_book_state``: publish the change; a book that left LIVE stops
     being shown at once."""
@@ -102,6 +115,7 @@ class FeedRole(Role):
         self.market = market
         self.publish_quote = quote_publisher(bus, market, clock)
         self.publish_state = state_publisher(bus, market)
+        self.publish_funding = funding_publisher(bus, market)
         self.feeds: dict[str, VenueFeed] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._restater: asyncio.Task | None = None
@@ -122,6 +136,7 @@ class FeedRole(Role):
             feed = feed_class(v)(emit=self.publish_quote, quote_depth=self.cfg.quote_depth,
                                  clock=self.clock, **kw)
             feed.on_book_state = self.publish_state
+            feed.on_funding = self.publish_funding
             self.feeds[v] = feed
             if p["enabled"]:
                 self._run(v)

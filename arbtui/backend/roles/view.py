@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS, Bus
-from arbtui.backend.bus.base import quote_key
+from arbtui.backend.bus import FILLS, FUNDING, OPPORTUNITIES, QUOTES, STATUS, Bus
+from arbtui.backend.bus.base import funding_key, quote_key
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.metrics import Latency
 from arbtui.backend.reconcile import OpenWindows
@@ -82,6 +82,8 @@ class ViewRole(Role):
                       bus.subscribe(OPPORTUNITIES, "viewer", wake=wake),
                       bus.subscribe(FILLS, "viewer", wake=wake),
                       bus.subscribe(STATUS, "viewer", wake=wake))
+        # Perp venue state (funding, mark, index): the newest per venue and symbol.
+        self._funding = bus.subscribe(FUNDING, "viewer", coalesce=funding_key, wake=wake)
         self._tasks = [self.sup.spawn("viewer", self._loop)]
 
     async def stop(self) -> None:
@@ -126,6 +128,8 @@ class ViewRole(Role):
                 self.on_event(o)
             for f in fills.drain():
                 self.on_event(f)
+            for fu in self._funding.drain():
+                market.add_funding(fu)
             if mono >= next_sweep:
                 next_sweep = mono + 0.5
                 for c in windows.sweep(mono, self.up_since(), now):

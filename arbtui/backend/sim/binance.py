@@ -68,6 +68,7 @@ class Sim(SimVenue):
     venue = "binance"
     needs_http = True
     ws_path = "/"
+    depth_path = "/api/v3/depth"
 
     def __init__(self, hub, symbols: list[str], **kw: Any) -> None:
         super().__init__(hub, symbols, **kw)
@@ -108,12 +109,12 @@ class Sim(SimVenue):
             self.cur[s] = new
             vs = self.vsym[s]
             if ch:
-                first = self.ids[s] + 1
-                self.ids[s] += len(ch)
+                prev, first = self.ids[s], self.next_first(s)
+                self.ids[s] = first + len(ch) - 1
                 self.history[s].append((self.ids[s], new))
-                ev = {"e": "depthUpdate", "E": now_ms, "s": vs, "U": first, "u": self.ids[s],
-                      "b": [[p, q] for side, p, q in ch if side == "bid"],
-                      "a": [[p, q] for side, p, q in ch if side == "ask"]}
+                ev = self.depth_event(vs, now_ms, first, self.ids[s], prev,
+                                      [[p, q] for side, p, q in ch if side == "bid"],
+                                      [[p, q] for side, p, q in ch if side == "ask"])
                 if s in self.mute:
                     pass  # the venue moved on; this client's stream silently lost it
                 elif gap and i == 0:
@@ -130,23 +131,36 @@ class Sim(SimVenue):
                 best_ask = new.sorted_asks()[0][0]
                 tick = price_tick(s)
                 px = f"{float(best_ask) + tick:.{_decimals(best_ask)}f}" if tick else best_ask
-                self.ids[s] += 1
+                prev = self.ids[s]
+                self.ids[s] = self.next_first(s)
                 # The model does not hold this level: only a fresh snapshot removes it.
-                self._broadcast(s, "depth", {"e": "depthUpdate", "E": now_ms, "s": vs,
-                                             "U": self.ids[s], "u": self.ids[s],
-                                             "b": [[px, "1.00000000"]], "a": []})
+                self._broadcast(s, "depth", self.depth_event(
+                    vs, now_ms, self.ids[s], self.ids[s], prev, [[px, "1.00000000"]], []))
 
         if gap:
             # The first symbol did not move this tick: nothing to lose. Keep the
             # fault for the next tick rather than drop it unseen.
             self.pending_faults.append(gap)
 
+    def next_first(self, symbol: str) -> int:
+        """``U`` of the symbol's next depth event (spot ids are contiguous)."""
+        return self.ids[symbol] + 1
+
+    def depth_event(self, vs: str, now_ms: int, first: int, last: int, prev: int,
+                    bids: list, asks: list) -> dict:
+        """One ``depthUpdate`` (``prev``: the ``u`` of the event before it)."""
+        return {"e": "depthUpdate", "E": now_ms, "s": vs, "U": first, "u": last,
+                "b": bids, "a": asks}
+
+    def stream_key(self, stream: str) -> tuple[str, str] | None:
+        return _stream_key(stream)
+
     def _broadcast(self, symbol: str, kind: str, ev: dict) -> None:
         body = json.dumps(ev, separators=(",", ":"))
         key = (self.vsym[symbol].lower(), kind)
         for c in list(self.conns):
             for st in c.subs:
-                if _stream_key(st) == key:
+                if self.stream_key(st) == key:
                     frame = body if c.raw else f'{{"stream":"{st}","data":{body}}}'
                     self.put_or_drop(self.conns, c, frame)
                     break
@@ -219,7 +233,7 @@ class Sim(SimVenue):
     async def http_get(self, path: str) -> tuple[int, str]:
         url = urllib.parse.urlsplit(path)
         q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
-        if url.path == "/api/v3/depth":
+        if url.path == self.depth_path:
             s = self.by_vsym.get(q.get("symbol", ""))
             if s is None:
                 return 400, '{"code":-1121,"msg":"Invalid symbol."}'
@@ -236,11 +250,8 @@ class Sim(SimVenue):
             if self.stale_snapshots > 0:
                 self.stale_snapshots -= 1
                 last_id, book = self.history[s][0]
-            return 200, json.dumps({
-                "lastUpdateId": last_id,
-                "bids": [[p, q] for p, q in book.sorted_bids()[:limit]],
-                "asks": [[p, q] for p, q in book.sorted_asks()[:limit]],
-            }, separators=(",", ":"))
+            return 200, json.dumps(self.snapshot_body(last_id, book, limit),
+                                   separators=(",", ":"))
         if url.path == "/api/v3/exchangeInfo":
             syms = []
             for s, vs in self.vsym.items():
@@ -256,6 +267,12 @@ class Sim(SimVenue):
                                 "intervalNum": 1, "limit": 6000}],
                 "symbols": syms})
         return 404, '{"code":-1,"msg":"not found"}'
+
+    @staticmethod
+    def snapshot_body(last_id: int, book: VenueBook, limit: int) -> dict:
+        return {"lastUpdateId": last_id,
+                "bids": [[p, q] for p, q in book.sorted_bids()[:limit]],
+                "asks": [[p, q] for p, q in book.sorted_asks()[:limit]]}
 
 
 def _top(b: VenueBook) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:

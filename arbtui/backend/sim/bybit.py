@@ -48,10 +48,11 @@ class _Conn:
 class Sim(SimVenue):
     venue: ClassVar[str] = "bybit"
     ws_path: ClassVar[str] = "/v5/public/spot"
+    depths: ClassVar[tuple[int, ...]] = DEPTHS
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
-        self.vsyms = {venue_symbol("bybit", s): s for s in self.symbols}
+        self.vsyms = {venue_symbol(self.venue, s): s for s in self.symbols}
         self.seq = {v: 112_488_000_000 + self.rng.randrange(1_000_000) for v in self.vsyms}
         self.n_conns = 0
         #: What the sim did, for tests: (kind, topic).
@@ -104,7 +105,7 @@ class Sim(SimVenue):
             for t in args:
                 parts = t.split(".") if isinstance(t, str) else []
                 ok = (len(parts) == 3 and parts[0] == "orderbook" and parts[1].isdigit()
-                      and int(parts[1]) in DEPTHS and parts[2] in self.vsyms)
+                      and int(parts[1]) in self.depths and parts[2] in self.vsyms)
                 if not ok or (op == "subscribe") == (t in conn.subs):
                     bad.append(str(t))
                 else:

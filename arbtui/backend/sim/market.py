@@ -12,6 +12,13 @@ the rest by a log-normal amount (usually a few bps, now and then tens) and maker
 it with a half-life of a few hundred ms. The fair price itself does not jump, so a
 two-minute demo moves BTC by tenths of a percent, as in a quiet real hour.
 
+Perpetual futures (``BASE-QUOTE-PERP`` symbols, served only by perp venues) track the
+spot fair price of their underlying times ``1 + basis``, where the basis (bps) is its own
+slowly reverting process around a small contango (``PERP_BASIS``). Funding follows it as
+the venues compute it: the premium (an average of the basis) plus the interest rate,
+clamped (``perp_state``). Perps draw from the RNG only when perp symbols are present, so
+a spot-only market is the same with or without this code.
+
 Everything is driven by one seeded RNG and a tick counter, never by the wall clock, so a
 seed gives the same market every run.
 """
@@ -27,6 +34,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from arbtui import venues as _venues
 
 BASE_PRICES = {"BTC": 65000.0, "ETH": 1900.0, "SOL": 150.0, "XRP": 0.55, "DOGE": 0.12,
                "ADA": 0.45, "LTC": 80.0, "AVAX": 30.0, "DOT": 6.0, "LINK": 14.0,
@@ -46,7 +55,51 @@ def asset_params(symbol: str) -> dict[str, Any]:
 
 
 def _venue_prior(name: str, venue: str, default: float) -> float:
-    return float(calibration()["priors"][name].get(venue, default))
+    pri = calibration()["priors"][name]
+    if venue not in pri:
+        # A perp venue has no recording of its own: it takes its exchange's spot prior.
+        venue = _spot_of(venue)
+    return float(pri.get(venue, default))
+
+
+def _spot_of(venue: str) -> str:
+    try:
+        return _venues.get(venue).spot_venue or venue
+    except KeyError:
+        return venue
+
+
+def serves(venue: str, symbol: str) -> bool:
+    """A perp venue serves ``-PERP`` symbols, every other venue the spot ones (names
+    outside the registry, as some tests use, are spot)."""
+    try:
+        return _venues.get(venue).serves(symbol)
+    except KeyError:
+        return not _venues.is_perp(symbol)
+
+
+#: The perp basis process (bps over the underlying's fair price): mean (a small
+#: contango, as perps mostly trade), standard deviation and half-life. Priors, not
+#: fitted: no perp session was recorded.
+PERP_BASIS = {"mean_bps": 4.0, "std_bps": 8.0, "halflife_s": 90.0}
+#: Funding as Binance/Bybit/OKX compute it: rate = premium + clamp(interest - premium,
+#: -CLAMP, +CLAMP), interest 0.01 % per 8 h, clamp 0.05 %; the premium is the basis
+#: averaged over ``PREMIUM_AVG_S`` (the venues average it over the funding interval).
+FUNDING_INTEREST = 0.0001
+FUNDING_CLAMP = 0.0005
+PREMIUM_AVG_S = 60.0
+
+
+def next_funding_ms(now_ms: int, interval_h: float = 8.0) -> int:
+    """The next funding time after ``now_ms``: funding settles at every multiple of
+    the interval since 00:00 UTC (00:00, 08:00, 16:00 for 8 h)."""
+    step = int(interval_h * 3600_000)
+    return (now_ms // step + 1) * step
+
+
+def funding_rate(premium: float) -> float:
+    """The funding rate for a premium (fractions), by the venues' formula."""
+    return premium + min(FUNDING_CLAMP, max(-FUNDING_CLAMP, FUNDING_INTEREST - premium))
 
 
 def price_tick(symbol: str) -> float:
@@ -111,8 +164,12 @@ class MarketModel:
         cal = calibration()
         disl = cal["priors"]["dislocation"]
         dev = cal["model"]["venue_dev"]
-        self.symbols = list(symbols)
+        # Spot symbols first: a perp's fair price is read from its underlying's.
+        self.symbols = ([s for s in symbols if not _venues.is_perp(s)]
+                        + [s for s in symbols if _venues.is_perp(s)])
         self.venues = list(venues)
+        #: symbol -> the venues that quote it (spot venues spot, perp venues perps)
+        self.venues_for = {s: [v for v in self.venues if serves(v, s)] for s in self.symbols}
         self.rng = random.Random(seed)
         self.tick_ms = tick_ms
         self.levels = levels
@@ -145,17 +202,39 @@ class MarketModel:
                           for v in self.venues}
         hist = max(self.lag_ticks.values(), default=0) + 1
         self.fair = {s: BASE_PRICES.get(s.split("-")[0], 100.0) for s in self.symbols}
+        # Perps: the spot symbol whose fair price each follows (its underlying, else
+        # any of the same base; None: it walks on its own), its basis and premium.
+        self.perp_ref: dict[str, str | None] = {}
+        self.basis_bps: dict[str, float] = {}
+        self.premium: dict[str, float] = {}
+        pb = PERP_BASIS
+        self.basis_a = 0.5 ** (tick_ms / (pb["halflife_s"] * 1000.0))
+        self.premium_a = math.exp(-tick_ms / (PREMIUM_AVG_S * 1000.0))
+        for s in self.symbols:
+            if not _venues.is_perp(s):
+                continue
+            base = s.split("-")[0]
+            und = _venues.underlying(s)
+            ref = und if und in self.fair else next(
+                (x for x in self.symbols if not _venues.is_perp(x) and x.split("-")[0] == base),
+                None)
+            self.perp_ref[s] = ref
+            self.basis_bps[s] = pb["mean_bps"] + self.rng.gauss(0.0, pb["std_bps"])
+            self.premium[s] = self.basis_bps[s] / 1e4
+            if ref is not None:
+                self.fair[s] = self._perp_fair(s, self.fair[s])
         self.history = {s: deque([p] * hist, maxlen=hist) for s, p in self.fair.items()}
         self.dislocations: dict[str, list[Dislocation]] = {s: [] for s in self.symbols}
         self.noise = {(v, s): self.rng.gauss(0.0, self.dev_sd[s])
-                      for v in self.venues for s in self.symbols}
+                      for v in self.venues for s in self.symbols if v in self.venues_for[s]}
         # Quotes are sticky, as on a real venue: a top moves when the venue requotes (at
         # the fitted top-change rate), when a sweep hits it, or when it has drifted
         # further than a maker would leave it (it would be picked off).
         self.requote_p = {s: min(1.0, asset_params(s).get("top_changes_per_s", 20.0) * dt)
                           for s in self.symbols}
         self.stale_bps = float(cal["priors"].get("requote", {}).get("stale_bps", 2.0))
-        self.quoted = {(v, s): self.venue_price(v, s) for v in self.venues for s in self.symbols}
+        self.quoted = {(v, s): self.venue_price(v, s)
+                       for v in self.venues for s in self.symbols if v in self.venues_for[s]}
         self.books: dict[tuple[str, str], VenueBook] = {}
         self._levels: dict[tuple[str, str, int, int], tuple[str, str]] = {}
         self.base = dict(self.fair)
@@ -165,6 +244,20 @@ class MarketModel:
         self.grid = {s: max(1, round(p * asset_params(s)["level_gap_bps"] / 1e4 / price_tick(s)))
                      for s, p in self.fair.items()}
         self._rebuild_all()
+
+    def _perp_fair(self, s: str, own: float) -> float:
+        ref = self.perp_ref[s]
+        under = self.fair[ref] if ref is not None else own
+        return under * (1 + self.basis_bps[s] / 1e4)
+
+    def perp_state(self, symbol: str) -> dict[str, float]:
+        """A perp's venue-wide state now: ``mark`` (its fair price), ``index`` (the
+        underlying's fair price), ``basis_bps``, and the funding ``rate`` for the
+        next interval (``funding_rate`` of the averaged premium)."""
+        mark = self.fair[symbol]
+        index = mark / (1 + self.basis_bps[symbol] / 1e4)
+        return {"mark": mark, "index": index, "basis_bps": self.basis_bps[symbol],
+                "rate": funding_rate(self.premium[symbol])}
 
     def venue_price(self, venue: str, symbol: str) -> float:
         """The mid this venue quotes now: the fair price ``lag`` ago, its own deviation,
@@ -188,14 +281,29 @@ class MarketModel:
                     live.append(d)
             self.dislocations[s] = live
             swept = ""
-            if len(self.venues) > 1 and rng.random() < self.p_dislocate:
+            vs = self.venues_for[s]
+            if len(vs) > 1 and rng.random() < self.p_dislocate:
                 size = self.disl_median * math.exp(rng.gauss(0.0, self.disl_sigma))
-                swept = rng.choice(self.venues)
+                swept = rng.choice(vs)
                 self.dislocations[s].append(Dislocation(swept, size * rng.choice((-1, 1))))
-            self.fair[s] *= math.exp(rng.gauss(0.0, self.vol[s]))
+            if s in self.perp_ref:
+                pb = PERP_BASIS
+                ba = self.basis_a
+                self.basis_bps[s] = (pb["mean_bps"] + ba * (self.basis_bps[s] - pb["mean_bps"])
+                                     + rng.gauss(0.0, pb["std_bps"] * math.sqrt(1 - ba * ba)))
+                pa = self.premium_a
+                self.premium[s] = pa * self.premium[s] + (1 - pa) * self.basis_bps[s] / 1e4
+                if self.perp_ref[s] is None:
+                    # No underlying in this market: the perp walks on its own and
+                    # the basis only sets the index it reports (perp_state).
+                    self.fair[s] *= math.exp(rng.gauss(0.0, self.vol[s]))
+                else:
+                    self.fair[s] = self._perp_fair(s, self.fair[s])
+            else:
+                self.fair[s] *= math.exp(rng.gauss(0.0, self.vol[s]))
             self.history[s].append(self.fair[s])
             p, stale = self.requote_p[s], self.stale_bps / 1e4
-            for v in self.venues:
+            for v in vs:
                 self.noise[(v, s)] = a * self.noise[(v, s)] + rng.gauss(0.0, b)
                 target = self.venue_price(v, s)
                 q = self.quoted[(v, s)]
@@ -206,7 +314,8 @@ class MarketModel:
     def _rebuild_all(self) -> None:
         for v in self.venues:
             for s in self.symbols:
-                self.books[(v, s)] = self._build(v, s)
+                if v in self.venues_for[s]:
+                    self.books[(v, s)] = self._build(v, s)
 
     def _build(self, venue: str, symbol: str) -> VenueBook:
         par = asset_params(symbol)

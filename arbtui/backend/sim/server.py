@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from arbtui.backend.sim.market import MarketModel, VenueBook, diff
+from arbtui.backend.sim.market import MarketModel, VenueBook, diff, serves
 
 log = logging.getLogger("arbtui.sim")
 
@@ -114,7 +114,8 @@ class SimVenue:
     def __init__(self, hub: SimHub, symbols: list[str], *, seed: int = 7,
                  faults: list[str] | None = None, fault_every_s: float = 5.0) -> None:
         self.hub = hub
-        self.symbols = [s for s in symbols]
+        # A spot venue quotes the spot symbols, a perp venue the -PERP ones.
+        self.symbols = [s for s in symbols if serves(self.venue, s)]
         self.rng = random.Random(seed ^ zlib.crc32(self.venue.encode()))
         self.ws_server: Any = None
         self.http: HttpServer | None = None

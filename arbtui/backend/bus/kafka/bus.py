@@ -13,6 +13,7 @@ from typing import Any
 
 from arbtui.backend.bus.base import (
     FILLS,
+    FUNDING,
     OPPORTUNITIES,
     QUOTES,
     STATUS,
@@ -37,7 +38,8 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
         self.bcfg = bcfg
         k = self.k = bcfg.kafka
         self.names = {QUOTES: k.topic_quotes, OPPORTUNITIES: k.topic_opportunities,
-                      FILLS: k.topic_fills, STATUS: k.topic_status, WALLETS: k.topic_wallets}
+                      FILLS: k.topic_fills, STATUS: k.topic_status, WALLETS: k.topic_wallets,
+                      FUNDING: k.topic_funding}
         self.logical = {v: t for t, v in self.names.items()}
         #: Groupless consumers start here (ms since epoch) instead of at the end.
         self.start_ms: int | None = None

@@ -7,7 +7,7 @@ record when idle, bigger records under load).
 
 The policy differs by what a lost message costs:
 
-- **Quotes are newest-wins** (``LOSSY``). A newer quote of the same venue+symbol
+- **Quotes (and perp funding states) are newest-wins** (``LOSSY``). A newer quote of the same venue+symbol
   makes an older one worthless, so when queued + unacknowledged quotes reach
   ``max_in_flight`` the queue is coalesced to the newest quote per venue+symbol
   (counted as *superseded*); only if that is not enough is the oldest one shed
@@ -42,14 +42,15 @@ from collections import deque
 from typing import Any
 
 from arbtui import model
-from arbtui.backend.bus.base import QUOTES, STATUS
+from arbtui.backend.bus.base import FUNDING, QUOTES, STATUS
 from arbtui.backend.bus.kafka.connection import missing_permission
 from arbtui.backend.bus.kafka.logs import log, quiet_stop
 from arbtui.backend.bus.kafka.partitioning import base_partitioner
 from arbtui.backend.bus.kafka.wire import PREFIX, WIRE, encode_batch, unpack
 
-#: Logical topics whose messages may be coalesced or shed under pressure.
-LOSSY = frozenset({QUOTES})
+#: Logical topics whose messages may be coalesced or shed under pressure: a
+#: newer quote or funding state of the same venue+symbol makes an older one worthless.
+LOSSY = frozenset({QUOTES, FUNDING})
 
 #: Messages the sender takes from an outbox per pass (one pass = one record per
 #: partition or a few; the rest stays queued).
@@ -135,9 +136,9 @@ class ProducerSide:
         the new one (everything is in flight, nothing queued to shed)."""
         q = self._outq
         items = list(q)  # indexed below: a deque's middle is O(n) to reach
-        newest: dict[tuple[str, str], int] = {}
-        for i, (_, _, m) in enumerate(items):
-            newest[(m.venue, m.symbol)] = i
+        newest: dict[tuple[str, str, str], int] = {}
+        for i, (t, _, m) in enumerate(items):
+            newest[(t, m.venue, m.symbol)] = i  # a perp's quote and its funding differ
         if len(newest) < len(items):
             keep = sorted(newest.values())
             self.superseded[topic] = self.superseded.get(topic, 0) + len(items) - len(keep)

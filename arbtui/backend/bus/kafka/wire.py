@@ -18,7 +18,7 @@ from typing import Any, Union
 import msgspec
 
 from arbtui import model
-from arbtui.backend.bus.base import FILLS, OPPORTUNITIES, QUOTES, STATUS, WALLETS
+from arbtui.backend.bus.base import FILLS, FUNDING, OPPORTUNITIES, QUOTES, STATUS, WALLETS
 
 # Tagged subclasses of the model Structs: decoding yields instances that ARE
 # model.Quote etc. (isinstance holds), so consumers cannot tell the transports apart.
@@ -52,7 +52,11 @@ class WalletState(model.WalletState, tag="wallet_state", tag_field="type"):
     pass
 
 
-WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState)
+class Funding(model.Funding, tag="funding", tag_field="type"):
+    pass
+
+
+WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState, Funding)
 #: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
 PREFIX: dict[type, bytes] = {}
 for _w in WIRE:
@@ -110,6 +114,7 @@ ALLOWED: dict[str, tuple[type, ...]] = {
     FILLS: (model.Fill,),
     STATUS: (model.BookStatus, model.VenueStatus),
     WALLETS: (model.WalletState,),
+    FUNDING: (model.Funding,),
 }
 
 
