@@ -293,3 +293,19 @@ def test_basis_benchmark_runs_both_shapes() -> None:
     assert set(spot["events"]) == {"spot"}
     assert {"spot", "basis", "perp"} >= set(perp["events"]) >= {"basis"}
     assert "| 3×2 | perp: 2 spot + 1 perp venues |" in table([spot, perp])
+
+
+def test_only_linear_perps_settled_in_the_spot_quote_are_shorted() -> None:
+    """okx-swap's BTC-USD-PERP is inverse (100 USD contracts, settled in BTC: the venue's
+    instrument table): its PnL is in BTC, so it is never the short of a basis trade, and
+    it meets no other perp; BTC-USDT-PERP there is linear in USDT and is."""
+    assert basismod.contract("okx-swap", "BTC-USD-PERP") == ("inverse", "BTC")
+    assert basismod.linear_in_quote("okx-swap", "BTC-USDT-PERP")
+    assert not basismod.linear_in_quote("okx-swap", "BTC-USD-PERP")
+    clock = Clock()
+    d = Detector(dcfg(), {"kraken": 10.0, "okx-swap": 5.0, "bybit-linear": 5.0}, clock=clock)
+    d.on_quote(mkq("kraken", "BTC-USD", [(99.9, 1.0)], [(100.0, 1.0)], recv=clock.t))
+    assert d.on_quote(mkq("okx-swap", "BTC-USD-PERP", [(101.0, 1.0)], [(101.1, 1.0)],
+                          recv=clock.t)) == []
+    assert d.on_quote(mkq("bybit-linear", "BTC-USD-PERP", [(99.0, 1.0)], [(99.1, 1.0)],
+                          recv=clock.t)) == []  # linear there: never meets the inverse one

@@ -4,13 +4,14 @@ Three kinds of window (``model.Opportunity.kind``), one rule (``edge.THRESHOLD_R
 
 - ``spot``: the same spot symbol bought on one venue and sold on another (the
   detector's own pair index, unchanged);
-- ``perp``: the same perpetual symbol (``BASE-QUOTE-PERP``: same contract type and
-  settlement currency, since the symbol names both) bought on one venue and sold
-  on another. Each perp symbol has an index of its own (``index_base``), so the
-  detector runs its spot machinery over them unchanged, and a spot quote never
-  meets a perp book in the spot loop;
+- ``perp``: the same perpetual symbol and contract (``BASE-QUOTE-PERP``, linear, the
+  same settlement currency: the venue's instrument table, ``arbtui.venues``) bought on
+  one venue and sold on another. Each perp symbol and contract has an index of its own
+  (``index_base``), so the detector runs its spot machinery over them unchanged, and a
+  spot quote never meets a perp book in the spot loop;
 - ``basis``: spot ``BASE-QUOTE`` bought on venue A, ``BASE-QUOTE-PERP`` sold on
-  venue B (B may be A's own derivatives venue). Only that direction: selling spot
+  venue B (B may be A's own derivatives venue) when that perp is linear and settled in
+  QUOTE (``linear_in_quote``). Only that direction: selling spot
   would need base we do not hold. ``evaluate`` below finds these pairs and hands
   each to the detector's ``_eval``, so sizing, the hurdle, staleness, lifecycle and
   events are the spot ones; ``decorate`` adds the basis, funding and carry
@@ -32,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from arbtui import symbols as symmod
+from arbtui import venues
 from arbtui.backend.edge import basis_bps, carry_apr, mid
 from arbtui.model import Funding, Opportunity
 
@@ -70,12 +72,35 @@ def instrument_assets(symbol: str) -> tuple[str, str]:
     return symmod.split(symbol)
 
 
-def index_base(symbol: str) -> str:
+def contract(venue: str, symbol: str) -> tuple[str, str]:
+    """(linear | inverse, settlement currency) of a perp book, from the venue's instrument
+    table (``arbtui.venues``); a venue outside the registry (tests) is linear in the quote."""
+    quote = symmod.quote_of(spot_of(symbol))
+    try:
+        inst = venues.get(venue).instrument(symbol)
+    except KeyError:
+        return "linear", quote
+    return inst.kind, inst.settle or quote
+
+
+def linear_in_quote(venue: str, symbol: str) -> bool:
+    """A perp a basis trade may short: linear, settled in its spot leg's quote currency
+    (an inverse perp's PnL is in the base asset: a different trade, not modelled)."""
+    return contract(venue, symbol) == ("linear", symmod.quote_of(spot_of(symbol)))
+
+
+def index_base(venue: str, symbol: str) -> str:
     """The detector's pair-index key: a spot symbol's base asset (BTC-USD meets BTC-USDT
-    through a conversion), a perp's own symbol: perps meet only the same symbol, i.e. the
-    same settlement currency (BTC-USD-PERP, often coin-margined, never meets BTC-USDT-PERP),
-    and never a spot book in the spot loop."""
-    return symbol if is_perp(symbol) else symmod.base_of(symbol)
+    through a conversion); for a perp its own symbol and contract: perps meet only the same
+    symbol, contract type and settlement currency (a linear BTC-USD-PERP never meets an
+    inverse one, nor BTC-USDT-PERP), and never a spot book in the spot loop. Inverse perps
+    meet nothing: their PnL is in the base asset, which execution does not model."""
+    if not is_perp(symbol):
+        return symmod.base_of(symbol)
+    kind, settle = contract(venue, symbol)
+    if kind != "linear":
+        return f"{symbol} {kind} {venue}"
+    return f"{symbol} {kind} {settle}"
 
 
 def kind_of(buy_perp: bool, sell_perp: bool) -> str:
@@ -109,6 +134,8 @@ class Basis:
     def __init__(self) -> None:
         #: (venue, perp symbol) -> the newest Funding
         self.funding: dict[tuple[str, str], Funding] = {}
+        #: perp book key -> may a basis trade short it (``linear_in_quote``, cached)
+        self._shortable: dict[tuple[str, str], bool] = {}
 
     # ------------------------------------------------------------------ inputs
 
@@ -146,6 +173,11 @@ class Basis:
             spot, short = (x, leg) if perp else (leg, x)
             can = not (short.eb < spot.ea)  # _eval's first test, as the pair index forms it
             if not can and short not in spot.opens:
+                continue
+            ok = self._shortable.get(short.key)
+            if ok is None:
+                ok = self._shortable[short.key] = linear_in_quote(short.venue, short.sym)
+            if not ok:
                 continue
             if seen is not None:
                 pk = (leg.uid, x.uid) if leg.uid < x.uid else (x.uid, leg.uid)

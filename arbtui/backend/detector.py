@@ -262,7 +262,7 @@ class Detector:
         sym = canonical_symbol(venue, symbol)
         leg = self._canon.get((venue, sym))
         if leg is None:
-            base = basismod.index_base(sym)  # perps apart from spot
+            base = basismod.index_base(venue, sym)  # perps apart from spot
             b = self._bases.get(base)
             if b is None:
                 b = self._bases[base] = _Base()
