@@ -52,9 +52,9 @@ async def test_demo_with_perps_shows_basis_with_funding_and_carry(monkeypatch, t
         assert abs(o.carry_apr - o.funding_rate * 3 * 365) < 1e-12
         assert -100 < o.basis_bps < 100
         st = engine.snapshot()
-        rows = st.extra["detector"]["funding"]
-        assert o.sell_venue in {r["venue"] for r in rows}
-        assert {r["venue"] for r in rows} <= {"binance-usdm", "bybit-linear"}
+        for rows in (st.extra["detector"]["funding"], st.extra["funding"]):  # detector, market
+            assert o.sell_venue in {r["venue"] for r in rows}
+            assert {r["venue"] for r in rows} <= {"binance-usdm", "bybit-linear"}
         # executed: the perp sell is a short, held as a negative perp position
         assert shorts, "no perp short filled within 15 s"
         wallets = st.extra["executor"]["wallets"]

@@ -73,3 +73,10 @@ async def test_dashboard_shows_the_panel_once_a_perp_is_quoted() -> None:
         (line,) = [x for x in panel.plain.splitlines() if x.startswith("BTC-USD-PERP")]
         assert line.split()[1:3] == ["binance", "+0.0100%/8h"]
         assert line.split()[4:] == ["+10.95%", f"{(64_045 / 64_007.5 - 1) * 1e4:+.1f}", "+6.2"]
+
+
+def test_funding_rows_prefer_the_market() -> None:
+    market = [{"venue": "bybit-linear", "symbol": "BTC-USDT-PERP", "rate": 0.0002}]
+    det = {"funding": [{"venue": "okx-swap", "symbol": "BTC-USDT-PERP", "rate": 0.0001}]}
+    assert funding_rows({"funding": market, "detector": det}) == market
+    assert funding_rows({"detector": det}) == det["funding"]

@@ -219,8 +219,14 @@ class Basis:
         p.carry_apr = carry_apr(rs, ih) - carry_apr(rb, ihb)
 
     def rows(self) -> list[dict]:
-        """Per perp book: its funding as last received (the dashboard's panel)."""
-        return [{"venue": v, "symbol": s, "rate": f.rate, "interval_h": f.interval_h,
-                 "next_funding_ts_ns": f.next_funding_ts_ns, "mark": f.mark, "index": f.index,
-                 "carry_apr": carry_apr(f.rate, f.interval_h)}
-                for (v, s), f in sorted(self.funding.items())]
+        """Per perp book: its funding as last received (``funding_rows``)."""
+        return funding_rows(self.funding.values())
+
+
+def funding_rows(states) -> list[dict]:
+    """``model.Funding`` states as JSON-ready rows, by venue and symbol, with the carry a
+    short receives (``edge.carry_apr``): the dashboard's funding panel and status lines."""
+    return [{"venue": f.venue, "symbol": f.symbol, "rate": f.rate, "interval_h": f.interval_h,
+             "next_funding_ts_ns": f.next_funding_ts_ns, "mark": f.mark, "index": f.index,
+             "carry_apr": carry_apr(f.rate, f.interval_h)}
+            for f in sorted(states, key=lambda f: (f.venue, f.symbol))]

@@ -4,9 +4,10 @@ One line per (perp symbol, venue): the funding rate per interval, the time to th
 next funding, the annualized carry a SHORT receives (``edge.carry_apr``: rate x
 intervals a year), the basis of the perp over spot (``edge.basis_bps``: perp mid
 over the median spot mid of the underlying across the venues quoting it), and the
-venue's own premium (mark over index). The funding rows come from the detector
-(``Detector.status()["funding"]``, latest ``model.Funding`` per perp book); the
-prices from the frame's quotes. Pure functions build the text; the widget shows it.
+venue's own premium (mark over index). The funding rows (latest ``model.Funding``
+per perp book) come from the engine's market (``EngineState.extra["funding"]``: its
+perp feeds, or the funding topic in a viewer), else its detector's status; the prices
+from the frame's quotes. Pure functions build the text; the widget shows it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ PERP_SUFFIX = "-PERP"
 
 
 def funding_rows(extra: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The funding rows of a frame (``EngineState.extra``), [] when there are none."""
-    det = (extra or {}).get("detector")
-    rows = det.get("funding") if isinstance(det, Mapping) else None
+    """The funding rows of a frame (``EngineState.extra``): what this process's market
+    holds (``funding``: its perp feeds, or the funding topic in a viewer), else what its
+    detector holds; [] when there are none."""
+    extra = extra or {}
+    rows = extra.get("funding")
+    if not isinstance(rows, list):
+        det = extra.get("detector")
+        rows = det.get("funding") if isinstance(det, Mapping) else None
     return [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
 
 
