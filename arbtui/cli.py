@@ -21,10 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "execute": ("roles", "run the execute role: opportunities -> simulated fills, journal"),
     "alerts": ("roles", "run the alerts role: opportunities, states, fills -> webhooks (Kafka)"),
     "record": ("record", "capture live (or --demo) venue sessions into a recording for replay"),
-    "replay": ("replay", "play recordings back through the live engine on recorded time "
-                         "(dashboard or headless; --execution trades them)"),
-    "sweep": ("sweep", "replay with execution once per combination of config values, "
-                       "table/heatmap of PnL"),
+    "replay": ("replay", ("play recordings back through the live engine on recorded time "
+                         "(dashboard or headless; --execution trades them)")),
+    "sweep": ("sweep", ("replay with execution once per combination of config values, "
+                       "table/heatmap of PnL")),
     "report": ("report", "summarize the opportunity/fill journal (terminal charts or --json)"),
     "bench": ("bench", "run the benchmark suite (source checkout only)"),
 }

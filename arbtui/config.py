@@ -99,6 +99,7 @@ class KafkaConfig(_S):
     topic_status: str = "arbtui.status"
     topic_wallets: str = "arbtui.wallets"
     topic_funding: str = "arbtui.funding"
+    topic_control: str = "arbtui.control"
     partitions: int = 12
     replication: int = 1
     acks: Literal[0, 1, "all"] = 1
@@ -152,7 +153,7 @@ class SimConfig(_S):
 
 class JournalConfig(_S):
     enabled: bool = True
-    path: str = ""  # "" = $XDG_STATE_HOME/arbtui/journal.sqlite
+    path: str = ""  # "" = per mode under $XDG_STATE_HOME/arbtui/: journal.sqlite, demo-journal.sqlite
     flush_ms: float = 50.0
 
 

@@ -11,6 +11,7 @@ must not import the UI stack (tests/test_import_hygiene.py).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from arbtui.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
@@ -18,6 +19,7 @@ from arbtui.fmt import fmt_money, fmt_ms, fmt_rate, fmt_uptime
 # How many characters a free-text reason may take in the header: a Kafka error
 # string can be hundreds of characters, the header is one line of 80.
 REASON_W = 36
+VENUES_W = 44  # the venues field ("LIVE 10/12 binance RECONNECTING ...")
 
 # Field tones; the header maps them to colours, the status line does not need them.
 OK, WARN, BAD, PLAIN = "ok", "warn", "bad", ""
@@ -86,12 +88,50 @@ def _bus_facts(bus: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_RETRY = re.compile(r"^reconnecting in ([0-9.]+s) \((\w+)")
+
+
+def venue_word(s: Any) -> tuple[str, str]:
+    """What a venue's state means to an operator, and why: (word, reason).
+
+    A feed reports SYNCING while its socket is down and it never had a message (and
+    STALE once it had some): both read as what they are, NOT CONNECTED (live mode
+    without network: ``gaierror``, retrying) or RECONNECTING, never as "SYNCING",
+    which means a connected feed waiting for its snapshot. CONNECTING is the first
+    attempt. Otherwise the book state itself (LIVE, SYNCING, STALE, RESYNC, DISABLED).
+    """
+    state = _state_name(s.state)
+    reason = str(getattr(s, "reason", "") or "")
+    if state in ("SYNCING", "STALE") and not getattr(s, "connected", True):
+        m = _RETRY.match(reason)
+        if m:  # short enough for a venue panel's state line, the error class first
+            reason = f"{m.group(2)}, retry {float(m.group(1)[:-1]):.0f}s"
+        if getattr(s, "last_msg_ns", 0):
+            return "RECONNECTING", reason
+        if not getattr(s, "reconnects", 0) and reason in ("", "connecting"):
+            return "CONNECTING", ""
+        return "NOT CONNECTED", reason
+    return state, reason
+
+
+def _journal_facts(extra: dict[str, Any]) -> dict[str, Any]:
+    j = extra.get("journal")
+    if not isinstance(j, dict):
+        return {}
+    return {"lost": int(j.get("dropped") or 0), "errors": int(j.get("errors") or 0),
+            "last_error": str(j.get("last_error") or "")}
+
+
 def health_facts(st: Any) -> dict[str, Any]:
     """Every health fact the status line and the header show, as plain JSON-able values."""
     extra = st.extra or {}
     venues = getattr(st, "venues", None) or {}
-    not_live = {v: {"state": _state_name(s.state), "reason": s.reason}
-                for v, s in venues.items() if _state_name(s.state) != "LIVE"}
+    not_live = {}
+    for v, s in venues.items():
+        if _state_name(s.state) != "LIVE":
+            word, why = venue_word(s)
+            not_live[v] = {"state": _state_name(s.state), "reason": s.reason, "word": word,
+                           "why": why}
     pnl, ccy = pnl_of(extra)
     failures = extra.get("role_failures")
     return {
@@ -111,6 +151,7 @@ def health_facts(st: Any) -> dict[str, Any]:
         "venues_total": len(venues),
         "venues_not_live": not_live,
         "role_failures": dict(failures) if isinstance(failures, dict) else {},
+        "journal": _journal_facts(extra),
         "alerts": alerts_facts(extra),
     }
 
@@ -160,10 +201,17 @@ def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
     if total:
         down = f["venues_not_live"]
         txt = f"LIVE {live}/{total}"
-        if down:
-            txt += " " + " ".join(f"{v} {d['state']}" for v, d in down.items())
+        # Grouped by what they mean: "binance RECONNECTING" for one or two venues,
+        # "12 NOT CONNECTED" for more (live mode without network).
+        groups: dict[str, list[str]] = {}
+        for v, d in down.items():
+            groups.setdefault(d.get("word") or d["state"], []).append(v)
+        named = txt + "".join(" " + (" ".join(f"{v} {word}" for v in vs) if len(vs) <= 2
+                                     else f"{len(vs)} {word}") for word, vs in groups.items())
+        counted = txt + "".join(f" {len(vs)} {word}" for word, vs in groups.items())
+        txt = named if len(named) <= VENUES_W or len(counted) > VENUES_W else counted
         # All LIVE is also on the venue panels: then it yields to the uptime and the clock.
-        out.append((1 if down else 5, "venues", _clip(txt, 44), WARN if down else OK))
+        out.append((1 if down else 5, "venues", _clip(txt, VENUES_W), WARN if down else OK))
     out += [
         (1, "quotes_per_s", f"{fmt_rate(f['quotes_per_s'])} q/s", PLAIN),
         (2, "detect_ms", f"det {fmt_ms(f['detect_p50_ms'])}/{fmt_ms(f['detect_p99_ms'])}ms", PLAIN),
@@ -174,10 +222,28 @@ def health_fields(f: dict[str, Any]) -> list[tuple[int, str, str, str]]:
         # The reliable outbox hit its bound: opportunity events/fills/states were lost.
         txt = "LOST " + " ".join(f"{t} {n}" for t, n in sorted(b["lost"].items()))
         out.append((0, "lost", _clip(txt), BAD))
-    if b.get("drops"):
-        # Superseded quotes are normal under load; a lost opportunity, fill or status is not.
-        lost = any(t != "quotes" for t in b.get("drops_by_topic") or {})
-        out.append((2 if lost else 4, "drops", f"drops {b['drops']}", WARN if lost else PLAIN))
+    # An alarm only for a real loss, and it says which. Superseded quotes (a newer
+    # quote of the same venue+symbol replaced them) are the design and never shown
+    # as drops; quotes shed from a full inbox cost freshness, not an event, so they are
+    # a plain low-priority count. A dropped opportunity, fill, status or wallet event
+    # is lost to its consumer: red, first ("LOST" above covers the Kafka outbox).
+    by_topic = dict(b.get("drops_by_topic") or {})
+    for t, n in (b.get("lost") or {}).items():
+        by_topic[t] = by_topic.get(t, 0) - n
+    events = {t: n for t, n in sorted(by_topic.items()) if t != "quotes" and n > 0}
+    if events:
+        txt = "DROPPED " + " ".join(f"{t} {n}" for t, n in events.items())
+        out.append((0, "drops", _clip(txt), BAD))
+    if by_topic.get("quotes", 0) > 0:
+        out.append((4, "quote_drops", f"quotes shed {by_topic['quotes']}", PLAIN))
+    if b.get("superseded"):
+        # Shown as what it is, where there is room: information, never an alarm.
+        out.append((6, "superseded", f"superseded {fmt_rate(b['superseded'])}", PLAIN))
+    j = f.get("journal") or {}
+    if j.get("lost") or j.get("errors"):
+        # The journal's writer could not commit (disk full, locked): records are gone.
+        txt = f"JOURNAL LOST {j.get('lost', 0)}" + (f" {j['last_error']}" if j.get("last_error") else "")
+        out.append((0, "journal", _clip(txt), BAD))
     out += [
         (5, "open_opportunities", f"open {f['open_opportunities']}", PLAIN),  # also in the log title
         (3, "uptime_s", f"up {fmt_uptime(f['uptime_s'])}", PLAIN),
@@ -218,4 +284,4 @@ def alerts_fields(a: dict[str, Any] | None) -> list[tuple[int, str, str, str]]:
 
 
 __all__ = ["BAD", "OK", "WARN", "alerts_facts", "alerts_fields", "bus_text", "health_facts",
-           "health_fields", "mode_label", "pnl_of"]
+           "health_fields", "mode_label", "pnl_of", "venue_word"]

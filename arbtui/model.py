@@ -8,6 +8,7 @@ Nothing here imports Textual.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import msgspec
 
@@ -285,3 +286,39 @@ encoder = msgspec.json.Encoder()
 
 def to_json(obj: msgspec.Struct) -> bytes:
     return encoder.encode(obj)
+
+
+# ---------------------------------------------------------------- operator control (issue 14)
+
+
+class Control(msgspec.Struct, kw_only=True):
+    """An operator command on the control topic, applied by every instance of the role
+    that owns the setting (``backend.roles.control`` lists who owns what) and
+    acknowledged by each with a ``ControlAck``. Never dropped (reliable delivery);
+    applied at most once per process (receivers de-duplicate by ``id``)."""
+
+    id: str  # unique per command (sender + counter); acks name it
+    cmd: str  # threshold | max_quote_age | venue | symbol | execution | exec_threshold
+    args: dict[str, Any] = {}  # e.g. {"min_net_bps": 2.5}, {"venue": "kraken", "enabled": False}
+    target: str = ""  # the role that applies it ("" = every role owning ``cmd``)
+    owner: str = ""  # one process only (its owner id); "" = every instance of the role
+    sender: str = ""  # the process that sent it (a viewer's host/pid/start)
+    ts_ns: int = 0
+    v: int = SCHEMA_VERSION
+
+
+class ControlAck(msgspec.Struct, kw_only=True):
+    """One role instance's answer to a ``Control`` (or, with ``control_id`` empty, its
+    periodic statement of what it applies): ``applied`` is the role's settings AFTER
+    the command, as it actually runs them, so a viewer shows applied values, never
+    requested ones."""
+
+    control_id: str  # the Control answered; "" = a status statement
+    cmd: str  # the command's cmd; "status" / "stopped" for statements
+    role: str  # detect | execute | feed
+    owner: str  # the process (host/pid/start)
+    applied: dict[str, Any] = {}
+    ok: bool = True
+    error: str = ""
+    ts_ns: int = 0
+    v: int = SCHEMA_VERSION

@@ -375,6 +375,8 @@ class _EngineProbe:
         self.evaluated = 0
         self.t_last = 0
         self.base_dropped = 0
+        from arbtui.model import live_ns
+
         det = engine.detector
         name = "on_quotes" if hasattr(det, "on_quotes") else "on_quote"
         orig = getattr(det, name)
@@ -387,8 +389,12 @@ class _EngineProbe:
             w = self.warm_ns
             n = 0
             for q in batch:
-                if q.recv_ts_ns >= w:
-                    lat.append(done - q.recv_ts_ns)
+                # From the frame that produced it: a liveness refresh (model.AGES_RULE)
+                # re-sends unchanged levels with their old recv time and a new live time,
+                # as the detect role's own latency figure reads it (roles/detect.py).
+                t = live_ns(q)
+                if t >= w:
+                    lat.append(done - t)
                     n += 1
                 elif probe_symbol is not None and q.symbol == probe_symbol and ready is not None:
                     ready.set()
@@ -721,7 +727,7 @@ def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
     k = cfg.bus.kafka
     k.bootstrap_servers = bootstrap
     for name in ("topic_quotes", "topic_opportunities", "topic_fills", "topic_status",
-                 "topic_wallets"):
+                 "topic_wallets", "topic_control"):
         setattr(k, name, getattr(k, name) + suffix)
     k.group_id = k.group_id + suffix + f".{os.getpid()}"
 

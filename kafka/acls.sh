@@ -7,7 +7,10 @@
 #            opportunities
 #   execute  reads opportunities (+ quotes/status for books at arrival), writes fills and
 #            wallets (the free balances detectors size from)
-#   view     reads every topic; it assigns partitions itself, so it needs no group
+#   view     reads every topic; it assigns partitions itself, so it needs no group;
+#            writes operator commands on the control topic
+#   every role that applies commands (feed, detect, execute) reads the control topic
+#            and writes its acknowledgements there
 #
 # Every role also needs DESCRIBE on its topics: arbtui checks the topics exist at
 # startup (Metadata) and the viewer looks up offsets by time (ListOffsets). No role
@@ -54,6 +57,12 @@ acl --allow-principal User:execute --operation Write --operation Describe \
 # view: read-only on everything arbtui publishes (prefixed: future topics included)
 acl --allow-principal User:view --operation Read --operation Describe \
     --resource-pattern-type prefixed --topic "$PREFIX."
+
+# control: the viewer sends commands, every applying role reads them and acknowledges
+for who in view feed detect execute; do
+  acl --allow-principal "User:$who" --operation Read --operation Write --operation Describe \
+      --topic "$PREFIX.control"
+done
 
 "$KAFKA_BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" \
     --list --resource-pattern-type any --topic "$PREFIX." 2>/dev/null || true

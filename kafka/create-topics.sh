@@ -44,6 +44,8 @@ create "$PREFIX.quotes" retention.ms=3600000 segment.ms=600000
 create "$PREFIX.status" retention.ms=3600000 segment.ms=600000
 # The executor's free balances (detectors size from the latest): tiny, restated every 5 s.
 create "$PREFIX.wallets" retention.ms=3600000 segment.ms=600000
+# Operator commands from a viewer and the roles' acknowledgements: tiny, an audit trail.
+create "$PREFIX.control" retention.ms=604800000
 # Opportunities and fills: the record of what happened; the journal is the durable copy.
 create "$PREFIX.opportunities" retention.ms=604800000
 create "$PREFIX.fills" retention.ms=2592000000

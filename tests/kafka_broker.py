@@ -146,6 +146,7 @@ topic_fills = "{prefix}.fills"
 topic_status = "{prefix}.status"
 topic_wallets = "{prefix}.wallets"
 topic_funding = "{prefix}.funding"
+topic_control = "{prefix}.control"
 partitions = {partitions}
 fetch_max_wait_ms = 20
 {kafka_extra}

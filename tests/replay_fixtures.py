@@ -136,6 +136,19 @@ def record_sim(out: Path, seconds: float = 5.0, *, venues: list[str] | None = No
     return out
 
 
+_EXEC_RECORDING: Path | None = None
+
+
+def exec_recording(tmp_path_factory) -> Path:
+    """The simulator session the execution replays use, recorded once per test session
+    (``record_sim`` defaults: five seconds of a lively market) and shared by the modules
+    that replay it: recording costs seconds, replaying it a fraction."""
+    global _EXEC_RECORDING
+    if _EXEC_RECORDING is None or not _EXEC_RECORDING.is_file():
+        _EXEC_RECORDING = record_sim(tmp_path_factory.mktemp("exec") / "sim.jsonl.zst")
+    return _EXEC_RECORDING
+
+
 def execution_cfg():
     """Execution on, tuned so one replay of a simulator session shows every case:
     a slow venue (one-legged and rejected legs, unwinds), jitter, small wallets

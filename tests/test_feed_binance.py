@@ -312,3 +312,28 @@ async def test_proactive_reconnect_before_the_connection_limit():
         await rig.live()
         await rig.wait_equal()
         assert rig.counter("gaps") == 0
+
+
+async def test_typed_depth_path_and_generic_path_agree_on_the_recording(monkeypatch):
+    # Synced books' depthUpdate frames take a typed one-pass decode; the generic
+    # dict path stays the rule for everything else. Both must give the same quotes,
+    # states and counters on the real stream.
+    from arbtui.backend.feeds import binance
+
+    lines = load_recording("BINANCE.jsonl.zst")
+    info = next(ln for ln in lines if ln["t"] == "http" and "exchangeInfo" in ln["url"])
+    smap = BinanceFeed.parse_instruments(info["data"])
+    conn = next(ln["conn"] for ln in lines if ln["t"] == "connect")
+    runs = []
+    for typed in (True, False):
+        monkeypatch.setattr(binance, "TYPED_DEPTH", typed)
+        feed, quotes = await replay_connection(BinanceFeed, lines, conn, smap, None)
+        runs.append(([(q.symbol, q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns)
+                      for q in quotes], feed.status().counters,
+                     {s: sb.book.top_asks(50) for s, sb in feed.books.items()}))
+    assert runs[0] == runs[1]
+    assert len(runs[0][0]) > 100
+    # USD-M chains by pu, not U: its own rules, so never the spot-typed path.
+    from arbtui.backend.feeds.binance_usdm import BinanceUsdmFeed
+
+    assert feed._typed_depth and not BinanceUsdmFeed(["BTC-USDT"], print)._typed_depth

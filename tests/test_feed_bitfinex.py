@@ -160,3 +160,31 @@ async def test_sim_checksum_fault_resyncs_only_that_book():
         await r.freeze()
         for s in SYMS:
             r.assert_top_matches_sim(s)
+
+
+def test_compact_frame_fast_path_matches_the_json_path():
+    # Update and checksum frames written without spaces take a regex path instead of
+    # json.loads; the same frames with spaces take the JSON path. Both must leave the
+    # same books, quotes, checksum verdicts and counters, including edge spellings
+    # (integer prices, exponents, -0, a bad checksum, a JSON-invalid leading zero).
+    frames = ["[10,[100.75,1,0.00000001],2]", "[10,[101,2,-3],3]", "[10,[100.5,0,1],4]",
+              "[10,[1e2,1,2.5E-1],5]", "[10,[101.25,1,-0],6]", "[10,[102.5,1,-0.5e+1],7]"]
+    fa, qa = _feed()
+    fb, qb = _feed()
+    _snap(fa)
+    _snap(fb)
+    for i, fr in enumerate(frames):
+        fa.feed_frame(fr, 10 + i)
+        fb.feed_frame(fr.replace(",", ", "), 10 + i)
+    good = checksum(fa.books["BTC-USD"].book)
+    tail = [f'[10,"cs",{good},8]', f'[10,"cs",{good + 1},9]', "[10,[100,01,1],10]"]
+    for i, fr in enumerate(tail):
+        fa.feed_frame(fr, 20 + i)
+        fb.feed_frame(fr.replace(",", ", "), 20 + i)
+    for f in (fa, fb):
+        assert f.counters["checksums"] == 2 and f.counters["checksum_mismatch"] == 1
+        assert f.counters["frame_errors"] >= 1  # the leading zero is not JSON
+    assert fa.counters == fb.counters
+    assert [(q.bids, q.asks, q.bid_px, q.ask_qty, q.seq) for q in qa] == \
+        [(q.bids, q.asks, q.bid_px, q.ask_qty, q.seq) for q in qb]
+    assert len(qa) >= 4

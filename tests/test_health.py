@@ -16,7 +16,7 @@ import msgspec
 from arbtui import config
 from arbtui.backend.engine import Engine, EngineState
 from arbtui.headless import status_record
-from arbtui.health import health_facts, health_fields
+from arbtui.health import health_facts, health_fields, venue_word
 from arbtui.model import BookState, VenueStatus
 from arbtui.ui.widgets.header import header_text
 
@@ -40,7 +40,8 @@ def _state(kafka: dict, failures: dict[str, int]) -> EngineState:
            "subscriptions": {"quotes/detector": {"depth": 0, "dropped": 3, "delivered": 10}}}
     venues = {
         "binance": VenueStatus(venue="binance", state=BookState.LIVE, msg_rate=40.0),
-        "okx": VenueStatus(venue="okx", state=BookState.STALE, reason="no message for 3.2 s"),
+        "okx": VenueStatus(venue="okx", state=BookState.STALE, reason="no message for 3.2 s",
+                           connected=True, last_msg_ns=1),
     }
     return EngineState(
         mode="VIEW", bus=bus, uptime_s=3723.4, venues=venues, quotes={}, open_opportunities=[],
@@ -75,11 +76,12 @@ def test_header_shows_exactly_the_status_line_values():
     assert rec["bus"]["drops_by_topic"] == {"quotes": 7}
     assert rec["role_failures"] == {"detect": 2}
     assert rec["venues_live"] == 1 and rec["venues_total"] == 2
-    assert rec["venues_not_live"] == {"okx": {"state": "STALE", "reason": "no message for 3.2 s"}}
+    assert rec["venues_not_live"] == {"okx": {"state": "STALE", "reason": "no message for 3.2 s",
+                                              "word": "STALE", "why": "no message for 3.2 s"}}
     assert rec["pnl"] == -3.2 and rec["execution"] is True and rec["uptime_s"] == 3723.4
     for part in ("VIEW", "EXEC ON", "thr +2.5bps", "kafka DOWN 12s", "KafkaConnectionError: Unable",
                  "restarts detect×2", "LIVE 1/2 okx STALE", "1.2k q/s", "det 0.12/0.85ms",
-                 "PnL -3.20 USD", "drops 7", "open 0", "up 01:02:03"):
+                 "PnL -3.20 USD", "quotes shed 7", "open 0", "up 01:02:03"):
         assert part in wide, (part, wide)
     # Older consumers' keys are still there (kafka section, per-venue detail).
     assert rec["kafka"]["state"] == "down" and rec["venues"]["okx"]["state"] == "STALE"
@@ -147,19 +149,59 @@ async def test_real_supervisor_restart_reaches_header_and_status_line(tmp_path, 
         await engine.stop()
 
 
-def test_lost_opportunities_outrank_superseded_quotes():
+def test_lost_opportunities_alarm_and_shed_quotes_do_not():
     st = _state(_kafka("up"), {})
     st.bus["dropped"] = {}
 
-    def drops_field():
-        return next((p, tone) for p, key, _t, tone in health_fields(health_facts(st)) if key == "drops")
+    def fields():
+        return {key: (p, tone, t) for p, key, t, tone in health_fields(health_facts(st))}
 
-    # 3 quotes shed by the detector's inbox: quotes only, so not alarming.
-    assert drops_field() == (4, "")
+    # 3 quotes shed by the detector's inbox: quotes only, a plain count, no alarm.
+    assert fields()["quote_drops"] == (4, "", "quotes shed 3") and "drops" not in fields()
     st.bus["subscriptions"]["opportunities/journal"] = {"depth": 0, "dropped": 2, "delivered": 5}
-    assert drops_field() == (2, "warn")
-    assert "drops 5" in _header(st, 400)
+    # A dropped opportunity event is a real loss: red, first, and it says which.
+    assert fields()["drops"] == (0, "bad", "DROPPED opportunities 2")
+    assert "DROPPED opportunities 2" in _header(st, 80)
     assert status_record(st)["bus"]["drops_by_topic"] == {"quotes": 3, "opportunities": 2}
+
+
+def test_journal_write_failure_is_an_alarm():
+    st = _state(_kafka("up"), {})
+    st.bus["dropped"] = {}
+    st.bus["subscriptions"] = {}
+    assert "JOURNAL" not in _header(st, 400)
+    st.extra["journal"] = {"path": "/x", "appended": 9, "written": 4, "pending": 0, "dropped": 5,
+                           "errors": 1, "last_error": "database or disk is full"}
+    t = _header(st, 80)
+    assert "JOURNAL LOST 5 database or disk" in t, t
+    assert status_record(st)["journal"] == {"lost": 5, "errors": 1,
+                                            "last_error": "database or disk is full"}
+
+
+def test_a_venue_that_never_connected_reads_not_connected_not_syncing():
+    # What a live feed reports without network: SYNCING, socket down, no message ever.
+    why = "reconnecting in 14.3s (gaierror: [Errno -2] Name or service not known)"
+    down = {v: VenueStatus(venue=v, state=BookState.SYNCING, reason=why, connected=False,
+                           reconnects=2) for v in ("binance", "coinbase", "kraken")}
+    st = dataclasses.replace(_state(_kafka("up"), {}), venues=down)
+    assert venue_word(down["binance"]) == ("NOT CONNECTED", "gaierror, retry 14s")
+    t = _header(st, 120)
+    assert "LIVE 0/3 3 NOT CONNECTED" in t and "SYNCING" not in t, t
+    # One that had data and lost its socket is reconnecting; the first attempt is connecting.
+    gone = VenueStatus(venue="okx", state=BookState.STALE, reason=why, connected=False,
+                       last_msg_ns=5, reconnects=1)
+    assert venue_word(gone)[0] == "RECONNECTING"
+    first = VenueStatus(venue="okx", state=BookState.SYNCING, reason="connecting")
+    assert venue_word(first) == ("CONNECTING", "")
+    st = dataclasses.replace(st, venues={"htx": down["binance"], "okx": gone})
+    assert "LIVE 0/2 htx NOT CONNECTED okx RECONNECTING" in _header(st, 400)
+    # Too long for the header's venues field: counted instead of cut.
+    st = dataclasses.replace(st, venues={"binance": down["binance"], "okx": gone})
+    assert "LIVE 0/2 1 NOT CONNECTED 1 RECONNECTING" in _header(st, 400)
+    # Connected and waiting for a snapshot: that is SYNCING.
+    syncing = VenueStatus(venue="okx", state=BookState.SYNCING, reason="BTC-USD: snapshot",
+                          connected=True)
+    assert venue_word(syncing) == ("SYNCING", "BTC-USD: snapshot")
 
 
 def test_lost_reliable_messages_are_loud_and_superseded_quotes_are_not_drops():
@@ -170,7 +212,9 @@ def test_lost_reliable_messages_are_loud_and_superseded_quotes_are_not_drops():
                                                   "delivered": 10}
     rec = status_record(st)
     assert rec["bus"]["superseded"] == 49 and rec["bus"]["drops"] == 0
-    assert "drops" not in _header(st, 400)
+    assert "drops" not in _header(st, 400) and "DROPPED" not in _header(st, 400)
+    # Counted and shown as superseded (last to get room), never as a drop.
+    assert "superseded 49" in _header(st, 400) and "superseded" not in _header(st, 80)
     # The reliable outbox hit its bound: shown first, in red, even at 80 columns.
     st.bus["lost"] = {"opportunities": 2}
     fields = {key: (p, tone) for p, key, _t, tone in health_fields(health_facts(st))}

@@ -4,12 +4,13 @@ config give the same opportunities AND fills, whatever the pace."""
 from __future__ import annotations
 
 import pytest
-from replay_fixtures import execution_cfg, record_sim, replay_inprocess
+from replay_fixtures import exec_recording as shared_exec_recording
+from replay_fixtures import execution_cfg, replay_inprocess
 
 
 @pytest.fixture(scope="module")
 def exec_recording(tmp_path_factory):
-    return record_sim(tmp_path_factory.mktemp("exec") / "sim.jsonl.zst")
+    return shared_exec_recording(tmp_path_factory)
 
 
 def _split(events):
@@ -120,17 +121,3 @@ def test_replay_refuses_to_write_the_live_journal(exec_recording, tmp_path):
                    "--journal", str(live))
     assert r.returncode == 2 and "live journal" in r.stderr
     assert not live.exists()
-
-
-async def test_a_kafka_config_replays_on_the_embedded_bus(exec_recording, caplog):
-    """Replay on Kafka is not built (steps would need a broker round trip each and the
-    live topics would carry replayed quotes): the config's Kafka bus is ignored, said
-    so in the log, and the result is the embedded one."""
-    cfg = execution_cfg()
-    cfg.bus.kind = "kafka"
-    cfg.bus.kafka.bootstrap_servers = "127.0.0.1:1"  # never contacted
-    a = await replay_inprocess([exec_recording], cfg=cfg)
-    b = await replay_inprocess([exec_recording], cfg=execution_cfg())
-    assert a.engine.bus.kind == "embedded"
-    assert "replays run on the embedded bus" in caplog.text
-    assert a.events == b.events and a.events

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from replay_fixtures import REPO, record_sim, replay_cli
+from replay_fixtures import REPO, exec_recording, replay_cli
 
 CONF = ('[detector]\nmin_net_bps = 1.0\nmax_notional = 500000.0\n'
         '[execution]\nmin_net_bps = 1.0\njitter_ms = 20.0\none_leg_policy = "unwind"\n'
@@ -21,7 +21,7 @@ CONF = ('[detector]\nmin_net_bps = 1.0\nmax_notional = 500000.0\n'
 
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory):
-    return record_sim(tmp_path_factory.mktemp("sweep") / "sim.jsonl.zst")
+    return exec_recording(tmp_path_factory)  # recorded once per session, shared
 
 
 def sweep(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

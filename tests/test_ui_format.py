@@ -71,3 +71,30 @@ def test_replay_mode_label():
 ])
 def test_panel_layout_budget(width, lines, nsym, want):
     assert layout_for(width, lines, nsym) == want
+
+
+def _panel(status, quotes=None):
+    from arbtui.ui.widgets.venue_panel import PanelInput
+
+    return PanelInput(index=1, venue="binance", status=status, quotes=quotes or {},
+                      symbols=["BTC-USDT"], best_bid={}, best_ask={}, focused="BTC-USDT",
+                      now_ns=10**18, disabled=False, disabled_symbols=set(), max_lines=6)
+
+
+def test_panel_state_line_says_not_connected_not_syncing():
+    # Live mode without network: the feed reports SYNCING with its socket down (gaierror).
+    from arbtui.model import BookState, VenueStatus
+    from arbtui.ui.widgets.venue_panel import panel_text, state_text, state_word
+
+    st = VenueStatus(venue="binance", state=BookState.SYNCING, connected=False, reconnects=3,
+                     reason="reconnecting in 9.6s (gaierror: [Errno -2] Name or service not known)")
+    p = _panel(st)
+    assert state_word(p) == "NOT CONNECTED"
+    label, style = state_text(p)
+    assert label == "NOT CONNECTED gaierror, retry 10s" and "red" in style
+    line = panel_text(p, 34).plain.splitlines()[0]
+    assert line.startswith("NOT CONNECTED gaierror, retry 10s") and "SYNCING" not in line
+    # Connected, waiting for the snapshot: that is what SYNCING means.
+    st = VenueStatus(venue="binance", state=BookState.SYNCING, connected=True,
+                     reason="BTC-USDT: snapshot")
+    assert state_text(_panel(st))[0] == "SYNCING BTC-USDT: snapshot"

@@ -113,6 +113,24 @@ def test_demo_in_tmux_toggle_threshold_help_quit(term):
                      20, "binance LIVE with BTC-USD prices")
     assert "DEMO" in scr.splitlines()[0]
     assert "thr +2.0bps" in scr
+    # Issue 15 in a real terminal: the footer's labels whole (no cut label, no stray
+    # character), the log's priority columns headed, and execution on raises no alarm.
+    from arbtui.ui.screens.keymap import FOOTER_PRIORITY, footer_items
+    from arbtui.ui.widgets.keybar import footer_text
+
+    footer = [ln for ln in scr.splitlines() if ln.strip()][-1].rstrip()
+    width = max(len(ln) for ln in scr.splitlines())  # the app's width as drawn
+    assert footer == footer_text(footer_items(), FOOTER_PRIORITY, width)[0].plain.rstrip(), scr
+    log_head = next(ln for ln in scr.splitlines() if "Time" in ln and "Symbol" in ln)
+    for col in ("Net", "Profit", "Size", "Life"):
+        assert f" {col} " in log_head, log_head
+    t.keys("x")
+    scr = t.wait_for(lambda s: "EXEC ON" in s.splitlines()[0], 5, "execution on")
+    time.sleep(3)
+    head = t.screen().splitlines()[0]
+    assert not any(w in head for w in ("DROPPED", "LOST", "drops")), head
+    t.keys("x")
+    t.wait_for(lambda s: "EXEC OFF" in s.splitlines()[0], 5, "execution off")
     # 256 colours in tmux: the palette is used, no truecolor sequences.
     esc = t.screen(escapes=True)
     assert "38;5;" in esc and "38;2;" not in esc

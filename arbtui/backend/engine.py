@@ -11,8 +11,11 @@ none of feed/detect/execute (``--role view``), and:
 - takes ``snapshot()``: ONE immutable ``EngineState`` per dashboard frame or
   status line, built from the roles' states. The UI and the headless reporter
   read only that; they are never subscribers on the hot path;
-- routes operator commands (venue/symbol toggles, thresholds, execution) to
-  the role that owns the setting; they take effect at once.
+- routes operator commands (venue/symbol toggles, thresholds, execution) as
+  ``model.Control`` messages (``roles.control``): published on the control topic
+  for the roles of other processes, and applied at once by the roles of this one
+  that own the setting (a viewer owns none: it sends, and shows what the roles
+  acknowledge).
 
 Inputs can be injected: ``bus`` (any ``Bus``), ``sim`` (demo mode: the
 simulated market, started and stopped here, whose ``urls()`` the feeds
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui.backend.basis import funding_rows
-from arbtui.backend.bus import FILLS, Bus, make_bus
+from arbtui.backend.bus import CONTROL, FILLS, Bus, make_bus
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor
@@ -57,9 +60,10 @@ from arbtui.backend.roles import (
     ViewRole,
     feed_plan,
 )
+from arbtui.backend.roles.control import CONTROL_KEY, ControlAgent, ControlDesk, VenueSwitch
 from arbtui.backend.roles.feed import funding_publisher, quote_publisher, state_publisher
 from arbtui.config import Config
-from arbtui.model import BookStatus, Fill, Opportunity, Quote, VenueStatus
+from arbtui.model import BookStatus, Control, Fill, Opportunity, Quote, VenueStatus
 
 #: The Kafka health fields the status line and header show.
 _KAFKA_FIELDS = ("state", "reason", "down_for_s", "outages", "missing_permissions", "in_flight",
@@ -114,6 +118,9 @@ class Engine:
         #: Every role reads time and waits through this clock (replay: a virtual one).
         self.clock = clock
         self.mode = mode  # live | demo | replay | view
+        #: What the journal records this session as (and its default file): the mode,
+        #: or "demo" for an execute role trading a simulated market (commands/roles.py).
+        self.journal_mode = mode
         self.roles = roles
         self.bus = bus or make_bus(cfg)
         #: demo mode: the simulated market the feeds connect to (start/stop/urls()).
@@ -136,8 +143,9 @@ class Engine:
         # On Kafka every window names the detector process that owns it, and that
         # process publishes its open set (OpenSet) so consumers can reconcile.
         host = socket.gethostname()
-        self.owner_id = (f"{host}/{os.getpid()}/{self.started_ns // 1_000_000}"
-                         if self.bus.kind == "kafka" and "detect" in roles else "")
+        #: This process on the bus: the owner of its windows and the sender/acker of commands.
+        self.proc_id = f"{host}/{os.getpid()}/{self.started_ns // 1_000_000}"
+        self.owner_id = self.proc_id if self.bus.kind == "kafka" and "detect" in roles else ""
         k = cfg.bus.kafka
         #: Open windows as the consumers here know them (viewer, execute role's journal).
         self.windows = OpenWindows(k.owner_timeout_s, k.snapshot_interval_s,
@@ -158,13 +166,22 @@ class Engine:
         self.execute: ExecuteRole | None = None
         self.journal: JournalRole | None = None
         self.view: ViewRole | None = None
+        #: Applies control commands to this process's roles and acknowledges them.
+        self.control = ControlAgent(self.bus, self.sup, self.proc_id, clock=clock,
+                                    announce_s=k.snapshot_interval_s)
+        if "detect" in roles:
+            self.control.register(self.detect)
+        self._ctl_n = 0
         #: webhook alerts: built in start() when this process is the one that sends them
         self.alerts: AlertsRole | None = None
         if mode == "view" or not roles:
             self.view = ViewRole(self.bus, self.sup, market=self.market,
                                  on_event=lambda e: self.record_event(e),
                                  latency=self.detect_latency, windows=self.windows,
-                                 up_since=self._bus_up_since, clock=clock)
+                                 up_since=self._bus_up_since, clock=clock,
+                                 desk=ControlDesk(self.proc_id, clock=clock,
+                                                  forget_s=k.owner_timeout_s),
+                                 venue_order=tuple(cfg.venues))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -181,6 +198,12 @@ class Engine:
         if self._sends_alerts():
             self.alerts = AlertsRole(self.cfg.alerts, self.bus, self.sup, clock=self.clock)
             await self.alerts.start()
+            # A venue the operator switches off is no outage: the alerts role hears of it
+            # like the detector and the feed (from any process's console).
+            self.control.register(VenueSwitch("alerts", self.alerts.set_venue_enabled))
+        if self.bus.kind == "kafka":
+            # Only another process can send commands; here they are applied directly.
+            await self.control.start()
         if self.cfg.metrics.listen:
             from arbtui.backend.prometheus import serve
 
@@ -207,6 +230,7 @@ class Engine:
         self.feed = FeedRole(cfg, self.bus, self.sup, feed_plan(cfg, endpoints),
                              market=self.market, clock=self.clock)
         await self.feed.start()
+        self.control.register(self.feed)
         self.feeds = self.feed.feeds
         for v in self.feed.disabled_venues():
             self.detector.disabled_venues.add(v)
@@ -225,16 +249,20 @@ class Engine:
         self.execute = ExecuteRole(executor, self.bus, on_fill=lambda f: self.record_event(f),
                                    sup=self.sup, clock=self.clock)
         await self.execute.start()
+        self.control.register(self.execute)
         if cfg.journal.enabled:
             # On Kafka the journal reconciles against the detectors' open sets,
             # so it never keeps a window opened without a close after an outage.
             self.journal = JournalRole(
                 cfg.journal, self.bus, self.sup,
                 windows=self.windows if self.bus.kind == "kafka" else None,
-                up_since=self._bus_up_since, on_reconciled=lambda e: self.record_event(e))
+                up_since=self._bus_up_since, on_reconciled=lambda e: self.record_event(e),
+                mode=self.journal_mode)
             await self.journal.start()
 
     async def stop(self) -> None:
+        # Viewers forget this process's roles at once ("stopped"), while the bus delivers.
+        await self.control.stop()
         # The detector first: on Kafka it closes its windows while the bus still delivers.
         await self.detect.stop()
         self.sup.stopping = True
@@ -308,31 +336,42 @@ class Engine:
 
     # ------------------------------------------------------------------ commands
 
+    def command(self, cmd: str, args: dict[str, Any], target: str = "") -> Control:
+        """Send an operator command (``roles.control.OWNERS`` says who applies it): on
+        the control topic for the roles of other processes, and applied at once by the
+        roles of this one that own it (each acknowledges on the bus)."""
+        if self.view is not None:
+            ctl = self.view.desk.new(cmd, args, target)
+            self.view.desk.sent(ctl)
+        else:
+            self._ctl_n += 1
+            ctl = Control(id=f"{self.proc_id}#{self._ctl_n}", cmd=cmd, args=args, target=target,
+                          sender=self.proc_id, ts_ns=self.clock.now_ns())
+        self.bus.publish(CONTROL, CONTROL_KEY, ctl)
+        self.control.apply(ctl)
+        return ctl
+
     def set_venue_enabled(self, venue: str, enabled: bool) -> None:
-        self.detect.set_venue_enabled(venue, enabled)
-        if self.feed is not None:
-            self.feed.set_venue_enabled(venue, enabled)
-        if self.alerts is not None:
-            self.alerts.set_venue_enabled(venue, enabled)
+        self.command("venue", {"venue": venue, "enabled": enabled})
 
     def set_symbol_enabled(self, symbol: str, enabled: bool) -> None:
-        self.detect.set_symbol_enabled(symbol, enabled)
+        self.command("symbol", {"symbol": symbol, "enabled": enabled})
 
     def set_threshold(self, min_net_bps: float) -> None:
-        self.detect.set_threshold(min_net_bps)
+        self.command("threshold", {"min_net_bps": min_net_bps})
 
     def set_max_quote_age(self, ms: float) -> None:
-        self.detect.set_max_quote_age(ms)
+        self.command("max_quote_age", {"ms": ms})
 
     def set_execution_threshold(self, min_net_bps: float) -> None:
-        self.cfg.execution.min_net_bps = min_net_bps
-        if self.execute is not None:
-            self.execute.set_threshold(min_net_bps)
+        if self.view is None:  # the setting of this process (its executor may start later)
+            self.cfg.execution.min_net_bps = min_net_bps
+        self.command("exec_threshold", {"min_net_bps": min_net_bps})
 
     def set_execution(self, enabled: bool) -> None:
-        self.cfg.execution.enabled = enabled
-        if self.execute is not None:
-            self.execute.set_enabled(enabled)
+        if self.view is None:
+            self.cfg.execution.enabled = enabled
+        self.command("execution", {"enabled": enabled})
 
     # ------------------------------------------------------------------ sampling
 
@@ -346,6 +385,12 @@ class Engine:
     def symbols(self) -> list[str]:
         if self.mode == "demo":
             return list(self.cfg.sim.symbols)
+        if self.view is not None and self.market.latest:
+            # A viewer trades nothing itself: the symbols the feeds publish (a demo feed's
+            # are the simulator's, not the config's), configured ones first.
+            seen = {s for _, s in self.market.latest}
+            conf = self.cfg.symbols()
+            return [s for s in conf if s in seen] + sorted(seen - set(conf))
         return self.cfg.symbols()
 
     def snapshot(self) -> EngineState:
@@ -364,6 +409,12 @@ class Engine:
                 extra["reconcile"] = w.stats()
         if view is not None:
             extra["stage_p50_ms"] = dict(view.stage_p50_ms)
+        # A viewer shows what the roles of other processes acknowledge they apply
+        # (roles.control), never a detector of its own that nobody runs.
+        ctl = self._view_settings(det) if self.view is not None and not detecting else None
+        if ctl is not None:
+            extra["control"] = self.view.desk.summary()
+            extra["executor"] = self.view.pnl()
         if self.execute is not None:
             extra["executor"] = self.execute.state()
         if detecting:
@@ -377,17 +428,32 @@ class Engine:
             extra["funding"] = funding_rows(self.market.funding.values())
         # Roles the supervisor restarted, by name: shown, never silent.
         extra["role_failures"] = dict(self.sup.failures)
+        s = ctl or {
+            "min_net_bps": det.min_net_bps, "execution_enabled": self.cfg.execution.enabled,
+            "max_quote_age_ms": det.max_quote_age_ms,
+            "execution_min_net_bps": self.cfg.execution.min_net_bps,
+            "disabled_venues": det.disabled_venues, "disabled_symbols": det.disabled_symbols,
+            "executing": self.execute is not None}
         return EngineState(
             mode=self.mode.upper(), bus=bus, uptime_s=time.monotonic() - self.started,
             venues=self.venue_statuses(), quotes=dict(self.market.latest),
             open_opportunities=list(det.open if detecting or view is None else view.open),
             quotes_per_s=self.market.rate.sample(), detect_p50_ms=p50, detect_p99_ms=p99,
-            min_net_bps=det.min_net_bps, execution_enabled=self.cfg.execution.enabled,
-            event_seq=self.event_seq, extra=extra, max_quote_age_ms=det.max_quote_age_ms,
-            execution_min_net_bps=self.cfg.execution.min_net_bps,
-            disabled_venues=det.disabled_venues, disabled_symbols=det.disabled_symbols,
+            min_net_bps=s["min_net_bps"], execution_enabled=s["execution_enabled"],
+            event_seq=self.event_seq, extra=extra, max_quote_age_ms=s["max_quote_age_ms"],
+            execution_min_net_bps=s["execution_min_net_bps"],
+            disabled_venues=s["disabled_venues"], disabled_symbols=s["disabled_symbols"],
             fees=det.fees, symbols=tuple(self.symbols()),
-            feed_venues=tuple(self.feeds), executing=self.execute is not None)
+            feed_venues=tuple(self.feeds), executing=s["executing"])
+
+    def _view_settings(self, det: Any) -> dict[str, Any]:
+        """The settings a viewer shows: acknowledged by the roles, pending commands laid
+        over, the config's until a role has stated its own."""
+        assert self.view is not None
+        return self.view.desk.settings({
+            "min_net_bps": det.min_net_bps, "max_quote_age_ms": det.max_quote_age_ms,
+            "execution_enabled": False, "execution_min_net_bps": self.cfg.execution.min_net_bps,
+            "disabled_venues": frozenset(), "disabled_symbols": frozenset()})
 
     def frame(self, seq: int | None) -> tuple[EngineState, list[tuple[int, Any]]]:
         """One dashboard frame: the snapshot and, unless ``seq`` is None, the events

@@ -42,7 +42,16 @@ CREATE TABLE IF NOT EXISTS fills (
     symbol TEXT, side TEXT, kind TEXT, requested REAL, filled REAL, vwap REAL, fee REAL,
     fee_ccy TEXT, status TEXT, reason TEXT, pnl REAL, pnl_ccy TEXT, body BLOB);
 CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
+CREATE TABLE IF NOT EXISTS sessions (
+    session INTEGER PRIMARY KEY, mode TEXT NOT NULL DEFAULT 'unknown', started_ns INTEGER,
+    pid INTEGER);
 """
+
+#: What a session was: ``arbtui report`` shows live by default. ``unknown``: a session
+#: written before the journal recorded modes (a demo then wrote the live journal).
+MODES = ("live", "demo", "replay")
+UNKNOWN = "unknown"
+SCHEMA_VERSION = "2"  # 2: the sessions table with each session's mode
 
 _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, sell_symbol, "
             "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
@@ -53,13 +62,20 @@ _FILL_SQL = ("INSERT INTO fills (session, ts_ns, opp_id, venue, symbol, side, ki
              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
-def default_path() -> Path:
+#: The default journal file per mode: a demo never writes the live journal (issue 15).
+#: A replay writes a fresh file of its own (``backend.replay.engine.replay_journal_path``).
+FILE_FOR_MODE = {"live": "journal.sqlite", "demo": "demo-journal.sqlite"}
+
+
+def default_path(mode: str = "live") -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "arbtui" / "journal.sqlite"
+    return Path(base) / "arbtui" / FILE_FOR_MODE.get(mode, FILE_FOR_MODE["live"])
 
 
-def resolve_path(path: str) -> Path:
-    return Path(path).expanduser() if path else default_path()
+def resolve_path(path: str, mode: str = "live") -> Path:
+    """``[journal] path`` if set (every mode then shares it; sessions say which was which),
+    else the mode's own file under the state dir."""
+    return Path(path).expanduser() if path else default_path(mode)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -68,10 +84,51 @@ def connect(path: str | Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(SCHEMA)
-    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', '1')")
+    migrate(con)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     con.commit()
     _add_opp_columns(con)
     return con
+
+
+def migrate(con: sqlite3.Connection) -> None:
+    """Bring a journal written by an older arbtui up to this schema, in place.
+
+    Version 1 had no sessions table (``SCHEMA`` just created it) and a sessions table
+    of an early version 2 may lack ``mode``; the sessions its rows name are entered
+    as ``unknown``: nothing says whether they were live or demo, and guessing "live"
+    would put old demo profits into the live report (issue 15's false PnL).
+    """
+    cols = {r[1] for r in con.execute("PRAGMA table_info(sessions)")}
+    if "mode" not in cols:
+        con.execute(f"ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT '{UNKNOWN}'")
+    if "started_ns" not in cols:
+        con.execute("ALTER TABLE sessions ADD COLUMN started_ns INTEGER")
+    if "pid" not in cols:
+        con.execute("ALTER TABLE sessions ADD COLUMN pid INTEGER")
+    (version,) = con.execute("SELECT coalesce(max(value), '1') FROM meta WHERE key = 'schema'"
+                             ).fetchone()
+    if version != SCHEMA_VERSION:
+        for table in ("opportunities", "fills"):
+            con.execute(f"INSERT OR IGNORE INTO sessions (session, mode, started_ns) "
+                        f"SELECT session, '{UNKNOWN}', min(ts_ns) FROM {table} GROUP BY session")
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+
+def session_modes(con: sqlite3.Connection) -> dict[int, str]:
+    """Every session of a journal -> its mode (``unknown`` where none was recorded). Works
+    on a read-only connection to a file that was never migrated."""
+    out: dict[int, str] = {}
+    for table in ("opportunities", "fills"):
+        for (sid,) in con.execute(f"SELECT DISTINCT session FROM {table}"):
+            out[sid] = UNKNOWN
+    try:
+        rows = con.execute("SELECT session, mode FROM sessions").fetchall()
+    except sqlite3.OperationalError:
+        rows = []  # a version 1 journal, opened read-only: no sessions table yet
+    for sid, mode in rows:
+        out[sid] = mode or UNKNOWN
+    return out
 
 
 #: Columns added after the first schema (issue 18: opportunity kinds), appended to an
@@ -89,12 +146,13 @@ def _add_opp_columns(con: sqlite3.Connection) -> None:
 
 
 class Journal:
-    def __init__(self, path: str | Path, flush_ms: float = 50.0, *,
+    def __init__(self, path: str | Path, flush_ms: float = 50.0, *, mode: str = "live",
                  max_pending: int = 200_000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_s = flush_ms / 1000.0
         self.session = time.time_ns()
+        self.mode = mode
         self._pending: deque[Opportunity | Fill] = deque(maxlen=max_pending)
         self.max_pending = max_pending
         self.appended = 0
@@ -106,6 +164,9 @@ class Journal:
         self._idle = threading.Condition()
         # Open on the caller's thread so a bad path fails loudly at start, not later.
         self._con = connect(self.path)
+        with self._con:
+            self._con.execute("INSERT OR REPLACE INTO sessions (session, mode, started_ns, pid) "
+                              "VALUES (?,?,?,?)", (self.session, mode, self.session, os.getpid()))
         self._thread = threading.Thread(target=self._run, name="arbtui-journal", daemon=True)
         self._thread.start()
 
@@ -186,7 +247,7 @@ class Journal:
         self._thread.join(timeout=10)
 
     def stats(self) -> dict[str, Any]:
-        return {"path": str(self.path), "appended": self.appended, "written": self.written,
+        return {"path": str(self.path), "mode": self.mode, "appended": self.appended, "written": self.written,
                 "pending": len(self._pending), "dropped": self.dropped, "errors": self.errors,
                 "last_error": self.last_error}
 

@@ -8,6 +8,11 @@ own journal (``--journal PATH``, else a fresh file under the state dir; never th
 live one) and, headless, ends with a ``"type": "report"`` line: the ``arbtui
 report`` summary of that journal (opportunities, fills, realized PnL by venue
 pair, fees, and the detected profit the latency model lost).
+
+The replay runs on the bus ``[bus] kind`` names, or the one ``--bus`` names. On
+Kafka it uses private topics on the configured cluster (deleted at the end) and
+a delivery barrier per step, and prints the same lines as on the embedded bus
+(``backend/replay/kafka.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import sys
 from pathlib import Path
 
+from arbtui.backend.bus.base import BusError
 from arbtui.backend.recording import RecordingError, RecordingReader
 from arbtui.backend.replay import QuotePrinter, ReplayEngine
 from arbtui.backend.shutdown import stop_event
@@ -44,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-file", metavar="PATH", help="diagnostics log (default: stderr)")
     p.add_argument("--execution", action="store_true",
                    help="trade the opportunities with the simulated executor (paper wallets)")
+    p.add_argument("--bus", choices=("embedded", "kafka"), default=None,
+                   help="the bus the roles talk over (default: [bus] kind of the config); "
+                        "kafka uses private topics on [bus.kafka]'s cluster, deleted afterwards")
     p.add_argument("--journal", metavar="PATH",
                    help="this replay's journal (default: a new file under the state dir's "
                         "arbtui/replays/; never the live journal)")
@@ -67,6 +76,8 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
     cfg = runtime.load_config(argparse.Namespace(config=config, seed=getattr(top, "seed", None)))
     if ns.execution:
         cfg.execution.enabled = True
+    if ns.bus:
+        cfg.bus.kind = ns.bus
     if ns.journal:
         from arbtui.backend.journal import resolve_path
 
@@ -87,6 +98,9 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
         return asyncio.run(_run_headless(engine, ns.print_quotes, duration, cfg))
     except KeyboardInterrupt:
         return 130
+    except BusError as e:  # the Kafka cluster cannot be reached or used: one line
+        print(f"arbtui replay: {e}", file=sys.stderr)
+        return 2
 
 
 async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: float | None,
@@ -130,6 +144,13 @@ async def _run_headless(engine: ReplayEngine, print_quotes: bool, duration: floa
         print(f"arbtui replay: {d}", file=sys.stderr)
     if printer is None:
         _report(engine, out)
+    rs = engine.bus.stats().get("replay")
+    if rs is not None:
+        print(f"arbtui replay: kafka {engine.cfg.bus.kafka.bootstrap_servers}: "
+              f"{rs['rounds']} delivery rounds, {rs['barrier_wait_s']:.1f}s waiting for the "
+              f"broker; topics *.replay-{rs['run_id']} "
+              f"{'deleted' if rs['topics_deleted'] else 'NOT deleted (see the log)'}",
+              file=sys.stderr)
     if engine.error:
         print(f"arbtui replay: failed: {engine.error}", file=sys.stderr)
         return 1

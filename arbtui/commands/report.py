@@ -1,7 +1,8 @@
 """``arbtui report``: what the journal says happened, in the terminal or as JSON.
 
 Reads the SQLite journal (never writes it; it may be open by a running arbtui,
-which WAL allows) and summarizes: opportunities per symbol and venue pair,
+which WAL allows) and summarizes the sessions of one mode (live by default; demo,
+replay or all with ``--mode``): opportunities per symbol and venue pair,
 net-edge and lifetime distributions, executions, and realized PnL over time,
 with plotext charts. ``--json`` prints one JSON document for machines.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from arbtui.backend.detector import LIFETIME_BUCKETS_MS
+from arbtui.backend.journal import session_modes
 
 #: Upper edges of the net-edge histogram buckets, bps (NET, after fees).
 NET_BUCKETS_BPS: tuple[float, ...] = (0, 2, 5, 10, 20, 50, 100, 300)
@@ -74,14 +76,33 @@ def _dist(values: list[float]) -> dict[str, float | None]:
             "mean": statistics.fmean(s)}
 
 
-def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
-    """Everything the report shows, as plain data (the --json document)."""
+REPORT_MODES = ("live", "demo", "replay", "all")
+
+
+def _mode_filter(con: sqlite3.Connection, mode: str) -> tuple[str, dict[str, int], list[int]]:
+    """(SQL clause limiting rows to ``mode``'s sessions, sessions per mode in the file,
+    the sessions kept). Session ids are integers read from the file itself."""
+    modes = session_modes(con)
+    per_mode: dict[str, int] = {}
+    for m in modes.values():
+        per_mode[m] = per_mode.get(m, 0) + 1
+    if mode == "all":
+        return "", dict(sorted(per_mode.items())), sorted(modes)
+    keep = sorted(s for s, m in modes.items() if m == mode)
+    return (f" AND session IN ({','.join(str(int(s)) for s in keep) or 'NULL'})",
+            dict(sorted(per_mode.items())), keep)
+
+
+def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
+    """Everything the report shows, as plain data (the --json document): the sessions of
+    ``mode`` (live, demo, replay) in the journal at ``path``, or ``all`` of them."""
     if not path.is_file():
         raise ReportError(f"no journal at {path} (run arbtui with [journal] enabled, or pass "
                           "--journal PATH)")
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         con.execute("SELECT 1 FROM opportunities LIMIT 1")
+        where, per_mode, _kept = _mode_filter(con, mode)
     except sqlite3.Error as e:
         raise ReportError(f"{path}: not a readable arbtui journal ({e})") from None
     # A journal written before opportunity kinds (issue 18) has no kind column (read
@@ -94,9 +115,9 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
         "SELECT o.opp_id, o.symbol, o.sell_symbol, o.buy_venue, o.sell_venue, o.event, "
         "o.net_bps, o.peak_net_bps, o.gross_bps, o.lifetime_ms, o.peak_profit, o.quote_ccy, "
         f"o.suspect, o.ts_ns, {kcols} FROM opportunities o JOIN (SELECT opp_id, max(seq) AS s"
-        " FROM opportunities WHERE ts_ns >= ? GROUP BY opp_id) last ON o.seq = last.s",
+        " FROM opportunities WHERE ts_ns >= ?" + where + " GROUP BY opp_id) last ON o.seq = last.s",
         (since_ns,)).fetchall()
-    n_events = con.execute("SELECT count(*) FROM opportunities WHERE ts_ns >= ?",
+    n_events = con.execute("SELECT count(*) FROM opportunities WHERE ts_ns >= ?" + where,
                            (since_ns,)).fetchone()[0]
     per_symbol: dict[str, dict[str, Any]] = {}
     per_pair: dict[str, dict[str, Any]] = {}
@@ -145,10 +166,10 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
     # that event): its size and profit, to compare with what the fills realized.
     opened = {oid: (size, profit, bv, sv, ccy) for oid, size, profit, bv, sv, ccy in con.execute(
         "SELECT opp_id, size, profit, buy_venue, sell_venue, quote_ccy FROM opportunities "
-        "WHERE event = 'opened' AND ts_ns >= ?", (since_ns,))}
+        "WHERE event = 'opened' AND ts_ns >= ?" + where, (since_ns,))}
     fills = con.execute(
         "SELECT ts_ns, opp_id, venue, side, kind, filled, requested, fee, fee_ccy, status, "
-        "reason, pnl, pnl_ccy FROM fills WHERE ts_ns >= ? ORDER BY ts_ns, seq",
+        "reason, pnl, pnl_ccy FROM fills WHERE ts_ns >= ?" + where + " ORDER BY ts_ns, seq",
         (since_ns,)).fetchall()
     by_status: dict[str, int] = {}
     by_venue: dict[str, dict[str, int]] = {}
@@ -188,10 +209,13 @@ def build(path: Path, since_ns: int = 0) -> dict[str, Any]:
             pk = pnl_by_kind.setdefault(kind_of.get(oid, "?"), {})
             pk[pccy] = pk.get(pccy, 0.0) + p
     first = con.execute("SELECT min(ts_ns), max(ts_ns), count(DISTINCT session) FROM "
-                        "opportunities WHERE ts_ns >= ?", (since_ns,)).fetchone()
+                        "opportunities WHERE ts_ns >= ?" + where, (since_ns,)).fetchone()
     con.close()
     return {
         "journal": str(path),
+        "mode": mode,
+        # Every session in the file by mode, so a report of one mode says what it left out.
+        "sessions_by_mode": per_mode,
         "since_ns": since_ns,
         "first_ts_ns": first[0],
         "last_ts_ns": first[1],
@@ -302,6 +326,13 @@ def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: b
     lines: list[str] = []
     add = lines.append
     add(f"arbtui report — {r['journal']}")
+    others = {m: n for m, n in r.get("sessions_by_mode", {}).items() if m != r.get("mode")}
+    if r.get("mode", "all") != "all":
+        add(f"mode {r['mode']}" + ("   (also in this file: "
+                                   + ", ".join(f"{m} {n}" for m, n in others.items())
+                                   + " sessions; --mode all or --mode MODE)" if others else ""))
+    elif others:
+        add("mode all: " + ", ".join(f"{m} {n}" for m, n in others.items()) + " sessions")
     add(f"window {_ts(r['first_ts_ns'])} .. {_ts(r['last_ts_ns'])}   sessions {r['sessions']}   "
         f"events {r['opportunity_events']}")
     add("")
@@ -369,18 +400,40 @@ def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: b
 # --------------------------------------------------------------------------- CLI
 
 
+def journal_for_mode(configured: str, mode: str) -> Path:
+    """The file ``report --mode`` reads without ``--journal``: ``[journal] path`` when set
+    (every mode shares it then), else the mode's own file; for replay the newest of the
+    per-replay journals; for all the live file (where sessions from before modes were
+    recorded live)."""
+    from arbtui.backend.journal import default_path, resolve_path
+
+    if configured or mode in ("live", "demo", "all"):
+        return resolve_path(configured, "live" if mode == "all" else mode)
+    replays = sorted((default_path().parent / "replays").glob("*.sqlite"),
+                     key=lambda p: p.stat().st_mtime)
+    if not replays:
+        raise ReportError(f"no replay journal under {default_path().parent / 'replays'} "
+                          "(arbtui replay writes one per run; or pass --journal PATH)")
+    return replays[-1]
+
+
 def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = None) -> int:
     p = argparse.ArgumentParser(prog="arbtui report",
                                 description="Summarize the opportunity/fill journal")
     p.add_argument("--since", metavar="WHEN", help="30m, 2h, 1d, or an ISO time (UTC)")
-    p.add_argument("--journal", metavar="PATH", help="journal file (default: [journal] path)")
+    p.add_argument("--journal", metavar="PATH",
+                   help="journal file (default: the --mode's own: journal.sqlite for live, "
+                        "demo-journal.sqlite for demo, the newest replay journal for replay; "
+                        "[journal] path when set)")
+    p.add_argument("--mode", choices=REPORT_MODES, default=None,
+                   help="which sessions: live (the default), demo, replay or all; with "
+                        "--journal the default is all")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--no-charts", action="store_true", help="tables only")
     p.add_argument("--width", type=int, default=0, help="chart width (default: terminal)")
     p.add_argument("--config", metavar="PATH", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    from arbtui.backend.journal import resolve_path
-
+    mode = a.mode or ("all" if a.journal else "live")
     if a.journal:
         path = Path(a.journal).expanduser()
     else:
@@ -391,10 +444,14 @@ def cli_main(command: str, argv: list[str], args: argparse.Namespace | None = No
         except configmod.ConfigError as e:
             print(f"arbtui: config error: {e}", file=sys.stderr)
             return 2
-        path = resolve_path(cfg.journal.path)
+        try:
+            path = journal_for_mode(cfg.journal.path, mode)
+        except ReportError as e:
+            print(f"arbtui report: {e}", file=sys.stderr)
+            return 2
     try:
         since = parse_since(a.since) if a.since else 0
-        report = build(path, since)
+        report = build(path, since, mode)
     except ReportError as e:
         print(f"arbtui report: {e}", file=sys.stderr)
         return 2

@@ -62,6 +62,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--demo", action="store_true",
                        help="feed from the built-in venue simulator (offline)")
         p.add_argument("--seed", type=int, help="simulator seed (overrides [sim] seed)")
+    if command == "execute":
+        p.add_argument("--demo", action="store_true",
+                       help="the feeds run the simulator: journal to demo-journal.sqlite, "
+                            "sessions marked demo (never the live journal)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     p.add_argument("--log-file", metavar="PATH", help="diagnostics log (default: stderr)")
     p.add_argument("--cpus", metavar="LIST", help="pin this process to CPUs, e.g. 4-7")
@@ -123,6 +127,8 @@ def run_role(cfg: Any, command: str, *, demo: bool = False, duration: float | No
 
             sim = simulator(cfg)
         engine = Engine(cfg, mode=mode, roles=(command,), sim=sim)
+        if demo:
+            engine.journal_mode = "demo"  # trading the simulator: never the live journal
         return asyncio.run(run_headless(engine, duration, status_interval))
     except KeyboardInterrupt:
         return 0

@@ -1,6 +1,7 @@
 """Bus transports: ``embedded`` (default) and ``kafka``."""
 
 from arbtui.backend.bus.base import (
+    CONTROL,
     FILLS,
     FUNDING,
     OPPORTUNITIES,
@@ -11,7 +12,8 @@ from arbtui.backend.bus.base import (
     Subscription,
 )
 
-__all__ = ["FILLS", "FUNDING", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus", "Subscription",
+__all__ = ["CONTROL", "FILLS", "FUNDING", "OPPORTUNITIES", "QUOTES", "STATUS", "WALLETS", "Bus",
+           "Subscription",
            "make_bus"]
 
 

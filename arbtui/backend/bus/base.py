@@ -24,7 +24,10 @@ WALLETS = "wallets"
 #: keyed by the perp symbol; every detector reads all of it (outside the Kafka
 #: consumer group, like the rates), coalesced to the newest per venue and symbol.
 FUNDING = "funding"
-TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS, FUNDING)
+#: Operator commands (model.Control) and the roles' answers (model.ControlAck); every
+#: instance of a role reads it (never through a consumer group) and nothing is dropped.
+CONTROL = "control"
+TOPICS = (QUOTES, OPPORTUNITIES, FILLS, STATUS, WALLETS, FUNDING, CONTROL)
 
 
 def funding_key(f: Any) -> tuple[str, str]:

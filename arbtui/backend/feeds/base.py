@@ -130,6 +130,7 @@ class SymbolBook:
         "live_venue_ns",
         "next_resync",
         "pub_live_ns",
+        "quote_template",
         "reason",
         "resync_pending",
         "seq",
@@ -141,7 +142,7 @@ class SymbolBook:
     )
 
     def __init__(self, symbol: str, vsym: str, depth: int, sync: BookSync,
-                 now_ns: int = 0) -> None:
+                 now_ns: int = 0, venue: str = "?") -> None:
         self.symbol = symbol
         self.vsym = vsym
         self.book = Book(depth)
@@ -158,6 +159,10 @@ class SymbolBook:
         self.pub_live_ns = 0  # live_ts_ns of the last Quote published (or re-published)
         self.next_resync = 0.0
         self.resync_pending = False
+        #: Never emitted: ``publish`` copies it and sets every field a quote varies in.
+        self.quote_template = Quote(venue=venue, symbol=symbol, bid=0.0, bid_size=0.0, ask=0.0,
+                                    ask_size=0.0, bids=[], asks=[], bid_px="", bid_qty="",
+                                    ask_px="", ask_qty="")
 
 
 class VenueFeed:
@@ -233,7 +238,7 @@ class VenueFeed:
             if vsym is None:
                 self.unknown_symbols.append(s)
                 continue
-            sb = SymbolBook(s, vsym, self.depth, self.sync_state(), clock.now_ns())
+            sb = SymbolBook(s, vsym, self.depth, self.sync_state(), clock.now_ns(), self.venue)
             self.books[s] = sb
             self.by_vsym[vsym] = sb
         self.counters: dict[str, int] = {}
@@ -464,13 +469,23 @@ class VenueFeed:
         bp, bq = book.bids[bid]
         ap, aq = book.asks[ask]
         sb.pub_live_ns = recv_ns
-        sb.last_quote = q = Quote(
-            venue=self.venue, symbol=sb.symbol,
-            bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size,
-            bids=fb, asks=fa, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
-            venue_ts_ns=venue_ts_ns, recv_ts_ns=recv_ns, seq=seq,
-            live_ts_ns=recv_ns, live_venue_ts_ns=venue_ts_ns,
-        )
+        # A copy of the book's never-published template with every other field set:
+        # half the cost of Quote(...) with 17 keywords (~1.3 vs ~2.6 us loaded, 2026-12).
+        sb.last_quote = q = sb.quote_template.__copy__()
+        q.venue = self.venue  # read now, as before: a relabelled feed (benchmarks) names itself
+        q.bid = bid
+        q.bid_size = bid_size
+        q.ask = ask
+        q.ask_size = ask_size
+        q.bids = fb
+        q.asks = fa
+        q.bid_px = bp
+        q.bid_qty = bq
+        q.ask_px = ap
+        q.ask_qty = aq
+        q.venue_ts_ns = q.live_venue_ts_ns = venue_ts_ns
+        q.recv_ts_ns = q.live_ts_ns = recv_ns
+        q.seq = seq
         self.emit(q)
 
     def _refresh(self, sb: SymbolBook, live_ns: int) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -64,6 +65,24 @@ _BAD_ROW = (BookError, TypeError, ValueError, IndexError, AttributeError)
 def _loads(data: str | bytes) -> Any:
     # parse_float=str keeps each number's wire text: the checksum is over that text.
     return json.loads(data, parse_float=str)
+
+
+#: JSON's number and non-negative integer grammar (RFC 8259: no leading zeros).
+_NUM = r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_INT = r"(?:0|[1-9]\d*)"
+#: The frames that are nearly all of a book stream, with SEQ_ALL: a one-level update
+#: ``[CHAN,[PRICE,COUNT,AMOUNT],SEQ]`` and a checksum ``[CHAN,"cs",CRC,SEQ]``, written
+#: without whitespace. ``json.loads`` with a ``parse_float`` callback was ~3.8 of the
+#: ~8 us such a frame cost; this match yields the same values (numbers as their wire
+#: text, integers as ints) in ~1 us. Anything else (snapshots, events, spacing) takes
+#: the JSON path.
+_UPDATE = re.compile(rf"\[({_INT}),\[({_NUM}),({_INT}),({_NUM})\],({_INT})\]").fullmatch
+_CSUM = re.compile(rf'\[({_INT}),"cs",(-?{_INT}),({_INT})\]').fullmatch
+
+
+def _int_or_text(s: str) -> int | str:
+    """A number's wire text as json.loads(parse_float=str) gives it: int if integral."""
+    return int(s) if s.lstrip("-").isdigit() else s
 
 
 def _num(v: Any) -> str:
@@ -204,6 +223,18 @@ class BitfinexFeed(VenueFeed):
     # ------------------------------------------------------------ inbound
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        if data.__class__ is str:
+            f = _UPDATE(data)
+            if f is not None:
+                chan, px, cnt, amt, seq = f.groups()
+                self._on_array([int(chan), [_int_or_text(px), int(cnt), _int_or_text(amt)],
+                                int(seq)], recv_ns, data)
+                return
+            f = _CSUM(data)
+            if f is not None:
+                chan, crc, seq = f.groups()
+                self._on_array([int(chan), "cs", int(crc), int(seq)], recv_ns, data)
+                return
         try:
             m = _loads(data)
         except ValueError as e:

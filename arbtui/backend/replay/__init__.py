@@ -8,6 +8,7 @@ One concept per module:
 - ``driver``: moves the ``VirtualClock`` (``backend/clock.py``) through the
   recording, paces it (``--speed`` / ``--max``) and hands lines to the adapters;
 - ``engine``: ``ReplayEngine``, the live engine whose feed role is the driver;
+- ``kafka``: replay on the Kafka bus: private topics per run, a delivery barrier per step;
 - ``outcome``: what a replay with execution produced, counted like ``arbtui report``;
 - ``printer``: ``--print-quotes`` output; ``status``: several connections, one venue.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 
 from arbtui.backend.clock import VirtualClock
 from arbtui.backend.feeds.base import VenueFeed
@@ -66,6 +67,13 @@ class ReplayDriver:
         self.http_missing = 0
         self.error: str | None = None
         self._settle_rounds = settle_rounds
+        #: On a bus that delivers over the network (Kafka): one delivery round, True
+        #: if it handed anything to a subscriber (``replay/kafka.py``). Called after
+        #: each step until it returns False, so time moves on only once every role
+        #: has handled everything the step published.
+        self.barrier: Callable[[], Awaitable[bool]] | None = None
+        #: Awaited once before the first step (the bus's consumers hold positions).
+        self.before_start: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         clock.on_schedule = self._wake.set
         self._used: dict[int, set[int]] = {}
@@ -126,7 +134,15 @@ class ReplayDriver:
             return True
 
     async def _settle(self) -> None:
-        """Run every task the last step woke until all of them wait again.
+        """Run every task the last step woke until all of them wait again; on a
+        networked bus, also until everything they published was delivered and handled."""
+        await self._run_ready()
+        if self.barrier is not None:
+            while await self.barrier():
+                await self._run_ready()
+
+    async def _run_ready(self) -> None:
+        """Run every task the last step (or delivery) woke until all of them wait again.
 
         asyncio runs ready callbacks in FIFO order, so with time virtual the same
         steps give the same interleaving; the ready queue tells when it is empty.
@@ -146,6 +162,9 @@ class ReplayDriver:
     async def run(self) -> None:
         try:
             # Roles spawned with the engine subscribe when they first run: let them.
+            await self._run_ready()
+            if self.before_start is not None:
+                await self.before_start()
             await self._settle()
             await self._drive()
         except asyncio.CancelledError:

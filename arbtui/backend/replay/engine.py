@@ -47,7 +47,10 @@ class ReplayEngine(Engine):
 
     def __init__(self, cfg: Config, files: list[str] | str, *, speed: float = 1.0,
                  bus=None, roles: tuple[str, ...] = ("feed", "detect", "execute"),
-                 settle_rounds: int = 8, journal_path: str | None = None) -> None:
+                 settle_rounds: int = 8, journal_path: str | None = None,
+                 bus_kind: str | None = None) -> None:
+        """``bus_kind`` ("embedded" | "kafka") overrides ``[bus] kind``; on Kafka the
+        replay runs on private topics of the configured cluster (``replay/kafka.py``)."""
         # Replayed opportunities and fills must never mix with a live session's
         # record: the configured journal is the live one, so a replay writes the
         # one it is given, else its own file under the state dir (replay_journal_path).
@@ -57,14 +60,14 @@ class ReplayEngine(Engine):
         # builds its widgets, and a missing or unreadable file should fail at once.
         plan = ReplayPlan(files)
         clock = VirtualClock(plan.start_ns)
-        if bus is None:
-            # The embedded bus, whatever [bus] kind says: a step of the driver is only
-            # over once every role has seen its messages, which the in-process bus
-            # guarantees and Kafka (a broker round trip per step, the live topics
-            # shared with a running cluster) does not. Not done yet: replay on Kafka.
-            if cfg.bus.kind != "embedded":
-                log.warning("replay: bus.kind = %r ignored; replays run on the embedded bus",
-                            cfg.bus.kind)
+        kind = bus.kind if bus is not None else (bus_kind or cfg.bus.kind)
+        if bus is None and kind == "kafka":
+            # The configured cluster, on topics of this run's own (replay/kafka.py):
+            # replayed quotes never reach a live deployment's consumers.
+            from arbtui.backend.replay.kafka import ReplayKafkaBus
+
+            bus = ReplayKafkaBus(cfg.bus)
+        elif bus is None:
             from arbtui.backend.bus.embedded import EmbeddedBus
 
             bus = EmbeddedBus(cfg.bus.queue_size)
@@ -72,6 +75,15 @@ class ReplayEngine(Engine):
         self.files = files
         self.plan = plan
         self.driver = ReplayDriver(plan, clock, speed=speed, settle_rounds=settle_rounds)
+        if hasattr(bus, "barrier"):
+            # A networked bus: a step is over once its messages made the round trip
+            # and every role handled them (the embedded bus delivers inside publish).
+            self.driver.barrier = bus.barrier
+            self.driver.before_start = bus.ready
+            # One process owns every window of this replay: no owner id (it names a
+            # pid and a wall-clock start, and would differ between two runs), so no
+            # open-set snapshots either: those reconcile windows across processes.
+            self.owner_id = self.detect.owner = ""
         self.speed = self.driver.speed
         self.damage = self.plan.damage
         self.conns = self.plan.conns

@@ -10,13 +10,17 @@ A role is one stage of the pipeline with one small interface (``base.Role``):
   on its own loop and hands the copy over).
 
 Commands (thresholds, toggles) are plain methods on the role that owns the
-setting and act at once. Roles talk to each other only through the bus:
+setting and act at once; ``control.ControlAgent`` applies the ``model.Control``
+messages of the control topic through them (``apply_control``) and answers
+with a ``model.ControlAck`` (``control.ControlDesk`` is a viewer's side).
+Roles talk to each other only through the bus:
 
     feed    (FeedRole)     venue feeds        -> quotes, status
     detect  (DetectRole)   quotes, status, wallets -> opportunities
     execute (ExecuteRole)  opportunities, quotes, status -> fills, wallets
     journal (JournalRole)  opportunities, fills -> SQLite
-    view    (ViewRole)     quotes, status, opportunities, fills -> what a dashboard shows
+    view    (ViewRole)     quotes, status, opportunities, fills, control acks -> what a
+                           dashboard shows; sends commands on the control topic
     alerts  (AlertsRole)   opportunities, status, fills -> webhook alerts (``[alerts]``)
 
 so the same classes compose into one process (``backend.engine.Engine``, on the

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,9 @@ from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.metrics import Latency
 from arbtui.backend.roles.base import Market, Role
+from arbtui.backend.roles.control import finite, flag
 from arbtui.backend.roles.supervisor import Supervisor
+from arbtui.config import MAX_BPS, MIN_QUOTE_AGE_MS
 from arbtui.model import BookState, BookStatus, Funding, OpenSet, Opportunity, WalletState, live_ns
 
 log = logging.getLogger("arbtui.engine")
@@ -126,8 +129,10 @@ class DetectRole(Role):
                        self.sup.spawn("sweeper", self._sweep_loop)]
 
     async def stop(self) -> None:
-        if self._tasks and self.bus.kind == "kafka":
+        if self._tasks and self.bus.kind == "kafka" and self.owner:
             # Published before the bus drains, so viewers and executors see them.
+            # (Without an owner, a replay: its one process keeps its windows as the
+            # embedded bus does, and the replay's last lines do not depend on the bus.)
             self.emit(self.detector.close_all("detector stopped"))
             self.publish_open_set("stopping")
         self.stopping = True
@@ -262,6 +267,31 @@ class DetectRole(Role):
         """Quotes older than this stop counting; the sweep closes windows that relied on them."""
         self.detector.cfg.max_quote_age_ms = ms
         self.emit(self.detector.sweep())
+
+    # ------------------------------------------------------------------ control (bus)
+
+    def apply_control(self, cmd: str, args: dict[str, Any]) -> None:
+        """A control-topic command this role owns (``roles.control.OWNERS``); ValueError
+        names what is wrong with one it cannot apply."""
+        if cmd == "threshold":
+            self.set_threshold(finite(args, "min_net_bps", -MAX_BPS, MAX_BPS))
+        elif cmd == "max_quote_age":
+            self.set_max_quote_age(finite(args, "ms", MIN_QUOTE_AGE_MS - 1e-9, math.inf))
+        elif cmd in ("venue", "symbol"):
+            name = args.get(cmd)
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"{cmd} = {name!r}: needs a {cmd} name")
+            (self.set_venue_enabled if cmd == "venue" else self.set_symbol_enabled)(
+                name, flag(args))
+        else:
+            raise ValueError(f"{cmd}: not a detector command")
+
+    def control_state(self) -> dict[str, Any]:
+        """The settings this detector applies, as its acks state them."""
+        d = self.detector
+        return {"min_net_bps": d.cfg.min_net_bps, "max_quote_age_ms": d.cfg.max_quote_age_ms,
+                "disabled_venues": sorted(d.disabled_venues),
+                "disabled_symbols": sorted(d.disabled_symbols)}
 
     # ------------------------------------------------------------------ state
 

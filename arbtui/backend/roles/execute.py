@@ -26,7 +26,9 @@ from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import canonical_symbol
 from arbtui.backend.executor import Executor, Order
 from arbtui.backend.roles.base import Role
+from arbtui.backend.roles.control import finite, flag
 from arbtui.backend.roles.supervisor import Supervisor
+from arbtui.config import MAX_BPS
 from arbtui.model import BookState, BookStatus, Fill, Opportunity, Quote
 
 #: How often the wallet state is re-stated on Kafka (seconds).
@@ -152,6 +154,20 @@ class ExecuteRole(Role):
 
     def set_threshold(self, min_net_bps: float) -> None:
         self.ex.set_threshold(min_net_bps)
+
+    def apply_control(self, cmd: str, args: dict[str, Any]) -> None:
+        """A control-topic command this role owns (``roles.control.OWNERS``)."""
+        if cmd == "execution":
+            on = flag(args)
+            self.ex.cfg.enabled = on  # what this process's own status line reports
+            self.set_enabled(on)
+        elif cmd == "exec_threshold":
+            self.set_threshold(finite(args, "min_net_bps", -MAX_BPS, MAX_BPS))
+        else:
+            raise ValueError(f"{cmd}: not an executor command")
+
+    def control_state(self) -> dict[str, Any]:
+        return {"enabled": self.ex.enabled, "min_net_bps": self.ex.cfg.min_net_bps}
 
     # ------------------------------------------------------------------ state
 

@@ -24,6 +24,7 @@ from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.feeds import feed_class
 from arbtui.backend.feeds.base import VenueFeed
 from arbtui.backend.roles.base import Market, Role
+from arbtui.backend.roles.control import NotOwned, flag
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.config import Config
 from arbtui.model import BookState, BookStatus, Funding, Quote, VenueStatus
@@ -32,6 +33,9 @@ log = logging.getLogger("arbtui.engine")
 
 #: How often the feed role re-states book states on Kafka (seconds).
 RESTATE_S = 5.0
+#: How often it publishes each venue's health (model.VenueStatus: message rate, feed
+#: latency, reconnects) on Kafka, for viewers in other processes (seconds).
+VENUE_STATUS_S = 1.0
 
 
 def feed_plan(cfg: Config, endpoints: dict[str, tuple[str, str]] | None = None,
@@ -119,6 +123,7 @@ class FeedRole(Role):
         self.feeds: dict[str, VenueFeed] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._restater: asyncio.Task | None = None
+        self._venue_stater: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -144,6 +149,7 @@ class FeedRole(Role):
                 feed.enabled = False
         if self.bus.kind == "kafka":
             self._restater = self.sup.spawn("feed:restate", self._restate_loop)
+            self._venue_stater = self.sup.spawn("feed:venues", self._venue_status_loop)
 
     def _run(self, venue: str) -> None:
         self._tasks[venue] = self.sup.spawn(f"feed:{venue}", self.feeds[venue].run)
@@ -156,8 +162,7 @@ class FeedRole(Role):
             except Exception:  # shutting down anyway: a feed that hangs is left behind
                 log.debug("feed %s did not stop cleanly", v, exc_info=True)
         tasks = list(self._tasks.values())
-        if self._restater is not None:
-            tasks.append(self._restater)
+        tasks += [t for t in (self._restater, self._venue_stater) if t is not None]
         await self.sup.cancel(tasks)
         self._tasks.clear()
 
@@ -172,6 +177,12 @@ class FeedRole(Role):
         while not (self.stopping or self.sup.stopping):
             self.restate()
             await self.clock.sleep(RESTATE_S)
+
+    async def _venue_status_loop(self) -> None:
+        while not (self.stopping or self.sup.stopping):
+            await self.clock.sleep(VENUE_STATUS_S)
+            for v, f in self.feeds.items():
+                self.bus.publish(STATUS, v, f.status())
 
     def restate(self) -> None:
         """Publish every book's current state (see the module docstring)."""
@@ -194,6 +205,19 @@ class FeedRole(Role):
             feed.enabled = False
             self.market.drop_venue(venue)
             asyncio.get_running_loop().create_task(feed.stop())
+
+    def apply_control(self, cmd: str, args: dict[str, Any]) -> None:
+        """A control-topic venue toggle; a venue this feed process does not run is
+        another process's (no ack from here)."""
+        if cmd != "venue":
+            raise ValueError(f"{cmd}: not a feed command")
+        venue = args.get("venue")
+        if venue not in self.feeds:
+            raise NotOwned(venue)
+        self.set_venue_enabled(venue, flag(args))
+
+    def control_state(self) -> dict[str, Any]:
+        return {"venues": sorted(self.feeds), "disabled_venues": self.disabled_venues()}
 
     # ------------------------------------------------------------------ state
 

@@ -43,9 +43,12 @@ class JournalRole(Role):
     def __init__(self, cfg: JournalConfig, bus: Bus, sup: Supervisor, *,
                  windows: OpenWindows | None = None,
                  up_since: Callable[[], float | None] = lambda: None,
-                 on_reconciled: Callable[[Opportunity], None] | None = None) -> None:
-        """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring)."""
+                 on_reconciled: Callable[[Opportunity], None] | None = None,
+                 mode: str = "live") -> None:
+        """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring);
+        ``mode`` (live/demo/replay) picks the default file and is recorded with the session."""
         self.cfg = cfg
+        self.mode = mode
         self.bus = bus
         self.sup = sup
         self.windows = windows
@@ -55,9 +58,9 @@ class JournalRole(Role):
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        path = resolve_path(self.cfg.path)
+        path = resolve_path(self.cfg.path, self.mode)
         try:
-            self.journal = Journal(path, self.cfg.flush_ms)
+            self.journal = Journal(path, self.cfg.flush_ms, mode=self.mode)
         except (OSError, sqlite3.Error) as e:
             log.error("journal off: cannot open %s: %s", path, e)
             self.sup.count_failure("journal")

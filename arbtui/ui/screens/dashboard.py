@@ -24,21 +24,32 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from arbtui.config import MAX_BPS
 from arbtui.model import BookState
-from arbtui.ui.screens.keymap import bindings
+from arbtui.ui.screens.keymap import FOOTER_PRIORITY, bindings, footer_items
 from arbtui.ui.widgets.funding import FundingPanel
 from arbtui.ui.widgets.header import HeaderBar, header_text
-from arbtui.ui.widgets.opportunity_log import OpportunityLog
+from arbtui.ui.widgets.keybar import KeyBar
+from arbtui.ui.widgets.opportunity_log import SCROLLBAR_W, OpportunityLog, needed_width
 from arbtui.ui.widgets.sparklines import LatencySparks
 from arbtui.ui.widgets.spread_chart import SpreadChart
 from arbtui.ui.widgets.venue_panel import PanelInput, VenuePanel
 from arbtui.ui.widgets.wallets import WalletsPanel
 
-NARROW = 100  # below this many columns the charts give way to the log
+SIDE_W = 46  # the charts column (#side in app.tcss)
+LOG_CHROME = 2  # the log's border, left and right
+#: Below this many columns the charts give way to the log: beside them the log keeps
+#: its columns up to the catch probability (time, symbol, venues, NET, profit, size,
+#: life, kind, P; opportunity_log.COLUMNS), whole.
+NARROW = SIDE_W + LOG_CHROME + SCROLLBAR_W + needed_width("p")
 PANEL_MIN_W = 38
+
+
+def log_width(term_width: int, charts: bool) -> int:
+    """The opportunity log's content width on a ``term_width`` terminal (the CSS layout:
+    the charts column beside it or not; tests hold the real widget to this)."""
+    return term_width - LOG_CHROME - (SIDE_W if charts else 0)
 
 
 class DashboardScreen(Screen):
@@ -54,6 +65,9 @@ class DashboardScreen(Screen):
         syms = list(self.last_state.symbols)
         want = cfg.ui.focused_symbol
         self.focus_sym = want if want in syms else (syms[0] if syms else "")
+        #: A viewer learns the symbols from the bus: until the operator picks one, the
+        #: focus moves to a symbol that has quotes (the configured one may have none).
+        self._auto_focus = True
         self.paused = False
         self.seq = 0  # last engine event sequence drained into the log
         self.missed = 0  # events that fell out of the engine ring before we drained them
@@ -77,7 +91,7 @@ class DashboardScreen(Screen):
             with Vertical(id="side"):
                 yield LatencySparks(id="sparks")
                 yield SpreadChart(id="chart")
-        yield Footer(compact=True)
+        yield KeyBar(footer_items(), FOOTER_PRIORITY, id="keys")
 
     def on_mount(self) -> None:
         if self.app._exit_renderables:
@@ -154,6 +168,8 @@ class DashboardScreen(Screen):
             # Replay: quote ages, lifetimes and the clock are on the recording's time.
             now = int(rp["replay_ts"] * 1e9)
         self.ticks += 1
+        if self._auto_focus and state.mode == "VIEW" and state.quotes:
+            self._focus_with_data(state)
         venues = list(state.venues)
         for (v, _s) in state.quotes:
             if v not in venues:
@@ -180,6 +196,14 @@ class DashboardScreen(Screen):
                     self.chart.redraw(state.min_net_bps, now)
                 self.wallets.show(state.extra)
                 self.funding.show(state.extra, state.quotes, now)
+
+    def _focus_with_data(self, state: Any) -> None:
+        have = {s for _, s in state.quotes}
+        if self.focus_sym in have:
+            return
+        pick = next((s for s in state.symbols if s in have), None)
+        if pick is not None:
+            self.focus_sym = pick
 
     def _sync_panels(self, venues: list[str]) -> None:
         if venues == self.venue_order:
@@ -241,6 +265,8 @@ class DashboardScreen(Screen):
     def _update_log_title(self, state: Any) -> None:
         n_open = len(state.open_opportunities)
         title = f"opportunities · open {n_open} · ≥{state.min_net_bps:+.1f} bps net"
+        if self.log_widget.sort == "ev":
+            title += " · by EV"
         if self.paused:
             title += f" · PAUSED +{max(0, state.event_seq - self.seq)} new"
         if self.missed:
@@ -284,6 +310,7 @@ class DashboardScreen(Screen):
         def done(focused: str | None) -> None:
             if focused:
                 self.focus_sym = focused
+                self._auto_focus = False
             self._after()
 
         self.app.push_screen(
@@ -296,6 +323,7 @@ class DashboardScreen(Screen):
             return
         i = syms.index(self.focus_sym) if self.focus_sym in syms else -1
         self.focus_sym = syms[(i + step) % len(syms)]
+        self._auto_focus = False
         self._after()
 
     def action_threshold(self, delta: float) -> None:
@@ -331,7 +359,10 @@ class DashboardScreen(Screen):
     def action_execution(self) -> None:
         on = not self.last_state.execution_enabled
         self.engine.set_execution(on)
-        if on and not self.last_state.executing:
+        if self.last_state.mode == "VIEW":
+            # Sent on the control topic; the header shows it pending until acknowledged.
+            self.notify(f"execution {'ON' if on else 'OFF'} sent to the executors", timeout=2)
+        elif on and not self.last_state.executing:
             self.notify("execution flag ON, but no simulated executor runs in this process",
                         severity="warning")
         else:
@@ -354,6 +385,13 @@ class DashboardScreen(Screen):
         from arbtui.ui.screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(row, self.cfg))
+
+    def action_sort(self) -> None:
+        log = self.log_widget
+        log.set_sort("ev" if log.sort == "time" else "time")
+        self.notify("log sorted by EV (highest first)" if log.sort == "ev"
+                    else "log in time order", timeout=2)
+        self._after()
 
     def action_charts(self) -> None:
         cur = self.show_charts if self.show_charts is not None else not self.has_class("-narrow")

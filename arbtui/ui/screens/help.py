@@ -32,6 +32,13 @@ def help_table() -> Table:
     return t
 
 
+#: What the log's short column heads mean (opportunity_log.COLUMNS).
+LOG_LEGEND = ("Log columns: K kind (S spot, B basis, P perp) · P catch probability (— until "
+              "estimated) · EV expected value = profit × P · M markers: E executed, P partial, "
+              "X rejected, ! suspect. Narrow terminals keep time, symbol, venues, NET, profit, "
+              "size and life; the rest come back as the width allows.")
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q,f1", "dismiss", "Close", key_display="esc"),
@@ -54,6 +61,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text(f"Thresholds are NET: edge after both venues' taker fees. "
                               f"{THRESHOLD_RULE}", "dim"))
             yield Static(Text(AGES_RULE, "dim"))
+            yield Static(Text(LOG_LEGEND, "dim"))
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -1,7 +1,7 @@
 """The dashboard's keys, in one table.
 
-The footer bindings, the ``?`` help screen and the command palette are all
-generated from ``KEYMAP``, so the three can never disagree.
+The footer (``widgets/keybar.py``), the ``?`` help screen and the command palette are
+all generated from ``KEYMAP``, so the three can never disagree.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from textual.binding import Binding
+
+from arbtui.ui.widgets.keybar import Item
 
 
 class Key(NamedTuple):
@@ -46,9 +48,42 @@ KEYMAP: tuple[Key, ...] = (
         "enter"),
     Key("ctrl+s", "save", "Save", "Save toggles and thresholds to the user config", "ctrl+s"),
     Key("g", "charts", "Charts", "Show / hide the latency and spread charts", "g"),
+    Key("o", "sort", "Sort",
+        "Sort the opportunity log by time or by EV (expected value: profit x catch "
+        "probability; rows without an estimate last)", "o"),
+)
+
+#: What the footer keeps when the terminal is too narrow for every key, most important
+#: first (the footer shows them in KEYMAP order; ``?`` lists all of them).
+FOOTER_PRIORITY: tuple[str, ...] = (
+    "app.quit", "help", "execution", "thresholds", "threshold(0.5)",
+    "pause", "detail", "sort", "symbols", "toggle_venue(1)", "next_symbol(1)", "charts",
+    "clear", "save",
 )
 
 
 def bindings() -> list[Binding]:
     return [Binding(k.keys, k.action, k.short, show=k.show, key_display=k.display or None,
                     priority=k.priority) for k in KEYMAP]
+
+
+PALETTE = Item("^p", "palette", "app.command_palette")
+SHORT_KEYS = {"ctrl+s": "^s"}  # as Textual's footer writes ctrl+p
+
+
+def footer_items() -> list[Item]:
+    """Every footer key in KEYMAP order (one per action; + and - as one), then the palette."""
+    seen: set[str] = set()
+    out: list[Item] = []
+    for k in KEYMAP:
+        if not k.show or k.action in seen:
+            continue
+        seen.add(k.action)
+        if k.action == "threshold(-0.5)":
+            continue  # one item "+/- Thr" for the pair
+        if k.action == "threshold(0.5)":
+            out.append(Item("+/-", "Thr", k.action))
+            continue
+        out.append(Item(SHORT_KEYS.get(k.display, k.display or k.keys), k.short, k.action))
+    out.append(PALETTE)
+    return out

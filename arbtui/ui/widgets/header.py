@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.text import Text
 
+from arbtui.backend.roles.control import commands_text, threshold_text
 from arbtui.fmt import fmt_clock
 from arbtui.health import BAD, OK, WARN, health_facts, health_fields
 from arbtui.health import mode_label as _mode_label
@@ -38,7 +39,15 @@ def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bo
         f["execution"] = execution
     # (priority, text, style); lower priority number = kept longer.
     fields: list[tuple[int, str, str]] = []
+    # A viewer's threshold is what the detectors acknowledge they apply (control topic),
+    # with a command in flight shown as pending and one nobody acked as UNACKED.
+    ctl = (state.extra or {}).get("control")
     for prio, key, text, tone in health_fields(f):
+        if key == "min_net_bps" and isinstance(ctl, dict):
+            text, tone = threshold_text(ctl)
+            tone = {"warn": WARN, "bad": BAD}.get(tone, "")
+            if tone == BAD:
+                prio = 0
         style = _KEY_STYLE.get(key, "")
         if key == "execution":
             style = "bold green" if f["execution"] else "bold"
@@ -46,6 +55,11 @@ def header_text(state: Any, *, now_ns: int, width: int, focused: str, paused: bo
             style = _TONE[tone]
         fields.append((prio, text, style))
     fields.insert(3, (1, focused or "—", "bold"))
+    if isinstance(ctl, dict):
+        text, tone = commands_text(ctl)
+        if text:
+            fields.append((0 if tone == "bad" else 1, text, _TONE.get(
+                {"warn": WARN, "bad": BAD}.get(tone, ""), "")))
     fields += [
         (4, "LOG PAUSED" if paused else "", "bold yellow"),
         # In a replay the clock is the recording's time: context for everything shown.

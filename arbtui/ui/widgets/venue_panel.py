@@ -14,6 +14,7 @@ from typing import Any
 from rich.text import Text
 
 from arbtui.fmt import fmt_age_ms, fmt_ms, fmt_px, fmt_rate, fmt_sz
+from arbtui.health import venue_word
 from arbtui.model import BookState, Quote, VenueStatus, live_ns
 from arbtui.ui.widgets.live_text import LiveText
 
@@ -48,15 +49,32 @@ class PanelInput:
     compact: bool = False
 
 
+#: Connection words (arbtui.health.venue_word): a socket that is down is not a book syncing.
+WORD_STYLE = {"NOT CONNECTED": "bold red", "RECONNECTING": "bold red", "CONNECTING": "bold yellow"}
+BAD_WORDS = {"STALE", "RESYNC", "NOT CONNECTED", "RECONNECTING"}
+
+
+def state_word(p: PanelInput) -> str:
+    """LIVE / SYNCING / STALE / RESYNC / DISABLED / NOT CONNECTED / RECONNECTING / CONNECTING."""
+    if p.disabled:
+        return "DISABLED"
+    if p.status is None:
+        return "LIVE" if p.quotes else "NO DATA"
+    return venue_word(p.status)[0]
+
+
 def state_text(p: PanelInput) -> tuple[str, str]:
-    """The state word with its reason: LIVE / SYNCING connecting / STALE 3.2 s / RESYNC gap / DISABLED."""
+    """The state word with its reason: LIVE / SYNCING connecting / STALE 3.2 s / RESYNC gap /
+    NOT CONNECTED retry in 9.8s (gaierror) / DISABLED."""
     st = p.status
     if p.disabled:
         return "DISABLED", STATE_STYLE[BookState.DISABLED]
     if st is None:
         return ("LIVE" if p.quotes else "NO DATA"), ("bold green" if p.quotes else "bold yellow")
+    word, reason = venue_word(st)
+    if word in WORD_STYLE:
+        return word + (f" {reason}" if reason else ""), WORD_STYLE[word]
     state = st.state
-    reason = st.reason
     if state is BookState.STALE and st.last_msg_ns:
         reason = f"{(p.now_ns - st.last_msg_ns) / 1e9:.1f} s" + (f" ({reason})" if reason else "")
     label = state.value + (f" {reason}" if reason and state is not BookState.LIVE else "")
@@ -132,8 +150,11 @@ def panel_text(p: PanelInput, width: int) -> Text:
         if wide:
             out.append(" " + fmt_sz(q.ask_size), "dim")
         out.append(" " + age, "dim")
-        if live != age:
-            out.append(f" live {live.strip()}", "dim green")
+        used = sw + 1 + pw + 1 + pw + 1 + len(age) + (18 if wide else 0)
+        extra = f" live {live.strip()}"
+        if live != age and used + len(extra) <= width:
+            # Only when it fits whole: a cut "l" at the panel's edge reads as noise.
+            out.append(extra, "dim green")
         if size_lines:
             out.append("\n")
             out.append(f"{'  size':<{sw}} {fmt_sz(q.bid_size, pw)} {fmt_sz(q.ask_size, pw)}", "dim")
@@ -194,11 +215,10 @@ class VenuePanel(LiveText):
         title = f"{p.index} {p.venue}" if p.index <= 9 else p.venue
         if self.border_title != title:
             self.border_title = title
-        label, _ = state_text(p)
-        sub = label.split(" ")[0]
+        sub = state_word(p)
         if self.border_subtitle != sub:
             self.border_subtitle = sub
-        bad = p.status is not None and p.status.state in (BookState.STALE, BookState.RESYNC)
+        bad = p.status is not None and sub in BAD_WORDS
         for flag, cls in ((p.compact, "-compact"), (p.disabled, "-disabled"),
                           (bad and not p.disabled, "-bad")):
             if self.has_class(cls) != flag:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from arbtui.backend.bus.base import (
+    CONTROL,
     FILLS,
     FUNDING,
     OPPORTUNITIES,
@@ -39,7 +40,7 @@ class KafkaBus(ProducerSide, ConsumerSide, Bus):
         k = self.k = bcfg.kafka
         self.names = {QUOTES: k.topic_quotes, OPPORTUNITIES: k.topic_opportunities,
                       FILLS: k.topic_fills, STATUS: k.topic_status, WALLETS: k.topic_wallets,
-                      FUNDING: k.topic_funding}
+                      FUNDING: k.topic_funding, CONTROL: k.topic_control}
         self.logical = {v: t for t, v in self.names.items()}
         #: Groupless consumers start here (ms since epoch) instead of at the end.
         self.start_ms: int | None = None

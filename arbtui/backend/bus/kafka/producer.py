@@ -389,9 +389,9 @@ class ProducerSide:
         msgs = []
         for _, _, _, _, _, topic, value, _ in again:
             for m in unpack(value)[0]:
-                if isinstance(m, (model.OpenSet, model.WalletState)):
+                if isinstance(m, (model.OpenSet, model.WalletState, model.ControlAck)):
                     continue  # states, periodic anyway: an old one proves nothing
-                msgs.append((topic, m.symbol, m))
+                msgs.append((topic, getattr(m, "symbol", topic), m))  # control: no symbol
                 self.replayed[topic] = self.replayed.get(topic, 0) + 1
         self._relq.extendleft(reversed(msgs))
         self._out_event.set()

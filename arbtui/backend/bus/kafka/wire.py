@@ -18,7 +18,15 @@ from typing import Any, Union
 import msgspec
 
 from arbtui import model
-from arbtui.backend.bus.base import FILLS, FUNDING, OPPORTUNITIES, QUOTES, STATUS, WALLETS
+from arbtui.backend.bus.base import (
+    CONTROL,
+    FILLS,
+    FUNDING,
+    OPPORTUNITIES,
+    QUOTES,
+    STATUS,
+    WALLETS,
+)
 
 # Tagged subclasses of the model Structs: decoding yields instances that ARE
 # model.Quote etc. (isinstance holds), so consumers cannot tell the transports apart.
@@ -56,7 +64,16 @@ class Funding(model.Funding, tag="funding", tag_field="type"):
     pass
 
 
-WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState, Funding)
+class Control(model.Control, tag="control", tag_field="type"):
+    pass
+
+
+class ControlAck(model.ControlAck, tag="control_ack", tag_field="type"):
+    pass
+
+
+WIRE = (Quote, Opportunity, Fill, BookStatus, VenueStatus, OpenSet, WalletState, Funding,
+        Control, ControlAck)
 #: model class (and wire subclass) -> the JSON prefix that opens its object with the tag.
 PREFIX: dict[type, bytes] = {}
 for _w in WIRE:
@@ -115,6 +132,7 @@ ALLOWED: dict[str, tuple[type, ...]] = {
     STATUS: (model.BookStatus, model.VenueStatus),
     WALLETS: (model.WalletState,),
     FUNDING: (model.Funding,),
+    CONTROL: (model.Control, model.ControlAck),
 }
 
 
@@ -215,4 +233,8 @@ def dedup_key(m: Any) -> Hashable | None:
         return ("f", m.opp_id, m.venue, m.side, m.kind, m.ts_ns, m.filled, m.vwap, m.status)
     if t is OpenSet or t is model.OpenSet:
         return ("s", m.owner, m.seq)
+    if t is Control or t is model.Control:
+        return ("c", m.id)
+    if t is ControlAck or t is model.ControlAck:
+        return ("a", m.control_id, m.role, m.owner, m.ts_ns)
     return None
