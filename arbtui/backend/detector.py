@@ -56,6 +56,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -215,6 +216,9 @@ class Detector:
         self.evaluated = 0
         #: basis/perp windows and funding (backend/basis.py)
         self.basis = basismod.Basis()
+        #: The catch-probability model (``backend.catch.CatchModel``), or None: called per
+        #: emitted event (sets p_catch/ev/ev_bps) and per quote of a book it watches.
+        self.catch: Any = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -322,6 +326,9 @@ class Detector:
             if g.npresent == 1:
                 b.nsyms += 1
         leg.q = q
+        c = self.catch
+        if c is not None and leg.key in c.watched:
+            c.book(leg.key, q)  # a window's legs are watched past its opening
         if venue in self.disabled_venues or sym in self.disabled_symbols:
             return None
         return leg
@@ -707,6 +714,8 @@ class Detector:
             )
             if d.kind != "spot":
                 self.basis.decorate(opp, bl, sl)
+            if self.catch is not None:
+                self.catch.opened(opp, buy, sell)
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
             self.open[key] = o = _Open(msgspec.structs.replace(opp), bl, sl)
@@ -740,6 +749,8 @@ class Detector:
 
     def _event(self, p: Opportunity, ev: OppEvent, now: int, trigger_ns: int,
                reason: str | None = None) -> Opportunity:
+        if self.catch is not None:
+            self.catch.event(p, ev, now)  # sets p_catch/ev/ev_bps on the window's record
         return msgspec.structs.replace(
             p, event=ev, ts_ns=now, lifetime_ms=(now - p.opened_ts_ns) / 1e6,
             reason=p.reason if reason is None else reason, quote_recv_ts_ns=trigger_ns,
