@@ -726,8 +726,9 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
 def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
     k = cfg.bus.kafka
     k.bootstrap_servers = bootstrap
-    for name in ("topic_quotes", "topic_opportunities", "topic_fills", "topic_status",
-                 "topic_wallets", "topic_control"):
+    # Every topic_* key (funding, control, and any added later): one left with its
+    # configured name would be shared with a live deployment or another run.
+    for name in [f for f in k.__struct_fields__ if f.startswith("topic_")]:
         setattr(k, name, getattr(k, name) + suffix)
     k.group_id = k.group_id + suffix + f".{os.getpid()}"
 

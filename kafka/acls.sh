@@ -9,7 +9,7 @@
 #            wallets (the free balances detectors size from)
 #   view     reads every topic; it assigns partitions itself, so it needs no group;
 #            writes operator commands on the control topic
-#   every role that applies commands (feed, detect, execute) reads the control topic
+#   every role that applies commands (feed, detect, execute, alerts) reads the control topic
 #            and writes its acknowledgements there
 #
 # Every role also needs DESCRIBE on its topics: arbtui checks the topics exist at
@@ -59,7 +59,7 @@ acl --allow-principal User:view --operation Read --operation Describe \
     --resource-pattern-type prefixed --topic "$PREFIX."
 
 # control: the viewer sends commands, every applying role reads them and acknowledges
-for who in view feed detect execute; do
+for who in view feed detect execute alerts; do
   acl --allow-principal "User:$who" --operation Read --operation Write --operation Describe \
       --topic "$PREFIX.control"
 done

@@ -164,6 +164,17 @@ async def test_view_dashboard_plus_posts_a_control_and_leaves_no_local_detector_
         await pilot.press("x")  # execution: sent to the executors, not applied here
         msgs = [m for m in posted.drain() if isinstance(m, Control)]
         assert [(m.cmd, m.args) for m in msgs] == [("execution", {"enabled": True})]
+        # Venue panels in config order, whatever order the feeds' statements arrive in.
+        from arbtui.backend.bus import STATUS
+        from arbtui.model import BookState, VenueStatus
+
+        dash = app.dashboard
+        for v in ("kraken", "binance"):
+            eng.bus.publish(STATUS, v, VenueStatus(venue=v, state=BookState.LIVE, msg_rate=9.0))
+            await until(lambda v=v: v in eng.snapshot().venues, 5, f"{v} status")
+            dash.sample(force=True)
+            await pilot.pause()
+        assert [p.id for p in dash.venues_box.children] == ["venue-binance", "venue-kraken"]
         await app.action_quit()
 
 

@@ -177,7 +177,9 @@ async def test_shared_recordings_replay_the_same_on_kafka(kafka_broker):  # noqa
     st = b[3]
     # Everything published went over the broker and came back, nothing was shed.
     assert b[1] > 500 and st["consumed"]["quotes"] == st["published"]["quotes"] == b[1]
-    assert st["consumed"] == st["published"], (st["consumed"], st["published"])
+    # (The control topic also carries what the engine says as it stops, after the end.)
+    data = {t: n for t, n in st["published"].items() if t != "control"}
+    assert {t: st["consumed"].get(t, 0) for t in data} == data, (st["consumed"], data)
     assert st["replay"]["rounds"] >= b[1] // 2 and st["replay"]["topics_deleted"] is True
     assert not st["dropped"] and not st["lost"] and not st["bad_records"]
 

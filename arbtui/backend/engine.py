@@ -167,7 +167,8 @@ class Engine:
         self.view: ViewRole | None = None
         #: Applies control commands to this process's roles and acknowledges them.
         self.control = ControlAgent(self.bus, self.sup, self.proc_id, clock=clock,
-                                    announce_s=k.snapshot_interval_s)
+                                    announce_s=k.snapshot_interval_s,
+                                    publish=mode != "replay")
         if "detect" in roles:
             self.control.register(self.detect)
         self._ctl_n = 0
@@ -200,8 +201,9 @@ class Engine:
             # A venue the operator switches off is no outage: the alerts role hears of it
             # like the detector and the feed (from any process's console).
             self.control.register(VenueSwitch("alerts", self.alerts.set_venue_enabled))
-        if self.bus.kind == "kafka":
-            # Only another process can send commands; here they are applied directly.
+        if self.bus.kind == "kafka" and self.mode != "replay":
+            # Only another process can send commands; here they are applied directly. A
+            # replay's topics are its own (replay/kafka.py): no other process sends there.
             await self.control.start()
         if self.cfg.metrics.listen:
             from arbtui.backend.prometheus import serve
@@ -346,7 +348,8 @@ class Engine:
             self._ctl_n += 1
             ctl = Control(id=f"{self.proc_id}#{self._ctl_n}", cmd=cmd, args=args, target=target,
                           sender=self.proc_id, ts_ns=self.clock.now_ns())
-        self.bus.publish(CONTROL, CONTROL_KEY, ctl)
+        if self.mode != "replay":  # a replay's settings are its own dashboard's alone
+            self.bus.publish(CONTROL, CONTROL_KEY, ctl)
         self.control.apply(ctl)
         return ctl
 

@@ -122,8 +122,10 @@ class ControlAgent:
     """Applies control commands to this process's roles and acknowledges them."""
 
     def __init__(self, bus: Bus, sup: Supervisor, owner: str, *, clock: Clock = LIVE,
-                 announce_s: float = 2.0) -> None:
+                 announce_s: float = 2.0, publish: bool = True) -> None:
+        """``publish`` False: apply, never put acks on the bus (a replay's own settings)."""
         self.bus = bus
+        self.publish = publish
         self.sup = sup
         self.owner = owner
         self.clock = clock
@@ -177,8 +179,9 @@ class ControlAgent:
             acks.append(ControlAck(control_id=ctl.id, cmd=ctl.cmd, role=role.name,
                                    owner=self.owner, applied=role.control_state(), ok=ok,
                                    error=err, ts_ns=self.clock.now_ns()))
-        for a in acks:
-            self.bus.publish(CONTROL, CONTROL_KEY, a)
+        if self.publish:
+            for a in acks:
+                self.bus.publish(CONTROL, CONTROL_KEY, a)
         return acks
 
     def announce(self, what: str = "status") -> None:

@@ -16,6 +16,7 @@ a role's internals, so the engine can run on another thread or process.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -212,6 +213,15 @@ class DashboardScreen(Screen):
         for v in list(self.panels):
             if v not in venues:
                 self.panels.pop(v).remove()
+        # The grid shows panels in mount order: a venue first seen after others (a viewer
+        # learns them from the bus) must still take its place in the given order.
+        box = self.venues_box
+        want = [self.panels[v] for v in venues]
+        if [c for c in box.children if c in want] != want:
+            for prev, p in itertools.pairwise(want):
+                box.move_child(p, after=prev)
+            if box.children and box.children[0] is not want[0]:
+                box.move_child(want[0], before=0)
         self.venue_order = venues
         self._relayout()
 
