@@ -87,6 +87,10 @@ class ExecutionConfig(_S):
     max_notional: float = 5_000.0
     one_leg_policy: Literal["keep", "unwind"] = "keep"
     wallets: dict[str, WalletConfig] = {}
+    # Catchability (backend/catch.py): also require this p_catch / expected value
+    # (profit x p_catch of the size sent, quote currency); 0 = no requirement.
+    min_p_catch: float = 0.0
+    min_ev: float = 0.0
 
 
 class KafkaConfig(_S):
@@ -487,6 +491,12 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
             raise bad(f"execution.wallets.{v}", (w.base, w.quote), "balances must be >= 0")
     if e.default_latency_ms < 0:
         raise bad("execution.default_latency_ms", e.default_latency_ms, "must be >= 0 ms")
+    if not (0 <= e.min_p_catch <= 1):
+        raise bad("execution.min_p_catch", e.min_p_catch,
+                  "a probability: must be >= 0 and <= 1 (0 = no requirement)")
+    if not (0 <= e.min_ev < math.inf):
+        raise bad("execution.min_ev", e.min_ev,
+                  "expected value in the quote currency: must be >= 0 (0 = no requirement)")
     if e.jitter_ms < 0 or e.max_notional <= 0:
         raise bad("execution.max_notional", e.max_notional, "must be > 0 (and jitter_ms >= 0)")
     if not (0 < cfg.ui.refresh_hz <= 60):

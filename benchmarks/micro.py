@@ -245,6 +245,44 @@ def detector_cost(nv: int, ns: int, n: int, repeats: int) -> dict:
             "baseline_reports": base_found}
 
 
+def detector_catch_cost(nv: int, ns: int, n: int, repeats: int, jitter_ms: float = 0.0) -> dict:
+    """``Detector.on_quote`` µs/quote with the catch model (backend/catch.py: p_catch at
+    each open/update, each open window's books watched per quote) and without, the same
+    quotes, runs interleaved; thread CPU time (the machine is shared)."""
+    from arbtui.backend.catch import CatchModel
+    from arbtui.backend.detector import Detector
+    from arbtui.config import ExecutionConfig
+    from benchmarks.e2e import bench_config
+
+    m = load.Market(nv, ns, seed=5)
+    quotes = [load.quote_of(m, mm) for mm in m.stream(n)]
+    cfg = bench_config(m.venues)
+    fees = {v: 1.0 for v in m.venues}
+    res: dict[str, list[float]] = {"off": [], "on": []}
+    events = {"off": 0, "on": 0}
+    for _ in range(repeats):
+        for mode in ("off", "on"):
+            now = time.time_ns()
+            for i, q in enumerate(quotes):
+                q.recv_ts_ns = now + i * 100_000  # 0.1 ms apart: windows age, watches retire
+            clock = [now]  # the detector's clock follows the quotes, as in a replay
+            det = Detector(cfg.detector, fees, clock=lambda c=clock: c[0])
+            if mode == "on":
+                det.catch = CatchModel(ExecutionConfig(jitter_ms=jitter_ms))
+            on_quote = det.on_quote
+            k = 0
+            gc.collect()
+            t = time.thread_time_ns()
+            for q in quotes:
+                clock[0] = q.recv_ts_ns
+                k += len(on_quote(q))
+            res[mode].append((time.thread_time_ns() - t) / n / 1e3)
+            events[mode] = k
+    return {"venues": nv, "symbols": ns, "quotes": n, "jitter_ms": jitter_ms,
+            "off_us": res["off"], "on_us": res["on"], "events": events,
+            "opened": det.counters["opened"]}
+
+
 # ---------------------------------------------------------------------- book memory
 
 
@@ -265,3 +303,17 @@ def book_memory(depth: int = 1000) -> dict:
     size = sum(s.size_diff for s in snap.compare_to(base, "filename"))
     assert len(b) == 2 * depth
     return {"depth": depth, "levels": len(b), "bytes": size, "bytes_per_level": size / len(b)}
+
+
+if __name__ == "__main__":
+    # python -m benchmarks.micro catch [REPEATS]: detector µs/quote with p_catch on and off
+    import statistics
+
+    if sys.argv[1:2] == ["catch"]:
+        reps = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+        for nv, ns, j in ((5, 50, 0.0), (2, 2, 0.0), (5, 50, 20.0)):
+            r = detector_catch_cost(nv, ns, 20_000, reps, jitter_ms=j)
+            off, on = statistics.median(r["off_us"]), statistics.median(r["on_us"])
+            print(f"{nv}x{ns} jitter {j:g} ms: off {off:.2f} µs/quote (min {min(r['off_us']):.2f})"
+                  f", on {on:.2f} (min {min(r['on_us']):.2f}); {r['opened']} windows in "
+                  f"{r['quotes']} quotes: +{(on - off) * r['quotes'] / r['opened']:.0f} µs/window")

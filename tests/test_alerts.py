@@ -150,7 +150,9 @@ async def test_an_opportunity_alert_reaches_the_webhook_as_json(hooks, tmp_path)
         d = rec["data"]
         assert d["id"] == o.id and d["net_bps"] == pytest.approx(o.net_bps) and o.net_bps > 10.0
         assert d["size"] == pytest.approx(o.size) and d["profit"] == pytest.approx(o.profit)
-        assert d["p_catch"] is None and "buy_book" not in d  # not estimated; no book dump
+        # every event carries the catch model's estimate (backend/catch.py); no book dump
+        assert d["p_catch"] == pytest.approx(o.p_catch) and 0 <= o.p_catch <= 1
+        assert d["ev"] == pytest.approx(o.ev) and "buy_book" not in d
         assert f"NET {o.net_bps:+.1f} bps" in rec["text"]
         st = eng.snapshot()
         [h] = st.extra["alerts"]["webhooks"]

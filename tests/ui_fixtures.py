@@ -33,6 +33,7 @@ def make_cfg() -> configmod.Config:
     cfg.detector.min_net_bps = 2.0
     cfg.execution.min_net_bps = 5.0
     cfg.ui.refresh_hz = 10.0
+    cfg.journal.enabled = False  # a demo engine would learn p_catch from this host's journal
     return cfg
 
 

@@ -56,6 +56,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -209,6 +210,9 @@ class Detector:
                                          "ignored_not_live": 0, "walks": 0}
         self._seq = 0
         self.evaluated = 0
+        #: The catch-probability model (``backend.catch.CatchModel``), or None: called per
+        #: emitted event (sets p_catch/ev/ev_bps) and per quote of a book it watches.
+        self.catch: Any = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -311,6 +315,9 @@ class Detector:
             if g.npresent == 1:
                 b.nsyms += 1
         leg.q = q
+        c = self.catch
+        if c is not None and leg.key in c.watched:
+            c.book(leg.key, q)  # a window's legs are watched past its opening
         if venue in self.disabled_venues or sym in self.disabled_symbols:
             return None
         return leg
@@ -685,6 +692,8 @@ class Detector:
                 limited_by=w.limited_by, top_net_bps=top_net, flat_cost=cfg.flat_cost,
                 min_net_bps=thr,
             )
+            if self.catch is not None:
+                self.catch.opened(opp, buy, sell)
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
             self.open[key] = o = _Open(msgspec.structs.replace(opp), bl, sl)
@@ -716,6 +725,8 @@ class Detector:
 
     def _event(self, p: Opportunity, ev: OppEvent, now: int, trigger_ns: int,
                reason: str | None = None) -> Opportunity:
+        if self.catch is not None:
+            self.catch.event(p, ev, now)  # sets p_catch/ev/ev_bps on the window's record
         return msgspec.structs.replace(
             p, event=ev, ts_ns=now, lifetime_ms=(now - p.opened_ts_ns) / 1e6,
             reason=p.reason if reason is None else reason, quote_recv_ts_ns=trigger_ns,

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui.backend.bus import CONTROL, FILLS, Bus, make_bus
+from arbtui.backend.calibration import CatchJournal
+from arbtui.backend.catch import CatchModel, load_windows
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor
@@ -151,6 +153,8 @@ class Engine:
                                    not_before_ns=self.started_ns)
         fees = {v: vc.taker_fee_bps for v, vc in cfg.venues.items()}
         self.detector = Detector(cfg.detector, fees, clock=clock.now_ns)
+        self.catch = self._catch_model()
+        self.detector.catch = self.catch
         # The detect role always exists: outside a detecting process it is not started
         # and only holds the threshold the header shows.
         self.detect = DetectRole(
@@ -258,8 +262,24 @@ class Engine:
                 cfg.journal, self.bus, self.sup,
                 windows=self.windows if self.bus.kind == "kafka" else None,
                 up_since=self._bus_up_since, on_reconciled=lambda e: self.record_event(e),
+                catch=CatchJournal(self.journal_mode, lambda: cfg.execution.min_net_bps,
+                                   self.catch if "detect" in self.roles else None),
                 mode=self.journal_mode)
             await self.journal.start()
+
+    def _catch_model(self) -> CatchModel:
+        """p_catch for every event (backend/catch.py). A live or demo session starts from
+        the windows its journal holds for sessions of the same mode; a replay learns only
+        from its own recorded windows, so the same files give the same p_catch."""
+        cfg = self.cfg
+        history: list = []
+        mode = self.journal_mode
+        if cfg.journal.enabled and mode in ("live", "demo") and "detect" in self.roles:
+            from arbtui.backend.journal import resolve_path
+
+            history = load_windows(resolve_path(cfg.journal.path, mode), mode)
+        return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share,
+                          min_notional=cfg.detector.min_notional)
 
     async def stop(self) -> None:
         # Viewers forget this process's roles at once ("stopped"), while the bus delivers.
@@ -421,6 +441,8 @@ class Engine:
             extra["executor"] = self.execute.state()
         if detecting:
             extra["detector"] = {**det.status, "sized_to_wallets": det.sized_to_wallets}
+            # the latency budget per pair (recomputed at most once a second)
+            extra["catch"] = self.catch.curves(self.clock.monotonic())
         if self.journal is not None and (js := self.journal.state()) is not None:
             extra["journal"] = js
         if self.alerts is not None:

@@ -15,6 +15,9 @@ venue's book as it is THEN (a window that closed in the meantime fills
 partially or not at all, which is the whole point of simulating it); a book
 that is missing or not LIVE at arrival fills nothing.
 
+With ``min_p_catch`` / ``min_ev`` set, the opportunity must also carry a catch
+probability and an expected value (``backend/catch.py``) that clear them.
+
 When both legs are in, the matched quantity's PnL is realized. An imbalance
 (one-legged or partial) is handled by ``one_leg_policy``: "keep" leaves the
 inventory on the wallet (shown as drift), "unwind" sends a third IOC order
@@ -126,7 +129,7 @@ class Executor:
         self.counters: dict[str, int] = {
             k: 0 for k in ("trades", "orders", "filled", "partial", "rejected", "one_legged",
                            "imbalanced", "unwinds", "skipped_suspect", "skipped_threshold",
-                           "skipped_direction", "skipped_size")}
+                           "skipped_direction", "skipped_size", "skipped_catch")}
         self.in_flight: dict[int, Order] = {}
         self.pnl_series: list[tuple[int, str, float]] = []  # (ts, ccy, cumulative), bounded
         self._ids = itertools.count(1)
@@ -199,6 +202,10 @@ class Executor:
         if sized.size <= EPS or sized.net_bps < thr:
             self.counters["skipped_threshold"] += 1
             return []
+        if ((self.cfg.min_p_catch > 0 or self.cfg.min_ev > 0)
+                and not self._catchable(opp, sized.profit)):
+            self.counters["skipped_catch"] += 1
+            return []
         buy_limit, sell_limit = sized.buy_worst, sized.sell_worst
         # Leg direction: we BUY where the ask is lower and SELL where the bid is
         # higher. A reversed pair (a corrupt or foreign event) would turn an edge
@@ -226,6 +233,16 @@ class Executor:
         t.orders = [buy, sell]
         self.counters["trades"] += 1
         return [buy, sell]
+
+    def _catchable(self, opp: Opportunity, profit: float) -> bool:
+        """``[execution] min_p_catch`` / ``min_ev`` (backend/catch.py): the window must be
+        likely enough to still be there when the legs arrive, and the profit of the size
+        this executor would send, times that chance, worth enough. An event without an
+        estimate (no model ran) does not meet a requirement."""
+        pc = opp.p_catch
+        if pc is None:
+            return False
+        return pc >= self.cfg.min_p_catch and profit * pc >= self.cfg.min_ev
 
     def _order(self, opp: Opportunity, venue: str, sym: str, side: str, qty: float, limit: float,
                now: int, t: Trade, kind: str = "leg") -> Order:

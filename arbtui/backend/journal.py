@@ -45,7 +45,16 @@ CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
 CREATE TABLE IF NOT EXISTS sessions (
     session INTEGER PRIMARY KEY, mode TEXT NOT NULL DEFAULT 'unknown', started_ns INTEGER,
     pid INTEGER);
-"""
+""" + """
+CREATE TABLE IF NOT EXISTS catch_windows (
+    seq INTEGER PRIMARY KEY, session INTEGER, mode TEXT, ts_ns INTEGER, symbol TEXT,
+    buy_venue TEXT, sell_venue TEXT, excess_bps REAL, lifetime_ms REAL, buy_path TEXT,
+    sell_path TEXT, watched_ms REAL);
+CREATE TABLE IF NOT EXISTS catch_outcomes (
+    seq INTEGER PRIMARY KEY, session INTEGER, mode TEXT, ts_ns INTEGER, opp_id TEXT,
+    symbol TEXT, buy_venue TEXT, sell_venue TEXT, p_catch REAL, caught INTEGER,
+    net_bps REAL, threshold_bps REAL, why TEXT);
+"""  # catch_*: the history and calibration of backend/catch.py (CatchJournal writes them)
 
 #: What a session was: ``arbtui report`` shows live by default. ``unknown``: a session
 #: written before the journal recorded modes (a demo then wrote the live journal).
@@ -57,6 +66,12 @@ _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, s
             "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
             "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_CATCH_WIN_SQL = ("INSERT INTO catch_windows (session, mode, ts_ns, symbol, buy_venue, "
+                  "sell_venue, excess_bps, lifetime_ms, buy_path, sell_path, watched_ms) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+_CATCH_OUT_SQL = ("INSERT INTO catch_outcomes (session, mode, ts_ns, opp_id, symbol, buy_venue, "
+                  "sell_venue, p_catch, caught, net_bps, threshold_bps, why) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 _FILL_SQL = ("INSERT INTO fills (session, ts_ns, opp_id, venue, symbol, side, kind, requested, "
              "filled, vwap, fee, fee_ccy, status, reason, pnl, pnl_ccy, body) "
              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
@@ -152,6 +167,9 @@ class Journal:
         with self._con:
             self._con.execute("INSERT OR REPLACE INTO sessions (session, mode, started_ns, pid) "
                               "VALUES (?,?,?,?)", (self.session, mode, self.session, os.getpid()))
+        #: ``backend.calibration.CatchJournal`` (set by the journal role before events flow):
+        #: the catch_windows / catch_outcomes rows of each batch. None: not written.
+        self.catch: Any = None
         self._thread = threading.Thread(target=self._run, name="arbtui-journal", daemon=True)
         self._thread.start()
 
@@ -197,12 +215,17 @@ class Journal:
                     fills.append((s, e.ts_ns, e.opp_id, e.venue, e.symbol, e.side, e.kind,
                                   e.requested, e.filled, e.vwap, e.fee, e.fee_ccy, e.status,
                                   e.reason, e.pnl, e.pnl_ccy, enc(e)))
+            cwins, couts = self.catch.rows(batch, s) if self.catch is not None else ((), ())
             try:
                 with self._con:
                     if opps:
                         self._con.executemany(_OPP_SQL, opps)
                     if fills:
                         self._con.executemany(_FILL_SQL, fills)
+                    if cwins:
+                        self._con.executemany(_CATCH_WIN_SQL, cwins)
+                    if couts:
+                        self._con.executemany(_CATCH_OUT_SQL, couts)
                 self.written += len(batch)
             except sqlite3.Error as e:  # disk full, locked too long: count, log, keep running
                 self.errors += 1

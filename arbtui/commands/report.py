@@ -25,6 +25,7 @@ from typing import Any
 
 from arbtui.backend.detector import LIFETIME_BUCKETS_MS
 from arbtui.backend.journal import session_modes
+from arbtui.commands import report_catch
 
 #: Upper edges of the net-edge histogram buckets, bps (NET, after fees).
 NET_BUCKETS_BPS: tuple[float, ...] = (0, 2, 5, 10, 20, 50, 100, 300)
@@ -219,6 +220,8 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
         "detected_profit_traded": expected,
         "latency_loss": {c: expected[c] - pnl.get(c, 0.0) for c in sorted(expected)},
         "pnl_series": {c: [[t, v] for t, v in s] for c, s in series.items()},
+        # calibration + latency budget, of the same sessions
+        "catch": report_catch.build(path, since_ns, None if mode == "all" else _kept),
     }
 
 
@@ -351,8 +354,9 @@ def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: b
             + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["detected_profit_traded"].items()))
             + "   lost to latency and book moves "
             + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["latency_loss"].items())))
+    lines.extend(report_catch.render(r.get("catch") or {}))
     if charts:
-        for c in _charts(r, width, color):
+        for c in _charts(r, width, color) + report_catch.charts(r.get("catch") or {}, width, color):
             add("")
             add(c)
     return "\n".join(lines) + "\n"

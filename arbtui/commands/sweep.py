@@ -136,6 +136,7 @@ def build_cells(base: dict[str, Any], grid: list[tuple[str, list[Any]]]
 def run_cell(files: list[str], raw: dict[str, Any]) -> dict[str, Any]:
     """One replay at --max with execution on; the counts of ``Outcome``. Runs in a
     worker process (top-level and picklable)."""
+    from arbtui.backend.calibration import CatchOutcomes, brier
     from arbtui.backend.replay import ReplayEngine
     from arbtui.backend.replay.outcome import Outcome
 
@@ -148,9 +149,15 @@ def run_cell(files: list[str], raw: dict[str, Any]) -> dict[str, Any]:
     eng = ReplayEngine(cfg, files, speed=0, bus_kind="embedded")
     out = Outcome()
     record = eng.record_event
+    # Calibration of p_catch in this cell, judged as the report judges it (backend/catch.py).
+    judged = CatchOutcomes(lambda: cfg.execution.min_net_bps)
+    preds: list[tuple[float, bool]] = []
 
     def tally(e: Any) -> None:
         out.add(e)
+        o = judged.add(e)
+        if o is not None:
+            preds.append((o.p_catch, o.caught))
         record(e)
 
     eng.record_event = tally  # type: ignore[method-assign]
@@ -163,7 +170,9 @@ def run_cell(files: list[str], raw: dict[str, Any]) -> dict[str, Any]:
             await eng.stop()
 
     asyncio.run(run())
-    return {**out.as_dict(), "error": eng.error, "damage": [str(d) for d in eng.damage]}
+    return {**out.as_dict(), "error": eng.error, "damage": [str(d) for d in eng.damage],
+            "catch": {"executed": len(preds), "caught": sum(c for _, c in preds),
+                      "predicted": sum(p for p, _ in preds), "brier": brier(preds)}}
 
 
 # ---------------------------------------------------------------------- output
@@ -182,15 +191,24 @@ def _money(d: dict[str, float]) -> str:
 
 
 def render_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    head = [*keys, "opps", "fills", "realized PnL", "fees", "lost to latency"]
+    head = [*keys, "opps", "fills", "realized PnL", "fees", "lost to latency", "caught/pred",
+            "Brier"]
     body = [[*(str(r[k]) for k in keys), str(r["opportunities"]), str(r["fills"]),
-             _money(r["realized_pnl"]), _money(r["fees"]), _money(r["latency_loss"])]
+             _money(r["realized_pnl"]), _money(r["fees"]), _money(r["latency_loss"]),
+             *_catch_cols(r.get("catch"))]
             for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(lines) + "\n"
+
+
+def _catch_cols(c: dict[str, Any] | None) -> list[str]:
+    """Caught / predicted catches of the executed opportunities, and the Brier score."""
+    if not c or not c["executed"]:
+        return ["—", "—"]
+    return [f"{c['caught']}/{c['predicted']:.1f}", f"{c['brier']:.3f}"]
 
 
 def render_heatmap(rows: list[dict[str, Any]], kx: str, ky: str, ccy: str, *,
@@ -249,13 +267,14 @@ def render_heatmap(rows: list[dict[str, Any]], kx: str, ky: str, ccy: str, *,
 
 def write_out(path: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:
     fields = ("opportunities", "opportunity_events", "trades", "fills", "by_status",
-              "realized_pnl", "fees", "detected_profit_traded", "latency_loss")
+              "realized_pnl", "fees", "detected_profit_traded", "latency_loss", "catch")
     objs = [{**{k: r[k] for k in keys}, **{f: r[f] for f in fields}} for r in rows]
     if path.suffix == ".json":
         path.write_text(json.dumps(objs, indent=1) + "\n")
         return
     flat_cols: list[str] = list(keys) + ["opportunities", "opportunity_events", "trades", "fills"]
-    for f in ("by_status", "realized_pnl", "fees", "detected_profit_traded", "latency_loss"):
+    for f in ("by_status", "realized_pnl", "fees", "detected_profit_traded", "latency_loss",
+              "catch"):
         names = sorted({n for o in objs for n in o[f]})
         flat_cols += [f"{f}.{n}" for n in names]
     buf = io.StringIO()

@@ -44,9 +44,10 @@ class JournalRole(Role):
                  windows: OpenWindows | None = None,
                  up_since: Callable[[], float | None] = lambda: None,
                  on_reconciled: Callable[[Opportunity], None] | None = None,
-                 mode: str = "live") -> None:
+                 mode: str = "live", catch: Any = None) -> None:
         """``on_reconciled`` sees each CLOSED the reconciliation wrote (the engine's ring);
-        ``mode`` (live/demo/replay) picks the default file and is recorded with the session."""
+        ``mode`` (live/demo/replay) picks the default file and is recorded with the session;
+        ``catch`` (a ``backend.calibration.CatchJournal``) adds the catch_* rows."""
         self.cfg = cfg
         self.mode = mode
         self.bus = bus
@@ -55,6 +56,7 @@ class JournalRole(Role):
         self.up_since = up_since
         self.on_reconciled = on_reconciled
         self.journal: Journal | None = None
+        self.catch = catch
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -65,6 +67,7 @@ class JournalRole(Role):
             log.error("journal off: cannot open %s: %s", path, e)
             self.sup.count_failure("journal")
             return
+        self.journal.catch = self.catch
         # Subscribed here (see DetectRole.start): nothing published after start() is missed.
         self._wake = wake = asyncio.Event()
         self._subs = [self.bus.subscribe(OPPORTUNITIES, "journal", maxsize=100_000, wake=wake),

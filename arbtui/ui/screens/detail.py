@@ -112,6 +112,36 @@ def detail_renderable(row: OppRow, now_ns: int) -> Group:
                  fee_math(row), Text("\nfills", "bold underline"), fills_table(row))
 
 
+def latency_budget(row: OppRow, catch: dict[str, Any] | None, width: int = 90) -> Group:
+    """The pair's p_catch and EV, and its catch probability vs round-trip latency (the
+    detector's ``backend.catch`` curves, ``EngineState.extra["catch"]``) as a plotext curve."""
+    o = row.last
+    head = Text()
+    if o.p_catch is not None:
+        head.append(f"p_catch {o.p_catch:.2f} · EV {o.ev or 0.0:+.4f} {o.quote_ccy} "
+                    f"({o.ev_bps or 0.0:+.2f} bps)\n", "bold")
+    pair = f"{o.buy_venue}>{o.sell_venue}"
+    c = (catch or {}).get("pairs", {}).get(pair)
+    if c is None:
+        head.append(f"latency budget {pair}: no closed windows of this pair yet (prior only)",
+                    "dim")
+        return Group(head)
+    import plotext as plt
+
+    grid = [L for L in catch["grid_ms"] if L <= 300]  # type: ignore[index]
+    head.append(f"latency budget {pair}: P(catch) by round trip, {c['windows']} windows; "
+                f"this pair's configured round trip {c['round_trip_ms']:g} ms")
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plotsize(width, 12)
+    plt.plot(grid, c["p_catch"][:len(grid)], marker="braille", label="P(catch)")
+    plt.plot(grid, c["survival"][:len(grid)], marker="braille", label="survival")
+    plt.vline(c["round_trip_ms"])
+    plt.ylim(0, 1)
+    plt.xlabel("round trip ms")
+    return Group(head, Text(plt.uncolorize(plt.build())))
+
+
 class DetailScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q", "close", "Close", key_display="esc")]
     DEFAULT_CSS = """
@@ -135,6 +165,10 @@ class DetailScreen(ModalScreen[None]):
             vs.border_title = "opportunity"
             vs.border_subtitle = "esc to close"
             yield Static(detail_renderable(self.row, now))
+            state = getattr(getattr(self.app, "dashboard", None), "last_state", None)
+            catch = getattr(state, "extra", {}).get("catch") if state is not None else None
+            yield Static(Group(Text("\nlatency budget (arbtui/backend/catch.py)",
+                                    "bold underline"), latency_budget(self.row, catch)))
 
     def action_close(self) -> None:
         self.dismiss(None)

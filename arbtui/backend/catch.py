@@ -1,0 +1,648 @@
+"""Catchability: will a window still be there when our orders arrive?
+
+``p_catch`` of an opportunity is the probability that BOTH legs, each arriving
+after its venue's round trip, still fill in full at a net edge at or above the
+execution threshold (``execution.min_net_bps``; ``calibration.CAUGHT_RULE`` says what
+"caught" means). The round trip of a leg is
+
+    L_leg = execution.latency_ms[venue] + U(0, jitter_ms) + feed latency of its venue
+
+where the feed latency is how late that venue's triggering quotes arrive (the
+median of their receive time minus venue time, less the smallest such delay
+seen from the venue: the floor stands for clock offset plus the fastest path,
+as the feeds' own ``feed_latency_ms`` does). Both add up: the book we saw was
+already ``feed`` ms old at the venue, and our order needs ``latency`` more ms.
+
+What the estimate conditions on. At the opening the model sizes the trade as the
+executor will (``edge.walk`` at the execution threshold over the levels the
+event carries, within the detector's size): a size and two IOC limits. A leg is
+FILLABLE at a moment when its book has that size inside its limit (asks at or
+under the buy limit, bids at or over the sell limit): exactly what the simulated
+executor checks when the order arrives. The model watches both books on every
+quote from the opening on, through the window's close and beyond: the window
+closing is not what matters (the executor fills against the books, and with
+execution on our own orders close windows, because the detector sizes to the
+balances they reserve), and a book that moved away can come back. Each window
+is watched ``WATCH_ROUND_TRIPS`` of its own slower round trip plus
+``WATCH_MIN_MS`` (at most ``HORIZON_MS``) and leaves, per leg, its path of
+fillable / not fillable, so
+
+    p_catch = P(buy leg fillable at L_buy and sell leg fillable at L_sell)
+
+over past windows of the same (buy venue, sell venue) and EXCESS edge bucket
+(opening net minus the execution threshold, ``EXCESS_EDGES_BPS``), counted on a
+latency grid (``L_GRID_MS``) and averaged exactly over each leg's uniform
+jitter. On an update ``t`` ms into the window it conditions on both legs being
+fillable at ``t``: P(fillable at t + L) / P(fillable at t), capped at 1. Why these
+conditions: the pair fixes the venues' latencies and how fast their makers
+refill (a dislocation on a slow venue lasts longer), the excess edge says how
+far a price must move back before the limits stop filling, and the age says the
+window outlived those that die at once. Not conditioned on: volatility regime,
+time of day, book depth beyond the size, our own wallets (a fill the balance
+cuts short is a miss the model does not see), a book leaving LIVE.
+
+Cold start: every estimate is a Beta posterior mean with a stated prior, in
+three levels: a (pair, bucket) cell has the prior ``Beta(w·m, w·(1-m))`` (``w =
+PRIOR_WEIGHT`` = 8 pseudo-windows) whose mean ``m`` is the pair's estimate over
+all buckets; the pair's has the same prior around the estimate of all pairs
+pooled; and that one has the stated prior ``Beta(2·m0, 2·(1-m0))``
+(``STATED_PRIOR_WEIGHT`` = 2) with ``m0 = 0.5 ** (L / PRIOR_HALF_LIFE_MS)``
+(``L`` the slower leg's round trip): a leg's chance to still fill halves every
+25 ms. The stated prior is pessimistic and weak: an estimate that promises
+catches before any evidence costs money, and the first windows (each watched two
+of its round trips, so within ~0.1-0.4 s) should replace it at once, whatever
+the market. With ``n`` windows a level's prior weighs ``w / (n + w)``, so a new
+pair borrows from the others at once. Windows the executor would not send (no
+size at the execution threshold, or under min_notional) get ``p_catch`` 0 and
+are not history: the estimate is about windows that are traded. Each level's
+counts are halved once they hold ``MAX_WINDOWS`` windows, so the model follows a
+market that changes.
+
+History comes from the journal (``catch_windows`` rows of earlier sessions of
+the same mode, ``load_windows``) and from the running session. The per-quote
+cost is one dict lookup (is this book watched?) plus, for a watched book, a walk
+of its levels per watching window; an estimate (once per OPENED/UPDATED event)
+reads a few cells per level of counts kept on the grid (a window adds itself
+once, with one numpy outer product).
+
+``lifetime_ms`` (how long the window stayed open) is kept beside for the
+survival curve the latency-budget view draws next to P(catch).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import heapq
+import itertools
+import json
+import math
+import sqlite3
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arbtui.backend.edge import walk
+from arbtui.config import ExecutionConfig
+from arbtui.model import OppEvent, Opportunity, Quote
+
+#: Upper edges (bps) of the excess-edge buckets (opening net minus the execution
+#: threshold). Bucket 0 is "below the threshold".
+EXCESS_EDGES_BPS: tuple[float, ...] = (0.0, 2.5, 10.0, 25.0, 50.0)
+#: The longest a window's books are watched after its opening (the latency budget's
+#: right end). A window is watched ``WATCH_ROUND_TRIPS`` of its own slower round trip
+#: (+ jitter) plus ``WATCH_MIN_MS``, up to this: long enough for every estimate made
+#: about it, short enough to learn from it quickly.
+HORIZON_MS = 1000.0
+WATCH_ROUND_TRIPS = 2.0
+WATCH_MIN_MS = 50.0
+#: The latencies (ms) the counts are kept at (between them: linear). Fine where round
+#: trips live: whether a leg still fills changes fastest in the first ~100 ms, where a
+#: coarse grid would interpolate over the changes (a model too sure of catching).
+L_GRID_MS: tuple[float, ...] = (*range(0, 100, 5), *range(100, 200, 10), *range(200, 500, 25),
+                                *range(500, 1001, 100))
+#: The round trips (ms) the latency-budget curves are drawn at, and how often (s) the
+#: dashboard's copy is recomputed.
+BUDGET_GRID_MS: tuple[float, ...] = (0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150,
+                                     200, 250, 300, 400, 500, 750, 1000)
+CURVES_EVERY_S = 1.0
+#: Pseudo-windows the stated prior is worth (the pooled level's prior), and what the
+#: level above is worth as the prior of a pair and of a pair's bucket.
+STATED_PRIOR_WEIGHT = 2.0
+PRIOR_WEIGHT = 8.0
+#: Half-life (ms) of the stated prior: P(hold L) = 0.5 ** (L / PRIOR_HALF_LIFE_MS).
+PRIOR_HALF_LIFE_MS = 25.0
+#: A level's counts are halved once they hold this many windows.
+MAX_WINDOWS = 2000
+#: Trigger-quote delays per venue whose median is its feed latency.
+FEED_SAMPLES = 31
+#: Windows read from the journal at start (newest first).
+HISTORY_LIMIT = 5_000
+_NG = len(L_GRID_MS)
+
+
+def excess_bucket(excess_bps: float) -> int:
+    return bisect.bisect_left(EXCESS_EDGES_BPS, excess_bps)
+
+
+LegPath = tuple[tuple[float, bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    """One past window, as history: pair, excess edge at opening, how long it was open,
+    and for each leg when IOC orders sized at the opening would have filled: the leg's
+    path, ``((0.0, fillable), (ms, fillable), ...)``, one entry per change, over the
+    first ``watched_ms`` after the opening (later latencies: unknown for this window)."""
+
+    buy_venue: str
+    sell_venue: str
+    symbol: str
+    excess_bps: float
+    lifetime_ms: float
+    buy_path: LegPath
+    sell_path: LegPath
+    watched_ms: float = HORIZON_MS
+    ts_ns: int = 0
+
+
+def held_path(held_ms: float) -> LegPath:
+    """The path of a leg that filled from the opening until ``held_ms`` and not after."""
+    return ((0.0, True),) if held_ms >= HORIZON_MS else ((0.0, True), (held_ms, False))
+
+
+def _flags(path: LegPath, k: int) -> list[float]:
+    """Fillable (1.0) or not at the first ``k`` grid latencies: the state of the last
+    change at or before each."""
+    out = []
+    n = len(path)
+    i = 0
+    state = 1.0 if path[0][1] else 0.0
+    for L in L_GRID_MS[:k]:
+        while i + 1 < n and path[i + 1][0] <= L:
+            i += 1
+            state = 1.0 if path[i][1] else 0.0
+        out.append(state)
+    return out
+
+
+class _Table:
+    """Past windows of one level as counts on ``L_GRID_MS``: ``num[i, j]`` = windows whose
+    buy leg was fillable at ``L[i]`` and sell leg at ``L[j]``, among ``den[max(i, j)]``
+    windows watched that long; ``alive[i]`` = windows open beyond ``L[i]`` among
+    ``closed``. Adding a window is a few numpy slice operations; an estimate reads a few
+    cells with ``item``. Once ``n`` reaches ``MAX_WINDOWS`` every count is halved (old
+    market fades)."""
+
+    __slots__ = ("alive", "closed", "den", "n", "num")
+
+    def __init__(self) -> None:
+        self.num = np.zeros((_NG, _NG))
+        self.den = np.zeros(_NG)
+        self.alive = np.zeros(_NG)
+        self.closed = 0.0
+        self.n = 0.0
+
+    def add(self, both: np.ndarray | None, k: int, alive_k: int) -> None:
+        """One window: ``both`` its fillable-on-both-legs flags on the first ``k`` grid
+        latencies (it was watched that long), ``alive_k`` grid latencies it outlived
+        (-1: lifetime unknown)."""
+        if k:
+            self.num[:k, :k] += both
+            self.den[:k] += 1.0
+        if alive_k >= 0:
+            self.alive[:alive_k] += 1.0
+            self.closed += 1.0
+        self.n += 1.0
+        if self.n >= MAX_WINDOWS:
+            for a in (self.num, self.den, self.alive):
+                a *= 0.5
+            self.closed *= 0.5
+            self.n *= 0.5
+
+    def avg(self, wx: _W, wy: _W) -> tuple[float, float]:
+        """(fillable on both legs, watched), averaged with the weights of ``_weights``
+        (a point: bilinear; an interval: the mean over it). Scalar reads: for the few
+        cells involved they cost less than numpy products would."""
+        num, den = self.num.item, self.den.item
+        k = n = 0.0
+        for i, a in wx:
+            for j, b in wy:
+                ab = a * b
+                k += ab * num(i, j)
+                n += ab * den(max(i, j))
+        return k, n
+
+    def survival(self, L: float) -> float:
+        if not self.closed:
+            return 0.0
+        i, f = _cell(L)
+        get = self.alive.item
+        v = get(i) if f == 0.0 else get(i) + (get(i + 1) - get(i)) * f
+        return v / self.closed
+
+
+_W = list[tuple[int, float]]
+
+
+def _weights(x: float, width: float = 0.0) -> _W:
+    """Grid weights that give a grid function, interpolated linearly, at ``x`` (``width``
+    0) or averaged over ``[x, x + width]``: how a uniform jitter is integrated exactly.
+    Cached at 0.5 ms resolution (the grid steps 5 ms; the same latencies come back at
+    every opening)."""
+    return _weights_q(round(x * 2), round(width * 2))
+
+
+@functools.lru_cache(maxsize=8192)
+def _weights_q(x2: int, width2: int) -> _W:
+    return _weight_pairs(x2 / 2, width2 / 2)
+
+
+def _weight_pairs(x: float, width: float) -> list[tuple[int, float]]:
+    g = L_GRID_MS
+    if width <= 0:
+        i, f = _cell(x)
+        return [(i, 1.0)] if not f else [(i, 1.0 - f), (i + 1, f)]
+    lo, hi = max(0.0, x), max(0.0, x + width)
+    acc: dict[int, float] = {}
+    if hi > g[-1]:  # beyond the last grid point the function stays at its last value
+        acc[_NG - 1] = hi - max(lo, g[-1])
+        hi = min(hi, g[-1])
+    k = bisect.bisect_right(g, lo) - 1
+    while k < _NG - 1 and lo < hi:
+        x0, x1 = g[k], g[k + 1]
+        u, v = max(lo, x0), min(hi, x1)
+        if v > u:
+            h = x1 - x0
+            # integrals over [u, v] of the two hat functions of this segment
+            tu, tv = (u - x0) / h, (v - x0) / h
+            right = h * (tv * tv - tu * tu) / 2
+            acc[k] = acc.get(k, 0.0) + (v - u) - right
+            acc[k + 1] = acc.get(k + 1, 0.0) + right
+        k += 1
+    total = sum(acc.values())
+    return [(i, w / total) for i, w in acc.items()] if total > 0 else _weight_pairs(x, 0.0)
+
+
+def _cell(x: float) -> tuple[int, float]:
+    """Grid index at or below ``x`` and the fraction towards the next point."""
+    g = L_GRID_MS
+    if x <= 0:
+        return 0, 0.0
+    if x >= g[-1]:
+        return _NG - 1, 0.0
+    i = bisect.bisect_right(g, x) - 1
+    return i, (x - g[i]) / (g[i + 1] - g[i])
+
+
+def prior_hold(lb: float, ls: float, jitter: float) -> float:
+    """The stated prior: the slower leg's mean arrival, halving every PRIOR_HALF_LIFE_MS
+    (memoryless, so the window's age does not enter)."""
+    return 0.5 ** ((max(lb, ls) + jitter / 2) / PRIOR_HALF_LIFE_MS)
+
+
+class CatchStats:
+    """Past windows per (pair, bucket), per pair and pooled, and the estimate."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str, int], _Table] = {}
+        self.pairs: dict[tuple[str, str], _Table] = {}
+        self.all = _Table()
+        self.windows = 0
+        self.version = 0
+
+    def add(self, r: WindowRecord) -> None:
+        pk = (r.buy_venue, r.sell_venue)
+        ck = (*pk, excess_bucket(r.excess_bps))
+        # the window's counts once, then added to its three levels
+        k = bisect.bisect_right(L_GRID_MS, r.watched_ms)  # grid latencies it was watched to
+        both = np.outer(_flags(r.buy_path, k), _flags(r.sell_path, k)) if k else None
+        ak = bisect.bisect_left(L_GRID_MS, r.lifetime_ms) if r.lifetime_ms >= 0 else -1
+        for table, key in ((self.cells, ck), (self.pairs, pk)):
+            t = table.get(key)  # type: ignore[call-overload]
+            if t is None:
+                t = table[key] = _Table()  # type: ignore[index]
+            t.add(both, k, ak)
+        self.all.add(both, k, ak)
+        self.windows += 1
+        self.version += 1
+
+    def estimate(self, buy: str, sell: str, bucket: int | None, lb: float, ls: float,
+                 jitter: float = 0.0, age: float = 0.0) -> float:
+        """P(both legs fillable at their arrival | both fillable at ``age``): the Beta
+        posterior mean of the cell (``bucket`` None: the pair) on the pair's, on the
+        pooled, on the prior; at an age, the ratio of the two such estimates (capped at 1).
+        A leg arrives at ``age + L + U(0, jitter)``: the counts are averaged over that
+        interval exactly (piecewise linear between grid points), per leg."""
+        levels = (self.all, self.pairs.get((buy, sell)),
+                  None if bucket is None else self.cells.get((buy, sell, bucket)))
+        p = self._posterior(levels, _weights(age + lb, jitter), _weights(age + ls, jitter),
+                            prior_hold(lb, ls, jitter))
+        if age > 0:
+            w = _weights(age)
+            base = self._posterior(levels, w, w, prior_hold(age, age, 0.0))
+            p = p / base if base > 1e-12 else 0.0
+        return min(1.0, max(0.0, p))
+
+    @staticmethod
+    def _posterior(levels: tuple, wx: _W, wy: _W, m: float) -> float:
+        for t, w in zip(levels, (STATED_PRIOR_WEIGHT, PRIOR_WEIGHT, PRIOR_WEIGHT), strict=True):
+            if t is None or not t.n:
+                break
+            k, n = t.avg(wx, wy)
+            m = (k + w * m) / (n + w)
+        return m
+
+    def count(self, buy: str, sell: str) -> int:
+        r = self.pairs.get((buy, sell))
+        return 0 if r is None else round(r.n)
+
+
+class _Watch:
+    """One window followed by the model: sized at the opening like the executor, then
+    each leg's book checked at every quote until ``HORIZON_MS``, whether the window is
+    still open or not; the path records each change of "fillable"."""
+
+    __slots__ = ("bok", "bp", "bucket", "buy_key", "buy_limit", "closed_ms", "excess",
+                 "horizon", "lb", "ls", "opened_ns", "p", "retired", "sell_key", "sell_limit",
+                 "size", "sok", "sp")
+
+    def __init__(self, p: Opportunity, excess: float) -> None:
+        self.p = p  # the OPENED event (names, for the record)
+        self.excess = excess
+        self.bucket = excess_bucket(excess)
+        self.opened_ns = p.opened_ts_ns
+        self.buy_key = (p.buy_venue, p.symbol)
+        self.sell_key = (p.sell_venue, p.sell_symbol or p.symbol)
+        self.size = 0.0
+        self.buy_limit = self.sell_limit = 0.0
+        self.lb = self.ls = 0.0
+        # the walk at the opening just found the size inside both limits: fillable
+        self.bok = self.sok = True
+        self.bp: list[tuple[float, bool]] = [(0.0, True)]
+        self.sp: list[tuple[float, bool]] = [(0.0, True)]
+        self.horizon = HORIZON_MS  # how long its books are watched (set at the opening)
+        self.retired = False  # past the horizon (or never watched)
+        self.closed_ms = -1.0  # lifetime, -1 while open
+
+    def record(self) -> WindowRecord:
+        p = self.p
+        return WindowRecord(p.buy_venue, p.sell_venue, p.symbol, self.excess, self.closed_ms,
+                            tuple(self.bp), tuple(self.sp), self.horizon, self.opened_ns)
+
+
+def _asks_hold(asks: list, limit: float, need: float) -> bool:
+    got = 0.0
+    for px, sz in asks:
+        if px > limit:
+            return False
+        got += sz
+        if got >= need:
+            return True
+    return False
+
+
+def _bids_hold(bids: list, limit: float, need: float) -> bool:
+    got = 0.0
+    for px, sz in bids:
+        if px < limit:
+            return False
+        got += sz
+        if got >= need:
+            return True
+    return False
+
+
+class CatchModel:
+    """The detector's estimator (see the module docstring). ``cfg`` is the live
+    ``[execution]`` table: latencies, jitter, threshold and max_notional are read at
+    each call. ``closed`` holds the finished windows until the journal takes them
+    (``keep_closed``: a ``CatchJournal`` in this process writes them as history)."""
+
+    def __init__(self, cfg: ExecutionConfig, history: Iterable[WindowRecord] = (), *,
+                 level_share: float = 1.0, min_notional: float = 0.0) -> None:
+        self.cfg = cfg
+        # detector.max_level_share and detector.min_notional, as the executor sizes
+        self.level_share = level_share
+        self.min_notional = min_notional
+        self.stats = CatchStats()
+        #: (venue, canonical symbol) -> the windows watching that book
+        self.watched: dict[tuple[str, str], dict[str, _Watch]] = {}
+        self._by_id: dict[str, _Watch] = {}
+        #: (horizon time, seq, watch): retired when their horizon passes
+        self._due: list[tuple[int, int, _Watch]] = []
+        self._seq = itertools.count()
+        #: venue -> smallest (receive - venue time) seen, ms: clock offset + fastest path
+        self._floor: dict[str, float] = {}
+        self._delays: dict[str, deque[float]] = {}
+        #: watched book -> the level lists of its last quote checked
+        self._last: dict[tuple[str, str], tuple[list, list]] = {}
+        self._curves_version = -1
+        self._curves_at = -math.inf
+        self._curves: dict[str, Any] = {}
+        self.closed: deque[WindowRecord] = deque(maxlen=100_000)
+        self.keep_closed = False
+        for r in history:
+            self.stats.add(r)
+        self.history_windows = self.stats.windows
+
+    # ----------------------------------------------------------- inputs (detector hook)
+
+    def feed_ms(self, q: Quote | None) -> float:
+        """The feed latency of ``q``'s venue, measured on the trigger quotes: the median
+        of the last ``FEED_SAMPLES`` delays (receive - venue time) less the smallest seen
+        (clock offset + fastest path). The median, not ``q``'s own delay: one frame held
+        up by a GC pause or a busy loop says little about the venue's book at arrival.
+        0 when the venue sends no timestamp."""
+        if q is None or not q.venue_ts_ns:
+            return 0.0
+        d = (q.recv_ts_ns - q.venue_ts_ns) / 1e6
+        v = q.venue
+        f = self._floor.get(v)
+        if f is None or d < f:
+            self._floor[v] = f = d
+        recent = self._delays.get(v)
+        if recent is None:
+            recent = self._delays[v] = deque(maxlen=FEED_SAMPLES)
+        recent.append(d)
+        return sorted(recent)[len(recent) // 2] - f
+
+    def latency_ms(self, venue: str) -> float:
+        return self.cfg.latency_ms.get(venue, self.cfg.default_latency_ms)
+
+    def opened(self, opp: Opportunity, buy_q: Quote | None, sell_q: Quote | None) -> None:
+        """An OPENED event: size it as the executor will, start watching its books,
+        estimate and set ``p_catch``/``ev``/``ev_bps`` on it."""
+        cfg = self.cfg
+        thr = cfg.min_net_bps
+        x = _Watch(opp, opp.net_bps - thr)
+        x.lb = self.latency_ms(opp.buy_venue) + self.feed_ms(buy_q)
+        x.ls = self.latency_ms(opp.sell_venue) + self.feed_ms(sell_q)
+        if thr == opp.min_net_bps and opp.size * opp.buy_vwap <= cfg.max_notional:
+            # the executor's walk would be the detector's own: same levels, threshold, caps
+            size, bl, sl, net = opp.size, opp.buy_limit, opp.sell_limit, opp.net_bps
+        else:
+            w = walk(opp.buy_book or [(opp.buy_price, opp.size)],
+                     opp.sell_book or [(opp.sell_price, opp.size)], opp.buy_fee_bps,
+                     opp.sell_fee_bps, min_net_bps=thr, flat_cost=opp.flat_cost,
+                     rate=opp.rate or 1.0, max_notional=cfg.max_notional, max_base=opp.size,
+                     level_share=self.level_share)
+            size, bl, sl, net = w.size, w.buy_worst, w.sell_worst, w.net_bps
+        self._retire(opp.opened_ts_ns)
+        if size <= 0 or net < thr or size * opp.buy_vwap < self.min_notional:
+            # The executor will not send it: no order, nothing to catch. Not history
+            # either: the estimate is for windows that are traded.
+            self._set(opp, 0.0)
+            return
+        self._by_id[opp.id] = x
+        x.size, x.buy_limit, x.sell_limit = size * (1 - 1e-9), bl, sl
+        # Watched for a few round trips of its own (the latencies an estimate asks
+        # about), so it teaches the model within ~0.1-0.5 s instead of at the horizon.
+        x.horizon = min(HORIZON_MS, WATCH_ROUND_TRIPS * (max(x.lb, x.ls) + cfg.jitter_ms)
+                        + WATCH_MIN_MS)
+        for k in (x.buy_key, x.sell_key):
+            self.watched.setdefault(k, {})[opp.id] = x
+        heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
+        self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
+                                           cfg.jitter_ms))
+
+    def book(self, key: tuple[str, str], q: Quote) -> None:
+        """A quote for a book some window watches (``key`` = (venue, canonical symbol);
+        the detector calls this only for a key in ``watched``)."""
+        ws = self.watched.get(key)
+        if not ws:
+            return
+        # A liveness refresh re-publishes the same level lists: nothing to check.
+        last = self._last.get(key)
+        if last is not None and last[0] is q.asks and last[1] is q.bids:
+            return
+        self._last[key] = (q.asks, q.bids)
+        t = q.recv_ts_ns
+        asks = bids = None
+        for x in ws.values():
+            ms = (t - x.opened_ns) / 1e6
+            if ms >= x.horizon:
+                continue  # _retire ends it
+            if ms < 0:
+                ms = 0.0
+            if key == x.buy_key:
+                if asks is None:
+                    asks = q.asks or [(q.ask, q.ask_size)]
+                ok = _asks_hold(asks, x.buy_limit, x.size)
+                if ok is not x.bok:
+                    x.bok = ok
+                    x.bp.append((ms, ok))
+            else:
+                if bids is None:
+                    bids = q.bids or [(q.bid, q.bid_size)]
+                ok = _bids_hold(bids, x.sell_limit, x.size)
+                if ok is not x.sok:
+                    x.sok = ok
+                    x.sp.append((ms, ok))
+
+    def event(self, p: Opportunity, ev: OppEvent, now_ns: int) -> None:
+        """Before an UPDATED or CLOSED event of ``p`` (the open window's record) is
+        emitted: re-estimate at its age; at the close, note its lifetime."""
+        x = self._by_id.get(p.id)
+        if x is None:
+            return
+        t = max(0.0, (now_ns - x.opened_ns) / 1e6)
+        if ev is OppEvent.CLOSED:
+            x.closed_ms = t
+            self._retire(now_ns)
+            if x.retired:
+                self._finish(x)
+            self._set(p, p.p_catch if p.p_catch is not None else 0.0)
+            return
+        self._set(p, self.stats.estimate(p.buy_venue, p.sell_venue, x.bucket, x.lb, x.ls,
+                                         self.cfg.jitter_ms, age=t))
+
+    def _retire(self, now_ns: int) -> None:
+        """Stop watching windows whose horizon passed; record the closed ones."""
+        due = self._due
+        while due and due[0][0] <= now_ns:
+            x = heapq.heappop(due)[2]
+            x.retired = True
+            for k in (x.buy_key, x.sell_key):
+                ws = self.watched.get(k)
+                if ws is not None:
+                    ws.pop(x.p.id, None)
+                    if not ws:
+                        del self.watched[k]
+                        self._last.pop(k, None)
+            if x.closed_ms >= 0:
+                self._finish(x)
+
+    def _finish(self, x: _Watch) -> None:
+        if self._by_id.pop(x.p.id, None) is None:
+            return
+        if x.p.suspect:
+            return  # a data problem, not market behaviour
+        r = x.record()
+        self.stats.add(r)
+        if self.keep_closed:
+            self.closed.append(r)
+
+    @staticmethod
+    def _set(opp: Opportunity, pc: float) -> None:
+        opp.p_catch = pc
+        opp.ev = opp.profit * pc
+        opp.ev_bps = opp.net_bps * pc
+
+    # ----------------------------------------------------------- views
+
+    def round_trip_ms(self, buy_venue: str, sell_venue: str) -> float:
+        """The slower leg's configured latency (no jitter, no feed latency)."""
+        return max(self.latency_ms(buy_venue), self.latency_ms(sell_venue))
+
+    def curves(self, now_s: float | None = None) -> dict[str, Any]:
+        """Per pair (``buy>sell``): P(catch) with both legs at round trip L, and the
+        windows' survival, on ``BUDGET_GRID_MS``; the windows behind them; the pair's
+        configured round trip. Recomputed when windows were added, and with ``now_s``
+        (the caller's monotonic clock) at most once per ``CURVES_EVERY_S`` unless a pair
+        is new: the dashboard samples this 10x a second while windows keep closing."""
+        st = self.stats
+        if st.version != self._curves_version and (
+                now_s is None or now_s - self._curves_at >= CURVES_EVERY_S
+                or len(st.pairs) != len(self._curves.get("pairs", ()))):  # a new pair: now
+            self._curves_at = now_s if now_s is not None else 0.0
+            self._curves = latency_budget(st)
+            self._curves["history_windows"] = self.history_windows
+            for k, v in self._curves["pairs"].items():
+                b, _, s = k.partition(">")
+                v["round_trip_ms"] = self.round_trip_ms(b, s)
+            self._curves_version = st.version
+        return self._curves
+
+
+def latency_budget(st: CatchStats, grid: Iterable[float] = BUDGET_GRID_MS) -> dict[str, Any]:
+    """P(catch) vs a round trip ``L`` on both legs, per pair (pooled over buckets, with
+    the pooled prior), and the survival of the windows' lifetimes."""
+    grid = list(grid)
+    out = {}
+    for (b, s), ring in sorted(st.pairs.items(), key=lambda kv: (-kv[1].n, kv[0])):
+        out[f"{b}>{s}"] = {"p_catch": [round(st.estimate(b, s, None, L, L), 4) for L in grid],
+                           "survival": [round(ring.survival(L), 4) for L in grid],
+                           "windows": round(ring.n)}
+    return {"grid_ms": grid, "pairs": out, "windows": st.windows}
+
+
+# ------------------------------------------------------------------ history
+
+
+def load_windows(path: str | Path, mode: str, limit: int = HISTORY_LIMIT) -> list[WindowRecord]:
+    """The newest ``limit`` closed windows of earlier sessions of ``mode`` in the journal
+    at ``path`` (oldest first); [] when there is no journal or no such table yet."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = con.execute(
+                "SELECT buy_venue, sell_venue, symbol, excess_bps, lifetime_ms, buy_path, "
+                "sell_path, watched_ms, ts_ns "
+                "FROM catch_windows WHERE mode = ? ORDER BY seq DESC LIMIT ?",
+                (mode, limit)).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []  # an older journal without the table: cold start
+    return [record_of_row(r) for r in reversed(rows)]
+
+
+def encode_path(path: LegPath) -> str:
+    """A leg path as the journal stores it (JSON)."""
+    return json.dumps([[t, int(ok)] for t, ok in path], separators=(",", ":"))
+
+
+def record_of_row(r: tuple) -> WindowRecord:
+    """A ``catch_windows`` row (buy, sell, symbol, excess, lifetime, buy path, sell path,
+    watched ms, ts) as a record."""
+    b, s, sym, ex, life, bp, sp, watched, ts = r
+    return WindowRecord(b, s, sym, ex, life, tuple((t, bool(ok)) for t, ok in json.loads(bp)),
+                        tuple((t, bool(ok)) for t, ok in json.loads(sp)), watched, ts)
