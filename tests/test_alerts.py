@@ -154,6 +154,9 @@ async def test_an_opportunity_alert_reaches_the_webhook_as_json(hooks, tmp_path)
         assert d["p_catch"] == pytest.approx(o.p_catch) and 0 <= o.p_catch <= 1
         assert d["ev"] == pytest.approx(o.ev) and "buy_book" not in d
         assert f"NET {o.net_bps:+.1f} bps" in rec["text"]
+        # the server holds the POST before the client has read the 200 and counted it sent
+        await _until(lambda: eng.snapshot().extra["alerts"]["webhooks"][0]["sent"],
+                     "the webhook's answer counted")
         st = eng.snapshot()
         [h] = st.extra["alerts"]["webhooks"]
         assert (h["state"], h["sent"], h["target"]) == ("ok", 1, f"http://127.0.0.1:{hooks.port}")

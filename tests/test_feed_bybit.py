@@ -313,3 +313,64 @@ async def test_resubscribe_without_snapshot_is_retried():
     assert feed.books["BTC-USDT"].state is BookState.LIVE
     for t in list(feed._tasks):
         t.cancel()
+
+
+# ---------------------------------------------------------------- typed delta path
+
+
+def test_typed_delta_path_and_generic_path_agree(monkeypatch):
+    # LIVE books' deltas take a typed one-pass decode; the generic dict path stays
+    # the rule for everything else. Over in-order deltas, a u gap, a seq
+    # regression, u=1, a bad level, another depth, a null symbol, deltas before the
+    # snapshot and during a resync, both give the same quotes, counters and books.
+    from arbtui.backend.feeds import bybit
+
+    eth = "orderbook.200.ETHUSDT"
+    # Without an event loop a resynced book stays resync_pending (its resubscribe
+    # never runs), so each list resyncs BTC-USDT at most once, at its end.
+    lists = [[
+        _delta(5, 1, b=[("10", "1")], a=[("11", "1")], topic=eth),  # before its snapshot
+        REC_SNAP, REC_DELTA,
+        _delta(62505426, 112488545900, b=[("65140.2", "1")]),
+        _delta(62505427, 112488545901, a=[("65140.5", "0")]),
+        _delta(1000, 5, b=[("10", "1")], a=[("11", "1")], typ="snapshot", topic=eth),
+        _delta(1001, 6, b=[("10.5", "2")], topic=eth),
+        _delta(1002, 7, a=[("10.9", "1")], topic="orderbook.50.ETHUSDT"),  # another depth
+        _delta(1002, 6, b=[("10.6", "1")], topic=eth),  # seq regression
+        _delta(1, 112488546000, b=[("65000.1", "2")], a=[("65000.2", "3")]),  # u=1
+        _delta(2, 112488546001, b=[("65000.0", "1")]),
+        _delta(4, 112488546002, b=[("65000.1", "1")]),  # u gap
+        _delta(5, 112488546003, b=[("65000.1", "1")]),  # while resyncing
+    ], [REC_SNAP, REC_DELTA, _delta(62505426, 112488545900, b=[("65140.0", "abc")])],
+        [REC_SNAP, _delta(62505425, 112488545866, b=[(65140.1, "1")])],  # a number
+        [REC_SNAP, _delta(62505425, 112488545866, b=[("65140.3", "1")]).replace(
+            '"s": "BTCUSDT"', '"s": null')]]
+    runs = []
+    for typed in (True, False):
+        monkeypatch.setattr(bybit, "TYPED_DELTA", typed)
+        taken = [0]
+        orig = BybitFeed._on_delta_typed
+
+        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
+            done = _o(self, m, recv_ns, data)
+            _t[0] += done
+            return done
+
+        monkeypatch.setattr(BybitFeed, "_on_delta_typed", spy)
+        seen = []
+        for frames in lists:
+            feed, out = _feed()
+            for i, fr in enumerate(frames):
+                feed.feed_frame(fr, 10 + i)
+            seen.append(([(q.symbol, q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns)
+                          for q in out], feed.status().counters,
+                         {s: (sb.state, sb.seq, sb.sync.xseq, sb.book.top_bids(50),
+                              sb.book.top_asks(50)) for s, sb in feed.books.items()}))
+        monkeypatch.setattr(BybitFeed, "_on_delta_typed", orig)
+        runs.append((seen, taken[0]))
+    assert runs[0][0] == runs[1][0]
+    assert runs[0][1] == 9 and runs[1][1] == 0
+    c = runs[0][0][0][1]
+    assert c["gaps"] == 1 and c["seq_regressions"] == 1 and c["service_restarts"] == 1
+    assert c["other_depth_ignored"] == 2  # the 50-level delta, and the one before any snapshot
+    assert all(r[1]["frame_errors"] == 1 for r in runs[0][0][1:])

@@ -142,3 +142,54 @@ def test_bad_frames_counted_and_errors_visible():
     f.feed_frame(json.dumps({"channel": "spot.order_book_update", "event": "subscribe",
                              "error": {"code": 2, "message": "unknown currency pair"}}), 3)
     assert f.counters.get("venue_errors") == 1
+
+
+def test_typed_update_path_and_generic_path_agree(monkeypatch):
+    # Synced books' updates take a typed one-pass decode; the generic dict path stays
+    # the rule for everything else (buffering, full books, malformed frames). Over a
+    # bridge, overlaps, a stale update, a bad level, U > u, a gap and a full book,
+    # both give the same quotes, counters and books.
+    from arbtui.backend.feeds import gate
+
+    frames = [
+        _msg({"U": 8, "u": 9, "b": [["9", "1"]], "a": []}),  # buffered
+        "INSTALL",
+        _msg({"U": 11, "u": 13, "b": [["10.5", "2"]], "a": []}),
+        _msg({"U": 12, "u": 14, "b": [["10.5", "0"]], "a": []}),  # overlap: legal
+        _msg({"U": 15, "u": 15, "b": [], "a": [["10.9", "3"]]}),
+        _msg({"U": 12, "u": 13, "b": [["10.7", "1"]], "a": []}),  # stale
+        _msg({"U": 16, "u": 17, "b": [["10.2", "1"]], "a": [["10.9", "0"]], "t": None}),
+        _msg({"U": 19, "u": 18, "b": [["10.3", "1"]], "a": []}),  # U > u
+        _msg({"U": 18, "u": 18, "b": [[10.3, "1"]], "a": []}),  # a number: generic path
+        _msg({"full": True, "u": 40, "b": [["10", "1"]], "a": [["11", "1"]]}),
+        _msg({"U": 41, "u": 41, "b": [["10", "abc"]], "a": []}),  # bad level: resync
+        _msg({"full": True, "u": 50, "b": [["10", "1"]], "a": [["11", "1"]]}),
+        _msg({"U": 51, "u": 52, "b": [["10.1", "1"]], "a": []}),
+        _msg({"U": 55, "u": 55, "b": [["10.6", "1"]], "a": []}),  # 53, 54 lost
+    ]
+    runs = []
+    for typed in (True, False):
+        monkeypatch.setattr(gate, "TYPED_UPDATE", typed)
+        taken = [0]
+        orig = GateFeed._on_update_typed
+
+        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
+            done = _o(self, m, recv_ns, data)
+            _t[0] += done
+            return done
+
+        monkeypatch.setattr(GateFeed, "_on_update_typed", spy)
+        f, sb, quotes = _feed()
+        for i, fr in enumerate(frames):
+            if fr == "INSTALL":
+                assert f._install(sb, sb.sync, 10, [["10", "1"]], [["11", "1"]], 0)
+            else:
+                f.feed_frame(fr, 10 + i)
+        monkeypatch.setattr(GateFeed, "_on_update_typed", orig)
+        runs.append(([(q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns)
+                      for q in quotes], f.status().counters,
+                     (sb.state, sb.seq, sb.book.top_bids(50), sb.book.top_asks(50)), taken[0]))
+    assert runs[0][:3] == runs[1][:3]
+    assert runs[0][3] == 8 and runs[1][3] == 0
+    c = runs[0][1]
+    assert c["gaps"] == 1 and c["stale_updates"] == 1 and c["frame_errors"] == 2

@@ -162,3 +162,49 @@ def test_subscribe_waits_for_welcome_and_batches_100_symbols():
     frames = [json.loads(x) for x in f._subscribe_frames()]
     assert [len(x["topic"].partition(":")[2].split(",")) for x in frames] == [100, 50]
     assert all(x["type"] == "subscribe" and x["response"] is True for x in frames)
+
+
+def test_typed_l2update_path_and_generic_path_agree(monkeypatch):
+    # Synced books' l2updates take a typed one-pass decode; the generic dict path
+    # stays the rule for everything else. Over overlaps, a stale update, price-0
+    # rows, start > end, numbers as rows, a bad row and a gap, both give the same
+    # quotes, counters and books.
+    from arbtui.backend.feeds import kucoin
+
+    frames = [
+        _upd(100, 102, asks=[("12", "0", "101"), ("12", "3", "102")]),  # overlaps 101
+        _upd(101, 102, bids=[("9", "1", "102")]),  # stale
+        _upd(103, 104, bids=[("0", "0", "103"), ("10.5", "1", "104")]),
+        _upd(105, 105, asks=[("11.5", "2", "105")]),
+        _upd(107, 106, bids=[("9", "1", "106")]),  # start > end
+        _upd(106, 106, bids=[(10.6, "1", "106")]),  # a number: generic path
+        _upd(107, 108, asks=[("11.4", "1", "107"), ("11.5", "0", "108")]),
+        _upd(110, 111, bids=[("9", "1", "111")]),  # 109 is missing
+    ]
+    runs = []
+    for typed in (True, False):
+        monkeypatch.setattr(kucoin, "TYPED_L2", typed)
+        taken = [0]
+        orig = KucoinFeed._on_update_typed
+
+        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
+            done = _o(self, m, recv_ns, data)
+            _t[0] += done
+            return done
+
+        monkeypatch.setattr(KucoinFeed, "_on_update_typed", spy)
+        out = []
+        for tail in (frames, [_upd(101, 102, bids=[("x", "1", "102")])]):
+            f, sb, quotes = _synced()
+            for i, fr in enumerate(tail):
+                f.feed_frame(fr, 10 + i)
+            out.append(([(q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns)
+                         for q in quotes[1:]], f.status().counters,
+                        (sb.state, sb.seq, sb.book.top_bids(50), sb.book.top_asks(50))))
+        monkeypatch.setattr(KucoinFeed, "_on_update_typed", orig)
+        runs.append((out, taken[0]))
+    assert runs[0][0] == runs[1][0]
+    assert runs[0][1] == 7 and runs[1][1] == 0
+    c = runs[0][0][0][1]
+    assert c["gaps"] == 1 and c["stale_updates"] == 1 and c["frame_errors"] == 1
+    assert runs[0][0][1][1]["frame_errors"] == 1 and runs[0][0][1][2][0] is BookState.RESYNC

@@ -372,3 +372,85 @@ def test_recording_replays_through_the_feed(okx_lines):
     assert tops[8] == (("30243.5", "0.006"), ("30251", "0.01"))
     last = quotes[-1]
     assert tops[-1] == ((last.bid_px, last.bid_qty), (last.ask_px, last.ask_qty))
+
+
+def _both_paths(monkeypatch, run):
+    """``run(feed_factory)`` with the typed ``books`` update path on, then off:
+    (what it returned, how many frames the typed path took) for each."""
+    from arbtui.backend.feeds import okx
+
+    out = []
+    for typed in (True, False):
+        monkeypatch.setattr(okx, "TYPED_BOOKS", typed)
+        taken = [0]
+        orig = OkxFeed._on_update_typed
+
+        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
+            done = _o(self, m, recv_ns, data)
+            _t[0] += done
+            return done
+
+        monkeypatch.setattr(OkxFeed, "_on_update_typed", spy)
+        out.append((run(), taken[0]))
+        monkeypatch.setattr(OkxFeed, "_on_update_typed", orig)
+    return out
+
+
+def _observed(f, quotes):
+    return ([(q.symbol, q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns, q.recv_ts_ns)
+             for q in quotes], f.status().counters,
+            {s: (sb.state, sb.seq, sb.book.top_bids(50), sb.book.top_asks(50))
+             for s, sb in f.books.items()})
+
+
+def test_typed_update_path_and_generic_path_agree_on_chain_rules(monkeypatch):
+    # Chained updates: in order, keepalive, linked reset, gap, broken stream, a bad
+    # level, checksum ok and mismatch, updates before the snapshot (buffered), an
+    # unknown instrument: the typed path must give what the generic one gives.
+    snap = _frame("BTC-USDT", "snapshot", [("100.0", "1")], [("100.5", "2")], -1, 10)
+    b = Book(1000)
+    b.load([["100.0", "1"], ["100.1", "3"]], [["100.5", "2"]])
+    good_cs = okx_checksum(b)
+    frames = [
+        _frame("BTC-USDT", "update", [("1", "1")], [("2", "1")], 5, 6), snap,
+        _frame("BTC-USDT", "update", [("100.1", "3")], [], 10, 15, checksum=good_cs),
+        _frame("BTC-USDT", "update", [], [], 15, 15),
+        _frame("BTC-USDT", "update", [], [("100.4", "1")], 15, 3),
+        _frame("BTC-USDT", "update", [("100.2", "1")], [], 3, 4, ts=""),
+        _frame("BTC-USDT-SWAP", "update", [("1", "1")], [], 1, 2),
+        _frame("BTC-USDT", "update", [], [], 7, 7), _frame("BTC-USDT", "update", [("1", "1")], [], 7, 8),
+        snap, _frame("BTC-USDT", "update", [("abc", "1")], [], 10, 11),
+        snap, _frame("BTC-USDT", "update", [("99", "1")], [], 10, 11, checksum=12345),
+        snap, _frame("BTC-USDT", "update", [("99", "1")], []),
+    ]
+
+    def run():
+        f, quotes = _feed()
+        for i, fr in enumerate(frames):
+            f.feed_frame(fr, 1_000 + i)
+        return _observed(f, quotes)
+
+    (typed, n_typed), (generic, n_generic) = _both_paths(monkeypatch, run)
+    assert typed == generic
+    assert n_typed >= 6 and n_generic == 0
+    c = typed[1]
+    assert c["gaps"] == 1 and c["checksum_ok"] == 1 and c["checksum_fail"] == 1
+    assert c["frame_errors"] == 2 and c["keepalive_updates"] == 1 and c["seq_resets"] == 1
+
+
+@needs_rec
+def test_typed_update_path_and_generic_path_agree_on_the_recording(monkeypatch, okx_lines):
+    # The 2022 stream: unchained (no seqId), a checksum on every frame.
+    smap = OkxFeed.parse_instruments(next(ln["data"] for ln in okx_lines if ln["t"] == "http"))
+
+    def run():
+        quotes = []
+        f = OkxFeed(["BTC-USDT"], quotes.append, symbol_map=smap)
+        for ln in okx_lines:
+            if ln["t"] == "recv" and ln["conn"] == "OKX.ws.1":
+                f.feed_frame(ln["data"], int(ln["ts"] * 1e9))
+        return _observed(f, quotes)
+
+    (typed, n_typed), (generic, n_generic) = _both_paths(monkeypatch, run)
+    assert typed == generic
+    assert n_typed == 97 and n_generic == 0 and typed[1]["checksum_ok"] == 98

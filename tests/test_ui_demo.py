@@ -121,10 +121,11 @@ async def test_demo_execution_toggle_fills_marked_and_wallets_shown(demo_app):
             return [e for _, e in app.host.events_since(0) if type(e).__name__ == "Fill"]
 
         await wait_until(pilot, lambda: len(fills()) >= 2, 20, "simulated fills")
+        # the fills read BEFORE the sample: one arriving after it has no marker yet
+        filled_ids = {f.opp_id for f in fills()}
         app.dashboard.sample(force=True)
         await pilot.pause()
         log = app.dashboard.log_widget
-        filled_ids = {f.opp_id for f in fills()}
         marked = [r for rid, r in log.rows_by_id.items() if rid in filled_ids]
         assert marked, "no log row for a filled opportunity"
         assert all(r.markers()[:1] in ("E", "P", "X") for r in marked)

@@ -40,6 +40,36 @@ MAX_ARGS_CHARS = 21_000
 _decoder = msgspec.json.Decoder()
 
 
+class _DeltaData(msgspec.Struct, gc=False):
+    u: int
+    b: list[tuple[str, str]] = []
+    a: list[tuple[str, str]] = []
+    #: UNSET when absent (the generic path's default); null is refused, as there.
+    s: str | msgspec.UnsetType = msgspec.UNSET
+    seq: int | None = None
+
+
+class _Delta(msgspec.Struct, gc=False):
+    """An ``orderbook`` delta in the documented shape (levels as two strings,
+    integer ids and times); the typed decode accepts nothing else."""
+
+    topic: str
+    type: str
+    data: _DeltaData
+    ts: int | None = None
+    cts: int | None = None
+
+
+#: Nearly every frame is an ``orderbook`` delta of a LIVE book. Decoded into
+#: structs in one pass it skips the generic path's dicts, ``get``s and per-level
+#: type checks. Any frame this refuses (another shape, a snapshot, u=1, a book not
+#: LIVE or resyncing, another depth) takes the generic path, whose checks and
+#: error reports are the rule (test_feed_bybit checks both paths agree).
+_delta_decoder = msgspec.json.Decoder(_Delta)
+#: Off only in tests comparing the two paths.
+TYPED_DELTA = True
+
+
 def sub_depth(depth: int, depths: tuple[int, ...] = DEPTHS) -> int:
     for d in depths:
         if depth <= d:
@@ -84,6 +114,9 @@ class BybitFeed(VenueFeed):
         for sb in self.books.values():
             sb.book.depth = self.sub_depth
         self._req = 0
+        # The typed path inlines ``_on_book``'s delta rules: a subclass with its own
+        # keeps the generic path.
+        self._typed_delta = type(self)._on_book is BybitFeed._on_book
 
     def topic(self, sb: SymbolBook, depth: int | None = None) -> str:
         return f"orderbook.{depth or self.sub_depth}.{sb.vsym}"
@@ -184,6 +217,13 @@ class BybitFeed(VenueFeed):
     # ------------------------------------------------------------ inbound
 
     def on_message(self, data: str | bytes, recv_ns: int) -> None:
+        if TYPED_DELTA and self._typed_delta and data.__class__ is str and '"delta"' in data:
+            try:
+                m = _delta_decoder.decode(data)
+            except msgspec.DecodeError:  # also ValidationError: another shape
+                m = None
+            if m is not None and self._on_delta_typed(m, recv_ns, data):
+                return
         try:
             msg = _decoder.decode(data)
         except msgspec.DecodeError as e:
@@ -224,6 +264,42 @@ class BybitFeed(VenueFeed):
             # The spot ack names no topic unless it failed; then ret_msg does.
             if (rid and sb.sync.resub == rid) or self.topic(sb) in ret:
                 self.set_state(sb, sb.state, f"subscribe rejected: {ret}")
+
+    def _on_delta_typed(self, m: _Delta, recv_ns: int, data: str) -> bool:
+        """``_on_book`` for a typed delta (not u=1) of a LIVE book on its subscribed
+        depth, the same rules in the same order; False: the generic path must
+        handle this frame."""
+        body = m.data
+        u = body.u
+        if m.type != "delta" or u == 1 or not m.topic.startswith("orderbook."):
+            return False
+        td = _topic_depth(m.topic)
+        sb = self.by_vsym.get(td[1]) if td else None
+        if sb is None or sb.resync_pending or sb.state is not BookState.LIVE:
+            return False
+        x = sb.sync
+        if td[0] != x.depth or (body.s is not msgspec.UNSET and body.s != sb.vsym):
+            return False
+        if u != sb.seq + 1:
+            self.count("gaps")
+            self.resync(sb, f"u gap: expected {sb.seq + 1}, got {u}")
+            return True
+        seq = body.seq
+        last_seq = x.xseq
+        if seq is not None and isinstance(last_seq, int) and seq <= last_seq:
+            self.count("seq_regressions")
+            self.resync(sb, f"seq went back: {last_seq} -> {seq}")
+            return True
+        try:
+            sb.book.apply_sides(body.b, body.a)
+        except (BookError, IndexError, TypeError, KeyError) as e:
+            self.frame_error(f"orderbook level: {e}", data, sb)
+            return True
+        sb.seq = u
+        if seq is not None:
+            x.xseq = seq
+        self.publish(sb, recv_ns, (m.cts or m.ts or 0) * 1_000_000, u)
+        return True
 
     def _on_book(self, msg: dict, topic: str, recv_ns: int, data: Any) -> None:
         td = _topic_depth(topic)
