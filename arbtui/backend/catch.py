@@ -62,7 +62,7 @@ History comes from the journal (``catch_windows`` rows of earlier sessions of
 the same mode, ``load_windows``) and from the running session. The per-quote
 cost is one dict lookup (is this book watched?) plus, for a watched book, an
 identity check (a liveness refresh repeats the same levels) and a look at the top
-of its heap of legs: the counts read a leg only on ``L_GRID_MS``, so a leg's state
+of its list of legs: the counts read a leg only on ``L_GRID_MS``, so a leg's state
 is taken (the best level against its IOC limit, then a walk if that does not
 decide) once per grid latency its book's quotes step over, not per quote, and a
 leg past its horizon is never looked at again (``_Leg``); an estimate (once per OPENED/UPDATED event)
@@ -127,6 +127,7 @@ FEED_SAMPLES = 31
 #: Windows read from the journal at start (newest first).
 HISTORY_LIMIT = 5_000
 _NG = len(L_GRID_MS)
+_NEVER = 1 << 62
 
 
 def excess_bucket(excess_bps: float) -> int:
@@ -353,10 +354,10 @@ class _Leg:
     (``_flags`` reads it there), so it is sampled there: the state at ``L_GRID_MS[gi]``
     is that of the book's last quote at or before it, known once a later quote arrives
     (or the window retires). So a leg costs work per grid point it crosses, not per
-    quote of its book: between crossings it sits in its book's heap."""
+    quote of its book: between crossings it waits in its book's list."""
 
-    __slots__ = ("buy", "done", "gi", "horizon", "k", "limit", "need", "ok", "opened_ns", "path",
-                 "seq0", "w")
+    __slots__ = ("buy", "done", "due", "gi", "horizon", "k", "limit", "need", "ok", "opened_ns",
+                 "path", "seq0", "w")
 
     def __init__(self, w: _Watch, buy: bool) -> None:
         self.w = w
@@ -370,19 +371,22 @@ class _Leg:
         self.k = _NG  # grid latencies within the horizon (set at the opening)
         self.horizon = HORIZON_MS
         self.seq0 = 0  # the book's quote count at the opening: later quotes are this leg's
+        self.due = w.opened_ns  # ns of its next grid latency
         self.done = False
 
 
 class _Book:
-    """A watched book: its last distinct quote (``seq`` counts them) and the legs waiting
-    for their next grid latency, ``(due ns, tie, leg)``."""
+    """A watched book: its last distinct quote (``seq`` counts them), the legs waiting for
+    their next grid latency and the earliest of those (``due``, ns). A plain list, not a
+    heap: a book has a few legs, and heap upkeep cost more than the scan (measured)."""
 
-    __slots__ = ("heap", "ids", "q", "seq")
+    __slots__ = ("due", "ids", "legs", "q", "seq")
 
     def __init__(self) -> None:
         self.q: Quote | None = None
         self.seq = 0
-        self.heap: list[tuple[int, int, _Leg]] = []
+        self.legs: list[_Leg] = []
+        self.due = _NEVER
         self.ids: set[str] = set()
 
 
@@ -555,7 +559,9 @@ class CatchModel:
             bw.ids.add(opp.id)
             leg.limit, leg.need, leg.k, leg.seq0 = limit, x.size, k, bw.seq
             leg.horizon = x.horizon
-            heapq.heappush(bw.heap, (x.opened_ns, next(self._seq), leg))
+            bw.legs.append(leg)
+            if leg.due < bw.due:
+                bw.due = leg.due
         heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
                                            cfg.jitter_ms))
@@ -573,8 +579,7 @@ class CatchModel:
         if cur is not None and cur.asks is q.asks and cur.bids is q.bids:
             return
         t = q.recv_ts_ns
-        h = bw.heap
-        if h and h[0][0] < t:
+        if bw.due < t:
             self._cross(bw, t)
         bw.q = q
         bw.seq += 1
@@ -583,14 +588,16 @@ class CatchModel:
         """A quote at ``t`` replaces ``bw.q``: each leg due before ``t`` had ``bw.q``'s state
         (if that quote came after its opening; else its own) at every grid latency from
         its next one up to ``t``."""
-        h, cur, seq, g = bw.heap, bw.q, bw.seq, L_GRID_MS
-        while h:
-            top = h[0]
-            if top[0] >= t:
-                return
-            leg = top[2]
+        cur, seq, g = bw.q, bw.seq, L_GRID_MS
+        nxt = _NEVER
+        keep = True
+        for leg in bw.legs:
+            if leg.due >= t:
+                if leg.due < nxt:
+                    nxt = leg.due
+                continue
             if leg.done:
-                heapq.heappop(h)
+                keep = False
                 continue
             if cur is not None and seq > leg.seq0:
                 ok = _holds(leg, cur)
@@ -601,10 +608,15 @@ class CatchModel:
             gi = bisect.bisect_left(g, ms)
             if ms >= leg.horizon or gi >= leg.k:
                 leg.done = True  # every latency it is needed for has passed
-                heapq.heappop(h)
+                keep = False
                 continue
             leg.gi = gi
-            heapq.heapreplace(h, (leg.opened_ns + g[gi] * 1_000_000, next(self._seq), leg))
+            d = leg.due = leg.opened_ns + g[gi] * 1_000_000
+            if d < nxt:
+                nxt = d
+        if not keep:
+            bw.legs = [leg for leg in bw.legs if not leg.done]
+        bw.due = nxt
 
     def _settle(self, leg: _Leg, bw: _Book | None) -> None:
         """The window retires: the leg's remaining grid latencies take the state of its
