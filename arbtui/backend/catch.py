@@ -560,8 +560,7 @@ class CatchModel:
             leg.limit, leg.need, leg.k, leg.seq0 = limit, x.size, k, bw.seq
             leg.horizon = x.horizon
             bw.legs.append(leg)
-            if leg.due < bw.due:
-                bw.due = leg.due
+            bw.due = min(bw.due, leg.due)
         heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
                                            cfg.jitter_ms))
@@ -593,7 +592,7 @@ class CatchModel:
         keep = True
         for leg in bw.legs:
             if leg.due >= t:
-                if leg.due < nxt:
+                if leg.due < nxt:  # noqa: PLR1730 (per quote: a compare, not a call)
                     nxt = leg.due
                 continue
             if leg.done:
@@ -612,7 +611,7 @@ class CatchModel:
                 continue
             leg.gi = gi
             d = leg.due = leg.opened_ns + g[gi] * 1_000_000
-            if d < nxt:
+            if d < nxt:  # noqa: PLR1730
                 nxt = d
         if not keep:
             bw.legs = [leg for leg in bw.legs if not leg.done]
