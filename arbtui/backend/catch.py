@@ -359,19 +359,19 @@ class _Leg:
     __slots__ = ("buy", "done", "due", "gi", "horizon", "k", "limit", "need", "ok", "opened_ns",
                  "path", "seq0", "w")
 
-    def __init__(self, w: _Watch, buy: bool) -> None:
+    def __init__(self, w: _Watch, buy: bool, limit: float, need: float, k: int,
+                 seq0: int) -> None:
         self.w = w
         self.buy = buy
-        self.opened_ns = w.opened_ns
-        self.limit = self.need = 0.0
+        self.opened_ns = self.due = w.opened_ns  # due: ns of its next grid latency
+        self.horizon = w.horizon
+        self.limit, self.need = limit, need
         # the walk at the opening just found the size inside both limits: fillable
         self.ok = True
         self.path: list[tuple[float, bool]] = [(0.0, True)]
         self.gi = 0  # the first grid latency whose state is not known yet
-        self.k = _NG  # grid latencies within the horizon (set at the opening)
-        self.horizon = HORIZON_MS
-        self.seq0 = 0  # the book's quote count at the opening: later quotes are this leg's
-        self.due = w.opened_ns  # ns of its next grid latency
+        self.k = k  # grid latencies within the horizon
+        self.seq0 = seq0  # the book's quote count at the opening: later quotes are this leg's
         self.done = False
 
 
@@ -407,8 +407,9 @@ class _Watch:
         self.sell_key = (p.sell_venue, p.sell_symbol or p.symbol)
         self.size = 0.0
         self.lb = self.ls = 0.0
-        self.buy = _Leg(self, True)
-        self.sell = _Leg(self, False)
+        # its legs: made at the opening, for a window the executor would send
+        self.buy: _Leg
+        self.sell: _Leg
         self.horizon = HORIZON_MS  # how long its books are watched (set at the opening)
         self.retired = False  # past the horizon (or never watched)
         self.closed_ms = -1.0  # lifetime, -1 while open
@@ -552,13 +553,16 @@ class CatchModel:
         x.horizon = min(HORIZON_MS, WATCH_ROUND_TRIPS * (max(x.lb, x.ls) + cfg.jitter_ms)
                         + WATCH_MIN_MS)
         k = bisect.bisect_right(L_GRID_MS, x.horizon)  # the grid latencies it is watched to
-        for leg, key, limit in ((x.buy, x.buy_key, bl), (x.sell, x.sell_key, sl)):
+        for buy, key, limit in ((True, x.buy_key, bl), (False, x.sell_key, sl)):
             bw = self.watched.get(key)
             if bw is None:
                 bw = self.watched[key] = _Book()
             bw.ids.add(opp.id)
-            leg.limit, leg.need, leg.k, leg.seq0 = limit, x.size, k, bw.seq
-            leg.horizon = x.horizon
+            leg = _Leg(x, buy, limit, x.size, k, bw.seq)
+            if buy:
+                x.buy = leg
+            else:
+                x.sell = leg
             bw.legs.append(leg)
             bw.due = min(bw.due, leg.due)
         heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
