@@ -18,8 +18,8 @@ executor will (``edge.walk`` at the execution threshold over the levels the
 event carries, within the detector's size): a size and two IOC limits. A leg is
 FILLABLE at a moment when its book has that size inside its limit (asks at or
 under the buy limit, bids at or over the sell limit): exactly what the simulated
-executor checks when the order arrives. The model watches both books on every
-quote from the opening on, through the window's close and beyond: the window
+executor checks when the order arrives. The model follows both books' quotes
+from the opening on, through the window's close and beyond: the window
 closing is not what matters (the executor fills against the books, and with
 execution on our own orders close windows, because the detector sizes to the
 balances they reserve), and a book that moved away can come back. Each window
