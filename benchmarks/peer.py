@@ -564,7 +564,9 @@ def _row(name: str, venue: str, per: dict, tops: dict, src: Source) -> dict:
     row = {"source": name, "venue": venue, "frames": len(src.frames[venue]),
            "upd_frames": sum(1 for f in src.frames[venue] if f[2]),
            "arbtui": _rate(a), "arbtui_all": _rate(a, "frames", "ns"),
-           "arbtui_errors": a[0]["errors"] if a else None}
+           "arbtui_errors": a[0]["errors"] if a else None,
+           # frames each handler was given in a run: the same frames for both sides
+           "arbtui_seen": (a[0]["frames"], a[0]["upd"]) if a else None}
     for mode in MODES:
         rs = per[mode]
         failed = [r["failed"] for r in rs if "failed" in r]
@@ -575,6 +577,7 @@ def _row(name: str, venue: str, per: dict, tops: dict, src: Source) -> dict:
         row[mode + "_errors"] = ok[0].get("errors") if ok else None
         row[mode + "_first_error"] = ok[0].get("first_error", "") if ok else ""
         row[mode + "_suspended"] = ok[0].get("suspended", 0) if ok else 0
+        row[mode + "_seen"] = (ok[0].get("frames"), ok[0].get("upd")) if ok else None
         # cryptofeed's REST snapshot loads, taken off the frames that ran them (per run)
         row[mode + "_rest"] = ((ok[0].get("rest_n", 0),
                                 stats.spread([r.get("rest_ns", 0) / 1e6 for r in ok])["median"])

@@ -76,6 +76,8 @@ def test_both_libraries_replay_the_binance_recording_to_the_same_books():
         n_loads, ms = row[mode + "_rest"]
         assert n_loads >= 1 and ms > 0
     assert row["arbtui_errors"] == 0 and len(row["arbtui"]) == 1
+    # both handlers were handed the same frames: every replayed frame, the same updates
+    assert row["arbtui_seen"] == row["defaults_seen"] == row["top_seen"] == (265, 177)
     text = "\n".join(peer.table(res))
     assert "| BINANCE | binance | 265 (177) |" in text and "Not compared: kraken" in text
     assert "BINANCE binance: " in text and "REST snapshot loads" in text
