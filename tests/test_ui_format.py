@@ -98,3 +98,23 @@ def test_panel_state_line_says_not_connected_not_syncing():
     st = VenueStatus(venue="binance", state=BookState.SYNCING, connected=True,
                      reason="BTC-USDT: snapshot")
     assert state_text(_panel(st))[0] == "SYNCING BTC-USDT: snapshot"
+
+
+@pytest.mark.parametrize("width", [34, 40, 54, 60, 80])
+def test_panel_symbols_are_never_cut_into_another_symbol(width):
+    # At 8 columns "DOGE-USDT" read as DOGE-USD and a perp venue's "BTC-USDT-PERP" as the
+    # spot BTC-USDT: the symbol column takes the panel's longest symbol, prices give way.
+    from arbtui.model import BookState, VenueStatus
+    from arbtui.ui.widgets.venue_panel import PanelInput, panel_text
+    from ui_fixtures import quote
+
+    syms = ["BTC-USDT-PERP", "DOGE-USDT-PERP"]
+    qs = {s: quote("okx-swap", s, 100.0, 100.5) for s in syms}
+    st = VenueStatus(venue="okx-swap", state=BookState.LIVE, connected=True)
+    p = PanelInput(index=9, venue="okx-swap", status=st, quotes=qs, symbols=syms, best_bid={},
+                   best_ask={}, focused=syms[0], now_ns=qs[syms[0]].recv_ts_ns + 10**8,
+                   disabled=False, disabled_symbols=set(), max_lines=8)
+    rows = panel_text(p, width).plain.splitlines()
+    assert any(r.startswith("BTC-USDT-PERP ") for r in rows), rows
+    # 14 characters do not fit the 13-column cap: marked as cut, never shown as another name
+    assert any(r.startswith("DOGE-USDT-PE… ") for r in rows), rows

@@ -62,9 +62,10 @@ import msgspec
 
 from arbtui import symbols as symmod
 from arbtui import venues
+from arbtui.backend import basis as basismod
 from arbtui.backend.edge import Walk, gross_bps, hurdle, marginal_bps, walk
 from arbtui.config import DetectorConfig
-from arbtui.model import BookState, BookStatus, OppEvent, Opportunity, Quote, live_ns
+from arbtui.model import BookState, BookStatus, Funding, OppEvent, Opportunity, Quote, live_ns
 
 #: Venue quote currencies that are aliases of another currency's book, not a
 #: second book: Coinbase Advanced Trade serves BTC-USDC from the BTC-USD book
@@ -96,9 +97,10 @@ _INF = math.inf
 class _Group:
     """The books of one canonical symbol: their fee-adjusted tops, by slot."""
 
-    __slots__ = ("eas", "ebs", "legs", "npresent")
+    __slots__ = ("eas", "ebs", "legs", "npresent", "partner")
 
     def __init__(self) -> None:
+        self.partner: _Group | None = None  # the spot/perp twin group (backend/basis.py)
         self.eas: list[float] = []  # ask x (1 + fee); +inf while the book is absent
         self.ebs: list[float] = []  # bid x (1 - fee); -inf while the book is absent
         self.legs: list[_Leg] = []
@@ -119,13 +121,14 @@ class _Leg:
     """One venue's book of one canonical symbol."""
 
     __slots__ = ("asset", "base", "ccy", "dirs", "ea", "eb", "fee", "grp", "key", "live", "ma",
-                 "mah", "mb", "opens", "q", "qmap", "slot", "sym", "uid", "venue")
+                 "mah", "mb", "opens", "perp", "q", "qmap", "slot", "sym", "uid", "venue")
 
     def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
                  uid: int, h: float) -> None:
         self.venue = venue
         self.sym = sym
-        self.asset, self.ccy = symmod.split(sym)
+        self.asset, self.ccy = basismod.instrument_assets(sym)
+        self.perp = basismod.is_perp(sym)
         self.key = (venue, sym)
         self.fee = fee
         # Exactly edge.walk's factors, so ``bid * mb >= ask * mah`` is the walk's own
@@ -154,10 +157,11 @@ class _Leg:
 class _Dir:
     """One direction (buy on one book, sell on another): its key and last walk."""
 
-    __slots__ = ("asks", "bids", "key", "params", "w")
+    __slots__ = ("asks", "bids", "key", "kind", "params", "w")
 
     def __init__(self, buy: _Leg, sell: _Leg) -> None:
         self.key: Key = (buy.sym, buy.venue, sell.venue, sell.sym)
+        self.kind = basismod.kind_of(buy.perp, sell.perp)
         self.asks: list | None = None
         self.bids: list | None = None
         self.params: tuple = ()
@@ -210,6 +214,8 @@ class Detector:
                                          "ignored_not_live": 0, "walks": 0}
         self._seq = 0
         self.evaluated = 0
+        #: basis/perp windows and funding (backend/basis.py)
+        self.basis = basismod.Basis()
         #: The catch-probability model (``backend.catch.CatchModel``), or None: called per
         #: emitted event (sets p_catch/ev/ev_bps) and per quote of a book it watches.
         self.catch: Any = None
@@ -226,6 +232,8 @@ class Detector:
             # (the test above is _eval_pairs' first line, here to spare the call
             # for the ~70 % of quotes it rejects)
             self._eval_pairs(leg, self.clock(), out, None)
+        if leg.grp.partner is not None:
+            self.basis.evaluate(self, leg, self.clock(), out, None)
         return out
 
     def on_quotes(self, batch: list[Quote]) -> list[Opportunity]:
@@ -250,19 +258,22 @@ class Detector:
             seen: set = set()
             for leg in touched:
                 self._eval_pairs(leg, now, out, seen)
+                if leg.grp.partner is not None:
+                    self.basis.evaluate(self, leg, now, out, seen)
         return out
 
     def _leg(self, venue: str, symbol: str) -> _Leg:
         sym = canonical_symbol(venue, symbol)
         leg = self._canon.get((venue, sym))
         if leg is None:
-            base = symmod.base_of(sym)
+            base = basismod.index_base(venue, sym)  # perps apart from spot
             b = self._bases.get(base)
             if b is None:
                 b = self._bases[base] = _Base()
             g = self._groups.get(sym)
             if g is None:
                 g = self._groups[sym] = _Group()
+                basismod.link(self._groups, sym, g)
             leg = self._canon[(venue, sym)] = _Leg(venue, sym, self.fees.get(venue, 0.0), b, g,
                                                     len(self._canon), self._h)
         self._legs[(venue, symbol)] = leg
@@ -398,6 +409,11 @@ class Detector:
         self._eval(a, x, r_fwd, now, out, trig)
         self._eval(x, a, r_rev, now, out, trig)
 
+    def on_funding(self, f: Funding) -> list[Opportunity]:
+        """A perp book's funding: kept, and copied onto its open windows (no event)."""
+        self.basis.on_funding(self, f)
+        return []
+
     def on_book_state(self, st: BookStatus) -> list[Opportunity]:
         """A book left LIVE: forget its quote and close what depended on it, at once."""
         sym = canonical_symbol(st.venue, st.symbol)
@@ -477,6 +493,8 @@ class Detector:
             for leg in list(b.legs):
                 if leg.venue not in dv and leg.sym not in ds:
                     self._eval_pairs(leg, now, out, seen)
+                    if leg.grp.partner is not None:
+                        self.basis.evaluate(self, leg, now, out, seen)
         return out
 
     def sweep(self) -> list[Opportunity]:
@@ -497,7 +515,7 @@ class Detector:
                     out.append(self._close(key, now, f"{leg.venue} book stale ({why})"))
                     break
             else:
-                if ssym != sym and self._pair_rate(sym, ssym, now) is None:
+                if ssym != sym and o.opp.kind != "basis" and self._pair_rate(sym, ssym, now) is None:
                     out.append(self._close(key, now, self.blocked.get(_pair(sym, ssym), "no rate")))
         return out
 
@@ -536,6 +554,7 @@ class Detector:
             "clock_offset_ms": self.clock_offsets_ms(),
             "lifetime_buckets_ms": list(LIFETIME_BUCKETS_MS),
             "lifetimes": self.lifetime_histograms(),
+            "funding": self.basis.rows(),
         }
 
     # ------------------------------------------------------------------ conversions
@@ -632,7 +651,8 @@ class Detector:
         max_quote = max_base = math.inf
         if self.balances is not None:
             qb = self.balances(buy.venue, bl.ccy, "quote")
-            bb = self.balances(sell.venue, sl.asset, "base")
+            bb = (self.balances(sell.venue, sl.asset, "base") if not sl.perp else  # a short:
+                  basismod.short_cap(self.balances(sell.venue, sl.ccy, "quote"), sb, sl.ma))
             max_quote = math.inf if qb is None else qb
             max_base = math.inf if bb is None else bb
         self.counters["walks"] += 1
@@ -690,8 +710,10 @@ class Detector:
                 sell_symbol=sell.symbol, rate=rate, quote_ccy=bl.ccy,
                 top_gross_bps=top_gross, buy_limit=w.buy_worst, sell_limit=w.sell_worst,
                 limited_by=w.limited_by, top_net_bps=top_net, flat_cost=cfg.flat_cost,
-                min_net_bps=thr,
+                min_net_bps=thr, kind=d.kind,
             )
+            if d.kind != "spot":
+                self.basis.decorate(opp, bl, sl)
             if self.catch is not None:
                 self.catch.opened(opp, buy, sell)
             # The emitted event is immutable from here on; the open window keeps
@@ -711,6 +733,8 @@ class Detector:
         # One evaluation: the levels, fees and costs travel with the numbers they gave.
         p.buy_book, p.sell_book, p.top_net_bps = asks, bids, top_net
         p.buy_fee_bps, p.sell_fee_bps, p.flat_cost, p.min_net_bps = fa, fb, cfg.flat_cost, thr
+        if d.kind != "spot":
+            self.basis.decorate(p, bl, sl)
         p.peak_net_bps = max(p.peak_net_bps, w.net_bps)
         p.peak_profit = max(p.peak_profit, w.profit)
         if suspect and not p.suspect:

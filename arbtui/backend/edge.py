@@ -44,6 +44,34 @@ Taking every unit that nets at least 0 instead would buy 51 units at an
 average 1.5 bps and report nothing at 2 bps: a thin, rich top in front of
 deep, barely profitable depth is the common real case, and the hurdle keeps
 it. More worked examples live in tests/test_edge.py.
+
+The basis formula (issue 18; ``basis`` kind). Buy SPOT on venue A at its ask
+(symbol ``BASE-QUOTE``) and sell the PERPETUAL on venue B at its bid (symbol
+``BASE-QUOTE-PERP``; B may be A's own derivatives venue): the two legs are the
+spot formula above with the perp's bid as ``bid`` and B's taker fee as
+``fee_b``, walked and sized by the SAME per-unit hurdle (``walk``, the
+threshold rule below). Perp sizes are in base units, so a unit bought is a
+unit shorted. On top of the spot numbers a basis window carries:
+
+    basis_bps  = (perp_mid - spot_mid) / spot_mid * 10_000   # perp over spot
+    carry_apr  = funding_rate * (24 / interval_h) * 365      # fraction per year
+
+``perp_mid``/``spot_mid`` are the two books' best bid/ask midpoints (the basis
+as quoted, independent of which side we take; the executable one is
+``top_gross_bps``). ``funding_rate`` is the perp's current funding rate per
+interval as a fraction, ``interval_h`` the hours between fundings. Sign: longs
+pay shorts when the rate is positive, so the short perp of this trade RECEIVES
+``funding_rate * notional`` each interval: a positive ``carry_apr`` is income.
+Funding is shown, not booked: the edge, size and profit above are the two
+taker legs only (funding compounds only while the position is held).
+
+Perp vs perp (``perp`` kind): the spot formula, unchanged, applied to two
+venues' books of the same perp symbol (same contract type and settlement
+currency). Its carry is what the pair earns per year: short on B receives B's
+rate, long on A pays A's, ``carry_apr = apr(B) - apr(A)``, and ``funding_rate``
+is the net per interval ``rate_B - rate_A`` (same-interval venues; with
+different intervals the APR is still exact, the per-interval net is B's
+interval).
 """
 
 from __future__ import annotations
@@ -235,3 +263,23 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
     # notional, profit, gross_bps, net_bps, limited_by (keywords cost a third more).
     return Walk(size, buy_vwap, sell_vwap, buy_worst, sell_worst, cost_px, profit,
                 gross_bps(buy_vwap, bid_conv), nbps, limited)
+
+
+HOURS_PER_YEAR = 24 * 365
+
+
+def mid(bid: float, ask: float) -> float:
+    return (bid + ask) / 2
+
+
+def basis_bps(spot_mid: float, perp_mid: float) -> float:
+    """Perp over spot, in bps of the spot price (module docstring)."""
+    return (perp_mid - spot_mid) / spot_mid * 1e4
+
+
+def carry_apr(funding_rate: float, interval_h: float) -> float:
+    """Annualized funding a SHORT perp receives (a long pays it): the rate per
+    interval times the intervals in a year; 0 while the interval is unknown."""
+    if not interval_h > 0:
+        return 0.0
+    return funding_rate * (HOURS_PER_YEAR / interval_h)

@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from arbtui.backend.basis import funding_rows
 from arbtui.backend.bus import CONTROL, FILLS, Bus, make_bus
 from arbtui.backend.calibration import CatchJournal
 from arbtui.backend.catch import CatchModel, load_windows
@@ -447,6 +448,9 @@ class Engine:
             extra["journal"] = js
         if self.alerts is not None:
             extra["alerts"] = self.alerts.state()
+        if self.market.funding:
+            # perp venue state as this process sees it (its feeds, or the funding topic)
+            extra["funding"] = funding_rows(self.market.funding.values())
         # Roles the supervisor restarted, by name: shown, never silent.
         extra["role_failures"] = dict(self.sup.failures)
         s = ctl or {

@@ -31,6 +31,17 @@ exactly as ``edge.py`` assumes. Balances never go negative: orders are sized to
 the free balance (balance minus what in-flight orders reserved) when sent and
 clipped to the balance again when they fill.
 
+Perpetuals (issue 18; ``backend/basis.py``): a perp order trades a position held
+as the balance of the asset named by the perp symbol (``BTC-USDT-PERP``, base
+units, starting at 0), with fees and cash in its settlement currency. A sell
+may take it below zero: that is the short a basis trade opens. The
+simplification: the cash of a perp trade is booked like a spot trade's (a sell
+credits the notional less the fee, a buy debits it), a short must be fully
+collateralized (1x: the free settlement currency covers its notional and fee,
+checked when sized, reserved in flight and checked again at the fill, like a
+buy), funding is shown on the opportunity but never booked, and nothing is
+liquidated. The accounting identity above holds unchanged.
+
 ``Executor`` is synchronous and clock-injected (tests drive it step by step);
 ``backend.roles.execute.ExecuteRole`` runs it on the bus, waiting on the engine's clock.
 """
@@ -46,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arbtui import symbols as symmod
+from arbtui.backend.basis import instrument_assets, is_perp, short_cap
 from arbtui.backend.edge import walk
 from arbtui.config import ExecutionConfig, WalletConfig
 from arbtui.model import Fill, OppEvent, Opportunity, Quote, WalletState
@@ -97,7 +109,9 @@ class Wallets:
         k = (venue, asset)
         if k not in self.bal:
             w = self.cfg.wallets.get(venue) or WalletConfig()
-            self.bal[k] = self.initial[k] = w.base if role == "base" else w.quote
+            # a perp position (named by its symbol) starts flat, whatever the row says
+            self.bal[k] = self.initial[k] = (0.0 if is_perp(asset) else
+                                             w.base if role == "base" else w.quote)
 
     def get(self, venue: str, asset: str) -> float:
         return self.bal.get((venue, asset), 0.0)
@@ -179,8 +193,9 @@ class Executor:
             return []
         rate = opp.rate or 1.0
         bsym, ssym = opp.symbol, opp.sell_symbol or opp.symbol
-        base, bq = symmod.split(bsym)
-        sbase, sq = symmod.split(ssym)
+        base, bq = instrument_assets(bsym)
+        sbase, sq = instrument_assets(ssym)
+        short = is_perp(ssym)  # the sell opens (or adds to) a collateralized short
         w = self.wallets
         w.ensure(opp.buy_venue, bq, "quote")
         w.ensure(opp.buy_venue, base, "base")
@@ -190,6 +205,8 @@ class Executor:
         fb_bps = self.fees.get(opp.sell_venue, opp.sell_fee_bps)
         fa = fa_bps / 1e4
         thr = self.cfg.min_net_bps
+        sell_cap = (short_cap(self.free(opp.sell_venue, sq), opp.sell_price, 1 + fb_bps / 1e4)
+                    if short else self.free(opp.sell_venue, sbase))
         # The threshold rule, on the levels of the one evaluation the event carries
         # (an event from an older producer without them: its top of book).
         sized = walk(opp.buy_book or [(opp.buy_price, opp.size)],
@@ -197,7 +214,7 @@ class Executor:
                      min_net_bps=thr, flat_cost=opp.flat_cost, rate=rate,
                      max_notional=self.cfg.max_notional,
                      max_quote=self.free(opp.buy_venue, bq) * _SAFETY,
-                     max_base=min(opp.size, self.free(opp.sell_venue, sbase) * _SAFETY),
+                     max_base=min(opp.size, sell_cap * _SAFETY),
                      level_share=self.level_share)
         if sized.size <= EPS or sized.net_bps < thr:
             self.counters["skipped_threshold"] += 1
@@ -227,9 +244,11 @@ class Executor:
         buy = self._order(opp, opp.buy_venue, bsym, "buy", size, buy_limit, now, t)
         sell = self._order(opp, opp.sell_venue, ssym, "sell", size, sell_limit, now, t)
         buy.reserved = size * buy_limit * (1 + fa)
-        sell.reserved = size
+        # a short holds its margin (settlement currency at the best bid, the most a
+        # unit of it can need) while in flight; a spot sell holds the base it sells
+        sell.reserved = size * opp.sell_price * (1 + fb_bps / 1e4) if short else size
         self._reserve(opp.buy_venue, bq, buy.reserved)
-        self._reserve(opp.sell_venue, sbase, sell.reserved)
+        self._reserve(opp.sell_venue, sq if short else sbase, sell.reserved)
         t.orders = [buy, sell]
         self.counters["trades"] += 1
         return [buy, sell]
@@ -264,9 +283,9 @@ class Executor:
         Returns the fills to publish and any follow-up (unwind) orders sent.
         """
         self.in_flight.pop(order.id, None)
-        base, ccy = symmod.split(order.symbol)
+        base, ccy = instrument_assets(order.symbol)
         if order.reserved:
-            asset = ccy if order.side == "buy" else base
+            asset = ccy if order.side == "buy" or is_perp(order.symbol) else base
             self._reserve(order.venue, asset, -order.reserved)
             order.reserved = 0.0
         fill = self._fill(order, book, live)
@@ -286,7 +305,8 @@ class Executor:
         return [fill], followups
 
     def _fill(self, o: Order, book: Quote | None, live: bool) -> Fill:
-        base, ccy = symmod.split(o.symbol)
+        base, ccy = instrument_assets(o.symbol)
+        margined = is_perp(o.symbol)  # a perp sell is paid for like a buy (1x collateral)
         now = self.clock()
         f = self.fees.get(o.venue, 0.0) / 1e4
 
@@ -310,7 +330,7 @@ class Executor:
                 why = "price moved past the limit"
                 break
             want = o.qty - filled
-            if o.side == "buy":
+            if o.side == "buy" or margined:
                 afford = (w.get(o.venue, ccy) - notional * (1 + f)) / (px * (1 + f)) * _SAFETY
             else:
                 afford = (w.get(o.venue, base) - filled) * _SAFETY
@@ -356,8 +376,8 @@ class Executor:
         opp, b, s = t.opp, t.buy, t.sell
         assert b is not None and s is not None
         rate = opp.rate or 1.0
-        ccy_b = symmod.quote_of(b.symbol)
-        ccy_s = symmod.quote_of(s.symbol)
+        ccy_b = instrument_assets(b.symbol)[1]
+        ccy_s = instrument_assets(s.symbol)[1]
         cost_u = b.vwap * (1 + self.fees.get(b.venue, 0.0) / 1e4)  # per unit, buy ccy
         proc_u = s.vwap * (1 - self.fees.get(s.venue, 0.0) / 1e4)  # per unit, sell ccy
         m = min(b.filled, s.filled)
@@ -395,7 +415,7 @@ class Executor:
     def _settle_unwind(self, t: Trade, o: Order, fill: Fill) -> None:
         b, s = t.buy, t.sell
         assert b is not None and s is not None
-        ccy = symmod.quote_of(o.symbol)
+        ccy = instrument_assets(o.symbol)[1]
         f = self.fees.get(o.venue, 0.0) / 1e4
         if fill.filled <= EPS:
             fill.reason = (fill.reason + "; " if fill.reason else "") + "inventory kept"

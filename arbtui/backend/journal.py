@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS opportunities (
     symbol TEXT, sell_symbol TEXT, buy_venue TEXT, sell_venue TEXT, gross_bps REAL,
     net_bps REAL, size REAL, buy_vwap REAL, sell_vwap REAL, profit REAL, quote_ccy TEXT,
     lifetime_ms REAL, peak_net_bps REAL, peak_profit REAL, suspect INTEGER, reason TEXT,
-    body BLOB);
+    body BLOB, kind TEXT NOT NULL DEFAULT 'spot', basis_bps REAL, carry_apr REAL);
 CREATE INDEX IF NOT EXISTS opportunities_ts ON opportunities (ts_ns);
 CREATE TABLE IF NOT EXISTS fills (
     seq INTEGER PRIMARY KEY, session INTEGER, ts_ns INTEGER, opp_id TEXT, venue TEXT,
@@ -64,8 +64,8 @@ SCHEMA_VERSION = "2"  # 2: the sessions table with each session's mode
 
 _OPP_SQL = ("INSERT INTO opportunities (session, ts_ns, event, opp_id, symbol, sell_symbol, "
             "buy_venue, sell_venue, gross_bps, net_bps, size, buy_vwap, sell_vwap, profit, "
-            "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+            "quote_ccy, lifetime_ms, peak_net_bps, peak_profit, suspect, reason, body, "
+            "kind, basis_bps, carry_apr) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _CATCH_WIN_SQL = ("INSERT INTO catch_windows (session, mode, ts_ns, symbol, buy_venue, "
                   "sell_venue, excess_bps, lifetime_ms, buy_path, sell_path, watched_ms) "
                   "VALUES (?,?,?,?,?,?,?,?,?,?,?)")
@@ -102,6 +102,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     migrate(con)
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     con.commit()
+    _add_opp_columns(con)
     return con
 
 
@@ -143,6 +144,20 @@ def session_modes(con: sqlite3.Connection) -> dict[int, str]:
     for sid, mode in rows:
         out[sid] = mode or UNKNOWN
     return out
+
+
+#: Columns added after the first schema (issue 18: opportunity kinds), appended to an
+#: older journal's table when it is opened for writing; its rows were all spot windows.
+_ADDED_OPP_COLUMNS = (("kind", "TEXT NOT NULL DEFAULT 'spot'"), ("basis_bps", "REAL"),
+                      ("carry_apr", "REAL"))
+
+
+def _add_opp_columns(con: sqlite3.Connection) -> None:
+    have = {r[1] for r in con.execute("PRAGMA table_info(opportunities)")}
+    with con:
+        for col, decl in _ADDED_OPP_COLUMNS:
+            if col not in have:
+                con.execute(f"ALTER TABLE opportunities ADD COLUMN {col} {decl}")
 
 
 class Journal:
@@ -210,7 +225,9 @@ class Journal:
                                  e.sell_symbol or e.symbol, e.buy_venue, e.sell_venue,
                                  e.gross_bps, e.net_bps, e.size, e.buy_vwap, e.sell_vwap,
                                  e.profit, e.quote_ccy, e.lifetime_ms, e.peak_net_bps,
-                                 e.peak_profit, int(e.suspect), e.reason, enc(e)))
+                                 e.peak_profit, int(e.suspect), e.reason, enc(e), e.kind,
+                                 e.basis_bps if e.kind == "basis" else None,
+                                 e.carry_apr if e.kind != "spot" else None))
                 elif isinstance(e, Fill):
                     fills.append((s, e.ts_ns, e.opp_id, e.venue, e.symbol, e.side, e.kind,
                                   e.requested, e.filled, e.vwap, e.fee, e.fee_ccy, e.status,

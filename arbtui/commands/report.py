@@ -106,21 +106,30 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
         where, per_mode, _kept = _mode_filter(con, mode)
     except sqlite3.Error as e:
         raise ReportError(f"{path}: not a readable arbtui journal ({e})") from None
+    # A journal written before opportunity kinds (issue 18) has no kind column (read
+    # only here, so it is not migrated): every window in it was a spot window.
+    cols = {c[1] for c in con.execute("PRAGMA table_info(opportunities)")}
+    kcols = ("o.kind, o.basis_bps, o.carry_apr" if "kind" in cols else
+             "'spot', NULL, NULL")
     # The newest row of each opportunity carries its final peak and lifetime.
     rows = con.execute(
         "SELECT o.opp_id, o.symbol, o.sell_symbol, o.buy_venue, o.sell_venue, o.event, "
         "o.net_bps, o.peak_net_bps, o.gross_bps, o.lifetime_ms, o.peak_profit, o.quote_ccy, "
-        "o.suspect, o.ts_ns FROM opportunities o JOIN (SELECT opp_id, max(seq) AS s FROM "
-        "opportunities WHERE ts_ns >= ?" + where + " GROUP BY opp_id) last ON o.seq = last.s",
+        f"o.suspect, o.ts_ns, {kcols} FROM opportunities o JOIN (SELECT opp_id, max(seq) AS s"
+        " FROM opportunities WHERE ts_ns >= ?" + where + " GROUP BY opp_id) last ON o.seq = last.s",
         (since_ns,)).fetchall()
     n_events = con.execute("SELECT count(*) FROM opportunities WHERE ts_ns >= ?" + where,
                            (since_ns,)).fetchone()[0]
     per_symbol: dict[str, dict[str, Any]] = {}
     per_pair: dict[str, dict[str, Any]] = {}
+    per_kind: dict[str, dict[str, Any]] = {}
+    kind_of: dict[str, str] = {}
     nets: list[float] = []
     lifetimes: list[float] = []
     suspect = 0
-    for (_oid, sym, ssym, bv, sv, ev, net, peak, _gross, life, pprofit, ccy, sus, _ts) in rows:
+    for (oid, sym, ssym, bv, sv, ev, net, peak, _gross, life, pprofit, ccy, sus, _ts, kind,
+         bbps, carry) in rows:
+        kind_of[oid] = kind
         peak = max(peak or net, net)
         nets.append(peak)
         if sus:
@@ -128,7 +137,7 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
         if ev == "closed":
             lifetimes.append(life)
         label = sym if ssym in ("", sym) else f"{sym}/{ssym}"
-        for table, key in ((per_symbol, label), (per_pair, f"{bv}>{sv}")):
+        for table, key in ((per_symbol, label), (per_pair, f"{bv}>{sv}"), (per_kind, kind)):
             r = table.setdefault(key, {"opportunities": 0, "closed": 0, "peak_net_bps": [],
                                        "lifetime_ms": [], "peak_profit": {}})
             r["opportunities"] += 1
@@ -137,7 +146,18 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
                 r["closed"] += 1
                 r["lifetime_ms"].append(life)
             r["peak_profit"][ccy or "?"] = r["peak_profit"].get(ccy or "?", 0.0) + (pprofit or 0.0)
-    for table in (per_symbol, per_pair):
+        k = per_kind[kind]
+        if bbps is not None:
+            k.setdefault("basis_bps", []).append(bbps)
+        if carry is not None:
+            k.setdefault("carry_apr", []).append(carry)
+    for r in per_kind.values():
+        # the basis and annualized carry (edge.py) as the windows last showed them
+        for col in ("basis_bps", "carry_apr"):
+            if col in r:
+                xs = r.pop(col)
+                r[f"median_{col}"] = statistics.median(xs)
+    for table in (per_symbol, per_pair, per_kind):
         for r in table.values():
             pk, lt = r.pop("peak_net_bps"), r.pop("lifetime_ms")
             r["median_peak_net_bps"] = statistics.median(pk) if pk else None
@@ -160,6 +180,7 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
     one_legged = partial_trades = unwinds = 0
     traded = set()
     pnl_by_pair: dict[str, dict[str, float]] = {}
+    pnl_by_kind: dict[str, dict[str, float]] = {}
     expected: dict[str, float] = {}
     for ts, oid, venue, side, kind, _filled, req, fee, fee_ccy, status, reason, p, pccy in fills:
         traded.add(oid)
@@ -186,6 +207,8 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
             pair = f"{o[2]}>{o[3]}" if o is not None else "?"
             pp = pnl_by_pair.setdefault(pair, {})
             pp[pccy] = pp.get(pccy, 0.0) + p
+            pk = pnl_by_kind.setdefault(kind_of.get(oid, "?"), {})
+            pk[pccy] = pk.get(pccy, 0.0) + p
     first = con.execute("SELECT min(ts_ns), max(ts_ns), count(DISTINCT session) FROM "
                         "opportunities WHERE ts_ns >= ?" + where, (since_ns,)).fetchone()
     con.close()
@@ -203,6 +226,7 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
         "suspect": suspect,
         "per_symbol": dict(sorted(per_symbol.items())),
         "per_venue_pair": dict(sorted(per_pair.items())),
+        "per_kind": dict(sorted(per_kind.items())),
         "net_edge_bps": {**_dist(nets), "buckets": _bucket_labels(NET_BUCKETS_BPS, "bps"),
                          "counts": _hist(nets, NET_BUCKETS_BPS)},
         "lifetime_ms": {**_dist(lifetimes), "buckets": _bucket_labels(LIFETIME_BUCKETS_MS, "ms"),
@@ -214,6 +238,7 @@ def build(path: Path, since_ns: int = 0, mode: str = "all") -> dict[str, Any]:
         },
         "realized_pnl": pnl,
         "realized_pnl_by_venue_pair": dict(sorted(pnl_by_pair.items())),
+        "realized_pnl_by_kind": dict(sorted(pnl_by_kind.items())),
         # Detected (at the window's opening, for the quantity sent) minus realized:
         # what order latency, book moves by arrival, one-legged trades and their
         # unwinds cost. Fees are in both sides, so they do not count as lost.
@@ -330,6 +355,16 @@ def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: b
     add("")
     table("venue pair (buy>sell)", r["per_venue_pair"])
     add("")
+    if set(r.get("per_kind", {})) - {"spot"}:
+        # spot, basis (spot bought, perp sold) and perp vs perp side by side, once a
+        # journal holds more than spot windows
+        table("kind", r["per_kind"])
+        for k, v in r["per_kind"].items():
+            if "median_basis_bps" in v or "median_carry_apr" in v:
+                carry = v.get("median_carry_apr")
+                add(f"  {k:<22} median basis {_fmt(v.get('median_basis_bps'))} bps   median "
+                    f"carry {_fmt(None if carry is None else carry * 100)} %/yr (funding)")
+        add("")
     for name, key, nd in (("net edge bps", "net_edge_bps", 2), ("lifetime ms", "lifetime_ms", 0)):
         d = r[key]
         add(f"  {name:<13} n={d['n']} min {_fmt(d['min'], nd)} p50 {_fmt(d['p50'], nd)} "
@@ -349,6 +384,10 @@ def render(r: dict[str, Any], *, width: int = 100, color: bool = True, charts: b
                            or "none"))
     for pair, by_ccy in r.get("realized_pnl_by_venue_pair", {}).items():
         add(f"  {pair:<22} " + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(by_ccy.items())))
+    if set(r.get("realized_pnl_by_kind", {})) - {"spot"}:
+        for kind, by_ccy in r["realized_pnl_by_kind"].items():
+            add(f"  kind {kind:<17} "
+                + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(by_ccy.items())))
     if r.get("detected_profit_traded"):
         add("DETECTED PROFIT of what was sent "
             + ", ".join(f"{a:+,.4f} {c}" for c, a in sorted(r["detected_profit_traded"].items()))

@@ -3,9 +3,10 @@
 Everything the detector acts on arrives as a bus message, whether the feeds
 and the executor run in this process or in others: quotes (coalesced to the
 newest per venue+symbol), book states (a book that leaves LIVE closes what
-used it at once), and the executor's wallet state (``model.WalletState``: the
-free balances the depth walk may size against). So one process and Kafka
-roles size and decide the same.
+used it at once), the executor's wallet state (``model.WalletState``: the
+free balances the depth walk may size against), and the perp venues' funding
+states (``model.Funding``, newest per book: carried by basis and perp windows,
+``backend/basis.py``). So one process and Kafka roles size and decide the same.
 
 Each pass applies wallet states, then book states, then the whole quote batch
 before any pair is judged (``Detector.on_quotes``). A separate loop sweeps
@@ -36,8 +37,8 @@ from typing import Any
 import msgspec
 
 from arbtui import symbols as symmod
-from arbtui.backend.bus import OPPORTUNITIES, QUOTES, STATUS, WALLETS, Bus
-from arbtui.backend.bus.base import Subscription, quote_key
+from arbtui.backend.bus import FUNDING, OPPORTUNITIES, QUOTES, STATUS, WALLETS, Bus
+from arbtui.backend.bus.base import Subscription, funding_key, quote_key
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.metrics import Latency
@@ -45,7 +46,7 @@ from arbtui.backend.roles.base import Market, Role
 from arbtui.backend.roles.control import finite, flag
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.config import MAX_BPS, MIN_QUOTE_AGE_MS
-from arbtui.model import BookState, BookStatus, OpenSet, Opportunity, WalletState, live_ns
+from arbtui.model import BookState, BookStatus, Funding, OpenSet, Opportunity, WalletState, live_ns
 
 log = logging.getLogger("arbtui.engine")
 
@@ -115,6 +116,9 @@ class DetectRole(Role):
         self._wake = wake = asyncio.Event()
         self._quotes = bus.subscribe(QUOTES, "detector", coalesce=quote_key, wake=wake)
         self._status = bus.subscribe(STATUS, "detector", wake=wake)
+        # Perp venue state (funding, mark, index): newest per book; it decorates basis
+        # and perp windows and never opens or closes one (backend/basis.py).
+        self._funding = bus.subscribe(FUNDING, "detector", coalesce=funding_key, wake=wake)
         self._quotes.on_reset = self.forget  # a Kafka rebalance moved these symbols
         # The conversion books live in ONE base asset's partition, but every detector
         # process needs them: on Kafka they are read outside the consumer group.
@@ -153,6 +157,7 @@ class DetectRole(Role):
 
     async def _loop(self) -> None:
         wake, quotes, status, rates = self._wake, self._quotes, self._status, self._rates
+        funding = self._funding
         det = self.detector
         lat = self.latency
         market = self.market
@@ -160,11 +165,14 @@ class DetectRole(Role):
         clock = self.clock
         while not (self.stopping or sup.stopping):
             if (not len(quotes) and not len(status) and not (rates and len(rates))
-                    and not await clock.wait(wake, 0.25)):
+                    and not len(funding) and not await clock.wait(wake, 0.25)):
                 self.apply_wallets()  # sized right before the next quote, not at it
                 continue
             wake.clear()
             self.apply_wallets()
+            for f in funding.drain():
+                if isinstance(f, Funding):
+                    det.on_funding(f)
             for st in status.drain():
                 if isinstance(st, BookStatus):
                     if market is not None and st.state is not BookState.LIVE:

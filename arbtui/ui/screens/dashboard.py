@@ -29,6 +29,7 @@ from textual.screen import Screen
 from arbtui.config import MAX_BPS
 from arbtui.model import BookState
 from arbtui.ui.screens.keymap import FOOTER_PRIORITY, bindings, footer_items
+from arbtui.ui.widgets.funding import FundingPanel
 from arbtui.ui.widgets.header import HeaderBar, header_text
 from arbtui.ui.widgets.keybar import KeyBar
 from arbtui.ui.widgets.opportunity_log import SCROLLBAR_W, OpportunityLog, needed_width
@@ -86,6 +87,7 @@ class DashboardScreen(Screen):
         with Horizontal(id="lower"):
             with Vertical(id="left"):
                 yield OpportunityLog(cap=self.cfg.ui.log_lines, id="log")
+                yield FundingPanel(id="funding")  # shows itself once a perp book is quoted
                 yield WalletsPanel(id="wallets")
             with Vertical(id="side"):
                 yield LatencySparks(id="sparks")
@@ -100,6 +102,7 @@ class DashboardScreen(Screen):
         self.sparks = self.query_one(LatencySparks)
         self.chart = self.query_one(SpreadChart)
         self.wallets = self.query_one(WalletsPanel)
+        self.funding = self.query_one(FundingPanel)
         self.venues_box = self.query_one("#venues", Container)
         self.log_widget.border_title = "opportunities"
         self.log_widget.focus()
@@ -193,6 +196,7 @@ class DashboardScreen(Screen):
                 if visible:
                     self.chart.redraw(state.min_net_bps, now)
                 self.wallets.show(state.extra)
+                self.funding.show(state.extra, state.quotes, now)
 
     def _focus_with_data(self, state: Any) -> None:
         have = {s for _, s in state.quotes}

@@ -81,14 +81,29 @@ def state_text(p: PanelInput) -> tuple[str, str]:
     return label, STATE_STYLE.get(state, "bold")
 
 
-def layout_for(width: int, max_lines: int, n_symbols: int) -> tuple[bool, bool, bool, int]:
+#: The symbol column is as wide as the panel's longest symbol within these bounds: a
+#: symbol cut at 8 misreads as another one ("DOGE-USDT" as DOGE-USD, "BTC-USDT-PERP" as
+#: the spot BTC-USDT), so the price columns give way first.
+SYM_MIN, SYM_MAX = 8, 13
+
+
+def sym_width(symbols: list[str]) -> int:
+    return max(SYM_MIN, min(SYM_MAX, max((len(s) for s in symbols), default=0)))
+
+
+def sym_label(sym: str, sw: int) -> str:
+    return sym if len(sym) <= sw else sym[: sw - 1] + "…"
+
+
+def layout_for(width: int, max_lines: int, n_symbols: int,
+               sw: int = SYM_MIN) -> tuple[bool, bool, bool, int]:
     """Decide (wide, header, size_lines, ladder_levels) so the panel fits ``max_lines``.
 
     Priority when space is short: state line and one line per symbol always; then the
     column header; then a depth ladder of at least 3 levels; then (narrow panels only)
     a sizes line under each symbol; then more ladder levels (up to 5).
     """
-    wide = width >= 54
+    wide = width >= 54 + sw - SYM_MIN
     header = max_lines >= 2 + n_symbols
     rem = max_lines - (1 + n_symbols + (1 if header else 0))
     size_lines = False
@@ -110,8 +125,8 @@ def panel_text(p: PanelInput, width: int) -> Text:
         errs = sum(st.counters.get(k, 0) for k in ("gaps", "checksum_failures", "frame_errors"))
         if errs:
             out.append(f"  err {errs}", "yellow")
-    wide, header, size_lines, levels = layout_for(width, p.max_lines, len(p.symbols))
-    sw = 8
+    sw = sym_width(p.symbols)
+    wide, header, size_lines, levels = layout_for(width, p.max_lines, len(p.symbols), sw)
     # Narrow panels shrink the price columns before anything wraps (8+1+pw+1+pw+1+5).
     pw = 10 if wide else max(7, min(10, (width - sw - 8) // 2))
     if header:
@@ -127,7 +142,7 @@ def panel_text(p: PanelInput, width: int) -> Text:
         sym_style = "bold" if sym == p.focused else ""
         if sym in p.disabled_symbols:
             sym_style = "dim strike"
-        out.append(f"{sym[:sw]:<{sw}}", sym_style)
+        out.append(f"{sym_label(sym, sw):<{sw}}", sym_style)
         if q is None:
             out.append(f" {'—':>{pw}} ", "dim")
             if wide:
