@@ -29,6 +29,11 @@ handler, in this thread's CPU time minus the clock's own cost:
     ``book.asks.index(0)``) as arbtui does for every change: what a user of
     cryptofeed who wants the top of book per frame pays.
 
+REST snapshots are nobody's frame work: arbtui fetches and installs them in a task
+outside ``feed_frame``; cryptofeed awaits its ``_snapshot`` inside the handler of a
+symbol's first update, so each such call is timed apart and taken off that frame
+(``_time_rest_snapshots``; the loads are listed under the table).
+
 Frames: every received frame of the connections arbtui replays; the headline
 figure is *book-update frames per second of handler time* (snapshots and
 other channels are handled by both, timed, and left out of that figure,
