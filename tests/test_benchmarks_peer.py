@@ -71,6 +71,43 @@ def test_both_libraries_replay_the_binance_recording_to_the_same_books():
         assert not row[mode + "_failed"] and row[mode + "_errors"] == 0
         assert row[mode + "_suspended"] == 0  # every handler ran to completion in place
         assert len(row[mode]) == 1 and row[mode][0] > 0
+        # cryptofeed awaits its REST book inside the first update of each symbol: the
+        # load is counted apart and taken off that frame (arbtui's runs in a task).
+        n_loads, ms = row[mode + "_rest"]
+        assert n_loads >= 1 and ms > 0
     assert row["arbtui_errors"] == 0 and len(row["arbtui"]) == 1
+    # both handlers were handed the same frames: every replayed frame, the same updates
+    assert row["arbtui_seen"] == row["defaults_seen"] == row["top_seen"] == (265, 177)
     text = "\n".join(peer.table(res))
     assert "| BINANCE | binance | 265 (177) |" in text and "Not compared: kraken" in text
+    assert "BINANCE binance: " in text and "REST snapshot loads" in text
+
+
+def test_a_rest_snapshot_awaited_inside_a_frame_is_taken_off_that_frame():
+    """The frame's figure keeps only the handler's own work: the snapshot's interval
+    and the inner clock pair's share (``over``) go to ``rest_ns``."""
+    import asyncio
+
+    ticks = iter(range(0, 10_000, 100))  # every clock read advances 100 ns
+
+    class Feed:
+        async def _snapshot(self, pair):
+            next(ticks)  # the load's own work: one more step of the clock
+            return pair
+
+    feed, box = Feed(), {"rest_n": 0, "rest_ns": 0}
+    peer._time_rest_snapshots(feed, box, lambda: next(ticks), 7)
+
+    async def handler():
+        return await feed._snapshot("BTCUSDT")
+
+    assert asyncio.run(handler()) == "BTCUSDT"
+    # reads at 0 and 200 (the load's step at 100 between): 200 ns + over (7)
+    assert box == {"rest_n": 1, "rest_ns": 207}
+
+    class NoRest:  # venues with in-channel snapshots: nothing wrapped
+        pass
+
+    plain = NoRest()
+    peer._time_rest_snapshots(plain, box, lambda: 0, 7)
+    assert not hasattr(plain, "_snapshot")

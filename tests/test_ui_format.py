@@ -104,9 +104,10 @@ def test_panel_state_line_says_not_connected_not_syncing():
 def test_panel_symbols_are_never_cut_into_another_symbol(width):
     # At 8 columns "DOGE-USDT" read as DOGE-USD and a perp venue's "BTC-USDT-PERP" as the
     # spot BTC-USDT: the symbol column takes the panel's longest symbol, prices give way.
+    from ui_fixtures import quote
+
     from arbtui.model import BookState, VenueStatus
     from arbtui.ui.widgets.venue_panel import PanelInput, panel_text
-    from ui_fixtures import quote
 
     syms = ["BTC-USDT-PERP", "DOGE-USDT-PERP"]
     qs = {s: quote("okx-swap", s, 100.0, 100.5) for s in syms}
