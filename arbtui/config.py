@@ -68,6 +68,7 @@ class DetectorConfig(_S):
     min_notional: float = 10.0
     max_notional: float = 10_000.0
     max_level_share: float = 1.0  # share of each visible level we may take
+    catch: bool = True  # estimate p_catch / EV per window (backend/catch.py)
     quote_groups: list[list[str]] = msgspec.field(default_factory=lambda: [["USD", "USDC"], ["USDT"]])
     conversions: dict[str, ConversionConfig] = {}
 
@@ -497,6 +498,13 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     if not (0 <= e.min_ev < math.inf):
         raise bad("execution.min_ev", e.min_ev,
                   "expected value in the quote currency: must be >= 0 (0 = no requirement)")
+    if not cfg.detector.catch:
+        # With the model off no opportunity carries p_catch / ev: the executor would
+        # skip every window, silently. Refuse instead.
+        for key in ("min_p_catch", "min_ev"):
+            if getattr(e, key) > 0:
+                raise bad(f"execution.{key}", getattr(e, key), "needs detector.catch = true "
+                          "(the catch model off estimates no p_catch / ev); 0 = no requirement")
     if e.jitter_ms < 0 or e.max_notional <= 0:
         raise bad("execution.max_notional", e.max_notional, "must be > 0 (and jitter_ms >= 0)")
     if not (0 < cfg.ui.refresh_hz <= 60):
@@ -540,6 +548,10 @@ def validate(raw: dict[str, Any], origin: dict[str, Path] | None = None) -> Conf
     if not (1 <= cfg.quote_depth <= 100):
         raise bad("quote_depth", cfg.quote_depth, "must be between 1 and 100")
     _validate_alerts(cfg.alerts, bad)
+    for key in ("opportunity_min_p_catch", "opportunity_min_ev"):
+        if not cfg.detector.catch and getattr(cfg.alerts, key) is not None:  # never fires
+            raise bad(f"alerts.{key}", getattr(cfg.alerts, key), "needs detector.catch = true "
+                      "(the catch model off estimates no p_catch / ev); leave it out: rule off")
     return cfg
 
 

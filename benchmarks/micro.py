@@ -249,7 +249,7 @@ def detector_catch_cost(nv: int, ns: int, n: int, repeats: int, jitter_ms: float
     """``Detector.on_quote`` µs/quote with the catch model (backend/catch.py: p_catch at
     each open/update, each open window's books watched per quote) and without, the same
     quotes, runs interleaved; thread CPU time (the machine is shared)."""
-    from arbtui.backend.catch import CatchModel
+    from arbtui.backend.catch import model_for
     from arbtui.backend.detector import Detector
     from arbtui.config import ExecutionConfig
     from benchmarks.e2e import bench_config
@@ -267,8 +267,10 @@ def detector_catch_cost(nv: int, ns: int, n: int, repeats: int, jitter_ms: float
                 q.recv_ts_ns = now + i * 100_000  # 0.1 ms apart: windows age, watches retire
             clock = [now]  # the detector's clock follows the quotes, as in a replay
             det = Detector(cfg.detector, fees, clock=lambda c=clock: c[0])
-            if mode == "on":
-                det.catch = CatchModel(ExecutionConfig(jitter_ms=jitter_ms))
+            # through the operator's switch, [detector] catch
+            cfg.detector.catch = mode == "on"
+            cfg.execution = ExecutionConfig(jitter_ms=jitter_ms)
+            det.catch = model_for(cfg)
             on_quote = det.on_quote
             k = 0
             gc.collect()

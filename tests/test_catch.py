@@ -365,3 +365,113 @@ def test_a_sweep_cell_reports_the_same_calibration(demo):
     assert got["brier"] == pytest.approx(c["brier"])
     table = sweep.render_table([{**cell, "k": 1}], ["k"])
     assert "caught/pred" in table and f"{got['caught']}/{got['predicted']:.1f}" in table
+
+
+class _SlowModel(catch.CatchModel):
+    """The reference watcher (the first implementation): every distinct quote of a watched
+    book checked for every window watching it, the path recorded at each quote's time."""
+
+    def book(self, key, q):
+        bw = self.watched.get(key)
+        if bw is None:
+            return
+        if bw.q is not None and bw.q.asks is q.asks and bw.q.bids is q.bids:
+            return
+        bw.q = q
+        for wid in bw.ids:
+            x = self._by_id[wid]
+            ms = (q.recv_ts_ns - x.opened_ns) / 1e6
+            if ms >= x.horizon:
+                continue
+            ms = max(ms, 0.0)
+            if key == x.buy_key:
+                leg = x.buy
+                ok = catch._asks_hold(q.asks or [(q.ask, q.ask_size)], leg.limit, leg.need)
+            else:
+                leg = x.sell
+                ok = catch._bids_hold(q.bids or [(q.bid, q.bid_size)], leg.limit, leg.need)
+            if ok is not leg.ok:
+                leg.ok = ok
+                leg.path.append((ms, ok))
+
+    def _settle(self, leg, bw):
+        leg.done = True
+
+
+@pytest.mark.parametrize(("nv", "gap_us", "jitter"), [(4, 100, 0.0), (3, 1700, 20.0)])
+def test_grid_sampled_watcher_gives_the_reference_answers(nv, gap_us, jitter):
+    """The watcher samples each leg's book only at the grid latencies the model reads: the
+    same p_catch / ev on every event, the same counts from every window, as the reference
+    that checks every quote (quotes 0.1 ms apart: many per grid step; 1.7 ms: steps
+    skipped between quotes)."""
+    from arbtui.backend.detector import Detector
+    from benchmarks import load
+    from benchmarks.e2e import bench_config
+
+    m = load.Market(nv, 6, seed=7)
+    quotes = [load.quote_of(m, mm) for mm in m.stream(4000)]
+    for i, q in enumerate(quotes):
+        q.recv_ts_ns = 10**15 + i * gap_us * 1000
+    cfg = bench_config(m.venues)
+    out = {}
+    for cls in (catch.CatchModel, _SlowModel):
+        clock = [0]
+        det = Detector(cfg.detector, {v: 1.0 for v in m.venues}, clock=lambda c=clock: c[0])
+        ex = ExecutionConfig(jitter_ms=jitter, latency_ms={m.venues[0]: 7.0, m.venues[1]: 33.0})
+        det.catch = model = cls(ex)
+        model.keep_closed = True
+        evs = []
+        for q in quotes:
+            clock[0] = q.recv_ts_ns
+            evs += [(e.id, e.event, e.p_catch, e.ev) for e in det.on_quote(q)]
+        recs = [(r.ts_ns, r.lifetime_ms, r.watched_ms,
+                 catch._flags(r.buy_path, catch.bisect.bisect_right(catch.L_GRID_MS,
+                                                                     r.watched_ms)),
+                 catch._flags(r.sell_path, catch.bisect.bisect_right(catch.L_GRID_MS,
+                                                                      r.watched_ms)))
+                for r in model.closed]
+        out[cls] = evs, recs
+    fast, slow = out[catch.CatchModel], out[_SlowModel]
+    assert len(slow[1]) > 50 and len({p for *_, p, _ in slow[0]}) > 5  # windows, answers vary
+    assert any(not all(f) for r in slow[1] for f in r[3:])  # legs that stopped filling
+    assert fast[0] == slow[0]
+    assert fast[1] == slow[1]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("execution.min_p_catch", 0.5), ("execution.min_ev", 1.0),
+    ("alerts.opportunity_min_p_catch", 0.5), ("alerts.opportunity_min_ev", 0.0)])
+def test_catch_off_refuses_thresholds_on_its_numbers(key, value):
+    raw = configmod._read_toml(configmod.default_config_path())
+    raw["detector"]["catch"] = False
+    configmod.validate(raw)  # off alone is fine
+    table, _, k = key.partition(".")
+    raw.setdefault(table, {})[k] = value
+    with pytest.raises(configmod.ConfigError) as e:
+        configmod.validate(raw)
+    assert f"key '{key}' = {value!r}" in str(e.value) and "detector.catch = true" in str(e.value)
+    raw["detector"]["catch"] = "no"
+    with pytest.raises(configmod.ConfigError) as e:
+        configmod.validate(raw)
+    assert "detector.catch" in str(e.value)
+
+
+def test_catch_off_means_no_model_and_no_estimates():
+    from arbtui.backend.detector import Detector
+    from arbtui.backend.engine import Engine
+    from benchmarks import load
+    from benchmarks.e2e import bench_config
+
+    cfg = configmod.load(use_user=False)
+    cfg.detector.catch = False
+    eng = Engine(cfg, mode="demo", roles=("detect",))
+    assert eng.catch is None and eng.detector.catch is None
+    m = load.Market(3, 4, seed=7)
+    bcfg = bench_config(m.venues)
+    for on in (False, True):
+        bcfg.detector.catch = on
+        det = Detector(bcfg.detector, {v: 1.0 for v in m.venues}, clock=lambda: 0)
+        det.catch = catch.model_for(bcfg)
+        opps = [e for mm in m.stream(1500) for e in det.on_quote(load.quote_of(m, mm))]
+        assert opps
+        assert all((e.p_catch is not None) is on and (e.ev is not None) is on for e in opps)

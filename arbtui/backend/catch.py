@@ -18,8 +18,8 @@ executor will (``edge.walk`` at the execution threshold over the levels the
 event carries, within the detector's size): a size and two IOC limits. A leg is
 FILLABLE at a moment when its book has that size inside its limit (asks at or
 under the buy limit, bids at or over the sell limit): exactly what the simulated
-executor checks when the order arrives. The model watches both books on every
-quote from the opening on, through the window's close and beyond: the window
+executor checks when the order arrives. The model follows both books' quotes
+from the opening on, through the window's close and beyond: the window
 closing is not what matters (the executor fills against the books, and with
 execution on our own orders close windows, because the detector sizes to the
 balances they reserve), and a book that moved away can come back. Each window
@@ -60,8 +60,12 @@ market that changes.
 
 History comes from the journal (``catch_windows`` rows of earlier sessions of
 the same mode, ``load_windows``) and from the running session. The per-quote
-cost is one dict lookup (is this book watched?) plus, for a watched book, a walk
-of its levels per watching window; an estimate (once per OPENED/UPDATED event)
+cost is one dict lookup (is this book watched?) plus, for a watched book, an
+identity check (a liveness refresh repeats the same levels) and a look at the top
+of its list of legs: the counts read a leg only on ``L_GRID_MS``, so a leg's state
+is taken (the best level against its IOC limit, then a walk if that does not
+decide) once per grid latency its book's quotes step over, not per quote, and a
+leg past its horizon is never looked at again (``_Leg``); an estimate (once per OPENED/UPDATED event)
 reads a few cells per level of counts kept on the grid (a window adds itself
 once, with one numpy outer product).
 
@@ -87,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from arbtui.backend.edge import walk
-from arbtui.config import ExecutionConfig
+from arbtui.config import Config, ExecutionConfig
 from arbtui.model import OppEvent, Opportunity, Quote
 
 #: Upper edges (bps) of the excess-edge buckets (opening net minus the execution
@@ -123,6 +127,7 @@ FEED_SAMPLES = 31
 #: Windows read from the journal at start (newest first).
 HISTORY_LIMIT = 5_000
 _NG = len(L_GRID_MS)
+_NEVER = 1 << 62
 
 
 def excess_bucket(excess_bps: float) -> int:
@@ -137,7 +142,9 @@ class WindowRecord:
     """One past window, as history: pair, excess edge at opening, how long it was open,
     and for each leg when IOC orders sized at the opening would have filled: the leg's
     path, ``((0.0, fillable), (ms, fillable), ...)``, one entry per change, over the
-    first ``watched_ms`` after the opening (later latencies: unknown for this window)."""
+    first ``watched_ms`` after the opening (later latencies: unknown for this window).
+    The model samples it on ``L_GRID_MS`` (all the counts read); any finer path, such
+    as one from a test, reads the same way."""
 
     buy_venue: str
     sell_venue: str
@@ -342,14 +349,54 @@ class CatchStats:
         return 0 if r is None else round(r.n)
 
 
+class _Leg:
+    """One leg of a watched window. Its path is needed only at the grid latencies
+    (``_flags`` reads it there), so it is sampled there: the state at ``L_GRID_MS[gi]``
+    is that of the book's last quote at or before it, known once a later quote arrives
+    (or the window retires). So a leg costs work per grid point it crosses, not per
+    quote of its book: between crossings it waits in its book's list."""
+
+    __slots__ = ("buy", "done", "due", "gi", "horizon", "k", "limit", "need", "ok", "opened_ns",
+                 "path", "seq0", "w")
+
+    def __init__(self, w: _Watch, buy: bool, limit: float, need: float, k: int,
+                 seq0: int) -> None:
+        self.w = w
+        self.buy = buy
+        self.opened_ns = self.due = w.opened_ns  # due: ns of its next grid latency
+        self.horizon = w.horizon
+        self.limit, self.need = limit, need
+        # the walk at the opening just found the size inside both limits: fillable
+        self.ok = True
+        self.path: list[tuple[float, bool]] = [(0.0, True)]
+        self.gi = 0  # the first grid latency whose state is not known yet
+        self.k = k  # grid latencies within the horizon
+        self.seq0 = seq0  # the book's quote count at the opening: later quotes are this leg's
+        self.done = False
+
+
+class _Book:
+    """A watched book: its last distinct quote (``seq`` counts them), the legs waiting for
+    their next grid latency and the earliest of those (``due``, ns). A plain list, not a
+    heap: a book has a few legs, and heap upkeep cost more than the scan (measured)."""
+
+    __slots__ = ("due", "ids", "legs", "q", "seq")
+
+    def __init__(self) -> None:
+        self.q: Quote | None = None
+        self.seq = 0
+        self.legs: list[_Leg] = []
+        self.due = _NEVER
+        self.ids: set[str] = set()
+
+
 class _Watch:
     """One window followed by the model: sized at the opening like the executor, then
-    each leg's book checked at every quote until ``HORIZON_MS``, whether the window is
-    still open or not; the path records each change of "fillable"."""
+    each leg's book followed until ``HORIZON_MS``, whether the window is still open or
+    not; each leg's path records each change of "fillable" on the latency grid."""
 
-    __slots__ = ("bok", "bp", "bucket", "buy_key", "buy_limit", "closed_ms", "excess",
-                 "horizon", "lb", "ls", "opened_ns", "p", "retired", "sell_key", "sell_limit",
-                 "size", "sok", "sp")
+    __slots__ = ("bucket", "buy", "buy_key", "closed_ms", "excess", "horizon", "lb", "ls",
+                 "opened_ns", "p", "retired", "sell", "sell_key", "size")
 
     def __init__(self, p: Opportunity, excess: float) -> None:
         self.p = p  # the OPENED event (names, for the record)
@@ -359,20 +406,43 @@ class _Watch:
         self.buy_key = (p.buy_venue, p.symbol)
         self.sell_key = (p.sell_venue, p.sell_symbol or p.symbol)
         self.size = 0.0
-        self.buy_limit = self.sell_limit = 0.0
         self.lb = self.ls = 0.0
-        # the walk at the opening just found the size inside both limits: fillable
-        self.bok = self.sok = True
-        self.bp: list[tuple[float, bool]] = [(0.0, True)]
-        self.sp: list[tuple[float, bool]] = [(0.0, True)]
+        # its legs: made at the opening, for a window the executor would send
+        self.buy: _Leg
+        self.sell: _Leg
         self.horizon = HORIZON_MS  # how long its books are watched (set at the opening)
         self.retired = False  # past the horizon (or never watched)
         self.closed_ms = -1.0  # lifetime, -1 while open
 
+    @property
+    def bp(self) -> list[tuple[float, bool]]:
+        return self.buy.path
+
+    @property
+    def sp(self) -> list[tuple[float, bool]]:
+        return self.sell.path
+
     def record(self) -> WindowRecord:
         p = self.p
         return WindowRecord(p.buy_venue, p.sell_venue, p.symbol, self.excess, self.closed_ms,
-                            tuple(self.bp), tuple(self.sp), self.horizon, self.opened_ns)
+                            tuple(self.buy.path), tuple(self.sell.path), self.horizon,
+                            self.opened_ns)
+
+
+def _holds(leg: _Leg, q: Quote) -> bool:
+    """Would ``leg``'s IOC order fill in full against ``q``'s book? The best level decides
+    most checks: beyond the limit (no), or deep enough alone (yes)."""
+    if leg.buy:
+        lv = q.asks or [(q.ask, q.ask_size)]
+        px, sz = lv[0]
+        if px > leg.limit:
+            return False
+        return sz >= leg.need or _asks_hold(lv, leg.limit, leg.need)
+    lv = q.bids or [(q.bid, q.bid_size)]
+    px, sz = lv[0]
+    if px < leg.limit:
+        return False
+    return sz >= leg.need or _bids_hold(lv, leg.limit, leg.need)
 
 
 def _asks_hold(asks: list, limit: float, need: float) -> bool:
@@ -410,8 +480,8 @@ class CatchModel:
         self.level_share = level_share
         self.min_notional = min_notional
         self.stats = CatchStats()
-        #: (venue, canonical symbol) -> the windows watching that book
-        self.watched: dict[tuple[str, str], dict[str, _Watch]] = {}
+        #: (venue, canonical symbol) -> the watched book (its windows, last quote, legs)
+        self.watched: dict[tuple[str, str], _Book] = {}
         self._by_id: dict[str, _Watch] = {}
         #: (horizon time, seq, watch): retired when their horizon passes
         self._due: list[tuple[int, int, _Watch]] = []
@@ -419,8 +489,6 @@ class CatchModel:
         #: venue -> smallest (receive - venue time) seen, ms: clock offset + fastest path
         self._floor: dict[str, float] = {}
         self._delays: dict[str, deque[float]] = {}
-        #: watched book -> the level lists of its last quote checked
-        self._last: dict[tuple[str, str], tuple[list, list]] = {}
         self._curves_version = -1
         self._curves_at = -math.inf
         self._curves: dict[str, Any] = {}
@@ -479,50 +547,95 @@ class CatchModel:
             self._set(opp, 0.0)
             return
         self._by_id[opp.id] = x
-        x.size, x.buy_limit, x.sell_limit = size * (1 - 1e-9), bl, sl
+        x.size = size * (1 - 1e-9)
         # Watched for a few round trips of its own (the latencies an estimate asks
         # about), so it teaches the model within ~0.1-0.5 s instead of at the horizon.
         x.horizon = min(HORIZON_MS, WATCH_ROUND_TRIPS * (max(x.lb, x.ls) + cfg.jitter_ms)
                         + WATCH_MIN_MS)
-        for k in (x.buy_key, x.sell_key):
-            self.watched.setdefault(k, {})[opp.id] = x
+        k = bisect.bisect_right(L_GRID_MS, x.horizon)  # the grid latencies it is watched to
+        for buy, key, limit in ((True, x.buy_key, bl), (False, x.sell_key, sl)):
+            bw = self.watched.get(key)
+            if bw is None:
+                bw = self.watched[key] = _Book()
+            bw.ids.add(opp.id)
+            leg = _Leg(x, buy, limit, x.size, k, bw.seq)
+            if buy:
+                x.buy = leg
+            else:
+                x.sell = leg
+            bw.legs.append(leg)
+            bw.due = min(bw.due, leg.due)
         heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
                                            cfg.jitter_ms))
 
     def book(self, key: tuple[str, str], q: Quote) -> None:
         """A quote for a book some window watches (``key`` = (venue, canonical symbol);
-        the detector calls this only for a key in ``watched``)."""
-        ws = self.watched.get(key)
-        if not ws:
+        the detector calls this only for a key in ``watched``). The book's previous quote
+        held from its arrival until this one: the legs whose next grid latency it spans
+        learn their state there (``_cross``). Quotes are taken in arrival order per book."""
+        bw = self.watched.get(key)
+        if bw is None:
             return
-        # A liveness refresh re-publishes the same level lists: nothing to check.
-        last = self._last.get(key)
-        if last is not None and last[0] is q.asks and last[1] is q.bids:
+        cur = bw.q
+        # A liveness refresh re-publishes the same level lists: nothing changed.
+        if cur is not None and cur.asks is q.asks and cur.bids is q.bids:
             return
-        self._last[key] = (q.asks, q.bids)
         t = q.recv_ts_ns
-        asks = bids = None
-        for x in ws.values():
-            ms = (t - x.opened_ns) / 1e6
-            if ms >= x.horizon:
-                continue  # _retire ends it
-            if ms < 0:
-                ms = 0.0
-            if key == x.buy_key:
-                if asks is None:
-                    asks = q.asks or [(q.ask, q.ask_size)]
-                ok = _asks_hold(asks, x.buy_limit, x.size)
-                if ok is not x.bok:
-                    x.bok = ok
-                    x.bp.append((ms, ok))
-            else:
-                if bids is None:
-                    bids = q.bids or [(q.bid, q.bid_size)]
-                ok = _bids_hold(bids, x.sell_limit, x.size)
-                if ok is not x.sok:
-                    x.sok = ok
-                    x.sp.append((ms, ok))
+        if bw.due < t:
+            self._cross(bw, t)
+        bw.q = q
+        bw.seq += 1
+
+    def _cross(self, bw: _Book, t: int) -> None:
+        """A quote at ``t`` replaces ``bw.q``: each leg due before ``t`` had ``bw.q``'s state
+        (if that quote came after its opening; else its own) at every grid latency from
+        its next one up to ``t``."""
+        cur, seq, g = bw.q, bw.seq, L_GRID_MS
+        nxt = _NEVER
+        keep = True
+        for leg in bw.legs:
+            if leg.due >= t:
+                if leg.due < nxt:  # noqa: PLR1730 (per quote: a compare, not a call)
+                    nxt = leg.due
+                continue
+            if leg.done:
+                keep = False
+                continue
+            if cur is not None and seq > leg.seq0:
+                ok = _holds(leg, cur)
+                if ok is not leg.ok:
+                    leg.ok = ok
+                    leg.path.append((float(g[leg.gi]), ok))
+            ms = (t - leg.opened_ns) / 1e6
+            gi = bisect.bisect_left(g, ms)
+            if ms >= leg.horizon or gi >= leg.k:
+                leg.done = True  # every latency it is needed for has passed
+                keep = False
+                continue
+            leg.gi = gi
+            d = leg.due = leg.opened_ns + g[gi] * 1_000_000
+            if d < nxt:  # noqa: PLR1730
+                nxt = d
+        if not keep:
+            bw.legs = [leg for leg in bw.legs if not leg.done]
+        bw.due = nxt
+
+    def _settle(self, leg: _Leg, bw: _Book | None) -> None:
+        """The window retires: the leg's remaining grid latencies take the state of its
+        book's last quote, if that came after the opening and before the horizon."""
+        if leg.done:
+            return
+        leg.done = True
+        cur = None if bw is None else bw.q
+        if cur is None or bw.seq <= leg.seq0 or leg.gi >= leg.k:  # type: ignore[union-attr]
+            return
+        if (cur.recv_ts_ns - leg.opened_ns) / 1e6 >= leg.horizon:
+            return  # past the horizon: not this window's
+        ok = _holds(leg, cur)
+        if ok is not leg.ok:
+            leg.ok = ok
+            leg.path.append((float(L_GRID_MS[leg.gi]), ok))
 
     def event(self, p: Opportunity, ev: OppEvent, now_ns: int) -> None:
         """Before an UPDATED or CLOSED event of ``p`` (the open window's record) is
@@ -547,13 +660,13 @@ class CatchModel:
         while due and due[0][0] <= now_ns:
             x = heapq.heappop(due)[2]
             x.retired = True
-            for k in (x.buy_key, x.sell_key):
-                ws = self.watched.get(k)
-                if ws is not None:
-                    ws.pop(x.p.id, None)
-                    if not ws:
+            for leg, k in ((x.buy, x.buy_key), (x.sell, x.sell_key)):
+                bw = self.watched.get(k)
+                self._settle(leg, bw)
+                if bw is not None:
+                    bw.ids.discard(x.p.id)
+                    if not bw.ids:
                         del self.watched[k]
-                        self._last.pop(k, None)
             if x.closed_ms >= 0:
                 self._finish(x)
 
@@ -597,6 +710,15 @@ class CatchModel:
                 v["round_trip_ms"] = self.round_trip_ms(b, s)
             self._curves_version = st.version
         return self._curves
+
+
+def model_for(cfg: Config, history: Iterable[WindowRecord] = ()) -> CatchModel | None:
+    """The detector's model as ``cfg`` asks for it: None with ``[detector] catch = false``
+    (an operator on a busy box saves its per-window cost; p_catch / ev stay None)."""
+    if not cfg.detector.catch:
+        return None
+    return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share,
+                      min_notional=cfg.detector.min_notional)
 
 
 def latency_budget(st: CatchStats, grid: Iterable[float] = BUDGET_GRID_MS) -> dict[str, Any]:

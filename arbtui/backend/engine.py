@@ -44,7 +44,7 @@ from typing import Any
 from arbtui.backend.basis import funding_rows
 from arbtui.backend.bus import CONTROL, FILLS, Bus, make_bus
 from arbtui.backend.calibration import CatchJournal
-from arbtui.backend.catch import CatchModel, load_windows
+from arbtui.backend.catch import CatchModel, load_windows, model_for
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor
@@ -268,19 +268,20 @@ class Engine:
                 mode=self.journal_mode)
             await self.journal.start()
 
-    def _catch_model(self) -> CatchModel:
+    def _catch_model(self) -> CatchModel | None:
         """p_catch for every event (backend/catch.py). A live or demo session starts from
         the windows its journal holds for sessions of the same mode; a replay learns only
-        from its own recorded windows, so the same files give the same p_catch."""
+        from its own recorded windows, so the same files give the same p_catch. None with
+        ``[detector] catch = false``."""
         cfg = self.cfg
         history: list = []
         mode = self.journal_mode
-        if cfg.journal.enabled and mode in ("live", "demo") and "detect" in self.roles:
+        if (cfg.detector.catch and cfg.journal.enabled and mode in ("live", "demo")
+                and "detect" in self.roles):
             from arbtui.backend.journal import resolve_path
 
             history = load_windows(resolve_path(cfg.journal.path, mode), mode)
-        return CatchModel(cfg.execution, history, level_share=cfg.detector.max_level_share,
-                          min_notional=cfg.detector.min_notional)
+        return model_for(cfg, history)
 
     async def stop(self) -> None:
         # Viewers forget this process's roles at once ("stopped"), while the bus delivers.
@@ -443,7 +444,8 @@ class Engine:
         if detecting:
             extra["detector"] = {**det.status, "sized_to_wallets": det.sized_to_wallets}
             # the latency budget per pair (recomputed at most once a second)
-            extra["catch"] = self.catch.curves(self.clock.monotonic())
+            if self.catch is not None:
+                extra["catch"] = self.catch.curves(self.clock.monotonic())
         if self.journal is not None and (js := self.journal.state()) is not None:
             extra["journal"] = js
         if self.alerts is not None:
