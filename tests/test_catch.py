@@ -13,7 +13,7 @@ import pytest
 from replay_fixtures import execution_cfg, record_sim
 
 from arbtui import config as configmod
-from arbtui.backend import calibration, catch
+from arbtui.backend import calibration, catch, catch_history
 from arbtui.backend.executor import Executor
 from arbtui.config import ExecutionConfig
 from arbtui.model import Fill, OppEvent, Opportunity, Quote
@@ -38,8 +38,8 @@ def _quote(venue, ask=100.0, bid=100.2, t_ms=0.0, size=1.0) -> Quote:
 
 def _hist(n, life, hb, hs=None):
     """``n`` windows whose buy leg filled for ``hb`` ms and sell leg for ``hs``."""
-    return [catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, life, catch.held_path(hb),
-                               catch.held_path(hb if hs is None else hs)) for _ in range(n)]
+    return [catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, life, catch_history.held_path(hb),
+                               catch_history.held_path(hb if hs is None else hs)) for _ in range(n)]
 
 
 def test_cold_start_is_the_stated_prior_and_history_replaces_it():
@@ -48,7 +48,7 @@ def test_cold_start_is_the_stated_prior_and_history_replaces_it():
     o = _opp(1)
     m.opened(o, None, None)
     # no history: the stated prior 0.5 ** (L / half-life) at the slower leg's L = 50 ms
-    assert o.p_catch == pytest.approx(0.5 ** (50 / catch.PRIOR_HALF_LIFE_MS))
+    assert o.p_catch == pytest.approx(0.5 ** (50 / catch_history.PRIOR_HALF_LIFE_MS))
     assert o.ev == pytest.approx(o.profit * o.p_catch)
     assert o.ev_bps == pytest.approx(o.net_bps * o.p_catch)
     # 200 windows of this pair whose legs stopped holding within 10 ms: ~0
@@ -291,8 +291,8 @@ async def test_detail_screen_draws_the_pairs_latency_budget():
         b, s = row.last.buy_venue, row.last.sell_venue
         for i in range(50):  # windows of this pair whose buy legs filled for 20..69 ms
             eng.catch.stats.add(catch.WindowRecord(b, s, "BTC-USD", 5.0, 100.0,
-                                                   catch.held_path(20.0 + i),
-                                                   catch.held_path(500.0)))
+                                                   catch_history.held_path(20.0 + i),
+                                                   catch_history.held_path(500.0)))
         app.dashboard.sample(force=True)
         await pilot.press("enter")
         await pilot.pause()
@@ -322,18 +322,18 @@ def test_history_comes_from_earlier_sessions_of_the_same_mode(tmp_path):
         j.catch = calibration.CatchJournal(mode, lambda: 5.0, model)
         for i in range(n):
             model.closed.append(catch.WindowRecord("okx", "kraken", "BTC-USD", 5.0, 10.0 + i,
-                                                   catch.held_path(5.0),
+                                                   catch_history.held_path(5.0),
                                                    ((0.0, True), (7.0, False), (9.5, True)),
                                                    300.0, i))
         j.append(_opp(i))  # the writer takes the model's windows with each batch
         assert j.flush()
         j.close()
-    demo = catch.load_windows(path, "demo")
+    demo = catch_history.load_windows(path, "demo")
     assert [r.lifetime_ms for r in demo] == [10.0, 11.0, 12.0]
     assert demo[0].sell_path == ((0.0, True), (7.0, False), (9.5, True))
     assert demo[0].watched_ms == 300.0
-    assert len(catch.load_windows(path, "live")) == 5
-    assert catch.load_windows(tmp_path / "none.sqlite", "demo") == []
+    assert len(catch_history.load_windows(path, "live")) == 5
+    assert catch_history.load_windows(tmp_path / "none.sqlite", "demo") == []
     # the report's --mode limits the catch section to that mode's sessions
     from arbtui.commands import report
 
@@ -425,9 +425,9 @@ def test_grid_sampled_watcher_gives_the_reference_answers(nv, gap_us, jitter):
             clock[0] = q.recv_ts_ns
             evs += [(e.id, e.event, e.p_catch, e.ev) for e in det.on_quote(q)]
         recs = [(r.ts_ns, r.lifetime_ms, r.watched_ms,
-                 catch._flags(r.buy_path, catch.bisect.bisect_right(catch.L_GRID_MS,
+                 catch_history.grid_flags(r.buy_path, catch.bisect.bisect_right(catch.L_GRID_MS,
                                                                      r.watched_ms)),
-                 catch._flags(r.sell_path, catch.bisect.bisect_right(catch.L_GRID_MS,
+                 catch_history.grid_flags(r.sell_path, catch.bisect.bisect_right(catch.L_GRID_MS,
                                                                       r.watched_ms)))
                 for r in model.closed]
         out[cls] = evs, recs

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from arbtui.backend.catch import CatchModel, WindowRecord, encode_path
+from arbtui.backend.catch import CatchModel
+from arbtui.backend.catch_history import WindowRecord, encode_path
 from arbtui.model import Fill, OppEvent, Opportunity
 
 #: Predicted-probability buckets of the reliability table.

@@ -44,7 +44,8 @@ from typing import Any
 from arbtui.backend.basis import funding_rows
 from arbtui.backend.bus import CONTROL, FILLS, Bus, make_bus
 from arbtui.backend.calibration import CatchJournal
-from arbtui.backend.catch import CatchModel, load_windows, model_for
+from arbtui.backend.catch import CatchModel, model_for
+from arbtui.backend.catch_history import load_windows
 from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.detector import Detector
 from arbtui.backend.executor import Executor

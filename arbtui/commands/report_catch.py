@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from arbtui.backend.calibration import CAUGHT_RULE, brier, reliability
-from arbtui.backend.catch import CatchStats, WindowRecord, latency_budget, record_of_row
+from arbtui.backend.catch_history import CatchStats, WindowRecord, latency_budget, record_of_row
 
 #: Round-trip latencies (ms) the latency-budget table shows.
 BUDGET_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000)
