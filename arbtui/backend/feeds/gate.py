@@ -31,7 +31,7 @@ import msgspec
 
 from arbtui import venues
 from arbtui.backend.feeds.base import SymbolBook
-from arbtui.backend.feeds.rest_synced import _BAD_ROW, RestSyncedFeed
+from arbtui.backend.feeds.rest_synced import RestSyncedFeed
 from arbtui.backend.feeds.sync import SYNCED
 
 log = logging.getLogger("arbtui.feeds.gate")
@@ -71,6 +71,11 @@ class _Update(msgspec.Struct, gc=False):
 _update_decoder = msgspec.json.Decoder(_Update)
 #: Off only in tests comparing the two paths.
 TYPED_UPDATE = True
+
+
+def _apply_typed(sb: SymbolBook, r: _Result) -> None:
+    """``GateFeed.apply_change`` for the typed struct."""
+    sb.book.apply_sides(r.b, r.a)
 
 
 class GateFeed(RestSyncedFeed):
@@ -199,8 +204,8 @@ class GateFeed(RestSyncedFeed):
         self.on_change(sb, first - 1, last, r, ts_ns, recv_ns, data)  # rules 1-3
 
     def _on_update_typed(self, m: _Update, recv_ns: int, data: str) -> bool:
-        """``_on_update`` + ``on_change`` (rules 2-3) for a typed incremental update
-        of a SYNCED book, the same rules in the same order; False: the generic
+        """``_on_update`` for a typed incremental update of a SYNCED book, handed to the
+        same ``on_synced_change`` (rules 2-3); False: the generic
         path must handle this frame."""
         r = m.result
         if m.channel != _CHANNEL or m.event != "update" or r.full:
@@ -212,21 +217,9 @@ class GateFeed(RestSyncedFeed):
         first = r.U - 1
         if first >= last:  # U > u: the generic path reports it
             return False
-        if last <= sb.seq:
-            self.count("stale_updates")
-            return True
-        if first > sb.seq:
-            self.count("gaps")
-            self.resync(sb, f"gap: update from id {first} after {sb.seq}")
-            return True
-        try:
-            sb.book.apply_sides(r.b, r.a)
-        except _BAD_ROW as e:
-            self.frame_error(f"bad change: {e}", data, sb)
-            return True
-        sb.seq = last
         ts = r.t
-        self.publish(sb, recv_ns, ts * 1_000_000 if ts is not None else 0, last)
+        self.on_synced_change(sb, first, last, r, ts * 1_000_000 if ts is not None else 0,
+                              recv_ns, data, _apply_typed)
         return True
 
     def apply_change(self, sb: SymbolBook, r: dict) -> None:

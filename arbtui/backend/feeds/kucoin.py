@@ -38,7 +38,7 @@ import msgspec
 
 from arbtui import venues
 from arbtui.backend.feeds.base import SymbolBook
-from arbtui.backend.feeds.rest_synced import _BAD_ROW, RestSyncedFeed
+from arbtui.backend.feeds.rest_synced import RestSyncedFeed
 from arbtui.backend.feeds.sync import SYNCED
 
 log = logging.getLogger("arbtui.feeds.kucoin")
@@ -82,6 +82,15 @@ class _L2Message(msgspec.Struct, gc=False):
 _l2_decoder = msgspec.json.Decoder(_L2Message)
 #: Off only in tests comparing the two paths.
 TYPED_L2 = True
+
+
+def _apply_typed(sb: SymbolBook, d: _L2) -> None:
+    """``KucoinFeed.apply_change`` (rule 4) for the typed struct: rows at or below the
+    book's sequence are already in it; price "0" is no level."""
+    last = sb.seq
+    ch = d.changes
+    sb.book.apply_sides([r for r in ch.bids if int(r[2]) > last and r[0] != "0"],
+                        [r for r in ch.asks if int(r[2]) > last and r[0] != "0"])
 
 
 class KucoinFeed(RestSyncedFeed):
@@ -236,8 +245,8 @@ class KucoinFeed(RestSyncedFeed):
         self.on_change(sb, start - 1, end, d, _ms(d.get("time")), recv_ns, data)
 
     def _on_update_typed(self, m: _L2Message, recv_ns: int, data: str) -> bool:
-        """``_on_update`` + ``on_change`` (rules 3-4) for a typed l2update of a
-        SYNCED book, the same rules in the same order; False: the generic path
+        """``_on_update`` for a typed l2update of a SYNCED book, handed to the same
+        ``on_synced_change`` (rules 3-4); False: the generic path
         must handle this frame."""
         d = m.data
         if m.type != "message" or m.subject != "trade.l2update":
@@ -248,24 +257,7 @@ class KucoinFeed(RestSyncedFeed):
         first, end = d.sequenceStart - 1, d.sequenceEnd
         if first >= end:  # start > end: the generic path reports it
             return False
-        last = sb.seq
-        if end <= last:
-            self.count("stale_updates")
-            return True
-        if first > last:
-            self.count("gaps")
-            self.resync(sb, f"gap: update from id {first} after {last}")
-            return True
-        try:  # apply_change's rule 4
-            ch = d.changes
-            bids = [r for r in ch.bids if int(r[2]) > last and r[0] != "0"]
-            asks = [r for r in ch.asks if int(r[2]) > last and r[0] != "0"]
-            sb.book.apply_sides(bids, asks)
-        except _BAD_ROW as e:
-            self.frame_error(f"bad change: {e}", data, sb)
-            return True
-        sb.seq = end
-        self.publish(sb, recv_ns, _ms(d.time), end)
+        self.on_synced_change(sb, first, end, d, _ms(d.time), recv_ns, data, _apply_typed)
         return True
 
     def apply_change(self, sb: SymbolBook, d: dict) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -107,6 +108,14 @@ class RestSyncedFeed(VenueFeed):
                 self.count("buffer_overflow")
             self.ensure_sync(sb)
             return
+        self.on_synced_change(sb, first, last, msg, ts_ns, recv_ns, data)
+
+    def on_synced_change(self, sb: SymbolBook, first: int, last: int, msg: Any, ts_ns: int,
+                         recv_ns: int, data: Any,
+                         apply: Callable[[SymbolBook, Any], None] | None = None) -> None:
+        """A change to a SYNCED book: ids already in it are dropped, a gap resyncs, else
+        it is applied and published. ``apply`` stands in for ``apply_change`` when an
+        adapter's typed fast path hands over its decoded struct instead of the dict."""
         if last <= sb.seq:
             self.count("stale_updates")  # already in the book (snapshot overlap)
             return
@@ -114,12 +123,14 @@ class RestSyncedFeed(VenueFeed):
             self.count("gaps")
             self.resync(sb, f"gap: update from id {first} after {sb.seq}")
             return
-        if self._apply(sb, msg, last, data):
+        if self._apply(sb, msg, last, data, apply):
             self.publish(sb, recv_ns, ts_ns, sb.seq)
 
-    def _apply(self, sb: SymbolBook, msg: Any, last: int, data: Any) -> bool:
+    def _apply(self, sb: SymbolBook, msg: Any, last: int, data: Any,
+               apply: Callable[[SymbolBook, Any], None] | None = None) -> bool:
         try:
-            self.apply_change(sb, msg)  # one Book.apply_sides: it truncates to depth
+            # one Book.apply_sides: it truncates to depth
+            (apply or self.apply_change)(sb, msg)
         except _BAD_ROW as e:
             self.frame_error(f"bad change: {e}", data, sb)  # half-applied: resync
             return False
