@@ -649,6 +649,8 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         bus = make_bus(cfg)
         eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
         probe = _EngineProbe(eng, PROBE_SYMBOL, ready)
+        if os.environ.get("ARBTUI_BENCH_TRACE"):
+            _trace_detect(bus, probe)
         await eng.start()
         if params.get("tune_gc"):
             from arbtui.backend.gcpolicy import tune_gc
@@ -719,8 +721,72 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         "opp": np.asarray(opp_lat, dtype=np.int64).tobytes(),
         "extra": extra(),
     }
+    if variant == "kafka" and getattr(probe, "dump", None) is not None:
+        probe.dump()
     await stop()
     return out
+
+
+def _trace_detect(bus, probe) -> None:
+    """ARBTUI_BENCH_TRACE=DIR: per fetched quote record (fetch return time, its newest
+    publish time, quotes in it) and per quote evaluated (done, live time, publish
+    time, refresh?), written to DIR/detect.npz when the run ends."""
+    recs: list[tuple[int, int, int]] = []
+    put = bus._put_quotes
+
+    def traced(b, subs, r, ks, now):
+        recs.append((now, b.pub_ts_ns, len(b.items)))
+        return put(b, subs, r, ks, now)
+
+    bus._put_quotes = traced
+    evals: list[tuple[int, int, int, int]] = []
+    det = probe.engine.detector
+    inner = det.on_quotes
+
+    def entry(batch):
+        out = inner(batch)
+        done = time.time_ns()
+        for q in batch:
+            evals.append((done, max(q.recv_ts_ns, q.live_ts_ns), q.pub_ts_ns,
+                          int(q.live_ts_ns > q.recv_ts_ns)))
+        return out
+
+    det.on_quotes = entry
+
+    def dump() -> None:
+        d = os.environ["ARBTUI_BENCH_TRACE"]
+        np.savez(os.path.join(d, "detect.npz"), recs=np.asarray(recs, dtype=np.int64),
+                 evals=np.asarray(evals, dtype=np.int64))
+
+    probe.dump = dump
+
+
+def _trace_feed(bus) -> Callable[[], None]:
+    """ARBTUI_BENCH_TRACE=DIR: per quote record sent (send called, send returned,
+    acknowledged, newest publish time, quotes in it) -> DIR/feed.npz."""
+    from arbtui.backend.bus.kafka.wire import decode
+
+    rows: list[list[int]] = []
+    prod = bus._producer
+    send = prod.send
+
+    async def traced(topic, value, **kw):
+        t0 = time.time_ns()
+        fut = await send(topic, value, **kw)
+        t1 = time.time_ns()
+        msg, _ = decode(value)
+        row = [t0, t1, 0, getattr(msg, "pub_ts_ns", 0), len(getattr(msg, "items", ()))]
+        rows.append(row)
+        fut.add_done_callback(lambda f, row=row: row.__setitem__(2, time.time_ns()))
+        return fut
+
+    prod.send = traced
+
+    def dump() -> None:
+        d = os.environ["ARBTUI_BENCH_TRACE"]
+        np.savez(os.path.join(d, "feed.npz"), rows=np.asarray(rows, dtype=np.int64))
+
+    return dump
 
 
 def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
@@ -776,6 +842,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
         parent, child = ctx.Pipe()
         params = {"venues": m.venues, "fetch_max_wait_ms": fmw, "suffix": b.suffix}
         producer_stop: Callable | None = None
+        trace_dump: Callable | None = None
         gc_restore: Callable | None = None
         if variant == "baseline":
             from benchmarks.baseline import producer as bp
@@ -844,6 +911,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             feng = Engine(cfg, mode="live", bus=bus, roles=("feed",))
             await bus.start()
             producer_stop = bus.stop
+            trace_dump = _trace_feed(bus) if os.environ.get("ARBTUI_BENCH_TRACE") else None
             side = FeedSide(m, feng.publish_quote, mode, on_state=feng.publish_state)
             side.sync(extra["snapshots"])
             if os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1":
@@ -921,6 +989,8 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             if producer_stop is not None:
                 await producer_stop()
                 producer_stop = None
+            if variant == "kafka" and trace_dump is not None:
+                trace_dump()
             msg = await _recv(parent, 120)
             if msg[0] != "result":
                 raise RuntimeError(f"unexpected {msg[0]}")
