@@ -745,16 +745,17 @@ def _trace_detect(bus, probe) -> None:
         return put(b, subs, r, ks, now)
 
     bus._put_quotes = traced
-    evals: list[tuple[int, int, int, int]] = []
+    evals: list[tuple[int, int, int, int, int]] = []
     det = probe.engine.detector
     inner = det.on_quotes
 
     def entry(batch):
+        start = time.time_ns()
         out = inner(batch)
         done = time.time_ns()
         for q in batch:
             evals.append((done, max(q.recv_ts_ns, q.live_ts_ns), q.pub_ts_ns,
-                          int(q.live_ts_ns > q.recv_ts_ns)))
+                          int(q.live_ts_ns > q.recv_ts_ns), start))
         return out
 
     det.on_quotes = entry

@@ -5,7 +5,8 @@ files: ``DIR/feed.npz`` (per quote record the feed process sent: send called, se
 returned, acknowledged, the newest quote's publish time, quotes in it) and
 ``DIR/detect.npz`` (per quote record the detect process fetched: the time the
 consumer handed it out and its newest publish time; per quote evaluated: done,
-its live time, its publish time, whether it was a liveness refresh). Records are
+its live time, its publish time, whether it was a liveness refresh, when its
+batch's ``Detector.on_quotes`` started). Records are
 matched across the processes by their newest publish time (one wall clock: both
 processes run on this host).
 
@@ -64,6 +65,12 @@ def stages(d: str, window_s: float = 3.0) -> list[str]:
     disp = {int(pub): t for t, pub, _ in recs}
     hand = np.asarray([(e[0] - disp[int(e[2])]) / ms for e in ev if int(e[2]) in disp])
     out.append(_row("handed out -> evaluated (inbox, detector loop)", hand))
+    if ev.shape[1] > 4:
+        for r, what in ((0, "changed"), (1, "refreshes")):
+            e = ev[ev[:, 3] == r]
+            out.append(_row(f"  {what}: published -> batch evaluation starts",
+                            (e[:, 4] - e[:, 2]) / ms))
+            out.append(_row(f"  {what}: their batch's Detector.on_quotes", (e[:, 0] - e[:, 4]) / ms))
     out.append("")
     out.append(f"{len(feed)} records sent with {int(feed[:, 4].sum())} quotes; "
                f"{len(recs)} records handed out; {len(ev)} quotes evaluated")
