@@ -2,7 +2,8 @@
 
 The detector's quote subscription joins the consumer group ``group_id`` (any
 number of detector processes share the partitions); every other subscription
-(status, viewer, executor) reads all partitions without a group. Live
+(status, viewer, executor) reads all partitions without a group, polling
+slowly when it reads only quiet topics (``QUIET_FETCH_WAIT_MS``). Live
 consumers start at the latest offset; the viewer can start from a time
 (``start_from``). Coalescing quote inboxes keep batch items undecoded until
 drained (``QuoteInbox``). After an outage, positions are verified against a
