@@ -28,6 +28,7 @@ import multiprocessing as mp
 import os
 import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -745,7 +746,7 @@ def _trace_detect(bus, probe) -> None:
         return put(b, subs, r, ks, now)
 
     bus._put_quotes = traced
-    evals: list[tuple[int, int, int, int, int]] = []
+    evals: list[tuple[int, int, int, int, int, int]] = []
     det = probe.engine.detector
     inner = det.on_quotes
 
@@ -755,7 +756,7 @@ def _trace_detect(bus, probe) -> None:
         done = time.time_ns()
         for q in batch:
             evals.append((done, max(q.recv_ts_ns, q.live_ts_ns), q.pub_ts_ns,
-                          int(q.live_ts_ns > q.recv_ts_ns), start))
+                          int(q.live_ts_ns > q.recv_ts_ns), start, zlib.crc32(q.venue.encode())))
         return out
 
     det.on_quotes = entry
