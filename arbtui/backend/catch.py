@@ -473,7 +473,13 @@ class CatchModel:
           is what the first later quote would record, ``_cross``), but the counts must not
           see a retired window before ``_retire`` would have retired it (an UPDATED
           estimate in between reads them): so the window waits in ``_staged`` with its
-          counts prepared, and ``_retire`` adds it in its place."""
+          counts prepared, and ``_retire`` adds it in its place.
+
+        "The same" assumes a quote reaches the model before the detector's clock passes a
+        horizon that its receive time precedes: so in one process and in a replay, where a
+        quote is queued when it is stamped and this runs only with nothing queued. On Kafka a
+        quote stamped before a horizon can arrive after it; whether it still counted already
+        depended on whether an opening or a close came first, and now it does not."""
         if self._adds:
             a = self._adds.popleft()
             if isinstance(a, WindowRecord):
