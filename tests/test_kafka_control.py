@@ -14,23 +14,13 @@ import time
 
 import pytest
 from kafka_broker import kafka_broker, kafka_config, topic_prefix  # noqa: F401
+from polling import until
 
 from arbtui.backend.bus import CONTROL, FILLS
 from arbtui.backend.bus.embedded import EmbeddedBus
 from arbtui.backend.engine import Engine
 from arbtui.backend.roles.control import ControlDesk, threshold_text
 from arbtui.model import Control, ControlAck, Fill, OppEvent, Opportunity
-
-
-async def until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
 
 # ----------------------------------------------------------------------------- units
 
