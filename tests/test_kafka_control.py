@@ -420,7 +420,8 @@ async def test_view_commands_applied_and_acked_by_detector_and_executor_over_kaf
                     and desk.of("detect")[0]["disabled_venues"] == ["kraken"], 20,
                     "the late detector acking the operator's threshold and venue")
         assert det2.detector.cfg.min_net_bps == 1.5 and "kraken" in det2.detector.disabled_venues
-        assert desk.resent == resent + 2 and det2.control.applied == 2
+        # Each applied once (a second re-send after a lost statement would be stale).
+        assert desk.resent >= resent + 2 and det2.control.applied == 2
         assert threshold_text(ctl())[0].startswith("thr +1.5bps")
         assert not view.bus.stats()["lost"] and FILLS in view.bus.stats()["consumed"]
     finally:
