@@ -141,7 +141,8 @@ class VenueFeed(Connection, BookPublisher):
         self.conn_state_reason = "not started"
         self._latency: deque[float] = deque(maxlen=600)  # recv - venue ts, ms
         self._latency_floor = math.inf
-        self.latency_hist = Histogram(FEED_BUCKETS_S)  # arbtui_feed_latency_seconds
+        self._latency_hist = Histogram(FEED_BUCKETS_S)  # arbtui_feed_latency_seconds
+        self._lat_pending: list[float] = []  # its samples not yet binned (publish)
         self.quotes_out = 0  # arbtui_quotes_total
         self._outbox: asyncio.Queue[str] | None = None
         self._ws: Any = None

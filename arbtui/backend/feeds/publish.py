@@ -11,8 +11,11 @@ state it works on. This is the hot path of every adapter: see
 
 from __future__ import annotations
 
-from arbtui.backend.book import Book
+from bisect import bisect_left
+
+from arbtui.backend.book import _NO_FLOOR, Book
 from arbtui.backend.feeds.sync import BookSync
+from arbtui.backend.metrics import Histogram
 from arbtui.model import BookState, Quote
 
 # An Enum member read through its class costs ~60 ns (EnumType lookup); publish
@@ -83,22 +86,24 @@ class BookPublisher:
     ``books`` and the latency state are set by ``VenueFeed.__init__``)."""
 
     def venue_latency(self, recv_ns: int, venue_ts_ns: int) -> None:
-        """Called once per published quote: counts it, and keeps its receive delay."""
+        """Count one published quote and keep its receive delay (``publish`` does
+        the same inline: this is for adapters that publish their own way)."""
         self.quotes_out += 1
         if venue_ts_ns:
             ms = (recv_ns - venue_ts_ns) / 1e6
             self._latency.append(ms)
-            # The histogram is skew-corrected like feed_latency_ms: the smallest delay
-            # seen on this feed stands for clock offset + fastest path. (A compare,
-            # not min(): this runs once per quote, and the builtin call costs more.)
             floor = self._latency_floor
             if ms < floor:
                 self._latency_floor = floor = ms
-            self.latency_hist.observe((ms - floor) / 1e3)
+            self._lat_pending.append(ms - floor)
 
     def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
         """After a WHOLE message is applied: crossed check, then emit a Quote if the top
-        changed, or a liveness refresh if it did not for ``LIVE_REFRESH_NS``."""
+        changed, or a liveness refresh if it did not for ``LIVE_REFRESH_NS``.
+
+        Written out (no take_top / venue_latency / Histogram.observe calls): it runs
+        once per book message, and at 1-3 levels a message those calls were ~1/8 of
+        an adapter's instructions per frame (benchmarks/frames.py, 2026-12)."""
         sb.last_update_ns = recv_ns
         sb.live_venue_ns = venue_ts_ns
         if sb.state is not _LIVE:
@@ -110,9 +115,16 @@ class BookPublisher:
             if recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
                 self._refresh(sb, recv_ns)
             return
-        # The book keeps each level's floats: the quote's lists are read, not converted.
-        top = book.take_top(self.quote_depth)
-        fb, fa = top
+        # Book.take_top inline: the book keeps each level's (price, size) floats in
+        # its own order, best last, so the quote's lists are two reversed slices.
+        n = self.quote_depth
+        bk = book._bk
+        ak = book._ak
+        book.bid_floor = bk[-n] if len(bk) >= n else _NO_FLOOR
+        book.ask_floor = ak[-n] if len(ak) >= n else _NO_FLOOR
+        book.top_dirty = False
+        fb = book._pb[:-n - 1:-1]
+        fa = book._pa[:-n - 1:-1]
         if not fb or not fa:
             book.top_dirty = True  # nothing published: look again after the next change
             return
@@ -127,12 +139,28 @@ class BookPublisher:
                 self.count("crossed")
                 self.resync(sb, "crossed book")
             return
-        if top == sb.last_top:
+        top = (fb, fa)
+        if top == sb.last_top:  # unchanged pairs are the same objects: identity compares
             if recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
                 self._refresh(sb, recv_ns)
             return
         sb.last_top = top
-        self.venue_latency(recv_ns, venue_ts_ns)
+        # venue_latency inline; the histogram's samples are only appended here and
+        # binned when it is read (``latency_hist``).
+        self.quotes_out += 1
+        if venue_ts_ns:
+            ms = (recv_ns - venue_ts_ns) / 1e6
+            self._latency.append(ms)
+            # The histogram is skew-corrected like feed_latency_ms: the smallest delay
+            # seen on this feed stands for clock offset + fastest path. (A compare,
+            # not min(): the builtin call costs more.)
+            floor = self._latency_floor
+            if ms < floor:
+                self._latency_floor = floor = ms
+            pend = self._lat_pending
+            pend.append(ms - floor)
+            if len(pend) >= 4096:
+                self._fold_latency()
         bp, bq = book.bids[bid]
         ap, aq = book.asks[ask]
         sb.pub_live_ns = recv_ns
@@ -154,6 +182,27 @@ class BookPublisher:
         q.recv_ts_ns = q.live_ts_ns = recv_ns
         q.seq = seq
         self.emit(q)
+
+    def _fold_latency(self) -> None:
+        """Bin the pending latency samples (ms above the floor) into the histogram."""
+        pend = self._lat_pending
+        if pend:
+            h = self._latency_hist
+            counts, bounds = h.counts, h.bounds
+            total = h.sum  # summed in sample order, as observe() would
+            for ms in pend:
+                v = ms / 1e3
+                counts[bisect_left(bounds, v)] += 1
+                total += v
+            h.n += len(pend)
+            h.sum = total
+            pend.clear()
+
+    @property
+    def latency_hist(self) -> Histogram:
+        """arbtui_feed_latency_seconds: every sample so far (read on the feed's loop)."""
+        self._fold_latency()
+        return self._latency_hist
 
     def _refresh(self, sb: SymbolBook, live_ns: int) -> None:
         """Re-publish ``sb``'s last quote (same level lists, same top times) with
