@@ -102,3 +102,17 @@ async def test_coinbase_one_event_path_agrees_with_on_l2(monkeypatch):
     # Off, every l2_data frame goes through _on_l2; on, only snapshots and the rare
     # multi-event frame do.
     assert calls[0] < 0.2 * calls[1]
+
+
+async def test_okx_fast_finish_agrees_with_the_generic_path(monkeypatch):
+    from arbtui.backend.feeds import okx
+    from arbtui.backend.feeds.okx import OkxFeed
+
+    lines = load_recording("OKX.jsonl.zst")
+    smap = OkxFeed.parse_instruments(next(ln["data"] for ln in lines if ln["t"] == "http"))
+    conn = next(ln["conn"] for ln in lines if ln["t"] == "connect")
+    runs, calls = await _both_ways(monkeypatch, okx, "FAST_FINISH", OkxFeed, lines, conn, smap,
+                                   "withhold_crossed")
+    assert runs[0] == runs[1]
+    assert len(runs[0][0]) > 50
+    assert calls[0] < 0.1 * calls[1]

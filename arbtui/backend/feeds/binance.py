@@ -372,7 +372,9 @@ class BinanceFeed(BinanceSnapshots, VenueFeed):
             return True
         sb.seq = u
         self.publish(sb, recv_ns, ev.E * 1_000_000, u)
-        self._check_ticker(sb)
+        bt = sb.sync.ticker
+        if bt is not None and bt[0] == u:  # _check_ticker's own first test, without the call
+            self._check_ticker(sb)
         return True
 
     def _apply(self, sb: SymbolBook, ev: dict, data) -> bool:
@@ -401,12 +403,13 @@ class BinanceFeed(BinanceSnapshots, VenueFeed):
         self._drop(sb)
         self.resync(sb, reason)
 
-    def publish(self, sb, recv_ns, venue_ts_ns=0, seq=-1) -> None:
-        was = sb.state
-        super().publish(sb, recv_ns, venue_ts_ns, seq)
-        if was is BookState.LIVE and sb.state is BookState.RESYNC and sb.sync.phase is SYNCED:
-            # Base saw a crossed book and asked for a resync: stop trusting it now.
+    def resync(self, sb: SymbolBook, reason: str) -> None:
+        if sb.sync.phase is SYNCED:
+            # Only publish asks for a resync of a book still SYNCED (it found the book
+            # crossed; _restart drops first): stop trusting it now. Overriding resync
+            # rather than publish keeps publish one call on every depth event.
             self._drop(sb)
+        super().resync(sb, reason)
 
     # ------------------------------------------------------------------ bookTicker
 
