@@ -227,9 +227,9 @@ class Book:
         before it stay applied (the caller drops the book)."""
         # ``set``'s rule written out, one pass per side: a call per level (or per
         # side) was a third of the cost at a few levels a message (see ``apply``).
-        for rows, keys, pairs, lv, floor, sign in (
-                (bids, self._bk, self._pb, self.bids, self.bid_floor, 1.0),
-                (asks, self._ak, self._pa, self.asks, self.ask_floor, -1.0)):
+        for rows, keys, pairs, lv, floor, bid in (
+                (bids, self._bk, self._pb, self.bids, self.bid_floor, True),
+                (asks, self._ak, self._pa, self.asks, self.ask_floor, False)):
             if not rows:  # also None: a message without that side
                 continue
             for row in rows:
@@ -244,7 +244,7 @@ class Book:
                     raise BookError(f"invalid level {px!r} {qty!r}")
                 if px.__class__ is not str or len(px) > 16:
                     _check_key(px, p)
-                k = sign * p
+                k = p if bid else -p  # the sort key (asks: -price); no new float for a bid
                 if k >= floor:
                     self.top_dirty = True
                 if p in lv:
