@@ -116,3 +116,30 @@ async def test_okx_fast_finish_agrees_with_the_generic_path(monkeypatch):
     assert runs[0] == runs[1]
     assert len(runs[0][0]) > 50
     assert calls[0] < 0.1 * calls[1]
+
+
+def test_feed_latency_histogram_bins_every_published_sample_when_read():
+    # publish only appends each quote's delay (above the feed's floor so far); the
+    # histogram bins them when it is read, as Histogram.observe did per quote.
+    from bisect import bisect_left
+
+    from arbtui.backend.metrics import FEED_BUCKETS_S
+
+    f = GeminiFeed(["BTC-USD"], lambda q: None)
+    sb = f.books["BTC-USD"]
+    f.set_state(sb, sb.state.LIVE)
+    delays_ms = [5.0, 3.0, 7.5, 3.2, 40.0, 3.0, 900.0]
+    for i, ms in enumerate(delays_ms):
+        sb.book.apply_sides([(f"{100 + i}", "1")], [(f"{200 - i}", "1")])
+        recv = 10**18 + i * 10**9
+        f.publish(sb, recv, recv - int(ms * 1e6))
+    want = [0] * (len(FEED_BUCKETS_S) + 1)
+    floor, total = float("inf"), 0.0
+    for ms in delays_ms:
+        floor = min(floor, ms)
+        want[bisect_left(FEED_BUCKETS_S, (ms - floor) / 1e3)] += 1
+        total += (ms - floor) / 1e3
+    h = f.latency_hist
+    assert f.quotes_out == len(delays_ms)
+    assert h.n == len(delays_ms) and h.counts == want and h.sum == total
+    assert f.latency_hist.n == len(delays_ms)  # a second read adds nothing
