@@ -212,13 +212,16 @@ class BookPublisher:
             return
         sb.pub_live_ns = live_ns
         self.count("live_refreshes")
-        self.emit(Quote(
-            venue=q.venue, symbol=q.symbol, bid=q.bid, bid_size=q.bid_size, ask=q.ask,
-            ask_size=q.ask_size, bids=q.bids, asks=q.asks, bid_px=q.bid_px, bid_qty=q.bid_qty,
-            ask_px=q.ask_px, ask_qty=q.ask_qty, venue_ts_ns=q.venue_ts_ns,
-            recv_ts_ns=q.recv_ts_ns, seq=q.seq, live_ts_ns=live_ns,
-            live_venue_ts_ns=sb.live_venue_ns if sb.last_update_ns == live_ns else 0,
-        ))
+        # A shallow copy shares the level lists (how a consumer recognizes a refresh)
+        # and takes every field as the last quote has it now (replay restamps its
+        # times in place); only the liveness times and the bus stamp are new. About
+        # a tenth of the instructions of Quote(...) with 17 keywords: on a sparse
+        # stream (the 2021 Binance recording) most frames refresh another book.
+        r = q.__copy__()
+        r.live_ts_ns = live_ns
+        r.live_venue_ts_ns = sb.live_venue_ns if sb.last_update_ns == live_ns else 0
+        r.pub_ts_ns = 0
+        self.emit(r)
 
     def connection_alive(self, recv_ns: int) -> None:
         """A frame arrived on this connection (data, heartbeat, pong): it proves
