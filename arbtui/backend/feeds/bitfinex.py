@@ -97,14 +97,16 @@ def _num(v: Any) -> str:
 
 def checksum(book: Book) -> int:
     """Bitfinex's OB_CHECKSUM of ``book`` (rule 5), a signed 32-bit int."""
-    bids, asks = book.top_bids(25), book.top_asks(25)
-    parts: list[str] = []
-    for i in range(25):
-        if i < len(bids):
-            parts += bids[i]
-        if i < len(asks):
-            parts += (asks[i][0], "-" + asks[i][1])
-    c = zlib.crc32(":".join(parts).encode())
+    # bid px:amount and ask px:-amount interleaved, the longer side's rest after:
+    # built by slices (it runs on every checksum frame, ~1 in 5 of a book stream).
+    b = [f"{px}:{qty}" for px, qty in book.top_bids(25)]
+    a = [f"{px}:-{qty}" for px, qty in book.top_asks(25)]
+    n = min(len(b), len(a))
+    levels: list = [None] * (2 * n)
+    levels[0::2] = b[:n]
+    levels[1::2] = a[:n]
+    levels += b[n:] or a[n:]
+    c = zlib.crc32(":".join(levels).encode())
     return c - (1 << 32) if c >= (1 << 31) else c
 
 
