@@ -152,14 +152,6 @@ class Book:
                 self._pa.insert(i, (p, q))
                 lv[p] = (px, qty)
 
-    def set_capped(self, is_bid: bool, px: str, qty: str) -> None:
-        """``set`` then the depth cap: a one-level message, as ``apply_sides`` would
-        apply it (adapters whose frames carry one level call this directly)."""
-        self.set(is_bid, px, qty)
-        d = self.depth
-        if len(self._bk) > d or len(self._ak) > d:
-            self.truncate()
-
     def apply(self, levels, sides: dict) -> None:
         """``set`` for every level of one message, then ``truncate``, in one call.
 

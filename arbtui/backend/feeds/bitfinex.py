@@ -269,16 +269,21 @@ class BitfinexFeed(VenueFeed):
             return False
         self._seq = seq
         neg = amt[0] == "-"
+        book = sb.book
         try:
+            # Book.set, then the depth cap as apply_sides applies it after a message.
             if cnt == "0":  # delete; amount 1 / -1 says which side
-                sb.book.set_capped(not neg, px, "0")
+                book.set(not neg, px, "0")
             elif neg:
-                sb.book.set_capped(False, px, amt[1:])
+                book.set(False, px, amt[1:])
             else:
-                sb.book.set_capped(True, px, amt)
+                book.set(True, px, amt)
         except _BAD_ROW as e:
             self.frame_error(f"bad level: {e}", data, sb)  # may be half-applied: resync
             return True
+        d = book.depth
+        if len(book.bids) > d or len(book.asks) > d:
+            book.truncate()
         sb.seq = seq
         self.publish(sb, recv_ns, 0, seq)
         return True
