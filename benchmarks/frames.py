@@ -3,6 +3,17 @@
     valgrind --tool=callgrind --callgrind-out-file=a.out python -m benchmarks.frames REC VENUE --shadows 0
     valgrind --tool=callgrind --callgrind-out-file=b.out python -m benchmarks.frames REC VENUE --shadows 2
     python -m benchmarks.frames REC VENUE --profile     # cProfile of the shadow's feed_frame only
+    python -m benchmarks.frames REC VENUE --tight all|nonupd|none [--cryptofeed]
+
+``--tight`` is the tight loop for venues whose books need no REST snapshot: one fresh
+adapter (or, with ``--cryptofeed``, cryptofeed's handler for that venue at its defaults,
+as ``benchmarks/peer.py`` builds it) is handed the venue's frames in order, no replay
+driver: ``all`` every frame, ``nonupd`` all but the book-update frames, ``none`` none.
+Under callgrind (``PYTHONHASHSEED=0 OPENBLAS_NUM_THREADS=1``: OpenBLAS's idle thread
+otherwise adds ~1-2 k instructions a frame of noise), (all - nonupd) / updates is the
+instructions per update frame, the figure the peer table's headline is about; on a
+venue whose non-update frames depend on the updates (Bitfinex's checksums, sequence
+numbers) use (all - none) / frames instead.
 
 The recording is replayed exactly as ``benchmarks/peer.py`` replays it (``ReplayEngine``,
 virtual clock, recorded REST answers). Each connection of VENUE gets ``--shadows`` extra
@@ -86,6 +97,50 @@ async def _run(path: str, venue: str, shadows: int, profile: cProfile.Profile | 
     return stats
 
 
+def tight(path: str, venue: str, mode: str, cryptofeed: bool) -> dict:
+    import gc
+
+    from arbtui.backend.clock import VirtualClock
+    from arbtui.backend.feeds import feed_class
+    from benchmarks import peer
+
+    src = peer.Source("tight", path)
+    frames = [(d, ts, u) for d, ts, u in src.frames[venue]]
+    if cryptofeed:
+        import logging
+
+        from cryptofeed.symbols import Symbols
+
+        logging.getLogger("feedhandler").setLevel(logging.CRITICAL)
+        peer._patch_http(peer._Rest([b for v in src.http.values() for b in v]))
+        Symbols.clear()
+        _feed, conn, handler, _std = asyncio.run(peer._cf_feed(src, venue, "defaults"))
+
+        def feed_frame(data, ts, _h=handler, _c=conn):
+            try:
+                _h(data, _c, ts).send(None)
+            except StopIteration:
+                pass
+    else:
+        syms = src.symbols[venue]
+        clock = VirtualClock(int(frames[0][1] * 1e9))
+        f = feed_class(venue)(list(syms), lambda q: None, symbol_map=dict(syms), clock=clock,
+                              quote_depth=10)
+
+        def feed_frame(data, ts, _f=f.feed_frame, _c=clock):
+            _c.now = ns = int(ts * 1e9)
+            _f(data, ns)
+    gc.disable()
+    st = {"frames": len(frames), "updates": sum(1 for f in frames if f[2])}
+    if mode == "none":
+        frames = []
+    for d, ts, u in frames:
+        if u and mode == "nonupd":
+            continue
+        feed_frame(d, ts)
+    return st
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recording")
@@ -94,7 +149,13 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="cProfile the shadow adapter's feed_frame calls (one shadow)")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--tight", choices=("all", "nonupd", "none"),
+                    help="the tight loop (no replay driver, venues without REST snapshots)")
+    ap.add_argument("--cryptofeed", action="store_true", help="--tight: cryptofeed's handler")
     a = ap.parse_args()
+    if a.tight:
+        print(f"{a.venue}: {tight(a.recording, a.venue, a.tight, a.cryptofeed)}", file=sys.stderr)
+        return
     prof = cProfile.Profile() if a.profile else None
     shadows = 1 if a.profile else a.shadows
     st = asyncio.run(_run(a.recording, a.venue, shadows, prof))
