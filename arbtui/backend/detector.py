@@ -121,7 +121,8 @@ class _Leg:
     """One venue's book of one canonical symbol."""
 
     __slots__ = ("asset", "base", "ccy", "dirs", "ea", "eb", "fee", "grp", "key", "live", "ma",
-                 "mah", "mb", "opens", "perp", "q", "qmap", "slot", "sym", "uid", "venue")
+                 "mah", "mb", "notlive", "opens", "perp", "q", "qmap", "slot", "sym", "uid",
+                 "venue")
 
     def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
                  uid: int, h: float) -> None:
@@ -145,6 +146,8 @@ class _Leg:
         self.uid = uid
         self.q: Quote | None = None  # the latest LIVE quote, None while absent
         self.live = 0  # model.live_ns(q): when the book was last known good
+        #: Detector.book_state of this book is known and not LIVE (kept by on_book_state)
+        self.notlive = False
         self.qmap: dict[str, Quote] | None = None  # Detector.quotes[sym]
         self.ea = _INF  # ask x (1 + fee) x hurdle
         self.eb = -_INF  # bid x (1 - fee)
@@ -157,11 +160,14 @@ class _Leg:
 class _Dir:
     """One direction (buy on one book, sell on another): its key and last walk."""
 
-    __slots__ = ("asks", "bids", "key", "kind", "params", "w")
+    __slots__ = ("asks", "bids", "key", "kind", "o", "params", "w")
 
     def __init__(self, buy: _Leg, sell: _Leg) -> None:
         self.key: Key = (buy.sym, buy.venue, sell.venue, sell.sym)
         self.kind = basismod.kind_of(buy.perp, sell.perp)
+        #: Detector.open[key] while this direction's window is open, else None (the
+        #: per-quote path reads it here instead of hashing the 4-tuple key)
+        self.o: _Open | None = None
         self.asks: list | None = None
         self.bids: list | None = None
         self.params: tuple = ()
@@ -227,11 +233,12 @@ class Detector:
         if leg is None:
             return []
         out: list[Opportunity] = []
-        if not (leg.base.nsyms == 1 and not leg.opens and max(leg.grp.ebs) < leg.ea
-                and leg.eb < min(leg.grp.eas)):
+        g = leg.grp
+        if not (leg.base.nsyms == 1 and not leg.opens and max(g.ebs) < leg.ea
+                and leg.eb < min(g.eas)):
             # (the test above is _eval_pairs' first line, here to spare the call
-            # for the ~70 % of quotes it rejects)
-            self._eval_pairs(leg, self.clock(), out, None)
+            # for the ~70 % of quotes it rejects, and its repetition for the others)
+            self._pairs(leg, self.clock(), out, None)
         if leg.grp.partner is not None:
             self.basis.evaluate(self, leg, self.clock(), out, None)
         return out
@@ -276,6 +283,8 @@ class Detector:
                 basismod.link(self._groups, sym, g)
             leg = self._canon[(venue, sym)] = _Leg(venue, sym, self.fees.get(venue, 0.0), b, g,
                                                     len(self._canon), self._h)
+            st = self.book_state.get((venue, sym))
+            leg.notlive = st is not None and st is not BookState.LIVE
         self._legs[(venue, symbol)] = leg
         return leg
 
@@ -297,8 +306,7 @@ class Detector:
             if d is None:
                 d = self._offsets[venue] = deque(maxlen=201)
             d.append((rt - q.venue_ts_ns) / 1e6)
-        st = self.book_state.get(leg.key)
-        if st is not None and st is not BookState.LIVE:
+        if leg.notlive:
             # A quote published before its book left LIVE can be drained after the
             # status (two subscriptions, one batch): it must not resurrect the book.
             self.counters["ignored_not_live"] += 1
@@ -354,10 +362,17 @@ class Detector:
         ea, eb, g = a.ea, a.eb, a.grp
         if b.nsyms == 1 and not opens and max(g.ebs) < ea and eb < min(g.eas):
             return  # no other book's bid clears a's ask, nor a's bid another's ask (net, hurdle)
-        av, sym, q = a.venue, a.sym, a.q
+        self._pairs(a, now, out, seen)
+
+    def _pairs(self, a: _Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
+        """``_eval_pairs`` past its first test."""
+        opens = a.opens
+        ea, eb, g = a.ea, a.eb, a.grp
+        av, q = a.venue, a.q
+        qr = q.recv_ts_ns
+        dirs = a.dirs
         dv, ds = self.disabled_venues, self.disabled_symbols
-        is_open = self.open
-        for x in b.legs:
+        for x in a.base.legs:
             if x.grp is g:
                 if x is a:
                     continue
@@ -372,11 +387,12 @@ class Detector:
                     if pk in seen:
                         continue
                     seen.add(pk)
-                oq = x.q
-                trig = max(q.recv_ts_ns, oq.recv_ts_ns)
-                if fwd or (sym, av, x.venue, sym) in is_open:
+                xr = x.q.recv_ts_ns
+                trig = qr if qr >= xr else xr  # noqa: FURB136 -- max() without the call
+                # (an open window of a direction is its _Dir's ``o``: Detector.open[key])
+                if fwd or ((d := dirs.get(x)) is not None and d.o is not None):
                     self._eval(a, x, 1.0, now, out, trig)
-                if rev or (sym, x.venue, av, sym) in is_open:
+                if rev or ((d := x.dirs.get(a)) is not None and d.o is not None):
                     self._eval(x, a, 1.0, now, out, trig)
             elif x.venue != av and x.venue not in dv and x.sym not in ds:
                 if seen is not None:
@@ -418,12 +434,14 @@ class Detector:
         """A book left LIVE: forget its quote and close what depended on it, at once."""
         sym = canonical_symbol(st.venue, st.symbol)
         self.book_state[(st.venue, sym)] = st.state
+        leg = self._canon.get((st.venue, sym))
+        if leg is not None:
+            leg.notlive = st.state is not BookState.LIVE
         if st.state is BookState.LIVE:
             return []
         by_venue = self.quotes.get(sym)
         if by_venue is not None:
             by_venue.pop(st.venue, None)
-        leg = self._canon.get((st.venue, sym))
         if leg is not None:
             self._drop(leg)
         return self._close_where(
@@ -622,39 +640,36 @@ class Detector:
 
         ``rate`` converts the sell venue's currency into the buy venue's.
         """
-        buy, sell = bl.q, sl.q
         d = bl.dirs.get(sl)
         if d is None:
             d = bl.dirs[sl] = _Dir(bl, sl)
-        key = d.key
         cfg = self.cfg
         max_age = cfg.max_quote_age_ms * 1e6
-        o = self.open.get(key)
+        o = d.o
         # Liveness, not top age (model.AGES_RULE): a quiet top on a live book is usable.
         if now - bl.live > max_age or now - sl.live > max_age:
             if o is not None:
                 x = bl if now - bl.live > max_age else sl
-                out.append(self._close(key, now, f"{x.venue} book stale (not live for "
-                                                 f"{(now - x.live) / 1e6:.0f} ms)"))
+                out.append(self._close(d.key, now, f"{x.venue} book stale (not live for "
+                                                   f"{(now - x.live) / 1e6:.0f} ms)"))
             return
-        fa = bl.fee
-        fb = sl.fee
+        buy, sell = bl.q, sl.q
         ba, sb = buy.ask, sell.bid
-        thr = self._thr
         # The walk's own test of its first unit (same products, same order): the
         # best ask and bid must already clear the per-unit hurdle.
         if not (ba > 0 and sb > 0 and sb * rate * sl.mb >= ba * bl.mah):
             if o is not None:
-                out.append(self._close(key, now, "below threshold"
+                out.append(self._close(d.key, now, "below threshold"
                                        if sb * rate * sl.mb > ba * bl.ma else "edge gone"))
             return
-        max_quote = max_base = math.inf
+        thr = self._thr
+        max_quote = max_base = _INF
         if self.balances is not None:
             qb = self.balances(buy.venue, bl.ccy, "quote")
             bb = (self.balances(sell.venue, sl.asset, "base") if not sl.perp else  # a short:
                   basismod.short_cap(self.balances(sell.venue, sl.ccy, "quote"), sb, sl.ma))
-            max_quote = math.inf if qb is None else qb
-            max_base = math.inf if bb is None else bb
+            max_quote = _INF if qb is None else qb
+            max_base = _INF if bb is None else bb
         self.counters["walks"] += 1
         asks = buy.asks or [(buy.ask, buy.ask_size)]
         bids = sell.bids or [(sell.bid, sell.bid_size)]
@@ -670,7 +685,7 @@ class Detector:
                 and (d.bids is bids or d.bids == bids) and d.params == params):
             d.asks, d.bids = asks, bids
         else:
-            w = walk(asks, bids, fa, fb, min_net_bps=thr, flat_cost=cfg.flat_cost, rate=rate,
+            w = walk(asks, bids, bl.fee, sl.fee, min_net_bps=thr, flat_cost=cfg.flat_cost, rate=rate,
                      max_notional=cfg.max_notional, max_quote=max_quote, max_base=max_base,
                      level_share=cfg.max_level_share)
             d.asks, d.bids, d.params, d.w = asks, bids, params, w
@@ -680,7 +695,7 @@ class Detector:
             if o is not None:
                 why = (f"no size ({w.limited_by})" if w.size <= 0 else "below min_notional"
                        if w.notional < cfg.min_notional else "below threshold after flat_cost")
-                out.append(self._close(key, now, why))
+                out.append(self._close(d.key, now, why))
             return
         suspect = w.net_bps > cfg.max_plausible_bps
         if o is not None and o.w is w and o.ba == ba and o.sb == sb and o.rate == rate and (
@@ -688,6 +703,8 @@ class Detector:
             # The same walk on the same top of book: every field below already
             # holds these values (peaks included) and no UPDATED is due.
             return
+        fa = bl.fee
+        fb = sl.fee
         top_gross = gross_bps(ba, sb * rate)
         top_net = marginal_bps(ba, sb * rate, fa, fb)
         if o is None:
@@ -718,7 +735,7 @@ class Detector:
                 self.catch.opened(opp, buy, sell)
             # The emitted event is immutable from here on; the open window keeps
             # its own copy that later quotes update in place.
-            self.open[key] = o = _Open(msgspec.structs.replace(opp), bl, sl)
+            self.open[d.key] = d.o = o = _Open(msgspec.structs.replace(opp), bl, sl)
             o.w, o.ba, o.sb, o.rate = w, ba, sb, rate
             bl.opens[sl] = bl.opens.get(sl, 0) + 1
             sl.opens[bl] = sl.opens.get(bl, 0) + 1
@@ -758,6 +775,7 @@ class Detector:
 
     def _close(self, key: Key, now: int, reason: str) -> Opportunity:
         o = self.open.pop(key)
+        o.buy.dirs[o.sell].o = None
         for a, b in ((o.buy, o.sell), (o.sell, o.buy)):
             n = a.opens[b] - 1
             if n:

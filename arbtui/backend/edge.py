@@ -190,27 +190,32 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
         # <= the chunk. Any other case computes all three caps, in order.
         no_wallet = max_base == inf and max_quote == inf
         i = j = 0
-        lv = asks[0]
-        pa = lv[0]
-        ra = lv[1] * level_share
+        pa, ra = asks[0]
+        ra *= level_share
         pafa = pa * fa
         hpa = pa * fah
         fast = no_wallet and 0.0 < pafa < inf and ra < inf
-        lv = bids[0]
-        pb = lv[0]
-        rb = lv[1] * level_share
+        pb, rb = bids[0]
+        rb *= level_share
         pbf = pb * rate * fb
         while True:
             if not pbf >= hpa:
                 limited = "threshold" if pbf > pafa else "edge"
                 break
             q = rb if rb < ra else ra  # noqa: FURB136 -- min(ra, rb) without the call
-            cap_hit = ""
             if fast:
                 c = (max_notional - cost_px) / pa
                 if c <= q:
-                    q, cap_hit = c, "max_notional"
+                    # The notional cap ends the walk with this chunk.
+                    if c > eps:
+                        size += c
+                        cost_px += pa * c
+                        proc_px += pb * c
+                        buy_worst, sell_worst = pa, pb
+                    limited = "max_notional"
+                    break
             else:
+                cap_hit = ""
                 c = max_base - size
                 if c <= q:
                     q, cap_hit = c, "base_balance"
@@ -220,6 +225,14 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 c = (max_quote - cost_px * fa) / pafa
                 if c <= q:
                     q, cap_hit = c, "quote_balance"
+                if cap_hit:
+                    if q > eps:
+                        size += q
+                        cost_px += pa * q
+                        proc_px += pb * q
+                        buy_worst, sell_worst = pa, pb
+                    limited = cap_hit
+                    break
             if q > eps:
                 size += q
                 cost_px += pa * q
@@ -227,18 +240,14 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 buy_worst, sell_worst = pa, pb
                 ra -= q
                 rb -= q
-            if cap_hit:
-                limited = cap_hit
-                break
             # A side out of levels ends the walk at once (nothing after it could
             # change the result).
             if ra <= eps:
                 i += 1
                 if i == na:
                     break
-                lv = asks[i]
-                pa = lv[0]
-                ra = lv[1] * level_share
+                pa, ra = asks[i]
+                ra *= level_share
                 pafa = pa * fa
                 hpa = pa * fah
                 fast = no_wallet and 0.0 < pafa < inf and ra < inf
@@ -246,9 +255,8 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 j += 1
                 if j == nb:
                     break
-                lv = bids[j]
-                pb = lv[0]
-                rb = lv[1] * level_share
+                pb, rb = bids[j]
+                rb *= level_share
                 pbf = pb * rate * fb
     if size <= _EPS:
         return Walk(limited_by=limited)
