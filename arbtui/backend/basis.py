@@ -164,11 +164,10 @@ class Basis:
         pg = leg.grp.partner
         if not pg.npresent:
             return
-        dv, ds = det.disabled_venues, det.disabled_symbols
         is_open = det.open
         perp = leg.perp
         for x in pg.legs:
-            if x.q is None or x.venue in dv or x.sym in ds:
+            if x.q is None or x.off:  # absent, or its venue or symbol disabled
                 continue
             spot, short = (x, leg) if perp else (leg, x)
             can = not (short.eb < spot.ea)  # _eval's first test, as the pair index forms it

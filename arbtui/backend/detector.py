@@ -121,7 +121,7 @@ class _Leg:
     """One venue's book of one canonical symbol."""
 
     __slots__ = ("asset", "base", "ccy", "dirs", "ea", "eb", "fee", "grp", "key", "live", "ma",
-                 "mah", "mb", "notlive", "opens", "perp", "q", "qmap", "slot", "sym", "uid",
+                 "mah", "mb", "notlive", "off", "opens", "perp", "q", "qmap", "slot", "sym", "uid",
                  "venue")
 
     def __init__(self, venue: str, sym: str, fee: float, base: _Base, grp: _Group,
@@ -148,6 +148,8 @@ class _Leg:
         self.live = 0  # model.live_ns(q): when the book was last known good
         #: Detector.book_state of this book is known and not LIVE (kept by on_book_state)
         self.notlive = False
+        #: its venue or symbol is disabled (Detector.disabled_*; kept by _set_off)
+        self.off = False
         self.qmap: dict[str, Quote] | None = None  # Detector.quotes[sym]
         self.ea = _INF  # ask x (1 + fee) x hurdle
         self.eb = -_INF  # bid x (1 - fee)
@@ -285,6 +287,7 @@ class Detector:
                                                     len(self._canon), self._h)
             st = self.book_state.get((venue, sym))
             leg.notlive = st is not None and st is not BookState.LIVE
+            leg.off = venue in self.disabled_venues or sym in self.disabled_symbols
         self._legs[(venue, symbol)] = leg
         return leg
 
@@ -337,7 +340,7 @@ class Detector:
         c = self.catch
         if c is not None and leg.key in c.watched:
             c.book(leg.key, q)  # a window's legs are watched past its opening
-        if venue in self.disabled_venues or sym in self.disabled_symbols:
+        if leg.off:  # its venue or symbol is disabled
             return None
         return leg
 
@@ -371,7 +374,6 @@ class Detector:
         av, q = a.venue, a.q
         qr = q.recv_ts_ns
         dirs = a.dirs
-        dv, ds = self.disabled_venues, self.disabled_symbols
         for x in a.base.legs:
             if x.grp is g:
                 if x is a:
@@ -380,7 +382,7 @@ class Detector:
                 rev = not (eb < x.ea)
                 if not (fwd or rev or x in opens):
                     continue
-                if x.venue in dv or x.sym in ds:
+                if x.off:
                     continue
                 if seen is not None:
                     pk = (a.uid, x.uid) if a.uid < x.uid else (x.uid, a.uid)
@@ -394,7 +396,7 @@ class Detector:
                     self._eval(a, x, 1.0, now, out, trig)
                 if rev or ((d := x.dirs.get(a)) is not None and d.o is not None):
                     self._eval(x, a, 1.0, now, out, trig)
-            elif x.venue != av and x.venue not in dv and x.sym not in ds:
+            elif x.venue != av and not x.off:
                 if seen is not None:
                     pk = (a.uid, x.uid) if a.uid < x.uid else (x.uid, a.uid)
                     if pk in seen:
@@ -467,18 +469,28 @@ class Detector:
                 self._drop(leg)
         return out
 
+    def _set_off(self) -> None:
+        """Each book's ``off`` flag from the disabled sets (the per-quote path reads the flag)."""
+        dv, ds = self.disabled_venues, self.disabled_symbols
+        for leg in self._canon.values():
+            leg.off = leg.venue in dv or leg.sym in ds
+
     def set_venue_enabled(self, venue: str, enabled: bool) -> list[Opportunity]:
         if enabled:
             self.disabled_venues.discard(venue)
+            self._set_off()
             return []
         self.disabled_venues.add(venue)
+        self._set_off()
         return self._close_where(lambda k: venue in (k[1], k[2]), f"{venue} disabled")
 
     def set_symbol_enabled(self, symbol: str, enabled: bool) -> list[Opportunity]:
         if enabled:
             self.disabled_symbols.discard(symbol)
+            self._set_off()
             return []
         self.disabled_symbols.add(symbol)
+        self._set_off()
         return self._close_where(lambda k: symbol in (k[0], k[3]), f"{symbol} disabled")
 
     def close_all(self, reason: str) -> list[Opportunity]:
