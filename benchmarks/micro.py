@@ -301,6 +301,7 @@ def detector_floor(nv: int = 5, ns: int = 50, n: int = 50_000, repeats: int = 5)
     - ``detector``: ``Detector.on_quote`` itself, for comparison.
     """
     from arbtui.backend import detector as detmod
+    from arbtui.backend import detector_windows
     from benchmarks.e2e import bench_config
 
     m = load.Market(nv, ns, seed=5)
@@ -311,19 +312,19 @@ def detector_floor(nv: int = 5, ns: int = 50, n: int = 50_000, repeats: int = 5)
     for q in quotes:
         q.recv_ts_ns = now
     calls: list = []
-    walk = detmod.walk
+    walk = detector_windows.walk
 
     def recording_walk(*a, **k):
         calls.append((a, k))
         return walk(*a, **k)
 
-    detmod.walk = recording_walk
+    detector_windows.walk = recording_walk
     try:
         det = detmod.Detector(cfg.detector, fees, clock=lambda: now)
         for q in quotes:
             det.on_quote(q)
     finally:
-        detmod.walk = walk
+        detector_windows.walk = walk
     others = {v: [o for o in m.venues if o != v] for v in m.venues}
 
     def bare() -> None:
