@@ -303,7 +303,10 @@ class Control(msgspec.Struct, kw_only=True):
     target: str = ""  # the role that applies it ("" = every role owning ``cmd``)
     owner: str = ""  # one process only (its owner id); "" = every instance of the role
     sender: str = ""  # the process that sent it (a viewer's host/pid/start)
-    ts_ns: int = 0
+    ts_ns: int = 0  # when the operator gave it (a re-send keeps the original's)
+    #: a viewer's re-send of the operator's command ``resend_of`` to a role instance that
+    #: started after it; applied only over older settings (``roles.control``)
+    resend_of: str = ""
     v: int = SCHEMA_VERSION
 
 

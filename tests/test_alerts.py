@@ -14,6 +14,7 @@ import json
 import pytest
 from aiohttp import web
 from detector_fixtures import Clock, dcfg, mkq
+from polling import until
 
 from arbtui import config
 from arbtui.backend.alerts import Alert, Alerter, HttpPoster, Webhook, payload
@@ -90,15 +91,6 @@ async def hooks():
     await runner.cleanup()
 
 
-async def _until(pred, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.005)
-
-
 def opp(i: int, *, symbol: str = "BTC-USD", buy: str = "kraken", sell: str = "gemini",
         net: float = 20.0, event: OppEvent = OppEvent.OPENED, **kw) -> Opportunity:
     return Opportunity(id=f"{symbol}:{buy}>{sell}:{i}", event=event, symbol=symbol,
@@ -142,7 +134,7 @@ async def test_an_opportunity_alert_reaches_the_webhook_as_json(hooks, tmp_path)
                                                  recv=clock.t))
         eng.bus.publish("quotes", "BTC-USD", mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)],
                                                  recv=clock.t))
-        await _until(lambda: hooks.got.get("/ok"), "the alert posted")
+        await until(lambda: hooks.got.get("/ok"), 10, "the alert posted", every=0.005)
         o = next(e for _, e in eng.events if isinstance(e, Opportunity))
         [rec] = hooks.got["/ok"]
         assert rec["source"] == "arbtui" and rec["rule"] == "opportunity"
@@ -155,8 +147,8 @@ async def test_an_opportunity_alert_reaches_the_webhook_as_json(hooks, tmp_path)
         assert d["ev"] == pytest.approx(o.ev) and "buy_book" not in d
         assert f"NET {o.net_bps:+.1f} bps" in rec["text"]
         # the server holds the POST before the client has read the 200 and counted it sent
-        await _until(lambda: eng.snapshot().extra["alerts"]["webhooks"][0]["sent"],
-                     "the webhook's answer counted")
+        await until(lambda: eng.snapshot().extra["alerts"]["webhooks"][0]["sent"], 10,
+                    "the webhook's answer counted", every=0.005)
         st = eng.snapshot()
         [h] = st.extra["alerts"]["webhooks"]
         assert (h["state"], h["sent"], h["target"]) == ("ok", 1, f"http://127.0.0.1:{hooks.port}")
@@ -173,7 +165,7 @@ async def test_slack_and_telegram_shapes(hooks) -> None:
         role, bus, sup = await start_role(cfg)
         try:
             bus.publish(OPPORTUNITIES, "BTC-USD", opp(1, p_catch=0.62, ev=0.06))
-            await _until(lambda p=path: hooks.got.get(p), f"{fmt} posted")
+            await until(lambda p=path: hooks.got.get(p), 10, f"{fmt} posted", every=0.005)
         finally:
             await stop_role(role, bus, sup)
         [body] = hooks.got[path]
@@ -200,8 +192,8 @@ async def test_rate_limited_and_deduplicated_per_rule(hooks) -> None:
         for i, sym in enumerate(f"C{k}-USD" for k in range(10)):  # 10 pairs: 2 tokens left
             bus.publish(OPPORTUNITIES, sym, opp(100 + i, symbol=sym))
         bus.publish(OPPORTUNITIES, "BTC-USD", opp(999, net=4.0, symbol="LOW-USD"))  # below
-        await _until(lambda: role.seen == 5 * 4 + 10 + 1, "all evaluated")
-        await _until(lambda: len(hooks.got.get("/ok", [])) == 3, "three posts")
+        await until(lambda: role.seen == 5 * 4 + 10 + 1, 10, "all evaluated", every=0.005)
+        await until(lambda: len(hooks.got.get("/ok", [])) == 3, 10, "three posts", every=0.005)
         st = role.state()
         assert st["deduplicated"] == {"opportunity": 4}
         assert st["rate_limited"] == {"opportunity": 8} and st["suppressed"] == 12
@@ -211,7 +203,7 @@ async def test_rate_limited_and_deduplicated_per_rule(hooks) -> None:
         # A minute later the bucket holds one token: the next alert goes, saying what was held.
         clock.t += 60 * S
         bus.publish(OPPORTUNITIES, "ETH-USD", opp(500, symbol="ETH-USD"))
-        await _until(lambda: len(hooks.got["/ok"]) == 4, "the fourth post")
+        await until(lambda: len(hooks.got["/ok"]) == 4, 10, "the fourth post", every=0.005)
         last = hooks.got["/ok"][-1]
         assert last["subject"] == "ETH-USD kraken>gemini" and last["suppressed"] == 8
         assert payload(Alert("opportunity", "s", "t", 0, suppressed=8), "slack") == {
@@ -248,21 +240,25 @@ async def test_a_failing_webhook_never_stalls_detection(hooks, tmp_path) -> None
             clock.t += 1_000_000
             eng.bus.publish("quotes", "BTC-USD", mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)],
                                                      recv=clock.t))
-            await _until(lambda k=2 * i + 1: len(eng.events) == k, f"window {i} opened")
+            await until(lambda k=2 * i + 1: len(eng.events) == k, 10, f"window {i} opened",
+                        every=0.005)
             clock.t += 1_000_000
             eng.bus.publish("quotes", "BTC-USD", mkq("gemini", "BTC-USD", [(99.5, 1.0)],
                                                      [(101.6, 1.0)], recv=clock.t))
-            await _until(lambda k=2 * i + 2: len(eng.events) == k, f"window {i} closed")
+            await until(lambda k=2 * i + 2: len(eng.events) == k, 10, f"window {i} closed",
+                        every=0.005)
             if i == 0:
-                await _until(lambda: hooks.hanging, "the first request hanging")
+                await until(lambda: hooks.hanging, 10, "the first request hanging", every=0.005)
         events = [e for _, e in eng.events]
         assert [e.event for e in events] == [OppEvent.OPENED, OppEvent.CLOSED] * n
         assert len({e.id for e in events}) == n
         assert hooks.hanging >= 1  # all of that happened while a request hung
-        await _until(lambda: len(hooks.got.get("/ok", [])) == n, "every alert on /ok")
+        await until(lambda: len(hooks.got.get("/ok", [])) == n, 10, "every alert on /ok",
+                    every=0.005)
         assert [r["data"]["id"] for r in hooks.got["/ok"]] == [e.id for e in events[::2]]
         hang, fail, _ok = eng.alerts.webhooks
-        await _until(lambda: hang.failed >= 1 and fail.failed >= 2, "failures given up")
+        await until(lambda: hang.failed >= 1 and fail.failed >= 2, 10, "failures given up",
+                    every=0.005)
         st = eng.snapshot().extra["alerts"]
         by = {h["target"]: h for h in st["webhooks"]}
         assert len(by) == 1  # one host: the label never shows the path
@@ -298,7 +294,7 @@ async def test_retry_is_bounded_and_health_recovers(hooks) -> None:
             w = Webhook(hooks.url(path), cfg, poster.post)
             task = asyncio.create_task(w.run())
             w.put(b'{"text": "x"}')
-            await _until(lambda w=w: w.sent + w.failed == 1, path)
+            await until(lambda w=w: w.sent + w.failed == 1, 10, path, every=0.005)
             task.cancel()
             assert hooks.hits[path] == hits == w.attempts and w.retries == hits - 1
             st = w.state()
@@ -336,7 +332,7 @@ async def test_venue_down_rule_on_the_virtual_clock(hooks) -> None:
         await run_to(t0 + 29 * S)
         assert role.alerter.raised == {}  # 29 s: not yet
         await run_to(t0 + 31 * S)
-        await _until(lambda: posts() == [("venue_down", "firing")], "firing posted")
+        await until(lambda: posts() == [("venue_down", "firing")], 10, "firing posted", every=0.005)
         rec = hooks.got["/ok"][0]
         assert rec["subject"] == "okx" and rec["severity"] == "warning"
         assert rec["text"].startswith("okx not live for 3") and "STALE (no data)" in rec["text"]
@@ -345,7 +341,7 @@ async def test_venue_down_rule_on_the_virtual_clock(hooks) -> None:
                                                   state=BookState.LIVE, ts_ns=clock.now))
         role.process()  # at t0 + 31 s, before the loop's next timer moves the clock
         await run_to(t0 + 40 * S)
-        await _until(lambda: len(posts()) == 2, "resolved posted")
+        await until(lambda: len(posts()) == 2, 10, "resolved posted", every=0.005)
         assert posts()[1] == ("venue_down", "resolved")
         assert "okx live again after 31s" in hooks.got["/ok"][1]["text"]
         # Down again 100 s later, for 35 s: inside the cooldown, held back, no resolve.
@@ -364,7 +360,7 @@ async def test_venue_down_rule_on_the_virtual_clock(hooks) -> None:
         bus.publish(STATUS, "ETH-USD", BookStatus(venue="okx", symbol="ETH-USD",
                                                   state=BookState.SYNCING, ts_ns=t2))
         await run_to(t2 + 31 * S)
-        await _until(lambda: len(posts()) == 3, "third post")
+        await until(lambda: len(posts()) == 3, 10, "third post", every=0.005)
         assert posts()[2] == ("venue_down", "firing") and hooks.got["/ok"][2]["suppressed"] == 1
         # The operator switches okx off (its feed stops, its books go STALE): no outage,
         # and no resolve for the open episode; back on, its books count from then.
@@ -377,7 +373,7 @@ async def test_venue_down_rule_on_the_virtual_clock(hooks) -> None:
         await run_to(t3 + 320 * S)
         assert role.alerter.raised == {"venue_down": 3}  # nothing new
         await run_to(t3 + 331 * S)  # 31 s after it was switched back on, still not live
-        await _until(lambda: len(posts()) == 4, "fourth post")
+        await until(lambda: len(posts()) == 4, 10, "fourth post", every=0.005)
         assert hooks.got["/ok"][3]["text"] in (  # counted from the switch, not the STALE
             f"okx not live for {d}s: BTC-USD STALE, ETH-USD SYNCING" for d in (30, 31))
         assert hooks.hits == {"/ok": 4}
@@ -400,7 +396,7 @@ async def test_pnl_limits_and_one_leg_from_fills(hooks) -> None:
         for p in (-4.0, -7.0, 5.0, 30.0):  # -4, -11 (loss limit), -6 (back), 24 (target)
             bus.publish(FILLS, "BTC-USD", fill(p))
         bus.publish(FILLS, "BTC-USD", fill(0.0, "one-legged: kept +0.5 BTC on kraken"))
-        await _until(lambda: len(hooks.got.get("/ok", [])) == 4, "four posts")
+        await until(lambda: len(hooks.got.get("/ok", [])) == 4, 10, "four posts", every=0.005)
         got = [(r["rule"], r["state"], r["data"].get("pnl")) for r in hooks.got["/ok"]]
         assert got == [("pnl_below", "firing", pytest.approx(-11.0)),
                        ("pnl_below", "resolved", pytest.approx(-6.0)),

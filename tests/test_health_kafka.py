@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from kafka_broker import EXTERNAL, kafka_broker, kafka_toml, topic_prefix  # noqa: F401
+from polling import until
 
 from arbtui import config as configmod
 from arbtui.backend.engine import Engine
@@ -18,15 +19,6 @@ from arbtui.ui.widgets.header import header_text
 
 pytestmark = [pytest.mark.kafka,
               pytest.mark.skipif(bool(EXTERNAL), reason="never kill an external cluster")]
-
-
-async def _until(pred, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.1)
 
 
 async def test_broker_outage_in_header_and_status_line(tmp_path, monkeypatch, kafka_broker):  # noqa: F811
@@ -38,11 +30,12 @@ async def test_broker_outage_in_header_and_status_line(tmp_path, monkeypatch, ka
     engine = Engine(cfg, mode="view", roles=())
     await asyncio.wait_for(engine.start(), 30)
     try:
-        await _until(lambda: engine.snapshot().bus.get("state") == "up", 30, "bus up")
+        await until(lambda: engine.snapshot().bus.get("state") == "up", 30, "bus up", every=0.1)
         st = engine.snapshot()
         assert "kafka up" in header_text(st, now_ns=0, width=400, focused="", paused=False).plain
         kafka_broker.kill()
-        await _until(lambda: engine.snapshot().bus.get("state") == "down", 30, "outage seen")
+        await until(lambda: engine.snapshot().bus.get("state") == "down", 30, "outage seen",
+                    every=0.1)
         await asyncio.sleep(1.2)  # so down_for_s is at least 1
         st = engine.snapshot()
         rec = status_record(st)

@@ -9,6 +9,7 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka_broker import free_port, kafka_broker, kafka_config, topic_prefix  # noqa: F401
+from polling import until
 
 from arbtui import model
 from arbtui.backend.bus import FILLS, OPPORTUNITIES, QUOTES, STATUS
@@ -30,16 +31,6 @@ def opp(symbol: str = "BTC-USD") -> model.Opportunity:
                              buy_venue="a", sell_venue="b", buy_price=100.0, sell_price=101.0,
                              gross_bps=100.0, net_bps=80.0, buy_fee_bps=10.0, sell_fee_bps=10.0,
                              ts_ns=time.time_ns())
-
-
-async def until(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def collect(sub, n: int, timeout: float = 15.0) -> list:

@@ -14,23 +14,13 @@ import time
 
 import pytest
 from kafka_broker import kafka_broker, kafka_config, topic_prefix  # noqa: F401
+from polling import until
 
 from arbtui.backend.bus import CONTROL, FILLS
 from arbtui.backend.bus.embedded import EmbeddedBus
 from arbtui.backend.engine import Engine
 from arbtui.backend.roles.control import ControlDesk, threshold_text
 from arbtui.model import Control, ControlAck, Fill, OppEvent, Opportunity
-
-
-async def until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
 
 # ----------------------------------------------------------------------------- units
 
@@ -126,6 +116,102 @@ def test_agent_applies_once_per_id_only_for_the_roles_that_own_the_command():
     assert agent.apply(Control(id="v#2", cmd="venue", owner="other/2/2",
                                args={"venue": "okx", "enabled": False})) == []
     assert seen == [("kraken", False)]
+
+
+def _state(thr: float, off: tuple[str, ...] = ()) -> dict:
+    return {"min_net_bps": thr, "max_quote_age_ms": 2000.0, "disabled_venues": list(off),
+            "disabled_symbols": []}
+
+
+def test_desk_resends_the_operators_last_command_to_a_role_instance_started_after_it():
+    clock = _Clock()
+    desk = ControlDesk("view/1/1", clock=clock)
+    desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner="h/1/1",
+                           applied=_state(1.0)))
+    thr = desk.new("threshold", {"min_net_bps": 1.5})
+    desk.sent(thr)
+    off = desk.new("venue", {"venue": "kraken", "enabled": False})
+    desk.sent(off)
+    ex = desk.new("execution", {"enabled": True})
+    desk.sent(ex)
+    assert desk.on_ack(ControlAck(control_id=thr.id, cmd="threshold", role="detect",
+                                  owner="h/1/1", applied=_state(1.5))) == []
+    # A detector that starts now runs its config's 1.0 with kraken on: it gets both.
+    out = desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner="h/2/1",
+                                 applied=_state(1.0)))
+    assert [(c.cmd, c.args, c.owner, c.target, c.resend_of, c.ts_ns) for c in out] == [
+        ("threshold", {"min_net_bps": 1.5}, "h/2/1", "detect", thr.id, thr.ts_ns),
+        ("venue", {"venue": "kraken", "enabled": False}, "h/2/1", "detect", off.id, off.ts_ns)]
+    ids = [c.id for c in out] + [thr.id, off.id, ex.id]
+    assert len(set(ids)) == len(ids)  # fresh ids: an agent's de-duplication keeps working
+    # Only on the first statement: its next one (before the re-send lands) is no trigger.
+    assert desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner="h/2/1",
+                                  applied=_state(1.0))) == []
+    # One that already runs the operator's settings gets nothing.
+    assert desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner="h/3/1",
+                                  applied=_state(1.5, ("kraken",)))) == []
+    # The executor's setting goes to a new executor; a feed process that does not run the
+    # venue states nothing about it, one that runs it gets the toggle.
+    (c,) = desk.on_ack(ControlAck(control_id="", cmd="status", role="execute", owner="h/4/1",
+                                  applied={"enabled": False, "min_net_bps": 5.0}))
+    assert (c.cmd, c.args, c.target) == ("execution", {"enabled": True}, "execute")
+    assert desk.on_ack(ControlAck(control_id="", cmd="status", role="feed", owner="h/5/1",
+                                  applied={"venues": ["binance"], "disabled_venues": []})) == []
+    (c,) = desk.on_ack(ControlAck(control_id="", cmd="status", role="feed", owner="h/6/1",
+                                  applied={"venues": ["kraken"], "disabled_venues": []}))
+    assert c.args == {"venue": "kraken", "enabled": False} and c.target == "feed"
+    # Another viewer's newer command (read from the topic) is the one that holds now;
+    # history read with --since, one process's own, and re-sends are not.
+    desk.on_control(Control(id="view/2/1#1", cmd="threshold", args={"min_net_bps": 2.0},
+                            sender="view/2/1", ts_ns=clock.now_ns()))
+    desk.on_control(Control(id="view/2/1#0", cmd="threshold", args={"min_net_bps": 7.0},
+                            ts_ns=clock.now_ns() - 60 * 10**9))
+    desk.on_control(Control(id="view/2/1#2", cmd="threshold", args={"min_net_bps": 8.0},
+                            owner="h/1/1", ts_ns=clock.now_ns()))
+    desk.on_control(Control(id="view/3/1#1", cmd="threshold", args={"min_net_bps": 9.0},
+                            resend_of="view/3/1#0", ts_ns=clock.now_ns()))
+    out = desk.on_ack(ControlAck(control_id="", cmd="status", role="detect", owner="h/7/1",
+                                 applied=_state(1.0, ("kraken",))))
+    assert [(c.cmd, c.args, c.resend_of) for c in out] == [
+        ("threshold", {"min_net_bps": 2.0}, "view/2/1#1")]
+    # A refused command is no setting to hold.
+    bad = desk.new("max_quote_age", {"ms": float("nan")})
+    desk.sent(bad)
+    desk.on_ack(ControlAck(control_id=bad.id, cmd="max_quote_age", role="detect",
+                           owner="h/1/1", ok=False, error="ms = nan"))
+    assert not [c for c in desk.on_ack(ControlAck(
+        control_id="", cmd="status", role="detect", owner="h/8/1",
+        applied=_state(2.0, ("kraken",)))) if c.cmd == "max_quote_age"]
+    assert desk.summary()["resent"] == 5
+
+
+def test_agent_applies_a_resend_only_over_older_settings():
+    """A re-send never undoes a newer command: not one that overtook it on the topic,
+    and not a second viewer's copy of the same re-send."""
+    from arbtui.backend.roles import Supervisor
+    from arbtui.backend.roles.control import ControlAgent, VenueSwitch
+
+    agent = ControlAgent(EmbeddedBus(), Supervisor(), "h/2/1", publish=False)
+    seen: list[tuple[str, bool]] = []
+    agent.register(VenueSwitch("alerts", lambda v, on: seen.append((v, on))))
+
+    def venue(cid: str, on: bool, ts: int, resend_of: str = "", name: str = "kraken"):
+        return Control(id=cid, cmd="venue", args={"venue": name, "enabled": on}, ts_ns=ts,
+                       owner="h/2/1" if resend_of else "", target="alerts" if resend_of else "",
+                       resend_of=resend_of)
+
+    # Started after "kraken off" (t=10): the re-send applies over the config's setting.
+    (ack,) = agent.apply(venue("a#5", False, 10, "a#1"))
+    assert ack.ok and ack.applied == {"disabled_venues": ["kraken"]}
+    # A second viewer re-sends the same command: nothing newer, nothing applied twice.
+    assert agent.apply(venue("b#9", False, 10, "a#1")) == []
+    # The operator's newer "kraken on" (t=20), then a re-send of "off" that lost the race.
+    agent.apply(venue("a#6", True, 20))
+    assert agent.apply(venue("a#7", False, 10, "a#1")) == []
+    assert seen == [("kraken", False), ("kraken", True)] and agent.stale_resends == 2
+    # Per setting: an older re-send for another venue still applies.
+    (ack,) = agent.apply(venue("a#8", False, 5, "a#2", name="okx"))
+    assert ack.applied == {"disabled_venues": ["okx"]}
 
 
 async def test_view_dashboard_plus_posts_a_control_and_leaves_no_local_detector_changed():
@@ -324,6 +410,19 @@ async def test_view_commands_applied_and_acked_by_detector_and_executor_over_kaf
         await det.stop()
         await until(lambda: ctl()["detectors"] == 0, 10, "the stopped detector forgotten")
         assert threshold_text(ctl())[0].startswith("thr ? (no detector)")
+
+        # A detector started after the operator's commands runs its config (1.0, kraken
+        # on) until the viewer re-sends the last threshold and venue toggle to it alone:
+        # no key pressed, it ends up acking the operator's settings.
+        resent = desk.resent
+        det2 = await start(Engine(cfg(), roles=("detect",)))
+        await until(lambda: ctl()["detectors"] == 1 and ctl()["thresholds"] == [1.5]
+                    and desk.of("detect")[0]["disabled_venues"] == ["kraken"], 20,
+                    "the late detector acking the operator's threshold and venue")
+        assert det2.detector.cfg.min_net_bps == 1.5 and "kraken" in det2.detector.disabled_venues
+        # Each applied once (a second re-send after a lost statement would be stale).
+        assert desk.resent >= resent + 2 and det2.control.applied == 2
+        assert threshold_text(ctl())[0].startswith("thr +1.5bps")
         assert not view.bus.stats()["lost"] and FILLS in view.bus.stats()["consumed"]
     finally:
         for e in reversed(engines):

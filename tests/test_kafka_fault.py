@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from functools import partial
 
 import pytest
 from kafka_broker import EXTERNAL, kafka_broker, kafka_toml, topic_prefix  # noqa: F401
 from kafka_procs import Procs, wait_for
+from polling import until
 
 pytestmark = [pytest.mark.kafka,
               pytest.mark.skipif(bool(EXTERNAL), reason="never kill an external cluster")]
@@ -95,7 +97,6 @@ async def test_records_the_broker_acknowledged_then_lost_are_sent_again(kafka_br
     """tansu keeps its log in memory: killed, it loses records it had acknowledged
     but nobody had read. The producer finds that out after the outage and sends
     its recent reliable records again (issue 14: no fill lost)."""
-    import asyncio
 
     from aiokafka import AIOKafkaConsumer
     from kafka_broker import kafka_config
@@ -109,26 +110,20 @@ async def test_records_the_broker_acknowledged_then_lost_are_sent_again(kafka_br
     bus = KafkaBus(cfg.bus)
     await bus.start()
 
-    async def until(pred, timeout, what):
-        for _ in range(int(timeout * 10)):
-            if pred():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}: {bus.stats()}")
-
     fills = [model.Fill(opp_id=f"o{i}", venue="kraken", symbol="BTC-USD", side="buy",
                         requested=1.0, filled=1.0, vwap=100.0, fee=0.1, ts_ns=i + 1,
                         status="filled") for i in range(20)]
+    wait = partial(until, every=0.1, detail=bus.stats)  # the bus's counters say why
     try:
-        await until(lambda: bus.stats()["state"] == "up", 30, "connected")
+        await wait(lambda: bus.stats()["state"] == "up", 30, "connected")
         for f in fills:
             bus.publish(FILLS, f.symbol, f)
-        await until(lambda: bus.stats()["delivered"].get(FILLS) == 20, 20, "acknowledged")
+        await wait(lambda: bus.stats()["delivered"].get(FILLS) == 20, 20, "acknowledged")
         kafka_broker.kill()  # nobody read them: the in-memory log goes with the broker
-        await until(lambda: bus.stats()["state"] == "down", 20, "the outage")
+        await wait(lambda: bus.stats()["state"] == "down", 20, "the outage")
         kafka_broker.start()
-        await until(lambda: bus.stats()["replayed"].get(FILLS) == 20, 40, "the replay")
-        await until(lambda: bus.stats()["delivered"].get(FILLS) == 40, 30, "re-delivered")
+        await wait(lambda: bus.stats()["replayed"].get(FILLS) == 20, 40, "the replay")
+        await wait(lambda: bus.stats()["delivered"].get(FILLS) == 40, 30, "re-delivered")
     finally:
         await bus.stop()
     c = AIOKafkaConsumer(f"{prefix}.fills", bootstrap_servers=kafka_broker.bootstrap,

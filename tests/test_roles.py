@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from detector_fixtures import Clock, dcfg, mkq
+from polling import until
 
 from arbtui import config
 from arbtui.backend.bus import OPPORTUNITIES, QUOTES, WALLETS
@@ -32,15 +33,6 @@ class FixedClock(LiveClock):
         self.now_ns = lambda: clock.t  # type: ignore[method-assign]
 
 
-async def _until(pred, what: str, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.005)
-
-
 async def test_detect_role_sizes_from_the_wallet_state_on_the_bus() -> None:
     clock = Clock()
     bus = EmbeddedBus(1000)
@@ -54,23 +46,25 @@ async def test_detect_role_sizes_from_the_wallet_state_on_the_bus() -> None:
         # gemini holds 1.2 BTC; kraken's USD was never traded: its configured row counts.
         bus.publish(WALLETS, "wallets", WalletState(
             enabled=True, free={"gemini": {"BTC": 1.2}}, initial={"kraken": (0.0, 1e9)}))
-        await _until(lambda: role.state().sized_to_wallets, "wallet state applied")
+        await until(lambda: role.state().sized_to_wallets, 5, "wallet state applied", every=0.005)
         bus.publish(QUOTES, "BTC-USD", mkq("kraken", "BTC-USD", [(99.0, 1.0)], ASKS_A,
                                            recv=clock.t))
         bus.publish(QUOTES, "BTC-USD", mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)],
                                            recv=clock.t))
-        await _until(lambda: events, "an opportunity")
+        await until(lambda: events, 5, "an opportunity", every=0.005)
         assert events[0].event is OppEvent.OPENED
         assert events[0].size == pytest.approx(1.2) and events[0].limited_by == "base_balance"
         assert [e.id for e in out.drain()] == [events[0].id]  # published, not only recorded
         # Execution switched off: nothing caps a size any more (2.5 BTC is the book's edge).
         bus.publish(WALLETS, "wallets", WalletState(enabled=False))
-        await _until(lambda: not role.state().sized_to_wallets, "wallet state applied")
+        await until(lambda: not role.state().sized_to_wallets, 5, "wallet state applied",
+                    every=0.005)
         role.set_threshold(0.0)  # keep the window; the next quote re-walks it
         clock.t += 1
         bus.publish(QUOTES, "BTC-USD", mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)],
                                            recv=clock.t))
-        await _until(lambda: any(o.size > 1.2 for o in role.state().open), "resized window")
+        await until(lambda: any(o.size > 1.2 for o in role.state().open), 5, "resized window",
+                    every=0.005)
         assert role.state().open[0].size == pytest.approx(2.5)
     finally:
         await role.stop()
@@ -122,12 +116,13 @@ async def test_one_process_engine_sizes_to_its_executor_wallets_over_the_bus(tmp
                  clock=FixedClock(clock))
     await eng.start()
     try:
-        await _until(lambda: eng.detect.state().sized_to_wallets, "executor wallets applied")
+        await until(lambda: eng.detect.state().sized_to_wallets, 5, "executor wallets applied",
+                    every=0.005)
         eng.bus.publish(QUOTES, "BTC-USD", mkq("kraken", "BTC-USD", [(99.0, 1.0)], ASKS_A,
                                                recv=clock.t))
         eng.bus.publish(QUOTES, "BTC-USD", mkq("gemini", "BTC-USD", BIDS_B, [(101.6, 1.0)],
                                                recv=clock.t))
-        await _until(lambda: eng.snapshot().open_opportunities, "an opportunity")
+        await until(lambda: eng.snapshot().open_opportunities, 5, "an opportunity", every=0.005)
         o = eng.snapshot().open_opportunities[0]
         assert o.size == pytest.approx(1.2) and o.limited_by == "base_balance"
         st = eng.snapshot()
@@ -148,7 +143,7 @@ async def test_supervisor_restarts_counts_and_stops() -> None:
         await asyncio.sleep(3600)
 
     t = sup.spawn("flaky", flaky)
-    await _until(lambda: runs == 2, "restarted", 10)
+    await until(lambda: runs == 2, 10, "restarted", every=0.005)
     assert sup.failures == {"flaky": 1}
     await sup.stop()
     assert sup.stopping and t.done()
@@ -166,7 +161,7 @@ async def test_roles_are_subscribed_when_start_returns(tmp_path) -> None:
     try:
         q = mkq("kraken", "BTC-USD", [(99.0, 1.0)], ASKS_A, recv=clock.t)
         eng.publish_quote(q)  # no await between start() and this
-        await _until(lambda: eng.detector.evaluated == 1, "the quote evaluated")
+        await until(lambda: eng.detector.evaluated == 1, 5, "the quote evaluated", every=0.005)
         subs = eng.bus.stats()["subscriptions"]
         assert {"quotes/detector", "status/detector", "wallets/detector",
                 "opportunities/journal", "fills/journal"} <= set(subs)

@@ -9,8 +9,9 @@ judged by liveness, the same on every path.
 
 from __future__ import annotations
 
-import asyncio
 import time
+
+from polling import until
 
 from arbtui import config
 from arbtui.backend.engine import Engine
@@ -37,15 +38,6 @@ async def test_a_silent_venue_closes_its_windows_within_max_quote_age(monkeypatc
 
     def opps() -> list[Opportunity]:
         return [e for _, e in engine.events if isinstance(e, Opportunity)]
-
-    async def until(pred, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = pred()
-            if v:
-                return v
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     try:
         await until(lambda: [o for o in opps() if o.event is OppEvent.OPENED

@@ -8,9 +8,8 @@ never on pixels (the market moves).
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from polling import until
 
 from arbtui import config as configmod
 from arbtui.backend.engine import Engine
@@ -20,15 +19,6 @@ from arbtui.model import BookState
 from arbtui.ui.app import ArbApp
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_until(pilot, cond, timeout: float = 10.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await pilot.pause(0.1)
 
 
 def panel(app: ArbApp, venue: str) -> str:
@@ -61,7 +51,8 @@ async def test_demo_dashboard_shows_two_venues_with_prices(demo_app):
             return len(live) >= 2 and all(
                 any(v == qv for qv, _ in st.quotes) for v in live)
 
-        await wait_until(pilot, two_live_with_prices, 10, "two LIVE venues with quotes")
+        await until(two_live_with_prices, 10, "two LIVE venues with quotes",
+                    every=0.1, sleep=pilot.pause)
         app.dashboard.sample(force=True)
         st = app.dashboard.last_state
         shown: set[str] = set()
@@ -92,12 +83,13 @@ async def test_demo_venue_toggle_stops_feed_and_detection(demo_app):
     app, eng = demo_app
     async with app.run_test(size=(120, 40)) as pilot:
         host = app.host
-        await wait_until(pilot, lambda: live(host, "binance"), 10, "binance LIVE")
+        await until(lambda: live(host, "binance"), 10, "binance LIVE", every=0.1, sleep=pilot.pause)
         assert app.dashboard.venue_order[0] == "binance"
         await pilot.press("1")
         assert "binance" in eng.detector.disabled_venues
         assert not any("binance" in k[1:3] for k in host.call(lambda: list(eng.detector.open)))
-        await wait_until(pilot, lambda: "DISABLED" in panel(app, "binance"), 3, "DISABLED panel")
+        await until(lambda: "DISABLED" in panel(app, "binance"), 3, "DISABLED panel",
+                    every=0.1, sleep=pilot.pause)
         seq = host.call(lambda: eng.event_seq)
         await pilot.pause(1.5)
         assert not [e for s, e in host.events_since(seq)
@@ -106,7 +98,8 @@ async def test_demo_venue_toggle_stops_feed_and_detection(demo_app):
         assert not any(v == "binance" for v, _ in host.snapshot().quotes)
         await pilot.press("1")
         assert "binance" not in eng.detector.disabled_venues
-        await wait_until(pilot, lambda: live(host, "binance"), 10, "binance LIVE again")
+        await until(lambda: live(host, "binance"), 10, "binance LIVE again",
+                    every=0.1, sleep=pilot.pause)
         await pilot.press("q")
         await pilot.pause()
 
@@ -120,7 +113,7 @@ async def test_demo_execution_toggle_fills_marked_and_wallets_shown(demo_app):
         def fills() -> list:
             return [e for _, e in app.host.events_since(0) if type(e).__name__ == "Fill"]
 
-        await wait_until(pilot, lambda: len(fills()) >= 2, 20, "simulated fills")
+        await until(lambda: len(fills()) >= 2, 20, "simulated fills", every=0.1, sleep=pilot.pause)
         # the fills read BEFORE the sample: one arriving after it has no marker yet
         filled_ids = {f.opp_id for f in fills()}
         app.dashboard.sample(force=True)

@@ -28,6 +28,18 @@ each as *pending* until every instance of the owning role it knows of has acked
 keeps each role instance's last stated settings, which are what the header shows
 (``threshold_text``: one value, or "mixed 2.0/3.0" when detectors disagree).
 
+A role instance started after a command runs its config's value, and a trader
+expects the setting to hold. So the desk remembers the operator's last command per
+setting (its own and other viewers', in the order the control topic carries them,
+which is the order every agent applies them), and when an instance first states
+settings that differ from one, re-sends that command to it alone (``owner``,
+``target``; a fresh id, the original's ``ts_ns``, ``resend_of`` naming it). A
+re-send is weaker than a command: an agent applies it only if that role has applied
+nothing at least as new for the setting (by ``ts_ns``), so a re-send that races a
+newer command, or a second viewer's copy of the same re-send, changes nothing. The
+desk never re-sends on its own schedule, only on an instance's first statement, so
+it cannot fight the operator: the newest command wins.
+
 In one process the engine applies a command through the same ``ControlAgent.apply``
 (at once, so the dashboard shows it in the next frame) and publishes it and its
 acks on the bus like any other process would.
@@ -64,6 +76,12 @@ TIMEOUT_S = 5.0
 CONTROL_KEY = "control"
 #: How many command ids an agent remembers to apply each only once.
 _SEEN = 10_000
+
+
+def subject(ctl: Control) -> Any:
+    """Which instance of a setting a command changes: the venue or symbol it toggles,
+    None for the one-per-role settings (a threshold)."""
+    return ctl.args.get(ctl.cmd) if ctl.cmd in ("venue", "symbol") else None
 
 
 class Applier(Protocol):
@@ -135,6 +153,10 @@ class ControlAgent:
         self.rejected = 0
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
+        #: (role, cmd, subject) -> ts_ns of the newest command that role applied for it;
+        #: a re-send no newer than that is stale and skipped
+        self._applied_ts: dict[tuple[str, str, Any], int] = {}
+        self.stale_resends = 0
         self._task: asyncio.Task | None = None
         self._sub: Any = None
         self.stopping = False
@@ -164,11 +186,22 @@ class ControlAgent:
         if not mine or not self._first(ctl.id):
             return []
         acks = []
+        subj = subject(ctl)
         for role in mine:
+            key = (role.name, ctl.cmd, subj)
+            last = self._applied_ts.get(key)
+            if ctl.resend_of and last is not None and ctl.ts_ns <= last:
+                # A newer command for this setting got here first (or another viewer's
+                # copy of this re-send): applying it would undo the operator's newest.
+                self.stale_resends += 1
+                log.info("control %s re-sent by %s skipped: %s already applied a newer one",
+                         ctl.cmd, ctl.sender or "?", role.name)
+                continue
             ok, err = True, ""
             try:
                 role.apply_control(ctl.cmd, dict(ctl.args))
                 self.applied += 1
+                self._applied_ts[key] = ctl.ts_ns if last is None else max(last, ctl.ts_ns)
             except NotOwned:
                 continue
             except (ValueError, TypeError, KeyError) as e:
@@ -275,13 +308,34 @@ class ControlDesk:
         self.rejected: deque[tuple[Control, str]] = deque(maxlen=8)
         self.acked = 0
         self._n = 0
+        #: (cmd, subject) -> the operator's last command for that setting (control-topic
+        #: order), re-sent to a role instance that first states something else
+        self.last: dict[tuple[str, Any], Control] = {}
+        self.resent = 0
 
     def new(self, cmd: str, args: dict[str, Any], target: str = "") -> Control:
         self._n += 1
         return Control(id=f"{self.sender}#{self._n}", cmd=cmd, args=args, target=target,
                        sender=self.sender, ts_ns=self.clock.now_ns())
 
+    def remember(self, ctl: Control) -> None:
+        """``ctl`` is now the operator's last word on its setting: for every instance of
+        the owning role, not one process (``owner``), and not itself a re-send."""
+        if ctl.owner or ctl.resend_of or ctl.cmd not in OWNERS:
+            return
+        key = (ctl.cmd, subject(ctl))
+        self.last.pop(key, None)  # re-insert: the dict's order is the commands' order
+        self.last[key] = ctl
+
+    def on_control(self, ctl: Control) -> None:
+        """A command read from the control topic (another viewer's, or this desk's own
+        coming back): the topic's order is the order every agent applies them in."""
+        if ctl.ts_ns and self.clock.now_ns() - ctl.ts_ns > self.forget_s * 1e9:
+            return  # history (--since): a command from before this desk says nothing
+        self.remember(ctl)
+
     def sent(self, ctl: Control) -> None:
+        self.remember(ctl)
         # The first owner is the one whose ack settles it: a venue toggle is settled by
         # the detectors (the feed process that runs the venue acks too, others do not).
         owners = OWNERS.get(ctl.cmd, ())[:1]
@@ -298,20 +352,31 @@ class ControlDesk:
                                if not (c.cmd == ctl.cmd and _same_subject(c, ctl))), maxlen=8)
         self.pending[ctl.id] = _Pending(ctl, self.clock.monotonic(), expect)
 
-    def on_ack(self, a: ControlAck) -> None:
+    def on_ack(self, a: ControlAck) -> list[Control]:
+        """Take in a role instance's ack or statement; returns the re-sends (to put on
+        the control topic) for an instance heard for the first time that runs a setting
+        other than the operator's last command for it."""
         if a.ts_ns and self.clock.now_ns() - a.ts_ns > self.forget_s * 1e9:
-            return  # history (a viewer started with --since): says nothing about now
+            return []  # history (a viewer started with --since): says nothing about now
         now = self.clock.monotonic()
         key = (a.role, a.owner)
+        out: list[Control] = []
+        if not a.ok and a.control_id:
+            # A refused command is no setting to hold: never re-send it.
+            for k, c in list(self.last.items()):
+                if c.id == a.control_id:
+                    del self.last[k]
         if a.cmd == "stopped":
             self.roles.pop(key, None)
             for p in self.pending.values():
                 p.expect.discard(key)
         else:
+            if key not in self.roles:
+                out = self._catch_up(a.role, a.owner, a.applied)
             self.roles[key] = _Seen(dict(a.applied), now)
         p = self.pending.get(a.control_id) if a.control_id else None
         if p is None:
-            return
+            return out
         p.acked.append(a)
         p.expect.discard(key)
         if not a.ok:
@@ -319,6 +384,23 @@ class ControlDesk:
         if not p.expect:
             del self.pending[a.control_id]
             self.acked += 1
+        return out
+
+    def _catch_up(self, role: str, owner: str, applied: dict[str, Any]) -> list[Control]:
+        out = []
+        for ctl in self.last.values():
+            if role not in OWNERS[ctl.cmd] or (ctl.target and ctl.target != role):
+                continue
+            if _holds(ctl, applied) is not False:
+                continue  # already runs it, or states nothing about it (not its venue)
+            self._n += 1
+            out.append(Control(id=f"{self.sender}#{self._n}", cmd=ctl.cmd, args=dict(ctl.args),
+                               target=role, owner=owner, sender=self.sender, ts_ns=ctl.ts_ns,
+                               resend_of=ctl.id))
+            self.resent += 1
+            log.info("control %s (%s) re-sent to %s %s: it started after the command",
+                     describe(ctl.cmd, ctl.args), ctl.id, role, owner)
+        return out
 
     def sweep(self) -> None:
         now = self.clock.monotonic()
@@ -407,7 +489,30 @@ class ControlDesk:
             "rejected": [{"id": c.id, "what": describe(c.cmd, c.args), "error": e}
                          for c, e in self.rejected],
             "acked": self.acked,
+            "resent": self.resent,
         }
+
+
+def _holds(ctl: Control, applied: dict[str, Any]) -> bool | None:
+    """Whether a role instance's stated settings already are what ``ctl`` asks for; None
+    when they say nothing about it (a feed process that does not run the venue)."""
+    a = ctl.args
+    if ctl.cmd in ("venue", "symbol"):
+        off = applied.get(f"disabled_{ctl.cmd}s")
+        if not isinstance(off, list):
+            return None
+        if ctl.cmd == "venue" and "venues" in applied and a.get("venue") not in applied["venues"]:
+            return None
+        return (a.get(ctl.cmd) in off) == (not a.get("enabled"))
+    have, want = {
+        "threshold": ("min_net_bps", "min_net_bps"),
+        "exec_threshold": ("min_net_bps", "min_net_bps"),
+        "max_quote_age": ("max_quote_age_ms", "ms"),
+        "execution": ("enabled", "enabled"),
+    }.get(ctl.cmd, ("", ""))
+    if have not in applied:
+        return None
+    return applied[have] == a.get(want)
 
 
 def _same_subject(a: Control, b: Control) -> bool:

@@ -34,11 +34,12 @@ from arbtui.backend.clock import LIVE, Clock
 from arbtui.backend.metrics import Latency
 from arbtui.backend.reconcile import OpenWindows
 from arbtui.backend.roles.base import Market, Role
-from arbtui.backend.roles.control import ControlDesk
+from arbtui.backend.roles.control import CONTROL_KEY, ControlDesk
 from arbtui.backend.roles.supervisor import Supervisor
 from arbtui.model import (
     BookState,
     BookStatus,
+    Control,
     ControlAck,
     Fill,
     OpenSet,
@@ -143,7 +144,12 @@ class ViewRole(Role):
                     self._feed_heard[st.venue] = clock.monotonic()
             for m in control.drain():
                 if isinstance(m, ControlAck):
-                    desk.on_ack(m)
+                    # A role instance first heard running an older setting than the
+                    # operator's last command gets that command again (roles.control).
+                    for c in desk.on_ack(m):
+                        self.bus.publish(CONTROL, CONTROL_KEY, c)
+                elif isinstance(m, Control):
+                    desk.on_control(m)
             for q in quotes.drain():
                 market.add(q)
                 if q.pub_ts_ns and q.recv_ts_ns:
