@@ -197,7 +197,7 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
         ra *= level_share
         pafa = pa * fa
         hpa = pa * fah
-        fast = no_wallet and 0.0 < pafa < inf and ra < inf
+        fast = no_wallet and pafa > 0.0 and pafa < inf and ra < inf
         pb, rb = bids[0]
         rb *= level_share
         pbf = pb * rate * fb
@@ -253,7 +253,7 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 ra *= level_share
                 pafa = pa * fa
                 hpa = pa * fah
-                fast = no_wallet and 0.0 < pafa < inf and ra < inf
+                fast = no_wallet and pafa > 0.0 and pafa < inf and ra < inf
             if rb <= eps:
                 j += 1
                 if j == nb:
@@ -266,14 +266,16 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
     buy_vwap = cost_px / size
     sell_vwap = proc_px / size
     bid_conv = sell_vwap * rate
-    profit = net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost)
-    # net_bps(buy_vwap, bid_conv, ...) is this profit over this cost: the same
-    # operations on the same values, without computing the profit twice.
-    nbps = profit / (size * buy_vwap * (1 + fee_a_bps / 1e4)) * 1e4
+    # net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost), net_bps(...)
+    # and gross_bps(buy_vwap, bid_conv) written out: the same operations on the same
+    # values (fa and fb are those functions' fee factors), without three calls per walk
+    # and without computing the profit twice.
+    profit = size * bid_conv * fb - size * buy_vwap * fa - flat_cost
+    nbps = profit / (size * buy_vwap * fa) * 1e4
     # Positional, in field order: size, buy_vwap, sell_vwap, buy_worst, sell_worst,
     # notional, profit, gross_bps, net_bps, limited_by (keywords cost a third more).
     return Walk(size, buy_vwap, sell_vwap, buy_worst, sell_worst, cost_px, profit,
-                gross_bps(buy_vwap, bid_conv), nbps, limited)
+                (bid_conv - buy_vwap) / buy_vwap * 1e4, nbps, limited)
 
 
 HOURS_PER_YEAR = 24 * 365
