@@ -303,6 +303,10 @@ def bench_ui(plan: Plan, out: dict) -> list[str]:
     return md
 
 
+#: Warm-up (s) of the embedded 5 k/s target points: past the startup's GC transient.
+STEADY_WARMUP_S = 10.0
+
+
 def bench_targets(plan: Plan, out: dict) -> list[str]:
     """Only the points the four speed targets are judged on (issue 19), alternated:
     detector 5x50; embedded 5x50 at 5 k/s; Kafka 5x50 at 1 k/s and at saturation
@@ -315,10 +319,15 @@ def bench_targets(plan: Plan, out: dict) -> list[str]:
     out["detector"] = [micro.detector_cost(5, 50, n, plan.micro_repeats)]
     md = ["### The four targets' points (issue 19)", ""] + bench_detector_table(out["detector"])
     warm = 0.3 if plan.quick else 0.5
+    # The 5 k/s points are a running session's p99: measured once the startup is over
+    # (the engine's 10 000-event ring fills in ~9 s at this load; until then the young
+    # GC collections of what a starting session keeps, 10-60 ms each, land on quotes).
+    # The window's notes name any collection that still falls in it.
+    steady = warm if plan.quick else STEADY_WARMUP_S
     # Saturation without Kafka too: it shows what bounds the Kafka figure (the feed
     # process's adapter when both saturate at about the same rate).
-    specs = [Spec("embedded", 5, 50, 5000.0, plan.window, warm),
-             Spec("embedded", 5, 50, 5000.0, plan.window, warm, source="quotes"),
+    specs = [Spec("embedded", 5, 50, 5000.0, plan.window, steady),
+             Spec("embedded", 5, 50, 5000.0, plan.window, steady, source="quotes"),
              Spec("embedded", 5, 50, None, plan.window, warm)]
     _log("targets: embedded 5x50 at 5 k/s and saturation ...")
     res = _alternated(specs, plan)

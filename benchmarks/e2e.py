@@ -458,13 +458,19 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
 
         gc_restore = tune_gc()
         res.notes.append("headless GC policy (arbtui.backend.gcpolicy)")
+    gc_seen = _GcPauses()
     try:
         side = FeedSide(m, eng.publish_quote, mode, on_state=eng.publish_state)
         side.sync(extra["snapshots"])
         await asyncio.sleep(0.05)
         t0 = time.time_ns() + 50_000_000
         pacer = Pacer(spec, n, t0)
-        pacer.on_warm = probe.warm
+
+        def on_warm(now: int) -> None:
+            probe.warm(now)
+            gc_seen.start()
+
+        pacer.on_warm = on_warm
         nv = spec.venues
         if mode == "frames":
             feeds = side.feeds
@@ -488,6 +494,7 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
         while probe.pending() and time.monotonic() < deadline:
             await asyncio.sleep(0.001)
         t_done = time.time_ns()
+        res.notes.append(gc_seen.stop())
         ev, dr = probe.counts()
         sent = pacer.sent - pacer.sent_at_warm
         res.sent = pacer.sent
@@ -510,9 +517,43 @@ async def run_embedded(spec: Spec, sat_cap: int) -> Result:
         _judge(res, spec)
         return res
     finally:
+        gc_seen.stop()
         if gc_restore is not None:
             gc_restore()
         await eng.stop()
+
+
+class _GcPauses:
+    """The cyclic collector's runs inside the measured window (a young collection of the
+    tens of thousands of objects a starting session keeps, the books' snapshot levels and
+    the filling event ring, is 10-60 ms: its quotes wait that long), named in the notes so
+    a p99 is read with them."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._t = 0
+        self._on = False
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.perf_counter_ns()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter_ns() - self._t) / 1e6))
+
+    def start(self) -> None:
+        if not self._on:
+            self._on = True
+            gc.callbacks.append(self._cb)
+
+    def stop(self) -> str:
+        if self._on:
+            self._on = False
+            gc.callbacks.remove(self._cb)
+        if not self.pauses:
+            return "GC collections in the window: 0"
+        return (f"GC collections in the window: {len(self.pauses)} (generations "
+                f"{','.join(str(g) for g, _ in self.pauses)}; longest "
+                f"{max(ms for _, ms in self.pauses):.1f} ms)")
 
 
 def _judge(res: Result, spec: Spec) -> None:

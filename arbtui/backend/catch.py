@@ -91,6 +91,7 @@ from arbtui.backend.catch_history import (  # the history half (counts, journal 
     WATCH_MIN_MS,
     WATCH_ROUND_TRIPS,
     CatchStats,
+    Prepared,
     WindowRecord,
     excess_bucket,
     latency_budget,
@@ -110,11 +111,13 @@ class _Leg:
     quote of its book: between crossings it waits in its book's list."""
 
     __slots__ = ("buy", "done", "due", "gi", "horizon", "k", "limit", "need", "ok", "opened_ns",
-                 "path", "seq0", "w")
+                 "path", "seq0")
 
     def __init__(self, w: _Watch, buy: bool, limit: float, need: float, k: int,
                  seq0: int) -> None:
-        self.w = w
+        # No reference back to ``w``: the window holds its legs, and a cycle would leave
+        # every finished window to the cyclic collector (~4-5 k objects/s at 5 k quotes/s
+        # kept young collections, 10-60 ms each, coming every ~10 s for good).
         self.buy = buy
         self.opened_ns = self.due = w.opened_ns  # due: ns of its next grid latency
         self.horizon = w.horizon
@@ -232,7 +235,15 @@ class CatchModel:
         # detector.max_level_share and detector.min_notional, as the executor sizes
         self.level_share = level_share
         self.min_notional = min_notional
-        self.stats = CatchStats()
+        self._stats = CatchStats()
+        #: Finished windows not yet in the counts (a WindowRecord, or its counts prepared
+        #: when the loop was idle), oldest first: applied, in order, before any read of
+        #: the counts (``stats``, an estimate) or when the loop is idle (``idle``).
+        self._adds: deque[WindowRecord | Prepared] = deque()
+        #: Windows ``idle`` retired since the last ``_retire`` call, in retirement order:
+        #: (window, its record and prepared counts if it had closed, else None). They
+        #: enter the counts where ``_retire`` would have retired them (see ``idle``).
+        self._staged: list[tuple[_Watch, WindowRecord | None, Prepared | None]] = []
         #: (venue, canonical symbol) -> the watched book (its windows, last quote, legs)
         self.watched: dict[tuple[str, str], _Book] = {}
         self._by_id: dict[str, _Watch] = {}
@@ -248,8 +259,24 @@ class CatchModel:
         self.closed: deque[WindowRecord] = deque(maxlen=100_000)
         self.keep_closed = False
         for r in history:
-            self.stats.add(r)
-        self.history_windows = self.stats.windows
+            self._stats.add(r)
+        self.history_windows = self._stats.windows
+
+    @property
+    def stats(self) -> CatchStats:
+        """The counts, with every finished window in them."""
+        if self._adds:
+            self._flush()
+        return self._stats
+
+    def _flush(self) -> None:
+        st, adds = self._stats, self._adds
+        while adds:
+            a = adds.popleft()
+            if isinstance(a, WindowRecord):
+                st.add(a)
+            else:
+                st.apply(a)
 
     # ----------------------------------------------------------- inputs (detector hook)
 
@@ -320,7 +347,7 @@ class CatchModel:
             bw.due = min(bw.due, leg.due)
         heapq.heappush(self._due, (x.opened_ns + int(x.horizon * 1e6), next(self._seq), x))
         self._set(opp, self.stats.estimate(opp.buy_venue, opp.sell_venue, x.bucket, x.lb, x.ls,
-                                           cfg.jitter_ms))
+                                           cfg.jitter_ms))  # (``stats`` flushes the adds)
 
     def book(self, key: tuple[str, str], q: Quote) -> None:
         """A quote for a book some window watches (``key`` = (venue, canonical symbol);
@@ -409,27 +436,79 @@ class CatchModel:
 
     def _retire(self, now_ns: int) -> None:
         """Stop watching windows whose horizon passed; record the closed ones."""
+        if self._staged:
+            # Retired by ``idle`` since the last call: this call would have retired them
+            # (their horizons passed first), so they enter the counts here, in that order.
+            for x, r, w in self._staged:
+                if x.closed_ms >= 0:
+                    self._finish(x, r, w)
+            self._staged.clear()
         due = self._due
         while due and due[0][0] <= now_ns:
             x = heapq.heappop(due)[2]
-            x.retired = True
-            for leg, k in ((x.buy, x.buy_key), (x.sell, x.sell_key)):
-                bw = self.watched.get(k)
-                self._settle(leg, bw)
-                if bw is not None:
-                    bw.ids.discard(x.p.id)
-                    if not bw.ids:
-                        del self.watched[k]
+            self._unwatch(x)
             if x.closed_ms >= 0:
                 self._finish(x)
 
-    def _finish(self, x: _Watch) -> None:
+    def _unwatch(self, x: _Watch) -> None:
+        x.retired = True
+        for leg, k in ((x.buy, x.buy_key), (x.sell, x.sell_key)):
+            bw = self.watched.get(k)
+            self._settle(leg, bw)
+            if bw is not None:
+                bw.ids.discard(x.p.id)
+                if not bw.ids:
+                    del self.watched[k]
+
+    def idle(self, now_ns: int) -> bool:
+        """One unit of deferred work, for when the loop has nothing else to do (the detect
+        role calls it between batches): apply one finished window to the counts, or retire
+        one window whose horizon passed by ``now_ns`` and prepare its counts. False when
+        there is nothing to do. Every p_catch / ev and every count stays what it would have
+        been without these calls:
+
+        - a finished window is applied in order and before any read of the counts;
+        - retiring is the same at any time after the horizon (a leg's remaining grid
+          latencies take its book's last quote from before the horizon, ``_settle``, which
+          is what the first later quote would record, ``_cross``), but the counts must not
+          see a retired window before ``_retire`` would have retired it (an UPDATED
+          estimate in between reads them): so the window waits in ``_staged`` with its
+          counts prepared, and ``_retire`` adds it in its place.
+
+        "The same" assumes a quote reaches the model before the detector's clock passes a
+        horizon that its receive time precedes: so in one process and in a replay, where a
+        quote is queued when it is stamped and this runs only with nothing queued. On Kafka a
+        quote stamped before a horizon can arrive after it; whether it still counted already
+        depended on whether an opening or a close came first, and now it does not."""
+        if self._adds:
+            a = self._adds.popleft()
+            if isinstance(a, WindowRecord):
+                self._stats.add(a)
+            else:
+                self._stats.apply(a)
+            return True
+        due = self._due
+        if not due or due[0][0] > now_ns:
+            return False
+        x = heapq.heappop(due)[2]
+        self._unwatch(x)
+        if x.closed_ms >= 0 and not x.p.suspect:
+            r = x.record()
+            self._staged.append((x, r, CatchStats.prepare(r)))
+        else:
+            self._staged.append((x, None, None))  # still open (or suspect): no counts yet
+        return True
+
+    def _finish(self, x: _Watch, r: WindowRecord | None = None,
+                w: Prepared | None = None) -> None:
         if self._by_id.pop(x.p.id, None) is None:
             return
         if x.p.suspect:
             return  # a data problem, not market behaviour
-        r = x.record()
-        self.stats.add(r)
+        if r is None:
+            r = x.record()
+        # Into the counts before the next read of them; the loop's idle time may do it.
+        self._adds.append(r if w is None else w)
         if self.keep_closed:
             self.closed.append(r)
 
@@ -451,7 +530,7 @@ class CatchModel:
         configured round trip. Recomputed when windows were added, and with ``now_s``
         (the caller's monotonic clock) at most once per ``CURVES_EVERY_S`` unless a pair
         is new: the dashboard samples this 10x a second while windows keep closing."""
-        st = self.stats
+        st = self.stats  # flushed
         if st.version != self._curves_version and (
                 now_s is None or now_s - self._curves_at >= CURVES_EVERY_S
                 or len(st.pairs) != len(self._curves.get("pairs", ()))):  # a new pair: now

@@ -101,6 +101,29 @@ def grid_flags(path: LegPath, k: int) -> list[float]:
     return out
 
 
+def _flag_array(path: LegPath, k: int) -> np.ndarray:
+    """``grid_flags(path, k)`` as an array: one slice per change instead of a loop over the
+    grid (a path has one to a few entries). Same values: each change holds from the first
+    grid latency at or after its time, a later change overriding an earlier one."""
+    f = np.empty(k)
+    f.fill(1.0 if path[0][1] else 0.0)
+    g = L_GRID_MS
+    last = path[0][0]
+    for t, ok in path[1:]:
+        if t < last:  # not in time order (no path the model makes): the reference loop
+            return np.array(grid_flags(path, k))
+        last = t
+        i = bisect.bisect_left(g, t)
+        if i < k:
+            f[i:] = 1.0 if ok else 0.0
+    return f
+
+
+#: A window's counts, computed once (``CatchStats.prepare``): its cell and pair keys,
+#: fillable-on-both-legs flags, grid latencies watched, grid latencies outlived.
+Prepared = tuple[tuple[str, str, int], tuple[str, str], "np.ndarray | None", int, int]
+
+
 class _Table:
     """Past windows of one level as counts on ``L_GRID_MS``: ``num[i, j]`` = windows whose
     buy leg was fillable at ``L[i]`` and sell leg at ``L[j]``, among ``den[max(i, j)]``
@@ -227,17 +250,31 @@ class CatchStats:
         self.version = 0
 
     def add(self, r: WindowRecord) -> None:
+        self.apply(self.prepare(r))
+
+    @staticmethod
+    def prepare(r: WindowRecord) -> Prepared:
+        """The window's counts, once (the costly half of ``add``; reads no counts, so the
+        watcher computes it when the loop is idle, ``CatchModel.idle``)."""
         pk = (r.buy_venue, r.sell_venue)
         ck = (*pk, excess_bucket(r.excess_bps))
-        # the window's counts once, then added to its three levels
         k = bisect.bisect_right(L_GRID_MS, r.watched_ms)  # grid latencies it was watched to
-        both = np.outer(grid_flags(r.buy_path, k), grid_flags(r.sell_path, k)) if k else None
+        both = np.outer(_flag_array(r.buy_path, k), _flag_array(r.sell_path, k)) if k else None
         ak = bisect.bisect_left(L_GRID_MS, r.lifetime_ms) if r.lifetime_ms >= 0 else -1
-        for table, key in ((self.cells, ck), (self.pairs, pk)):
-            t = table.get(key)  # type: ignore[call-overload]
-            if t is None:
-                t = table[key] = _Table()  # type: ignore[index]
-            t.add(both, k, ak)
+        return ck, pk, both, k, ak
+
+    def apply(self, w: Prepared) -> None:
+        """Add a prepared window to its three levels. The counts are sums of 1.0 and halvings
+        (exact in floating point), so a window prepared earlier adds the same bits."""
+        ck, pk, both, k, ak = w
+        t = self.cells.get(ck)
+        if t is None:
+            t = self.cells[ck] = _Table()
+        t.add(both, k, ak)
+        t = self.pairs.get(pk)
+        if t is None:
+            t = self.pairs[pk] = _Table()
+        t.add(both, k, ak)
         self.all.add(both, k, ak)
         self.windows += 1
         self.version += 1
@@ -261,11 +298,21 @@ class CatchStats:
 
     @staticmethod
     def _posterior(levels: tuple, wx: _W, wy: _W, m: float) -> float:
-        for t, w in zip(levels, (STATED_PRIOR_WEIGHT, PRIOR_WEIGHT, PRIOR_WEIGHT), strict=True):
+        # _Table.avg inlined (per OPENED/UPDATED event, on the quote path): the same
+        # products and sums in the same order, so the same bits.
+        w = STATED_PRIOR_WEIGHT
+        for t in levels:
             if t is None or not t.n:
                 break
-            k, n = t.avg(wx, wy)
+            num, den = t.num.item, t.den.item
+            k = n = 0.0
+            for i, a in wx:
+                for j, b in wy:
+                    ab = a * b
+                    k += ab * num(i, j)
+                    n += ab * den(i if i > j else j)  # noqa: FURB136 (per cell: no call)
             m = (k + w * m) / (n + w)
+            w = PRIOR_WEIGHT
         return m
 
     def count(self, buy: str, sell: str) -> int:

@@ -42,7 +42,12 @@ class Clock:
         if event.is_set():
             return True
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            # asyncio.timeout, not wait_for: wait_for wraps the wait in a task of its own
+            # (Python 3.11), one more task and loop pass per wake-up (~6 us of CPU, measured
+            # by a ping-pong of two waiters: 14 vs 8 us a wait); the detector loop waits
+            # here once per batch.
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             return event.is_set()
         return True

@@ -165,9 +165,15 @@ class DetectRole(Role):
         clock = self.clock
         while not (self.stopping or sup.stopping):
             if (not len(quotes) and not len(status) and not (rates and len(rates))
-                    and not len(funding) and not await clock.wait(wake, 0.25)):
-                self.apply_wallets()  # sized right before the next quote, not at it
-                continue
+                    and not len(funding)):
+                # Nothing queued: the catch model's deferred work, one unit at a time
+                # (catch.CatchModel.idle), so a window's bookkeeping is not on a quote's path.
+                if det.catch is not None and det.catch.idle(det.clock()):
+                    await asyncio.sleep(0)
+                    continue
+                if not await clock.wait(wake, 0.25):
+                    self.apply_wallets()  # sized right before the next quote, not at it
+                    continue
             wake.clear()
             self.apply_wallets()
             for f in funding.drain():
