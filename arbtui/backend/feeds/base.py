@@ -1,4 +1,4 @@
-"""The shape every venue adapter shares, and the live connection loop.
+"""The shape every venue adapter shares.
 
 An adapter (``feeds/<venue>.py``) subclasses ``VenueFeed`` and fills in:
 
@@ -21,10 +21,12 @@ The adapter never touches a socket: it calls ``self.send(text)`` and
 urllib; replay supplies recorded frames and recorded HTTP bodies. So live,
 simulator and replay all go through the same parser and book code.
 
-Why one module past ~600 lines: ``VenueFeed`` is the one adapter shape, and its
-connection loop, per-book resync and publish path (with the liveness refresh)
-act on the same per-book state under one rule set; the pacing helpers and
-``SymbolBook`` beside it are the small types those three parts share.
+``VenueFeed`` is assembled from three modules, one concept each: this one (the
+adapter API, per-book state changes, resync, bad frames, status), the live
+connection (``feeds/connection.py``: ``run``, the writer and watchdog, ``send``,
+``http_get``, and the ``RateLimiter``/``Backoff`` pacing rules) and the publish
+path every frame goes through (``feeds/publish.py``: ``SymbolBook``, ``publish``,
+the liveness refresh). Adapters import all of it from here.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import asyncio
 import json
 import logging
 import math
-import random
 import statistics
 import urllib.request
 from collections import deque
@@ -41,131 +42,19 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from arbtui import venues
-from arbtui.backend.book import Book
 from arbtui.backend.clock import LIVE, Clock
+from arbtui.backend.feeds.connection import Backoff, Connection, RateLimiter, _has_loop
+from arbtui.backend.feeds.publish import LIVE_REFRESH_NS, BookPublisher, SymbolBook
 from arbtui.backend.feeds.sync import BookSync
 from arbtui.backend.metrics import FEED_BUCKETS_S, Histogram, resync_kind
 from arbtui.model import BookState, BookStatus, Funding, Quote, SymbolStatus, VenueStatus
 
+__all__ = ["LIVE_REFRESH_NS", "Backoff", "RateLimiter", "SymbolBook", "VenueFeed"]
+
 log = logging.getLogger("arbtui.feeds")
 
-# An Enum member read through its class costs ~60 ns (EnumType lookup); publish
-# runs once per book message.
-_LIVE = BookState.LIVE
 
-#: Liveness refresh cadence (model.AGES_RULE). Quotes are published when the
-#: quoted levels change; a LIVE book whose levels stay the same while its feed
-#: keeps proving it good (a frame applied to it, or any frame on its connection:
-#: data for other books, heartbeats, pongs) is re-published with the SAME level
-#: lists and a newer ``live_ts_ns`` at most this often. The detector ages books by
-#: that time, so a quiet top stays usable and a silent feed goes stale within
-#: ``max_quote_age_ms`` (config keeps that at least 2 x this cadence).
-LIVE_REFRESH_NS = 250_000_000
-
-
-class RateLimiter:
-    """Token bucket: ``rate`` tokens per second, ``burst`` at most."""
-
-    def __init__(self, rate: float, burst: float, clock: Clock = LIVE) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.clock = clock
-        self.t = clock.monotonic()
-
-    def _refill(self) -> None:
-        now = self.clock.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
-        self.t = now
-
-    def try_take(self, n: float = 1.0) -> bool:
-        self._refill()
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        return False
-
-    async def take(self, n: float = 1.0) -> None:
-        while not self.try_take(n):
-            await self.clock.sleep(max(0.005, (n - self.tokens) / self.rate))
-
-
-class Backoff:
-    """Exponential reconnect backoff with full jitter.
-
-    Reset only by ``healthy()`` after the connection has carried valid data for
-    ``healthy_s`` — never because a subscribe call returned (cryptofeed resets
-    on subscribe, so a server that kicks right after subscribing gets hammered
-    once a second forever; docs/protocols.md, "Rules every venue shares").
-    """
-
-    def __init__(self, base: float = 1.0, cap: float = 60.0, healthy_s: float = 30.0,
-                 rng: random.Random | None = None) -> None:
-        self.base = base
-        self.cap = cap
-        self.healthy_s = healthy_s
-        self.attempt = 0
-        self.rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * (2 ** self.attempt))
-        self.attempt += 1
-        # Jitter in [ceiling/2, ceiling]: spreads reconnects yet keeps growth visible.
-        return ceiling * (0.5 + 0.5 * self.rng.random())
-
-    def healthy(self) -> None:
-        self.attempt = 0
-
-
-class SymbolBook:
-    """Per-symbol book with its sync state: the venue's last id in ``seq``, the
-    adapter's typed bookkeeping in ``sync`` (``feeds/sync.py``)."""
-
-    __slots__ = (
-        "book",
-        "changes",
-        "last_quote",
-        "last_top",
-        "last_update_ns",
-        "live_venue_ns",
-        "next_resync",
-        "pub_live_ns",
-        "quote_template",
-        "reason",
-        "resync_pending",
-        "seq",
-        "since_ns",
-        "state",
-        "symbol",
-        "sync",
-        "vsym",
-    )
-
-    def __init__(self, symbol: str, vsym: str, depth: int, sync: BookSync,
-                 now_ns: int = 0, venue: str = "?") -> None:
-        self.symbol = symbol
-        self.vsym = vsym
-        self.book = Book(depth)
-        self.state = BookState.SYNCING
-        self.reason = "connecting"
-        self.since_ns = now_ns
-        self.changes = 0
-        self.seq: int = -1
-        self.sync = sync
-        self.last_top: tuple | None = None
-        self.last_update_ns = 0  # receive time of the last frame applied to this book
-        self.live_venue_ns = 0  # the venue's timestamp of that frame, 0 when none
-        self.last_quote: Quote | None = None  # the last Quote published for these levels
-        self.pub_live_ns = 0  # live_ts_ns of the last Quote published (or re-published)
-        self.next_resync = 0.0
-        self.resync_pending = False
-        #: Never emitted: ``publish`` copies it and sets every field a quote varies in.
-        self.quote_template = Quote(venue=venue, symbol=symbol, bid=0.0, bid_size=0.0, ask=0.0,
-                                    ask_size=0.0, bids=[], asks=[], bid_px="", bid_qty="",
-                                    ask_px="", ask_qty="")
-
-
-class VenueFeed:
+class VenueFeed(Connection, BookPublisher):
     venue: ClassVar[str] = "?"
     default_url: ClassVar[str] = ""
     default_rest: ClassVar[str] = ""
@@ -252,7 +141,8 @@ class VenueFeed:
         self.conn_state_reason = "not started"
         self._latency: deque[float] = deque(maxlen=600)  # recv - venue ts, ms
         self._latency_floor = math.inf
-        self.latency_hist = Histogram(FEED_BUCKETS_S)  # arbtui_feed_latency_seconds
+        self._latency_hist = Histogram(FEED_BUCKETS_S)  # arbtui_feed_latency_seconds
+        self._lat_pending: list[float] = []  # its samples not yet binned (publish)
         self.quotes_out = 0  # arbtui_quotes_total
         self._outbox: asyncio.Queue[str] | None = None
         self._ws: Any = None
@@ -305,37 +195,6 @@ class VenueFeed:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
-
-    def send(self, text: str) -> None:
-        """Queue an outbound frame; the writer task paces them at ``send_rate``."""
-        if self._outbox is not None:
-            self._outbox.put_nowait(text)
-
-    async def http_get(self, url: str) -> str:
-        if self.http_get_impl is not None:
-            return await self.http_get_impl(url)
-
-        def _get() -> str:
-            req = urllib.request.Request(url, headers={"User-Agent": "arbtui"})
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.read().decode()
-
-        body = await asyncio.to_thread(_get)
-        if self.recorder is not None:
-            self.recorder.on_http(url, body, self.clock_ns())
-        return body
-
-    def spawn(self, coro) -> asyncio.Task:
-        t = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._task_done)
-        return t
-
-    def _task_done(self, t: asyncio.Task) -> None:
-        self._tasks.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            self.count("task_errors")
-            log.error("%s: background task failed: %r", self.venue, t.exception())
 
     def set_state(self, sb: SymbolBook, state: BookState, reason: str = "") -> None:
         if sb.state is not state or sb.reason != reason:
@@ -412,135 +271,6 @@ class VenueFeed:
             self.count("resubscribe_timeouts")
             self.resync(sb, "no snapshot after resubscribe")
 
-    def request_reconnect(self, reason: str) -> None:
-        self._reconnect_reason = reason
-        ws = self._ws
-        if ws is not None and _has_loop():
-            self.spawn(ws.close())
-
-    def venue_latency(self, recv_ns: int, venue_ts_ns: int) -> None:
-        """Called once per published quote: counts it, and keeps its receive delay."""
-        self.quotes_out += 1
-        if venue_ts_ns:
-            ms = (recv_ns - venue_ts_ns) / 1e6
-            self._latency.append(ms)
-            # The histogram is skew-corrected like feed_latency_ms: the smallest delay
-            # seen on this feed stands for clock offset + fastest path. (A compare,
-            # not min(): this runs once per quote, and the builtin call costs more.)
-            floor = self._latency_floor
-            if ms < floor:
-                self._latency_floor = floor = ms
-            self.latency_hist.observe((ms - floor) / 1e3)
-
-    def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
-        """After a WHOLE message is applied: crossed check, then emit a Quote if the top
-        changed, or a liveness refresh if it did not for ``LIVE_REFRESH_NS``."""
-        sb.last_update_ns = recv_ns
-        sb.live_venue_ns = venue_ts_ns
-        if sb.state is not _LIVE:
-            return
-        book = sb.book
-        if not book.top_dirty and sb.last_top is not None:
-            # every change in this message was below the quoted depth: the book is
-            # proven good, its quote unchanged
-            if recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
-                self._refresh(sb, recv_ns)
-            return
-        # The book keeps each level's floats: the quote's lists are read, not converted.
-        top = book.take_top(self.quote_depth)
-        fb, fa = top
-        if not fb or not fa:
-            book.top_dirty = True  # nothing published: look again after the next change
-            return
-        bid, bid_size = fb[0]
-        ask, ask_size = fa[0]
-        if bid >= ask:  # the float keys order exactly as the decimal prices
-            book.top_dirty = True
-            # A crossed quote is never published: it would be a free "opportunity".
-            # Venues with documented auctions (allow_crossed) decide themselves when
-            # a persistent cross means desync; everyone else resyncs at once.
-            if not self.allow_crossed:
-                self.count("crossed")
-                self.resync(sb, "crossed book")
-            return
-        if top == sb.last_top:
-            if recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
-                self._refresh(sb, recv_ns)
-            return
-        sb.last_top = top
-        self.venue_latency(recv_ns, venue_ts_ns)
-        bp, bq = book.bids[bid]
-        ap, aq = book.asks[ask]
-        sb.pub_live_ns = recv_ns
-        # A copy of the book's never-published template with every other field set:
-        # half the cost of Quote(...) with 17 keywords (~1.3 vs ~2.6 us loaded, 2026-12).
-        sb.last_quote = q = sb.quote_template.__copy__()
-        q.venue = self.venue  # read now, as before: a relabelled feed (benchmarks) names itself
-        q.bid = bid
-        q.bid_size = bid_size
-        q.ask = ask
-        q.ask_size = ask_size
-        q.bids = fb
-        q.asks = fa
-        q.bid_px = bp
-        q.bid_qty = bq
-        q.ask_px = ap
-        q.ask_qty = aq
-        q.venue_ts_ns = q.live_venue_ts_ns = venue_ts_ns
-        q.recv_ts_ns = q.live_ts_ns = recv_ns
-        q.seq = seq
-        self.emit(q)
-
-    def _refresh(self, sb: SymbolBook, live_ns: int) -> None:
-        """Re-publish ``sb``'s last quote (same level lists, same top times) with
-        ``live_ts_ns = live_ns``: the book is proven good, its levels unchanged."""
-        q = sb.last_quote
-        if q is None or sb.last_top is None:
-            return
-        sb.pub_live_ns = live_ns
-        self.count("live_refreshes")
-        self.emit(Quote(
-            venue=q.venue, symbol=q.symbol, bid=q.bid, bid_size=q.bid_size, ask=q.ask,
-            ask_size=q.ask_size, bids=q.bids, asks=q.asks, bid_px=q.bid_px, bid_qty=q.bid_qty,
-            ask_px=q.ask_px, ask_qty=q.ask_qty, venue_ts_ns=q.venue_ts_ns,
-            recv_ts_ns=q.recv_ts_ns, seq=q.seq, live_ts_ns=live_ns,
-            live_venue_ts_ns=sb.live_venue_ns if sb.last_update_ns == live_ns else 0,
-        ))
-
-    def connection_alive(self, recv_ns: int) -> None:
-        """A frame arrived on this connection (data, heartbeat, pong): it proves
-        every LIVE book on it is still being served, the venues' per-connection
-        heartbeats being the only ones they send. Books whose quote has not been
-        (re-)published for ``LIVE_REFRESH_NS`` are re-published; checked at most
-        once per ``LIVE_REFRESH_NS`` of frame time, so the hot path pays one compare."""
-        if recv_ns < self._live_due:
-            return
-        self._live_due = recv_ns + LIVE_REFRESH_NS
-        for sb in self.books.values():
-            if sb.state is _LIVE and recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
-                self._refresh(sb, recv_ns)
-
-    def withhold_crossed(self, sb: SymbolBook, recv_ns: int, reason: str) -> str | None:
-        """For ``allow_crossed`` venues, after a WHOLE message: None if the book is
-        not crossed. A crossed book is never published; it may be an auction, so it
-        is withheld (STALE, ``reason``) and given ``crossed_grace_s`` to uncross:
-        returns "withheld". Still crossed after that, it is out of sync: returns
-        "desync" and the caller drops and resyncs it."""
-        x = sb.sync
-        if not sb.book.crossed():
-            if x.crossed_since is not None:  # the store only when it changes: every message
-                x.crossed_since = None
-            return None
-        since = x.crossed_since
-        if since is None:
-            x.crossed_since = since = recv_ns
-            self.count("crossed")
-        sb.last_update_ns = recv_ns
-        if (recv_ns - since) / 1e9 >= self.crossed_grace_s:
-            return "desync"
-        self.set_state(sb, BookState.STALE, reason)
-        return "withheld"
-
     # ================================================================ frame entry point
 
     def feed_frame(self, data: str | bytes, recv_ns: int) -> None:
@@ -605,128 +335,6 @@ class VenueFeed:
             log.warning("%s: instrument list unavailable (%s: %s); using the static symbol table",
                         cls.venue, type(e).__name__, e)
             return None
-
-    # ================================================================ live loop
-
-    async def run(self) -> None:
-        """Connect, subscribe, read; reconnect with backoff until ``stop``."""
-        import websockets
-
-        self._stop = asyncio.Event()
-        for s in self.unknown_symbols:
-            log.warning("%s: no venue symbol for %s; skipped", self.venue, s)
-        first = True
-        while not self._stop.is_set():
-            if not first:
-                self.reconnects += 1
-                delay = self.backoff.next_delay()
-                self.conn_state_reason = f"reconnecting in {delay:.1f}s ({self._reconnect_reason})"
-                if await self.clock.wait(self._stop, delay):
-                    break
-            first = False
-            self._reconnect_reason = None
-            self.reset_books(BookState.SYNCING, "connecting")
-            try:
-                url = await self.resolve_url()
-                async with websockets.connect(
-                    url, max_size=self.max_frame, open_timeout=10, close_timeout=2,
-                    ping_interval=None,  # keepalive is per venue, below; server pings get pongs
-                    compression=None,
-                ) as ws:
-                    if self.recorder is not None:
-                        self.recorder.on_connect(url, self.clock_ns())
-                    await self._session(ws)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any socket failure means reconnect
-                self.count("connect_errors")
-                self._reconnect_reason = self._reconnect_reason or f"{type(e).__name__}: {e}"
-                log.warning("%s: connection ended: %s", self.venue, self._reconnect_reason)
-            finally:
-                self._ws = None
-                self.connected = False
-                for t in list(self._tasks):
-                    t.cancel()
-                self.reset_books(BookState.STALE, self._reconnect_reason or "disconnected")
-        self.conn_state_reason = "stopped"
-
-    async def _session(self, ws) -> None:
-        self._ws = ws
-        self.connected = True
-        self.conn_state_reason = "connected"
-        opened = self.clock.monotonic()
-        self._outbox = asyncio.Queue()
-        self.spawn(self._writer(ws))
-        self.spawn(self._watchdog(ws, opened))
-        for m in self.subscribe_messages():
-            self.send(m)
-        await self.on_open()
-        async for data in ws:
-            recv_ns = self.clock_ns()
-            if self.recorder is not None:
-                self.recorder.on_recv(data, recv_ns)
-            self.feed_frame(data, recv_ns)
-            if self._stop.is_set():
-                break
-        self._reconnect_reason = self._reconnect_reason or (
-            f"closed by venue ({ws.close_code})" if ws.close_code is not None else "closed")
-
-    async def _writer(self, ws) -> None:
-        assert self._outbox is not None
-        gap = 1.0 / self.send_rate
-        while True:
-            text = await self._outbox.get()
-            await ws.send(text)
-            if self.recorder is not None:
-                self.recorder.on_send(text, self.clock_ns())
-            await self.clock.sleep(gap)
-
-    async def _watchdog(self, ws, opened: float) -> None:
-        """Keepalive, staleness, healthy-period backoff reset, proactive reconnect."""
-        clock = self.clock
-        last_ping = clock.monotonic()
-        healthy_since: float | None = None
-        while True:
-            await clock.sleep(0.25)
-            now = clock.monotonic()
-            self._update_rate(now)
-            if self.keepalive_s and now - last_ping >= self.keepalive_s:
-                msg = self.keepalive_message()
-                if msg:
-                    self.send(msg)
-                last_ping = now
-            age = (clock.now_ns() - self.last_msg_ns) / 1e9 if self.last_msg_ns else now - opened
-            if age > self.stale_after_s:
-                for sb in self.books.values():
-                    self.set_state(sb, BookState.STALE, f"no data for {age:.1f}s")
-                self.count("stale")
-                self.request_reconnect(f"silent for {age:.1f}s")
-                return
-            if self.max_conn_life_s and now - opened > self.max_conn_life_s:
-                self.request_reconnect("proactive reconnect before the venue's connection limit")
-                return
-            all_live = self.books and all(sb.state is BookState.LIVE for sb in self.books.values())
-            if all_live:
-                healthy_since = healthy_since or now
-                if now - healthy_since >= self.backoff.healthy_s:
-                    self.backoff.healthy()
-            else:
-                healthy_since = None
-
-    def _update_rate(self, now: float) -> None:
-        dt = now - self._rate_t
-        if dt >= 1.0:
-            self.msg_rate = (self.msg_count - self._rate_n) / dt
-            self._rate_n = self.msg_count
-            self._rate_t = now
-
-    async def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
-
     # ================================================================ status
 
     def status(self) -> VenueStatus:
@@ -761,11 +369,3 @@ class VenueFeed:
 
     def live_symbols(self) -> list[str]:
         return [s for s, sb in self.books.items() if sb.state is BookState.LIVE]
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        return False

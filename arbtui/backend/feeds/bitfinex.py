@@ -78,6 +78,8 @@ _INT = r"(?:0|[1-9]\d*)"
 #: the JSON path.
 _UPDATE = re.compile(rf"\[({_INT}),\[({_NUM}),({_INT}),({_NUM})\],({_INT})\]").fullmatch
 _CSUM = re.compile(rf'\[({_INT}),"cs",(-?{_INT}),({_INT})\]').fullmatch
+#: ``_fast_update`` on; off only in tests comparing it with the generic path.
+FAST_UPDATE = True
 
 
 def _int_or_text(s: str) -> int | str:
@@ -95,14 +97,16 @@ def _num(v: Any) -> str:
 
 def checksum(book: Book) -> int:
     """Bitfinex's OB_CHECKSUM of ``book`` (rule 5), a signed 32-bit int."""
-    bids, asks = book.top_bids(25), book.top_asks(25)
-    parts: list[str] = []
-    for i in range(25):
-        if i < len(bids):
-            parts += bids[i]
-        if i < len(asks):
-            parts += (asks[i][0], "-" + asks[i][1])
-    c = zlib.crc32(":".join(parts).encode())
+    # bid px:amount and ask px:-amount interleaved, the longer side's rest after:
+    # built by slices (it runs on every checksum frame, ~1 in 5 of a book stream).
+    b = [f"{px}:{qty}" for px, qty in book.top_bids(25)]
+    a = [f"{px}:-{qty}" for px, qty in book.top_asks(25)]
+    n = min(len(b), len(a))
+    levels: list = [None] * (2 * n)
+    levels[0::2] = b[:n]
+    levels[1::2] = a[:n]
+    levels += b[n:] or a[n:]
+    c = zlib.crc32(":".join(levels).encode())
     return c - (1 << 32) if c >= (1 << 31) else c
 
 
@@ -227,6 +231,9 @@ class BitfinexFeed(VenueFeed):
             f = _UPDATE(data)
             if f is not None:
                 chan, px, cnt, amt, seq = f.groups()
+                if FAST_UPDATE and self._fast_update(int(chan), px, cnt, amt, int(seq), recv_ns,
+                                                     data):
+                    return
                 self._on_array([int(chan), [_int_or_text(px), int(cnt), _int_or_text(amt)],
                                 int(seq)], recv_ns, data)
                 return
@@ -246,6 +253,40 @@ class BitfinexFeed(VenueFeed):
             self._on_event(m)
         else:
             self.frame_error("neither an array nor an event", data)
+
+    def _fast_update(self, chan: int, px: str, cnt: str, amt: str, seq: int, recv_ns: int,
+                     data: str) -> bool:
+        """``_on_array`` -> ``_on_book`` for the common case, a one-level update of a
+        SYNCED book that continues the sequence, applied straight from the matched
+        wire text (no lists, no per-row conversion; ~40 % of the frame's cost).
+        False: the generic path must take the frame (anything else, and ``-0``,
+        whose JSON value is spelled ``0``). Same rules, counters and errors."""
+        last = self._seq
+        sb = self._chans.get(chan)
+        if (sb is None or last < 0 or seq != last + 1 or not self._flags & SEQ_ALL
+                or self._version_ok is False or self._maintenance
+                or sb.sync.phase is not SYNCED or px == "-0" or amt == "-0"):
+            return False
+        self._seq = seq
+        neg = amt[0] == "-"
+        book = sb.book
+        try:
+            # Book.set, then the depth cap as apply_sides applies it after a message.
+            if cnt == "0":  # delete; amount 1 / -1 says which side
+                book.set(not neg, px, "0")
+            elif neg:
+                book.set(False, px, amt[1:])
+            else:
+                book.set(True, px, amt)
+        except _BAD_ROW as e:
+            self.frame_error(f"bad level: {e}", data, sb)  # may be half-applied: resync
+            return True
+        d = book.depth
+        if len(book.bids) > d or len(book.asks) > d:
+            book.truncate()
+        sb.seq = seq
+        self.publish(sb, recv_ns, 0, seq)
+        return True
 
     def _on_event(self, m: dict) -> None:
         ev = m.get("event")

@@ -68,6 +68,7 @@ class _Delta(msgspec.Struct, gc=False):
 _delta_decoder = msgspec.json.Decoder(_Delta)
 #: Off only in tests comparing the two paths.
 TYPED_DELTA = True
+_LIVE = BookState.LIVE
 
 
 def sub_depth(depth: int, depths: tuple[int, ...] = DEPTHS) -> int:
@@ -80,10 +81,23 @@ def sub_depth(depth: int, depths: tuple[int, ...] = DEPTHS) -> int:
 def _topic_depth(topic: str) -> tuple[int, str] | None:
     """``orderbook.200.BTCUSDT`` -> (200, "BTCUSDT"); the topic is Bybit's own
     dotted grammar, and the symbol part is looked up, never split further."""
-    parts = topic.split(".")
-    if len(parts) != 3 or parts[0] != "orderbook" or not parts[1].isdigit():
-        return None
-    return int(parts[1]), parts[2]
+    parsed = _topics.get(topic, _UNPARSED)
+    if parsed is _UNPARSED:
+        parts = topic.split(".")
+        if len(parts) != 3 or parts[0] != "orderbook" or not parts[1].isdigit():
+            parsed = None
+        else:
+            parsed = int(parts[1]), parts[2]
+        if len(_topics) >= 4096:
+            _topics.clear()
+        _topics[topic] = parsed
+    return parsed
+
+
+#: topic -> ``_topic_depth(topic)``: every book frame names its topic, and a
+#: connection has a handful. Bounded by clearing.
+_topics: dict[str, tuple[int, str] | None] = {}
+_UNPARSED = object()
 
 
 @dataclass(slots=True, eq=False)
@@ -275,7 +289,7 @@ class BybitFeed(VenueFeed):
             return False
         td = _topic_depth(m.topic)
         sb = self.by_vsym.get(td[1]) if td else None
-        if sb is None or sb.resync_pending or sb.state is not BookState.LIVE:
+        if sb is None or sb.resync_pending or sb.state is not _LIVE:
             return False
         x = sb.sync
         if td[0] != x.depth or (body.s is not msgspec.UNSET and body.s != sb.vsym):

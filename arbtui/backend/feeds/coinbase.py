@@ -83,6 +83,9 @@ class _Envelope(msgspec.Struct):
     message: str | None = None
 
 
+#: The one-event fast path in ``on_message``; off only in tests comparing it with ``_on_l2``.
+FAST_L2 = True
+
 _env_decoder = msgspec.json.Decoder(_Envelope)
 _l2_decoder = msgspec.json.Decoder(list[_L2Event])
 _l2_frame_decoder = msgspec.json.Decoder(_L2Frame)
@@ -209,6 +212,26 @@ class CoinbaseFeed(VenueFeed):
             self._seq = seq
         channel = msg.channel
         if channel == "l2_data":
+            events = msg.events
+            if FAST_L2 and events.__class__ is list and len(events) == 1:
+                # ``_on_l2`` for the common frame: one update event of a SYNCED book
+                # (no per-frame lists of touched books; same rules and counters).
+                ev = events[0]
+                sb = self.by_vsym.get(ev.product_id)
+                if sb is not None and ev.type == "update" and sb.sync.phase is SYNCED:
+                    book = sb.book
+                    try:
+                        book.apply(ev.updates, _SIDES)
+                    except (KeyError, TypeError, BookError) as e:
+                        self._invalidate(sb)
+                        self.frame_error(f"bad level: {e!r}", data, sb)
+                        return
+                    if book.top_dirty or sb.last_top is None:
+                        ts = msg.timestamp
+                        self.publish(sb, recv_ns, rfc3339_ns(ts) if ts else 0, self._seq)
+                    else:
+                        sb.last_update_ns = recv_ns
+                    return
             self._on_l2(msg, recv_ns, data)
         elif channel == "heartbeats":
             self._on_heartbeat(msg, data)

@@ -89,8 +89,17 @@ def _apply_typed(sb: SymbolBook, d: _L2) -> None:
     book's sequence are already in it; price "0" is no level."""
     last = sb.seq
     ch = d.changes
-    sb.book.apply_sides([r for r in ch.bids if int(r[2]) > last and r[0] != "0"],
-                        [r for r in ch.asks if int(r[2]) > last and r[0] != "0"])
+    # Plain loops, not comprehensions: on 3.11 each comprehension is a function
+    # built and called per side, per frame.
+    bids = []
+    for r in ch.bids:
+        if int(r[2]) > last and r[0] != "0":
+            bids.append(r)
+    asks = []
+    for r in ch.asks:
+        if int(r[2]) > last and r[0] != "0":
+            asks.append(r)
+    sb.book.apply_sides(bids, asks)
 
 
 class KucoinFeed(RestSyncedFeed):

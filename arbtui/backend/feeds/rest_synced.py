@@ -123,8 +123,14 @@ class RestSyncedFeed(VenueFeed):
             self.count("gaps")
             self.resync(sb, f"gap: update from id {first} after {sb.seq}")
             return
-        if self._apply(sb, msg, last, data, apply):
-            self.publish(sb, recv_ns, ts_ns, sb.seq)
+        # ``_apply`` written out: this runs on every update frame of Gate and KuCoin.
+        try:
+            (apply or self.apply_change)(sb, msg)  # one Book.apply_sides: it truncates
+        except _BAD_ROW as e:
+            self.frame_error(f"bad change: {e}", data, sb)  # half-applied: resync
+            return
+        sb.seq = last
+        self.publish(sb, recv_ns, ts_ns, last)
 
     def _apply(self, sb: SymbolBook, msg: Any, last: int, data: Any,
                apply: Callable[[SymbolBook, Any], None] | None = None) -> bool:
