@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -285,6 +286,93 @@ def detector_catch_cost(nv: int, ns: int, n: int, repeats: int, jitter_ms: float
             "opened": det.counters["opened"]}
 
 
+def detector_floor(nv: int = 5, ns: int = 50, n: int = 50_000, repeats: int = 5) -> dict:
+    """What the detector's work costs at its barest in this CPython, on the benchmark's
+    stream (``detector_cost``): µs per quote, CPU time of this thread, min of ``repeats``.
+
+    - ``loop``: the bare ``for q in quotes`` loop;
+    - ``store``: store the quote in a dict by (venue, symbol) (what keeping the latest
+      quote per book costs at least);
+    - ``screen``: store it, then one dict lookup and one float compare per other venue
+      of its symbol (the cheapest pair screen: "can this quote cross that book?");
+    - ``walks``: exactly the ``edge.walk`` calls the detector makes on this stream,
+      replayed alone (the depth walks the threshold rule needs; every one is needed:
+      each feeds an event or an open window's numbers and peaks);
+    - ``detector``: ``Detector.on_quote`` itself, for comparison.
+    """
+    from arbtui.backend import detector as detmod
+    from arbtui.backend import detector_windows
+    from benchmarks.e2e import bench_config
+
+    m = load.Market(nv, ns, seed=5)
+    quotes = [load.quote_of(m, mm) for mm in m.stream(n)]
+    cfg = bench_config(m.venues)
+    fees = {v: 1.0 for v in m.venues}
+    now = time.time_ns()
+    for q in quotes:
+        q.recv_ts_ns = now
+    calls: list = []
+    walk = detector_windows.walk
+
+    def recording_walk(*a, **k):
+        calls.append((a, k))
+        return walk(*a, **k)
+
+    detector_windows.walk = recording_walk
+    try:
+        det = detmod.Detector(cfg.detector, fees, clock=lambda: now)
+        for q in quotes:
+            det.on_quote(q)
+    finally:
+        detector_windows.walk = walk
+    others = {v: [o for o in m.venues if o != v] for v in m.venues}
+
+    def bare() -> None:
+        for _q in quotes:
+            pass
+
+    def store() -> None:
+        books: dict = {}
+        for q in quotes:
+            books[(q.venue, q.symbol)] = q
+
+    def screen() -> None:
+        books: dict = {}
+        bids: dict = {}
+        for q in quotes:
+            books[(q.venue, q.symbol)] = q
+            by_venue = bids.get(q.symbol)
+            if by_venue is None:
+                by_venue = bids[q.symbol] = {}
+            by_venue[q.venue] = q.bid
+            ask = q.ask
+            for o in others[q.venue]:
+                b = by_venue.get(o)
+                if b is not None and b > ask:
+                    pass
+
+    def walks() -> None:
+        for a, k in calls:
+            walk(*a, **k)
+
+    def detector() -> None:
+        on_quote = detmod.Detector(cfg.detector, fees, clock=lambda: now).on_quote
+        for q in quotes:
+            on_quote(q)
+
+    out: dict = {"venues": nv, "symbols": ns, "quotes": n, "n_walks": len(calls)}
+    for name, f in (("loop", bare), ("store", store), ("screen", screen), ("walks", walks),
+                    ("detector", detector)):
+        best = math.inf
+        for _ in range(repeats):
+            gc.collect()
+            t = time.thread_time_ns()
+            f()
+            best = min(best, (time.thread_time_ns() - t) / n / 1e3)
+        out[name] = best
+    return out
+
+
 # ---------------------------------------------------------------------- book memory
 
 
@@ -311,6 +399,12 @@ if __name__ == "__main__":
     # python -m benchmarks.micro catch [REPEATS]: detector µs/quote with p_catch on and off
     import statistics
 
+    if sys.argv[1:2] == ["floor"]:
+        # python -m benchmarks.micro floor [REPEATS]: the detector's floor on this machine
+        r = detector_floor(repeats=int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+        print(f"{r['venues']}x{r['symbols']}, {r['quotes']} quotes, {r['n_walks']} walks; "
+              "µs per quote (CPU, min): " + ", ".join(
+                  f"{k} {r[k]:.3f}" for k in ("loop", "store", "screen", "walks", "detector")))
     if sys.argv[1:2] == ["catch"]:
         reps = int(sys.argv[2]) if len(sys.argv) > 2 else 7
         for nv, ns, j in ((5, 50, 0.0), (2, 2, 0.0), (5, 50, 20.0)):

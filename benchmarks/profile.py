@@ -108,13 +108,54 @@ def detector(n: int, repeats: int, nv: int = 5, ns: int = 50) -> None:
         print(f"detector {nv}x{ns}: {dt / len(quotes) * 1e6:.2f} µs/quote", file=sys.stderr)
 
 
+def detector_opcodes(n: int, repeats: int, nv: int = 5, ns: int = 50) -> None:
+    """Bytecodes executed per quote, by function, over one pass of the detector stream:
+    a load-independent count (``sys.settrace`` opcode events), the per-function
+    breakdown in results/2026-12-06-r3-detector.md. ``repeats`` is ignored."""
+    from collections import Counter
+
+    from arbtui.backend.detector import Detector
+    from benchmarks.e2e import bench_config
+
+    m = load.Market(nv, ns, seed=5)
+    quotes = [load.quote_of(m, mm) for mm in m.stream(n)]
+    now = time.time_ns()
+    for q in quotes:
+        q.recv_ts_ns = now
+    det = Detector(bench_config(m.venues).detector, {v: 1.0 for v in m.venues}, clock=lambda: now)
+    ops: Counter = Counter()
+    calls: Counter = Counter()
+
+    def trace(frame, event, arg):
+        if event == "opcode":
+            ops[frame.f_code.co_qualname] += 1
+        elif event == "call":
+            frame.f_trace_opcodes = True
+            calls[frame.f_code.co_qualname] += 1
+        return trace
+
+    on_quote = det.on_quote
+    sys.settrace(trace)
+    try:
+        for q in quotes:
+            on_quote(q)
+    finally:
+        sys.settrace(None)
+    total = sum(ops.values())
+    print(f"detector {nv}x{ns}: {total / n:.1f} bytecodes per quote", file=sys.stderr)
+    for name, k in ops.most_common(12):
+        print(f"{k / n:8.1f} {100 * k / total:5.1f} %  {calls[name]:7d} calls  {name}",
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.profile")
-    ap.add_argument("stage", choices=("adapter", "adapter-real", "detector"))
+    ap.add_argument("stage", choices=("adapter", "adapter-real", "detector", "detector-opcodes"))
     ap.add_argument("-n", type=int, default=40_000)
     ap.add_argument("--repeats", type=int, default=4)
     a = ap.parse_args(argv)
-    {"adapter": adapter, "adapter-real": adapter_real, "detector": detector}[a.stage](a.n, a.repeats)
+    {"adapter": adapter, "adapter-real": adapter_real, "detector": detector,
+     "detector-opcodes": detector_opcodes}[a.stage](a.n, a.repeats)
     return 0
 
 

@@ -9,7 +9,8 @@ events byte for byte; the product carries none of this code.
 
 from __future__ import annotations
 
-from arbtui.backend.detector import Detector, _Leg
+from arbtui.backend.detector import Detector
+from arbtui.backend.detector_index import Leg
 from arbtui.model import Opportunity, Quote
 
 
@@ -22,7 +23,7 @@ class ReferenceDetector(Detector):
         self._eval_pairs(leg, self.clock(), out, None)
         return out
 
-    def _eval_pairs(self, a: _Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
+    def _eval_pairs(self, a: Leg, now: int, out: list[Opportunity], seen: set | None) -> None:
         """Both directions of every pair between ``a`` and the other venues' books of
         the same base asset (what the index must reproduce exactly)."""
         av = a.venue
@@ -49,7 +50,7 @@ class ReferenceDetector(Detector):
             else:
                 self._eval_cross(a, x, now, out)
 
-    def _eval(self, bl: _Leg, sl: _Leg, *args) -> None:
+    def _eval(self, bl: Leg, sl: Leg, *args) -> None:
         super()._eval(bl, sl, *args)
         d = bl.dirs.get(sl)
         if d is not None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import struct
 
+import msgspec
 import pytest
 
 from arbtui.backend.edge import (
@@ -224,7 +224,7 @@ def _bits(f):
     except ArithmeticError as e:
         return type(e).__name__
     return tuple(struct.pack("<d", x) if isinstance(x, float) else x
-                 for x in dataclasses.astuple(w))
+                 for x in msgspec.structs.astuple(w))
 
 
 @pytest.mark.parametrize("seed", range(4))

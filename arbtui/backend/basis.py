@@ -13,12 +13,12 @@ Three kinds of window (``model.Opportunity.kind``), one rule (``edge.THRESHOLD_R
   venue B (B may be A's own derivatives venue) when that perp is linear and settled in
   QUOTE (``linear_in_quote``). Only that direction: selling spot
   would need base we do not hold. ``evaluate`` below finds these pairs and hands
-  each to the detector's ``_eval``, so sizing, the hurdle, staleness, lifecycle and
-  events are the spot ones; ``decorate`` adds the basis, funding and carry
+  each to the detector's ``_eval`` (``detector_windows``), so sizing, the hurdle,
+  staleness, lifecycle and events are the spot ones; ``decorate`` adds the basis, funding and carry
   (``edge.basis_bps``/``edge.carry_apr`` state the formulas).
 
-A spot symbol's group and its perp's group are linked (``_Group.partner``) when the
-second of them appears, so a spot-only run pays one attribute test per quote.
+A spot symbol's group and its perp's group are linked (``detector_index.Group.partner``)
+when the second of them appears, so a spot-only run pays one attribute test per quote.
 Funding (``model.Funding``, from the perp feeds) is venue state: kept here per perp
 book, copied onto the windows that use it, never a reason to open or close one.
 
@@ -164,11 +164,10 @@ class Basis:
         pg = leg.grp.partner
         if not pg.npresent:
             return
-        dv, ds = det.disabled_venues, det.disabled_symbols
         is_open = det.open
         perp = leg.perp
         for x in pg.legs:
-            if x.q is None or x.venue in dv or x.sym in ds:
+            if x.q is None or x.off:  # absent, or its venue or symbol disabled
                 continue
             spot, short = (x, leg) if perp else (leg, x)
             can = not (short.eb < spot.ea)  # _eval's first test, as the pair index forms it

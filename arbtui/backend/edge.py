@@ -77,7 +77,8 @@ interval).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+import msgspec
 
 #: The rule as the README, config.toml and the help screen state it (tests hold
 #: them to these words).
@@ -132,9 +133,11 @@ def marginal_bps(ask: float, bid: float, fee_a_bps: float, fee_b_bps: float) -> 
     return marginal_profit(ask, bid, fee_a_bps, fee_b_bps) / (ask * (1 + fee_a_bps / 1e4)) * 1e4
 
 
-@dataclass(slots=True)
-class Walk:
-    """The depth-aware size and what it earns. Prices in each venue's own currency."""
+class Walk(msgspec.Struct, gc=False):
+    """The depth-aware size and what it earns. Prices in each venue's own currency.
+
+    (A msgspec Struct rather than a dataclass: built in C, the detector makes one per
+    depth walk; only floats and a string, so no reference cycle to track.)"""
 
     size: float = 0.0  # base units
     buy_vwap: float = 0.0  # buy venue currency
@@ -190,27 +193,32 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
         # <= the chunk. Any other case computes all three caps, in order.
         no_wallet = max_base == inf and max_quote == inf
         i = j = 0
-        lv = asks[0]
-        pa = lv[0]
-        ra = lv[1] * level_share
+        pa, ra = asks[0]
+        ra *= level_share
         pafa = pa * fa
         hpa = pa * fah
-        fast = no_wallet and 0.0 < pafa < inf and ra < inf
-        lv = bids[0]
-        pb = lv[0]
-        rb = lv[1] * level_share
+        fast = no_wallet and pafa > 0.0 and pafa < inf and ra < inf
+        pb, rb = bids[0]
+        rb *= level_share
         pbf = pb * rate * fb
         while True:
             if not pbf >= hpa:
                 limited = "threshold" if pbf > pafa else "edge"
                 break
             q = rb if rb < ra else ra  # noqa: FURB136 -- min(ra, rb) without the call
-            cap_hit = ""
             if fast:
                 c = (max_notional - cost_px) / pa
                 if c <= q:
-                    q, cap_hit = c, "max_notional"
+                    # The notional cap ends the walk with this chunk.
+                    if c > eps:
+                        size += c
+                        cost_px += pa * c
+                        proc_px += pb * c
+                        buy_worst, sell_worst = pa, pb
+                    limited = "max_notional"
+                    break
             else:
+                cap_hit = ""
                 c = max_base - size
                 if c <= q:
                     q, cap_hit = c, "base_balance"
@@ -220,6 +228,14 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 c = (max_quote - cost_px * fa) / pafa
                 if c <= q:
                     q, cap_hit = c, "quote_balance"
+                if cap_hit:
+                    if q > eps:
+                        size += q
+                        cost_px += pa * q
+                        proc_px += pb * q
+                        buy_worst, sell_worst = pa, pb
+                    limited = cap_hit
+                    break
             if q > eps:
                 size += q
                 cost_px += pa * q
@@ -227,42 +243,39 @@ def walk(asks: list[tuple[float, float]], bids: list[tuple[float, float]],
                 buy_worst, sell_worst = pa, pb
                 ra -= q
                 rb -= q
-            if cap_hit:
-                limited = cap_hit
-                break
             # A side out of levels ends the walk at once (nothing after it could
             # change the result).
             if ra <= eps:
                 i += 1
                 if i == na:
                     break
-                lv = asks[i]
-                pa = lv[0]
-                ra = lv[1] * level_share
+                pa, ra = asks[i]
+                ra *= level_share
                 pafa = pa * fa
                 hpa = pa * fah
-                fast = no_wallet and 0.0 < pafa < inf and ra < inf
+                fast = no_wallet and pafa > 0.0 and pafa < inf and ra < inf
             if rb <= eps:
                 j += 1
                 if j == nb:
                     break
-                lv = bids[j]
-                pb = lv[0]
-                rb = lv[1] * level_share
+                pb, rb = bids[j]
+                rb *= level_share
                 pbf = pb * rate * fb
     if size <= _EPS:
         return Walk(limited_by=limited)
     buy_vwap = cost_px / size
     sell_vwap = proc_px / size
     bid_conv = sell_vwap * rate
-    profit = net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost)
-    # net_bps(buy_vwap, bid_conv, ...) is this profit over this cost: the same
-    # operations on the same values, without computing the profit twice.
-    nbps = profit / (size * buy_vwap * (1 + fee_a_bps / 1e4)) * 1e4
+    # net_profit(buy_vwap, bid_conv, size, fee_a_bps, fee_b_bps, flat_cost), net_bps(...)
+    # and gross_bps(buy_vwap, bid_conv) written out: the same operations on the same
+    # values (fa and fb are those functions' fee factors), without three calls per walk
+    # and without computing the profit twice.
+    profit = size * bid_conv * fb - size * buy_vwap * fa - flat_cost
+    nbps = profit / (size * buy_vwap * fa) * 1e4
     # Positional, in field order: size, buy_vwap, sell_vwap, buy_worst, sell_worst,
     # notional, profit, gross_bps, net_bps, limited_by (keywords cost a third more).
     return Walk(size, buy_vwap, sell_vwap, buy_worst, sell_worst, cost_px, profit,
-                gross_bps(buy_vwap, bid_conv), nbps, limited)
+                (bid_conv - buy_vwap) / buy_vwap * 1e4, nbps, limited)
 
 
 HOURS_PER_YEAR = 24 * 365
