@@ -96,7 +96,7 @@ class KafkaConfig(_S):
     partitions: int = 12
     replication: int = 1
     acks: Literal[0, 1, "all"] = 1
-    linger_ms: int = 1
+    linger_ms: int = 0  # the sender batches per pass itself (docs/tuning.md)
     compression: Literal["none", "lz4", "gzip"] = "none"
     quote_format: Literal["msgpack", "json"] = "msgpack"
     max_batch_size: int = 524288

@@ -28,6 +28,7 @@ import multiprocessing as mp
 import os
 import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,6 +53,9 @@ class Spec:
     #: "frames": venue frames through the Coinbase adapter (the full path);
     #: "quotes": ready Quotes straight onto the bus (bus + detector only).
     source: str = "frames"
+    #: ``kafka`` only: feed processes, the venues dealt out among them (venue i to
+    #: process i mod feeds), as a deployment runs a feed process near each venue.
+    feeds: int = 1
 
 
 @dataclass
@@ -173,9 +177,12 @@ class Pacer:
             if self.on_warm is not None:
                 self.on_warm(now)
 
-    async def run_sync(self, nv: int, handle: Callable[[int, int, int], None]) -> None:
-        """``handle(vi, i, recv_ns)`` for each message i (global index), non-blocking."""
-        await asyncio.gather(*(self._venue_sync(vi, nv, handle) for vi in range(nv)))
+    async def run_sync(self, nv: int, handle: Callable[[int, int, int], None],
+                       venues: list[int] | None = None) -> None:
+        """``handle(vi, i, recv_ns)`` for each message i (global index), non-blocking;
+        only the messages of ``venues`` (default all)."""
+        vis = range(nv) if venues is None else venues
+        await asyncio.gather(*(self._venue_sync(vi, nv, handle) for vi in vis))
         self.t_end = time.time_ns()
 
     async def _venue_sync(self, vi: int, nv: int, handle) -> None:
@@ -690,6 +697,8 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         bus = make_bus(cfg)
         eng = Engine(cfg, mode="live", bus=bus, roles=("detect",))
         probe = _EngineProbe(eng, PROBE_SYMBOL, ready)
+        if os.environ.get("ARBTUI_BENCH_TRACE"):
+            _trace_detect(bus, probe)
         await eng.start()
         if params.get("tune_gc"):
             from arbtui.backend.gcpolicy import tune_gc
@@ -760,8 +769,73 @@ async def _consumer_main(conn, variant: str, bootstrap: str, params: dict) -> di
         "opp": np.asarray(opp_lat, dtype=np.int64).tobytes(),
         "extra": extra(),
     }
+    if variant == "kafka" and getattr(probe, "dump", None) is not None:
+        probe.dump()
     await stop()
     return out
+
+
+def _trace_detect(bus, probe) -> None:
+    """ARBTUI_BENCH_TRACE=DIR: per fetched quote record (fetch return time, its newest
+    publish time, quotes in it) and per quote evaluated (done, live time, publish
+    time, refresh?), written to DIR/detect.npz when the run ends."""
+    recs: list[tuple[int, int, int]] = []
+    put = bus._put_quotes
+
+    def traced(b, subs, r, ks, now):
+        recs.append((now, b.pub_ts_ns, len(b.items)))
+        return put(b, subs, r, ks, now)
+
+    bus._put_quotes = traced
+    evals: list[tuple[int, int, int, int, int, int]] = []
+    det = probe.engine.detector
+    inner = det.on_quotes
+
+    def entry(batch):
+        start = time.time_ns()
+        out = inner(batch)
+        done = time.time_ns()
+        for q in batch:
+            evals.append((done, max(q.recv_ts_ns, q.live_ts_ns), q.pub_ts_ns,
+                          int(q.live_ts_ns > q.recv_ts_ns), start, zlib.crc32(q.venue.encode())))
+        return out
+
+    det.on_quotes = entry
+
+    def dump() -> None:
+        d = os.environ["ARBTUI_BENCH_TRACE"]
+        np.savez(os.path.join(d, "detect.npz"), recs=np.asarray(recs, dtype=np.int64),
+                 evals=np.asarray(evals, dtype=np.int64))
+
+    probe.dump = dump
+
+
+def _trace_feed(bus) -> Callable[[], None]:
+    """ARBTUI_BENCH_TRACE=DIR: per quote record sent (send called, send returned,
+    acknowledged, newest publish time, quotes in it) -> DIR/feed.npz."""
+    from arbtui.backend.bus.kafka.wire import decode
+
+    rows: list[list[int]] = []
+    prod = bus._producer
+    send = prod.send
+
+    async def traced(topic, value, **kw):
+        t0 = time.time_ns()
+        fut = await send(topic, value, **kw)
+        t1 = time.time_ns()
+        msg, _ = decode(value)
+        row = [t0, t1, 0, getattr(msg, "pub_ts_ns", 0), len(getattr(msg, "items", ()))]
+        rows.append(row)
+        fut.add_done_callback(lambda f, row=row: row.__setitem__(2, time.time_ns()))
+        return fut
+
+    prod.send = traced
+
+    def dump() -> None:
+        d = os.environ["ARBTUI_BENCH_TRACE"]
+        np.savez(os.path.join(d, "feed.npz"), rows=np.asarray(rows, dtype=np.int64))
+
+    return dump
 
 
 def _kafka_cfg(cfg, bootstrap: str, suffix: str) -> None:
@@ -792,6 +866,83 @@ def baseline_unavailable() -> str | None:
 
 
 
+def _feed_handler(side: FeedSide, payload: list, mode: str, publish_quote: Callable):
+    """The pacer's ``handle`` for one feed process: a frame into its venue's adapter,
+    or a ready quote onto the bus."""
+    if mode == "frames":
+        feeds, seqs = side.feeds, side.seq
+
+        def handle_sync(vi: int, i: int, now: int) -> None:
+            a, c = payload[i]
+            s = seqs[vi]
+            seqs[vi] = s + 1
+            feeds[vi].feed_frame(f"{a}{s}{c}", now)
+    else:
+        def handle_sync(vi: int, i: int, now: int) -> None:
+            qq = payload[i]
+            qq.recv_ts_ns = now
+            publish_quote(qq)
+    return handle_sync
+
+
+def _feed_proc(conn, bootstrap: str, params: dict) -> None:
+    """A second (third...) feed process of a ``feeds > 1`` kafka run."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        out = asyncio.run(_feed_main(conn, bootstrap, params))
+    except Exception as e:  # noqa: BLE001 - report any failure to the parent
+        import traceback
+
+        out = {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()[-1500:]}"}
+    conn.send(("result", out))
+    conn.close()
+
+
+async def _feed_main(conn, bootstrap: str, params: dict) -> dict:
+    """As the parent's feed side: its own KafkaBus and adapters for its venues, paced
+    on the same schedule (same t0) as every other feed process."""
+    from arbtui.backend.bus import make_bus
+    from arbtui.backend.engine import Engine
+
+    spec = Spec(**params["spec"])
+    nv, ns, n = spec.venues, spec.symbols, params["n"]
+    m, _, extra = stream(nv, ns, n)
+    payload = rendered(nv, ns, n, spec.source)
+    gc.collect()
+    gc.freeze()
+    cfg = bench_config(m.venues, params["fetch_max_wait_ms"])
+    cfg.bus.kind = "kafka"
+    _kafka_cfg(cfg, bootstrap, params["suffix"])
+    bus = make_bus(cfg)
+    feng = Engine(cfg, mode="live", bus=bus, roles=("feed",))
+    await bus.start()
+    try:
+        side = FeedSide(m, feng.publish_quote, spec.source, on_state=feng.publish_state)
+        side.sync(extra["snapshots"])
+        if params.get("tune_gc"):
+            from arbtui.backend.gcpolicy import tune_gc
+
+            tune_gc()
+        handle = _feed_handler(side, payload, spec.source, feng.publish_quote)
+        conn.send(("ready", None))
+        msg = await _recv(conn, 120)
+        if msg[0] != "start":
+            return {"error": f"expected start, got {msg[0]}"}
+        pacer = Pacer(spec, n, msg[1])
+        await pacer.run_sync(nv, handle, venues=params["venues"])
+        st = bus.stats()
+    finally:
+        await bus.stop()
+    return {"after": pacer.sent - pacer.sent_at_warm, "sent": pacer.sent,
+            "t_warm": pacer.t_warm, "t_end": pacer.t_end,
+            "lags": np.asarray(pacer.lags, dtype=np.int64).tobytes(),
+            "published": st["published"].get("quotes", 0),
+            "records": st["records"].get("quotes", 0)}
+
+
 async def run_kafka(spec: Spec, sat_cap: int) -> Result:
     from benchmarks import broker as brokermod
 
@@ -817,6 +968,8 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
         parent, child = ctx.Pipe()
         params = {"venues": m.venues, "fetch_max_wait_ms": fmw, "suffix": b.suffix}
         producer_stop: Callable | None = None
+        feed_procs: list = []  # (process, pipe) of the feed processes beyond this one
+        trace_dump: Callable | None = None
         gc_restore: Callable | None = None
         if variant == "baseline":
             from benchmarks.baseline import producer as bp
@@ -885,9 +1038,27 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             feng = Engine(cfg, mode="live", bus=bus, roles=("feed",))
             await bus.start()
             producer_stop = bus.stop
+            trace_dump = _trace_feed(bus) if os.environ.get("ARBTUI_BENCH_TRACE") else None
             side = FeedSide(m, feng.publish_quote, mode, on_state=feng.publish_state)
             side.sync(extra["snapshots"])
-            if os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1":
+            role_gc = os.environ.get("ARBTUI_BENCH_ROLE_GC", "1") == "1"
+            for fk in range(1, spec.feeds):
+                # The other feed processes: their venues, their own KafkaBus (producer).
+                pc, cc = ctx.Pipe()
+                fp = ctx.Process(target=_feed_proc, daemon=True, args=(cc, b.bootstrap, {
+                    "spec": vars(spec), "n": n, "fetch_max_wait_ms": fmw, "suffix": b.suffix,
+                    "tune_gc": role_gc, "venues": list(range(fk, nv, spec.feeds))}))
+                fp.start()
+                cc.close()
+                feed_procs.append((fp, pc))
+            for fp, pc in feed_procs:
+                msg = await _recv(pc, 120)
+                if msg[0] != "ready":
+                    raise RuntimeError(f"feed process: {msg[1].get('error') if msg[0] == 'result' else msg}")
+            if spec.feeds > 1:
+                res.notes.append(f"{spec.feeds} feed processes, venues dealt out among them "
+                                 "(each its own adapters and KafkaBus producer)")
+            if role_gc:
                 # As `arbtui feed` / `arbtui detect` run (arbtui.headless.run_headless).
                 from arbtui.backend.gcpolicy import tune_gc
 
@@ -896,21 +1067,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                 res.notes.append("role processes' GC policy (arbtui.backend.gcpolicy)")
             probe_q = load.quote_of(m, stream(nv, ns, n)[1][0])
             probe_q.symbol = PROBE_SYMBOL
-            if mode == "frames":
-                feeds, seqs = side.feeds, side.seq
-
-                def handle_sync(vi: int, i: int, now: int) -> None:
-                    a, c = payload[i]
-                    s = seqs[vi]
-                    seqs[vi] = s + 1
-                    feeds[vi].feed_frame(f"{a}{s}{c}", now)
-            else:
-                on_quote = feng.publish_quote
-
-                def handle_sync(vi: int, i: int, now: int) -> None:
-                    qq = payload[i]
-                    qq.recv_ts_ns = now
-                    on_quote(qq)
+            handle_sync = _feed_handler(side, payload, mode, feng.publish_quote)
 
             async def probe() -> None:
                 probe_q.recv_ts_ns = time.time_ns()
@@ -941,11 +1098,30 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             pacer = Pacer(spec, n, t0)
             warm_ns = pacer.warm_at
             parent.send(("start", warm_ns))
+            for _, pc in feed_procs:
+                pc.send(("start", t0))
             if variant in ("baseline", "floor-kafka"):
                 await pacer.run_async(nv, handle)
+            elif spec.feeds > 1:
+                await pacer.run_sync(nv, handle_sync, venues=list(range(0, nv, spec.feeds)))
             else:
                 await pacer.run_sync(nv, handle_sync)
             after = pacer.sent - pacer.sent_at_warm
+            # Ingest per feed process (its quotes after the warm-up over its own span).
+            ingest = after / (max(1, pacer.t_end - (pacer.t_warm or t0)) / 1e9)
+            lags = list(pacer.lags)
+            sent_total = pacer.sent
+            for fp, pc in feed_procs:
+                msg = await _recv(pc, 120)
+                fo = msg[1]
+                if "error" in fo:
+                    raise RuntimeError(f"feed process: {fo['error']}")
+                after += fo["after"]
+                sent_total += fo["sent"]
+                ingest += fo["after"] / (max(1, fo["t_end"] - (fo["t_warm"] or t0)) / 1e9)
+                lags += np.frombuffer(fo["lags"], dtype=np.int64).tolist()
+                res.notes.append(f"feed process {fp.pid}: {fo['published']} quotes in "
+                                 f"{fo['records']} records")
             parent.send(("done", after, 10.0 if variant == "baseline" else 5.0))
             if variant == "kafka":
                 bst = bus.stats()
@@ -962,6 +1138,8 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
             if producer_stop is not None:
                 await producer_stop()
                 producer_stop = None
+            if variant == "kafka" and trace_dump is not None:
+                trace_dump()
             msg = await _recv(parent, 120)
             if msg[0] != "result":
                 raise RuntimeError(f"unexpected {msg[0]}")
@@ -973,14 +1151,20 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
                 await producer_stop()
             if gc_restore is not None:
                 gc_restore()
+            for fp, pc in feed_procs:
+                fp.join(10)
+                if fp.is_alive():
+                    fp.kill()
+                    fp.join(5)
+                pc.close()
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
             parent.close()
-    res.sent = pacer.sent
+    res.sent = sent_total
     res.sent_after_warm = after
-    res.ingest_rate = after / (max(1, pacer.t_end - (pacer.t_warm or t0)) / 1e9)
+    res.ingest_rate = ingest
     res.processed_rate = out["processed"] / out["elapsed_s"]
     res.coalesced = max(0, int(out.get("coalesced", 0)))
     res.evaluated_rate = max(0, out["processed"] - res.coalesced) / out["elapsed_s"]
@@ -993,7 +1177,7 @@ async def run_kafka(spec: Spec, sat_cap: int) -> Result:
     if len(opp):
         res.opp_p50_ms, res.opp_p99_ms = pct(opp, 50, 99)
     res.opp_events = len(opp)
-    _lag_stats(res, pacer.lags)
+    _lag_stats(res, lags)
     _judge(res, spec)
     if res.lost and spec.rate:
         res.behind = True

@@ -340,3 +340,37 @@ def test_aiokafka_noise_is_filtered_to_what_an_operator_needs():
     assert f.filter(rec("Unexpected error in sender routine: %s", "boom"))
     assert not f.filter(rec("Unexpected error in sender routine: %s", "boom again"))
     assert f.filter(rec("just chatter", level=logging.INFO))
+
+
+def test_groupless_consumer_polls_slowly_unless_it_reads_what_must_be_acted_on_at_once():
+    """Quiet topics (states, wallets, funding, control, conversion books) are read with
+    a long fetch wait (idle polling costs both processes CPU; Apache Kafka answers a fetch
+    as soon as data arrives anyway); a viewer's quotes or any opportunity reader keeps
+    bus.kafka.fetch_max_wait_ms, and a replay keeps every wait short."""
+    from arbtui.backend.bus import CONTROL, FUNDING, OPPORTUNITIES, QUOTES, STATUS, WALLETS
+    from arbtui.backend.bus.base import quote_key
+    from arbtui.backend.bus.kafka.consumer import QUIET_FETCH_WAIT_MS
+    from arbtui.backend.replay.kafka import ReplayKafkaBus
+
+    def detector_reads(bus):
+        bus.subscribe(QUOTES, "detector", coalesce=quote_key)  # the group: not groupless
+        for t in (STATUS, FUNDING, WALLETS, CONTROL):
+            bus.subscribe(t, "detector")
+        bus.subscribe_rates({"USDT"})
+        return bus
+
+    bus = detector_reads(_bus(fetch_max_wait_ms=5))
+    assert QUIET_FETCH_WAIT_MS >= 50 and bus._free_wait() == QUIET_FETCH_WAIT_MS
+    bus.subscribe(OPPORTUNITIES, "executor")
+    assert bus._free_wait() == 5
+    viewer = _bus(fetch_max_wait_ms=5)
+    viewer.subscribe(CONTROL, "view")
+    assert viewer._free_wait() == QUIET_FETCH_WAIT_MS
+    viewer.subscribe(QUOTES, "view", coalesce=quote_key)
+    assert viewer._free_wait() == 5
+    # A configured wait above the floor is kept as it is.
+    assert detector_reads(_bus(fetch_max_wait_ms=200))._free_wait() == 200
+    cfg = load(None, use_user=False)
+    replay = ReplayKafkaBus(cfg.bus, "unit")
+    replay.subscribe(CONTROL, "detector")
+    assert replay._free_wait() == 1

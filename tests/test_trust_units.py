@@ -4,6 +4,7 @@ values that are refused, and the docs stating the rules in the same words."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -182,6 +183,43 @@ def test_feed_republishes_an_unchanged_book_while_its_connection_talks() -> None
     f.feed_frame('{"type":"heartbeat"}', t + 2000 * MS)
     assert len(got) == 4
     assert f.counters["live_refreshes"] == 2
+
+
+def _quiet_books(n: int, gap_ms: int, seconds: float) -> tuple[dict, list[int]]:
+    """n quiet books on one Gemini connection whose frames come every gap_ms:
+    publish times per book, and how many books each frame re-published."""
+    syms = [f"C{i}-USD" for i in range(n)]
+    got: list = []
+    f = GeminiFeed(syms, got.append, quote_depth=1, symbol_map={s: s.replace("-", "") for s in syms})
+    t = 10**18
+    for s in syms:
+        vs = s.replace("-", "")
+        f.feed_frame(f'{{"type":"l2_updates","symbol":"{vs}","changes":[["buy","100","1"],'
+                     '["sell","101","1"]]}', t)
+    per_frame = []
+    for k in range(1, int(seconds * 1000 / gap_ms)):
+        before = len(got)
+        f.feed_frame('{"type":"heartbeat"}', t + k * gap_ms * MS)
+        per_frame.append(len(got) - before)
+    times: dict = {}
+    for q in got:
+        times.setdefault(q.symbol, []).append(q.live_ts_ns)
+    return times, per_frame
+
+
+def test_connection_refreshes_are_spread_and_still_within_twice_the_cadence() -> None:
+    """A busy connection's quiet books are re-published each at its own phase (a burst
+    of every quiet book at once queued behind itself on the Kafka path), each still at
+    least LIVE_REFRESH_NS and under 2 x LIVE_REFRESH_NS after its last publish; a
+    connection whose frames are far apart refreshes every due book at once, as before."""
+    times, per_frame = _quiet_books(40, 5, 3.0)
+    gaps = [b - a for ts in times.values() for a, b in itertools.pairwise(ts)]
+    assert len(times) == 40 and min(len(ts) for ts in times.values()) >= 7
+    assert min(gaps) >= LIVE_REFRESH_NS and max(gaps) < 2 * LIVE_REFRESH_NS
+    assert max(per_frame) <= 20  # all 40 at once before the phases
+    times, per_frame = _quiet_books(40, 300, 3.0)
+    gaps = {b - a for ts in times.values() for a, b in itertools.pairwise(ts)}
+    assert gaps == {300 * MS} and set(per_frame) == {40}
 
 
 # ----------------------------------------------------------------- refused values

@@ -11,6 +11,7 @@ state it works on. This is the hot path of every adapter: see
 
 from __future__ import annotations
 
+import zlib
 from bisect import bisect_left
 
 from arbtui.backend.book import _NO_FLOOR, Book
@@ -30,6 +31,17 @@ _LIVE = BookState.LIVE
 #: that time, so a quiet top stays usable and a silent feed goes stale within
 #: ``max_quote_age_ms`` (config keeps that at least 2 x this cadence).
 LIVE_REFRESH_NS = 250_000_000
+#: A connection's frames look for books due a refresh this often (frame time). While
+#: they come that often, each book is due at its own phase past ``LIVE_REFRESH_NS``
+#: (``SymbolBook.live_phase_ns``, under ``LIVE_REFRESH_NS - 2 x LIVE_CHECK_NS``): a book
+#: is still re-published within 2 x ``LIVE_REFRESH_NS`` of its last publish, as when
+#: every quiet book was checked once per cadence, but the books of one connection no
+#: longer leave all together. Frames further apart (a quiet connection, heartbeats)
+#: refresh every book past ``LIVE_REFRESH_NS`` at once, as before.
+#: That burst (every quiet book at once, four times a second) queued behind itself on
+#: the Kafka path: its quotes reached the detector 5-6 ms later than other quotes at
+#: 1 k quotes/s (benchmarks/results/2026-12-06-r3-kafka.md).
+LIVE_CHECK_NS = 25_000_000
 
 
 class SymbolBook:
@@ -42,6 +54,7 @@ class SymbolBook:
         "last_quote",
         "last_top",
         "last_update_ns",
+        "live_phase_ns",
         "live_venue_ns",
         "next_resync",
         "pub_live_ns",
@@ -72,6 +85,10 @@ class SymbolBook:
         self.live_venue_ns = 0  # the venue's timestamp of that frame, 0 when none
         self.last_quote: Quote | None = None  # the last Quote published for these levels
         self.pub_live_ns = 0  # live_ts_ns of the last Quote published (or re-published)
+        #: spreads the connection-proven refreshes (LIVE_CHECK_NS); crc32, not hash():
+        #: the same in every process and replay
+        self.live_phase_ns = zlib.crc32(symbol.encode()) % (
+            (LIVE_REFRESH_NS - 2 * LIVE_CHECK_NS) // 1_000_000) * 1_000_000
         self.next_resync = 0.0
         self.resync_pending = False
         #: Never emitted: ``publish`` copies it and sets every field a quote varies in.
@@ -227,13 +244,20 @@ class BookPublisher:
         """A frame arrived on this connection (data, heartbeat, pong): it proves
         every LIVE book on it is still being served, the venues' per-connection
         heartbeats being the only ones they send. Books whose quote has not been
-        (re-)published for ``LIVE_REFRESH_NS`` are re-published; checked at most
-        once per ``LIVE_REFRESH_NS`` of frame time, so the hot path pays one compare."""
-        if recv_ns < self._live_due:
+        (re-)published for ``LIVE_REFRESH_NS`` (plus the book's phase while the
+        connection's frames come at least every ``LIVE_CHECK_NS`` or so) are
+        re-published; checked at most once per ``LIVE_CHECK_NS`` of frame time, so the
+        hot path pays one compare."""
+        due = self._live_due
+        if recv_ns < due:
             return
-        self._live_due = recv_ns + LIVE_REFRESH_NS
+        # The previous check was under 2 x LIVE_CHECK_NS ago: the next one comes soon
+        # enough for a book's phase to keep it within 2 x LIVE_REFRESH_NS.
+        phased = recv_ns - due < LIVE_CHECK_NS
+        self._live_due = recv_ns + LIVE_CHECK_NS
         for sb in self.books.values():
-            if sb.state is _LIVE and recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS:
+            if sb.state is _LIVE and recv_ns - sb.pub_live_ns >= LIVE_REFRESH_NS + (
+                    sb.live_phase_ns if phased else 0):
                 self._refresh(sb, recv_ns)
 
     def withhold_crossed(self, sb: SymbolBook, recv_ns: int, reason: str) -> str | None:

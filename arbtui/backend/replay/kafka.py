@@ -100,6 +100,9 @@ class _NoHop:
 class ReplayKafkaBus(KafkaBus):
     """``KafkaBus`` on private topics whose deliveries the replay driver releases."""
 
+    #: Every barrier round waits for every consumer's fetch: none may wait longer.
+    quiet_fetch_wait_ms = 0
+
     def __init__(self, bcfg: Any, rid: str | None = None) -> None:
         self.run_id = rid or run_id()
         super().__init__(private_bus_config(bcfg, self.run_id))

@@ -233,6 +233,14 @@ class ControlAgent:
             return
         self.stopping = False
         self._sub = self.bus.subscribe(CONTROL, "control", maxsize=100_000)
+        ready = getattr(self.bus, "free_ready", None)
+        if ready is not None and getattr(self.bus, "state", "") == "up":
+            # Announce only once the control topic is read from its end: a viewer's
+            # re-send answers the announcement and must not land before our position.
+            try:
+                await asyncio.wait_for(ready.wait(), 10)
+            except TimeoutError:
+                pass
         self.announce()
         self._task = self.sup.spawn("control", self._loop)
 

@@ -2,7 +2,8 @@
 
 The detector's quote subscription joins the consumer group ``group_id`` (any
 number of detector processes share the partitions); every other subscription
-(status, viewer, executor) reads all partitions without a group. Live
+(status, viewer, executor) reads all partitions without a group, polling
+slowly when it reads only quiet topics (``QUIET_FETCH_WAIT_MS``). Live
 consumers start at the latest offset; the viewer can start from a time
 (``start_from``). Coalescing quote inboxes keep batch items undecoded until
 drained (``QuoteInbox``). After an outage, positions are verified against a
@@ -19,7 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 from arbtui import model
-from arbtui.backend.bus.base import QUOTES, STATUS, Subscription, quote_key
+from arbtui.backend.bus.base import OPPORTUNITIES, QUOTES, STATUS, Subscription, quote_key
 from arbtui.backend.bus.kafka.inbox import QuoteInbox
 from arbtui.backend.bus.kafka.logs import log, quiet_stop
 from arbtui.backend.bus.kafka.partitioning import base_partitioner
@@ -42,9 +43,23 @@ GROUP_SUBSCRIBERS = {(QUOTES, "detector")}
 #: more than one outage's worth of retried records.
 _DEDUP_WINDOW = 200_000
 
+#: The fetch wait of a groupless consumer that reads nothing a reader must act on
+#: within milliseconds: book and venue states, wallets, funding, control, the
+#: conversion books (the detector's and the feed role's reads). Only those of a
+#: viewer (every quote) or an executor, journal or viewer (opportunities) keep
+#: ``bus.kafka.fetch_max_wait_ms``. On Apache Kafka a fetch returns as soon as
+#: data arrives (fetch_min_bytes = 1), so this only sets how often an idle
+#: consumer polls (every 5 ms: 200 empty fetches a second, each ~0.5-1 ms of this
+#: process's CPU and some of the broker's); on tansu, whose fetch always waits
+#: the whole wait, it also delays those quiet topics by up to this much.
+QUIET_FETCH_WAIT_MS = 50
+
 
 class ConsumerSide:
     """The consuming half of ``KafkaBus`` (the bus calls ``_init_consumer``)."""
+
+    #: See QUIET_FETCH_WAIT_MS; 0 = every consumer uses bus.kafka.fetch_max_wait_ms.
+    quiet_fetch_wait_ms = QUIET_FETCH_WAIT_MS
 
     def _init_consumer(self) -> None:
         self.duplicates: dict[str, int] = {}  # redelivered reliable messages dropped here
@@ -90,11 +105,12 @@ class ConsumerSide:
         elif self._free_subs:
             self.free_ready.clear()  # the running loop picks up the new topic
 
-    def _consumer(self, **extra: Any) -> Any:
+    def _consumer(self, fetch_wait_ms: int | None = None, **extra: Any) -> Any:
         from aiokafka import AIOKafkaConsumer
 
         return AIOKafkaConsumer(
-            **self._kw, enable_auto_commit=False, fetch_max_wait_ms=self.k.fetch_max_wait_ms,
+            **self._kw, enable_auto_commit=False,
+            fetch_max_wait_ms=self.k.fetch_max_wait_ms if fetch_wait_ms is None else fetch_wait_ms,
             # Only reached when a position is out of range (retention, or a broker
             # that lost its log): then replay what the log still has rather than skip it.
             auto_offset_reset="earliest", **extra,
@@ -104,7 +120,8 @@ class ConsumerSide:
         """All partitions of every groupless topic, one consumer, one fetch loop."""
         from aiokafka import TopicPartition
 
-        c = self._consumer(group_id=None)
+        wait = self._free_wait()
+        c = self._consumer(wait, group_id=None)
         await c.start()
         have: set[str] = set()
         have_plan: dict[str, frozenset | None] = {}
@@ -127,6 +144,16 @@ class ConsumerSide:
                         await asyncio.sleep(0.5)
                         continue
                     old = {tp: await c.position(tp) for tp in c.assignment()}
+                    if self._free_wait() != wait:
+                        # A latency-critical topic joined a quiet consumer (or the other
+                        # way round): a new consumer with the other fetch wait takes
+                        # over at the same positions.
+                        wait = self._free_wait()
+                        await quiet_stop(c)
+                        c = self._consumer(wait, group_id=None)
+                        await c.start()
+                        await c.topics()
+                        paused = False
                     c.assign(sorted(parts))
                     for tp, pos in old.items():
                         if tp in parts:
@@ -154,6 +181,14 @@ class ConsumerSide:
                     self._dispatch(batches, self._free_subs)
         finally:
             await quiet_stop(c)
+
+    def _free_wait(self) -> int:
+        """The groupless consumer's fetch wait (QUIET_FETCH_WAIT_MS)."""
+        fmw = self.k.fetch_max_wait_ms
+        for lt, subs in self._free_subs.items():
+            if lt == OPPORTUNITIES or (lt == QUOTES and any(s.bases is None for s in subs)):
+                return fmw
+        return max(fmw, self.quiet_fetch_wait_ms)
 
     def _free_plan(self) -> dict[str, frozenset | None]:
         """Topic name -> the base assets its groupless subscriptions want (None = all)."""
