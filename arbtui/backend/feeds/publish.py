@@ -112,7 +112,10 @@ class BookPublisher:
             floor = self._latency_floor
             if ms < floor:
                 self._latency_floor = floor = ms
-            self._lat_pending.append(ms - floor)
+            pend = self._lat_pending
+            pend.append(ms - floor)
+            if len(pend) >= 4096:  # bounded, as in publish: nobody may ever read the histogram
+                self._fold_latency()
 
     def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
         """After a WHOLE message is applied: crossed check, then emit a Quote if the top
