@@ -102,26 +102,11 @@ class BookPublisher:
     """The publish half of a ``VenueFeed`` (a mixin: ``emit``, ``quote_depth``,
     ``books`` and the latency state are set by ``VenueFeed.__init__``)."""
 
-    def venue_latency(self, recv_ns: int, venue_ts_ns: int) -> None:
-        """Count one published quote and keep its receive delay (``publish`` does
-        the same inline: this is for adapters that publish their own way)."""
-        self.quotes_out += 1
-        if venue_ts_ns:
-            ms = (recv_ns - venue_ts_ns) / 1e6
-            self._latency.append(ms)
-            floor = self._latency_floor
-            if ms < floor:
-                self._latency_floor = floor = ms
-            pend = self._lat_pending
-            pend.append(ms - floor)
-            if len(pend) >= 4096:  # bounded, as in publish: nobody may ever read the histogram
-                self._fold_latency()
-
     def publish(self, sb: SymbolBook, recv_ns: int, venue_ts_ns: int = 0, seq: int = -1) -> None:
         """After a WHOLE message is applied: crossed check, then emit a Quote if the top
         changed, or a liveness refresh if it did not for ``LIVE_REFRESH_NS``.
 
-        Written out (no take_top / venue_latency / Histogram.observe calls): it runs
+        Written out (no take_top / Histogram.observe calls, the latency sample inline): it runs
         once per book message, and at 1-3 levels a message those calls were ~1/8 of
         an adapter's instructions per frame (benchmarks/frames.py, 2026-12)."""
         sb.last_update_ns = recv_ns
@@ -165,7 +150,7 @@ class BookPublisher:
                 self._refresh(sb, recv_ns)
             return
         sb.last_top = top
-        # venue_latency inline; the histogram's samples are only appended here and
+        # The quote's latency sample; the histogram's samples are only appended here and
         # binned when it is read (``latency_hist``).
         self.quotes_out += 1
         if venue_ts_ns:

@@ -440,26 +440,20 @@ class ControlDesk:
         ``defaults`` (the config's) while no role has stated any."""
         det, exe, feed = self.of("detect"), self.of("execute"), self.of("feed")
         out = dict(defaults)
-        thr = self._pending_arg("threshold", "min_net_bps")
-        if thr is None and det:
-            thr = det[0].get("min_net_bps")
-        if thr is not None:
-            out["min_net_bps"] = float(thr)
-        age = self._pending_arg("max_quote_age", "ms")
-        if age is None and det:
-            age = det[0].get("max_quote_age_ms")
-        if age is not None:
-            out["max_quote_age_ms"] = float(age)
+        for name, cmd, arg, stated, key in (
+                ("min_net_bps", "threshold", "min_net_bps", det, "min_net_bps"),
+                ("max_quote_age_ms", "max_quote_age", "ms", det, "max_quote_age_ms"),
+                ("execution_min_net_bps", "exec_threshold", "min_net_bps", exe, "min_net_bps")):
+            v = self._pending_arg(cmd, arg)
+            if v is None and stated:
+                v = stated[0].get(key)
+            if v is not None:
+                out[name] = float(v)
         en = self._pending_arg("execution", "enabled")
         if en is None:
             en = any(e.get("enabled") for e in exe) if exe else None
         if en is not None:
             out["execution_enabled"] = bool(en)
-        et = self._pending_arg("exec_threshold", "min_net_bps")
-        if et is None and exe:
-            et = exe[0].get("min_net_bps")
-        if et is not None:
-            out["execution_min_net_bps"] = float(et)
         venues = set(defaults.get("disabled_venues", ()))
         if det or feed:
             venues = {v for s in det + feed for v in s.get("disabled_venues", ())}
