@@ -9,6 +9,7 @@ import json
 
 import websockets
 from feed_kb_fixtures import Rig
+from spies import count_taken
 
 from arbtui.backend.feeds.bybit import BybitFeed
 from arbtui.backend.sim.market import MarketModel
@@ -348,15 +349,7 @@ def test_typed_delta_path_and_generic_path_agree(monkeypatch):
     runs = []
     for typed in (True, False):
         monkeypatch.setattr(bybit, "TYPED_DELTA", typed)
-        taken = [0]
-        orig = BybitFeed._on_delta_typed
-
-        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
-            done = _o(self, m, recv_ns, data)
-            _t[0] += done
-            return done
-
-        monkeypatch.setattr(BybitFeed, "_on_delta_typed", spy)
+        taken = count_taken(monkeypatch, BybitFeed, "_on_delta_typed")
         seen = []
         for frames in lists:
             feed, out = _feed()
@@ -366,7 +359,6 @@ def test_typed_delta_path_and_generic_path_agree(monkeypatch):
                           for q in out], feed.status().counters,
                          {s: (sb.state, sb.seq, sb.sync.xseq, sb.book.top_bids(50),
                               sb.book.top_asks(50)) for s, sb in feed.books.items()}))
-        monkeypatch.setattr(BybitFeed, "_on_delta_typed", orig)
         runs.append((seen, taken[0]))
     assert runs[0][0] == runs[1][0]
     assert runs[0][1] == 9 and runs[1][1] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from feed_og_fixtures import Rig
+from spies import count_taken
 
 from arbtui.backend.feeds.gate import GateFeed
 from arbtui.model import BookState
@@ -170,22 +171,13 @@ def test_typed_update_path_and_generic_path_agree(monkeypatch):
     runs = []
     for typed in (True, False):
         monkeypatch.setattr(gate, "TYPED_UPDATE", typed)
-        taken = [0]
-        orig = GateFeed._on_update_typed
-
-        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
-            done = _o(self, m, recv_ns, data)
-            _t[0] += done
-            return done
-
-        monkeypatch.setattr(GateFeed, "_on_update_typed", spy)
+        taken = count_taken(monkeypatch, GateFeed, "_on_update_typed")
         f, sb, quotes = _feed()
         for i, fr in enumerate(frames):
             if fr == "INSTALL":
                 assert f._install(sb, sb.sync, 10, [["10", "1"]], [["11", "1"]], 0)
             else:
                 f.feed_frame(fr, 10 + i)
-        monkeypatch.setattr(GateFeed, "_on_update_typed", orig)
         runs.append(([(q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns)
                       for q in quotes], f.status().counters,
                      (sb.state, sb.seq, sb.book.top_bids(50), sb.book.top_asks(50)), taken[0]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from feed_og_fixtures import Rig
+from spies import count_taken
 
 from arbtui.backend.feeds.kucoin import KucoinFeed
 from arbtui.model import BookState
@@ -184,15 +185,7 @@ def test_typed_l2update_path_and_generic_path_agree(monkeypatch):
     runs = []
     for typed in (True, False):
         monkeypatch.setattr(kucoin, "TYPED_L2", typed)
-        taken = [0]
-        orig = KucoinFeed._on_update_typed
-
-        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
-            done = _o(self, m, recv_ns, data)
-            _t[0] += done
-            return done
-
-        monkeypatch.setattr(KucoinFeed, "_on_update_typed", spy)
+        taken = count_taken(monkeypatch, KucoinFeed, "_on_update_typed")
         out = []
         for tail in (frames, [_upd(101, 102, bids=[("x", "1", "102")])]):
             f, sb, quotes = _synced()
@@ -201,7 +194,6 @@ def test_typed_l2update_path_and_generic_path_agree(monkeypatch):
             out.append(([(q.bids, q.asks, q.bid_px, q.ask_qty, q.seq, q.venue_ts_ns)
                          for q in quotes[1:]], f.status().counters,
                         (sb.state, sb.seq, sb.book.top_bids(50), sb.book.top_asks(50))))
-        monkeypatch.setattr(KucoinFeed, "_on_update_typed", orig)
         runs.append((out, taken[0]))
     assert runs[0][0] == runs[1][0]
     assert runs[0][1] == 7 and runs[1][1] == 0

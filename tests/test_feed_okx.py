@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from feed_og_fixtures import RECORDINGS, Rig, read_recording
+from spies import count_taken
 
 from arbtui.backend.book import Book, okx_checksum
 from arbtui.backend.feeds.okx import OkxFeed
@@ -382,17 +383,8 @@ def _both_paths(monkeypatch, run):
     out = []
     for typed in (True, False):
         monkeypatch.setattr(okx, "TYPED_BOOKS", typed)
-        taken = [0]
-        orig = OkxFeed._on_update_typed
-
-        def spy(self, m, recv_ns, data, _o=orig, _t=taken):
-            done = _o(self, m, recv_ns, data)
-            _t[0] += done
-            return done
-
-        monkeypatch.setattr(OkxFeed, "_on_update_typed", spy)
+        taken = count_taken(monkeypatch, OkxFeed, "_on_update_typed")
         out.append((run(), taken[0]))
-        monkeypatch.setattr(OkxFeed, "_on_update_typed", orig)
     return out
 
 
